@@ -1,0 +1,43 @@
+"""gridflux: regional greenhouse-gas budgets from gridded climate-model and inversion archives.
+
+The public API is imported lazily (PEP 562) so that ``import gridflux`` stays fast: xarray, dask
+and zarr load only when a name that needs them is first used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> module that defines it
+_API = {
+    "CellBounds": "gridflux.grids",
+    "cell_areas": "gridflux.grids",
+    "global_grid": "gridflux.grids",
+    "gaussian_grid": "gridflux.grids",
+    "conservative_weights": "gridflux.regrid.kernels",
+    "regrid": "gridflux.regrid.xarray",
+    "grid_of": "gridflux.regrid.xarray",
+    "RegionMask": "gridflux.masks",
+    "region_totals": "gridflux.totals",
+    "load_catalog": "gridflux.catalog",
+    "open_series": "gridflux.catalog",
+    "normalize": "gridflux.normalize",
+    "run": "gridflux.pipeline",
+    "open_store": "gridflux.store",
+    "set_options": "gridflux.config",
+}
+
+__all__ = sorted(_API) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'gridflux' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return __all__

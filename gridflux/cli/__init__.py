@@ -1,0 +1,36 @@
+"""The ``gridflux`` command line: a thin typer front over the Python API.
+
+Each area registers its own commands from a small module (``cli/<area>.py``) so that this file
+stays an index. Heavy imports happen inside the commands, not here, so ``gridflux --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="gridflux",
+    help="Regional greenhouse-gas budgets from gridded model and inversion archives.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# module name -> owns these commands
+_COMMAND_MODULES = (
+    "gridflux.cli.core",     # weights
+    "gridflux.cli.ingest",   # catalog build/check, synth
+    "gridflux.cli.run",      # demo, run, export, store info
+    "gridflux.cli.budget",   # budget
+    "gridflux.cli.bench",    # bench
+)
+
+for _name in _COMMAND_MODULES:
+    importlib.import_module(_name).register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
