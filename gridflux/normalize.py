@@ -1,0 +1,389 @@
+"""Normalization of one raw variable to the canonical field of docs/architecture.md.
+
+``normalize(ds, variable, ...)`` returns an ``xr.Dataset`` holding one lazy data variable with dims
+``(time, lat, lon)`` plus ``lat_bnds``/``lon_bnds`` (a DataArray cannot carry 2-D bounds):
+latitude ascending (a descending file is reversed with a lazy ``isel``), longitude increasing in
+the file's own origin (a 0..360 file stays 0..360; a wrap is unwrapped, never rolled), bounds
+bounds (the file's own or inferred, flagged in ``gridflux_history``), time as
+cftime month starts in the source calendar with ``seconds_in_month``, values in kg of element
+m-2 s-1 (stocks kg m-2) positive to the atmosphere, per unit grid-cell area.
+
+Nothing is computed here: the data are multiplied lazily, and only when a conversion is needed,
+so an already canonical file costs no extra pass.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from gridflux import grids
+from gridflux.errors import GridError, InputError
+from gridflux.timeaxis import (
+    canonical_calendar,
+    check_month_keys,
+    decode_month_keys,
+    keys_from_dates,
+    month_starts,
+    seconds_in_month,
+)
+from gridflux.units import ALIASES, CANONICAL_UNITS, VARIABLES, unit_factor
+
+#: Values at or beyond this magnitude are missing even when the file declares no fill value.
+FILL_THRESHOLD = 1e19
+
+_LAT_NAMES = ("lat", "latitude", "nav_lat", "LAT", "Latitude", "y")
+_LON_NAMES = ("lon", "longitude", "nav_lon", "LON", "Longitude", "x")
+_TIME_NAMES = ("time", "t", "Time", "TIME")
+
+
+def _is_dask(x: Any) -> bool:
+    import dask
+
+    return dask.is_dask_collection(x)
+
+
+def _find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> str:
+    """The dimension of ``da`` that is the latitude / longitude / time axis."""
+    names = {"lat": _LAT_NAMES, "lon": _LON_NAMES, "time": _TIME_NAMES}[axis]
+    std = {"lat": "latitude", "lon": "longitude", "time": "time"}[axis]
+    units = {"lat": ("degrees_north", "degree_north", "degN"), "lon": ("degrees_east", "degree_east", "degE"),
+             "time": ()}[axis]
+    for d in da.dims:
+        c = ds[d] if d in ds.variables else None
+        attrs = c.attrs if c is not None else {}
+        if attrs.get("standard_name") == std or attrs.get("units") in units or attrs.get("axis") == axis[0].upper():
+            if axis != "time" or d in names or attrs.get("standard_name") == "time" or attrs.get("axis") == "T":
+                return str(d)
+    for d in da.dims:
+        if d in names:
+            return str(d)
+    raise InputError(
+        f"has no {axis} dimension (dims {tuple(da.dims)}); expected one of {names} or a coordinate with "
+        f"standard_name={std!r}",
+        path=path, variable=str(da.name), attribute="dimensions",
+    )
+
+
+def _bounds_of(ds: xr.Dataset, coord: str) -> xr.DataArray | None:
+    cands = []
+    if coord in ds.variables and "bounds" in ds[coord].attrs:
+        cands.append(ds[coord].attrs["bounds"])
+    cands += [f"{coord}_bnds", f"{coord}_bounds", f"bounds_{coord}", f"{coord}_bnd"]
+    for c in cands:
+        if c in ds.variables and ds[c].ndim == 2:
+            return ds[c]
+    return None
+
+
+def _values(x: xr.DataArray) -> np.ndarray:
+    return np.asarray(x.values)
+
+
+def _land_fraction(
+    ds: xr.Dataset, land_fraction: Any, shape: tuple[int, int], path: str | None, name: str
+) -> tuple[np.ndarray, str]:
+    """sftlf as a (lat, lon) float64 fraction in [0, 1] in the file's own orientation."""
+    lf = land_fraction
+    if lf is None:
+        for n in ("sftlf", "landfrac", "land_fraction"):
+            if n in ds.variables:
+                lf = ds[n]
+                break
+    if lf is None:
+        raise InputError(
+            "is given per unit land area (cell_methods 'area: mean where land' or the catalog's "
+            "per_land_area) but no land fraction is available; expected an 'sftlf' fx file in the "
+            "catalog for this model or the land_fraction argument",
+            path=path, variable=name, attribute="cell_methods",
+        )
+    units = str(getattr(lf, "attrs", {}).get("units", "")).strip()
+    vals = np.asarray(lf.values if isinstance(lf, xr.DataArray) else lf, dtype=np.float64)
+    vals = np.squeeze(vals)
+    if vals.shape != shape:
+        raise InputError(
+            f"land fraction has shape {vals.shape}; expected the data's (lat, lon) shape {shape}",
+            path=path, variable="sftlf", attribute="shape",
+        )
+    vals = np.where(np.isfinite(vals) & (np.abs(vals) < FILL_THRESHOLD), vals, 0.0)
+    if units == "%" or units.lower() in ("percent", "percentage") or (units == "" and vals.max() > 1.0 + 1e-6):
+        vals = vals / 100.0
+        how = "sftlf in % (/100)"
+    else:
+        how = "sftlf as a fraction"
+    if vals.min() < -1e-6 or vals.max() > 1.0 + 1e-6:
+        raise InputError(
+            f"land fraction ranges {vals.min():g}..{vals.max():g}; expected 0..1 or 0..100 with units '%'",
+            path=path, variable="sftlf", attribute="units",
+        )
+    return np.clip(vals, 0.0, 1.0), how
+
+
+def _time_keys(
+    ds: xr.Dataset, da: xr.DataArray, tdim: str, calendar: str | None, path: str | None
+) -> tuple[np.ndarray, str]:
+    """Month keys and canonical calendar of the time axis (numeric raw or decoded)."""
+    if tdim not in ds.variables:
+        raise InputError("has no time coordinate", path=path, variable=tdim, attribute="values")
+    t = ds[tdim]
+    vals = np.asarray(t.values)
+    if vals.dtype.kind in "iuf":
+        cal_attr = calendar or t.attrs.get("calendar") or t.encoding.get("calendar")
+        cal = canonical_calendar(cal_attr, path=path, variable=tdim)
+        bname = t.attrs.get("bounds")
+        bounds = None
+        if bname and bname in ds.variables:
+            bounds = np.asarray(ds[bname].values)
+        keys = decode_month_keys(vals, t.attrs.get("units"), cal, bounds=bounds, path=path, variable=tdim)
+        return keys, cal
+    if np.issubdtype(vals.dtype, np.datetime64):
+        cal_attr = calendar or t.encoding.get("calendar") or t.attrs.get("calendar") or ds.attrs.get(
+            "gridflux_calendar"
+        )
+        cal = canonical_calendar(cal_attr, path=path, variable=tdim)
+        return keys_from_dates(vals), cal
+    if vals.dtype == object and vals.size and hasattr(vals.flat[0], "calendar"):
+        cal = canonical_calendar(calendar or vals.flat[0].calendar, path=path, variable=tdim)
+        return keys_from_dates(vals), cal
+    raise InputError(
+        f"time values of dtype {vals.dtype} cannot be read; expected numbers with CF units or dates",
+        path=path, variable=tdim, attribute="units",
+    )
+
+
+def resolve_variable(ds: xr.Dataset, variable: str, raw_name: str | None = None) -> tuple[str, str]:
+    """(canonical name, name in the dataset) of a requested variable."""
+    if variable in ALIASES:
+        canonical = ALIASES[variable].canonical
+    else:
+        raise KeyError(variable)
+    if raw_name is None:
+        if variable in ds.data_vars:
+            raw_name = variable
+        else:
+            found = [n for n in ds.data_vars if ALIASES.get(str(n), None) and ALIASES[str(n)].canonical == canonical]
+            raw_name = str(found[0]) if found else variable
+    return canonical, raw_name
+
+
+def normalize(
+    ds: xr.Dataset,
+    variable: str,
+    *,
+    raw_name: str | None = None,
+    gas: str | None = None,
+    path: str | None = None,
+    land_fraction: Any = None,
+    per_land_area: bool | None = None,
+    units: str | None = None,
+    mass_basis: str | None = None,
+    into_land: bool | None = None,
+    calendar: str | None = None,
+    allow_gaps: bool = False,
+) -> xr.Dataset:
+    """Turn one variable of a raw dataset into the canonical field.
+
+    Parameters
+    ----------
+    ds : raw dataset (as opened by :func:`gridflux.catalog.open_series`, or by xarray with
+        ``decode_times=False`` or decoded times)
+    variable : canonical name (``nbp``) or a known raw alias (``netAtmosLandCO2Flux``)
+    raw_name : the variable's name in ``ds`` when it differs (e.g. ``NBE_p50``)
+    gas : gas counted by ``mol`` units (default: the variable's gas)
+    path : file name(s) for messages (default: ``ds.encoding['source']``)
+    land_fraction : sftlf (DataArray or array, % or fraction) for per-land-area variables
+        (default: the dataset's ``sftlf`` variable)
+    per_land_area : force (True/False) multiplication by the land fraction; default: detect
+        ``where land`` in ``cell_methods``
+    units : override of the file's ``units`` attribute (from the catalog)
+    mass_basis : species of a bare mass unit (e.g. ``'CH4'``); default the element
+    into_land : override the raw sign convention (True: positive into land, flip)
+    calendar : override / supply the calendar (e.g. when the file lacks the attribute)
+    allow_gaps : accept missing months (recorded in ``gridflux_gaps``) instead of raising
+
+    Returns
+    -------
+    xr.Dataset
+        The canonical field (docs/architecture.md): one lazy data variable named ``canonical``
+        (float32 if the file's data are float32) with the field's attributes, plus the data
+        variables ``lat_bnds (lat, bnds)`` and ``lon_bnds (lon, bnds)``.
+
+    Raises
+    ------
+    InputError
+        Naming file, variable and attribute for anything that cannot be normalized.
+    """
+    path = path or ds.attrs.get("gridflux_source") or ds.encoding.get("source")
+    path = str(path) if path else None
+    try:
+        canonical, raw = resolve_variable(ds, variable, raw_name)
+    except KeyError:
+        raise InputError(
+            f"is not a known variable; expected a canonical name {sorted(VARIABLES)} or an alias",
+            path=path, variable=variable, attribute="name",
+        ) from None
+    if raw not in ds.data_vars:
+        raise InputError(
+            f"is not in the file; expected one of its data variables {sorted(map(str, ds.data_vars))}",
+            path=path, variable=raw, attribute="name",
+        )
+    spec = VARIABLES[canonical]
+    da = ds[raw]
+    history: list[str] = []
+
+    tdim = _find_dim(da, ds, "time", path)
+    ydim = _find_dim(da, ds, "lat", path)
+    xdim = _find_dim(da, ds, "lon", path)
+    extra = [d for d in da.dims if d not in (tdim, ydim, xdim)]
+    for d in extra:
+        if da.sizes[d] == 1:
+            da = da.isel({d: 0}, drop=True)
+        else:
+            raise InputError(
+                f"has an extra dimension {d!r} of size {da.sizes[d]}; expected (time, lat, lon) "
+                "(select one level in the catalog)",
+                path=path, variable=raw, attribute="dimensions",
+            )
+    da = da.transpose(tdim, ydim, xdim)
+    shape2 = (da.sizes[ydim], da.sizes[xdim])
+
+    # -- time ------------------------------------------------------------------------------
+    keys, cal = _time_keys(ds, da, tdim, calendar, path)
+    check = check_month_keys(keys, path=path, variable=tdim, allow_gaps=allow_gaps)
+    secs = seconds_in_month(keys, cal)
+
+    # -- grid ------------------------------------------------------------------------------
+    lat = np.asarray(ds[ydim].values if ydim in ds.variables else [], dtype=np.float64)
+    lon = np.asarray(ds[xdim].values if xdim in ds.variables else [], dtype=np.float64)
+    if lat.size != shape2[0] or lon.size != shape2[1]:
+        raise InputError("coordinate values are missing", path=path, variable=ydim, attribute="values")
+    lat_b = _bounds_of(ds, ydim)
+    lon_b = _bounds_of(ds, xdim)
+    lat_bv = None if lat_b is None else _values(lat_b).astype(np.float64)
+    lon_bv = None if lon_b is None else _values(lon_b).astype(np.float64)
+    flip_lat = lat.size > 1 and lat[1] < lat[0]
+    flip_lon = lon.size > 1 and np.all(np.diff(lon) < 0)
+    if flip_lat:
+        lat = lat[::-1]
+        lat_bv = None if lat_bv is None else lat_bv[::-1]
+        history.append("latitude reversed to ascending")
+    if flip_lon:
+        lon = lon[::-1]
+        lon_bv = None if lon_bv is None else lon_bv[::-1]
+        history.append("longitude reversed to increasing")
+    try:
+        lon_u = grids.unwrap_longitudes(lon, xdim)
+        grid = grids.CellBounds.from_centers(lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim)
+    except GridError as exc:
+        attr = "values" if exc.variable in (ydim, xdim) else "bounds"
+        raise InputError(
+            f"invalid grid ({exc}); expected strictly monotonic, contiguous coordinates",
+            path=path, variable=exc.variable or ydim, attribute=attr,
+        ) from exc
+    if not np.array_equal(lon_u, lon):
+        history.append("longitudes unwrapped to increase (no roll)")
+    history.append("lat bounds from file" if lat_bv is not None else "lat bounds INFERRED from centres")
+    history.append("lon bounds from file" if lon_bv is not None else "lon bounds INFERRED from centres")
+
+    # -- values ----------------------------------------------------------------------------
+    raw_units = units if units is not None else da.attrs.get("units")
+    uf = unit_factor(raw_units, canonical, gas=gas, mass_basis=mass_basis, path=path, raw_name=raw)
+    raw_into_land = into_land if into_land is not None else (
+        ALIASES[raw].into_land if raw in ALIASES else spec.into_land
+    )
+    sign = -1.0 if raw_into_land else 1.0
+    if sign < 0:
+        history.append(f"sign flipped ({raw} is positive into the land)")
+    if not uf.is_identity:
+        history.append(uf.description)
+
+    if per_land_area is None:
+        per_land_area = "where land" in str(da.attrs.get("cell_methods", ""))
+    lf = None
+    if per_land_area:
+        lf, how = _land_fraction(ds, land_fraction, shape2, path, raw)
+        history.append(f"per land area: multiplied by {how}")
+
+    enc = da.encoding
+    declared_fill = ("_FillValue" in enc) or ("missing_value" in enc)
+    needs_fill_mask = (not declared_fill) or bool(da.attrs.get("gridflux_unmasked_fill", False))
+
+    out_dtype = np.float32 if da.dtype == np.float32 else np.float64
+    if flip_lat:
+        da = da.isel({ydim: slice(None, None, -1)})
+    if flip_lon:
+        da = da.isel({xdim: slice(None, None, -1)})
+    if lf is not None:
+        if flip_lat:
+            lf = lf[::-1]
+        if flip_lon:
+            lf = lf[:, ::-1]
+
+    data = da.variable.data
+    if needs_fill_mask:
+        data = _mask_fill(data)
+        history.append(f"|x| >= {FILL_THRESHOLD:g} treated as missing")
+    scale = sign * uf.scale
+    factor = None  # broadcastable float64 array or python float
+    if uf.per_month:
+        factor = (scale / secs)[:, None, None]
+    elif scale != 1.0:
+        factor = scale
+    if lf is not None:
+        factor = (1.0 if factor is None else factor) * lf[None, :, :]
+    if factor is not None:
+        data = (data.astype(np.float64) * factor).astype(out_dtype)
+    elif data.dtype != out_dtype:
+        data = data.astype(out_dtype)
+
+    times = month_starts(keys, cal)
+    field = xr.Variable(("time", "lat", "lon"), data)
+    out = xr.Dataset(
+        {
+            canonical: field,
+            "lat_bnds": (("lat", "bnds"), grid.lat_bounds.copy()),
+            "lon_bnds": (("lon", "bnds"), grid.lon_bounds.copy()),
+        },
+        coords={
+            "time": xr.coding.cftimeindex.CFTimeIndex(times),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon_u),
+            "seconds_in_month": ("time", secs),
+        },
+    )
+    out["lat"].attrs.update(standard_name="latitude", units="degrees_north", bounds="lat_bnds")
+    out["lon"].attrs.update(standard_name="longitude", units="degrees_east", bounds="lon_bnds")
+    out["seconds_in_month"].attrs.update(units="s", long_name=f"seconds in the month ({cal} calendar)")
+
+    miss = da.attrs.get("gridflux_missing_fraction")
+    if miss is None and not _is_dask(da.variable.data):
+        first = np.asarray(da.isel({tdim: 0}).values)
+        miss = float(np.mean(~np.isfinite(first) | (np.abs(first) >= FILL_THRESHOLD)))
+    out[canonical].attrs.update(
+        units=CANONICAL_UNITS[spec.kind],
+        long_name=spec.long_name,
+        gridflux_kind=spec.kind,
+        gridflux_element=spec.element,
+        gridflux_gas=spec.gas,
+        gridflux_raw_variable=raw,
+        gridflux_raw_units=str(raw_units),
+        gridflux_calendar=cal,
+        gridflux_history="; ".join(history) if history else "already canonical",
+        gridflux_source=path or "",
+        gridflux_missing_fraction=("not computed (lazy input)" if miss is None else float(miss)),
+        gridflux_gaps=", ".join(check.gap_labels()),
+        gridflux_sign_flipped=int(sign < 0),
+    )
+    out.attrs.update(gridflux_variable=canonical, gridflux_source=path or "")
+    return out
+
+
+def _mask_fill(data: Any) -> Any:
+    """``data`` with ``|x| >= FILL_THRESHOLD`` replaced by NaN (lazy for dask arrays)."""
+    if _is_dask(data):
+        import dask.array as dsa
+
+        return dsa.where(abs(data) >= FILL_THRESHOLD, np.nan, data)
+    return np.where(np.abs(data) >= FILL_THRESHOLD, np.nan, data).astype(data.dtype, copy=False)

@@ -1,0 +1,206 @@
+"""Monthly time axes in a source's own calendar.
+
+A monthly series is reduced to integer month keys ``12 * year + (month - 1)``: time stamps at
+the start, middle or end of a month (or time bounds around it) all give the same key. From the
+keys come the canonical time coordinate (cftime month starts in the source calendar) and the
+seconds in each month of that calendar (``360_day``: 30 days each; ``standard``: the Julian /
+Gregorian switch of October 1582 included).
+
+``months since YYYY-MM-DD`` (which CF deprecates and xarray cannot decode) is decoded here:
+value ``v`` falls in the month ``floor(v)`` months after the reference month.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import cftime
+import numpy as np
+
+from gridflux.errors import InputError
+
+#: Calendar names (CF) -> the name used here.
+CALENDARS: dict[str, str] = {
+    "standard": "standard",
+    "gregorian": "standard",
+    "proleptic_gregorian": "proleptic_gregorian",
+    "julian": "julian",
+    "noleap": "noleap",
+    "365_day": "noleap",
+    "all_leap": "all_leap",
+    "366_day": "all_leap",
+    "360_day": "360_day",
+}
+
+_MONTHS_SINCE = re.compile(r"^\s*(months?|mon)\s+since\s+(?P<y>-?\d{1,4})-(?P<m>\d{1,2})(-(?P<d>\d{1,2}))?")
+_YEARS_SINCE = re.compile(r"^\s*(years?|yr)\s+since\s+")
+
+
+def canonical_calendar(calendar: str | None, *, path: str | None = None, variable: str = "time") -> str:
+    """The calendar's canonical name; a missing or unknown calendar is an :class:`InputError`."""
+    if calendar is None or not str(calendar).strip():
+        raise InputError(
+            "no calendar: set the time variable's 'calendar' attribute or declare 'calendar' in the "
+            f"catalog; expected one of {sorted(CALENDARS)}",
+            path=path, variable=variable, attribute="calendar",
+        )
+    key = str(calendar).strip().lower()
+    if key not in CALENDARS:
+        raise InputError(
+            f"calendar={calendar!r} is not supported; expected one of {sorted(CALENDARS)}",
+            path=path, variable=variable, attribute="calendar",
+        )
+    return CALENDARS[key]
+
+
+def keys_from_dates(dates: np.ndarray) -> np.ndarray:
+    """Month keys (int64) of cftime or numpy datetime64 dates."""
+    dates = np.asarray(dates)
+    if dates.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if np.issubdtype(dates.dtype, np.datetime64):
+        m = dates.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        return m + 12 * 1970
+    return np.array([12 * d.year + d.month - 1 for d in dates.ravel()], dtype=np.int64)
+
+
+def decode_month_keys(
+    values: np.ndarray,
+    units: str | None,
+    calendar: str | None,
+    *,
+    bounds: np.ndarray | None = None,
+    path: str | None = None,
+    variable: str = "time",
+) -> np.ndarray:
+    """Month keys of raw numeric time values.
+
+    Parameters
+    ----------
+    values : numeric time values as stored
+    units : the time variable's ``units`` (``<unit> since <date>``, incl. ``months since``)
+    calendar : canonical or CF calendar name
+    bounds : optional (n, 2) raw time bounds; when given the month of each bounds' midpoint is used,
+        which is robust to stamps at the end of a month (the first instant of the next month)
+    """
+    cal = canonical_calendar(calendar, path=path, variable=variable)
+    if units is None or "since" not in str(units):
+        raise InputError(
+            f"units={units!r} is not a CF time unit; expected '<unit> since <date>', e.g. "
+            "'days since 2000-01-01'",
+            path=path, variable=variable, attribute="units",
+        )
+    vals = np.asarray(values, dtype=np.float64)
+    if bounds is not None:
+        b = np.asarray(bounds, dtype=np.float64)
+        if b.shape == vals.shape + (2,) and np.all(np.isfinite(b)):
+            vals = 0.5 * (b[..., 0] + b[..., 1])
+    if not np.all(np.isfinite(vals)):
+        raise InputError(
+            "time values are missing (NaN or fill); expected one finite value per month",
+            path=path, variable=variable, attribute="values",
+        )
+    m = _MONTHS_SINCE.match(str(units))
+    if m:
+        y0, m0 = int(m.group("y")), int(m.group("m"))
+        if not 1 <= m0 <= 12:
+            raise InputError(f"units={units!r} has month {m0}", path=path, variable=variable, attribute="units")
+        k0 = 12 * y0 + m0 - 1
+        # a tiny epsilon keeps 0.9999999 (float rounding of a month end) in its month
+        return k0 + np.floor(vals + 1e-6).astype(np.int64)
+    if _YEARS_SINCE.match(str(units)):
+        raise InputError(
+            f"units={units!r}: 'years since' is ambiguous for monthly data; expected days, hours, "
+            "seconds or months since a date",
+            path=path, variable=variable, attribute="units",
+        )
+    try:
+        dates = cftime.num2date(vals, str(units), calendar=cal, only_use_cftime_datetimes=True)
+    except Exception as exc:  # noqa: BLE001 - cftime raises ValueError/TypeError variously
+        raise InputError(
+            f"cannot decode time with units={units!r}, calendar={calendar!r} ({exc}); expected "
+            "'<unit> since YYYY-MM-DD'",
+            path=path, variable=variable, attribute="units",
+        ) from exc
+    return keys_from_dates(np.atleast_1d(dates))
+
+
+@dataclass(frozen=True)
+class MonthCheck:
+    """Result of checking month keys: the first and last month and the missing months."""
+
+    first: int
+    last: int
+    gaps: list[tuple[int, int]]  # inclusive ranges of missing keys
+
+    def gap_labels(self) -> list[str]:
+        return [f"{key_label(a)}..{key_label(b)}" if a != b else key_label(a) for a, b in self.gaps]
+
+
+def key_label(key: int) -> str:
+    """'YYYY-MM' of a month key."""
+    return f"{key // 12:04d}-{key % 12 + 1:02d}"
+
+
+def check_month_keys(
+    keys: np.ndarray, *, path: str | None = None, variable: str = "time", allow_gaps: bool = True
+) -> MonthCheck:
+    """Check that month keys strictly increase; report (or refuse) gaps.
+
+    Raises
+    ------
+    InputError
+        Duplicated months, months out of order, or (with ``allow_gaps=False``) missing months.
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    if keys.size == 0:
+        raise InputError("no time steps", path=path, variable=variable, attribute="values")
+    d = np.diff(keys)
+    if np.any(d == 0):
+        i = int(np.nonzero(d == 0)[0][0])
+        raise InputError(
+            f"month {key_label(keys[i])} appears twice (time steps {i} and {i + 1}); expected one "
+            "value per month",
+            path=path, variable=variable, attribute="values",
+        )
+    if np.any(d < 0):
+        i = int(np.nonzero(d < 0)[0][0])
+        raise InputError(
+            f"months go backwards ({key_label(keys[i])} then {key_label(keys[i + 1])}, time steps {i}, "
+            f"{i + 1}); expected increasing months without overlap",
+            path=path, variable=variable, attribute="values",
+        )
+    gaps = [(int(keys[i]) + 1, int(keys[i + 1]) - 1) for i in np.nonzero(d > 1)[0]]
+    check = MonthCheck(int(keys[0]), int(keys[-1]), gaps)
+    if gaps and not allow_gaps:
+        raise InputError(
+            f"missing months {', '.join(check.gap_labels())}; expected a contiguous monthly series "
+            "(pass allow_gaps=True to accept gaps)",
+            path=path, variable=variable, attribute="values",
+        )
+    return check
+
+
+def month_starts(keys: np.ndarray, calendar: str) -> np.ndarray:
+    """cftime month starts (object array) of month keys in ``calendar``."""
+    cal = canonical_calendar(calendar)
+    return np.array(
+        [cftime.datetime(int(k) // 12, int(k) % 12 + 1, 1, calendar=cal) for k in np.asarray(keys)],
+        dtype=object,
+    )
+
+
+def seconds_in_month(keys: np.ndarray, calendar: str) -> np.ndarray:
+    """Seconds in each month (float64) of the source's own calendar."""
+    cal = canonical_calendar(calendar)
+    keys = np.asarray(keys, dtype=np.int64)
+    if cal == "360_day":
+        return np.full(keys.shape, 30 * 86400.0)
+    out = np.empty(keys.shape, dtype=np.float64)
+    for i, k in enumerate(keys.ravel()):
+        a = cftime.datetime(int(k) // 12, int(k) % 12 + 1, 1, calendar=cal)
+        k1 = int(k) + 1
+        b = cftime.datetime(k1 // 12, k1 % 12 + 1, 1, calendar=cal)
+        out.flat[i] = (b - a).total_seconds()
+    return out
