@@ -18,6 +18,18 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
+
+
+@app.callback()
+def _root(
+    log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
+) -> None:
+    """gridflux: exact regridding, region totals and budgets for model and inversion ensembles."""
+    import logging
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
 # module name -> owns these commands
 _COMMAND_MODULES = (
     "gridflux.cli.core",     # weights
