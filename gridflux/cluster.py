@@ -176,8 +176,6 @@ def _no_home_config_files() -> Iterator[None]:
 
 
 def _import_optional(module: str, extra: str, kind: str) -> Any:
-    if module in sys.modules:
-        return sys.modules[module]
     try:
         with _no_home_config_files():
             return importlib.import_module(module)
@@ -307,9 +305,9 @@ def _connect(address: str) -> ClusterHandle:
                     f"scheduler file {path!r} does not exist: start the scheduler with "
                     f"'dask scheduler --scheduler-file {path}' first"
                 )
-            client = Client(scheduler_file=path, timeout="30s")
+            client = Client(scheduler_file=path)
         else:
-            client = Client(address, timeout="30s")
+            client = Client(address)  # timeout: distributed.comm.timeouts.connect
     except ClusterError:
         raise
     except (OSError, TimeoutError) as exc:
@@ -324,30 +322,28 @@ def _split(prof: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return scaling, kwargs
 
 
-def _scale(cluster: Any, kind: str, n_workers: int | None, scaling: Mapping[str, Any], *, jobs: bool) -> None:
-    if n_workers is not None:
-        cluster.scale(n=int(n_workers)) if jobs else cluster.scale(int(n_workers))
-        return
-    if jobs:
-        lo, hi = scaling.get("minimum-jobs"), scaling.get("maximum-jobs")
-        if lo is None and hi is None:
-            return
-        if lo is None or hi is None or int(lo) > int(hi) or int(lo) < 0:
-            raise ClusterError(
-                f"adaptive {kind} scaling needs 0 <= minimum-jobs <= maximum-jobs, got "
-                f"minimum-jobs={lo}, maximum-jobs={hi}; {_where(kind, 'maximum-jobs')}"
-            )
-        cluster.adapt(minimum_jobs=int(lo), maximum_jobs=int(hi))
-        return
-    lo, hi = scaling.get("minimum"), scaling.get("maximum")
+def _adaptive_bounds(kind: str, scaling: Mapping[str, Any], *, jobs: bool) -> tuple[int, int] | None:
+    """``(minimum, maximum)`` of adaptive scaling, ``None`` when not configured; checked before starting."""
+    lo_key, hi_key = ("minimum-jobs", "maximum-jobs") if jobs else ("minimum", "maximum")
+    lo, hi = scaling.get(lo_key), scaling.get(hi_key)
     if lo is None and hi is None:
-        return
-    if lo is None or hi is None or int(lo) > int(hi) or int(lo) < 0:
+        return None
+    if lo is None or hi is None or int(lo) < 0 or int(lo) > int(hi):
         raise ClusterError(
-            f"adaptive {kind} scaling needs 0 <= minimum <= maximum, got minimum={lo}, "
-            f"maximum={hi}; {_where(kind, 'maximum')}"
+            f"adaptive {kind} scaling needs 0 <= {lo_key} <= {hi_key}, got {lo_key}={lo}, "
+            f"{hi_key}={hi}; {_where(kind, hi_key)}"
         )
-    cluster.adapt(minimum=int(lo), maximum=int(hi))
+    return int(lo), int(hi)
+
+
+def _scale(cluster: Any, n_workers: int | None, bounds: tuple[int, int] | None, *, jobs: bool) -> None:
+    """Fixed size when ``n_workers`` is given (workers, not jobs), else adaptive within ``bounds``."""
+    if n_workers is not None:
+        cluster.scale(int(n_workers))
+    elif bounds is not None and jobs:
+        cluster.adapt(minimum_jobs=bounds[0], maximum_jobs=bounds[1])
+    elif bounds is not None:
+        cluster.adapt(minimum=bounds[0], maximum=bounds[1])
 
 
 def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
@@ -355,7 +351,8 @@ def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
 
     scaling, kwargs = _split(prof)
     kwargs.setdefault("processes", True)
-    adaptive = n_workers is None and (scaling.get("minimum") is not None or scaling.get("maximum") is not None)
+    bounds = _adaptive_bounds("local", scaling, jobs=False)
+    adaptive = n_workers is None and bounds is not None
     if n_workers is not None:
         start_workers = int(n_workers)
     elif adaptive:
@@ -368,7 +365,7 @@ def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
         raise ClusterError(f"invalid local cluster setting: {exc}; check gridflux.cluster.local") from exc
     try:
         if adaptive:
-            _scale(cluster, "local", None, scaling, jobs=False)
+            _scale(cluster, None, bounds, jobs=False)
         client = Client(cluster)
     except BaseException:
         cluster.close()
@@ -436,6 +433,7 @@ def _start_jobqueue(kind: str, prof: dict[str, Any], n_workers: int | None) -> C
         )
     jq = _import_optional("dask_jobqueue", "hpc", kind)
     scaling, kwargs = _jobqueue_kwargs(kind, prof)
+    bounds = _adaptive_bounds(kind, scaling, jobs=True)
     cls = jq.SLURMCluster if kind == "slurm" else jq.PBSCluster
     from distributed import Client
 
@@ -444,7 +442,7 @@ def _start_jobqueue(kind: str, prof: dict[str, Any], n_workers: int | None) -> C
     except (TypeError, ValueError) as exc:
         raise ClusterError(f"invalid {kind} profile: {exc}; check gridflux.cluster.{kind}") from exc
     try:
-        _scale(cluster, kind, n_workers, scaling, jobs=True)
+        _scale(cluster, n_workers, bounds, jobs=True)
         client = Client(cluster)
     except BaseException:
         cluster.close()
@@ -495,6 +493,7 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
     if n_workers is not None:
         overrides["n-workers"] = int(n_workers)
     spec = render_cluster_spec(**overrides)
+    bounds = _adaptive_bounds("kubernetes", prof, jobs=False)
     op = _import_optional("dask_kubernetes.operator", "kubernetes", "kubernetes")
     from distributed import Client
 
@@ -509,7 +508,7 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
         ) from exc
     try:
         if n_workers is None:
-            _scale(cluster, "kubernetes", None, prof, jobs=False)
+            _scale(cluster, None, bounds, jobs=False)
         client = Client(cluster)
     except BaseException:
         cluster.close()
@@ -525,6 +524,7 @@ def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle
             "the gateway profile needs 'address', the URL of the dask-gateway server "
             f"(e.g. https://gateway.example.org); {_where('gateway', 'address')}"
         )
+    bounds = _adaptive_bounds("gateway", prof, jobs=False)
     kwargs: dict[str, Any] = {"address": address}
     if prof.get("proxy-address"):
         kwargs["proxy_address"] = prof["proxy-address"]
@@ -550,7 +550,7 @@ def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle
         gateway.close()
         raise ClusterError(f"the dask-gateway server at {address} could not start a cluster: {exc!r}") from exc
     try:
-        _scale(cluster, "gateway", n_workers, prof, jobs=False)
+        _scale(cluster, n_workers, bounds, jobs=False)
         client = cluster.get_client(set_as_default=False)
     except BaseException:
         cluster.shutdown()
