@@ -28,14 +28,12 @@ def rect_area(south: float, north: float, west: float, east: float, radius: floa
 
 
 def ref_cell_areas(lat_edges_sn, lon_edges_we, radius: float = 1.0) -> np.ndarray:
-    """Cell areas by a double loop over (nlat, 2) and (nlon, 2) edge arrays."""
+    """Cell areas from (nlat, 2) and (nlon, 2) edge arrays: outer product of the rectangle formula."""
     lat_b = np.asarray(lat_edges_sn, dtype=float)
     lon_b = np.asarray(lon_edges_we, dtype=float)
-    out = np.empty((lat_b.shape[0], lon_b.shape[0]))
-    for i, (s, n) in enumerate(lat_b):
-        for j, (w, e) in enumerate(lon_b):
-            out[i, j] = rect_area(s, n, w, e, radius)
-    return out
+    dsin = np.array([math.sin(math.radians(n)) - math.sin(math.radians(s)) for s, n in lat_b])
+    dlon = np.array([math.radians(e - w) for w, e in lon_b])
+    return radius**2 * dsin[:, None] * dlon[None, :]
 
 
 def overlap_1d(a_lo: float, a_hi: float, b_lo: float, b_hi: float) -> float:
