@@ -1,0 +1,451 @@
+"""The pipeline: catalog -> lazy canonical series -> one dask graph per series -> the store.
+
+The only module that builds graphs. Each step it wires is a small function elsewhere:
+``catalog.load_catalog``/``load_series`` (ingest), ``steps.process_block`` (per-block totals and
+cube write), ``store.Store`` (template, region writes, manifest). A series is one (member,
+variable) of the catalog; it is planned on the driver (metadata only), then its time blocks run
+as tasks that each read their block once and produce both totals and the cube piece. Series are
+submitted in batches, so the scheduler never holds the whole archive; a failing series is
+recorded in the manifest with its error and the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gridflux import __version__, config
+from gridflux.errors import GridfluxError, StoreError
+from gridflux.grids import CellBounds, global_grid
+from gridflux.masks import RegionMask
+from gridflux.steps import BlockJob, process_block
+from gridflux.store import Store, StoreTemplate, continuous_months
+
+log = logging.getLogger(__name__)
+
+TRAITS = ("ensemble", "source_id", "experiment", "member_id", "gas", "group", "forcing", "layered_c", "fire")
+
+
+@dataclass
+class SeriesPlan:
+    """One series, opened lazily on the driver and ready to become tasks."""
+
+    key: str
+    member: str
+    variable: str
+    record: Any
+    field: Any = None  # canonical xr.Dataset
+    grid: CellBounds | None = None
+    months: list[tuple[int, int]] = field(default_factory=list)
+    fingerprint: dict | None = None
+    error: str | None = None
+    nbytes: int = 0
+    previous_status: str | None = None
+
+
+@dataclass
+class RunSummary:
+    """What a run did: counts, bytes, time, and every failure with its error."""
+
+    done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    bytes_read: int = 0
+    seconds: float = 0.0
+    store: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def as_dict(self) -> dict:
+        return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed),
+                "failures": self.failed, "gb_read": self.bytes_read / 1e9, "seconds": self.seconds,
+                "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0}
+
+
+# -- planning ---------------------------------------------------------------------------------
+def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
+    """The regrid-data target grid: a CellBounds, ``"0.5"``, ``"1x1.25"`` (dlat x dlon) or config."""
+    if isinstance(spec, CellBounds):
+        return spec
+    if spec is None:
+        t = config.get("target-grid")
+        return global_grid(float(t["dlat"]), float(t["dlon"]), float(t["lon0"]))
+    parts = str(spec).lower().replace("deg", "").split("x")
+    try:
+        dlat = float(parts[0])
+        dlon = float(parts[1]) if len(parts) > 1 else dlat
+    except ValueError:
+        raise GridfluxError(f"target grid {spec!r}: expected a resolution in degrees such as '0.5' or '1x1.25'") from None
+    return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
+
+
+def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
+    """Open one series lazily and describe it (never raises: errors are recorded)."""
+    from gridflux import catalog
+    from gridflux.regrid.xarray import grid_of
+
+    plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record)
+    try:
+        plan.fingerprint = catalog.fingerprint(record, storage_options=storage_options)
+        ds = catalog.load_series(record, storage_options=storage_options)
+        plan.field = ds
+        plan.grid = grid_of(ds)
+        times = ds["time"].values
+        plan.months = [(int(t.year), int(t.month)) for t in times]
+        da = ds[record.variable]
+        plan.nbytes = int(da.dtype.itemsize * np.prod(da.shape))
+    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+        plan.error = _error_text(exc)
+    return plan
+
+
+def series_key(record: Any) -> str:
+    return f"{record.member}/{record.variable}"
+
+
+def config_hash(mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float) -> str:
+    """Hash of everything besides the inputs that changes a series' results."""
+    h = hashlib.sha1()
+    h.update(json.dumps({"protocol": protocol, "cubes": cubes, "radius": radius, "target": target.fingerprint(),
+                         "regions": list(mask.names), "layout": 1}).encode())
+    h.update(mask.grid.fingerprint().encode())
+    h.update(np.ascontiguousarray(mask.fractions).tobytes())
+    return h.hexdigest()[:16]
+
+
+def mask_key(mask: RegionMask) -> str:
+    h = hashlib.sha1(np.ascontiguousarray(mask.fractions).tobytes())
+    h.update(mask.grid.fingerprint().encode())
+    return h.hexdigest()[:16]
+
+
+def build_template(plans: list[SeriesPlan], mask: RegionMask, cube_grid: CellBounds | None,
+                   mask_on_cube: np.ndarray | None, cubes: bool, time_chunk: int) -> StoreTemplate:
+    """The store template for a set of series (failed ones keep their place: they may be fixed)."""
+    members = sorted({p.member for p in plans})
+    variables = sorted({p.variable for p in plans})
+    first = {p.member: p for p in plans}
+    traits = {t: [_trait(first[m].record, t) for m in members] for t in TRAITS}
+    months = [m for p in plans for m in p.months]
+    axis = continuous_months(min(months), max(months)) if months else []
+    from gridflux.units import VARIABLES
+
+    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
+    return StoreTemplate(members, traits, variables, kinds, list(mask.names), axis, cube_grid if cubes else None,
+                         mask_on_cube if cubes else None, cube_vars, time_chunk)
+
+
+def _trait(record: Any, name: str) -> Any:
+    traits = getattr(record, "traits", {}) or {}
+    v = traits.get(name, getattr(record, name, None))
+    if name in ("layered_c", "fire"):
+        return bool(v) if v not in (None, "") else False
+    return "" if v is None else v
+
+
+def _error_text(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    return text
+
+
+# -- graph building ---------------------------------------------------------------------------
+def block_chunks(positions: np.ndarray, time_chunk: int) -> tuple[int, ...]:
+    """Time chunk sizes of a series so that no two blocks touch the same store chunk."""
+    chunk_id = np.asarray(positions) // time_chunk
+    breaks = np.flatnonzero(np.diff(chunk_id) != 0) + 1
+    return tuple(int(len(r)) for r in np.split(chunk_id, breaks))
+
+
+def series_tasks(plan: SeriesPlan, job: BlockJob, positions: np.ndarray, mask_d: Any, time_chunk: int,
+                 storage_options: dict | None) -> list:
+    """Delayed tasks of one series: one per time block, each returning (positions, totals)."""
+    import dask
+
+    ds = plan.field
+    da = ds[plan.variable]
+    chunks = block_chunks(positions, time_chunk)
+    data = da.data
+    if not hasattr(data, "to_delayed"):
+        import dask.array as dsa
+
+        data = dsa.from_array(da.variable._data if hasattr(da.variable, "_data") else da.values, chunks=(chunks[0], -1, -1))
+    if data.chunks[0] != chunks:
+        data = data.rechunk({0: chunks, 1: -1, 2: -1})
+    elif len(data.chunks[1]) > 1 or len(data.chunks[2]) > 1:
+        data = data.rechunk({1: -1, 2: -1})
+    seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
+    blocks = data.to_delayed().ravel()
+    out, start = [], 0
+    step = dask.delayed(process_block, pure=True)
+    for i, n in enumerate(chunks):
+        sl = slice(start, start + n)
+        out.append(step(blocks[i], seconds[sl], positions[sl], job, mask_d, storage_options,
+                        dask_key_name=f"gridflux-block-{plan.key}-{i}-{job.mask_key}"))
+        start += n
+    return out
+
+
+# -- running ----------------------------------------------------------------------------------
+def run(
+    catalog: str | Any,
+    mask: str | RegionMask,
+    store: str,
+    *,
+    query: dict | None = None,
+    target: str | CellBounds | None = None,
+    protocol: str | None = None,
+    cubes: bool | None = None,
+    chunk_months: int | None = None,
+    client: Any = None,
+    storage_options: dict | None = None,
+    store_options: dict | None = None,
+    zarr_format: int | None = None,
+    batch_size: int | None = None,
+    progress: bool | Callable | None = None,
+    retry_failed: bool = True,
+) -> RunSummary:
+    """Compute the totals (and cubes) of every series of a catalog into a zarr store.
+
+    Parameters
+    ----------
+    catalog : path/URL of an intake-esm catalog (or a loaded ``Catalog``)
+    mask : RegionMask or path of a mask file
+    store : path or URL of the zarr store (created on first run, resumed after)
+    query : catalog selection, e.g. ``{"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}``
+    target : regrid-data target grid (default 0.5 deg global)
+    protocol : ``regrid-data`` (default) or ``regrid-mask``
+    cubes : write regridded cubes as well as totals (default from config)
+    chunk_months : months per task (default 12)
+    client : a ``distributed.Client``; None computes in this process (synchronous scheduler)
+    storage_options : fsspec options for the inputs (credentials stay in memory)
+    store_options : fsspec options for the store
+    batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
+    progress : True for a rich progress bar, or a callable ``(done, total, key)``
+
+    Returns
+    -------
+    RunSummary (done / skipped / failed with errors, bytes read, wall time)
+    """
+    from gridflux import catalog as catalog_mod
+
+    t_start = time.perf_counter()
+    protocol = config.get("pipeline.protocol", override=protocol)
+    cubes = bool(config.get("pipeline.cubes", override=cubes))
+    time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
+    batch_size = int(config.get("pipeline.batch-members", override=batch_size))
+    radius = float(config.get("earth-radius"))
+    target_g = target_grid(target)
+    region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
+
+    cat = catalog if hasattr(catalog, "series") else catalog_mod.load_catalog(catalog, storage_options=storage_options)
+    records = cat.series(query)
+    if not records:
+        raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+
+    mask_on_target = region_mask.to_grid(target_g)
+    rows, cols = mask_on_target.bounding_rows_cols()
+    cube_grid = target_g.subset(rows, cols)
+    mask_on_cube = mask_on_target.fractions[:, rows, cols]
+    chash = config_hash(region_mask, target_g, protocol, cubes, radius)
+    mkey = mask_key(region_mask)
+
+    st = Store(store, store_options, zarr_format)
+    st.acquire_lock()
+    summary = RunSummary(store=st.url)
+    try:
+        plans = [plan_series(r, storage_options) for r in records]
+        template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk)
+        if st.exists():
+            if st.signature() != template.signature():
+                raise StoreError(
+                    f"store {st.url} was created for a different set of members, variables, regions, months or "
+                    "cube grid than this run selects; write to a new store (or delete this one) to change them"
+                )
+        else:
+            st.create(template)
+        manifest = st.read_manifest()
+        manifest.setdefault("series", {})
+        manifest["config_hash"] = chash
+        manifest["versions"] = _versions()
+        member_index = {m: i for i, m in enumerate(template.members)}
+        var_index = {v: i for i, v in enumerate(template.variables)}
+        axis_pos = {ym: i for i, ym in enumerate(template.months)}
+
+        todo: list[SeriesPlan] = []
+        for p in plans:
+            entry = manifest["series"].get(p.key, {})
+            if p.error:
+                summary.failed[p.key] = p.error
+                manifest["series"][p.key] = _entry(p, "failed", chash, error=p.error)
+                continue
+            if entry.get("status") == "done" and entry.get("fingerprint") == p.fingerprint and entry.get("config_hash") == chash:
+                summary.skipped.append(p.key)
+                continue
+            if entry.get("status") == "failed" and not retry_failed:
+                summary.failed[p.key] = entry.get("error", "failed earlier")
+                continue
+            if entry.get("status"):
+                p.previous_status = entry["status"]
+            manifest["series"][p.key] = _entry(p, "pending", chash)
+            todo.append(p)
+        st.write_manifest(manifest)
+
+        import dask
+
+        mask_d = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
+        reporter = _Progress(progress, len(todo), sum(p.nbytes for p in todo))
+
+        def make_tasks(p: SeriesPlan) -> tuple[list, np.ndarray]:
+            positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
+            kind = p.field[p.variable].attrs.get("gridflux_kind", "flux")
+            job = BlockJob(p.grid, mkey, protocol, target_g, radius, kind,
+                           cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
+                           p.variable, member_index[p.member])
+            if p.previous_status:  # recomputing: no stale months of an older version may survive
+                st.clear_series(member_index[p.member], var_index[p.variable], cubes)
+            return series_tasks(p, job, positions, mask_d, time_chunk, st.storage_options), positions
+
+        def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
+            if error is None:
+                values = np.full((len(template.regions), len(template.months)), np.nan)
+                for pos, tot in results:
+                    values[:, pos] = tot.T
+                st.write_totals(member_index[p.member], var_index[p.variable], values)
+                manifest["series"][p.key] = _entry(p, "done", chash, seconds=seconds)
+                summary.done.append(p.key)
+                summary.bytes_read += p.nbytes
+            else:
+                manifest["series"][p.key] = _entry(p, "failed", chash, error=error, seconds=seconds)
+                summary.failed[p.key] = error
+            st.write_manifest(manifest)
+            reporter.advance(p)
+
+        _execute(todo, make_tasks, finish, client, batch_size)
+        reporter.close()
+    finally:
+        st.release_lock()
+        summary.seconds = time.perf_counter() - t_start
+    return summary
+
+
+def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, client: Any, batch_size: int) -> None:
+    """Run the series' tasks, at most ``batch_size`` series in flight; record each outcome."""
+    if client is None:
+        import dask
+
+        for p in todo:
+            t0 = time.perf_counter()
+            try:
+                tasks, _ = make_tasks(p)
+                results = dask.compute(*tasks, scheduler="sync")
+                finish(p, list(results), None, time.perf_counter() - t0)
+            except Exception as exc:  # noqa: BLE001
+                finish(p, None, _error_text(exc), time.perf_counter() - t0)
+        return
+
+    from distributed import as_completed
+
+    pending = list(todo)
+    in_flight: dict[Any, tuple[SeriesPlan, float]] = {}
+    ac = as_completed()
+
+    def submit_next() -> None:
+        while pending and len(in_flight) < batch_size:
+            p = pending.pop(0)
+            t0 = time.perf_counter()
+            try:
+                tasks, _ = make_tasks(p)
+                fut = client.compute(_gather_list(tasks), optimize_graph=False)
+            except Exception as exc:  # noqa: BLE001
+                finish(p, None, _error_text(exc), time.perf_counter() - t0)
+                continue
+            in_flight[fut.key] = (p, t0)
+            ac.add(fut)
+
+    submit_next()
+    for fut in ac:
+        p, t0 = in_flight.pop(fut.key)
+        try:
+            results = fut.result()
+            finish(p, results, None, time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001
+            finish(p, None, _error_text(exc), time.perf_counter() - t0)
+        finally:
+            fut.release()
+        submit_next()
+
+
+def _gather_list(tasks: list):
+    import dask
+
+    return dask.delayed(list, pure=True)(tasks)
+
+
+def _entry(p: SeriesPlan, status: str, chash: str, *, error: str | None = None, seconds: float | None = None) -> dict:
+    e = {
+        "status": status,
+        "member": p.member,
+        "variable": p.variable,
+        "fingerprint": p.fingerprint,
+        "config_hash": chash,
+        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "bytes": p.nbytes,
+    }
+    if error:
+        e["error"] = error
+    if seconds is not None:
+        e["seconds"] = round(seconds, 4)
+    return e
+
+
+def _versions() -> dict:
+    import importlib.metadata as md
+
+    out = {"gridflux": __version__}
+    for pkg in ("numpy", "scipy", "xarray", "dask", "distributed", "zarr", "netCDF4", "h5netcdf"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return out
+
+
+class _Progress:
+    """A rich progress bar over series and bytes, or a user callback, or nothing."""
+
+    def __init__(self, progress: bool | Callable | None, total: int, total_bytes: int):
+        self.callback = progress if callable(progress) else None
+        self.bar = None
+        self.n = 0
+        self.total = total
+        if progress is True and total:
+            from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+
+            self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                                TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
+            self.task = self.bar.add_task(f"0/{total} series", total=total_bytes)
+            self.bar.start()
+
+    def advance(self, p: SeriesPlan) -> None:
+        self.n += 1
+        if self.callback:
+            self.callback(self.n, self.total, p.key)
+        if self.bar is not None:
+            self.bar.update(self.task, advance=p.nbytes, description=f"{self.n}/{self.total} series")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()

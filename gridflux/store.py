@@ -1,0 +1,326 @@
+"""The gridflux zarr store: layout, template, region writes, manifest and lock.
+
+Layout (see docs/store.md), readable with plain ``xarray.open_zarr``:
+
+* root: ``totals (member, variable, region, time)`` float64, Tg of element per month for fluxes
+  (monthly-mean Tg for stocks), NaN where not computed; member traits and variable kinds as
+  coordinates; one chunk per (member, variable) so that a series' totals land in one write.
+* ``cubes/<variable>``: ``<variable> (member, time, lat, lon)`` float32 kg m-2 s-1 on the target
+  grid clipped to the mask's bounding box, compressed, chunked ``(1, 12, tile, tile)``.
+* ``grid``: target bounds, cell area (m2), the mask on the target grid.
+* ``manifest.json``: per series status, input fingerprint, config hash, versions, timings, errors.
+* ``.gridflux.lock``: present while a ``gridflux run`` writes the store.
+
+The template (metadata, coordinates, empty arrays) is written once; data then arrive by region
+writes aligned with chunks, and a series is marked ``done`` in the manifest only after all of its
+data are written, with an atomic replace of the manifest. Credentials (storage options) are
+never written to the store.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gridflux.errors import StoreError
+from gridflux.grids import CellBounds, cell_areas
+
+MANIFEST = "manifest.json"
+LOCK = ".gridflux.lock"
+LAYOUT_VERSION = 1
+TG_PER_KG = 1e-9
+
+
+@dataclass
+class StoreTemplate:
+    """Everything the store's shape depends on (fixed when the store is created)."""
+
+    members: list[str]
+    traits: dict[str, list[Any]]  # trait name -> value per member
+    variables: list[str]
+    variable_kinds: list[str]
+    regions: list[str]
+    months: list[tuple[int, int]]  # (year, month) of the common axis
+    cube_grid: CellBounds | None = None
+    mask_on_cube_grid: np.ndarray | None = None  # (region, lat, lon)
+    cube_variables: list[str] = field(default_factory=list)
+    time_chunk: int = 12
+
+    def signature(self) -> dict:
+        return {
+            "layout": LAYOUT_VERSION,
+            "members": list(self.members),
+            "variables": list(self.variables),
+            "regions": list(self.regions),
+            "months": [f"{y:04d}-{m:02d}" for y, m in self.months],
+            "cube_variables": list(self.cube_variables),
+            "cube_grid": None if self.cube_grid is None else self.cube_grid.fingerprint(),
+        }
+
+
+def month_axis(months: list[tuple[int, int]]) -> np.ndarray:
+    """``datetime64[ns]`` month starts for (year, month) labels (labels only, any calendar)."""
+    return np.array([np.datetime64(f"{y:04d}-{m:02d}-01", "ns") for y, m in months])
+
+
+def continuous_months(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[int, int]]:
+    """Every (year, month) from ``first`` to ``last`` inclusive."""
+    n = (last[0] - first[0]) * 12 + (last[1] - first[1]) + 1
+    return [(first[0] + (first[1] - 1 + k) // 12, (first[1] - 1 + k) % 12 + 1) for k in range(max(n, 0))]
+
+
+class Store:
+    """A gridflux store at a local path or fsspec URL (``s3://...``)."""
+
+    def __init__(self, url: str | os.PathLike, storage_options: dict | None = None, zarr_format: int | None = None):
+        import fsspec
+
+        from gridflux import config
+
+        self.url = os.fspath(url).rstrip("/")
+        self._storage_options = dict(storage_options or {})
+        self.zarr_format = int(config.get("store.zarr-format", override=zarr_format))
+        self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
+        self.is_local = self.fs.protocol in ("file", ("file", "local")) or "file" in np.atleast_1d(self.fs.protocol)
+
+    # -- paths -------------------------------------------------------------------------------
+    def _path(self, name: str) -> str:
+        return f"{self.root}/{name}"
+
+    def zarr_store(self):
+        """A zarr store object for this location (credentials stay in memory)."""
+        import zarr.storage
+
+        if self.is_local:
+            return zarr.storage.LocalStore(self.root)
+        return zarr.storage.FsspecStore.from_url(self.url, storage_options=self._storage_options)
+
+    @property
+    def storage_options(self) -> dict:
+        return dict(self._storage_options)
+
+    def exists(self) -> bool:
+        return self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))
+
+    # -- lock --------------------------------------------------------------------------------
+    def acquire_lock(self) -> None:
+        """Mark the store as in use; fail clearly if another live run holds it."""
+        info = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
+        path = self._path(LOCK)
+        self.fs.makedirs(self.root, exist_ok=True)
+        if self.is_local:
+            for _ in range(2):
+                try:
+                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                except FileExistsError:
+                    if self._lock_is_stale(path):
+                        os.unlink(path)
+                        continue
+                    raise StoreError(self._lock_message(path)) from None
+                with os.fdopen(fd, "w") as f:
+                    json.dump(info, f)
+                return
+            raise StoreError(self._lock_message(path))
+        if self.fs.exists(path):
+            raise StoreError(self._lock_message(path))
+        self.fs.pipe(path, json.dumps(info).encode())
+
+    def release_lock(self) -> None:
+        try:
+            self.fs.rm(self._path(LOCK))
+        except FileNotFoundError:
+            pass
+
+    def _lock_is_stale(self, path: str) -> bool:
+        try:
+            with open(path) as f:
+                info = json.load(f)
+        except (OSError, ValueError):
+            return False
+        if info.get("host") != socket.gethostname():
+            return False
+        try:
+            os.kill(int(info["pid"]), 0)
+        except ProcessLookupError:
+            return True
+        except (PermissionError, KeyError, ValueError):
+            return False
+        return False
+
+    def _lock_message(self, path: str) -> str:
+        try:
+            info = json.loads(self.fs.cat(path))
+        except Exception:
+            info = {}
+        return (
+            f"store {self.url} is in use by another gridflux run (host {info.get('host', '?')}, pid "
+            f"{info.get('pid', '?')}, since {info.get('since', '?')}). Wait for it to finish; if that run is dead, "
+            f"delete {path} and run again."
+        )
+
+    # -- manifest ----------------------------------------------------------------------------
+    def read_manifest(self) -> dict:
+        path = self._path(MANIFEST)
+        if not self.fs.exists(path):
+            return {"series": {}}
+        try:
+            return json.loads(self.fs.cat(path))
+        except ValueError as exc:
+            raise StoreError(f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged") from exc
+
+    def write_manifest(self, manifest: dict) -> None:
+        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
+        data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+        path = self._path(MANIFEST)
+        if self.is_local:
+            tmp = f"{path}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            self.fs.pipe(path, data)
+
+    # -- template ----------------------------------------------------------------------------
+    def create(self, template: StoreTemplate) -> None:
+        """Write the template: metadata, coordinates and empty (fill = NaN) arrays."""
+        import dask.array as dsa
+        import xarray as xr
+        import zarr
+
+        if self.exists():
+            raise StoreError(f"store {self.url} already exists; open it instead of creating it")
+        nm, nv, nr, nt = len(template.members), len(template.variables), len(template.regions), len(template.months)
+        time = month_axis(template.months)
+        coords: dict[str, Any] = {
+            "member": template.members,
+            "variable": template.variables,
+            "region": template.regions,
+            "time": time,
+            "variable_kind": ("variable", template.variable_kinds),
+            "variable_units": ("variable", ["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds]),
+        }
+        for name, values in template.traits.items():
+            coords[name] = ("member", _trait_array(values))
+        totals = xr.DataArray(
+            dsa.full((nm, nv, nr, nt), np.nan, chunks=(1, 1, nr, nt), dtype=np.float64),
+            dims=("member", "variable", "region", "time"),
+            name="totals",
+            attrs={
+                "long_name": "monthly region total",
+                "units": "Tg month-1 (of element: C or N); Tg for stocks",
+                "sign_convention": "fluxes positive to the atmosphere",
+                "description": "rate x seconds of the month in the member's own calendar / 1e9",
+            },
+        )
+        ds = xr.Dataset({"totals": totals}, coords=coords, attrs={
+            "title": "gridflux store", "gridflux_layout": LAYOUT_VERSION,
+            "template_signature": json.dumps(template.signature()),
+        })
+        store = self.zarr_store()
+        enc = {"totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan}, "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
+        ds.to_zarr(store, mode="w", compute=False, encoding=enc, zarr_format=self.zarr_format, consolidated=False)
+
+        if template.cube_grid is not None:
+            g = template.cube_grid
+            grid = xr.Dataset(
+                {
+                    "lat_bnds": (("lat", "bnds"), g.lat_bounds),
+                    "lon_bnds": (("lon", "bnds"), g.lon_bounds),
+                    "cell_area": (("lat", "lon"), cell_areas(g), {"units": "m2"}),
+                    "mask": (("region", "lat", "lon"), template.mask_on_cube_grid, {"units": "1"}),
+                },
+                coords={"lat": g.lat, "lon": g.lon, "region": template.regions},
+            )
+            grid.to_zarr(store, group="grid", mode="w", zarr_format=self.zarr_format, consolidated=False)
+            tlat, tlon = min(g.nlat, 90), min(g.nlon, 180)
+            for var in template.cube_variables:
+                cube = xr.DataArray(
+                    dsa.full((nm, nt, g.nlat, g.nlon), np.nan, dtype=np.float32, chunks=(1, template.time_chunk, tlat, tlon)),
+                    dims=("member", "time", "lat", "lon"),
+                    coords={"member": template.members, "time": time, "lat": g.lat, "lon": g.lon},
+                    name=var,
+                    attrs={"units": "kg m-2 s-1", "sign_convention": "fluxes positive to the atmosphere",
+                           "grid": "target grid clipped to the mask's bounding box; see /grid"},
+                )
+                enc_c = {var: {"chunks": (1, template.time_chunk, tlat, tlon), "_FillValue": np.nan,
+                               **self._cube_codec()},
+                         "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
+                cube.to_dataset().to_zarr(store, group=f"cubes/{var}", mode="w", compute=False, encoding=enc_c,
+                                          zarr_format=self.zarr_format, consolidated=False)
+        zarr.consolidate_metadata(store)
+
+    def _cube_codec(self) -> dict:
+        from gridflux import config
+
+        name = config.get("store.cube-compressor")
+        level = int(config.get("store.cube-clevel"))
+        if name in (None, "none"):
+            return {"compressors": None} if self.zarr_format == 3 else {"compressor": None}
+        if self.zarr_format == 3:
+            from zarr.codecs import BloscCodec
+
+            return {"compressors": (BloscCodec(cname=name, clevel=level, shuffle="shuffle"),)}
+        import numcodecs
+
+        return {"compressor": numcodecs.Blosc(cname=name, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE)}
+
+    def signature(self) -> dict:
+        import zarr
+
+        root = zarr.open_group(self.zarr_store(), mode="r")
+        return json.loads(root.attrs["template_signature"])
+
+    # -- writes ------------------------------------------------------------------------------
+    def write_totals(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
+        """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk write)."""
+        import zarr
+
+        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
+        arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+
+    def clear_series(self, member_index: int, variable_index: int, cube_variable: bool) -> None:
+        """Reset a series to fill values (before recomputing a changed or failed series)."""
+        import zarr
+
+        store = self.zarr_store()
+        arr = zarr.open_array(store, path="totals", mode="r+")
+        arr[member_index, variable_index] = np.nan
+        if cube_variable:
+            var = self.signature()["variables"][variable_index]
+            cube = zarr.open_array(store, path=f"cubes/{var}/{var}", mode="r+")
+            cube[member_index] = np.nan
+
+
+def write_cube_block(url: str, storage_options: dict, zarr_format: int, variable: str, member_index: int,
+                     time_slice: slice, data: np.ndarray) -> None:
+    """Region write of one time block of a cube (called on workers; chunk-aligned by the caller)."""
+    import zarr
+
+    store = Store(url, storage_options, zarr_format).zarr_store()
+    arr = zarr.open_array(store, path=f"cubes/{variable}/{variable}", mode="r+")
+    arr[member_index, time_slice] = data.astype(np.float32, copy=False)
+
+
+def open_store(url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None):
+    """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset."""
+    import xarray as xr
+
+    return xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+
+
+def _trait_array(values: list[Any]) -> np.ndarray:
+    if all(isinstance(v, (bool, np.bool_)) for v in values):
+        return np.asarray(values, dtype=bool)
+    return np.asarray(["" if v is None else str(v) for v in values], dtype=object).astype(str)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
