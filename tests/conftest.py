@@ -5,53 +5,28 @@
   ``dask.config.config`` afterwards, so that neither the machine nor one test leaks settings
   into another. gridflux's packaged defaults (registered with ``dask.config.update_defaults``)
   stay in place because ``dask.config.refresh`` re-applies ``dask.config.defaults``.
-* ``raise_if_dask_computes``: a context manager (also offered as a fixture) that fails the
-  test if a dask graph is computed inside the block (laziness proof, after flox/xarray).
+* ``raise_if_dask_computes`` fixture: ``gridflux.testing.raise_if_dask_computes``, a context
+  manager that fails the test if a dask graph is computed inside the block (laziness proof).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
-from collections.abc import Iterator
 
-import dask
 import dask.config
 import pytest
 
-
-class _CountingScheduler:
-    """A dask scheduler that counts calls and raises once more than ``max_computes`` happen."""
-
-    def __init__(self, max_computes: int = 0) -> None:
-        self.total_computes = 0
-        self.max_computes = max_computes
-
-    def __call__(self, dsk, keys, **kwargs):  # noqa: ANN001 - dask scheduler signature
-        self.total_computes += 1
-        if self.total_computes > self.max_computes:
-            raise RuntimeError(
-                f"Too many dask computations were triggered: {self.total_computes} "
-                f"(max allowed: {self.max_computes})"
-            )
-        return dask.get(dsk, keys, **kwargs)
-
-
-@contextlib.contextmanager
-def raise_if_dask_computes(max_computes: int = 0) -> Iterator[_CountingScheduler]:
-    """Fail if more than ``max_computes`` dask computations run inside the block.
-
-    Prefer ``gridflux.testing.raise_if_dask_computes`` once it exists; this is the suite's own.
-    """
-    scheduler = _CountingScheduler(max_computes)
-    with dask.config.set(scheduler=scheduler):
-        yield scheduler
+# Register gridflux's packaged defaults before any test refreshes the config (the import calls
+# dask.config.update_defaults once; later refreshes re-apply them).
+import gridflux.config  # noqa: F401
 
 
 @pytest.fixture(name="raise_if_dask_computes")
 def _raise_if_dask_computes_fixture():
-    """The :func:`raise_if_dask_computes` context-manager factory as a fixture."""
+    """``gridflux.testing.raise_if_dask_computes`` (context-manager factory) as a fixture."""
+    from gridflux.testing import raise_if_dask_computes
+
     return raise_if_dask_computes
 
 

@@ -398,3 +398,14 @@ def test_mismatched_data_shape_is_an_error():
     with pytest.raises(WeightsError) as ei:
         apply_separable(w, np.zeros((18, 36)), normalization="bilinear")
     assert "bilinear" in str(ei.value) and "fracarea" in str(ei.value)
+
+
+@pytest.mark.parametrize("normalization", ["destarea", "fracarea"])
+def test_inf_is_not_treated_as_missing(normalization):
+    """Only NaN means missing (apply_separable's docstring); +-inf is bad data and must show up."""
+    src = global_grid(2.0, lon0=0.0)
+    dst = global_grid(4.0, lon0=0.0)
+    x = np.ones(src.shape)
+    x[10, 10] = np.inf
+    y = apply_separable(conservative_weights(src, dst), x, normalization=normalization)
+    assert not np.isfinite(y[5, 5]), f"inf vanished: dst cell (5, 5) = {y[5, 5]}"
