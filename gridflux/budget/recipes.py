@@ -193,10 +193,11 @@ def _validate(r: Recipe) -> None:
 
 # ----------------------------------------------------------------------------- propagation (pure)
 def _join_periods(es: list[Estimate]) -> str | None:
-    ps = []
+    ps: list[str] = []
     for e in es:
-        if e.period and e.period not in ps:
-            ps.append(e.period)
+        for tok in (e.period or "").split("; "):
+            if tok and tok not in ps:
+                ps.append(tok)
     return "; ".join(ps) if ps else None
 
 
