@@ -41,7 +41,7 @@ class SeriesPlan:
     member: str
     variable: str
     record: Any
-    field: Any = None  # canonical xr.Dataset
+    canonical: Any = None  # canonical xr.Dataset
     grid: CellBounds | None = None
     months: list[tuple[int, int]] = field(default_factory=list)
     fingerprint: dict | None = None
@@ -97,7 +97,7 @@ def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
     try:
         plan.fingerprint = catalog.fingerprint(record, storage_options=storage_options)
         ds = catalog.load_series(record, storage_options=storage_options)
-        plan.field = ds
+        plan.canonical = ds
         plan.grid = grid_of(ds)
         times = ds["time"].values
         plan.months = [(int(t.year), int(t.month)) for t in times]
@@ -174,7 +174,7 @@ def series_tasks(plan: SeriesPlan, job: BlockJob, positions: np.ndarray, mask_d:
     """Delayed tasks of one series: one per time block, each returning (positions, totals)."""
     import dask
 
-    ds = plan.field
+    ds = plan.canonical
     da = ds[plan.variable]
     chunks = block_chunks(positions, time_chunk)
     data = da.data
@@ -310,7 +310,7 @@ def run(
 
         def make_tasks(p: SeriesPlan) -> tuple[list, np.ndarray]:
             positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
-            kind = p.field[p.variable].attrs.get("gridflux_kind", "flux")
+            kind = p.canonical[p.variable].attrs.get("gridflux_kind", "flux")
             job = BlockJob(p.grid, mkey, protocol, target_g, radius, kind,
                            cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
                            p.variable, member_index[p.member])

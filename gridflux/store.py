@@ -23,6 +23,7 @@ import datetime as _dt
 import json
 import os
 import socket
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,12 +201,12 @@ class Store:
         nm, nv, nr, nt = len(template.members), len(template.variables), len(template.regions), len(template.months)
         time = month_axis(template.months)
         coords: dict[str, Any] = {
-            "member": template.members,
-            "variable": template.variables,
-            "region": template.regions,
+            "member": _trait_array(template.members),
+            "variable": _trait_array(template.variables),
+            "region": _trait_array(template.regions),
             "time": time,
-            "variable_kind": ("variable", template.variable_kinds),
-            "variable_units": ("variable", ["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds]),
+            "variable_kind": ("variable", _trait_array(template.variable_kinds)),
+            "variable_units": ("variable", _trait_array(["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds])),
         }
         for name, values in template.traits.items():
             coords[name] = ("member", _trait_array(values))
@@ -226,7 +227,7 @@ class Store:
         })
         store = self.zarr_store()
         enc = {"totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan}, "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
-        ds.to_zarr(store, mode="w", compute=False, encoding=enc, zarr_format=self.zarr_format, consolidated=False)
+        ds.to_zarr(store, mode="a", compute=False, encoding=enc, zarr_format=self.zarr_format, consolidated=False)
 
         if template.cube_grid is not None:
             g = template.cube_grid
@@ -237,15 +238,15 @@ class Store:
                     "cell_area": (("lat", "lon"), cell_areas(g), {"units": "m2"}),
                     "mask": (("region", "lat", "lon"), template.mask_on_cube_grid, {"units": "1"}),
                 },
-                coords={"lat": g.lat, "lon": g.lon, "region": template.regions},
+                coords={"lat": g.lat, "lon": g.lon, "region": _trait_array(template.regions)},
             )
-            grid.to_zarr(store, group="grid", mode="w", zarr_format=self.zarr_format, consolidated=False)
+            grid.to_zarr(store, group="grid", mode="a", zarr_format=self.zarr_format, consolidated=False)
             tlat, tlon = min(g.nlat, 90), min(g.nlon, 180)
             for var in template.cube_variables:
                 cube = xr.DataArray(
                     dsa.full((nm, nt, g.nlat, g.nlon), np.nan, dtype=np.float32, chunks=(1, template.time_chunk, tlat, tlon)),
                     dims=("member", "time", "lat", "lon"),
-                    coords={"member": template.members, "time": time, "lat": g.lat, "lon": g.lon},
+                    coords={"member": _trait_array(template.members), "time": time, "lat": g.lat, "lon": g.lon},
                     name=var,
                     attrs={"units": "kg m-2 s-1", "sign_convention": "fluxes positive to the atmosphere",
                            "grid": "target grid clipped to the mask's bounding box; see /grid"},
@@ -253,9 +254,14 @@ class Store:
                 enc_c = {var: {"chunks": (1, template.time_chunk, tlat, tlon), "_FillValue": np.nan,
                                **self._cube_codec()},
                          "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
-                cube.to_dataset().to_zarr(store, group=f"cubes/{var}", mode="w", compute=False, encoding=enc_c,
+                cube.to_dataset().to_zarr(store, group=f"cubes/{var}", mode="a", compute=False, encoding=enc_c,
                                           zarr_format=self.zarr_format, consolidated=False)
-        zarr.consolidate_metadata(store)
+        with warnings.catch_warnings():
+            # zarr 3 warns that consolidated metadata is not in its spec yet; xarray reads it fine
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            # the lock and manifest files live beside the zarr hierarchy on purpose
+            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
+            zarr.consolidate_metadata(store)
 
     def _cube_codec(self) -> dict:
         from gridflux import config
@@ -263,14 +269,14 @@ class Store:
         name = config.get("store.cube-compressor")
         level = int(config.get("store.cube-clevel"))
         if name in (None, "none"):
-            return {"compressors": None} if self.zarr_format == 3 else {"compressor": None}
+            return {"compressors": None}
         if self.zarr_format == 3:
             from zarr.codecs import BloscCodec
 
             return {"compressors": (BloscCodec(cname=name, clevel=level, shuffle="shuffle"),)}
         import numcodecs
 
-        return {"compressor": numcodecs.Blosc(cname=name, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE)}
+        return {"compressors": (numcodecs.Blosc(cname=name, clevel=level, shuffle=numcodecs.Blosc.SHUFFLE),)}
 
     def signature(self) -> dict:
         import zarr
@@ -319,7 +325,8 @@ def open_store(url: str | os.PathLike, storage_options: dict | None = None, grou
 def _trait_array(values: list[Any]) -> np.ndarray:
     if all(isinstance(v, (bool, np.bool_)) for v in values):
         return np.asarray(values, dtype=bool)
-    return np.asarray(["" if v is None else str(v) for v in values], dtype=object).astype(str)
+    # variable-length strings (object): zarr 3 has a spec for them, not for fixed-width UTF-32
+    return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
 
 
 def _now() -> str:

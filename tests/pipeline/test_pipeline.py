@@ -1,0 +1,240 @@
+"""End-to-end pipeline tests on the mini archive: totals vs independent truths, cubes, resume, failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from gridflux.errors import StoreError
+from gridflux.grids import cell_areas
+from gridflux.pipeline import run
+from gridflux.store import Store
+
+RTOL = 1e-10
+
+
+def _series_totals(store, member, region):
+    ds = xr.open_zarr(store)
+    da = ds["totals"].sel(member=member, variable="npp", region=region).load()
+    return da
+
+
+def _assert_matches_truth(store, truth):
+    for (member, region), (months, expected) in truth.items():
+        da = _series_totals(store, member, region)
+        labels = [(int(t.year), int(t.month)) for t in da.indexes["time"]]
+        got = np.array([da.values[labels.index(m)] for m in months])
+        scale = np.abs(expected).max()
+        assert np.abs(got - expected).max() / scale < RTOL, (member, region)
+        # months outside the series stay NaN
+        outside = [i for i, m in enumerate(labels) if m not in months]
+        assert np.all(np.isnan(da.values[outside]))
+
+
+def test_totals_equal_independent_truth(mini_archive, tmp_path):
+    store = tmp_path / "s.zarr"
+    summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    assert summary.ok and len(summary.done) == 3
+    _assert_matches_truth(store, mini_archive["truth"])
+
+
+def test_regrid_mask_protocol_agrees(mini_archive, tmp_path):
+    a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(a), cubes=False, progress=False)
+    run(mini_archive["catalog"], mini_archive["mask"], str(b), cubes=False, protocol="regrid-mask", progress=False)
+    ta = xr.open_zarr(a)["totals"].values
+    tb = xr.open_zarr(b)["totals"].values
+    ok = np.isfinite(ta)
+    assert np.array_equal(ok, np.isfinite(tb))
+    assert np.abs(ta[ok] - tb[ok]).max() / np.abs(ta[ok]).max() < 1e-12
+
+
+def test_cubes_sum_back_to_totals(mini_archive, tmp_path):
+    store = tmp_path / "s.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    grid = xr.open_zarr(store, group="grid")
+    cube = xr.open_zarr(store, group="cubes/npp")["npp"]
+    assert cube.dtype == np.float32
+    tot = xr.open_zarr(store)["totals"].sel(variable="npp")
+    area = grid["cell_area"].values
+    for r, region in enumerate(grid["region"].values):
+        frac = grid["mask"].sel(region=region).values
+        # float32 cube: agreement to float32 rounding, summed over ~1e5 cells
+        from_cube = (cube.values.astype(np.float64) * frac * area).sum(axis=(2, 3))
+        secs = np.array([[float(pd_days(t, "noleap" if m != "TEST.B.hist.r1" else "360_day")) * 86400.0
+                          for t in cube.indexes["time"]] for m in cube.member.values])
+        expected = tot.sel(region=region).values
+        ok = np.isfinite(expected)
+        rel = np.abs(from_cube * secs / 1e9 - expected)[ok].max() / np.abs(expected[ok]).max()
+        assert rel < 1e-6
+    # the cube grid is the 0.5 deg target clipped to the mask's bounding box (rows 40N..80N)
+    assert float(grid["lat_bnds"].min()) == 40.0 and float(grid["lat_bnds"].max()) == 80.0
+    assert np.isclose(area.sum(), cell_areas_band(40.0, 80.0))
+
+
+def pd_days(t, calendar):
+    if calendar == "360_day":
+        return 30
+    return [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][t.month - 1]
+
+
+def cell_areas_band(s, n):
+    from gridflux.grids import EARTH_RADIUS
+
+    return 2 * np.pi * EARTH_RADIUS**2 * (np.sin(np.radians(n)) - np.sin(np.radians(s)))
+
+
+def test_store_layout_opens_with_plain_xarray(mini_archive, tmp_path):
+    store = tmp_path / "s.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(store), cubes=False, progress=False)
+    ds = xr.open_zarr(store)
+    assert ds["totals"].dims == ("member", "variable", "region", "time")
+    assert ds["totals"].dtype == np.float64
+    assert list(ds["layered_c"].values) == [True, False, False]
+    assert list(ds["fire"].values) == [False, True, True]
+    assert ds["totals"].attrs["sign_convention"].startswith("fluxes positive to the atmosphere")
+    assert str(ds["variable_units"].values[0]) == "Tg month-1"
+
+
+def test_zarr_format_2(mini_archive, tmp_path):
+    store = tmp_path / "s2.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(store), zarr_format=2, progress=False)
+    assert (store / ".zgroup").exists()
+    _assert_matches_truth(store, mini_archive["truth"])
+
+
+def test_rerun_skips_done_and_recomputes_changed(mini_archive, tmp_path):
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    store = tmp_path / "s.zarr"
+    first = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert len(first.done) == 3
+    again = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert len(again.skipped) == 3 and not again.done
+    # change one input file: only that series is recomputed
+    ds = xr.open_dataset(root / "npp_B.nc").load()
+    ds["npp"] = ds["npp"] * 2
+    ds.close()
+    os.remove(root / "npp_B.nc")
+    ds.to_netcdf(root / "npp_B.nc")
+    third = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert third.done == ["TEST.B.hist.r1/npp"] and len(third.skipped) == 2
+    months, expected = mini_archive["truth"][("TEST.B.hist.r1", "north")]
+    got = _series_totals(store, "TEST.B.hist.r1", "north").dropna("time").values
+    assert np.abs(got - 2 * expected).max() / np.abs(expected).max() < RTOL
+
+
+def test_failing_member_is_recorded_and_others_finish(mini_archive, tmp_path):
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    with open(root / "npp_C.nc", "r+b") as f:  # truncate: a corrupt file
+        f.truncate(2000)
+    store = tmp_path / "s.zarr"
+    summary = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert len(summary.done) == 2
+    assert list(summary.failed) == ["TEST.C.hist.r1/npp"]
+    assert "npp_C.nc" in summary.failed["TEST.C.hist.r1/npp"]
+    man = Store(store).read_manifest()["series"]
+    assert man["TEST.C.hist.r1/npp"]["status"] == "failed" and "npp_C.nc" in man["TEST.C.hist.r1/npp"]["error"]
+    # repair the file: the re-run retries only the failed member
+    shutil.copy(mini_archive["root"] / "npp_C.nc", root / "npp_C.nc")
+    again = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert again.done == ["TEST.C.hist.r1/npp"] and len(again.skipped) == 2
+    _assert_matches_truth(store, mini_archive["truth"])
+
+
+def test_second_run_on_store_in_use_fails_clearly(mini_archive, tmp_path):
+    store = tmp_path / "s.zarr"
+    st = Store(store)
+    st.acquire_lock()  # this (live) process holds the store
+    try:
+        with pytest.raises(StoreError, match="in use by another gridflux run"):
+            run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    finally:
+        st.release_lock()
+
+
+def test_stale_lock_of_dead_process_is_taken_over(mini_archive, tmp_path):
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(proc.stdout)
+    import socket
+
+    (store / ".gridflux.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid}))
+    summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), cubes=False, progress=False)
+    assert summary.ok
+
+
+def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes):
+    """Planning and graph building compute nothing, and tasks grow with blocks, not cells."""
+    import dask
+
+    from gridflux.catalog import load_catalog
+    from gridflux.masks import RegionMask
+    from gridflux.pipeline import BlockJob, mask_key, plan_series, series_tasks, target_grid
+
+    cat = load_catalog(mini_archive["catalog"])
+    mask = RegionMask.from_file(mini_archive["mask"])
+    with raise_if_dask_computes():
+        for rec in cat.series():
+            plan = plan_series(rec, None)
+            assert plan.error is None
+            positions = np.arange(len(plan.months))
+            job = BlockJob(plan.grid, mask_key(mask), "regrid-data", target_grid(), 6371007.181, "flux")
+            tasks = series_tasks(plan, job, positions, dask.delayed(mask), 12, None)
+            graph = dict(dask.delayed(list)(tasks).__dask_graph__())
+            n_blocks = len(tasks)
+            assert n_blocks == -(-len(plan.months) // 12)
+            assert len(graph) <= 6 * n_blocks + 10
+
+
+def _run_in_subprocess(catalog, mask, store):
+    # each block sleeps 50 ms (slow storage) so that the kill lands in the middle of the run
+    code = (
+        "import sys, time; import gridflux.pipeline as p; orig = p.process_block\n"
+        "def slow(*a, **k):\n    time.sleep(0.05); return orig(*a, **k)\n"
+        "p.process_block = slow\n"
+        f"s = p.run({catalog!r}, {mask!r}, {store!r}, progress=False, chunk_months=1)\n"
+        "sys.exit(0 if s.ok else 1)"
+    )
+    return subprocess.Popen([sys.executable, "-c", code])
+
+
+@pytest.mark.slow
+def test_killed_driver_then_rerun_is_bit_identical(mini_archive, tmp_path):
+    """SIGKILL the driver mid-run; the re-run gives totals and cubes identical to a clean run."""
+    clean = tmp_path / "clean.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(clean), progress=False, chunk_months=1)
+    killed = tmp_path / "killed.zarr"
+    proc = _run_in_subprocess(mini_archive["catalog"], mini_archive["mask"], str(killed))
+    # wait until the store exists and some work is under way, then kill without warning
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        man = killed / "manifest.json"
+        if man.exists() and '"done"' in man.read_text():
+            break
+        time.sleep(0.02)
+    time.sleep(0.3)  # inside the next series' blocks: its cube is half written
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert (killed / ".gridflux.lock").exists()  # the dead run left its lock behind
+    statuses = [e["status"] for e in json.loads((killed / "manifest.json").read_text())["series"].values()]
+    assert "pending" in statuses  # killed mid-run, not after
+    summary = run(mini_archive["catalog"], mini_archive["mask"], str(killed), progress=False, chunk_months=1)
+    assert summary.ok
+    a, b = xr.open_zarr(clean), xr.open_zarr(killed)
+    np.testing.assert_array_equal(a["totals"].values, b["totals"].values)
+    ca = xr.open_zarr(clean, group="cubes/npp")["npp"].values
+    cb = xr.open_zarr(killed, group="cubes/npp")["npp"].values
+    np.testing.assert_array_equal(ca, cb)
