@@ -493,7 +493,8 @@ def _load_yaml(path: str, storage_options: Mapping[str, Any] | None) -> Catalog:
             raise CatalogError(f"{where}, field 'args.urlpath': missing; expected a path or a list of paths")
         md = dict(entry.get("metadata") or {})
         for u in urls:
-            data = {**{k: v for k, v in meta.items() if k in COLUMNS}, **md, "path": u,
+            defaults = meta.get("columns") or {}  # catalog-wide column values, e.g. {ensemble: GCB}
+            data = {**defaults, **md, "path": u,
                     "format": YAML_DRIVERS[driver]}
             rows.append(_validate_row(data, root, where, None))
     return Catalog(path, root, rows, str(doc.get("description", "")), dict(meta.get("provenance", {}) or {}))
