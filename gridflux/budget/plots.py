@@ -194,8 +194,7 @@ def plot_seasonal_cycle(totals: xr.DataArray, path: str, region: str, max_panels
     from gridflux.budget.derived import derive
 
     t = totals.sel(region=region)
-    months = pd.DatetimeIndex(t["time"].values).month
-    clim = t.groupby(xr.DataArray(months, dims="time", name="month")).mean("time")  # (member, variable, month)
+    clim = t.groupby("time.month").mean("time")  # (member, variable, month), Tg per month
     clim = derive(clim, ("nep", "nbp"))
     ens = list(dict.fromkeys(str(e) for e in clim["ensemble"].values))[:max_panels]
     ncol = 4
