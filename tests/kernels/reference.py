@@ -24,7 +24,11 @@ def sphere_area(radius: float = R_ESMF) -> float:
 
 def rect_area(south: float, north: float, west: float, east: float, radius: float = 1.0) -> float:
     """Area of the spherical rectangle bounded by two parallels and two meridians."""
-    return radius**2 * math.radians(east - west) * (math.sin(math.radians(north)) - math.sin(math.radians(south)))
+    return (
+        radius**2
+        * math.radians(east - west)
+        * (math.sin(math.radians(north)) - math.sin(math.radians(south)))
+    )
 
 
 def ref_cell_areas(lat_edges_sn, lon_edges_we, radius: float = 1.0) -> np.ndarray:
@@ -79,7 +83,9 @@ def brute_destarea_weights(src_lat, src_lon, dst_lat, dst_lon) -> np.ndarray:
                     sw, se = src_lon[ix]
                     lon_ov = lon_overlap_deg(dw, de, sw, se)
                     if lon_ov > 0:
-                        w[jy * nd_lon + jx, iy * ns_lon + ix] = math.radians(lon_ov) * sin_ov / a_dst
+                        w[jy * nd_lon + jx, iy * ns_lon + ix] = (
+                            math.radians(lon_ov) * sin_ov / a_dst
+                        )
     return w
 
 
@@ -109,10 +115,17 @@ def mean_coslon(lon_b) -> np.ndarray:
 def integral_sinlat_coslon(s: float, n: float, w: float, e: float, radius: float = 1.0) -> float:
     """``∫∫ sin φ cos λ R² cos φ dφ dλ`` over ``[s, n] x [w, e]``."""
     ss, sn = math.sin(math.radians(s)), math.sin(math.radians(n))
-    return radius**2 * 0.5 * (sn * sn - ss * ss) * (math.sin(math.radians(e)) - math.sin(math.radians(w)))
+    return (
+        radius**2
+        * 0.5
+        * (sn * sn - ss * ss)
+        * (math.sin(math.radians(e)) - math.sin(math.radians(w)))
+    )
 
 
-def integral_sinlat(s: float, n: float, w: float = 0.0, e: float = 360.0, radius: float = 1.0) -> float:
+def integral_sinlat(
+    s: float, n: float, w: float = 0.0, e: float = 360.0, radius: float = 1.0
+) -> float:
     """``∫∫ sin φ R² cos φ dφ dλ`` over ``[s, n] x [w, e]``."""
     ss, sn = math.sin(math.radians(s)), math.sin(math.radians(n))
     return radius**2 * 0.5 * (sn * sn - ss * ss) * math.radians(e - w)

@@ -47,4 +47,6 @@ def grids(draw, full: bool | None = None, max_cells: int = 12) -> CellBounds:
     lon0 = draw(st.floats(-360.0, 360.0))
     span = 360.0 if full else draw(st.floats(1.0, 360.0))
     lon_e = draw(monotone_edges(lon0, lon0 + span, max_cells))
-    return CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    return CellBounds(
+        np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )

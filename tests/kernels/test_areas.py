@@ -93,14 +93,18 @@ def test_band_areas(s, n):
     exact = 2 * math.pi * R_ESMF**2 * (math.sin(math.radians(n)) - math.sin(math.radians(s)))
     assert math.fsum(a[rows].ravel()) == pytest.approx(exact, rel=1e-12)
     assert band_cap_area(s, n) == pytest.approx(exact, rel=1e-14)
-    assert band_cap_area(s, n, radius=R_CDO) == pytest.approx(exact * (R_CDO / R_ESMF) ** 2, rel=1e-14)
+    assert band_cap_area(s, n, radius=R_CDO) == pytest.approx(
+        exact * (R_CDO / R_ESMF) ** 2, rel=1e-14
+    )
 
 
 def test_cell_areas_match_independent_loop_on_irregular_grid():
     rng = np.random.default_rng(1)
     lat_e = np.sort(rng.uniform(-90, 90, 8))
     lon_e = np.sort(rng.uniform(-200, 150, 6))
-    grid = CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    grid = CellBounds(
+        np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )
     np.testing.assert_allclose(
         cell_areas(grid, radius=R_CDO),
         ref_cell_areas(grid.lat_bounds, grid.lon_bounds, radius=R_CDO),
@@ -108,7 +112,9 @@ def test_cell_areas_match_independent_loop_on_irregular_grid():
     )
 
 
-@pytest.mark.parametrize("s,n,w,e", [(-90, -88.75, 0, 2.5), (40.3, 41.7, -179.0, 181.0), (-5, 5, 350, 360)])
+@pytest.mark.parametrize(
+    "s,n,w,e", [(-90, -88.75, 0, 2.5), (40.3, 41.7, -179.0, 181.0), (-5, 5, 350, 360)]
+)
 def test_cell_area_equals_numerical_quadrature(s, n, w, e):
     """The closed form against scipy's dblquad of R^2 cos(lat) dlat dlon (independent of the formula)."""
     grid = CellBounds(np.array([[s, n]], float), np.array([[w, e]], float))

@@ -157,7 +157,9 @@ def test_lon_sequence_straddling_the_dateline():
 
 
 def test_wrapped_lon_sequence_unwraps():
-    lon = np.concatenate([np.arange(350.0, 360.0, 10.0), np.arange(0.0, 350.0, 10.0)])  # 350, 0, 10, ...
+    lon = np.concatenate(
+        [np.arange(350.0, 360.0, 10.0), np.arange(0.0, 350.0, 10.0)]
+    )  # 350, 0, 10, ...
     u = unwrap_longitudes(lon)
     np.testing.assert_allclose(u, 350.0 + 10.0 * np.arange(36))
     b = infer_lon_bounds(lon)
@@ -231,7 +233,9 @@ def test_duplicate_lat_names_value():
 
 def test_duplicate_lon_names_value():
     with pytest.raises(GridError) as ei:
-        CellBounds.from_centers(np.arange(3.0), np.array([10.0, 20.0, 20.0, 30.0]), lon_name="longitude")
+        CellBounds.from_centers(
+            np.arange(3.0), np.array([10.0, 20.0, 20.0, 30.0]), lon_name="longitude"
+        )
     msg = _err(ei)
     assert "duplicate" in msg and "longitude" in msg and "20" in msg
 

@@ -61,12 +61,16 @@ def _route_a(x: np.ndarray, mask05: np.ndarray) -> np.ndarray:
     """Protocol (a) step by step: regrid data to 0.5 deg, multiply by mask and area, sum."""
     y = apply_separable(conservative_weights(T63, TARGET), x)
     a = _areas(TARGET)
-    return np.array([[math.fsum((y[t] * m * a).ravel()) for m in mask05] for t in range(x.shape[0])])
+    return np.array(
+        [[math.fsum((y[t] * m * a).ravel()) for m in mask05] for t in range(x.shape[0])]
+    )
 
 
 def test_mask_refinement_by_hand_equals_conservative_regrid(setup):
     mask, mask05, _ = setup
-    np.testing.assert_allclose(apply_separable(conservative_weights(MASK_GRID, TARGET), mask), mask05, atol=1e-15)
+    np.testing.assert_allclose(
+        apply_separable(conservative_weights(MASK_GRID, TARGET), mask), mask05, atol=1e-15
+    )
 
 
 def test_native_weight_field_equals_regrid_then_mask_then_sum(setup):
@@ -86,7 +90,9 @@ def test_protocol_b_agrees_with_protocol_a(setup):
     frac_native = apply_separable(conservative_weights(MASK_GRID, T63), mask)
     assert frac_native.min() >= 0 and frac_native.max() <= 1 + 1e-12
     a_native = _areas(T63)
-    total_b = np.array([[math.fsum((x[t] * f * a_native).ravel()) for f in frac_native] for t in range(x.shape[0])])
+    total_b = np.array(
+        [[math.fsum((x[t] * f * a_native).ravel()) for f in frac_native] for t in range(x.shape[0])]
+    )
     total_a = _route_a(x, mask05)
     np.testing.assert_allclose(total_b, total_a, rtol=1e-12)
     # and the weight fields themselves agree cell by cell
@@ -128,7 +134,9 @@ def test_closed_form_sector_total():
     exact = integral_sinlat_coslon(0, 90, 0, 90, radius=R_ESMF)
     assert exact == pytest.approx(R_ESMF**2 / 2, rel=1e-15)
     for protocol in ("regrid-data", "regrid-mask"):
-        w = protocol_weights(src, rm, protocol=protocol, target=TARGET if protocol == "regrid-data" else None)
+        w = protocol_weights(
+            src, rm, protocol=protocol, target=TARGET if protocol == "regrid-data" else None
+        )
         assert float(np.sum(x * w[0])) == pytest.approx(exact, rel=1e-12)
         got = weighted_sums(x[None], w)
         assert got.shape == (1, 1)
@@ -140,18 +148,32 @@ def test_native_weight_field_brute_force(seed):
     rng = np.random.default_rng(seed)
 
     def rgrid(nlat, nlon, full):
-        lat_e = np.sort(np.concatenate([[-90.0 if full else -30.0], rng.uniform(-30, 60, nlat - 1), [90.0 if full else 60.0]]))
+        lat_e = np.sort(
+            np.concatenate(
+                [
+                    [-90.0 if full else -30.0],
+                    rng.uniform(-30, 60, nlat - 1),
+                    [90.0 if full else 60.0],
+                ]
+            )
+        )
         lon0 = rng.uniform(-360, 360)
         span = 360.0 if full else 150.0
-        lon_e = np.sort(np.concatenate([[lon0], rng.uniform(lon0, lon0 + span, nlon - 1), [lon0 + span]]))
-        return CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+        lon_e = np.sort(
+            np.concatenate([[lon0], rng.uniform(lon0, lon0 + span, nlon - 1), [lon0 + span]])
+        )
+        return CellBounds(
+            np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+        )
 
     src = rgrid(4, 5, True)
     target = rgrid(3, 6, seed % 2 == 0)
     m = rng.uniform(size=(2,) + target.shape)
     w = native_weight_field(src, target, m, radius=1.0)
     # w[r, i] = sum_j m[r, j] * area(j ∩ i) = sum_j m[r, j] * W[j, i] * area(j)
-    wd = brute_destarea_weights(src.lat_bounds, src.lon_bounds, target.lat_bounds, target.lon_bounds)
+    wd = brute_destarea_weights(
+        src.lat_bounds, src.lon_bounds, target.lat_bounds, target.lon_bounds
+    )
     a_t = _areas(target, radius=1.0).ravel()
     ref = np.einsum("rj,ji->ri", m.reshape(2, -1) * a_t, wd).reshape((2,) + src.shape)
     np.testing.assert_allclose(w, ref, rtol=1e-11, atol=1e-15)
@@ -196,7 +218,9 @@ def test_weighted_sums_large_time_axis_pieces():
     rows = slice(10, 20)
     w2 = np.zeros_like(weights)
     w2[:, rows] = weights[:, rows]
-    np.testing.assert_allclose(weighted_sums(block, weights, rows), _ref_sums(block, w2), rtol=1e-12)
+    np.testing.assert_allclose(
+        weighted_sums(block, weights, rows), _ref_sums(block, w2), rtol=1e-12
+    )
 
 
 def test_nonzero_rows():
@@ -219,4 +243,6 @@ def test_weighted_sums_inf_is_not_silently_zeroed():
     block = np.ones((1, 4, 4))
     block[0, 1, 1] = np.inf
     got = weighted_sums(block, np.ones((1, 4, 4)))
-    assert not np.isfinite(got[0, 0]), f"inf was counted as zero: total {got[0, 0]} (15 = the finite cells)"
+    assert not np.isfinite(got[0, 0]), (
+        f"inf was counted as zero: total {got[0, 0]} (15 = the finite cells)"
+    )

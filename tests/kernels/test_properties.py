@@ -26,7 +26,9 @@ def test_mass_conserved_between_global_grids(src, dst, seed):
     x = np.random.default_rng(seed).uniform(0.1, 1.0, size=src.shape)
     w = conservative_weights(src, dst)
     y = apply_separable(w, x)
-    assert math.isclose(math.fsum((y * _areas(dst)).ravel()), math.fsum((x * _areas(src)).ravel()), rel_tol=1e-11)
+    assert math.isclose(
+        math.fsum((y * _areas(dst)).ravel()), math.fsum((x * _areas(src)).ravel()), rel_tol=1e-11
+    )
     np.testing.assert_allclose(w.dst_fraction, 1.0, atol=1e-11)
     np.testing.assert_allclose(w.src_fraction, 1.0, atol=1e-11)
 

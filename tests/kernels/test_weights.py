@@ -134,7 +134,9 @@ def test_regional_source_dst_fraction_is_exact_area_fraction(dst_name):
     expected = _hand_fraction(dst, s, n, w, e)
     np.testing.assert_allclose(wts.dst_fraction, expected, rtol=1e-12, atol=1e-15)
     assert np.any((expected > 0) & (expected < 1))  # the test exercises partial cells
-    np.testing.assert_allclose(wts.src_fraction, 1.0, atol=1e-12)  # the source lies inside the globe
+    np.testing.assert_allclose(
+        wts.src_fraction, 1.0, atol=1e-12
+    )  # the source lies inside the globe
 
 
 def test_regional_source_one_cell_by_hand():
@@ -144,9 +146,11 @@ def test_regional_source_one_cell_by_hand():
     frac = conservative_weights(src, dst).dst_fraction
     # dst cell [18, 22] x [60, 65] is covered by [18, 21.5] x [60, 61]
     jy, jx = (18 + 90) // 4, (60 + 180) // 5
-    expected = (math.sin(math.radians(21.5)) - math.sin(math.radians(18))) / (
-        math.sin(math.radians(22)) - math.sin(math.radians(18))
-    ) * (1 / 5)
+    expected = (
+        (math.sin(math.radians(21.5)) - math.sin(math.radians(18)))
+        / (math.sin(math.radians(22)) - math.sin(math.radians(18)))
+        * (1 / 5)
+    )
     assert frac[jy, jx] == pytest.approx(expected, rel=1e-13)
     # a cell far away is not covered at all
     assert frac[0, 0] == 0.0
@@ -238,8 +242,12 @@ def test_leading_dims_and_nan_pattern_varying_in_time():
             assert _integral(y[i, j], dst) == pytest.approx(_integral(xi, src), rel=1e-12)
     # each time step regridded alone gives the same answer (no cross-talk of masks)
     yf = apply_separable(wts, x, normalization="fracarea")
-    np.testing.assert_allclose(yf[0, 1], apply_separable(wts, x[0, 1], normalization="fracarea"), rtol=1e-14)
-    np.testing.assert_allclose(yf[1, 2], apply_separable(wts, x[1, 2], normalization="fracarea"), rtol=1e-14)
+    np.testing.assert_allclose(
+        yf[0, 1], apply_separable(wts, x[0, 1], normalization="fracarea"), rtol=1e-14
+    )
+    np.testing.assert_allclose(
+        yf[1, 2], apply_separable(wts, x[1, 2], normalization="fracarea"), rtol=1e-14
+    )
 
 
 # -- polar rows and the dateline ----------------------------------------------------------------
@@ -309,7 +317,9 @@ def test_sinlat_band_integral(src_name, dst_name, band):
     assert got == pytest.approx(integral_sinlat(s, n), rel=1e-12)
     # and the source itself integrates exactly over the same band (edges are shared)
     rows_s = (src.lat_bounds[:, 0] >= s - 1e-9) & (src.lat_bounds[:, 1] <= n + 1e-9)
-    assert math.fsum((x[rows_s] * _areas(src)[rows_s]).ravel()) == pytest.approx(integral_sinlat(s, n), rel=1e-12)
+    assert math.fsum((x[rows_s] * _areas(src)[rows_s]).ravel()) == pytest.approx(
+        integral_sinlat(s, n), rel=1e-12
+    )
 
 
 def test_sinlat_coslon_sector_integral_non_nested():
@@ -354,7 +364,9 @@ def _random_grid(rng, nlat, nlon, lat_range=(-90.0, 90.0), lon0=None, lon_span=3
     lon0 = rng.uniform(-360, 360) if lon0 is None else lon0
     lon_e = np.sort(rng.uniform(lon0, lon0 + lon_span, nlon - 1))
     lon_e = np.concatenate([[lon0], lon_e, [lon0 + lon_span]])
-    return CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    return CellBounds(
+        np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -376,7 +388,9 @@ def test_to_coo_matches_brute_force(seed):
     np.testing.assert_allclose(w.dst_fraction.ravel(), ref.sum(axis=1), rtol=1e-11, atol=1e-14)
     # and applying the sparse matrix equals apply_separable
     x = rng.uniform(size=src.shape)
-    np.testing.assert_allclose(apply_separable(w, x).ravel(), ref @ x.ravel(), rtol=1e-11, atol=1e-14)
+    np.testing.assert_allclose(
+        apply_separable(w, x).ravel(), ref @ x.ravel(), rtol=1e-11, atol=1e-14
+    )
 
 
 def test_to_coo_wide_cells_meeting_twice_around_the_globe():
