@@ -313,14 +313,16 @@ class Catalog:
 
 
 def _pair_fx(row: CatalogRow, fx: list[CatalogRow]) -> dict[str, str]:
-    """fx files of the row's model: same member best, then same experiment, then any."""
+    """fx files of the row's model (same source_id and grid, any version or experiment): same
+    ensemble best, then same member, then same experiment, then the newest version."""
     out: dict[str, str] = {}
     for name in FX_VARIABLES:
-        cands = [f for f in fx if f.variable == name and f.ensemble == row.ensemble and f.source_id == row.source_id
+        cands = [f for f in fx if f.variable == name and f.source_id == row.source_id
                  and (not f.grid_label or not row.grid_label or f.grid_label == row.grid_label)]
         if not cands:
             continue
-        cands.sort(key=lambda f: (f.member_id != row.member_id, f.experiment != row.experiment, f.version), reverse=False)
+        cands.sort(key=lambda f: (f.ensemble != row.ensemble, f.member_id != row.member_id,
+                                  f.experiment != row.experiment, "".join(chr(255 - ord(ch)) for ch in f.version)))
         out[name] = cands[0].path
     return out
 
@@ -394,6 +396,10 @@ def _load_esm(path: str, spec_json: dict[str, Any], storage_options: Mapping[str
     renames = {col: "path"}
     if fmt_col:
         renames[fmt_col] = "format"
+    # a catalog may map foreign column names (e.g. Pangeo's variable_id, zstore) and filter rows
+    renames.update({str(k): str(v) for k, v in (gf.get("columns") or {}).items()})
+    query = gf.get("query") or None
+    defaults = dict(gf.get("defaults") or {})
     if spec.catalog_dict is not None:
         rows = []
         for i, raw in enumerate(spec.catalog_dict):
@@ -406,7 +412,8 @@ def _load_esm(path: str, spec_json: dict[str, Any], storage_options: Mapping[str
     if not _is_url(csv_path) and not os.path.isabs(csv_path):
         csv_path = _resolve(_parent(path), csv_path, f"{path}, field 'catalog_file'")
     text = _read_text(csv_path, storage_options)
-    return _load_csv(csv_path, text, root, renames, fixed_fmt, spec.description, provenance, json_path=path)
+    return _load_csv(csv_path, text, root, renames, fixed_fmt, spec.description, provenance, json_path=path,
+                     query=query, defaults=defaults)
 
 
 def _validate_row(data: dict[str, Any], root: str, where: str, fixed_fmt: str | None) -> CatalogRow:
@@ -430,11 +437,13 @@ def _load_csv(
     description: str = "",
     provenance: dict[str, Any] | None = None,
     json_path: str | None = None,
+    query: Mapping[str, Any] | None = None,
+    defaults: Mapping[str, Any] | None = None,
 ) -> Catalog:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None:
         raise CatalogError(f"{csv_path}, line 1: empty catalog; expected a header with {list(COLUMNS[:6])}...")
-    header = [renames.get(h, h) for h in reader.fieldnames]
+    header = [renames.get(h, h) for h in reader.fieldnames] + list(defaults or {})
     missing = [c for c in ("ensemble", "source_id", "variable", "path") if c not in header]
     if missing:
         raise CatalogError(f"{csv_path}, line 1 (header): missing column(s) {missing}")
@@ -443,9 +452,21 @@ def _load_csv(
         where = f"{csv_path}, line {reader.line_num}"
         if None in raw:
             raise CatalogError(f"{where}: more fields than the header's {len(header)}")
-        data = {renames.get(k, k): v for k, v in raw.items()}
+        data = {**(defaults or {}), **{renames.get(k, k): v for k, v in raw.items() if k is not None}}
+        if query and not _query_matches(data, query):
+            continue
         rows.append(_validate_row(data, root, where, fixed_fmt))
     return Catalog(json_path or csv_path, root, rows, description, provenance or {})
+
+
+def _query_matches(data: Mapping[str, Any], query: Mapping[str, Any] | list) -> bool:
+    """A row matches a query dict (AND of column -> value or list of values) or any of a list of dicts."""
+    if isinstance(query, list):
+        return any(_query_matches(data, q) for q in query)
+    return all(
+        str(data.get(k, "")) in ({str(x) for x in want} if isinstance(want, list) else {str(want)})
+        for k, want in query.items()
+    )
 
 
 def _load_yaml(path: str, storage_options: Mapping[str, Any] | None) -> Catalog:
