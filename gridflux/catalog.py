@@ -803,7 +803,7 @@ def open_series(
     if len(cals) > 1:
         raise InputError(f"files use different calendars {sorted(cals)}; expected one calendar per series",
                          path=parts[0][2], variable="time", attribute="calendar")
-    for (k0, _, p0, *_), (k1, _, p1, *_) in zip(parts, parts[1:]):
+    for (k0, _, p0, *_), (k1, _, p1, *_) in zip(parts, parts[1:], strict=False):
         if k1[0] <= k0[-1]:
             raise InputError(
                 f"overlaps {p1} (months {key_label(k1[0])}..{key_label(min(k0[-1], k1[-1]))} in both); "

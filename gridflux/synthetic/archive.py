@@ -23,7 +23,7 @@ from typing import Any
 import cftime
 import numpy as np
 
-from gridflux.synthetic.regions import REGIONS, R_EARTH, region_weights, write_mask
+from gridflux.synthetic.regions import R_EARTH, REGIONS, region_weights, write_mask
 
 DAY = 86400.0
 SIZES = ("tiny", "small", "paper")
@@ -386,9 +386,9 @@ def _time_values(s: SynthSeries, keys: np.ndarray) -> tuple[np.ndarray, str, np.
     if s.stamp == "start":
         stamps = starts
     elif s.stamp == "mid":
-        stamps = [a + (b - a) / 2 for a, b in zip(starts, nexts)]
+        stamps = [a + (b - a) / 2 for a, b in zip(starts, nexts, strict=True)]
     elif s.stamp == "end":
-        stamps = [b - (b - a) / 48 for a, b in zip(starts, nexts)]  # late on the last day
+        stamps = [b - (b - a) / 48 for a, b in zip(starts, nexts, strict=True)]  # late on the last day
     else:  # "next": the first instant of the next month, with bounds
         stamps = nexts
     vals = np.asarray(cftime.date2num(stamps, units, calendar=cal), dtype=np.float64)

@@ -6,7 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from gridflux.catalog import build_catalog, fingerprint, load_catalog, open_series, parse_path, write_catalog
+from gridflux.catalog import (
+    build_catalog,
+    fingerprint,
+    load_catalog,
+    open_series,
+    parse_path,
+    write_catalog,
+)
 from gridflux.errors import CatalogError
 from gridflux.testing import raise_if_dask_computes
 
