@@ -471,7 +471,7 @@ def _series_paths(root: str, s: SynthSeries, keys: np.ndarray) -> list[tuple[str
     if s.layout == "cmip6":
         cuts = sorted({0, n, *[c for c in s.split_months if 0 < c < n]})
         out = []
-        for a, b in zip(cuts[:-1], cuts[1:]):
+        for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             ka, kb = keys[a], keys[b - 1]
             tr = f"{ka // 12:04d}{ka % 12 + 1:02d}-{kb // 12:04d}{kb % 12 + 1:02d}"
             d = os.path.join(root, "CMIP6", s.ensemble, s.institution, s.source_id, s.experiment, s.member_id, "Lmon",
@@ -550,7 +550,7 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
     for r, w in W.items():
         rate = np.einsum("tij,ij->t", c0, w)  # kg s-1 (flux) or kg (stock)
         tg = rate / 1e9 if is_stock else rate * secs / 1e9
-        for k, val in zip(keys, tg):
+        for k, val in zip(keys, tg, strict=True):
             truths.append((s.member, s.variable, r, f"{k // 12:04d}-{k % 12 + 1:02d}", float(val), unit))
     return _Written(s, rows, truths, files)
 
