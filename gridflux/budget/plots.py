@@ -71,7 +71,7 @@ def plot_budget_bars(result: RecipeResult, path: str, metric: str = "GWP100",
     plt = _plt()
     metric = normalize_metric(metric)
     fig, axes = plt.subplots(1, 4, figsize=(17, 4.2), sharey=True)
-    for ax, gas in zip(axes[:3], ("CO2", "CH4", "N2O")):
+    for ax, gas in zip(axes[:3], ("CO2", "CH4", "N2O"), strict=False):
         rows = [(SHORT.get(i, i), result.items.get(i, {}).get(gas)) for i in items]
         labels = [r[0] for r in rows]
         est = [r[1] if r[1] is not None else _nan_est() for r in rows]
@@ -100,7 +100,7 @@ def plot_bottom_up_vs_top_down(result: RecipeResult, path: str,
     """Per gas: the bottom-up natural budget beside the inversions of each decade (and full period)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
-    for ax, gas in zip(axes, ("CO2", "CH4", "N2O")):
+    for ax, gas in zip(axes, ("CO2", "CH4", "N2O"), strict=False):
         labels, est, colors = [], [], []
         bu = result.items.get("bottom_up", {}).get(gas)
         if bu is not None:
@@ -153,7 +153,7 @@ def plot_annual_series(annual: xr.DataArray, path: str, max_panels: int = 12) ->
     ncol = 4
     nrow = max(1, int(np.ceil(len(ens) / ncol)))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    for ax, e in zip(axes.flat, ens):
+    for ax, e in zip(axes.flat, ens, strict=False):
         members = annual["member"].values[annual["ensemble"].values.astype(str) == e]
         var = _ensemble_variable(annual, members)
         if var is None:
@@ -200,7 +200,7 @@ def plot_seasonal_cycle(totals: xr.DataArray, path: str, region: str, max_panels
     ncol = 4
     nrow = max(1, int(np.ceil(len(ens) / ncol)))
     fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
-    for ax, e in zip(axes.flat, ens):
+    for ax, e in zip(axes.flat, ens, strict=False):
         members = clim["member"].values[clim["ensemble"].values.astype(str) == e]
         var = None
         for v in SERIES_VARIABLES:
@@ -244,6 +244,7 @@ def plot_flux_map(cube: xr.DataArray, path: str, title: str | None = None) -> st
     lat = np.asarray(cube["lat"].values, dtype=float)
     lon = np.asarray(cube["lon"].values, dtype=float)
     fig, ax = plt.subplots(figsize=(9, 4.5))
+    ax.set_facecolor("0.85")  # grey = outside the region / no data
     finite = vals[np.isfinite(vals)]
     vmax = float(np.nanpercentile(np.abs(finite), 98)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
