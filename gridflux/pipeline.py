@@ -30,6 +30,7 @@ from gridflux.store import Store, StoreTemplate, continuous_months
 
 log = logging.getLogger(__name__)
 
+MANIFEST_INTERVAL = 1.0  # seconds between manifest rewrites during a run
 TRAITS = ("ensemble", "source_id", "experiment", "member_id", "gas", "group", "forcing", "layered_c", "fire")
 
 
@@ -330,10 +331,16 @@ def run(
             else:
                 manifest["series"][p.key] = _entry(p, "failed", chash, error=error, seconds=seconds)
                 summary.failed[p.key] = error
-            st.write_manifest(manifest)
+            # a finished series missing from a manifest that was not yet rewritten is merely recomputed
+            # by the next run, so rewrite it at most about once a second (not after every series)
+            if time.perf_counter() - last_manifest_write[0] > MANIFEST_INTERVAL:
+                st.write_manifest(manifest)
+                last_manifest_write[0] = time.perf_counter()
             reporter.advance(p)
 
+        last_manifest_write = [time.perf_counter()]
         _execute(todo, make_tasks, finish, client, batch_size)
+        st.write_manifest(manifest)
         reporter.close()
     finally:
         st.release_lock()

@@ -192,6 +192,12 @@ class Store:
     # -- template ----------------------------------------------------------------------------
     def create(self, template: StoreTemplate) -> None:
         """Write the template: metadata, coordinates and empty (fill = NaN) arrays."""
+        with warnings.catch_warnings():
+            # the lock and manifest files live beside the zarr hierarchy on purpose
+            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
+            self._create(template)
+
+    def _create(self, template: StoreTemplate) -> None:
         import dask.array as dsa
         import xarray as xr
         import zarr

@@ -27,7 +27,18 @@ def _root(
     """gridflux: exact regridding, region totals and budgets for model and inversion ensembles."""
     import logging
 
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    import dask.config
+
+    level = log_level.upper()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # distributed configures its own loggers from dask config when first imported
+    dask.config.set({"logging": {"distributed": level.lower(), "distributed.client": level.lower(),
+                                 "distributed.scheduler": level.lower(), "distributed.nanny": level.lower(),
+                                 "distributed.worker": level.lower(), "distributed.http.proxy": "error"}})
+    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker",
+                 "distributed.core", "distributed.http.proxy", "distributed.diskutils"):
+        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING)
+                                         if name == "distributed.http.proxy" else level)
 
 
 # module name -> owns these commands
