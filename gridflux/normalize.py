@@ -307,7 +307,9 @@ def normalize(
         history.append(f"per land area: multiplied by {how}")
 
     enc = da.encoding
-    declared_fill = ("_FillValue" in enc) or ("missing_value" in enc)
+    declared_fill = ("_FillValue" in enc) or ("missing_value" in enc) or bool(
+        da.attrs.get("gridflux_declared_fill", False)
+    )
     needs_fill_mask = (not declared_fill) or bool(da.attrs.get("gridflux_unmasked_fill", False))
 
     out_dtype = np.float32 if da.dtype == np.float32 else np.float64
@@ -334,7 +336,9 @@ def normalize(
     if lf is not None:
         factor = (1.0 if factor is None else factor) * lf[None, :, :]
     if factor is not None:
-        data = (data.astype(np.float64) * factor).astype(out_dtype)
+        # converted values stay float64: casting back to float32 would add ~3e-8 relative rounding
+        # per cell, which survives into the totals (~1e-8); canonical-unit files keep their dtype
+        data = data.astype(np.float64) * factor
     elif data.dtype != out_dtype:
         data = data.astype(out_dtype)
 

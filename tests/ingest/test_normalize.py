@@ -27,7 +27,7 @@ def test_descending_lat_units_sign_and_time(ncfile):
         out = normalize(ds, "npp", raw_name="NPP")
     da = out["npp"]
     assert da.dims == ("time", "lat", "lon") and dask.is_dask_collection(da.data)
-    assert da.dtype == np.float32
+    assert da.dtype == np.float64  # converted values are kept in float64 (no float32 re-rounding)
     np.testing.assert_array_equal(out.lat.values, [-60.0, -20.0, 20.0, 60.0])
     np.testing.assert_array_equal(out.lat_bnds.values[:, 0], [-80.0, -40.0, 0.0, 40.0])
     np.testing.assert_array_equal(out.lat_bnds.values[-1], [40.0, 80.0])
