@@ -101,14 +101,14 @@ def run_demo(workdir: str | os.PathLike = "gridflux-demo", *, size: str = "tiny"
     for key in check.mismatched[:10]:
         console.print(f"  mismatch: {key}")
 
-    try:
-        from gridflux.budget import budget_from_store, print_budget
-    except ImportError:
-        console.print("[bold]4/4[/bold] budget layer not available")
-    else:
-        table = budget_from_store(str(store))
-        console.print("[bold]4/4[/bold] headline budget (synthetic archive)")
-        print_budget(table, console=console)
+    from gridflux.budget.api import compute_budget, write_budget
+    from gridflux.cli.budget import print_headline
+
+    budget = compute_budget(str(store), "reccap2-permafrost", "GWP100")
+    files = write_budget(budget, workdir / "budget")
+    console.print(f"[bold]4/4[/bold] headline budget of the synthetic archive ({len(files)} tables and figures "
+                  f"in {workdir / 'budget'})")
+    print_headline(budget, console)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; store: {store}")
     expected_failures = set(getattr(info, "expected_failures", []) or [])
     unexpected = set(summary.failed) - expected_failures

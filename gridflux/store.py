@@ -322,10 +322,23 @@ def write_cube_block(url: str, storage_options: dict, zarr_format: int, variable
 
 
 def open_store(url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None):
-    """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset."""
+    """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset.
+
+    String coordinates come back as ordinary numpy unicode arrays (zarr 3 decodes its
+    variable-length strings to numpy's ``StringDType``, which ``.astype(str)`` cannot convert).
+    """
     import xarray as xr
 
-    return xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+    return plain_strings(xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options))
+
+
+def plain_strings(ds):
+    """Convert ``StringDType`` coordinates of a Dataset to fixed-width unicode (``<U``)."""
+    fixes = {}
+    for name, coord in ds.coords.items():
+        if coord.dtype.kind == "T":  # numpy.dtypes.StringDType
+            fixes[name] = (coord.dims, np.asarray(coord.values.tolist(), dtype=str), coord.attrs)
+    return ds.assign_coords(fixes) if fixes else ds
 
 
 def _trait_array(values: list[Any]) -> np.ndarray:

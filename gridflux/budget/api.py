@@ -53,11 +53,15 @@ def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr
     if isinstance(store, xr.Dataset):
         if "totals" not in store:
             raise StoreError(f"dataset has no 'totals' variable; variables: {list(store.data_vars)}")
-        return store["totals"]
+        from gridflux.store import plain_strings
+
+        return plain_strings(store)["totals"]
     path = os.fspath(store)
     if not os.path.exists(path) and "://" not in path:
         raise StoreError(f"store {path!r} does not exist; run `gridflux run` or `gridflux demo` first")
-    ds = xr.open_zarr(path)
+    from gridflux.store import open_store
+
+    ds = open_store(path)
     if "totals" not in ds:
         raise StoreError(f"{path}: no 'totals' array; is it a gridflux store? variables: {list(ds.data_vars)}")
     return ds["totals"]

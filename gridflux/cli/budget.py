@@ -7,6 +7,31 @@ from typing import Annotated
 import typer
 
 
+def print_headline(run, console) -> None:
+    """Print a budget run's headline table, what was not computed and which members were excluded."""
+    from rich.table import Table
+
+    t = Table(title=f"{run.recipe.title} - inputs: {run.source}, {run.metric}, "
+                    f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))")
+    shown = run.headline.drop(columns=["label"])
+    for c in shown.columns:
+        name, _, unit = str(c).partition(" [")
+        t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", no_wrap=True)
+    for row in shown.itertuples(index=False):
+        t.add_row(*[str(v) for v in row])
+    console.print(t)
+    if run.result.missing:
+        console.print(f"[yellow]{len(run.result.missing)} item/gas combinations not computed "
+                      "(see missing.csv)[/yellow]")
+    if run.store is not None:
+        ex = run.store.members[run.store.members["status"] == "excluded"]
+        for r in ex.itertuples(index=False):
+            console.print(f"[yellow]excluded[/yellow] {r.member} from {r.input} ({r.gas}): {r.reason}")
+        if len(run.store.incomplete_years):
+            console.print(f"{len(run.store.incomplete_years)} incomplete member-years excluded "
+                          "(see incomplete_years.csv)")
+
+
 def register(app: typer.Typer) -> None:
     """Add this area's commands to the main app."""
 
@@ -24,7 +49,6 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Compute a budget recipe and write tidy tables (CSV, Markdown) and figures to OUT."""
         from rich.console import Console
-        from rich.table import Table
 
         from gridflux.budget.api import compute_budget, write_budget
         from gridflux.errors import GridfluxError
@@ -40,23 +64,5 @@ def register(app: typer.Typer) -> None:
         except GridfluxError as exc:
             console.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(1) from exc
-        t = Table(title=f"{run.recipe.title} - inputs: {run.source}, {run.metric}, "
-                        f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))")
-        shown = run.headline.drop(columns=["label"])
-        for c in shown.columns:
-            name, _, unit = str(c).partition(" [")
-            t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", no_wrap=True)
-        for row in shown.itertuples(index=False):
-            t.add_row(*[str(v) for v in row])
-        console.print(t)
-        if run.result.missing:
-            console.print(f"[yellow]{len(run.result.missing)} item/gas combinations not computed "
-                          "(see missing.csv)[/yellow]")
-        if run.store is not None:
-            ex = run.store.members[run.store.members["status"] == "excluded"]
-            for r in ex.itertuples(index=False):
-                console.print(f"[yellow]excluded[/yellow] {r.member} from {r.input} ({r.gas}): {r.reason}")
-            if len(run.store.incomplete_years):
-                console.print(f"{len(run.store.incomplete_years)} incomplete member-years excluded "
-                              "(see incomplete_years.csv)")
+        print_headline(run, console)
         console.print(f"wrote {len(files)} files to {out}")
