@@ -195,7 +195,9 @@ def _check_centres(c: np.ndarray, name: str, *, allow_descending: bool) -> None:
         i = int(np.flatnonzero(d == 0)[0])
         raise GridError(f"duplicate coordinate value {c[i]:g} at positions {i} and {i + 1}", variable=name)
     if not (np.all(d > 0) or (allow_descending and np.all(d < 0))):
-        i = int(np.flatnonzero(np.sign(d) != np.sign(d[0]))[0])
+        wrong = np.flatnonzero(np.sign(d) != np.sign(d[0])) if allow_descending else np.flatnonzero(d < 0)
+        i = int(wrong[0]) if wrong.size else 0
+        i = max(0, min(i, c.size - 2))
         raise GridError(
             f"coordinate is not monotonic: {c[i]:g}, {c[i + 1]:g}, {c[i + 2] if i + 2 < c.size else c[i + 1]:g} "
             f"at positions {i}..{i + 2}; expected strictly increasing or decreasing values",
@@ -327,12 +329,20 @@ def gaussian_latitudes(nlat: int) -> tuple[np.ndarray, np.ndarray]:
     """Gaussian latitudes (degrees, ascending) and their cell edges (degrees, nlat + 1).
 
     The edges satisfy ``sin(edge[k+1]) - sin(edge[k]) = w_k``, the Gauss weights, so cell areas
-    are proportional to the quadrature weights, as in ECMWF/MPI spectral models and CDO.
+    are proportional to the quadrature weights, as in ECMWF/MPI spectral models. (CDO 2.1.1 puts the
+    edges of a Gaussian grid *without* bounds at the midpoints between latitudes instead; with
+    explicit bounds both agree.)
     """
     x, w = _gauss_legendre(nlat)
     centres = np.degrees(np.arcsin(x))
-    sin_edges = np.concatenate([[-1.0], -1.0 + np.cumsum(w)])
-    sin_edges[-1] = 1.0
+    # accumulate from each pole towards the equator and mirror, so that rounding does not pile up
+    # in the last row (the grid is symmetric: w[k] == w[n-1-k])
+    sin_edges = np.empty(nlat + 1)
+    half = nlat // 2
+    sin_edges[: half + 1] = np.concatenate([[-1.0], -1.0 + np.cumsum(w[:half])])
+    sin_edges[nlat - half :] = -sin_edges[: half + 1][::-1]
+    if nlat % 2:  # odd: the equatorial row straddles 0 symmetrically
+        sin_edges[half + 1] = -sin_edges[half]
     sin_edges = np.clip(sin_edges, -1.0, 1.0)
     edges = np.degrees(np.arcsin(sin_edges))
     return centres, edges

@@ -63,6 +63,8 @@ def nonzero_rows(weights: np.ndarray) -> slice:
 def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = None) -> np.ndarray:
     """``out[t, r] = sum_ij block[t, i, j] * weights[r, i, j]`` in float64, NaN counted as zero.
 
+    Infinite values are not missing data: they propagate into the totals.
+
     ``block`` may be float32: it is converted piece by piece (a few latitude rows at a time)
     into a small float64 scratch buffer, so no float64 copy of the whole block is made and the
     pass runs at memory speed. Only ``rows`` (default: the rows where weights are nonzero) are
@@ -92,8 +94,8 @@ def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = N
         np.copyto(buf.reshape(nt, y1 - y0, nx), block[:, y0:y1, :], casting="unsafe")
         w = weights[:, y0:y1, :].reshape(nr, n)
         part = buf @ w.T
-        if not np.all(np.isfinite(part)):
-            np.nan_to_num(buf, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        if np.isnan(part).any():  # only NaN means "no data"; an inf stays an inf
+            np.copyto(buf, 0.0, where=np.isnan(buf))
             part = buf @ w.T
         out += part
     return out

@@ -173,7 +173,7 @@ def apply_separable(weights: SeparableWeights, data: np.ndarray, *, normalizatio
         )
     lead = data.shape[:-2]
     x = data.reshape((-1,) + src.shape)
-    valid = np.isfinite(x)
+    valid = ~np.isnan(x)  # only NaN is missing; an inf propagates
     has_missing = not bool(valid.all())
     if has_missing:
         x = np.where(valid, x, 0.0)
