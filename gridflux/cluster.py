@@ -160,7 +160,7 @@ def worker_env() -> dict[str, str]:
     pre-spawn variables (``OMP_NUM_THREADS=1``...).
     """
     threshold = _trim_threshold()
-    return {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": '{"%s": %r}' % (_TRIM_VAR, threshold)}
+    return {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": f'{{"{_TRIM_VAR}": {threshold!r}}}'}
 
 
 @contextlib.contextmanager
