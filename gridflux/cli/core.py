@@ -13,6 +13,7 @@ def weights(
     dst: Annotated[Path, typer.Argument(help="CF netCDF file on the destination lat-lon grid")],
     out: Annotated[Path, typer.Option("--out", "-o", help="ESMF weight file to write")],
     normalization: Annotated[str, typer.Option(help="fracarea (ESMF/CDO default) or destarea")] = "fracarea",
+    fmt: Annotated[str, typer.Option("--format", help="esmf (xESMF, ncremap) or scrip (cdo remap)")] = "esmf",
 ) -> None:
     """Write exact conservative weights between two files' grids (like `cdo gencon` / `ncremap -m`)."""
     import time
@@ -29,10 +30,10 @@ def weights(
             grids.append(grid_of(ds))
     t0 = time.perf_counter()
     w = conservative_weights(grids[0], grids[1])
-    write_weights(out, w, normalization=normalization)
+    write_weights(out, w, normalization=normalization, fmt=fmt)
     typer.echo(
         f"{out}: {w.to_coo().nnz} weights, {grids[0].shape} -> {grids[1].shape} (lat, lon), "
-        f"{normalization}, built in {time.perf_counter() - t0:.3f} s"
+        f"{normalization}, {fmt} format, built in {time.perf_counter() - t0:.3f} s"
     )
 
 

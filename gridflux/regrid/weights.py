@@ -117,8 +117,12 @@ def _corners(grid: CellBounds) -> tuple[np.ndarray, np.ndarray]:
     return xv, yv
 
 
-def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normalization: str = "fracarea") -> None:
-    """Write exact weights between two lat-lon grids as an ESMF weight file (netCDF).
+def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normalization: str = "fracarea",
+                  fmt: str = "esmf") -> None:
+    """Write exact weights between two lat-lon grids as an ESMF (default) or SCRIP weight file.
+
+    ESMF files are read by xESMF, ``ncremap -m`` and ESMF tools; SCRIP files (``fmt="scrip"``)
+    by ``cdo remap,GRID,WEIGHTS`` (CDO does not read the ESMF layout).
 
     ``normalization='fracarea'`` (ESMF's and CDO's default) divides by the destination coverage
     ``frac_b`` so that the file is interchangeable with ``ESMF_RegridWeightGen`` / ``ncremap`` /
@@ -136,6 +140,12 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
     elif normalization != "destarea":
         raise WeightsError(f"normalization {normalization!r} is not one of ('destarea', 'fracarea')")
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
+    if fmt == "scrip":
+        _write_scrip(tmp, weights, sw, m.row, m.col, s, normalization)
+        os.replace(tmp, path)
+        return
+    if fmt != "esmf":
+        raise WeightsError(f"weight file format {fmt!r} is not one of ('esmf', 'scrip')")
     src, dst = weights.src, weights.dst
     with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
         nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
@@ -174,6 +184,48 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
         nc.createVariable("col", "i4", ("n_s",))[:] = m.col + 1
         nc.createVariable("S", "f8", ("n_s",))[:] = s
     os.replace(tmp, path)
+
+
+def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
+                 s: np.ndarray, normalization: str) -> None:
+    """The SCRIP layout as CDO writes it (centres and corners in radians, 1-based addresses)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
+        nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
+        nc.normalization = normalization
+        nc.map_method = "Conservative remapping"
+        nc.conventions = "SCRIP"
+        nc.source_grid = "source"
+        nc.dest_grid = "destination"
+        for side, grid, area, frac in (("src", weights.src, sw.area_a, sw.frac_a), ("dst", weights.dst, sw.area_b, sw.frac_b)):
+            n = grid.nlat * grid.nlon
+            nc.createDimension(f"{side}_grid_size", n)
+            nc.createDimension(f"{side}_grid_corners", 4)
+            nc.createDimension(f"{side}_grid_rank", 2)
+            nc.createVariable(f"{side}_grid_dims", "i4", (f"{side}_grid_rank",))[:] = [grid.nlon, grid.nlat]
+            xv, yv = _corners(grid)
+            for name, data, dims in (
+                ("center_lat", np.repeat(grid.lat, grid.nlon), (f"{side}_grid_size",)),
+                ("center_lon", np.tile(grid.lon, grid.nlat), (f"{side}_grid_size",)),
+                ("corner_lat", yv, (f"{side}_grid_size", f"{side}_grid_corners")),
+                ("corner_lon", xv, (f"{side}_grid_size", f"{side}_grid_corners")),
+            ):
+                v = nc.createVariable(f"{side}_grid_{name}", "f8", dims)
+                v.units = "radians"
+                v[:] = np.radians(data)
+            nc.createVariable(f"{side}_grid_imask", "i4", (f"{side}_grid_size",))[:] = 1
+            v = nc.createVariable(f"{side}_grid_area", "f8", (f"{side}_grid_size",))
+            v.units = "square radians"
+            v[:] = area
+            v = nc.createVariable(f"{side}_grid_frac", "f8", (f"{side}_grid_size",))
+            v.units = "unitless"
+            v[:] = frac
+        nc.createDimension("num_links", rows.size)
+        nc.createDimension("num_wgts", 1)
+        nc.createVariable("src_address", "i4", ("num_links",))[:] = cols + 1
+        nc.createVariable("dst_address", "i4", ("num_links",))[:] = rows + 1
+        nc.createVariable("remap_matrix", "f8", ("num_links", "num_wgts"))[:] = s[:, None]
 
 
 def read_weights(path: str | os.PathLike) -> SparseWeights:

@@ -326,3 +326,24 @@ def test_gridarea_total_with_cdo_radius(tmp_path, name):
         total, rel=1e-12
     )
     np.testing.assert_allclose(cell_areas(g, radius=CDO_EARTH_RADIUS), a_cdo, rtol=1e-3)
+
+
+@pytest.mark.parametrize("src_name", ["T63", "2.5x3.75"])
+def test_cdo_applies_gridflux_scrip_weights(tmp_path, src_name):
+    """`gridflux weights --format scrip` writes a file that `cdo remap,GRID,WEIGHTS` uses as its own."""
+    from gridflux.regrid.weights import write_weights
+
+    grids = {"T63": gaussian_grid(96), "2.5x3.75": global_grid(2.5, 3.75, 0.0)}
+    src, dst = grids[src_name], global_grid(1.0)
+    data = _field(src, seed=7)
+    fin, fout, wfile = tmp_path / "in.nc", tmp_path / "out.nc", tmp_path / "w.nc"
+    write_cf(fin, src, data)
+    target = _target_arg(tmp_path, "dst", dst)
+    write_weights(wfile, conservative_weights(src, dst), fmt="scrip")
+    run_tool(["cdo", "-s", "-b", "F64", f"remap,{target},{wfile}", str(fin), str(fout)])
+    y, lat, _ = read_var(fout)
+    if lat.size > 1 and lat[1] < lat[0]:
+        y = y[..., ::-1, :]
+    # the reference is CDO's own remapcon (its exact lat-lon overlaps), not gridflux's application
+    ref = _cdo_remapcon(tmp_path, src, data, target)
+    _assert_close_to_scale(y, ref, float(np.abs(ref).max()))
