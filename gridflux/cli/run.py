@@ -55,6 +55,14 @@ def run_cmd(
     chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per task")] = 12,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    queue: Annotated[Optional[str], typer.Option(help="slurm/pbs: partition or queue")] = None,
+    account: Annotated[Optional[str], typer.Option(help="slurm/pbs: account to charge")] = None,
+    cores: Annotated[Optional[int], typer.Option(help="slurm/pbs: cores per job")] = None,
+    memory: Annotated[Optional[str], typer.Option(help="slurm/pbs: memory per job, e.g. 4GB")] = None,
+    walltime: Annotated[Optional[str], typer.Option(help="slurm/pbs: walltime, e.g. 01:00:00")] = None,
+    image: Annotated[Optional[str], typer.Option(help="kubernetes: worker image")] = None,
+    gateway_address: Annotated[Optional[str], typer.Option("--gateway-address", help="gateway: server URL")] = None,
+    scheduler_host: Annotated[Optional[str], typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console
@@ -71,7 +79,13 @@ def run_cmd(
         else:
             from gridflux.cluster import make_cluster
 
-            with make_cluster(cluster, n_workers=workers) as handle:
+            overrides = {k: v for k, v in {"queue": queue, "account": account, "cores": cores, "memory": memory,
+                                           "walltime": walltime, "image": image, "address": gateway_address}.items()
+                         if v is not None}
+            if scheduler_host:
+                overrides["scheduler_options"] = {"host": scheduler_host}
+                overrides["worker_extra_args"] = ["--host", scheduler_host]
+            with make_cluster(cluster, n_workers=workers, **overrides) as handle:
                 console.print(f"dask dashboard: {handle.dashboard_link}")
                 summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
                               chunk_months=chunk_months, zarr_format=zarr_format, client=handle.client, progress=progress)
