@@ -52,6 +52,20 @@ def protocol_weights(
     raise MaskError(f"protocol {protocol!r}: expected one of {PROTOCOLS}")
 
 
+def sparse_native_weights(weights, target: CellBounds, mask: RegionMask, radius: float = EARTH_RADIUS) -> np.ndarray:
+    """Native weights ``(region, *src_shape)`` (m2) of any source grid from a sparse weight file.
+
+    ``weights`` (a :class:`~gridflux.regrid.weights.SparseWeights`, e.g. read from ``cdo gencon``
+    or ESMF output) maps the source grid to ``target``; the mask is brought onto ``target`` and
+    ``w = W_destarea.T @ (mask * area_target)``, so ``sum(x * w)`` is the regrid-data total of ``x``.
+    """
+    if tuple(weights.dst_shape) != target.shape:
+        raise MaskError(f"the weight file's destination grid {tuple(weights.dst_shape)} is not the target {target.shape}")
+    m = mask.to_grid(target).fractions.reshape(len(mask.names), -1) * cell_areas(target, radius).ravel()[None]
+    w = (weights.as_destarea().matrix.T @ m.T).T
+    return np.asarray(w).reshape((len(mask.names),) + tuple(weights.src_shape))
+
+
 def nonzero_rows(weights: np.ndarray) -> slice:
     """The smallest row slice outside which every region's weight is zero."""
     rows = np.flatnonzero(np.any(weights != 0, axis=(0, 2)))

@@ -186,3 +186,64 @@ def regrid(
     out = out.drop_vars(drop, errors="ignore").assign_coords(grid_coords(target))
     out.attrs["regrid_method"] = f"conservative ({normalization}), exact separable lat-lon overlaps (gridflux)"
     return out
+
+
+def regrid_with_weights(
+    da: xr.DataArray,
+    weights,
+    *,
+    src_dims: tuple[str, ...] | None = None,
+    target: CellBounds | None = None,
+) -> xr.DataArray:
+    """Apply a sparse weight file (ESMF or SCRIP, e.g. from ``cdo gencon``, ``ncremap -m`` or ESMF)
+    to a field on any source grid: curvilinear ``(y, x)``, unstructured ``(cell,)``, or lat-lon.
+
+    Parameters
+    ----------
+    da : DataArray whose trailing dimensions are the weight file's source grid (C order: the
+        fastest-varying dimension last, as ESMF/SCRIP number cells)
+    weights : ``SparseWeights`` or a path to a weight file
+    src_dims : names of the source grid dimensions (default: the trailing ``len(src_shape)`` dims)
+    target : the destination lat-lon grid (for exact coordinates and bounds); default: centres
+        from the weight file
+
+    Returns
+    -------
+    float64 DataArray with trailing dims ``(lat, lon)`` (or ``("cell",)`` for an unstructured
+    destination), lazy on dask input; NaN source values count as zero (the file's own
+    normalisation is applied as it is).
+    """
+    from gridflux.regrid.weights import SparseWeights, read_weights
+
+    w: SparseWeights = weights if isinstance(weights, SparseWeights) else read_weights(weights)
+    k = len(w.src_shape)
+    src_dims = tuple(da.dims[-k:]) if src_dims is None else tuple(src_dims)
+    if tuple(da.sizes[d] for d in src_dims) != tuple(w.src_shape):
+        raise WeightsError(
+            f"{da.name!r}: source dims {src_dims} have sizes {tuple(da.sizes[d] for d in src_dims)} but the "
+            f"weight file's source grid is {tuple(w.src_shape)}"
+        )
+    dst_dims = ("lat", "lon") if len(w.dst_shape) == 2 else ("cell",)
+    if da.chunks is not None:
+        da = da.chunk({d: -1 for d in src_dims})
+    out = xr.apply_ufunc(
+        lambda x: w.apply(x),
+        da,
+        input_core_dims=[list(src_dims)],
+        output_core_dims=[list(dst_dims)],
+        exclude_dims=set(src_dims),
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": dict(zip(dst_dims, w.dst_shape))},
+        keep_attrs=True,
+    )
+    drop = [c for c in out.coords if set(src_dims) & set(out[c].dims)]
+    out = out.drop_vars(drop, errors="ignore")
+    if target is not None:
+        if target.shape != tuple(w.dst_shape):
+            raise WeightsError(f"target grid {target.shape} does not match the weight file's destination {tuple(w.dst_shape)}")
+        out = out.assign_coords(grid_coords(target))
+    elif len(w.dst_shape) == 2 and w.dst_lat is not None and w.dst_lon is not None:
+        out = out.assign_coords(lat=w.dst_lat.reshape(w.dst_shape)[:, 0], lon=w.dst_lon.reshape(w.dst_shape)[0, :])
+    out.attrs["regrid_method"] = f"sparse weights ({w.normalization})"
+    return out
