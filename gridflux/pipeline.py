@@ -178,11 +178,9 @@ def series_tasks(plan: SeriesPlan, job: BlockJob, positions: np.ndarray, mask_d:
     ds = plan.canonical
     da = ds[plan.variable]
     chunks = block_chunks(positions, time_chunk)
+    if da.chunks is None:  # opened without dask: chunk it at the store's boundaries directly
+        da = da.chunk({da.dims[0]: chunks})
     data = da.data
-    if not hasattr(data, "to_delayed"):
-        import dask.array as dsa
-
-        data = dsa.from_array(da.variable._data if hasattr(da.variable, "_data") else da.values, chunks=(chunks[0], -1, -1))
     if data.chunks[0] != chunks:
         data = data.rechunk({0: chunks, 1: -1, 2: -1})
     elif len(data.chunks[1]) > 1 or len(data.chunks[2]) > 1:
