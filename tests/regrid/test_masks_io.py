@@ -1,0 +1,57 @@
+"""RegionMask from zarr and GeoJSON files, against closed-form areas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gridflux.errors import MaskError
+from gridflux.grids import EARTH_RADIUS, global_grid
+from gridflux.masks import RegionMask
+
+
+def _cap_area(s, n, w, e):
+    return EARTH_RADIUS**2 * np.radians(e - w) * (np.sin(np.radians(n)) - np.sin(np.radians(s)))
+
+
+def test_zarr_round_trip(tmp_path):
+    g = global_grid(2.0)
+    f = np.zeros((2,) + g.shape)
+    f[0, 70:80, :] = 0.25
+    f[1, 80:, 10:20] = 1.0
+    RegionMask(("a", "b"), f, g).to_dataarray().to_dataset().to_zarr(tmp_path / "m.zarr")
+    m = RegionMask.from_file(tmp_path / "m.zarr")
+    assert m.names == ("a", "b")
+    areas = m.areas()
+    assert np.isclose(areas["a"], 0.25 * _cap_area(50, 70, -180, 180), rtol=1e-12)
+    assert np.isclose(areas["b"], _cap_area(70, 90, -160, -140), rtol=1e-12)
+
+
+def test_geojson_regions_exact_fractions(tmp_path):
+    doc = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "properties": {"name": "yamal"},
+         "geometry": {"type": "Polygon", "coordinates": [[[60.5, 66.25], [75.3, 66.25], [75.3, 72.6], [60.5, 72.6], [60.5, 66.25]]]}},
+        {"type": "Feature", "properties": {"name": "chukotka"},  # across the dateline
+         "geometry": {"type": "Polygon", "coordinates": [[[170.0, 62.0], [190.0, 62.0], [190.0, 70.0], [170.0, 70.0], [170.0, 62.0]]]}},
+    ]}
+    path = tmp_path / "regions.geojson"
+    path.write_text(json.dumps(doc))
+    m = RegionMask.from_geojson(path, global_grid(1.0))
+    areas = m.areas()
+    assert np.isclose(areas["yamal"], _cap_area(66.25, 72.6, 60.5, 75.3), rtol=1e-12)
+    assert np.isclose(areas["chukotka"], _cap_area(62, 70, 170, 190), rtol=1e-12)
+    assert m.fractions.max() <= 1.0
+
+
+def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
+    import xarray as xr
+
+    g = global_grid(10.0)
+    ds = xr.Dataset({"a": (("lat", "lon"), np.zeros(g.shape)), "b": (("lat", "lon"), np.ones(g.shape))},
+                    coords={"lat": g.lat, "lon": g.lon})
+    ds.to_netcdf(tmp_path / "two.nc")
+    with pytest.raises(MaskError, match=r"two\.nc: cannot tell which variable is the mask"):
+        RegionMask.from_file(tmp_path / "two.nc")
+    assert RegionMask.from_file(tmp_path / "two.nc", variable="b").names == ("b",)
