@@ -60,13 +60,20 @@ def synth(
     directory: Annotated[str, typer.Argument(help="Where to write the archive.")],
     size: Annotated[str, typer.Option(help="tiny | small | paper")] = "tiny",
     seed: Annotated[int, typer.Option(help="Random seed of the fields.")] = 0,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write --size paper (hundreds of GB) without asking.")] = False,
 ) -> None:
     """Write the synthetic RECCAP2-like archive (catalog, mask, planted truth.csv)."""
+    from gridflux.errors import GridfluxError
     from gridflux.synthetic import build_archive
 
     if size not in ("tiny", "small", "paper"):
         raise typer.BadParameter(f"size {size!r}; expected tiny, small or paper", param_hint="--size")
-    info = build_archive(directory, size=size, seed=seed, echo=typer.echo)
+    try:
+        info = build_archive(directory, size=size, seed=seed, echo=typer.echo,
+                             confirm=True if yes else (lambda msg: typer.confirm(msg, default=False)))
+    except GridfluxError as exc:
+        typer.echo(f"not written: {exc}", err=True)
+        raise typer.Exit(1) from None
     typer.echo(
         f"wrote {info.n_files} files ({info.nbytes / 1e6:.1f} MB), {info.n_series} series of {info.n_members} members "
         f"in {info.seconds:.1f} s\ncatalog: {info.catalog}\nmask: {info.mask}\ntruth: {info.truth}\n"

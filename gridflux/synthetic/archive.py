@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import os
 import time as _time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -184,6 +185,27 @@ def _res(size: str, tiny: float, small: float, paper: float) -> float:
     return {"tiny": tiny, "small": small, "paper": paper}[size]
 
 
+# -- sizes (data): what each size writes --------------------------------------------------
+# tiny: seconds, CI and `gridflux demo` (~0.1 GB). small: realistic-but-laptop (~0.7 GB, written
+# in well under a minute): every ensemble and member, 3 years (2000-2002), process models at
+# 1-2 degrees, the LS3MIP models on CMIP-like grids. paper: real resolutions (0.5 degree process
+# models) and real spans (1901-2020 process models, 1901-2014 LS3MIP, 2000-2020 inversions).
+#: years written per size (paper spans are set per ensemble in :func:`archive_series`).
+_YEARS: dict[str, int] = {"tiny": 2, "small": 3, "paper": 0}
+#: process-model variables per size (+ fFire for the fire-enabled runs).
+_PROCESS_VARIABLES: dict[str, tuple[str, ...]] = {
+    "tiny": ("npp", "rh"),
+    "small": ("npp", "rh"),
+    "paper": ("gpp", "npp", "ra", "rh", "cSoil"),  # the paper's budget variables
+}
+#: grid spacing (degrees) of the regular-grid process ensembles per size.
+_PROCESS_RES: dict[str, dict[str, float]] = {
+    "tiny": {"PCN-MIP": 4.0, "MsTMIP": 5.0, "ISIMIP2a": 3.0, "ISIMIP2b": 3.0, "ISIMIP3a": 3.0, "ISIMIP3b": 3.0},
+    "small": {"PCN-MIP": 1.0, "MsTMIP": 2.0, "ISIMIP2a": 2.0, "ISIMIP2b": 2.0, "ISIMIP3a": 1.0, "ISIMIP3b": 1.0},
+    "paper": {"PCN-MIP": 0.5, "MsTMIP": 0.5, "ISIMIP2a": 0.5, "ISIMIP2b": 0.5, "ISIMIP3a": 0.5, "ISIMIP3b": 0.5},
+}
+
+
 def process_traits(seed: int) -> list[tuple[bool, bool]]:
     """(layered_c, fire) of the 52 process-model runs: 15 layered, 26 fire, 14 both."""
     flags = [(True, True)] * 14 + [(True, False)] * 1 + [(False, True)] * 12 + [(False, False)] * 25
@@ -199,13 +221,8 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
     out: list[SynthSeries] = []
     traits = process_traits(seed)
     y0 = 2000
-    ny = {"tiny": 2, "small": 10, "paper": 0}[size]
-    if size == "tiny":
-        pvars = ["npp", "rh"]
-    elif size == "small":
-        pvars = ["gpp", "npp", "ra", "rh", "nbp", "cSoil", "cVeg", "cLitter"]
-    else:  # the paper's five budget variables (+ fFire where simulated)
-        pvars = ["gpp", "npp", "ra", "rh", "cSoil"]
+    ny = _YEARS[size]
+    pvars = list(_PROCESS_VARIABLES[size])
     k = 0
     for ens, models in PROCESS_ENSEMBLES:
         for j, model in enumerate(models):
@@ -216,15 +233,14 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
             base = dict(ensemble=ens, source_id=model, layered_c=layered, fire=fire)
             for v in variables:
                 kind = _KIND.get(v, "flux")
+                d = _PROCESS_RES[size].get(ens, 0.0)
                 if ens == "PCN-MIP":
-                    d = _res(size, 4.0, 1.0, 0.5)
                     s = SynthSeries(**base, experiment="S3", member_id="r1", variable=v, raw_name=_PCN_RAW[v],
                                     raw_into_land=v in _INTO_LAND, units="g C m-2 d-1" if kind == "flux" else "g C m-2",
                                     gas="CO2", grid=GridSpec("regular", d, d, descending=True, write_bounds=False),
                                     calendar="noleap", layout="yearly", start_year=py0, n_years=pny,
                                     time_style="days", stamp="mid", missing=(j % 3 == 0))
                 elif ens == "MsTMIP":
-                    d = _res(size, 5.0, 1.0, 0.5)
                     s = SynthSeries(**base, experiment="BG1", member_id="r1", variable=v, raw_name=_PCN_RAW[v],
                                     raw_into_land=v in _INTO_LAND,
                                     units=("kg C m-2 s-1" if j % 2 else "g m-2 day-1") if kind == "flux" else "kg m-2",
@@ -252,7 +268,6 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
                                     split_months=(6, 12 * max(cny // 2, 1)), per_land=True,
                                     institution=f"INST{j}")
                 else:  # ISIMIP
-                    d = _res(size, 3.0, 1.0, 0.5)
                     if ens == "ISIMIP2a":
                         head, cal, ts = f"{model}_gswp3_nobc_hist_varsoc_co2", "proleptic_gregorian", "days"
                         forcing, exp, mem = "gswp3", "hist", "varsoc_co2"
@@ -286,7 +301,7 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
     wunits = [("mol m-2 s-1", None), ("kg CH4 m-2 s-1", None), ("kg m-2 s-1", "CH4"), ("g m-2 day-1", "CH4")]
     for j in range(13):
         u, mb = wunits[j % 4]
-        d = _res(size, 3.0, 1.0, 0.5)
+        d = _res(size, 3.0, 2.0, 0.5)
         out.append(SynthSeries(
             ensemble="GMB-wetland", source_id=f"WET{j + 1:02d}", experiment="wad2m", member_id="r1", variable="fch4",
             raw_name="wetCH4", raw_into_land=False, units=u, mass_basis=mb, gas="CH4",
@@ -588,31 +603,97 @@ class ArchiveInfo:
     regions: tuple[str, ...] = tuple(REGIONS)
 
 
+#: bytes of HDF5/netCDF-4 structure per file written by this writer (superblock, object headers,
+#: attributes, chunk index), measured on the tiny archive (netCDF-C 4.9 / HDF5 1.14: 18.7-29.8 kB).
+_NC_FILE_OVERHEAD = 24_000
+#: bytes per truth.csv row beyond its member, variable and region names (date, value repr, unit,
+#: separators), and per catalog row beyond its path (both measured on the tiny archive).
+_TRUTH_ROW_BYTES = 36
+_CATALOG_ROW_BYTES = 190
+
+
+def _file_bytes(s: SynthSeries, nt: int) -> int:
+    """Estimated size of one netCDF file of ``s`` holding ``nt`` months."""
+    lb, ob = s.grid.bounds()
+    ny, nx = lb.shape[0], ob.shape[0]
+    n = 4 * nt * ny * nx + 8 * (ny + nx + nt) + _NC_FILE_OVERHEAD
+    if s.grid.write_bounds:
+        n += 16 * (ny + nx)
+    if s.time_bnds or s.stamp == "next":
+        n += 16 * nt
+    return n
+
+
 def estimate_bytes(size: str = "tiny", seed: int = 0) -> int:
-    """Bytes of data (float32) the archive of a size will hold."""
+    """Bytes :func:`build_archive` writes for ``size``: netCDF data files (float32 data, coordinates,
+    bounds, a per-file structure overhead), the fx files, the region mask, ``truth.csv`` and the
+    catalogs. Computed from the series list without writing anything (within a few percent of the
+    written archive; tested on ``tiny``)."""
+    from gridflux.synthetic.regions import mask_array
+
     total = 0
+    fx_seen: set[str] = set()
+    n_files = 0
     for s in archive_series(size, seed):
-        lb, ob = s.grid.bounds()
-        total += 4 * lb.shape[0] * ob.shape[0] * 12 * s.n_years
-    return total
+        keys = _month_keys(s)
+        for path, sl in _series_paths("", s, keys):
+            nt = len(keys[sl])
+            total += _file_bytes(s, nt)
+            total += _CATALOG_ROW_BYTES + 2 * len(path)  # catalog.csv (+ inversions.yaml for inversions)
+            n_files += 1
+        if s.per_land and s.source_id not in fx_seen:
+            fx_seen.add(s.source_id)
+            lb, ob = s.grid.bounds()
+            total += 4 * lb.shape[0] * ob.shape[0] + 24 * (lb.shape[0] + ob.shape[0]) + _NC_FILE_OVERHEAD
+        row = len(s.member) + len(s.variable) + _TRUTH_ROW_BYTES
+        total += sum(keys.size * (row + len(r)) for r in REGIONS)
+    m, _lat, _lon = mask_array(REGIONS)
+    total += 8 * m.size + 24 * (m.shape[1] + m.shape[2]) + _NC_FILE_OVERHEAD
+    return int(total)
 
 
-def build_archive(root: str | os.PathLike, size: str = "tiny", seed: int = 0, *, echo=print) -> ArchiveInfo:
+def build_archive(
+    root: str | os.PathLike,
+    size: str = "tiny",
+    seed: int = 0,
+    *,
+    echo: Callable[[str], Any] | None = print,
+    confirm: bool | Callable[[str], bool] | None = None,
+) -> ArchiveInfo:
     """Write the synthetic archive under ``root`` and return what was written.
 
     Files: the data tree, ``catalog.json`` + ``catalog.csv`` (intake-esm), ``inversions.yaml`` (intake
     YAML of the inversion files), ``regions.nc`` (region mask) and ``truth.csv`` (columns member,
     variable, region, time (YYYY-MM), value, unit: Tg of element per month for fluxes, monthly-mean
     Tg for stocks).
+
+    Parameters
+    ----------
+    echo
+        Where progress messages go (``None``: silent). For ``size="paper"`` the estimated size in GB
+        (:func:`estimate_bytes`) is echoed before anything is written.
+    confirm
+        Required for ``size="paper"`` (hundreds of GB): ``True`` to proceed, or a callable that is
+        given the size message and returns whether to proceed (e.g. ``typer.confirm``). ``None`` or
+        ``False`` for ``paper`` raises :class:`~gridflux.errors.GridfluxError` before writing.
     """
     from gridflux.catalog import write_catalog
+    from gridflux.errors import GridfluxError
 
+    if size not in SIZES:
+        raise ValueError(f"size {size!r}; expected one of {SIZES}")
     t0 = _time.perf_counter()
     root = os.path.abspath(os.fspath(root))
+    if size == "paper":
+        msg = (f"paper-size synthetic archive: about {estimate_bytes(size, seed) / 1e9:.0f} GB to write "
+               f"under {root}")
+        if echo is not None:
+            echo(msg)
+        ok = confirm("continue?" if echo is not None else msg + "; continue?") if callable(confirm) else bool(confirm)
+        if not ok:
+            raise GridfluxError(f"{msg}: not confirmed; pass confirm=True (CLI: --yes) to write it")
     os.makedirs(root, exist_ok=True)
     series = archive_series(size, seed)
-    if size == "paper" and echo is not None:
-        echo(f"paper-size synthetic archive: {estimate_bytes(size, seed) / 1e9:.1f} GB of float32 data to write")
     rows: list[dict[str, Any]] = []
     truth_rows: list[tuple] = []
     files: list[str] = []
@@ -634,7 +715,7 @@ def build_archive(root: str | os.PathLike, size: str = "tiny", seed: int = 0, *,
         for t in truth_rows:
             wr.writerow([t[0], t[1], t[2], t[3], repr(t[4]), t[5]])
     yml = _write_inversions_yaml(root, rows)
-    nbytes = sum(os.path.getsize(p) for p in files)
+    nbytes = sum(os.path.getsize(p) for p in [*files, cat, os.path.splitext(cat)[0] + ".csv", mask, truth, yml])
     return ArchiveInfo(root=root, catalog=cat, mask=mask, truth=truth, inversions_yaml=yml,
                        n_members=len({s.member for s in series}), n_series=len(series), n_files=len(files),
                        nbytes=nbytes, seconds=_time.perf_counter() - t0)
