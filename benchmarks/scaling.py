@@ -1,0 +1,200 @@
+"""Ensemble scaling through gridflux's own entry point, next to ``xr.open_mfdataset(parallel=True)``.
+
+``N`` members of the same 0.5 deg field (symlinks: one file's bytes, ``N`` catalog rows) run
+through
+
+* ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes`` as a whole
+  process (``timing="whole process"``: includes imports and the cluster start-up);
+* ``gridflux.pipeline.run(..., client=make_cluster("local", n_workers=W).client)`` in one process,
+  timed by the run's own ``RunSummary.seconds``: ``cold`` is the first run on fresh workers (their
+  imports and weight building included), ``warm`` a second run into a new store on the same workers;
+* the hand-written alternative: ``xr.open_mfdataset(files, parallel=True, combine="nested",
+  concat_dim="member")`` then ``(da * w).sum(("lat", "lon")).compute()`` on the same cluster kind,
+  with the exact native weight field ``w`` (so only the graph differs, not the kernel).
+
+Parallel efficiency is ``t1 / (2 * t2)``; per-member cost is ``t(N members) / N`` vs ``t(1 member)``.
+
+``python benchmarks/scaling.py worker ...`` is the in-process part (run as a subprocess).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import sys
+import time
+
+if __package__ in (None, ""):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from benchmarks.measure import run_measured  # noqa: E402
+
+PY = sys.executable
+HERE = os.path.abspath(__file__)
+
+
+def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]]:
+    """``members`` symlinks of ``field`` and an intake-esm catalog of them (variable ``rh``).
+
+    The catalog sits beside (not above) the files, so its paths stay absolute: gridflux resolves
+    relative catalog paths with ``realpath`` and would see a symlink into the cache "escape" the root.
+    """
+    from gridflux.catalog import write_catalog
+
+    files_dir = os.path.join(workdir, "files")
+    os.makedirs(files_dir, exist_ok=True)
+    os.makedirs(os.path.join(workdir, "catalog"), exist_ok=True)
+    paths, rows = [], []
+    for i in range(members):
+        p = os.path.join(files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr.nc")
+        if os.path.lexists(p):
+            os.remove(p)
+        os.symlink(os.path.abspath(field), p)
+        paths.append(p)
+        rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
+                     "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2"})
+    cat = write_catalog(rows, os.path.join(workdir, "catalog", f"bench-{members}.json"), description="gridflux scaling benchmark")
+    return cat, paths
+
+
+def _gridflux_cli() -> list[str]:
+    exe = shutil.which("gridflux")
+    return [exe] if exe else [PY, "-c", "from gridflux.cli import main; main()"]
+
+
+# -- in-process part (subprocess) ---------------------------------------------------------------
+def worker(argv: list[str]) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser()
+    p.add_argument("tool", choices=("gridflux", "mfdataset"))
+    p.add_argument("--catalog")
+    p.add_argument("--mask")
+    p.add_argument("--store")
+    p.add_argument("--files", nargs="*")
+    p.add_argument("--workers", type=int, default=1)
+    a = p.parse_args(argv)
+    from gridflux.cluster import make_cluster
+
+    t0 = time.perf_counter()
+    out: dict = {}
+    with make_cluster("local", n_workers=a.workers) as h:
+        h.wait_for_workers(a.workers)
+        out["startup_s"] = time.perf_counter() - t0
+        if a.tool == "gridflux":
+            from gridflux.pipeline import run
+
+            for label in ("cold", "warm"):
+                s = run(a.catalog, a.mask, f"{a.store}-{label}.zarr", cubes=False, client=h.client, progress=False)
+                out[f"{label}_s"] = s.seconds
+                out[f"{label}_done"] = len(s.done)
+                out[f"{label}_failed"] = s.failed
+        else:
+            import numpy as np
+            import xarray as xr
+
+            from gridflux.grids import CDO_EARTH_RADIUS
+            from gridflux.masks import RegionMask
+            from gridflux.regrid.xarray import grid_of
+            from gridflux.totals import protocol_weights
+
+            mask = RegionMask.from_file(a.mask)
+            for label in ("cold", "warm"):
+                t1 = time.perf_counter()
+                ds = xr.open_mfdataset(a.files, parallel=True, combine="nested", concat_dim="member",
+                                       engine="netcdf4", chunks={"time": 12}, coords="minimal", compat="override")
+                w = protocol_weights(grid_of(ds), mask, target=mask.grid, radius=CDO_EARTH_RADIUS)[0]
+                if ds["lat"].values[0] > ds["lat"].values[-1]:
+                    w = w[::-1]
+                wa = xr.DataArray(w, dims=("lat", "lon"))
+                tot = (ds["rh"].astype(np.float64) * wa).sum(("lat", "lon")).compute()
+                out[f"{label}_s"] = time.perf_counter() - t1
+                out[f"{label}_shape"] = list(tot.shape)
+    print(json.dumps(out))
+
+
+# -- driver ------------------------------------------------------------------------------------
+def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files: list[str], log) -> dict | None:
+    argv = [PY, HERE, "worker", tool, "--workers", str(workers)]
+    argv += ["--catalog", cat, "--mask", mask, "--store", store] if tool == "gridflux" else ["--mask", mask, "--files", *files]
+    m = run_measured(argv)
+    if not m.ok:
+        log(f"[red]scaling {tool} ({workers} workers) failed:[/red] {m.stderr[-600:]}")
+        return None
+    d = json.loads(m.stdout.strip().splitlines()[-1])
+    d["process_s"] = m.seconds
+    d["peak_rss_mb"] = m.peak_rss_mb
+    return d
+
+
+def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repeats: int = 2) -> list[dict]:
+    """Scaling records (see the module docstring)."""
+    cat_n, files = make_catalog(field, os.path.join(workdir, "many"), members)
+    cat_1, _ = make_catalog(field, os.path.join(workdir, "one"), 1)
+    runs: dict[tuple, list] = {}
+    k = 0
+    for _ in range(repeats):
+        for workers in (1, 2):
+            for tool in ("gridflux", "mfdataset"):
+                k += 1
+                store = os.path.join(workdir, f"store-{k}")
+                d = _in_process(tool, workers, cat_n, mask_nc, store, files, log)
+                if d:
+                    runs.setdefault((tool, workers, members), []).append(d)
+            k += 1
+            store = os.path.join(workdir, f"cli-{k}.zarr")
+            m = run_measured([*_gridflux_cli(), "run", cat_n, "--mask", mask_nc, "--store", store, "--cluster", "local",
+                              "--workers", str(workers), "--no-cubes", "--no-progress"])
+            if m.ok:
+                runs.setdefault(("gridflux-cli", workers, members), []).append({"process_s": m.seconds,
+                                                                                "peak_rss_mb": m.peak_rss_mb})
+            else:
+                log(f"[red]gridflux run CLI failed:[/red] {m.stderr[-600:]}")
+        k += 1
+        d = _in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1-{k}"), files[:1], log)
+        if d:
+            runs.setdefault(("gridflux", 1, 1), []).append(d)
+        m = run_measured([*_gridflux_cli(), "run", cat_1, "--mask", mask_nc, "--store", os.path.join(workdir, f"cli1-{k}.zarr"),
+                          "--cluster", "local", "--workers", "1", "--no-cubes", "--no-progress"])
+        if m.ok:
+            runs.setdefault(("gridflux-cli", 1, 1), []).append({"process_s": m.seconds, "peak_rss_mb": m.peak_rss_mb})
+        log(f"scaling repeat done ({k} runs)")
+    recs = []
+    timings = {"gridflux": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers"),
+                            ("process_s", "whole process")),
+               "mfdataset": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers")),
+               "gridflux-cli": (("process_s", "whole process"),)}
+    tool_label = {"gridflux": "gridflux pipeline.run", "mfdataset": "xr.open_mfdataset(parallel=True) + weighted sum",
+                  "gridflux-cli": "gridflux run (CLI)"}
+    med: dict = {}
+    for (tool, workers, n), ds in runs.items():
+        for key, label in timings[tool]:
+            vals = [d[key] for d in ds if key in d]
+            if not vals:
+                continue
+            med[(tool, workers, n, key)] = statistics.median(vals)
+            recs.append({"kind": "scaling", "what": "run", "tool": tool_label[tool], "timing": label, "members": n,
+                         "workers": workers, "seconds": statistics.median(vals), "seconds_all": vals,
+                         "peak_rss_mb": max(d["peak_rss_mb"] for d in ds),
+                         "startup_s": statistics.median(d["startup_s"] for d in ds) if "startup_s" in ds[0] else None})
+    for tool, _ in tool_label.items():
+        for key, label in timings[tool]:
+            t1, t2 = med.get((tool, 1, members, key)), med.get((tool, 2, members, key))
+            if t1 and t2:
+                recs.append({"kind": "scaling", "what": "efficiency", "tool": tool_label[tool], "timing": label,
+                             "members": members, "t1": t1, "t2": t2, "efficiency": t1 / (2 * t2)})
+            one = med.get((tool, 1, 1, key))
+            if one and t1:
+                recs.append({"kind": "scaling", "what": "per-member", "tool": tool_label[tool], "timing": label,
+                             "members": members, "per_member_many": t1 / members, "per_member_one": one,
+                             "ratio": (t1 / members) / one})
+    return recs
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "worker":
+        worker(sys.argv[2:])
+    else:
+        print(__doc__)

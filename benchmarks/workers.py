@@ -1,0 +1,238 @@
+"""The Python methods the harness times, each run as a whole process.
+
+``python benchmarks/workers.py METHOD FIELD.nc --out TOTALS.npy [options]``
+
+Every method imports only what it needs (import time is part of a method's cost, as it is for a
+user's script), writes the monthly totals ``sum(rh * cell area * mask)`` in kg s-1 (float64, one
+per month) to ``--out`` and prints one JSON line of method-specific measurements on stdout.
+
+Methods
+-------
+raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
+fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks.
+cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 (Blosc zstd-1 +
+           shuffle), as the pipeline's cube step does.
+xregrid    xarray-regrid: ``da.regrid.conservative(target)`` to the clipped target, then the
+           weighted sum with the same ``maskarea`` the CDO reference uses.
+xesmf      xESMF conservative regridding (exits with status 3 and the reason when ESMPy does not import).
+weights    weight-building timings for grid pairs (gridflux), printed as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+BLOCK = 12  # months per block, as the pipeline's default chunk-months
+
+
+def _open(path: str):
+    import netCDF4
+
+    nc = netCDF4.Dataset(path)
+    v = nc["rh"]
+    v.set_auto_maskandscale(False)
+    return nc, v
+
+
+def _grid(nc):
+    """The file's CellBounds and whether its latitudes run N->S."""
+    import numpy as np
+
+    from gridflux.grids import CellBounds, is_descending
+
+    lat = np.asarray(nc["lat"][:], dtype=np.float64)
+    lon = np.asarray(nc["lon"][:], dtype=np.float64)
+    g = CellBounds.from_centers(lat, lon, np.asarray(nc["lat_bnds"][:]), np.asarray(nc["lon_bnds"][:]))
+    return g, is_descending(lat)
+
+
+def _mask(path: str):
+    """The RegionMask from its netCDF file, read with netCDF4 (no xarray import)."""
+    import netCDF4
+    import numpy as np
+
+    from gridflux.grids import CellBounds
+    from gridflux.masks import RegionMask
+
+    with netCDF4.Dataset(path) as nc:
+        g = CellBounds.from_centers(np.asarray(nc["lat"][:]), np.asarray(nc["lon"][:]),
+                                    np.asarray(nc["lat_bnds"][:]), np.asarray(nc["lon_bnds"][:]))
+        names = [str(x) for x in nc["region"][:]]
+        fr = np.asarray(nc["mask"][:], dtype=np.float64)
+    return RegionMask(tuple(names), fr, g)
+
+
+def method_raw(args) -> dict:
+    nc, v = _open(args.field)
+    nt = v.shape[0] if args.months is None else args.months
+    for t0 in range(0, nt, BLOCK):
+        v[t0 : min(t0 + BLOCK, nt)]
+    nc.close()
+    return {"totals": None}
+
+
+def _fused_setup(args):
+    import numpy as np
+
+    from gridflux.grids import CDO_EARTH_RADIUS
+    from gridflux.totals import nonzero_rows, protocol_weights
+
+    nc, v = _open(args.field)
+    t0 = time.perf_counter()
+    src, desc = _grid(nc)
+    mask = _mask(args.mask)
+    w = protocol_weights(src, mask, protocol="regrid-data", target=mask.grid, radius=CDO_EARTH_RADIUS)
+    if desc:  # weights in the file's own row order, so blocks are used as read
+        w = np.ascontiguousarray(w[:, ::-1])
+    rows = nonzero_rows(w)
+    return nc, v, src, desc, mask, w, rows, time.perf_counter() - t0
+
+
+def method_fused(args) -> dict:
+    import numpy as np
+
+    from gridflux.totals import weighted_sums
+
+    nc, v, _src, _desc, _mask_, w, rows, wsec = _fused_setup(args)
+    nt = v.shape[0] if args.months is None else args.months
+    out = np.empty((nt, w.shape[0]))
+    for t0 in range(0, nt, BLOCK):
+        t1 = min(t0 + BLOCK, nt)
+        out[t0:t1] = weighted_sums(v[t0:t1], w, rows)
+    nc.close()
+    return {"totals": out[:, 0], "weights_s": wsec}
+
+
+def method_cube(args) -> dict:
+    import numpy as np
+    import zarr
+    from zarr.codecs import BloscCodec
+
+    from gridflux.regrid.kernels import apply_separable, conservative_weights
+    from gridflux.totals import weighted_sums
+
+    nc, v, src, desc, mask, w, rows, wsec = _fused_setup(args)
+    nt = v.shape[0] if args.months is None else args.months
+    r, _ = mask.bounding_rows_cols()
+    clip = mask.grid.subset(r)
+    cw = conservative_weights(src, clip)
+    out_dir = args.zarr
+    arr = zarr.create_array(store=out_dir, shape=(nt, clip.nlat, clip.nlon), chunks=(BLOCK, clip.nlat, clip.nlon),
+                            dtype="float32", compressors=BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"),
+                            overwrite=True, fill_value=np.nan)
+    out = np.empty((nt, w.shape[0]))
+    zsec = 0.0
+    for t0 in range(0, nt, BLOCK):
+        t1 = min(t0 + BLOCK, nt)
+        blk = v[t0:t1]
+        out[t0:t1] = weighted_sums(blk, w, rows)
+        cube = apply_separable(cw, blk[:, ::-1] if desc else blk).astype(np.float32)
+        tz = time.perf_counter()
+        arr[t0:t1] = cube
+        zsec += time.perf_counter() - tz
+    nc.close()
+    stored = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs
+                 if not f.startswith("zarr.json"))
+    raw = 4 * nt * clip.nlat * clip.nlon
+    return {"totals": out[:, 0], "weights_s": wsec, "zarr_s": zsec, "zarr_bytes": raw,
+            "zarr_ratio": raw / max(stored, 1)}
+
+
+def method_xregrid(args) -> dict:
+    import numpy as np
+    import xarray as xr
+    import xarray_regrid  # noqa: F401  (registers the .regrid accessor)
+
+    ds = xr.open_dataset(args.field)
+    ma = xr.open_dataset(args.maskarea)["maskarea"].load()
+    target = xr.Dataset(coords={"lat": ma["lat"].values, "lon": ma["lon"].values})
+    da = ds["rh"] if args.months is None else ds["rh"].isel(time=slice(0, args.months))
+    out = da.regrid.conservative(target, latitude_coord="lat")
+    sparse_out = hasattr(out.data, "todense")  # with the `sparse` package installed xarray-regrid returns COO
+    if sparse_out:
+        out = out.copy(data=out.data.todense())
+    tot = (out.astype(np.float64) * ma.values).sum(("lat", "lon"))
+    return {"totals": np.asarray(tot.values, dtype=np.float64), "sparse_output": sparse_out}
+
+
+def method_xesmf(args) -> dict:
+    try:
+        import xesmf
+    except Exception as exc:  # noqa: BLE001 - any import failure is a reason to skip
+        print(json.dumps({"skip": f"xESMF does not import: {type(exc).__name__}: {exc}"}))
+        sys.exit(3)
+    import numpy as np
+    import xarray as xr
+
+    ds = xr.open_dataset(args.field)
+    ma = xr.open_dataset(args.maskarea)["maskarea"].load()
+    src = ds.rename({"lat_bnds": "lat_b_", "lon_bnds": "lon_b_"})
+    lat_b = np.append(ds["lat_bnds"].values[:, 0], ds["lat_bnds"].values[-1, 1])
+    lon_b = np.append(ds["lon_bnds"].values[:, 0], ds["lon_bnds"].values[-1, 1])
+    src = src.assign_coords(lat_b=("lat_b", lat_b), lon_b=("lon_b", lon_b))
+    tlat_b = np.append(ma["lat"].values - 0.25, ma["lat"].values[-1] + 0.25)
+    tlon_b = np.append(ma["lon"].values - 0.25, ma["lon"].values[-1] + 0.25)
+    dst = xr.Dataset(coords={"lat": ma["lat"], "lon": ma["lon"], "lat_b": ("lat_b", tlat_b), "lon_b": ("lon_b", tlon_b)})
+    rg = xesmf.Regridder(src, dst, "conservative")
+    out = rg(src["rh"])
+    tot = (out.astype(np.float64) * ma.values).sum(("lat", "lon"))
+    return {"totals": np.asarray(tot.values, dtype=np.float64)}
+
+
+def method_weights(args) -> dict:
+    """In-process timings (min of 5) of exact weights and the fused weight field, per source grid."""
+    import numpy as np
+
+    from gridflux.grids import CDO_EARTH_RADIUS
+    from gridflux.regrid.kernels import conservative_weights, native_weight_field
+
+    mask = _mask(args.mask)
+    out = {}
+    for path in args.sources:
+        import netCDF4
+
+        with netCDF4.Dataset(path) as nc:
+            src, _ = _grid(nc)
+        tw, tn = [], []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            conservative_weights(src, mask.grid)
+            tw.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            native_weight_field(src, mask.grid, mask.fractions, CDO_EARTH_RADIUS)
+            tn.append(time.perf_counter() - t0)
+        out[path] = {"conservative_weights_s": float(np.min(tw)), "native_weight_field_s": float(np.min(tn)),
+                     "src_shape": list(src.shape), "dst_shape": list(mask.grid.shape)}
+    return {"totals": None, "weights": out}
+
+
+METHODS = {"raw": method_raw, "fused": method_fused, "cube": method_cube, "xregrid": method_xregrid,
+           "xesmf": method_xesmf, "weights": method_weights}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("method", choices=sorted(METHODS))
+    p.add_argument("field", nargs="?", default=None)
+    p.add_argument("--out", help="where to write the totals (.npy)")
+    p.add_argument("--mask", help="RegionMask netCDF file")
+    p.add_argument("--maskarea", help="maskarea on the clipped target (m2, CDO radius)")
+    p.add_argument("--zarr", help="cube output directory (cube)")
+    p.add_argument("--months", type=int, default=None, help="only the first N months")
+    p.add_argument("--sources", nargs="*", default=[], help="source grids (weights)")
+    args = p.parse_args(argv)
+    res = METHODS[args.method](args)
+    totals = res.pop("totals")
+    if totals is not None and args.out:
+        import numpy as np
+
+        np.save(args.out, np.asarray(totals, dtype=np.float64))
+    print(json.dumps(res))
+
+
+if __name__ == "__main__":
+    main()
