@@ -328,6 +328,26 @@ def _pair_fx(row: CatalogRow, fx: list[CatalogRow]) -> dict[str, str]:
 
 
 def _read_text(path: str, storage_options: Mapping[str, Any] | None) -> str:
+    """Text of a catalog file at a local path or URL (remote reads retried: :mod:`gridflux.remote`)."""
+    from gridflux import remote
+
+    if remote.is_remote(path):
+        where = remote.scrub(path, storage_options)
+        try:
+            data = remote.read_bytes(path, storage_options)
+        except FileNotFoundError as exc:
+            raise CatalogError(f"{where}: catalog file not found") from exc
+        except GridfluxError as exc:
+            if "not found" in str(exc):
+                raise CatalogError(f"{where}: catalog file not found") from exc
+            raise CatalogError(f"{where}: cannot read catalog ({exc})") from exc
+        except OSError as exc:
+            raise CatalogError(f"{where}: cannot read catalog ({type(exc).__name__}: "
+                               f"{remote.scrub(str(exc), storage_options)})") from exc
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise CatalogError(f"{where}: catalog is not UTF-8 text ({exc})") from exc
     import fsspec
 
     try:
@@ -688,34 +708,42 @@ def build_catalog(directory: str | os.PathLike, out: str | os.PathLike, *, descr
 
 # -- opening ----------------------------------------------------------------------------------
 def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
-    """Open one file lazily (backend-indexed arrays, no dask yet, times not decoded)."""
+    """Open one file lazily (backend-indexed arrays, no dask yet, times not decoded).
+
+    Local files: netCDF4 engine (or zarr). URLs (``s3://``, ``gs://``, ``https://``,
+    ``simplecache::...``): through :mod:`gridflux.remote` -- netCDF with engine h5netcdf over a
+    retrying range-request file (or a verified local cached copy), zarr through a retrying fsspec
+    mapper; transport failures are :class:`~gridflux.remote.RemoteReadError` naming the URL.
+    """
     import xarray as xr
 
+    from gridflux import remote
+
     so = dict(storage_options or {})
+    where = remote.scrub(path, so)
     try:
+        if remote.is_remote(path):
+            if fmt == "zarr":
+                return remote.open_zarr(path, so, decode_times=False, chunks=None, consolidated=None)
+            return remote.open_netcdf(path, so, decode_times=False, chunks=None)
+        local = path[len("file://"):] if path.startswith("file://") else path
         if fmt == "zarr":
-            return xr.open_zarr(path, storage_options=so or None, decode_times=False, chunks=None,
-                                consolidated=None)
-        if not _is_url(path) or path.startswith("file://"):
-            local = path[len("file://"):] if path.startswith("file://") else path
-            if not os.path.exists(local):
-                raise InputError("file not found", path=path, attribute="path")
-            return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
-        if path.split("::")[0] in ("simplecache", "filecache", "blockcache"):
-            import fsspec
-
-            local = fsspec.open_local(path, **so)
-            return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
-        import fsspec
-
-        fobj = fsspec.open(path, mode="rb", **so).open()
-        return xr.open_dataset(fobj, engine="h5netcdf", decode_times=False, chunks=None)
+            return xr.open_zarr(local, decode_times=False, chunks=None, consolidated=None)
+        if not os.path.exists(local):
+            raise InputError("file not found", path=path, attribute="path")
+        return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
     except GridfluxError:
         raise
+    except FileNotFoundError as exc:
+        raise InputError("file not found", path=where, attribute="path") from exc
     except Exception as exc:  # noqa: BLE001 - netCDF4/h5py/zarr raise many types for bad files
+        text = remote.scrub(f"{type(exc).__name__}: {exc}", so)
+        if "truncated file" in text:
+            raise InputError(f"is truncated ({text}); expected a complete {fmt} file", path=where,
+                             attribute="size") from exc
         raise InputError(
-            f"cannot be opened as {fmt} ({type(exc).__name__}: {exc}); expected a readable {fmt} file",
-            path=path, attribute="format",
+            f"cannot be opened as {fmt} ({text}); expected a readable {fmt} file",
+            path=where, attribute="format",
         ) from exc
 
 
@@ -874,28 +902,59 @@ def load_series(
 
 
 def fingerprint(record: SeriesRecord, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec ``info``)."""
+    """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec ``info``).
+
+    Remote objects are asked with retries (:func:`gridflux.remote.info`); a remote zarr store is
+    identified by its metadata object (``zarr.json``, else ``.zmetadata``/``.zgroup``).
+    """
     import fsspec
 
-    def one(p: str) -> dict[str, Any]:
-        fs, fp = fsspec.core.url_to_fs(p, **(storage_options or {}))
-        try:
-            info = fs.info(fp)
-        except FileNotFoundError as exc:
-            raise InputError("file not found", path=p, attribute="path") from exc
+    from gridflux import remote
+
+    def describe(p: str, info: Mapping[str, Any]) -> dict[str, Any]:
         d: dict[str, Any] = {"path": p, "size": info.get("size")}
         for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "checksum", "md5Hash", "crc32c"):
             if k in info and info[k] is not None:
                 v = info[k]
                 d[k.lower()] = v if isinstance(v, (int, float, str)) else str(v)
+        return d
+
+    def one_remote(p: str, fmt: str) -> dict[str, Any]:
+        _, target = remote.split_chain(p)
+        if fmt != "zarr":
+            return describe(p, remote.info(target, storage_options))
+        for meta in ("zarr.json", ".zmetadata", ".zgroup"):
+            try:
+                d = describe(p, remote.info(target.rstrip("/") + "/" + meta, storage_options))
+            except InputError as exc:
+                if "not found" in str(exc):
+                    continue
+                raise
+            d["metadata"] = meta
+            return d
+        raise InputError("no zarr metadata (zarr.json, .zmetadata or .zgroup) found", path=remote.scrub(p),
+                         attribute="path")
+
+    def one(p: str, fmt: str) -> dict[str, Any]:
+        if remote.is_remote(p):
+            return one_remote(p, fmt)
+        fs, fp = fsspec.core.url_to_fs(p, **(storage_options or {}))
+        try:
+            info = fs.info(fp)
+        except FileNotFoundError as exc:
+            raise InputError("file not found", path=p, attribute="path") from exc
+        d = describe(p, info)
         if fs.isdir(fp):  # zarr store: sizes and times of its metadata
             d["size"] = sum(v.get("size", 0) or 0 for v in fs.find(fp, detail=True).values())
         return d
 
+    def fx_format(p: str) -> str:
+        return "zarr" if p.rstrip("/").endswith(".zarr") else "netcdf"
+
     return {
         "key": record.key,
-        "paths": [one(p) for p in record.paths],
-        "fx": {k: one(v) for k, v in sorted(record.fx_paths.items())},
+        "paths": [one(p, record.format) for p in record.paths],
+        "fx": {k: one(v, fx_format(v)) for k, v in sorted(record.fx_paths.items())},
         "variable": record.variable,
         "raw_variable": record.raw_variable,
         "units": record.units,
