@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-
 from cluster.conftest import slurm_conf  # noqa: F401  (re-exported fixture; tests/ is on sys.path)
 
 

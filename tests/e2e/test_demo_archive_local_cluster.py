@@ -81,7 +81,7 @@ def test_cubes_sum_back_to_totals(reference_store):
     store = reference_store.store
     totals = xr.open_zarr(store)["totals"]
     members, variables = _names(totals["member"].values), _names(totals["variable"].values)
-    kinds = dict(zip(variables, _names(totals["variable_kind"].values)))
+    kinds = dict(zip(variables, _names(totals["variable_kind"].values), strict=True))
     tot = totals.values
     months = [(int(str(t)[:4]), int(str(t)[5:7])) for t in totals["time"].values]
     grid = xr.open_zarr(store, group="grid").load()
@@ -122,7 +122,7 @@ def test_store_reopens_with_plain_xarray(tiny_archive, reference_store):
     series = archive_series("tiny")
     assert sorted(_names(root["member"].values)) == sorted({s.member for s in series})
     assert sorted(_names(root["variable"].values)) == sorted({s.variable for s in series})
-    ens = dict(zip(_names(root["member"].values), _names(root["ensemble"].values)))
+    ens = dict(zip(_names(root["member"].values), _names(root["ensemble"].values), strict=True))
     assert all(ens[s.member] == s.ensemble for s in series)
     first = min(12 * s.start_year for s in series)
     last = max(12 * (s.start_year + s.n_years) - 1 for s in series)
