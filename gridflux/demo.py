@@ -38,16 +38,18 @@ class TruthCheck:
                 f"(worst relative difference {self.worst_rel:.2e})")
 
 
-def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, rtol: float = 1e-10) -> TruthCheck:
+def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, rtol: float = 1e-10,
+                        storage_options: dict | None = None) -> TruthCheck:
     """Compare every (member, variable, region, month) of a store with the planted truth table.
 
     The relative difference of a series is ``max|store - truth| / max|truth|`` over its months
     and regions (months whose truth is zero are compared on that scale, not divided by zero).
+    ``storage_options``: fsspec options of a store at a URL (e.g. ``s3://``).
     """
     from gridflux.export import totals_table
 
     truth = pd.read_csv(truth_csv, dtype={"time": str})
-    got = totals_table(store).rename(columns={"source_id": "member", "value": "got"})
+    got = totals_table(store, storage_options).rename(columns={"source_id": "member", "value": "got"})
     merged = truth.merge(got[["member", "variable", "region", "time", "got"]],
                          on=["member", "variable", "region", "time"], how="left")
     worst, n_match, missing, mismatched = 0.0, 0, [], []

@@ -632,8 +632,17 @@ def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, polic
     if layer is not None:
         raise InputError(f"{layer}:: caching is for netCDF files; open zarr stores in place", path=scrub(url),
                          attribute="path")
-    fs, path = filesystem(target, storage_options, policy)
-    inner = FsspecStore.from_mapper(fs.get_mapper(path), read_only=True)
+    import fsspec
+
+    opts = with_timeouts(target, options_for(target, storage_options), policy)
+    cls = fsspec.get_filesystem_class(protocol_of(target))
+    path = cls._strip_protocol(target)
+    if getattr(cls, "async_impl", False):
+        # zarr 3 reads through the async API: the asynchronous twin of the fsspec mapper's filesystem
+        inner = FsspecStore(fsspec.filesystem(protocol_of(target), asynchronous=True, **opts), path=path,
+                            read_only=True)
+    else:
+        inner = FsspecStore.from_mapper(fsspec.get_mapper(target, **opts), read_only=True)
     return RetryingStore(inner, url=target, policy=policy, storage_options=storage_options)
 
 
