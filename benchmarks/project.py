@@ -100,6 +100,10 @@ def project(records: list[dict], *, decoded_gb=143.0, disk_gb=105.0, files=330, 
              {f"{bw:g} GB/s": disk_gb / bw / 3600 for bw in bandwidths}, "rows": rows}]
 
 
+def _hours(h: float) -> str:
+    return f"{h * 60:.1f} min" if h < 2 else f"{h:.1f} h"
+
+
 def markdown(p: dict, cores=CORES) -> str:
     bws = p["bandwidths_gb_s"]
     lines = [f"RECCAP2 archive: {p['fields']:,} monthly fields, {p['decoded_gb']:g} GB decoded, {p['disk_gb']:g} GB on disk, "
@@ -113,8 +117,7 @@ def markdown(p: dict, cores=CORES) -> str:
         for n in cores:
             lo = r["wall_hours"][f"{n} cores, {max(bws):g} GB/s"]
             hi = r["wall_hours"][f"{n} cores, {min(bws):g} GB/s"]
-            fmt = (lambda h: f"{h * 60:.1f} min" if h < 2 else f"{h:.1f} h")
-            cells.append(fmt(lo) if abs(lo - hi) < 1e-9 else f"{fmt(lo)}-{fmt(hi)} ({r[f'bound_{n}']})")
+            cells.append(_hours(lo) if abs(lo - hi) < 1e-9 else f"{_hours(lo)}-{_hours(hi)} ({r[f'bound_{n}']})")
         lines.append(f"| {r['method']} | {r['seconds_per_gb']:.1f} | {r['core_hours']:.2f} | " + " | ".join(cells) + " |")
     lines += ["", f"Wall-time ranges span file-system bandwidths {max(bws):g}..{min(bws):g} GB/s; the word in brackets "
               "names the bound at the higher bandwidth (compute, files = one process per file for CDO/NCO, or I/O)."]

@@ -164,5 +164,13 @@ def markdown(records: list[dict]) -> str:
 
 
 if __name__ == "__main__":
+    import os
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from benchmarks import project
+
     with open(sys.argv[1]) as f:
-        print(markdown(json.load(f)))
+        recs = json.load(f)
+    print(markdown(recs))
+    print("### Projection to the RECCAP2 archive (`python benchmarks/project.py benchmarks/results.json --markdown`)\n")
+    print(project.markdown(project.project(recs)[0]))

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -25,14 +25,14 @@ def harness_path() -> Path | None:
 
 
 def bench_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="0.5 deg cases only, 2 rounds (< 2 min)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="the 0.5 deg zlib case only, 2 rounds")] = False,
     tiny: Annotated[bool, typer.Option("--tiny", help="tiny grids for CI (seconds)")] = False,
-    rounds: Annotated[Optional[int], typer.Option("--rounds", help="timed rounds after the warm-up")] = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="write the records (JSON) here")] = None,
-    cases: Annotated[Optional[list[str]], typer.Option("--cases", help="case name (repeatable)")] = None,
-    methods: Annotated[Optional[list[str]], typer.Option("--methods", help="method name (repeatable)")] = None,
-    scaling: Annotated[Optional[bool], typer.Option("--scaling/--no-scaling", help="ensemble scaling runs")] = None,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="input cache directory")] = None,
+    rounds: Annotated[int | None, typer.Option("--rounds", help="timed rounds after the warm-up")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write the records (JSON) here")] = None,
+    cases: Annotated[list[str] | None, typer.Option("--cases", help="case name (repeatable)")] = None,
+    methods: Annotated[list[str] | None, typer.Option("--methods", help="method name (repeatable)")] = None,
+    scaling: Annotated[bool | None, typer.Option("--scaling/--no-scaling", help="ensemble scaling runs")] = None,
+    cache: Annotated[Path | None, typer.Option("--cache", help="input cache directory")] = None,
 ) -> None:
     """Time gridflux against the decode limit, CDO, NCO, xarray-regrid and xESMF on the same files."""
     run_py = harness_path()
