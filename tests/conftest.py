@@ -21,6 +21,10 @@ import pytest
 # dask.config.update_defaults once; later refreshes re-apply them).
 import gridflux.config  # noqa: F401
 
+# Register distributed's config defaults before any test snapshots dask.config: a test that first
+# imports distributed would otherwise leave them out of the restored config for the tests after it.
+import distributed  # noqa: F401,E402
+
 
 @pytest.fixture(name="raise_if_dask_computes")
 def _raise_if_dask_computes_fixture():
