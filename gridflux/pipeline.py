@@ -49,6 +49,7 @@ class SeriesPlan:
     error: str | None = None
     nbytes: int = 0
     previous_status: str | None = None
+    skip: bool = False  # done earlier with the same inputs and configuration: not even opened
 
 
 @dataclass
@@ -107,6 +108,51 @@ def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
         plan.error = _error_text(exc)
     return plan
+
+
+def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_options: dict | None) -> SeriesPlan:
+    """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
+    read) and configuration; open every other one lazily."""
+    from gridflux import catalog
+
+    if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
+        try:
+            fp = catalog.fingerprint(record, storage_options=storage_options)
+        except Exception:  # noqa: BLE001 - unreadable now: plan_series records the error
+            fp = None
+        if fp is not None and fp == entry.get("fingerprint"):
+            return SeriesPlan(key=series_key(record), member=record.member, variable=record.variable,
+                              record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0)))
+    return plan_series(record, storage_options)
+
+
+def _check_compatible(st: Store, template: StoreTemplate, opened: list[SeriesPlan]) -> list[tuple[int, int]]:
+    """The existing store's month axis, after checking that this run fits the store's template."""
+    sig = st.signature()
+    new = template.signature()
+    for field_name in ("members", "variables", "regions", "cube_variables", "cube_grid"):
+        if sig.get(field_name) != new.get(field_name):
+            raise StoreError(
+                f"store {st.url} was created for different {field_name} than this run selects "
+                f"(store: {_brief(sig.get(field_name))}; run: {_brief(new.get(field_name))}); write to a new store "
+                "(or delete this one) to change them"
+            )
+    months = [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
+    have = set(months)
+    for p in opened:
+        outside = [m for m in p.months if m not in have]
+        if outside:
+            raise StoreError(
+                f"{p.key}: months {outside[0][0]:04d}-{outside[0][1]:02d}.. are outside the store's time axis "
+                f"({sig['months'][0]}..{sig['months'][-1]}); write to a new store to extend it"
+            )
+    return months
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"{value[:3]} ... ({len(value)} in all)"
+    return str(value)
 
 
 def series_key(record: Any) -> str:
@@ -265,18 +311,22 @@ def run(
     st.acquire_lock()
     summary = RunSummary(store=st.url)
     try:
-        plans = [plan_series(r, storage_options) for r in records]
+        existing = st.exists()
+        manifest = st.read_manifest() if existing else {"series": {}}
+        manifest.setdefault("series", {})
+        plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options)
+                 for r in records]
+        opened = [p for p in plans if not p.skip and not p.error]
+        if not existing and not opened:
+            for p in plans:
+                summary.failed[p.key] = p.error or "nothing to compute"
+            st.write_manifest({"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}})
+            return summary
         template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk)
-        if st.exists():
-            if st.signature() != template.signature():
-                raise StoreError(
-                    f"store {st.url} was created for a different set of members, variables, regions, months or "
-                    "cube grid than this run selects; write to a new store (or delete this one) to change them"
-                )
+        if existing:
+            template.months = _check_compatible(st, template, opened)
         else:
             st.create(template)
-        manifest = st.read_manifest()
-        manifest.setdefault("series", {})
         manifest["config_hash"] = chash
         manifest["versions"] = _versions()
         member_index = {m: i for i, m in enumerate(template.members)}
@@ -286,12 +336,12 @@ def run(
         todo: list[SeriesPlan] = []
         for p in plans:
             entry = manifest["series"].get(p.key, {})
+            if p.skip:
+                summary.skipped.append(p.key)
+                continue
             if p.error:
                 summary.failed[p.key] = p.error
                 manifest["series"][p.key] = _entry(p, "failed", chash, error=p.error)
-                continue
-            if entry.get("status") == "done" and entry.get("fingerprint") == p.fingerprint and entry.get("config_hash") == chash:
-                summary.skipped.append(p.key)
                 continue
             if entry.get("status") == "failed" and not retry_failed:
                 summary.failed[p.key] = entry.get("error", "failed earlier")

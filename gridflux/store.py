@@ -88,7 +88,13 @@ class Store:
         self._storage_options = dict(storage_options or {})
         self.zarr_format = int(config.get("store.zarr-format", override=zarr_format))
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
-        self.is_local = self.fs.protocol in ("file", ("file", "local")) or "file" in np.atleast_1d(self.fs.protocol)
+        if not _is_local_fs(self.fs):  # remote stores get the same timeouts and retries as inputs
+            from gridflux import remote
+
+            self._storage_options = remote.with_timeouts(self.url, self._storage_options,
+                                                         remote.RemotePolicy.from_config())
+            self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
+        self.is_local = _is_local_fs(self.fs)
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -339,6 +345,11 @@ def plain_strings(ds):
         if coord.dtype.kind == "T":  # numpy.dtypes.StringDType
             fixes[name] = (coord.dims, np.asarray(coord.values.tolist(), dtype=str), coord.attrs)
     return ds.assign_coords(fixes) if fixes else ds
+
+
+def _is_local_fs(fs) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
+    return "file" in protocols or "local" in protocols
 
 
 def _trait_array(values: list[Any]) -> np.ndarray:

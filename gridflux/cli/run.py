@@ -25,6 +25,18 @@ def _parse_query(items: list[str] | None) -> dict | None:
     return query
 
 
+def _json_option(text: str | None, name: str) -> dict | None:
+    if not text:
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
+    if not isinstance(value, dict):
+        raise typer.BadParameter("expected a JSON object such as '{\"anon\": true}'", param_hint=name)
+    return value
+
+
 def print_summary(summary, console=None) -> None:
     """A rich table of a run's outcome, then one line per failure."""
     from rich.console import Console
@@ -63,6 +75,8 @@ def run_cmd(
     image: Annotated[Optional[str], typer.Option(help="kubernetes: worker image")] = None,
     gateway_address: Annotated[Optional[str], typer.Option("--gateway-address", help="gateway: server URL")] = None,
     scheduler_host: Annotated[Optional[str], typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
+    storage_options: Annotated[Optional[str], typer.Option("--storage-options", help='fsspec options of the inputs as JSON, e.g. \'{"anon": true}\' (kept in memory only)')] = None,
+    store_options: Annotated[Optional[str], typer.Option("--store-options", help="fsspec options of the store as JSON (kept in memory only)")] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console
@@ -72,10 +86,12 @@ def run_cmd(
 
     console = Console(stderr=True)
     query = _parse_query(select)
+    input_opts, output_opts = _json_option(storage_options, "--storage-options"), _json_option(store_options, "--store-options")
     try:
         if cluster == "none":
             summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
-                          chunk_months=chunk_months, zarr_format=zarr_format, progress=progress)
+                          chunk_months=chunk_months, zarr_format=zarr_format, progress=progress,
+                          storage_options=input_opts, store_options=output_opts)
         else:
             from gridflux.cluster import make_cluster
 
@@ -88,7 +104,8 @@ def run_cmd(
             with make_cluster(cluster, n_workers=workers, **overrides) as handle:
                 console.print(f"dask dashboard: {handle.dashboard_link}")
                 summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
-                              chunk_months=chunk_months, zarr_format=zarr_format, client=handle.client, progress=progress)
+                              chunk_months=chunk_months, zarr_format=zarr_format, client=handle.client, progress=progress,
+                              storage_options=input_opts, store_options=output_opts)
     except GridfluxError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None

@@ -238,3 +238,29 @@ def test_killed_driver_then_rerun_is_bit_identical(mini_archive, tmp_path):
     ca = xr.open_zarr(clean, group="cubes/npp")["npp"].values
     cb = xr.open_zarr(killed, group="cubes/npp")["npp"].values
     np.testing.assert_array_equal(ca, cb)
+
+
+def test_done_series_are_skipped_without_opening_their_files(mini_archive, tmp_path):
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    store = tmp_path / "s.zarr"
+    assert len(run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False).done) == 3
+    # garble a file but keep its size and modification time: only opening it would notice
+    path = root / "npp_A.nc"
+    st = path.stat()
+    path.write_bytes(b"\0" * st.st_size)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    again = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
+    assert sorted(again.skipped) == sorted(f"TEST.{s}.hist.r1/npp" for s in "ABC") and not again.failed
+
+
+def test_a_run_where_every_series_fails_reports_instead_of_crashing(mini_archive, tmp_path):
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    for s in "ABC":
+        (root / f"npp_{s}.nc").write_bytes(b"garbage")
+    summary = run(str(root / "catalog.json"), str(root / "mask.nc"), str(tmp_path / "s.zarr"), progress=False)
+    assert len(summary.failed) == 3 and not summary.done
+    assert all(f"npp_{k[5]}.nc" in err for k, err in summary.failed.items())
+    man = Store(tmp_path / "s.zarr").read_manifest()["series"]
+    assert {e["status"] for e in man.values()} == {"failed"}
