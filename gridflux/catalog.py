@@ -619,6 +619,10 @@ def _raw_to_variable(raw: str) -> tuple[str, str] | None:
     low = {k.lower(): k for k in ALIASES}
     if raw.lower() in low:
         return low[raw.lower()], raw
+    # ISIMIP3 names carry a vegetation suffix: npp-total, gpp-pft ... -> npp, gpp (raw name kept)
+    base = raw.split("-", 1)[0]
+    if base != raw and base.lower() in low:
+        return low[base.lower()], raw
     return None
 
 
@@ -655,7 +659,9 @@ def parse_path(rel: str) -> dict[str, Any] | None:
         v = _raw_to_variable(d["variable"])
         if v is None:
             return None
-        return {"ensemble": ens, "source_id": model, "experiment": exp, "member_id": "_".join(head[exp_i + 1:]) or "r1",
+        # the forcing belongs to the member: one model's runs under several GCMs are separate series
+        member_id = "_".join([forcing] + head[exp_i + 1:])
+        return {"ensemble": ens, "source_id": model, "experiment": exp, "member_id": member_id,
                 "variable": v[0], "raw_variable": v[1], "forcing": forcing,
                 "time_range": f"{d['start']}-{d['end']}"}
     m = _YEARLY_FILE.match(name)

@@ -121,3 +121,11 @@ def test_fingerprint_changes_with_the_file_and_holds_no_credentials(tmp_path):
     f2 = fingerprint(rec)
     assert f2 != f1
     assert "secret" not in json.dumps(f2, default=str)
+
+
+def test_isimip3_total_suffix_and_forcing_in_member():
+    a = parse_path("ISIMIP3b/jules_gfdl-esm4_w5e5_historical_histsoc_default_npp-total_global_monthly_1850_2014.nc")
+    b = parse_path("ISIMIP3b/jules_ipsl-cm6a-lr_w5e5_historical_histsoc_default_npp-total_global_monthly_1850_2014.nc")
+    assert a["variable"] == "npp" and a["raw_variable"] == "npp-total"
+    assert a["member_id"] != b["member_id"]  # two GCMs are two series, not one overlapping series
+    assert a["member_id"].startswith("gfdl-esm4")
