@@ -301,14 +301,18 @@ def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2)
                     n_tasks()
                     time.sleep(0.2)
                 rss0 = _rss(proc.pid)
-                futures, t_submit = [], []
+                futures, t_submit, all_objs = [], [], []
                 for b in range(n_batches):
                     batch = builder.plans[b * batch_size:(b + 1) * batch_size]
                     objs = [builder.submitted(p) for p in batch]
-                    expected = len(graph_of(objs)) + (n_tasks() if futures else 0)
+                    all_objs += objs
+                    expected = len(graph_of(all_objs))  # distinct keys (the mask key is shared)
                     t0 = time.perf_counter()
                     futures += [client.compute(o, optimize_graph=False) for o in objs]
+                    deadline = time.monotonic() + 300
                     while n_tasks() < expected:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError(f"scheduler holds {n_tasks()} tasks, expected {expected}")
                         time.sleep(0.01)
                     t_submit.append(time.perf_counter() - t0)
                 held = n_tasks()
