@@ -328,18 +328,15 @@ def normalize(
         data = _mask_fill(data)
         history.append(f"|x| >= {FILL_THRESHOLD:g} treated as missing")
     scale = sign * uf.scale
-    factor = None  # broadcastable float64 array or python float
+    # converted values stay float64: casting back to float32 would add ~3e-8 relative rounding per
+    # cell, which survives into the totals (~1e-8); canonical-unit files keep their dtype
     if uf.per_month:
-        factor = (scale / secs)[:, None, None]
+        data = _times_month_factor(data, scale / secs)
     elif scale != 1.0:
-        factor = scale
+        data = data.astype(np.float64) * scale
     if lf is not None:
-        factor = (1.0 if factor is None else factor) * lf[None, :, :]
-    if factor is not None:
-        # converted values stay float64: casting back to float32 would add ~3e-8 relative rounding
-        # per cell, which survives into the totals (~1e-8); canonical-unit files keep their dtype
-        data = data.astype(np.float64) * factor
-    elif data.dtype != out_dtype:
+        data = data.astype(np.float64) * lf[None, :, :]
+    if data.dtype != out_dtype and not (uf.per_month or scale != 1.0 or lf is not None):
         data = data.astype(out_dtype)
 
     times = month_starts(keys, cal)
@@ -382,6 +379,19 @@ def normalize(
     )
     out.attrs.update(gridflux_variable=canonical, gridflux_source=path or "")
     return out
+
+
+def _times_month_factor(data: Any, factor: np.ndarray) -> Any:
+    """``data * factor[:, None, None]`` in float64; on dask data one task per block (a numpy
+    ``(time, 1, 1)`` operand would be split into extra getter tasks for every block)."""
+    if not _is_dask(data):
+        return np.asarray(data, dtype=np.float64) * factor[:, None, None]
+
+    def block(x: np.ndarray, factor: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        t0, t1 = block_info[0]["array-location"][0]
+        return x.astype(np.float64) * factor[t0:t1, None, None]
+
+    return data.map_blocks(block, factor=np.asarray(factor, dtype=np.float64), dtype=np.float64)
 
 
 def _mask_fill(data: Any) -> Any:

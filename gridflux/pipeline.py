@@ -90,7 +90,7 @@ def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
     return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
 
 
-def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
+def plan_series(record: Any, storage_options: dict | None, chunk_months: int | None = None) -> SeriesPlan:
     """Open one series lazily and describe it (never raises: errors are recorded)."""
     from gridflux import catalog
     from gridflux.regrid.xarray import grid_of
@@ -98,7 +98,8 @@ def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
     plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record)
     try:
         plan.fingerprint = catalog.fingerprint(record, storage_options=storage_options)
-        ds = catalog.load_series(record, storage_options=storage_options)
+        ds = catalog.load_series(record, storage_options=storage_options,
+                                 chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))})
         plan.canonical = ds
         plan.grid = grid_of(ds)
         times = ds["time"].values
@@ -110,7 +111,8 @@ def plan_series(record: Any, storage_options: dict | None) -> SeriesPlan:
     return plan
 
 
-def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_options: dict | None) -> SeriesPlan:
+def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_options: dict | None,
+                  chunk_months: int | None = None) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
     read) and configuration; open every other one lazily."""
     from gridflux import catalog
@@ -123,7 +125,7 @@ def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_
         if fp is not None and fp == entry.get("fingerprint"):
             return SeriesPlan(key=series_key(record), member=record.member, variable=record.variable,
                               record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0)))
-    return plan_series(record, storage_options)
+    return plan_series(record, storage_options, chunk_months)
 
 
 def _check_compatible(st: Store, template: StoreTemplate, opened: list[SeriesPlan]) -> list[tuple[int, int]]:
@@ -235,9 +237,11 @@ def series_tasks(plan: SeriesPlan, job: BlockJob, positions: np.ndarray, mask_d:
     blocks = data.to_delayed().ravel()
     out, start = [], 0
     step = dask.delayed(process_block, pure=True)
+    # one graph key for the job (three grids' bounds): shipped once per worker, not once per task
+    job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{plan.key}-{job.mask_key}")
     for i, n in enumerate(chunks):
         sl = slice(start, start + n)
-        out.append(step(blocks[i], seconds[sl], positions[sl], job, mask_d, storage_options,
+        out.append(step(blocks[i], seconds[sl], positions[sl], job_d, mask_d, storage_options,
                         dask_key_name=f"gridflux-block-{plan.key}-{i}-{job.mask_key}"))
         start += n
     return out
@@ -314,8 +318,8 @@ def run(
         existing = st.exists()
         manifest = st.read_manifest() if existing else {"series": {}}
         manifest.setdefault("series", {})
-        plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options)
-                 for r in records]
+        plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options,
+                               time_chunk) for r in records]
         opened = [p for p in plans if not p.skip and not p.error]
         if not existing and not opened:
             for p in plans:

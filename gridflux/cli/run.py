@@ -99,7 +99,7 @@ def run_cmd(
                                            "walltime": walltime, "image": image, "address": gateway_address}.items()
                          if v is not None}
             if scheduler_host:
-                overrides["scheduler_options"] = {"host": scheduler_host}
+                overrides["scheduler_options"] = {"host": scheduler_host, "dashboard_address": f"{scheduler_host}:0"}
                 overrides["worker_extra_args"] = ["--host", scheduler_host]
             with make_cluster(cluster, n_workers=workers, **overrides) as handle:
                 console.print(f"dask dashboard: {handle.dashboard_link}")

@@ -71,10 +71,6 @@ def test_tasks_per_series_bounded_by_blocks(representatives):
     assert {_structure(s) for s in scale.paper_series()} <= set(sizes)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "normalize.normalize multiplies a dask block by a numpy (time, 1, 1) per-month factor: dask wraps it as "
-    "ONE chunk and rechunks it to the data's chunks, +2 tasks per block (+3 with a latitude flip); applying "
-    "the factor with data.map_blocks(..., block_info) makes it 1 task per block (see the e2e report)"))
 def test_per_month_unit_series_within_3_tasks_per_block(representatives):
     for p in representatives.plans:
         if _per_month(p.record):
