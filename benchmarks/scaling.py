@@ -1,7 +1,8 @@
 """Ensemble scaling through gridflux's own entry point, next to ``xr.open_mfdataset(parallel=True)``.
 
-``N`` members of the same 0.5 deg field (symlinks: one file's bytes, ``N`` catalog rows) run
-through
+``N`` members of the same 0.5 deg field (byte copies, not symlinks: HDF5 recognises a file
+opened twice by its inode and shares one chunk cache between the handles, so symlinked members
+would be served from memory) run through
 
 * ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes`` as a whole
   process (``timing="whole process"``: includes imports and the cluster start-up);
@@ -36,10 +37,10 @@ HERE = os.path.abspath(__file__)
 
 
 def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]]:
-    """``members`` symlinks of ``field`` and an intake-esm catalog of them (variable ``rh``).
+    """``members`` copies of ``field`` and an intake-esm catalog of them (variable ``rh``).
 
-    The catalog sits beside (not above) the files, so its paths stay absolute: gridflux resolves
-    relative catalog paths with ``realpath`` and would see a symlink into the cache "escape" the root.
+    Copies, because HDF5 shares one open-file structure (and chunk cache) between handles of the same
+    inode. The catalog sits beside (not above) the files, so its paths stay absolute.
     """
     from gridflux.catalog import write_catalog
 
@@ -49,9 +50,8 @@ def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]
     paths, rows = [], []
     for i in range(members):
         p = os.path.join(files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr.nc")
-        if os.path.lexists(p):
-            os.remove(p)
-        os.symlink(os.path.abspath(field), p)
+        if not (os.path.exists(p) and os.path.getsize(p) == os.path.getsize(field)):
+            shutil.copyfile(field, p)
         paths.append(p)
         rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
                      "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2"})
