@@ -101,12 +101,13 @@ class RegionMask:
 
     # -- I/O ----------------------------------------------------------------------------------
     @classmethod
-    def from_dataarray(cls, da, name: str | None = None) -> RegionMask:
-        """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``."""
+    def from_dataarray(cls, da, name: str | None = None, grid: CellBounds | None = None) -> RegionMask:
+        """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``; ``grid``
+        (default: from the array's coordinates) gives exact bounds when the file has them."""
         from gridflux.regrid.xarray import find_latlon, grid_of, to_ascending_lat
 
         lat, lon = find_latlon(da)
-        grid = grid_of(da)
+        grid = grid_of(da) if grid is None else grid
         da = to_ascending_lat(da)
         if da.ndim == 2:
             return cls((name or str(da.name or "region"),), da.transpose(lat, lon).values[None], grid)
@@ -138,7 +139,9 @@ class RegionMask:
             if variable not in ds:
                 raise MaskError(f"{p}: no variable {variable!r}; found {list(ds.data_vars)}")
             try:
-                return cls.from_dataarray(ds[variable].load(), name=variable)
+                from gridflux.regrid.xarray import grid_of
+
+                return cls.from_dataarray(ds[variable].load(), name=variable, grid=grid_of(ds))
             except MaskError as exc:
                 raise MaskError(f"{p}: variable {variable!r}: {exc}") from exc
 
@@ -156,8 +159,15 @@ class RegionMask:
             attrs={"long_name": "fraction of cell area inside region", "units": "1"},
         )
 
+    def to_dataset(self):
+        """The mask and its grid's CF bounds variables (``lat_bnds``, ``lon_bnds``) as a Dataset."""
+        from gridflux.regrid.xarray import grid_dataset
+
+        return grid_dataset(self.grid).assign(mask=self.to_dataarray())
+
     def to_netcdf(self, path: str | os.PathLike) -> None:
-        self.to_dataarray().to_dataset().to_netcdf(path)
+        """Write the mask with its bounds variables, so that any reader recovers the exact grid."""
+        self.to_dataset().to_netcdf(path)
 
     # -- polygons -----------------------------------------------------------------------------
     @classmethod

@@ -81,7 +81,8 @@ def process_block(
         sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
     totals = sums * TG_PER_KG
     if job.cube_grid is not None and job.store_url is not None:
-        cube = apply_separable(cached_weights(job.src_grid, job.cube_grid, job.radius), block, normalization="destarea")
+        cube = apply_separable(cached_weights(job.src_grid, job.cube_grid, job.radius), block, normalization="destarea",
+                               out_dtype=np.float32)
         for sl, part in _contiguous_runs(positions, cube):
             write_cube_block(job.store_url, storage_options or {}, job.zarr_format, job.variable, job.member_index, sl, part)
     return positions, totals

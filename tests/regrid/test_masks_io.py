@@ -55,3 +55,17 @@ def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
     with pytest.raises(MaskError, match=r"two\.nc: cannot tell which variable is the mask"):
         RegionMask.from_file(tmp_path / "two.nc")
     assert RegionMask.from_file(tmp_path / "two.nc", variable="b").names == ("b",)
+
+
+def test_netcdf_round_trip_keeps_exact_bounds(tmp_path):
+    """Irregular bounds (not the midpoints of the centres) survive a write and a read exactly."""
+    from gridflux.grids import CellBounds
+
+    lat_e = np.array([-90.0, -30.0, 10.0, 12.5, 90.0])
+    lon_e = np.array([0.0, 100.0, 101.0, 360.0])
+    g = CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    m = RegionMask(("r",), np.linspace(0, 1, 12).reshape(1, 4, 3), g)
+    m.to_netcdf(tmp_path / "m.nc")
+    back = RegionMask.from_file(tmp_path / "m.nc")
+    assert back.grid == g
+    np.testing.assert_array_equal(back.fractions, m.fractions)
