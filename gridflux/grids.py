@@ -412,13 +412,16 @@ def gaussian_grid(nlat: int, nlon: int | None = None, lon0: float = 0.0) -> Cell
 
 
 def _align_lon_bounds(lon_b: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    """Shift each bounds row by multiples of 360 so that it contains its (unwrapped) centre."""
+    """Shift each bounds row by multiples of 360 so that it contains its (unwrapped) centre.
+
+    A row like ``[359.5, 0.5]`` around a centre at 0 wraps: it means ``[-0.5, 0.5]``. Whether a
+    row wraps is decided by its centre, not its width, so genuinely wide cells stay wide.
+    """
     lo = np.minimum(lon_b[:, 0], lon_b[:, 1])
     hi = np.maximum(lon_b[:, 0], lon_b[:, 1])
-    width = hi - lo
-    # a row like [359.5, 0.5] (wrapped) has width ~359: it means [359.5, 360.5]
-    wrapped = width > 180.0
-    lo = np.where(wrapped, hi, lo)
-    hi = np.where(wrapped, lo + (360.0 - width), hi)
-    shift = 360.0 * np.round((lon - 0.5 * (lo + hi)) / 360.0)
-    return np.column_stack([lo + shift, hi + shift])
+    c_in = lon - 360.0 * np.floor((lon - lo) / 360.0)  # the centre moved into [lo, lo + 360)
+    inside = c_in <= hi + _EDGE_TOL
+    new_lo = np.where(inside, lo, hi)
+    new_hi = np.where(inside, hi, lo + 360.0)
+    shift = 360.0 * np.round((lon - 0.5 * (new_lo + new_hi)) / 360.0)
+    return np.column_stack([new_lo + shift, new_hi + shift])

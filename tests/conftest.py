@@ -24,6 +24,12 @@ import gridflux.config  # noqa: F401
 # Register distributed's config defaults before any test snapshots dask.config: a test that first
 # imports distributed would otherwise leave them out of the restored config for the tests after it.
 import distributed  # noqa: F401,E402
+from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+# CI runs the property tests with a fixed seed sequence (reproducible logs); locally they explore.
+_hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)
+if os.environ.get("CI"):
+    _hypothesis_settings.load_profile("ci")
 
 
 @pytest.fixture(name="raise_if_dask_computes")

@@ -164,7 +164,10 @@ def lon_overlap_matrix(dst: CellBounds, src: CellBounds) -> Overlap1D:
     k_max = int(np.ceil((d_hi[-1] - s_lo[0]) / 360.0))
     all_rows, all_cols, all_len = [], [], []
     for k in range(k_min, k_max + 1):
-        r, c, length = interval_overlaps(d_lo, d_hi, s_lo + 360.0 * k, s_hi + 360.0 * k)
+        # shift the destination (usually a regular grid with round edges) into the source's frame:
+        # its shifted edges stay exact more often than a shifted source's, keeping overlaps of
+        # tiny cells near 360 degrees exact to rounding
+        r, c, length = interval_overlaps(d_lo - 360.0 * k, d_hi - 360.0 * k, s_lo, s_hi)
         all_rows.append(r)
         all_cols.append(c)
         all_len.append(length)
