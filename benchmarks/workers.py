@@ -130,7 +130,7 @@ def method_cube(args) -> dict:
         t1 = min(t0 + BLOCK, nt)
         blk = v[t0:t1]
         out[t0:t1] = weighted_sums(blk, w, rows)
-        cube = apply_separable(cw, blk[:, ::-1] if desc else blk).astype(np.float32)
+        cube = apply_separable(cw, blk[:, ::-1] if desc else blk, out_dtype=np.float32)
         tz = time.perf_counter()
         arr[t0:t1] = cube
         zsec += time.perf_counter() - tz

@@ -278,7 +278,9 @@ def run(
     protocol : ``regrid-data`` (default) or ``regrid-mask``
     cubes : write regridded cubes as well as totals (default from config)
     chunk_months : months per task (default 12)
-    client : a ``distributed.Client``; None computes in this process (synchronous scheduler)
+    client : a ``distributed.Client``, or a zero-argument callable returning one (called only when
+        the series are planned, so a cluster can start while the driver opens the catalog); None
+        computes in this process (synchronous scheduler)
     storage_options : fsspec options for the inputs (credentials stay in memory)
     store_options : fsspec options for the store
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
@@ -391,6 +393,8 @@ def run(
             reporter.advance(p)
 
         last_manifest_write = [time.perf_counter()]
+        if callable(client) and not hasattr(client, "submit"):
+            client = client() if todo else None
         _execute(todo, make_tasks, finish, client, batch_size)
         st.write_manifest(manifest)
         reporter.close()

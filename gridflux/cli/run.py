@@ -101,11 +101,32 @@ def run_cmd(
             if scheduler_host:
                 overrides["scheduler_options"] = {"host": scheduler_host, "dashboard_address": f"{scheduler_host}:0"}
                 overrides["worker_extra_args"] = ["--host", scheduler_host]
-            with make_cluster(cluster, n_workers=workers, **overrides) as handle:
-                console.print(f"dask dashboard: {handle.dashboard_link}")
-                summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
-                              chunk_months=chunk_months, zarr_format=zarr_format, client=handle.client, progress=progress,
-                              storage_options=input_opts, store_options=output_opts)
+            # a local cluster starts (worker processes importing the stack) while this process opens
+            # the catalog and plans the series, so the two fixed costs overlap; jobqueue clusters
+            # install signal handlers and must start in the main thread
+            from concurrent.futures import Future, ThreadPoolExecutor
+
+            with ThreadPoolExecutor(1) as pool:
+                if cluster == "local":
+                    starting = pool.submit(make_cluster, cluster, n_workers=workers, **overrides)
+                else:
+                    starting = Future()
+                    starting.set_result(make_cluster(cluster, n_workers=workers, **overrides))
+
+                def client():
+                    handle = starting.result()
+                    console.print(f"dask dashboard: {handle.dashboard_link}")
+                    return handle.client
+
+                try:
+                    summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol,
+                                  cubes=cubes, chunk_months=chunk_months, zarr_format=zarr_format, client=client,
+                                  progress=progress, storage_options=input_opts, store_options=output_opts)
+                finally:
+                    try:
+                        starting.result().close()
+                    except Exception:  # noqa: BLE001 - a cluster that failed to start has nothing to close
+                        pass
     except GridfluxError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
