@@ -264,3 +264,13 @@ def test_a_run_where_every_series_fails_reports_instead_of_crashing(mini_archive
     assert all(f"npp_{k[5]}.nc" in err for k, err in summary.failed.items())
     man = Store(tmp_path / "s.zarr").read_manifest()["series"]
     assert {e["status"] for e in man.values()} == {"failed"}
+
+
+def test_long_blocks_give_the_same_totals(mini_archive, tmp_path):
+    """--chunk-months 60 (fewer, larger tasks for big clusters) changes nothing in the results."""
+    store = tmp_path / "long.zarr"
+    summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), chunk_months=60, progress=False)
+    assert summary.ok
+    _assert_matches_truth(store, mini_archive["truth"])
+    cube = xr.open_zarr(store, group="cubes/npp")["npp"]
+    assert cube.encoding["chunks"][1] == 60
