@@ -713,6 +713,27 @@ def build_catalog(directory: str | os.PathLike, out: str | os.PathLike, *, descr
 
 
 # -- opening ----------------------------------------------------------------------------------
+_NETCDF_CACHE_SET = False
+
+
+def limit_netcdf_chunk_cache() -> None:
+    """Shrink netCDF-C's per-variable chunk cache (64 MiB by default) for files opened from now on.
+
+    The pipeline reads each chunk once, in time order, so a large cache only holds memory: with
+    the default, a worker's resident memory grows by up to 64 MiB per open variable. The size is
+    ``gridflux.pipeline.netcdf-chunk-cache`` (bytes; default 4 MiB).
+    """
+    global _NETCDF_CACHE_SET
+    if _NETCDF_CACHE_SET:
+        return
+    import netCDF4
+
+    size = int(config.get("pipeline.netcdf-chunk-cache", 4 * 1024 * 1024))
+    _, nelems, preemption = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(size, nelems, preemption)
+    _NETCDF_CACHE_SET = True
+
+
 def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     """Open one file lazily (backend-indexed arrays, no dask yet, times not decoded).
 
@@ -737,6 +758,7 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
             return xr.open_zarr(local, decode_times=False, chunks=None, consolidated=None)
         if not os.path.exists(local):
             raise InputError("file not found", path=path, attribute="path")
+        limit_netcdf_chunk_cache()
         return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
     except GridfluxError:
         raise

@@ -421,6 +421,9 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     from distributed import as_completed
 
+    from gridflux.catalog import limit_netcdf_chunk_cache
+
+    client.run(limit_netcdf_chunk_cache)  # before any worker opens a netCDF file
     pending = list(todo)
     in_flight: dict[Any, tuple[SeriesPlan, float]] = {}
     ac = as_completed()
