@@ -190,6 +190,7 @@ class SeriesRecord(BaseModel):
     mass_basis: str | None = None
     into_land: bool | None = None
     catalog: str = ""
+    time_ranges: list[str] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
 
     @property
     def gas(self) -> str:
@@ -300,6 +301,7 @@ class Catalog:
                     mass_basis=first.mass_basis,
                     into_land=first.into_land,
                     catalog=self.path,
+                    time_ranges=[r.time_range for r in rows],
                 )
             )
         return out

@@ -50,6 +50,7 @@ class SeriesPlan:
     nbytes: int = 0
     previous_status: str | None = None
     skip: bool = False  # done earlier with the same inputs and configuration: not even opened
+    planned: bool = True  # False: a placeholder, opened just before its tasks are submitted
 
 
 @dataclass
@@ -177,14 +178,35 @@ def mask_key(mask: RegionMask) -> str:
     return h.hexdigest()[:16]
 
 
+def declared_months(record: Any) -> list[tuple[int, int]] | None:
+    """The months a series' catalog rows declare (``time_range`` ``YYYYMM-YYYYMM`` or ``YYYY-YYYY``
+    per file), or None when any row does not say: then the files must be opened to know."""
+    ranges = list(getattr(record, "time_ranges", []) or [])
+    if not ranges or len(ranges) != len(record.paths):
+        return None
+    months: list[tuple[int, int]] = []
+    for r in ranges:
+        parts = str(r).replace("_", "-").split("-")
+        if len(parts) != 2 or not all(p.isdigit() and len(p) in (4, 6) for p in parts):
+            return None
+        (a, b) = parts
+        first = (int(a[:4]), int(a[4:6]) if len(a) == 6 else 1)
+        last = (int(b[:4]), int(b[4:6]) if len(b) == 6 else 12)
+        months += continuous_months(first, last)
+    return months
+
+
 def build_template(plans: list[SeriesPlan], mask: RegionMask, cube_grid: CellBounds | None,
-                   mask_on_cube: np.ndarray | None, cubes: bool, time_chunk: int) -> StoreTemplate:
-    """The store template for a set of series (failed ones keep their place: they may be fixed)."""
+                   mask_on_cube: np.ndarray | None, cubes: bool, time_chunk: int,
+                   months: list[tuple[int, int]] | None = None) -> StoreTemplate:
+    """The store template for a set of series (failed ones keep their place: they may be fixed).
+
+    ``months`` (the months the series cover) defaults to those of the opened plans."""
     members = sorted({p.member for p in plans})
     variables = sorted({p.variable for p in plans})
     first = {p.member: p for p in plans}
     traits = {t: [_trait(first[m].record, t) for m in members] for t in TRAITS}
-    months = [m for p in plans for m in p.months]
+    months = [m for p in plans for m in p.months] if months is None else months
     axis = continuous_months(min(months), max(months)) if months else []
     from gridflux.units import VARIABLES
 
@@ -202,7 +224,13 @@ def _trait(record: Any, name: str) -> Any:
     return "" if v is None else v
 
 
+class _PlanError(Exception):
+    """A series that could not be opened; its message is already the recorded error text."""
+
+
 def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, _PlanError):
+        return str(exc)
     text = f"{type(exc).__name__}: {exc}"
     cause = exc.__cause__
     if cause is not None and str(cause) not in text:
@@ -320,17 +348,27 @@ def run(
         existing = st.exists()
         manifest = st.read_manifest() if existing else {"series": {}}
         manifest.setdefault("series", {})
-        plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options,
-                               time_chunk) for r in records]
-        opened = [p for p in plans if not p.skip and not p.error]
-        if not existing and not opened:
-            for p in plans:
-                summary.failed[p.key] = p.error or "nothing to compute"
-            st.write_manifest({"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}})
-            return summary
-        template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk)
+        # When the store exists (its month axis is fixed) or the catalog declares every file's
+        # months, series are opened one by one just before their tasks are submitted, so opening
+        # files on the driver overlaps with the workers' computing; otherwise all are opened first.
+        declared = [declared_months(r) for r in records]
+        stream = existing or all(d is not None for d in declared)
+        if stream:
+            plans = [SeriesPlan(key=series_key(r), member=r.member, variable=r.variable, record=r, planned=False)
+                     for r in records]
+            months = [m for d in declared if d for m in d]
+        else:
+            plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options,
+                                   time_chunk) for r in records]
+            months = None
+            if not any(not p.skip and not p.error for p in plans):
+                for p in plans:
+                    summary.failed[p.key] = p.error or "nothing to compute"
+                st.write_manifest({"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}})
+                return summary
+        template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months)
         if existing:
-            template.months = _check_compatible(st, template, opened)
+            template.months = _check_compatible(st, template, [p for p in plans if p.planned and not p.error])
         else:
             st.create(template)
         manifest["config_hash"] = chash
@@ -354,7 +392,8 @@ def run(
                 continue
             if entry.get("status"):
                 p.previous_status = entry["status"]
-            manifest["series"][p.key] = _entry(p, "pending", chash)
+            if p.planned:
+                manifest["series"][p.key] = _entry(p, "pending", chash)
             todo.append(p)
         st.write_manifest(manifest)
 
@@ -363,7 +402,26 @@ def run(
         mask_d = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
         reporter = _Progress(progress, len(todo), sum(p.nbytes for p in todo))
 
-        def make_tasks(p: SeriesPlan) -> tuple[list, np.ndarray]:
+        def make_tasks(p: SeriesPlan) -> list | None:
+            """The series' tasks, opening it first if it is a placeholder; None = skipped."""
+            if not p.planned:
+                opened = _plan_or_skip(p.record, manifest["series"].get(p.key, {}), chash, existing,
+                                       storage_options, time_chunk)
+                opened.previous_status = p.previous_status
+                p.__dict__.update(opened.__dict__)
+                if p.skip:
+                    summary.skipped.append(p.key)
+                    return None
+                if p.error:
+                    raise _PlanError(p.error)
+                manifest["series"][p.key] = _entry(p, "pending", chash)
+            outside = [m for m in p.months if m not in axis_pos]
+            if outside:
+                raise StoreError(
+                    f"{p.key}: months {outside[0][0]:04d}-{outside[0][1]:02d}.. lie outside the store's time axis "
+                    f"({template.months[0][0]:04d}-{template.months[0][1]:02d}..{template.months[-1][0]:04d}-"
+                    f"{template.months[-1][1]:02d}); the catalog's time_range may be wrong, or write to a new store"
+                )
             positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
             kind = p.canonical[p.variable].attrs.get("gridflux_kind", "flux")
             job = BlockJob(p.grid, mkey, protocol, target_g, radius, kind,
@@ -371,7 +429,7 @@ def run(
                            p.variable, member_index[p.member])
             if p.previous_status:  # recomputing: no stale months of an older version may survive
                 st.clear_series(member_index[p.member], var_index[p.variable], cubes)
-            return series_tasks(p, job, positions, mask_d, time_chunk, st.storage_options), positions
+            return series_tasks(p, job, positions, mask_d, time_chunk, st.storage_options)
 
         def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
             if error is None:
@@ -395,7 +453,7 @@ def run(
         last_manifest_write = [time.perf_counter()]
         if callable(client) and not hasattr(client, "submit"):
             client = client() if todo else None
-        _execute(todo, make_tasks, finish, client, batch_size)
+        _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
         st.write_manifest(manifest)
         reporter.close()
     finally:
@@ -404,15 +462,23 @@ def run(
     return summary
 
 
-def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, client: Any, batch_size: int) -> None:
-    """Run the series' tasks, at most ``batch_size`` series in flight; record each outcome."""
+def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, client: Any, batch_size: int,
+             skipped: Callable | None = None) -> None:
+    """Run the series' tasks, at most ``batch_size`` series in flight; record each outcome.
+
+    ``make_tasks(plan)`` returns the series' tasks, or None when it turns out to be skipped
+    (``skipped(plan)`` is then called instead of ``finish``)."""
     if client is None:
         import dask
 
         for p in todo:
             t0 = time.perf_counter()
             try:
-                tasks, _ = make_tasks(p)
+                tasks = make_tasks(p)
+                if tasks is None:
+                    if skipped:
+                        skipped(p)
+                    continue
                 results = dask.compute(*tasks, scheduler="sync")
                 finish(p, list(results), None, time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001
@@ -433,7 +499,11 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
             p = pending.pop(0)
             t0 = time.perf_counter()
             try:
-                tasks, _ = make_tasks(p)
+                tasks = make_tasks(p)
+                if tasks is None:
+                    if skipped:
+                        skipped(p)
+                    continue
                 fut = client.compute(_gather_list(tasks), optimize_graph=False)
             except Exception as exc:  # noqa: BLE001
                 finish(p, None, _error_text(exc), time.perf_counter() - t0)

@@ -274,3 +274,27 @@ def test_long_blocks_give_the_same_totals(mini_archive, tmp_path):
     _assert_matches_truth(store, mini_archive["truth"])
     cube = xr.open_zarr(store, group="cubes/npp")["npp"]
     assert cube.encoding["chunks"][1] == 60
+
+
+def test_catalog_time_ranges_stream_and_a_wrong_range_fails_only_its_series(mini_archive, tmp_path):
+    """With every file's time_range in the catalog, series are opened one by one during the run;
+    a series whose file holds months beyond what the catalog declared fails clearly."""
+    import pandas as pd
+
+    from gridflux.catalog import write_catalog
+
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    rows = pd.read_csv(root / "catalog.csv", dtype=str, keep_default_na=False).to_dict("records")
+    declared = {"A": "200001-200112", "B": "200001-200112", "C": "200101-200206"}  # B really ends 2002-12
+    for r in rows:
+        r["time_range"] = declared[r["source_id"]]
+    cat = write_catalog(rows, root / "ranged.json")
+    summary = run(str(cat), str(root / "mask.nc"), str(tmp_path / "s.zarr"), progress=False)
+    assert sorted(summary.done) == ["TEST.A.hist.r1/npp", "TEST.C.hist.r1/npp"]
+    assert set(summary.failed) == {"TEST.B.hist.r1/npp"}
+    assert "outside the store's time axis" in summary.failed["TEST.B.hist.r1/npp"]
+    assert "time_range" in summary.failed["TEST.B.hist.r1/npp"]
+    months, expected = mini_archive["truth"][("TEST.A.hist.r1", "north")]
+    got = _series_totals(tmp_path / "s.zarr", "TEST.A.hist.r1", "north").values[: len(months)]
+    assert np.abs(got - expected).max() / np.abs(expected).max() < RTOL
