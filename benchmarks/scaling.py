@@ -44,6 +44,11 @@ def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]
     """
     from gridflux.catalog import write_catalog
 
+    import netCDF4
+
+    with netCDF4.Dataset(field) as nc:  # the inputs' noleap months start in January 1850
+        n = len(nc.dimensions["time"])
+    time_range = f"185001-{1850 + (n - 1) // 12:04d}{(n - 1) % 12 + 1:02d}"  # as a DRS crawl records it
     files_dir = os.path.join(workdir, "files")
     os.makedirs(files_dir, exist_ok=True)
     os.makedirs(os.path.join(workdir, "catalog"), exist_ok=True)
@@ -54,7 +59,7 @@ def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]
             shutil.copyfile(field, p)
         paths.append(p)
         rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
-                     "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2"})
+                     "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2", "time_range": time_range})
     cat = write_catalog(rows, os.path.join(workdir, "catalog", f"bench-{members}.json"), description="gridflux scaling benchmark")
     return cat, paths
 
