@@ -468,17 +468,26 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     ``make_tasks(plan)`` returns the series' tasks, or None when it turns out to be skipped
     (``skipped(plan)`` is then called instead of ``finish``)."""
+    def prepare(p: SeriesPlan) -> tuple[list | None, float]:
+        """The series' tasks (None if it failed to open, now recorded, or is skipped) and start time."""
+        t0 = time.perf_counter()
+        try:
+            tasks = make_tasks(p)
+        except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+            finish(p, None, _error_text(exc), time.perf_counter() - t0)
+            return None, t0
+        if tasks is None and skipped:
+            skipped(p)
+        return tasks, t0
+
     if client is None:
         import dask
 
         for p in todo:
-            t0 = time.perf_counter()
+            tasks, t0 = prepare(p)
+            if tasks is None:
+                continue
             try:
-                tasks = make_tasks(p)
-                if tasks is None:
-                    if skipped:
-                        skipped(p)
-                    continue
                 results = dask.compute(*tasks, scheduler="sync")
                 finish(p, list(results), None, time.perf_counter() - t0)
             except Exception as exc:  # noqa: BLE001
@@ -497,13 +506,10 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
     def submit_next() -> None:
         while pending and len(in_flight) < batch_size:
             p = pending.pop(0)
-            t0 = time.perf_counter()
+            tasks, t0 = prepare(p)
+            if tasks is None:
+                continue
             try:
-                tasks = make_tasks(p)
-                if tasks is None:
-                    if skipped:
-                        skipped(p)
-                    continue
                 fut = client.compute(_gather_list(tasks), optimize_graph=False)
             except Exception as exc:  # noqa: BLE001
                 finish(p, None, _error_text(exc), time.perf_counter() - t0)
