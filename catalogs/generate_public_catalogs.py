@@ -14,8 +14,6 @@ Every URL is CONSTRUCTED from the documented naming protocol below; none was fet
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 from typing import Any
 
@@ -98,28 +96,17 @@ def isimip_rows() -> list[dict[str, Any]]:
 
 
 def write_isimip(directory: str = HERE) -> str:
-    rows = isimip_rows()
-    cols = list(rows[0])
-    csv_name = "isimip-carbon-monthly.csv"
-    with open(os.path.join(directory, csv_name), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, lineterminator="\n")
-        w.writeheader()
-        w.writerows(rows)
-    spec = {
-        "esmcat_version": "0.1.0",
-        "id": "isimip-carbon-monthly",
-        "description": ("ISIMIP2a/2b/3a/3b monthly land carbon fluxes (gpp, npp, ra, rh, ffire) of the RECCAP2 "
-                        "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org CONSTRUCTED "
-                        "from the ISIMIP file-naming protocol (not fetched: some combinations may not exist)."),
-        "catalog_file": csv_name,
-        "attributes": [{"column_name": c, "vocabulary": ""} for c in cols if c not in ("path", "format")],
-        "assets": {"column_name": "path", "format_column_name": "format"},
-        "aggregation_control": {
-            "variable_column_name": "variable",
-            "groupby_attrs": ["ensemble", "source_id", "experiment", "member_id"],
-            "aggregations": [{"type": "union", "attribute_name": "variable"}],
-        },
-        "provenance": {
+    # the CSV and the ESM collection spec are gridflux's own catalog writer's (URLs stay absolute)
+    from gridflux.catalog import write_catalog
+
+    return write_catalog(
+        isimip_rows(),
+        os.path.join(directory, "isimip-carbon-monthly.json"),
+        catalog_id="isimip-carbon-monthly",
+        description=("ISIMIP2a/2b/3a/3b monthly land carbon fluxes (gpp, npp, ra, rh, ffire) of the RECCAP2 "
+                     "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org CONSTRUCTED "
+                     "from the ISIMIP file-naming protocol (not fetched: some combinations may not exist)."),
+        provenance={
             "source": "ISIMIP Repository (files.isimip.org), OutputData",
             "host": ISIMIP_HOST,
             "browse": "https://data.isimip.org/search/tree/",
@@ -151,12 +138,7 @@ def write_isimip(directory: str = HERE) -> str:
             "access": "anonymous https; no credentials",
             "generator": "catalogs/generate_public_catalogs.py",
         },
-    }
-    path = os.path.join(directory, "isimip-carbon-monthly.json")
-    with open(path, "w") as f:
-        json.dump(spec, f, indent=2)
-        f.write("\n")
-    return path
+    )
 
 
 # -- ORNL DAAC MsTMIP -------------------------------------------------------------------------
