@@ -324,27 +324,33 @@ def call_with_retries(fn: Callable[[], T], *, url: str, what: str, policy: Remot
         of attempts and the last error.
     """
     policy = policy or RemotePolicy.from_config()
-    last: BaseException | None = None
     for attempt in range(policy.retries + 1):
         try:
             return fn()
-        except Exception as exc:  # noqa: BLE001 - classified below
-            if not is_transient(exc):
-                raise
-            last = exc
-            if attempt == policy.retries:
-                break
-            wait = policy.delay(attempt)
-            log.info("%s: %s failed (%s); retry %d of %d in %.2f s", scrub(url, storage_options), what,
-                     scrub(_describe(exc), storage_options), attempt + 1, policy.retries, wait)
-            time.sleep(wait)
-    if isinstance(last, ShortReadError):
-        msg = (f"{what}: {last}; the object is truncated or the server keeps cutting the response "
-               f"({policy.retries + 1} attempts)")
-    else:
-        msg = (f"{what} failed after {policy.retries + 1} attempts (transient errors are retried "
-               f"remote.retries={policy.retries} times with backoff); last error: {_describe(last)}")
-    raise RemoteReadError(scrub(msg, storage_options), path=scrub(url, storage_options)) from last
+        except Exception as exc:  # noqa: BLE001 - classified in _backoff
+            time.sleep(_backoff(exc, attempt, policy, url, what, storage_options))
+    raise AssertionError("unreachable: the last attempt raises in _backoff")
+
+
+def _backoff(exc: Exception, attempt: int, policy: RemotePolicy, url: str, what: str,
+             storage_options: Mapping[str, Any] | None) -> float:
+    """Seconds to wait before retrying after ``exc`` on ``attempt``; raises ``exc`` itself when it is
+    permanent, and :class:`RemoteReadError` when the retries are used up (shared by the sync and
+    async retry loops)."""
+    if not is_transient(exc):
+        raise exc
+    if attempt == policy.retries:
+        if isinstance(exc, ShortReadError):
+            msg = (f"{what}: {exc}; the object is truncated or the server keeps cutting the response "
+                   f"({policy.retries + 1} attempts)")
+        else:
+            msg = (f"{what} failed after {policy.retries + 1} attempts (transient errors are retried "
+                   f"remote.retries={policy.retries} times with backoff); last error: {_describe(exc)}")
+        raise RemoteReadError(scrub(msg, storage_options), path=scrub(url, storage_options)) from exc
+    wait = policy.delay(attempt)
+    log.info("%s: %s failed (%s); retry %d of %d in %.2f s", scrub(url, storage_options), what,
+             scrub(_describe(exc), storage_options), attempt + 1, policy.retries, wait)
+    return wait
 
 
 def _describe(exc: BaseException | None) -> str:
@@ -361,24 +367,12 @@ def _describe(exc: BaseException | None) -> str:
 async def acall_with_retries(make: Callable[[], Any], *, url: str, what: str, policy: RemotePolicy,
                              storage_options: Mapping[str, Any] | None = None) -> Any:
     """Async :func:`call_with_retries`: awaits ``make()`` under ``asyncio.wait_for(policy.timeout)``."""
-    last: BaseException | None = None
     for attempt in range(policy.retries + 1):
         try:
             return await asyncio.wait_for(make(), timeout=policy.timeout + policy.connect_timeout)
-        except Exception as exc:  # noqa: BLE001
-            if not is_transient(exc):
-                raise
-            last = exc
-            if attempt == policy.retries:
-                break
-            wait = policy.delay(attempt)
-            log.info("%s: %s failed (%s); retry %d of %d in %.2f s", scrub(url, storage_options), what,
-                     scrub(_describe(exc), storage_options), attempt + 1, policy.retries, wait)
-            await asyncio.sleep(wait)
-    raise RemoteReadError(
-        scrub(f"{what} failed after {policy.retries + 1} attempts; last error: {_describe(last)}", storage_options),
-        path=scrub(url, storage_options),
-    ) from last
+        except Exception as exc:  # noqa: BLE001 - classified in _backoff
+            await asyncio.sleep(_backoff(exc, attempt, policy, url, what, storage_options))
+    raise AssertionError("unreachable: the last attempt raises in _backoff")
 
 
 # -- metadata ---------------------------------------------------------------------------------
