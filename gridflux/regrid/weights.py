@@ -91,15 +91,14 @@ class SparseWeights:
 def from_separable(weights: SeparableWeights) -> SparseWeights:
     """Full sparse form of exact separable weights (destarea normalisation)."""
     m = weights.to_coo().tocsr()
-    r2 = 1.0  # areas in steradians, as ESMF writes them
     return SparseWeights(
         matrix=m,
         src_shape=weights.src.shape,
         dst_shape=weights.dst.shape,
         frac_a=weights.src_fraction.ravel(),
         frac_b=weights.dst_fraction.ravel(),
-        area_a=cell_areas(weights.src, radius=r2).ravel(),
-        area_b=cell_areas(weights.dst, radius=r2).ravel(),
+        area_a=cell_areas(weights.src, radius=1.0).ravel(),  # steradians, as ESMF writes areas
+        area_b=cell_areas(weights.dst, radius=1.0).ravel(),
         normalization="destarea",
         dst_lat=np.repeat(weights.dst.lat, weights.dst.nlon),
         dst_lon=np.tile(weights.dst.lon, weights.dst.nlat),
@@ -129,8 +128,6 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
     ``cdo gencon`` output; ``destarea`` writes the raw area fractions. The file is written to a
     temporary name and moved into place, so a crash never leaves a half-written weight file.
     """
-    import netCDF4
-
     sw = from_separable(weights)
     m = sw.matrix.tocoo()
     s = m.data
@@ -139,15 +136,27 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
         s = np.where(fb > 0, s / np.where(fb > 0, fb, 1.0), 0.0)
     elif normalization != "destarea":
         raise WeightsError(f"normalization {normalization!r} is not one of ('destarea', 'fracarea')")
+    writer = _WRITERS.get(fmt)
+    if writer is None:
+        raise WeightsError(f"weight file format {fmt!r} is not one of {tuple(_WRITERS)}")
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    if fmt == "scrip":
-        _write_scrip(tmp, weights, sw, m.row, m.col, s, normalization)
-        os.replace(tmp, path)
-        return
-    if fmt != "esmf":
-        raise WeightsError(f"weight file format {fmt!r} is not one of ('esmf', 'scrip')")
+    writer(tmp, weights, sw, m.row, m.col, s, normalization)
+    os.replace(tmp, path)
+
+
+def _cell_geometry(grid: CellBounds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Flattened (C order) cell centres and ``(n, 4)`` corners of a grid, degrees: lat, lon, xv, yv."""
+    xv, yv = _corners(grid)
+    return np.repeat(grid.lat, grid.nlon), np.tile(grid.lon, grid.nlat), xv, yv
+
+
+def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
+                s: np.ndarray, normalization: str) -> None:
+    """The ESMF layout (``row``/``col``/``S``, centres and corners in degrees, 1-based indices)."""
+    import netCDF4
+
     src, dst = weights.src, weights.dst
-    with netCDF4.Dataset(tmp, "w", format="NETCDF4") as nc:
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
         nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
         nc.normalization = normalization
         nc.map_method = "Conservative remapping"
@@ -156,7 +165,7 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
         nc.domain_b = "destination"
         nc.createDimension("n_a", sw.n_a)
         nc.createDimension("n_b", sw.n_b)
-        nc.createDimension("n_s", m.nnz)
+        nc.createDimension("n_s", rows.size)
         nc.createDimension("nv_a", 4)
         nc.createDimension("nv_b", 4)
         nc.createDimension("src_grid_rank", 2)
@@ -165,9 +174,7 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
         nc.createVariable("dst_grid_dims", "i4", ("dst_grid_rank",))[:] = [dst.nlon, dst.nlat]
         for suffix, grid, area, frac in (("a", src, sw.area_a, sw.frac_a), ("b", dst, sw.area_b, sw.frac_b)):
             n = f"n_{suffix}"
-            lat2 = np.repeat(grid.lat, grid.nlon)
-            lon2 = np.tile(grid.lon, grid.nlat)
-            xv, yv = _corners(grid)
+            lat2, lon2, xv, yv = _cell_geometry(grid)
             for name, data, dims, units in (
                 (f"yc_{suffix}", lat2, (n,), "degrees"),
                 (f"xc_{suffix}", lon2, (n,), "degrees"),
@@ -180,10 +187,9 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
                 v.units = units
                 v[:] = data
             nc.createVariable(f"mask_{suffix}", "i4", (n,))[:] = 1
-        nc.createVariable("row", "i4", ("n_s",))[:] = m.row + 1
-        nc.createVariable("col", "i4", ("n_s",))[:] = m.col + 1
+        nc.createVariable("row", "i4", ("n_s",))[:] = rows + 1
+        nc.createVariable("col", "i4", ("n_s",))[:] = cols + 1
         nc.createVariable("S", "f8", ("n_s",))[:] = s
-    os.replace(tmp, path)
 
 
 def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
@@ -204,10 +210,10 @@ def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: 
             nc.createDimension(f"{side}_grid_corners", 4)
             nc.createDimension(f"{side}_grid_rank", 2)
             nc.createVariable(f"{side}_grid_dims", "i4", (f"{side}_grid_rank",))[:] = [grid.nlon, grid.nlat]
-            xv, yv = _corners(grid)
+            lat2, lon2, xv, yv = _cell_geometry(grid)
             for name, data, dims in (
-                ("center_lat", np.repeat(grid.lat, grid.nlon), (f"{side}_grid_size",)),
-                ("center_lon", np.tile(grid.lon, grid.nlat), (f"{side}_grid_size",)),
+                ("center_lat", lat2, (f"{side}_grid_size",)),
+                ("center_lon", lon2, (f"{side}_grid_size",)),
                 ("corner_lat", yv, (f"{side}_grid_size", f"{side}_grid_corners")),
                 ("corner_lon", xv, (f"{side}_grid_size", f"{side}_grid_corners")),
             ):
@@ -226,6 +232,9 @@ def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: 
         nc.createVariable("src_address", "i4", ("num_links",))[:] = cols + 1
         nc.createVariable("dst_address", "i4", ("num_links",))[:] = rows + 1
         nc.createVariable("remap_matrix", "f8", ("num_links", "num_wgts"))[:] = s[:, None]
+
+
+_WRITERS = {"esmf": _write_esmf, "scrip": _write_scrip}
 
 
 def read_weights(path: str | os.PathLike) -> SparseWeights:
