@@ -496,9 +496,8 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     from distributed import as_completed
 
-    from gridflux.catalog import limit_netcdf_chunk_cache
-
-    client.run(limit_netcdf_chunk_cache)  # before any worker opens a netCDF file
+    # every worker, also one a nanny restarts, limits netCDF-C's chunk cache before its first read
+    client.register_plugin(_netcdf_cache_plugin(), name="gridflux-netcdf-chunk-cache")
     pending = list(todo)
     in_flight: dict[Any, tuple[SeriesPlan, float]] = {}
     ac = as_completed()
@@ -528,6 +527,20 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
         finally:
             fut.release()
         submit_next()
+
+
+def _netcdf_cache_plugin():
+    """A worker plugin that limits netCDF-C's chunk cache when a worker starts (a class made here so
+    that ``distributed`` is imported only when a cluster is used; cloudpickle ships it by value)."""
+    from distributed import WorkerPlugin
+
+    from gridflux.catalog import limit_netcdf_chunk_cache
+
+    class NetcdfCacheLimit(WorkerPlugin):
+        def setup(self, worker) -> None:
+            limit_netcdf_chunk_cache()
+
+    return NetcdfCacheLimit()
 
 
 def _gather_list(tasks: list):

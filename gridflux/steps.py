@@ -75,9 +75,6 @@ def process_block(
     -------
     positions, totals (t, region) float64
     """
-    from gridflux.catalog import limit_netcdf_chunk_cache
-
-    limit_netcdf_chunk_cache()  # before this worker's first read of a netCDF file
     w, rows = native_weights(job, mask)
     sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
     if job.kind == "flux":
