@@ -428,7 +428,7 @@ def run(
                            cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
                            p.variable, member_index[p.member])
             if p.previous_status:  # recomputing: no stale months of an older version may survive
-                st.clear_series(member_index[p.member], var_index[p.variable], cubes)
+                st.clear_series(member_index[p.member], var_index[p.variable], p.variable if cubes else None)
             return series_tasks(p, job, positions, mask_d, time_chunk, st.storage_options)
 
         def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:

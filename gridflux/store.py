@@ -304,16 +304,16 @@ class Store:
         arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
         arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
 
-    def clear_series(self, member_index: int, variable_index: int, cube_variable: bool) -> None:
-        """Reset a series to fill values (before recomputing a changed or failed series)."""
+    def clear_series(self, member_index: int, variable_index: int, cube_variable: str | None) -> None:
+        """Reset a series to fill values (before recomputing a changed or failed series): its totals,
+        and its cube when ``cube_variable`` (the variable's name) is given."""
         import zarr
 
         store = self.zarr_store()
         arr = zarr.open_array(store, path="totals", mode="r+")
         arr[member_index, variable_index] = np.nan
         if cube_variable:
-            var = self.signature()["variables"][variable_index]
-            cube = zarr.open_array(store, path=f"cubes/{var}/{var}", mode="r+")
+            cube = zarr.open_array(store, path=f"cubes/{cube_variable}/{cube_variable}", mode="r+")
             cube[member_index] = np.nan
 
 
