@@ -24,7 +24,7 @@ from typing import Any
 import cftime
 import numpy as np
 
-from gridflux.synthetic.regions import R_EARTH, REGIONS, region_weights, write_mask
+from gridflux.synthetic.regions import R_EARTH, REGIONS, region_weights, write_latlon, write_mask
 
 DAY = 86400.0
 SIZES = ("tiny", "small", "paper")
@@ -429,19 +429,7 @@ def _write_nc(path: str, s: SynthSeries, lat: np.ndarray, lon: np.ndarray, lat_b
             nc.createDimension("bnds", 2)
             tv.bounds = "time_bnds"
             nc.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = tbnds
-        v = nc.createVariable("lat", "f8", ("lat",))
-        v[:] = lat
-        v.setncatts({"standard_name": "latitude", "units": "degrees_north", "axis": "Y"})
-        v = nc.createVariable("lon", "f8", ("lon",))
-        v[:] = lon
-        v.setncatts({"standard_name": "longitude", "units": "degrees_east", "axis": "X"})
-        if s.grid.write_bounds:
-            if "bnds" not in nc.dimensions:
-                nc.createDimension("bnds", 2)
-            nc["lat"].bounds = "lat_bnds"
-            nc["lon"].bounds = "lon_bnds"
-            nc.createVariable("lat_bnds", "f8", ("lat", "bnds"))[:] = lat_b
-            nc.createVariable("lon_bnds", "f8", ("lon", "bnds"))[:] = lon_b
+        write_latlon(nc, lat, lon, *((lat_b, lon_b) if s.grid.write_bounds else ()))
         v = nc.createVariable(s.raw_name, "f4", ("time", "lat", "lon"), fill_value=np.float32(1e20),
                               chunksizes=(1, lat.size, lon.size))
         v.set_auto_maskandscale(False)
@@ -460,13 +448,7 @@ def _write_sftlf(path: str, s: SynthSeries, lat, lon, lat_b, lon_b, sftlf_pct: n
     with netCDF4.Dataset(path, "w") as nc:
         nc.createDimension("lat", lat.size)
         nc.createDimension("lon", lon.size)
-        nc.createDimension("bnds", 2)
-        for n, vals, att in (("lat", lat, "degrees_north"), ("lon", lon, "degrees_east")):
-            v = nc.createVariable(n, "f8", (n,))
-            v[:] = vals
-            v.setncatts({"units": att, "bounds": f"{n}_bnds"})
-        nc.createVariable("lat_bnds", "f8", ("lat", "bnds"))[:] = lat_b
-        nc.createVariable("lon_bnds", "f8", ("lon", "bnds"))[:] = lon_b
+        write_latlon(nc, lat, lon, lat_b, lon_b)
         v = nc.createVariable("sftlf", "f4", ("lat", "lon"))
         v[:] = sftlf_pct
         v.setncatts({"units": "%", "standard_name": "land_area_fraction"})

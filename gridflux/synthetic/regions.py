@@ -97,6 +97,26 @@ def mask_array(regions: dict[str, tuple[Box, ...]] = REGIONS) -> tuple[np.ndarra
     return out, lat, lon
 
 
+def write_latlon(nc, lat: np.ndarray, lon: np.ndarray, lat_b: np.ndarray | None = None,
+                 lon_b: np.ndarray | None = None) -> None:
+    """CF ``lat``/``lon`` coordinate variables (dimensions already created) and, when given, their
+    ``lat_bnds``/``lon_bnds`` (creating the ``bnds`` dimension if needed) in an open netCDF4 file."""
+    v = nc.createVariable("lat", "f8", ("lat",))
+    v[:] = lat
+    v.setncatts({"standard_name": "latitude", "units": "degrees_north", "axis": "Y"})
+    v = nc.createVariable("lon", "f8", ("lon",))
+    v[:] = lon
+    v.setncatts({"standard_name": "longitude", "units": "degrees_east", "axis": "X"})
+    if lat_b is None or lon_b is None:
+        return
+    if "bnds" not in nc.dimensions:
+        nc.createDimension("bnds", 2)
+    nc["lat"].bounds = "lat_bnds"
+    nc["lon"].bounds = "lon_bnds"
+    nc.createVariable("lat_bnds", "f8", ("lat", "bnds"))[:] = lat_b
+    nc.createVariable("lon_bnds", "f8", ("lon", "bnds"))[:] = lon_b
+
+
 def write_mask(path: str, regions: dict[str, tuple[Box, ...]] = REGIONS) -> str:
     """Write the REGION MASK netCDF: ``mask (region, lat, lon)`` float64 in [0, 1] + bounds."""
     import netCDF4
@@ -110,14 +130,7 @@ def write_mask(path: str, regions: dict[str, tuple[Box, ...]] = REGIONS) -> str:
         v = nc.createVariable("region", str, ("region",))
         for i, name in enumerate(regions):
             v[i] = name
-        v = nc.createVariable("lat", "f8", ("lat",))
-        v[:] = lat
-        v.setncatts({"standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds"})
-        v = nc.createVariable("lon", "f8", ("lon",))
-        v[:] = lon
-        v.setncatts({"standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds"})
-        nc.createVariable("lat_bnds", "f8", ("lat", "bnds"))[:] = np.column_stack([lat - 0.5, lat + 0.5])
-        nc.createVariable("lon_bnds", "f8", ("lon", "bnds"))[:] = np.column_stack([lon - 0.5, lon + 0.5])
+        write_latlon(nc, lat, lon, np.column_stack([lat - 0.5, lat + 0.5]), np.column_stack([lon - 0.5, lon + 0.5]))
         v = nc.createVariable("mask", "f8", ("region", "lat", "lon"))
         v[:] = m
         v.setncatts({"long_name": "fraction of the cell in the region", "units": "1", "valid_min": 0.0,
