@@ -20,7 +20,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     tot = ds["totals"].load()
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
-    units = dict(zip(ds["variable"].values, ds["variable_units"].values))
+    units = dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True))
     out = pd.DataFrame({
         "source_id": df["member"].astype(str),
         "variable": df["variable"].astype(str),

@@ -72,7 +72,7 @@ class RegionMask:
     def areas(self, radius: float = EARTH_RADIUS) -> dict[str, float]:
         """Area of each region (m2): sum of fraction x exact cell area."""
         a = cell_areas(self.grid, radius)
-        return {n: float((f * a).sum()) for n, f in zip(self.names, self.fractions)}
+        return {n: float((f * a).sum()) for n, f in zip(self.names, self.fractions, strict=True)}
 
     def bounding_rows_cols(self) -> tuple[slice, slice]:
         """Row and column slices that contain every nonzero cell of every region."""

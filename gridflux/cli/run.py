@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -59,24 +59,24 @@ def run_cmd(
     mask: Annotated[str, typer.Option("--mask", help="region mask file (netCDF/zarr, dims region x lat x lon)")],
     store: Annotated[str, typer.Option("--store", help="zarr store path or URL (created or resumed)")],
     cluster: Annotated[str, typer.Option(help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none")] = "local",
-    workers: Annotated[Optional[int], typer.Option(help="number of workers (processes)")] = None,
-    select: Annotated[Optional[list[str]], typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")] = None,
+    workers: Annotated[int | None, typer.Option(help="number of workers (processes)")] = None,
+    select: Annotated[list[str] | None, typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")] = None,
     target_grid: Annotated[str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")] = "0.5",
     protocol: Annotated[str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")] = "regrid-data",
     cubes: Annotated[bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")] = True,
     chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per task")] = 12,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
-    queue: Annotated[Optional[str], typer.Option(help="slurm/pbs: partition or queue")] = None,
-    account: Annotated[Optional[str], typer.Option(help="slurm/pbs: account to charge")] = None,
-    cores: Annotated[Optional[int], typer.Option(help="slurm/pbs: cores per job")] = None,
-    memory: Annotated[Optional[str], typer.Option(help="slurm/pbs: memory per job, e.g. 4GB")] = None,
-    walltime: Annotated[Optional[str], typer.Option(help="slurm/pbs: walltime, e.g. 01:00:00")] = None,
-    image: Annotated[Optional[str], typer.Option(help="kubernetes: worker image")] = None,
-    gateway_address: Annotated[Optional[str], typer.Option("--gateway-address", help="gateway: server URL")] = None,
-    scheduler_host: Annotated[Optional[str], typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
-    storage_options: Annotated[Optional[str], typer.Option("--storage-options", help='fsspec options of the inputs as JSON, e.g. \'{"anon": true}\' (kept in memory only)')] = None,
-    store_options: Annotated[Optional[str], typer.Option("--store-options", help="fsspec options of the store as JSON (kept in memory only)")] = None,
+    queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
+    account: Annotated[str | None, typer.Option(help="slurm/pbs: account to charge")] = None,
+    cores: Annotated[int | None, typer.Option(help="slurm/pbs: cores per job")] = None,
+    memory: Annotated[str | None, typer.Option(help="slurm/pbs: memory per job, e.g. 4GB")] = None,
+    walltime: Annotated[str | None, typer.Option(help="slurm/pbs: walltime, e.g. 01:00:00")] = None,
+    image: Annotated[str | None, typer.Option(help="kubernetes: worker image")] = None,
+    gateway_address: Annotated[str | None, typer.Option("--gateway-address", help="gateway: server URL")] = None,
+    scheduler_host: Annotated[str | None, typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
+    storage_options: Annotated[str | None, typer.Option("--storage-options", help='fsspec options of the inputs as JSON, e.g. \'{"anon": true}\' (kept in memory only)')] = None,
+    store_options: Annotated[str | None, typer.Option("--store-options", help="fsspec options of the store as JSON (kept in memory only)")] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console

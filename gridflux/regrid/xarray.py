@@ -16,7 +16,12 @@ import xarray as xr
 from gridflux import config
 from gridflux.errors import GridError, WeightsError
 from gridflux.grids import CellBounds, is_descending
-from gridflux.regrid.kernels import NORMALIZATIONS, SeparableWeights, apply_separable, conservative_weights
+from gridflux.regrid.kernels import (
+    NORMALIZATIONS,
+    SeparableWeights,
+    apply_separable,
+    conservative_weights,
+)
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
 LON_NAMES = ("lon", "longitude", "nav_lon", "x")
@@ -234,7 +239,7 @@ def regrid_with_weights(
         exclude_dims=set(src_dims),
         dask="parallelized",
         output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": dict(zip(dst_dims, w.dst_shape))},
+        dask_gufunc_kwargs={"output_sizes": dict(zip(dst_dims, w.dst_shape, strict=True))},
         keep_attrs=True,
     )
     drop = [c for c in out.coords if set(src_dims) & set(out[c].dims)]

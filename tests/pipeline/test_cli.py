@@ -11,7 +11,7 @@ import pandas as pd
 
 
 def _gridflux(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "gridflux.cli", *map(str, args)], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "gridflux", *map(str, args)], capture_output=True, text=True,
                           cwd=cwd, timeout=300)
 
 

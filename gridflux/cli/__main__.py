@@ -1,5 +1,0 @@
-"""``python -m gridflux.cli`` runs the command line (same as the ``gridflux`` script)."""
-
-from gridflux.cli import main
-
-main()
