@@ -91,14 +91,17 @@ def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
     return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
 
 
-def plan_series(record: Any, storage_options: dict | None, chunk_months: int | None = None) -> SeriesPlan:
-    """Open one series lazily and describe it (never raises: errors are recorded)."""
+def plan_series(record: Any, storage_options: dict | None, chunk_months: int | None = None,
+                fingerprint: dict | None = None) -> SeriesPlan:
+    """Open one series lazily and describe it (never raises: errors are recorded).
+
+    ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
     from gridflux import catalog
     from gridflux.regrid.xarray import grid_of
 
     plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record)
     try:
-        plan.fingerprint = catalog.fingerprint(record, storage_options=storage_options)
+        plan.fingerprint = fingerprint or catalog.fingerprint(record, storage_options=storage_options)
         ds = catalog.load_series(record, storage_options=storage_options,
                                  chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))})
         plan.canonical = ds
@@ -118,6 +121,7 @@ def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_
     read) and configuration; open every other one lazily."""
     from gridflux import catalog
 
+    fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
             fp = catalog.fingerprint(record, storage_options=storage_options)
@@ -126,11 +130,12 @@ def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_
         if fp is not None and fp == entry.get("fingerprint"):
             return SeriesPlan(key=series_key(record), member=record.member, variable=record.variable,
                               record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0)))
-    return plan_series(record, storage_options, chunk_months)
+    return plan_series(record, storage_options, chunk_months, fingerprint=fp)
 
 
-def _check_compatible(st: Store, template: StoreTemplate, opened: list[SeriesPlan]) -> list[tuple[int, int]]:
-    """The existing store's month axis, after checking that this run fits the store's template."""
+def _check_compatible(st: Store, template: StoreTemplate) -> list[tuple[int, int]]:
+    """The existing store's month axis, after checking that this run's members, variables, regions
+    and cube grid are the store's (each series' months are checked when it is opened)."""
     sig = st.signature()
     new = template.signature()
     for field_name in ("members", "variables", "regions", "cube_variables", "cube_grid"):
@@ -140,16 +145,7 @@ def _check_compatible(st: Store, template: StoreTemplate, opened: list[SeriesPla
                 f"(store: {_brief(sig.get(field_name))}; run: {_brief(new.get(field_name))}); write to a new store "
                 "(or delete this one) to change them"
             )
-    months = [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
-    have = set(months)
-    for p in opened:
-        outside = [m for m in p.months if m not in have]
-        if outside:
-            raise StoreError(
-                f"{p.key}: months {outside[0][0]:04d}-{outside[0][1]:02d}.. are outside the store's time axis "
-                f"({sig['months'][0]}..{sig['months'][-1]}); write to a new store to extend it"
-            )
-    return months
+    return [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
 
 
 def _brief(value: Any) -> str:
@@ -368,7 +364,7 @@ def run(
                 return summary
         template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months)
         if existing:
-            template.months = _check_compatible(st, template, [p for p in plans if p.planned and not p.error])
+            template.months = _check_compatible(st, template)
         else:
             st.create(template)
         manifest["config_hash"] = chash
