@@ -347,7 +347,7 @@ def _scale(cluster: Any, n_workers: int | None, bounds: tuple[int, int] | None, 
 
 
 def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
 
     scaling, kwargs = _split(prof)
     kwargs.setdefault("processes", True)
@@ -363,14 +363,21 @@ def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
         cluster = LocalCluster(n_workers=start_workers, **kwargs)
     except TypeError as exc:
         raise ClusterError(f"invalid local cluster setting: {exc}; check gridflux.cluster.local") from exc
+    return _attach(cluster, "local", lambda: _scale(cluster, None, bounds, jobs=False) if adaptive else None)
+
+
+def _attach(cluster: Any, kind: str, scale: Any) -> ClusterHandle:
+    """Scale a started cluster (``scale()``) and connect a client to it; close the cluster if either
+    fails, so that no scheduler or job is left behind."""
+    from distributed import Client
+
     try:
-        if adaptive:
-            _scale(cluster, None, bounds, jobs=False)
+        scale()
         client = Client(cluster)
     except BaseException:
         cluster.close()
         raise
-    return ClusterHandle(client, cluster, "local", _closers=(cluster.close,))
+    return ClusterHandle(client, cluster, kind, _closers=(cluster.close,))
 
 
 def _jobqueue_kwargs(kind: str, prof: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -435,19 +442,12 @@ def _start_jobqueue(kind: str, prof: dict[str, Any], n_workers: int | None) -> C
     scaling, kwargs = _jobqueue_kwargs(kind, prof)
     bounds = _adaptive_bounds(kind, scaling, jobs=True)
     cls = jq.SLURMCluster if kind == "slurm" else jq.PBSCluster
-    from distributed import Client
 
     try:
         cluster = cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ClusterError(f"invalid {kind} profile: {exc}; check gridflux.cluster.{kind}") from exc
-    try:
-        _scale(cluster, n_workers, bounds, jobs=True)
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
-    return ClusterHandle(client, cluster, kind, _closers=(cluster.close,))
+    return _attach(cluster, kind, lambda: _scale(cluster, n_workers, bounds, jobs=True))
 
 
 def render_cluster_spec(**overrides: Any) -> dict[str, Any]:
@@ -495,7 +495,6 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
     spec = render_cluster_spec(**overrides)
     bounds = _adaptive_bounds("kubernetes", prof, jobs=False)
     op = _import_optional("dask_kubernetes.operator", "kubernetes", "kubernetes")
-    from distributed import Client
 
     try:
         cluster = op.KubeCluster(custom_cluster_spec=spec, namespace=prof.get("namespace"))
@@ -506,14 +505,7 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
             "allowed to create daskclusters) and the dask-kubernetes operator installed in the "
             "cluster (helm install dask-kubernetes-operator, see docs/deploy.md)"
         ) from exc
-    try:
-        if n_workers is None:
-            _scale(cluster, None, bounds, jobs=False)
-        client = Client(cluster)
-    except BaseException:
-        cluster.close()
-        raise
-    return ClusterHandle(client, cluster, "kubernetes", _closers=(cluster.close,))
+    return _attach(cluster, "kubernetes", lambda: _scale(cluster, None, bounds, jobs=False) if n_workers is None else None)
 
 
 def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
