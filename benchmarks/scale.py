@@ -6,11 +6,13 @@ series. Each series is a raw ``xr.Dataset`` as ``catalog.open_series`` returns i
 raw units, descending latitudes for some, 12-month dask chunks over a lazily indexed backend
 array that returns zeros and reads nothing), run through the real ``normalize.normalize`` and
 wired by the real ``pipeline.series_tasks`` into the graph that ``pipeline.run`` submits
-(``client.compute(_gather_list(tasks), optimize_graph=False)``).
+(``client.compute(_gather_list(tasks), optimize_graph=False)``). Workers open the series
+themselves, so a series' graph is one task per span of ``pipeline.task-months`` months, whatever
+its units or grid.
 
 Measured and written to ``benchmarks/scale.json`` (summary in docs/scale.md):
 
-* tasks per series and per 12-month block, tasks and pickled bytes of one batch of
+* tasks per series, 12-month blocks per task, tasks and pickled bytes of one batch of
   ``pipeline.batch-members`` series and of the whole archive;
 * a standalone ``dask scheduler`` process (no workers): tasks it holds and its RSS growth when one
   batch is submitted (bytes of scheduler memory per task), and graph ingest time;
@@ -82,6 +84,14 @@ class LazySeries:
     calendar: str
     units: str
     descending: bool
+
+    @property
+    def key(self) -> str:  # as a catalog SeriesRecord names itself
+        return f"{self.member}.{self.variable}"
+
+    @property
+    def paths(self) -> list[str]:
+        return [f"placeholder://{self.key}.nc"]
 
 
 def paper_series() -> list[LazySeries]:
@@ -160,7 +170,8 @@ class GraphBuilder:
     """What ``pipeline.run`` does between planning and submission, for lazy plans (no store touched)."""
 
     def __init__(self, plans: list, mask, *, cubes: bool = True, protocol: str = "regrid-data",
-                 time_chunk: int = 12, store_url: str = "memory://gridflux-scale-store"):
+                 time_chunk: int = 12, task_months: int | None = None,
+                 store_url: str = "memory://gridflux-scale-store"):
         import dask
 
         from gridflux import config
@@ -169,6 +180,7 @@ class GraphBuilder:
 
         self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = plans, mask, cubes, protocol, time_chunk
         self.store_url = store_url
+        self.task_months = int(config.get("pipeline.task-months", override=task_months))
         self.radius = float(config.get("earth-radius"))
         self.target = target_grid(None)
         mask_t = mask.to_grid(self.target)
@@ -181,17 +193,27 @@ class GraphBuilder:
         self.members = {m: i for i, m in enumerate(sorted({p.member for p in plans}))}
         self.mask_d = dask.delayed(mask, pure=True, name=f"gridflux-mask-{self.mkey}")
 
-    def tasks(self, plan) -> list:
-        """The delayed block tasks of one series (``pipeline.series_tasks``)."""
-        from gridflux.pipeline import series_tasks
-        from gridflux.steps import BlockJob
+    def job(self, plan):
+        """The ``steps.SeriesJob`` that ``pipeline.run`` would build for the series."""
+        from gridflux.steps import SeriesJob
 
         positions = np.array([self.axis_pos[m] for m in plan.months], dtype=np.int64)
-        kind = plan.canonical[plan.variable].attrs.get("gridflux_kind", "flux")
-        job = BlockJob(plan.grid, self.mkey, self.protocol, self.target, self.radius, kind,
-                       self.cube_grid if self.cubes else None, self.store_url if self.cubes else None, 3,
-                       plan.variable, self.members[plan.member])
-        return series_tasks(plan, job, positions, self.mask_d, self.time_chunk, None)
+        return SeriesJob(plan.record, "fingerprint", tuple(plan.months), positions, self.mkey, self.protocol,
+                         self.target, self.radius, self.time_chunk, self.cube_grid if self.cubes else None,
+                         self.store_url if self.cubes else None, 3, self.members[plan.member])
+
+    def tasks(self, plan) -> list:
+        """The delayed span tasks of one series (``pipeline.series_tasks``)."""
+        from gridflux.pipeline import series_tasks
+
+        return series_tasks(self.job(plan), self.mask_d, None, self.task_months)
+
+    def blocks(self, plan) -> int:
+        """12-month blocks of the series (what its tasks read, one at a time)."""
+        from gridflux.pipeline import span_blocks
+
+        job = self.job(plan)
+        return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
 
     def submitted(self, plan):
         """The object ``pipeline._execute`` hands to ``client.compute`` for one series."""
@@ -223,12 +245,13 @@ def pickled_bytes(graph: dict) -> tuple[int, int]:
 
 def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
     """Tasks per series and block, and tasks/bytes of the first batch and of the whole archive."""
-    per_series, blocks = [], []
+    per_series, blocks, spans = [], [], []
     all_keys: set = set()
     for p in builder.plans:
         g = dict(builder.submitted(p).__dask_graph__())
         per_series.append(len(g))
-        blocks.append(sum(1 for k in g if str(k).startswith("gridflux-block-")))
+        spans.append(sum(1 for k in g if str(k).startswith("gridflux-span-")))
+        blocks.append(builder.blocks(p))
         all_keys |= set(g)
     per_series_a, blocks_a = np.array(per_series), np.array(blocks)
     # batches as _execute forms them: the first batch_size series of the catalog order, and the
@@ -239,16 +262,17 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
     whole, each = pickled_bytes(bgraph)
     import cloudpickle
 
-    block_alone = [len(cloudpickle.dumps(t)) for k, t in bgraph.items() if str(k).startswith("gridflux-block-")][:50]
+    span_alone = [len(cloudpickle.dumps(t)) for k, t in bgraph.items() if str(k).startswith("gridflux-span-")][:50]
     t_pickle = time.perf_counter() - t0
     return {
         "series": len(builder.plans),
+        "task_months": builder.task_months,
         "blocks_total": int(blocks_a.sum()),
+        "span_tasks_total": int(sum(spans)),
         "tasks_total_distinct": len(all_keys),
         "tasks_per_series_min": int(per_series_a.min()),
         "tasks_per_series_max": int(per_series_a.max()),
-        "tasks_per_block_max": float(np.max(per_series_a / blocks_a)),
-        "tasks_minus_2x_blocks_max": int(np.max(per_series_a - 2 * blocks_a)),
+        "blocks_per_span_max": float(np.max(blocks_a / np.array(spans))),
         "batch_size": batch_size,
         "batch_series": len(batch),
         "batch_tasks": len(bgraph),
@@ -257,7 +281,7 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
         "bytes_per_task": whole / len(bgraph),
         "bytes_per_task_alone": each / len(bgraph),
         "batch_pickle_seconds": t_pickle,
-        "block_task_bytes_alone": float(np.mean(block_alone)),
+        "span_task_bytes_alone": float(np.mean(span_alone)),
     }
 
 
@@ -369,7 +393,7 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
     from gridflux.regrid.xarray import cached_weights
     from gridflux.steps import BlockJob, process_block
 
-    plan = builder.plans[0]
+    plan = builder.plans[0]  # the worker-side block step, with the grid the worker derives
     shape = (12,) + plan.grid.shape
     block = np.random.default_rng(0).random(shape).astype(np.float32) * 1e-8
     secs = np.full(12, 86400.0 * 30)
@@ -409,9 +433,9 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
 def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> dict:
     """Wall time of the paper archive on N workers from the measured per-task and per-block costs.
 
-    Model: compute ``W = blocks x t_block`` spreads over N workers; the scheduler handles one task
-    at a time at ``c`` seconds per task (measured no-op cost), so the run takes at least
-    ``tasks x c``; graph ingest adds ``tasks x ingest`` before the first batch starts (later
+    Model: compute ``W = blocks x t_block`` spreads over N workers (a span task reads its blocks one
+    after another); the scheduler handles one task at a time at ``c`` seconds per task (measured
+    no-op cost), so the run takes at least ``tasks x c``; graph ingest adds ``tasks x ingest`` before the first batch starts (later
     batches overlap with compute). Reading: N workers need N x block_bytes / t_block bytes/s from
     the file system. Efficiency = (W / N) / T(N). ``t_block`` holds a
     page-cache read of a local file: a slower file system raises ``t_block`` and with it the worker
@@ -422,8 +446,10 @@ def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> 
     c = thr["scheduler_ms_per_task"] / 1e3
     ingest = sched["ingest_ms_per_task"] / 1e3 if sched else 0.0
     work = stats["blocks_total"] * t_block
+    t_task = work / max(stats["span_tasks_total"], 1)
     out = {"model": "T(N) = max(W / N, tasks x c) + batch_tasks x ingest", "work_seconds": work,
-           "scheduler_bound_seconds": tasks * c, "saturation_workers": t_block / c, "workers": {}}
+           "scheduler_bound_seconds": tasks * c, "seconds_per_span_task": t_task,
+           "saturation_workers": t_task / c, "workers": {}}
     for n in workers:
         t = max(work / n, tasks * c) + stats["batch_tasks"] * ingest
         out["workers"][str(n)] = {

@@ -1,10 +1,13 @@
-"""The pipeline: catalog -> lazy canonical series -> one dask graph per series -> the store.
+"""The pipeline: catalog -> series -> one dask graph per series -> the store.
 
 The only module that builds graphs. Each step it wires is a small function elsewhere:
-``catalog.load_catalog``/``load_series`` (ingest), ``steps.process_block`` (per-block totals and
-cube write), ``store.Store`` (template, region writes, manifest). A series is one (member,
-variable) of the catalog; it is planned on the driver (metadata only), then its time blocks run
-as tasks that each read their block once and produce both totals and the cube piece. Series are
+``catalog.load_catalog`` (ingest), ``steps.process_span`` (a worker opens a series and, block by
+block, computes totals and writes cube pieces), ``store.Store`` (template, region writes,
+manifest). A series is one (member, variable) of the catalog. The driver only plans: it takes the
+inputs' fingerprints (file sizes and times) and the months, which the catalog declares
+(``time_range``, as DRS crawls record it) or which the driver reads from the files' time axes
+when it does not. The data files are opened and read on the workers, so the driver's cost per
+series is milliseconds and the series' opening runs in parallel with everything else. Series are
 submitted in batches, so the scheduler never holds the whole archive; a failing series is
 recorded in the manifest with its error and the others go on.
 """
@@ -25,7 +28,7 @@ from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.grids import CellBounds, global_grid
 from gridflux.masks import RegionMask
-from gridflux.steps import BlockJob, process_block
+from gridflux.steps import SeriesJob, process_span
 from gridflux.store import Store, StoreTemplate, continuous_months
 
 log = logging.getLogger(__name__)
@@ -116,21 +119,30 @@ def plan_series(record: Any, storage_options: dict | None, chunk_months: int | N
 
 
 def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_options: dict | None,
-                  chunk_months: int | None = None) -> SeriesPlan:
+                  chunk_months: int | None = None, open_files: bool = True) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
-    read) and configuration; open every other one lazily."""
+    read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
+    (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
     from gridflux import catalog
 
     fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
             fp = catalog.fingerprint(record, storage_options=storage_options)
-        except Exception:  # noqa: BLE001 - unreadable now: plan_series records the error
+        except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
         if fp is not None and fp == entry.get("fingerprint"):
             return SeriesPlan(key=series_key(record), member=record.member, variable=record.variable,
                               record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0)))
-    return plan_series(record, storage_options, chunk_months, fingerprint=fp)
+    if open_files:
+        return plan_series(record, storage_options, chunk_months, fingerprint=fp)
+    plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record,
+                      months=declared_months(record) or [])
+    try:
+        plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
+    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+        plan.error = _error_text(exc)
+    return plan
 
 
 def _check_compatible(st: Store, template: StoreTemplate) -> list[tuple[int, int]]:
@@ -242,33 +254,37 @@ def block_chunks(positions: np.ndarray, time_chunk: int) -> tuple[int, ...]:
     return tuple(int(len(r)) for r in np.split(chunk_id, breaks))
 
 
-def series_tasks(plan: SeriesPlan, job: BlockJob, positions: np.ndarray, mask_d: Any, time_chunk: int,
-                 storage_options: dict | None) -> list:
-    """Delayed tasks of one series: one per time block, each returning (positions, totals)."""
+def span_blocks(positions: np.ndarray, time_chunk: int, task_months: int) -> list[tuple[tuple[int, int], ...]]:
+    """A series' blocks ``(start, stop)`` (indices of its months; no two blocks touch the same store
+    chunk), grouped into spans of consecutive blocks of at most ``task_months`` months (a span has
+    at least one block)."""
+    spans: list[tuple[tuple[int, int], ...]] = []
+    span: list[tuple[int, int]] = []
+    months = start = 0
+    for n in block_chunks(positions, time_chunk):
+        if span and months + n > task_months:
+            spans.append(tuple(span))
+            span, months = [], 0
+        span.append((start, start + n))
+        months += n
+        start += n
+    if span:
+        spans.append(tuple(span))
+    return spans
+
+
+def series_tasks(job: SeriesJob, mask_d: Any, storage_options: dict | None, task_months: int) -> list:
+    """Delayed tasks of one series: one per span of blocks, each returning its blocks'
+    ``(positions, totals, bytes)``. The graph does not depend on the data: ``ceil(months /
+    task_months)`` tasks plus one key for the job."""
     import dask
 
-    ds = plan.canonical
-    da = ds[plan.variable]
-    chunks = block_chunks(positions, time_chunk)
-    if da.chunks is None:  # opened without dask: chunk it at the store's boundaries directly
-        da = da.chunk({da.dims[0]: chunks})
-    data = da.data
-    if data.chunks[0] != chunks:
-        data = data.rechunk({0: chunks, 1: -1, 2: -1})
-    elif len(data.chunks[1]) > 1 or len(data.chunks[2]) > 1:
-        data = data.rechunk({1: -1, 2: -1})
-    seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
-    blocks = data.to_delayed().ravel()
-    out, start = [], 0
-    step = dask.delayed(process_block, pure=True)
     # one graph key for the job (three grids' bounds): shipped once per worker, not once per task
-    job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{plan.key}-{job.mask_key}")
-    for i, n in enumerate(chunks):
-        sl = slice(start, start + n)
-        out.append(step(blocks[i], seconds[sl], positions[sl], job_d, mask_d, storage_options,
-                        dask_key_name=f"gridflux-block-{plan.key}-{i}-{job.mask_key}"))
-        start += n
-    return out
+    name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
+    job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}")
+    step = dask.delayed(process_span, pure=True)
+    return [step(job_d, blocks, mask_d, storage_options, dask_key_name=f"gridflux-span-{name}-{i}")
+            for i, blocks in enumerate(span_blocks(job.positions, job.time_chunk, task_months))]
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -282,6 +298,7 @@ def run(
     protocol: str | None = None,
     cubes: bool | None = None,
     chunk_months: int | None = None,
+    task_months: int | None = None,
     client: Any = None,
     storage_options: dict | None = None,
     store_options: dict | None = None,
@@ -301,7 +318,8 @@ def run(
     target : regrid-data target grid (default 0.5 deg global)
     protocol : ``regrid-data`` (default) or ``regrid-mask``
     cubes : write regridded cubes as well as totals (default from config)
-    chunk_months : months per task (default 12)
+    chunk_months : months per block: one read and one store time chunk (default 12)
+    task_months : months per task, consecutive blocks of one series (default 120)
     client : a ``distributed.Client``, or a zero-argument callable returning one (called only when
         the series are planned, so a cluster can start while the driver opens the catalog); None
         computes in this process (synchronous scheduler)
@@ -320,6 +338,7 @@ def run(
     protocol = config.get("pipeline.protocol", override=protocol)
     cubes = bool(config.get("pipeline.cubes", override=cubes))
     time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
+    task_months = max(time_chunk, int(config.get("pipeline.task-months", override=task_months)))
     batch_size = int(config.get("pipeline.batch-members", override=batch_size))
     radius = float(config.get("earth-radius"))
     target_g = target_grid(target)
@@ -399,18 +418,19 @@ def run(
         reporter = _Progress(progress, len(todo), sum(p.nbytes for p in todo))
 
         def make_tasks(p: SeriesPlan) -> list | None:
-            """The series' tasks, opening it first if it is a placeholder; None = skipped."""
+            """The series' tasks, planning it first if it is a placeholder; None = skipped."""
             if not p.planned:
-                opened = _plan_or_skip(p.record, manifest["series"].get(p.key, {}), chash, existing,
-                                       storage_options, time_chunk)
-                opened.previous_status = p.previous_status
-                p.__dict__.update(opened.__dict__)
+                planned = _plan_or_skip(p.record, manifest["series"].get(p.key, {}), chash, existing,
+                                        storage_options, time_chunk, open_files=declared_months(p.record) is None)
+                planned.previous_status = p.previous_status
+                p.__dict__.update(planned.__dict__)
                 if p.skip:
                     summary.skipped.append(p.key)
                     return None
                 if p.error:
                     raise _PlanError(p.error)
                 manifest["series"][p.key] = _entry(p, "pending", chash)
+            p.canonical = None  # the workers open the series; the driver keeps no file handle
             outside = [m for m in p.months if m not in axis_pos]
             if outside:
                 raise StoreError(
@@ -419,19 +439,21 @@ def run(
                     f"{template.months[-1][1]:02d}); the catalog's time_range may be wrong, or write to a new store"
                 )
             positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
-            kind = p.canonical[p.variable].attrs.get("gridflux_kind", "flux")
-            job = BlockJob(p.grid, mkey, protocol, target_g, radius, kind,
-                           cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
-                           p.variable, member_index[p.member])
+            fp_key = hashlib.sha1(json.dumps(p.fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:12]
+            job = SeriesJob(p.record, fp_key, tuple(p.months), positions, mkey, protocol, target_g, radius, time_chunk,
+                            cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
+                            member_index[p.member])
             if p.previous_status:  # recomputing: no stale months of an older version may survive
                 st.clear_series(member_index[p.member], var_index[p.variable], p.variable if cubes else None)
-            return series_tasks(p, job, positions, mask_d, time_chunk, st.storage_options)
+            return series_tasks(job, mask_d, st.storage_options, task_months)
 
         def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
             if error is None:
                 values = np.full((len(template.regions), len(template.months)), np.nan)
-                for pos, tot in results:
+                p.nbytes = 0
+                for pos, tot, nbytes in (block for span in results for block in span):
                     values[:, pos] = tot.T
+                    p.nbytes += nbytes
                 st.write_totals(member_index[p.member], var_index[p.variable], values)
                 manifest["series"][p.key] = _entry(p, "done", chash, seconds=seconds)
                 summary.done.append(p.key)
@@ -477,17 +499,12 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
         return tasks, t0
 
     if client is None:
-        import dask
+        from gridflux.steps import forget_opened
 
-        for p in todo:
-            tasks, t0 = prepare(p)
-            if tasks is None:
-                continue
-            try:
-                results = dask.compute(*tasks, scheduler="sync")
-                finish(p, list(results), None, time.perf_counter() - t0)
-            except Exception as exc:  # noqa: BLE001
-                finish(p, None, _error_text(exc), time.perf_counter() - t0)
+        try:
+            _run_in_process(todo, prepare, finish)
+        finally:
+            forget_opened()  # no file handle outlives an in-process run
         return
 
     from distributed import as_completed
@@ -525,16 +542,32 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
         submit_next()
 
 
+def _run_in_process(todo: list[SeriesPlan], prepare: Callable, finish: Callable) -> None:
+    """Each series' tasks on the synchronous scheduler, one series after another."""
+    import dask
+
+    for p in todo:
+        tasks, t0 = prepare(p)
+        if tasks is None:
+            continue
+        try:
+            results = dask.compute(*tasks, scheduler="sync")
+            finish(p, list(results), None, time.perf_counter() - t0)
+        except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+            finish(p, None, _error_text(exc), time.perf_counter() - t0)
+
+
 def _netcdf_cache_plugin():
-    """A worker plugin that limits netCDF-C's chunk cache when a worker starts (a class made here so
-    that ``distributed`` is imported only when a cluster is used; cloudpickle ships it by value)."""
+    """A worker plugin that runs :func:`gridflux.worker_setup.dask_setup` (imports, netCDF-C's chunk
+    cache) on every worker, also one started later (a class made here so that ``distributed`` is
+    imported only when a cluster is used; cloudpickle ships it by value)."""
     from distributed import WorkerPlugin
 
-    from gridflux.catalog import limit_netcdf_chunk_cache
+    from gridflux.worker_setup import dask_setup
 
     class NetcdfCacheLimit(WorkerPlugin):
         def setup(self, worker) -> None:
-            limit_netcdf_chunk_cache()
+            dask_setup(worker)
 
     return NetcdfCacheLimit()
 

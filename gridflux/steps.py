@@ -1,19 +1,26 @@
-"""The per-block step that workers run: one read of a time block -> its totals and its cube piece.
+"""What workers run: open a series, then one read per time block -> its totals and its cube piece.
 
-A block is ``(months, lat, lon)`` of one canonical series on its native grid. From the same
-in-memory block the step computes the region totals (fused dot product with native-grid
-weights) and, if asked, the regridded cube on the clipped target grid, which it writes straight
-into the store with a chunk-aligned region write. Weights are rebuilt per worker process and
-memoised (exact separable weights cost milliseconds).
+A task is a *span* of consecutive time blocks of one series (:func:`process_span`). The worker
+opens the series itself (lazily, through the same ``catalog.load_series`` a user would call), so
+the driver never touches the data files and its work per series stays a few milliseconds; opened
+series are memoised per worker process, keyed by the inputs' fingerprint.
+
+A block is ``(months, lat, lon)`` of one canonical series on its native grid
+(:func:`process_block`). From the same in-memory block the step computes the region totals
+(fused dot product with native-grid weights) and, if asked, the regridded cube on the clipped
+target grid, which it writes straight into the store with a chunk-aligned region write. Weights
+are rebuilt per worker process and memoised (exact separable weights cost milliseconds).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
+from gridflux.errors import StoreError
 from gridflux.grids import CellBounds
 from gridflux.masks import RegionMask
 from gridflux.regrid.kernels import apply_separable
@@ -22,6 +29,8 @@ from gridflux.store import TG_PER_KG, write_cube_block
 from gridflux.totals import nonzero_rows, protocol_weights, weighted_sums
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
+_OPENED: OrderedDict[tuple, Any] = OrderedDict()  # canonical datasets this worker process has opened
+OPENED_MAX = 8
 
 
 @dataclass(frozen=True)
@@ -96,3 +105,88 @@ def _contiguous_runs(positions: np.ndarray, data: np.ndarray):
     breaks = np.flatnonzero(np.diff(positions) != 1) + 1
     for idx in np.split(np.arange(positions.size), breaks):
         yield slice(int(positions[idx[0]]), int(positions[idx[-1]]) + 1), data[idx[0] : idx[-1] + 1]
+
+
+@dataclass(frozen=True)
+class SeriesJob:
+    """What a worker needs to compute any span of one series (small; one graph key per series).
+
+    ``months`` are the ``(year, month)`` the driver expects the series to hold (from the catalog's
+    ``time_range`` or from opening it); ``positions`` their indices on the store's time axis;
+    ``fingerprint_key`` identifies the inputs' versions (a changed file is opened afresh)."""
+
+    record: Any  # catalog.SeriesRecord
+    fingerprint_key: str
+    months: tuple[tuple[int, int], ...]
+    positions: np.ndarray
+    mask_key: str
+    protocol: str
+    target: CellBounds
+    radius: float
+    time_chunk: int
+    cube_grid: CellBounds | None = None
+    store_url: str | None = None
+    zarr_format: int = 3
+    member_index: int = 0
+
+
+def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
+    """The series' canonical dataset (lazy), opened once per worker process and inputs' version.
+
+    Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
+    from gridflux import catalog
+
+    key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
+    ds = _OPENED.get(key)
+    if ds is None:
+        ds = catalog.load_series(job.record, storage_options=storage_options, chunks={"time": job.time_chunk})
+        found = tuple((int(t.year), int(t.month)) for t in ds["time"].values)
+        if found != tuple(job.months):
+            raise StoreError(
+                f"{job.record.key}: the files ({', '.join(job.record.paths[:2])}{' ...' if len(job.record.paths) > 2 else ''}) "
+                f"hold {_span_label(found)}, but {_span_label(tuple(job.months))} were expected (the catalog's "
+                "time_range, or the months the store was planned with); fix the catalog or write to a new store"
+            )
+        _OPENED[key] = ds
+        while len(_OPENED) > OPENED_MAX:
+            _OPENED.popitem(last=False)
+    else:
+        _OPENED.move_to_end(key)
+    return ds
+
+
+def forget_opened() -> None:
+    """Drop this process's opened series (their file handles close)."""
+    _OPENED.clear()
+
+
+def _span_label(months: tuple) -> str:
+    if not months:
+        return "no months"
+    (y0, m0), (y1, m1) = months[0], months[-1]
+    return f"{len(months)} months {y0:04d}-{m0:02d}..{y1:04d}-{m1:02d}"
+
+
+def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: RegionMask,
+                 storage_options: dict | None = None) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
+
+    ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
+    block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per block.
+    """
+    from gridflux.regrid.xarray import grid_of
+
+    ds = open_canonical(job, storage_options)
+    name = ds.attrs["gridflux_variable"]
+    data = ds[name].data
+    seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
+    bjob = BlockJob(grid_of(ds), job.mask_key, job.protocol, job.target, job.radius,
+                    ds[name].attrs.get("gridflux_kind", "flux"), job.cube_grid, job.store_url, job.zarr_format,
+                    job.record.variable, job.member_index)
+    out = []
+    for i0, i1 in blocks:
+        part = data[i0:i1]
+        block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
+        pos, tot = process_block(block, seconds[i0:i1], job.positions[i0:i1], bjob, mask, storage_options)
+        out.append((pos, tot, int(block.nbytes)))
+    return out

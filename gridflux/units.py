@@ -157,7 +157,8 @@ def canonical_name(raw: str) -> Alias:
 
 
 @lru_cache(maxsize=1)
-def _ureg():
+def unit_registry():
+    """gridflux's one pint UnitRegistry (built on first use: about 0.3 s)."""
     import pint
 
     return pint.UnitRegistry()
@@ -220,7 +221,7 @@ def _split_species(sym: str) -> tuple[str, str | None]:
     """'kgC' -> ('kg', 'C'); 'C' -> ('', 'C'); 'kg' -> ('kg', None)."""
     if sym in SPECIES_TOKENS:
         return "", SPECIES_TOKENS[sym]
-    ureg = _ureg()
+    ureg = unit_registry()
     for sp in sorted(SPECIES_TOKENS, key=len, reverse=True):
         if sym.endswith(sp) and len(sym) > len(sp):
             head = sym[: -len(sp)]
@@ -279,7 +280,7 @@ def unit_factor(
     except ValueError as exc:
         raise fail(f"cannot be parsed ({exc})") from exc
 
-    ureg = _ureg()
+    ureg = unit_registry()
     scale = 1.0
     species: str | None = None
     month_exp = 0

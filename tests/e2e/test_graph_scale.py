@@ -3,10 +3,11 @@
 The archive (52 model runs x 5 variables, 1850-2020 monthly on 1 deg; 14 inversions x 5
 variables, 2000-2020 on 2 x 3 deg) comes from ``benchmarks/scale.py``: raw datasets over a
 placeholder backend array, run through the real ``normalize`` and the real
-``pipeline.series_tasks``. Series differ in graph structure only by their unit conversion
-(identity, scalar factor, per-month factor) and latitude order; the representatives below cover
-every combination (model runs 0-5, inversions 0-1). The number of 12-month blocks of a series is
-known in closed form: 171 for 1850-2020, 21 for 2000-2020.
+``pipeline.series_tasks``. Workers open their series, so the graph of a series does not depend on
+its unit conversion or latitude order: it is one task per span of ``task-months`` months. The
+representatives below still cover every structural combination (model runs 0-5, inversions
+0-1). The number of 12-month blocks of a series is known in closed form: 171 for 1850-2020, 21
+for 2000-2020; with the default 120-month spans, 18 and 3 span tasks.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ def _structure(s) -> tuple:
 
 def _graph_size(builder, plan) -> tuple[int, int]:
     g = dict(builder.submitted(plan).__dask_graph__())
-    return len(g), sum(1 for k in g if str(k).startswith("gridflux-block-"))
+    return len(g), sum(1 for k in g if str(k).startswith("gridflux-span-"))
 
 
 def test_paper_archive_shape():
@@ -56,26 +57,26 @@ def test_paper_archive_shape():
     assert len({s.member for s in series}) == 66
 
 
-def test_tasks_per_series_bounded_by_blocks(representatives):
+def test_tasks_per_series_are_its_spans(representatives):
+    assert representatives.task_months == 120
     sizes = {}
     for p in representatives.plans:
         s = p.record
-        n, blocks = _graph_size(representatives, p)
-        assert blocks == (171 if s.years == (1850, 2020) else 21)  # one task per 12-month block
-        # every series: a constant number of tasks per block (reading, normalizing, processing)
-        assert n <= 6 * blocks + 4, (p.key, n, blocks)
-        if not _per_month(s):  # identity or scalar units: read (+flip) + convert + process
-            assert n <= 3 * blocks + 4, (p.key, n, blocks)
+        n, spans = _graph_size(representatives, p)
+        blocks = 171 if s.years == (1850, 2020) else 21
+        assert representatives.blocks(p) == blocks
+        assert spans == -(-blocks // 10)  # 10 whole 12-month blocks per 120-month span
+        assert n == spans + 3, (p.key, n, spans)  # + the job, the mask and the gathering list
         sizes[_structure(s)] = n
     # every structural class of the archive is covered by a representative
     assert {_structure(s) for s in scale.paper_series()} <= set(sizes)
 
 
-def test_per_month_unit_series_within_3_tasks_per_block(representatives):
-    for p in representatives.plans:
-        if _per_month(p.record):
-            n, blocks = _graph_size(representatives, p)
-            assert n <= 3 * blocks + 4, (p.key, n, blocks)
+def test_span_length_is_a_setting(representatives):
+    p = representatives.plans[0]  # a 1850-2020 model series
+    for task_months, spans in ((12, 171), (60, 35), (10_000, 1)):
+        b = scale.GraphBuilder([p], representatives.mask, task_months=task_months)
+        assert _graph_size(b, p) == (spans + 3, spans)
 
 
 def test_default_batch_stays_under_stated_size(representatives):

@@ -176,12 +176,13 @@ def test_stale_lock_of_dead_process_is_taken_over(mini_archive, tmp_path):
 
 
 def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes):
-    """Planning and graph building compute nothing, and tasks grow with blocks, not cells."""
+    """Planning and graph building compute nothing, and a series' tasks are its spans of blocks
+    (``ceil(blocks / blocks per span)``), whatever its grid: the graph does not grow with cells."""
     import dask
 
     from gridflux.catalog import load_catalog
     from gridflux.masks import RegionMask
-    from gridflux.pipeline import BlockJob, mask_key, plan_series, series_tasks, target_grid
+    from gridflux.pipeline import SeriesJob, mask_key, plan_series, series_tasks, target_grid
 
     cat = load_catalog(mini_archive["catalog"])
     mask = RegionMask.from_file(mini_archive["mask"])
@@ -190,20 +191,34 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
             plan = plan_series(rec, None)
             assert plan.error is None
             positions = np.arange(len(plan.months))
-            job = BlockJob(plan.grid, mask_key(mask), "regrid-data", target_grid(), 6371007.181, "flux")
-            tasks = series_tasks(plan, job, positions, dask.delayed(mask), 12, None)
-            graph = dict(dask.delayed(list)(tasks).__dask_graph__())
-            n_blocks = len(tasks)
-            assert n_blocks == -(-len(plan.months) // 12)
-            assert len(graph) <= 6 * n_blocks + 10
+            for task_months, per_span in ((12, 1), (36, 3), (10_000, 10_000)):
+                job = SeriesJob(rec, "fp", tuple(plan.months), positions, mask_key(mask), "regrid-data",
+                                target_grid(), 6371007.181, 12)
+                tasks = series_tasks(job, dask.delayed(mask), None, task_months)
+                graph = dict(dask.delayed(list)(tasks).__dask_graph__())
+                n_blocks = -(-len(plan.months) // 12)
+                assert len(tasks) == -(-n_blocks // per_span)
+                assert len(graph) == len(tasks) + 3  # + the job, the mask and the list
+
+
+def test_spans_align_to_store_chunks():
+    """Blocks never straddle a store time chunk; spans group whole blocks, at most task_months."""
+    from gridflux.pipeline import span_blocks
+
+    positions = np.arange(5, 5 + 40)  # the series starts 5 months into a 12-month store chunk
+    spans = span_blocks(positions, 12, 24)
+    blocks = [b for sp in spans for b in sp]
+    assert blocks == [(0, 7), (7, 19), (19, 31), (31, 40)]
+    assert [len(sp) for sp in spans] == [2, 2]  # 7 + 12 <= 24 < 7 + 12 + 12; then 12 + 9 <= 24
+    assert span_blocks(np.arange(3), 12, 1) == [((0, 3),)]  # a block is never split
 
 
 def _run_in_subprocess(catalog, mask, store):
     # each block sleeps 50 ms (slow storage) so that the kill lands in the middle of the run
     code = (
-        "import sys, time; import gridflux.pipeline as p; orig = p.process_block\n"
+        "import sys, time; import gridflux.pipeline as p, gridflux.steps as steps; orig = steps.process_block\n"
         "def slow(*a, **k):\n    time.sleep(0.05); return orig(*a, **k)\n"
-        "p.process_block = slow\n"
+        "steps.process_block = slow\n"
         f"s = p.run({catalog!r}, {mask!r}, {store!r}, progress=False, chunk_months=1)\n"
         "sys.exit(0 if s.ok else 1)"
     )
@@ -293,7 +308,9 @@ def test_catalog_time_ranges_stream_and_a_wrong_range_fails_only_its_series(mini
     summary = run(str(cat), str(root / "mask.nc"), str(tmp_path / "s.zarr"), progress=False)
     assert sorted(summary.done) == ["TEST.A.hist.r1/npp", "TEST.C.hist.r1/npp"]
     assert set(summary.failed) == {"TEST.B.hist.r1/npp"}
-    assert "outside the store's time axis" in summary.failed["TEST.B.hist.r1/npp"]
+    err = summary.failed["TEST.B.hist.r1/npp"]
+    assert "hold 36 months 2000-01..2002-12, but 24 months 2000-01..2001-12 were expected" in err
+    assert "npp_B" in err and "time_range" in err
     assert "time_range" in summary.failed["TEST.B.hist.r1/npp"]
     months, expected = mini_archive["truth"][("TEST.A.hist.r1", "north")]
     got = _series_totals(tmp_path / "s.zarr", "TEST.A.hist.r1", "north").values[: len(months)]
