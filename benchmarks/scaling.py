@@ -4,11 +4,15 @@
 opened twice by its inode and shares one chunk cache between the handles, so symlinked members
 would be served from memory) run through
 
-* ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes`` as a whole
-  process (``timing="whole process"``: includes imports and the cluster start-up);
+* ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes --summary-json F``
+  timed three ways: the whole process (imports and the cluster start-up included), the run as its
+  own summary reports it (``seconds``: catalog, mask, store, planning, computing; the cluster
+  starts meanwhile) and its computing phase (``compute_seconds``: first submitted series to last
+  finished);
 * ``gridflux.pipeline.run(..., client=make_cluster("local", n_workers=W).client)`` in one process,
-  timed by the run's own ``RunSummary.seconds``: ``cold`` is the first run on fresh workers (their
-  imports and weight building included), ``warm`` a second run into a new store on the same workers;
+  timed by the run's own ``RunSummary.seconds``: ``cold`` is the first run on fresh workers
+  (started with gridflux's worker preload: imports done, weights and opened files not), ``warm`` a
+  second run into a new store on the same workers;
 * the hand-written alternative: ``xr.open_mfdataset(files, parallel=True, combine="nested",
   concat_dim="member")`` then ``(da * w).sum(("lat", "lon")).compute()`` on the same cluster kind,
   with the exact native weight field ``w`` (so only the graph differs, not the kernel).
@@ -94,6 +98,7 @@ def worker(argv: list[str]) -> None:
             for label in ("cold", "warm"):
                 s = run(a.catalog, a.mask, f"{a.store}-{label}.zarr", cubes=False, client=h.client, progress=False)
                 out[f"{label}_s"] = s.seconds
+                out[f"{label}_compute_s"] = s.compute_seconds
                 out[f"{label}_done"] = len(s.done)
                 out[f"{label}_failed"] = s.failed
         else:
@@ -121,6 +126,20 @@ def worker(argv: list[str]) -> None:
 
 
 # -- driver ------------------------------------------------------------------------------------
+def _cli(cat: str, mask_nc: str, prefix: str, workers: int, log) -> dict | None:
+    """``gridflux run`` as a whole process; its own summary gives the run and computing times."""
+    summary = prefix + "-summary.json"
+    m = run_measured([*_gridflux_cli(), "run", cat, "--mask", mask_nc, "--store", prefix + ".zarr", "--cluster", "local",
+                      "--workers", str(workers), "--no-cubes", "--no-progress", "--summary-json", summary])
+    if not m.ok:
+        log(f"[red]gridflux run CLI failed:[/red] {m.stderr[-600:]}")
+        return None
+    with open(summary) as f:
+        s = json.load(f)
+    return {"process_s": m.seconds, "run_s": s["seconds"], "compute_s": s["compute_seconds"],
+            "peak_rss_mb": m.peak_rss_mb}
+
+
 def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files: list[str], log) -> dict | None:
     argv = [PY, HERE, "worker", tool, "--workers", str(workers)]
     argv += ["--catalog", cat, "--mask", mask, "--store", store] if tool == "gridflux" else ["--mask", mask, "--files", *files]
@@ -149,28 +168,24 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
                 if d:
                     runs.setdefault((tool, workers, members), []).append(d)
             k += 1
-            store = os.path.join(workdir, f"cli-{k}.zarr")
-            m = run_measured([*_gridflux_cli(), "run", cat_n, "--mask", mask_nc, "--store", store, "--cluster", "local",
-                              "--workers", str(workers), "--no-cubes", "--no-progress"])
-            if m.ok:
-                runs.setdefault(("gridflux-cli", workers, members), []).append({"process_s": m.seconds,
-                                                                                "peak_rss_mb": m.peak_rss_mb})
-            else:
-                log(f"[red]gridflux run CLI failed:[/red] {m.stderr[-600:]}")
+            d = _cli(cat_n, mask_nc, os.path.join(workdir, f"cli-{k}"), workers, log)
+            if d:
+                runs.setdefault(("gridflux-cli", workers, members), []).append(d)
         k += 1
         d = _in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1-{k}"), files[:1], log)
         if d:
             runs.setdefault(("gridflux", 1, 1), []).append(d)
-        m = run_measured([*_gridflux_cli(), "run", cat_1, "--mask", mask_nc, "--store", os.path.join(workdir, f"cli1-{k}.zarr"),
-                          "--cluster", "local", "--workers", "1", "--no-cubes", "--no-progress"])
-        if m.ok:
-            runs.setdefault(("gridflux-cli", 1, 1), []).append({"process_s": m.seconds, "peak_rss_mb": m.peak_rss_mb})
+        d = _cli(cat_1, mask_nc, os.path.join(workdir, f"cli1-{k}"), 1, log)
+        if d:
+            runs.setdefault(("gridflux-cli", 1, 1), []).append(d)
         log(f"scaling repeat done ({k} runs)")
     recs = []
     timings = {"gridflux": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers"),
+                            ("cold_compute_s", "in-process, cold workers, computing phase"),
                             ("process_s", "whole process")),
                "mfdataset": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers")),
-               "gridflux-cli": (("process_s", "whole process"),)}
+               "gridflux-cli": (("compute_s", "computing phase (the run's own summary)"),
+                                ("run_s", "run (the run's own summary)"), ("process_s", "whole process"))}
     tool_label = {"gridflux": "gridflux pipeline.run", "mfdataset": "xr.open_mfdataset(parallel=True) + weighted sum",
                   "gridflux-cli": "gridflux run (CLI)"}
     med: dict = {}

@@ -64,7 +64,8 @@ class RunSummary:
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     bytes_read: int = 0
-    seconds: float = 0.0
+    seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
+    compute_seconds: float = 0.0  # from the first submitted series to the last finished one
     store: str = ""
 
     @property
@@ -74,6 +75,7 @@ class RunSummary:
     def as_dict(self) -> dict:
         return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed),
                 "failures": self.failed, "gb_read": self.bytes_read / 1e9, "seconds": self.seconds,
+                "compute_seconds": self.compute_seconds,
                 "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0}
 
 
@@ -471,7 +473,9 @@ def run(
         last_manifest_write = [time.perf_counter()]
         if callable(client) and not hasattr(client, "submit"):
             client = client() if todo else None
+        t_compute = time.perf_counter()
         _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
+        summary.compute_seconds = time.perf_counter() - t_compute
         st.write_manifest(manifest)
         reporter.close()
     finally:

@@ -45,10 +45,10 @@ def print_summary(summary, console=None) -> None:
     console = console or Console()
     d = summary.as_dict()
     t = Table(title=f"gridflux run -> {summary.store}")
-    for col in ("done", "skipped", "failed", "GB read", "MB/s", "wall s"):
+    for col in ("done", "skipped", "failed", "GB read", "MB/s", "wall s", "computing s"):
         t.add_column(col, justify="right")
     t.add_row(str(d["done"]), str(d["skipped"]), str(d["failed"]), f"{d['gb_read']:.3f}", f"{d['mb_per_s']:.0f}",
-              f"{d['seconds']:.1f}")
+              f"{d['seconds']:.1f}", f"{d['compute_seconds']:.1f}")
     console.print(t)
     for key, err in summary.failed.items():
         console.print(f"[red]failed[/red] {key}: {err}")
@@ -64,7 +64,8 @@ def run_cmd(
     target_grid: Annotated[str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")] = "0.5",
     protocol: Annotated[str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")] = "regrid-data",
     cubes: Annotated[bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")] = True,
-    chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per task")] = 12,
+    chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per block (one read, one store time chunk)")] = 12,
+    task_months: Annotated[int | None, typer.Option("--task-months", help="months per task: consecutive blocks of a series (default 120)")] = None,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
@@ -77,6 +78,7 @@ def run_cmd(
     scheduler_host: Annotated[str | None, typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
     storage_options: Annotated[str | None, typer.Option("--storage-options", help='fsspec options of the inputs as JSON, e.g. \'{"anon": true}\' (kept in memory only)')] = None,
     store_options: Annotated[str | None, typer.Option("--store-options", help="fsspec options of the store as JSON (kept in memory only)")] = None,
+    summary_json: Annotated[str | None, typer.Option("--summary-json", help="also write the run's summary (counts, failures, seconds) as JSON here")] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console
@@ -90,7 +92,7 @@ def run_cmd(
     try:
         if cluster == "none":
             summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
-                          chunk_months=chunk_months, zarr_format=zarr_format, progress=progress,
+                          chunk_months=chunk_months, task_months=task_months, zarr_format=zarr_format, progress=progress,
                           storage_options=input_opts, store_options=output_opts)
         else:
             from gridflux.cluster import make_cluster
@@ -120,7 +122,7 @@ def run_cmd(
 
                 try:
                     summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol,
-                                  cubes=cubes, chunk_months=chunk_months, zarr_format=zarr_format, client=client,
+                                  cubes=cubes, chunk_months=chunk_months, task_months=task_months, zarr_format=zarr_format, client=client,
                                   progress=progress, storage_options=input_opts, store_options=output_opts)
                 finally:
                     try:
@@ -131,6 +133,9 @@ def run_cmd(
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     print_summary(summary, console)
+    if summary_json:
+        with open(summary_json, "w") as f:
+            json.dump({**summary.as_dict(), "store": summary.store}, f, indent=1)
     if summary.failed:
         raise typer.Exit(1)
 

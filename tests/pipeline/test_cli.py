@@ -42,10 +42,17 @@ def test_run_exit_status_and_summary_name_failures(mini_archive, tmp_path):
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
     (root / "npp_A.nc").write_bytes(b"not a netCDF file")
+    summary = tmp_path / "summary.json"
     r = _gridflux("run", root / "catalog.json", "--mask", root / "mask.nc", "--store", tmp_path / "s.zarr",
-                  "--cluster", "none", "--no-progress")
+                  "--cluster", "none", "--no-progress", "--summary-json", summary)
     assert r.returncode == 1
     assert "failed TEST.A.hist.r1/npp" in r.stderr.replace("\n", " ") and "npp_A.nc" in r.stderr
+    import json
+
+    s = json.loads(summary.read_text())
+    assert (s["done"], s["failed"], s["skipped"]) == (2, 1, 0)
+    assert "npp_A.nc" in s["failures"]["TEST.A.hist.r1/npp"]
+    assert 0 < s["compute_seconds"] <= s["seconds"]
 
 
 def test_run_on_a_local_cluster_prints_a_localhost_dashboard(mini_archive, tmp_path):
