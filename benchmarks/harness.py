@@ -38,6 +38,7 @@ PY = sys.executable
 #: method name -> (label for the table, what it is)
 METHODS = {
     "raw": "raw decode (netCDF4, the limit)",
+    "raw-chunks": "raw decode by gridflux's reader (libdeflate)",
     "fused": "gridflux fused totals",
     "cube": "gridflux cube + totals (zarr)",
     "cdo": "CDO natural one-liner",
@@ -47,6 +48,8 @@ METHODS = {
     "xregrid": "xarray-regrid conservative",
     "xesmf": "xESMF conservative",
 }
+#: methods run by benchmarks/workers.py
+PYTHON_METHODS = ("raw", "raw-chunks", "fused", "cube", "xregrid", "xesmf")
 #: methods whose answers must equal CDO remapcon on the same cell areas to rounding
 EXACT = ("fused", "cube", "cdo-tuned", "nco")
 
@@ -87,7 +90,7 @@ def method_available(method: str) -> str | None:
 def command(method: str, ctx: CaseContext, ins: inp.Inputs) -> tuple[list[str], str]:
     """(argv, output path) of one method on one case."""
     w = ctx.workdir
-    if method in ("raw", "fused", "cube", "xregrid", "xesmf"):
+    if method in PYTHON_METHODS:
         out = os.path.join(w, f"{method}.npy")
         argv = [PY, WORKERS, method, ctx.field, "--out", out, "--mask", ins.mask_nc, "--maskarea", ins.maskarea_clip_nc]
         if method == "cube":
@@ -169,7 +172,7 @@ def _one(method: str, ctx: CaseContext, ins: inp.Inputs) -> tuple[Measurement, n
         os.remove(out)
     m = run_measured(argv, cwd=ctx.workdir)
     info: dict = {}
-    if m.ok and method in ("raw", "fused", "cube", "xregrid", "xesmf"):
+    if m.ok and method in PYTHON_METHODS:
         try:
             info = json.loads(m.stdout.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -307,7 +310,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                 "ratio_to_raw": float(statistics.median(rr)) if rr else None,
                 "ratio_to_cdo": float(statistics.median(rc)) if rc else None,
                 "peak_rss_mb": max(rss[key]) if key in rss else None,
-                "max_rel_diff": None if m == "raw" else rel_diff(totals.get(key), ctx.ref),
+                "max_rel_diff": None if m in ("raw", "raw-chunks") else rel_diff(totals.get(key), ctx.ref),
             })
             if skip.get(m):
                 rec["skipped"] = skip[m]
@@ -315,7 +318,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                 rec["skipped"] = ctx.notes[m]
             elif key in errors:
                 rec["error"] = errors[key]
-            if ctx.ref is None and m != "raw" and not rec.get("skipped"):
+            if ctx.ref is None and m not in ("raw", "raw-chunks") and not rec.get("skipped"):
                 rec["note"] = "no CDO reference (cdo missing or failed)"
             if m in ("fused", "cube") and infos.get(key):
                 rec["weights_s_median"] = float(statistics.median(i.get("weights_s", 0.0) for i in infos[key]))

@@ -761,7 +761,10 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
         if not os.path.exists(local):
             raise InputError("file not found", path=path, attribute="path")
         limit_netcdf_chunk_cache()
-        return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
+        if not config.get("pipeline.fast-inflate", True):
+            return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
+        raw = xr.open_dataset(local, engine="netcdf4", decode_cf=False, chunks=None)
+        return xr.decode_cf(_chunk_read_fields(raw, local), decode_times=False)
     except GridfluxError:
         raise
     except FileNotFoundError as exc:
@@ -775,6 +778,17 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
             f"cannot be opened as {fmt} ({text}); expected a readable {fmt} file",
             path=where, attribute="format",
         ) from exc
+
+
+def _chunk_read_fields(ds, path: str):
+    """``ds`` (opened undecoded) with its fields (variables of 3 or more dimensions) read by
+    :mod:`gridflux.chunkread` (libdeflate: ~3.5x faster inflate) where their filters allow."""
+    from gridflux.chunkarray import chunk_variable
+
+    for name, var in ds.data_vars.items():
+        if var.ndim >= 3:
+            ds[name] = chunk_variable(var.variable, path, str(name))
+    return ds
 
 
 def _chunk_sizes(offset: int, n: int, cm: int) -> tuple[int, ...]:

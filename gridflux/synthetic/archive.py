@@ -431,7 +431,7 @@ def _write_nc(path: str, s: SynthSeries, lat: np.ndarray, lon: np.ndarray, lat_b
             nc.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = tbnds
         write_latlon(nc, lat, lon, *((lat_b, lon_b) if s.grid.write_bounds else ()))
         v = nc.createVariable(s.raw_name, "f4", ("time", "lat", "lon"), fill_value=np.float32(1e20),
-                              chunksizes=(1, lat.size, lon.size))
+                              chunksizes=(1, lat.size, lon.size), zlib=True, complevel=1, shuffle=True)  # as CMOR
         v.set_auto_maskandscale(False)
         v[:] = np.where(np.isfinite(data), data, np.float32(1e20)).astype(np.float32)
         atts = {"units": s.units, "missing_value": np.float32(1e20)}
@@ -607,10 +607,11 @@ def _file_bytes(s: SynthSeries, nt: int) -> int:
 
 
 def estimate_bytes(size: str = "tiny", seed: int = 0) -> int:
-    """Bytes :func:`build_archive` writes for ``size``: netCDF data files (float32 data, coordinates,
-    bounds, a per-file structure overhead), the fx files, the region mask, ``truth.csv`` and the
-    catalogs. Computed from the series list without writing anything (within a few percent of the
-    written archive; tested on ``tiny``)."""
+    """Bytes :func:`build_archive` writes for ``size`` before deflate: netCDF data files (float32
+    data, coordinates, bounds, a per-file structure overhead), the fx files, the region mask,
+    ``truth.csv`` and the catalogs. Computed from the series list without writing anything. The data
+    are deflated (level 1 + shuffle, as CMOR writes), so the archive on disk is smaller: about 80%
+    of this for the noisy synthetic fields (tested on ``tiny``)."""
     from gridflux.synthetic.regions import mask_array
 
     total = 0

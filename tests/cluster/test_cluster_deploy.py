@@ -238,8 +238,8 @@ def _requirement_name(req: str) -> str:
 def _conda_names(env: dict) -> set[str]:
     names = set()
     for dep in env["dependencies"]:
-        if isinstance(dep, str):
-            names.add(re.split(r"[<>=! ]", dep, maxsplit=1)[0].lower())
+        for d in dep.get("pip", []) if isinstance(dep, dict) else [dep]:  # conda packages, then pip ones
+            names.add(re.split(r"[<>=! ]", d, maxsplit=1)[0].lower())
     return names
 
 

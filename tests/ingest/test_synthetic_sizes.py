@@ -40,7 +40,8 @@ def test_tiny_estimate_matches_the_written_archive(tmp_path):
     info = build_archive(tmp_path / "a", "tiny", echo=None)
     written = _tree_bytes(tmp_path / "a")
     assert info.nbytes == written
-    assert abs(estimate_bytes("tiny") - written) <= 0.10 * written, (estimate_bytes("tiny"), written)
+    # the estimate is the size before deflate: an upper bound, and the deflated noise keeps >= 70%
+    assert written <= estimate_bytes("tiny") <= written / 0.7, (estimate_bytes("tiny"), written)
 
 
 def test_paper_keeps_real_resolutions_and_years():

@@ -67,8 +67,9 @@ def region_cell_weights(grid, region):
 
 
 def write_series(path, grid, values, calendar, start_year, *, descending=False, units="kg m-2 s-1",
-                 name="npp", bounds=True):
-    """Write a CF file: ``values`` (months, lat, lon) float32 on ``grid``."""
+                 name="npp", bounds=True, deflate=False):
+    """Write a CF file: ``values`` (months, lat, lon) float32 on ``grid`` (``deflate``: as CMOR
+    writes, deflate level 1 + shuffle, one month per chunk)."""
     nmon = values.shape[0]
     times = [cftime.datetime(start_year + k // 12, k % 12 + 1, 15, calendar=calendar) for k in range(nmon)]
     lat, lb = grid.lat, grid.lat_bounds
@@ -87,6 +88,8 @@ def write_series(path, grid, values, calendar, start_year, *, descending=False, 
         ds.lat.attrs["bounds"] = "lat_bnds"
         ds.lon.attrs["bounds"] = "lon_bnds"
     ds.time.encoding.update(units=f"days since {start_year}-01-01", calendar=calendar)
+    if deflate:
+        ds[name].encoding.update(zlib=True, complevel=1, shuffle=True, chunksizes=(1,) + data.shape[1:])
     ds.to_netcdf(path)
 
 
@@ -111,7 +114,7 @@ def mini_archive(tmp_path_factory):
         season = 1.0 + 0.5 * np.sin(2 * np.pi * np.arange(nmon) / 12.0)
         values = (rng.random((nmon,) + grid.shape) * 2e-8 * season[:, None, None]).astype("f4")
         fname = f"npp_{src}.nc"
-        write_series(root / fname, grid, values, cal, start, descending=desc)
+        write_series(root / fname, grid, values, cal, start, descending=desc, deflate=src != "B")  # both read paths
         rows.append(dict(ensemble="TEST", source_id=src, experiment="hist", member_id="r1", variable="npp",
                          path=fname, layered_c=(k == 0), fire=(k != 0)))
         secs = np.array([DAYS[cal][m % 12] * SECONDS_PER_DAY for m in range(nmon)])

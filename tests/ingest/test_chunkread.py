@@ -1,0 +1,114 @@
+"""Chunk reads with libdeflate (gridflux.chunkread) against netCDF4's own reads of the same files."""
+
+from __future__ import annotations
+
+import pickle
+
+import netCDF4
+import numpy as np
+import pytest
+import xarray as xr
+
+from gridflux.chunkarray import DeflateChunkArray, chunk_variable
+from gridflux.chunkread import ChunkReader, open_reader
+
+SHAPE = (14, 23, 37)  # not a multiple of any chunk below: edge chunks are partial
+
+
+def _write(path, *, dtype="f4", chunks=(1, 23, 37), zlib=True, shuffle=True, endian="native", fletcher32=False,
+           contiguous=False, fill=None, scale=None, skip_steps=(), values=None):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=SHAPE) * 100 if values is None else values
+    with netCDF4.Dataset(path, "w") as nc:
+        for d, n in zip(("time", "lat", "lon"), SHAPE, strict=True):
+            nc.createDimension(d, n)
+        kw = dict(zlib=zlib, shuffle=shuffle, endian=endian, fletcher32=fletcher32, fill_value=fill)
+        kw.update(contiguous=True) if contiguous else kw.update(chunksizes=chunks)
+        v = nc.createVariable("x", dtype, ("time", "lat", "lon"), **kw)
+        if scale:
+            v.scale_factor, v.add_offset = scale
+            v.set_auto_maskandscale(False)  # ``values`` are already packed
+        for t in range(SHAPE[0]):
+            if t not in skip_steps:
+                v[t] = data[t]
+    return data
+
+
+def _netcdf4(path, key=slice(None)):
+    with netCDF4.Dataset(path) as nc:
+        v = nc["x"]
+        v.set_auto_maskandscale(False)
+        return np.asarray(v[key])
+
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(shuffle=False),
+    dict(dtype="f8"),
+    dict(endian="big"),
+    dict(chunks=(3, 7, 11)),
+    dict(chunks=(5, 23, 37), dtype="i2"),
+])
+def test_whole_and_partial_reads_equal_netcdf4(tmp_path, kw):
+    path = str(tmp_path / "a.nc")
+    _write(path, **kw)
+    with ChunkReader(path, "x") as r:
+        assert r.shape == SHAPE
+        for key in [(slice(None),) * 3, (slice(2, 9), slice(0, 23), slice(0, 37)),
+                    (slice(13, 14), slice(5, 18), slice(30, 37)), (slice(0, 1), slice(22, 23), slice(0, 1))]:
+            got = r.read(tuple(slice(*k.indices(n)[:2]) for k, n in zip(key, SHAPE, strict=True)))
+            want = _netcdf4(path, key)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert np.array_equal(got, want)
+
+
+def test_unwritten_chunks_read_as_the_fill_value(tmp_path):
+    path = str(tmp_path / "a.nc")
+    _write(path, fill=np.float32(-999.0), skip_steps=(3, 4))
+    with ChunkReader(path, "x") as r:
+        got = r.read((slice(0, 14), slice(0, 23), slice(0, 37)))
+    assert np.array_equal(got, _netcdf4(path))
+    assert np.all(got[3:5] == -999.0)
+
+
+@pytest.mark.parametrize("kw,why", [
+    (dict(zlib=False, shuffle=False), "no filter"),
+    (dict(fletcher32=True), "checksum filter"),
+    (dict(contiguous=True, zlib=False, shuffle=False), "contiguous"),
+])
+def test_unsupported_layouts_are_left_to_netcdf4(tmp_path, kw, why):
+    path = str(tmp_path / "a.nc")
+    _write(path, **kw)
+    assert open_reader(path, "x") is None, why
+    with pytest.raises(ValueError, match="cannot be read by chunk"):
+        ChunkReader(path, "x")
+    assert open_reader(str(tmp_path / "missing.nc"), "x") is None
+
+
+def test_xarray_view_decodes_like_the_netcdf4_engine(tmp_path):
+    """Packed int16 with scale/offset and a _FillValue: the swapped array under xarray's CF decoding
+    equals the netcdf4 engine's decoding, for every kind of index xarray passes down."""
+    path = str(tmp_path / "a.nc")
+    rng = np.random.default_rng(1)
+    vals = rng.integers(-3000, 3000, size=SHAPE).astype("i2")
+    vals[2, 3, 4] = -32767
+    _write(path, dtype="i2", chunks=(2, 10, 37), fill=np.int16(-32767), scale=(0.01, 5.0), values=vals)
+    ref = xr.open_dataset(path, engine="netcdf4")
+    raw = xr.open_dataset(path, engine="netcdf4", decode_cf=False)
+    raw["x"] = chunk_variable(raw["x"].variable, path, "x")
+    assert isinstance(raw["x"].variable._data, xr.core.indexing.LazilyIndexedArray)
+    fast = xr.decode_cf(raw)
+    assert np.isnan(fast["x"].values[2, 3, 4])
+    for sel in [dict(), dict(time=slice(3, 11)), dict(time=5), dict(lat=slice(None, None, -1)),
+                dict(time=slice(12, 1, -3), lon=slice(2, 30, 4)), dict(lat=[0, 5, 22])]:
+        np.testing.assert_array_equal(fast["x"].isel(sel).values, ref["x"].isel(sel).values)
+    ref.close()
+
+
+def test_backend_array_pickles_by_path(tmp_path):
+    path = str(tmp_path / "a.nc")
+    data = _write(path)
+    arr = pickle.loads(pickle.dumps(DeflateChunkArray(path, "x")))
+    assert arr._reader is None or arr.shape == SHAPE
+    np.testing.assert_array_equal(arr[xr.core.indexing.BasicIndexer((slice(0, 2), slice(None), slice(None)))],
+                                  data[:2].astype("f4"))
