@@ -92,7 +92,8 @@ def command(method: str, ctx: CaseContext, ins: inp.Inputs) -> tuple[list[str], 
     w = ctx.workdir
     if method in PYTHON_METHODS:
         out = os.path.join(w, f"{method}.npy")
-        argv = [PY, WORKERS, method, ctx.field, "--out", out, "--mask", ins.mask_nc, "--maskarea", ins.maskarea_clip_nc]
+        argv = [PY, WORKERS, method, ctx.field, "--out", out, "--mask", ins.mask_nc, "--maskarea", ins.maskarea_clip_nc,
+                "--weights-cache", os.path.join(w, "weights")]  # built in the warm-up, as CDO's gencon is
         if method == "cube":
             argv += ["--zarr", os.path.join(w, "cube.zarr")]
         return argv, out

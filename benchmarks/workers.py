@@ -74,9 +74,11 @@ class _Blocks:
     filters allow (deflate, optionally shuffle), else netCDF4 (auto mask/scale off)."""
 
     def __init__(self, path: str, nc=None):
-        from gridflux.chunkread import open_reader
+        self.reader = None
+        if nc is None or nc["rh"].filters().get("zlib"):  # no h5py import for files it cannot speed up
+            from gridflux.chunkread import open_reader
 
-        self.reader = open_reader(path, "rh")
+            self.reader = open_reader(path, "rh")
         self.var, self.nc = None, None
         if self.reader is None:
             self.nc, self.var = _open(path) if nc is None else (None, nc["rh"])  # a given nc stays the caller's
@@ -113,21 +115,51 @@ def method_raw(args) -> dict:
     return {"totals": None}
 
 
-def _fused_setup(args):
+def _weights_key(nc, args) -> str:
+    """Cache key of the fused weight field: the field's grid (coordinates and bounds as stored), the
+    mask file (path, size, modification time), the protocol and the radius."""
+    import hashlib
+
     import numpy as np
 
-    from gridflux.grids import CDO_EARTH_RADIUS
-    from gridflux.totals import nonzero_rows, protocol_weights
+    h = hashlib.sha1()
+    for name in ("lat", "lon", "lat_bnds", "lon_bnds"):
+        h.update(np.ascontiguousarray(nc[name][:]).tobytes())
+    st = os.stat(args.mask)
+    h.update(f"{os.path.realpath(args.mask)}|{st.st_size}|{st.st_mtime_ns}|regrid-data|cdo-radius".encode())
+    return h.hexdigest()[:20]
+
+
+def _fused_setup(args):
+    """The open file, its weight field in the file's row order and its nonzero rows.
+
+    With ``--weights-cache DIR`` the weight field is built once per grid pair and mask and then
+    loaded (``.npy``), as the tuned CDO pipeline reuses its ``gencon`` weights."""
+    import numpy as np
 
     nc, v = _open(args.field)
     t0 = time.perf_counter()
-    src, desc = _grid(nc)
-    mask = _mask(args.mask)
-    w = protocol_weights(src, mask, protocol="regrid-data", target=mask.grid, radius=CDO_EARTH_RADIUS)
-    if desc:  # weights in the file's own row order, so blocks are used as read
-        w = np.ascontiguousarray(w[:, ::-1])
-    rows = nonzero_rows(w)
-    return nc, v, src, desc, mask, w, rows, time.perf_counter() - t0
+    cached = os.path.join(args.weights_cache, f"fused-{_weights_key(nc, args)}.npy") if args.weights_cache else None
+    if cached and os.path.exists(cached):
+        w = np.load(cached)
+        hit = True
+    else:
+        from gridflux.grids import CDO_EARTH_RADIUS
+        from gridflux.totals import protocol_weights
+
+        src, desc = _grid(nc)
+        mask = _mask(args.mask)
+        w = protocol_weights(src, mask, protocol="regrid-data", target=mask.grid, radius=CDO_EARTH_RADIUS)
+        if desc:  # weights in the file's own row order, so blocks are used as read
+            w = np.ascontiguousarray(w[:, ::-1])
+        hit = False
+        if cached:
+            os.makedirs(args.weights_cache, exist_ok=True)
+            np.save(cached + ".tmp.npy", w)
+            os.replace(cached + ".tmp.npy", cached)
+    nz = np.flatnonzero(np.any(w != 0, axis=(0, 2)))
+    rows = slice(int(nz[0]), int(nz[-1]) + 1) if nz.size else slice(0, 0)
+    return nc, v, w, rows, time.perf_counter() - t0, hit
 
 
 def method_fused(args) -> dict:
@@ -135,7 +167,7 @@ def method_fused(args) -> dict:
 
     from gridflux.totals import weighted_sums
 
-    nc, v, _src, _desc, _mask_, w, rows, wsec = _fused_setup(args)
+    nc, v, w, rows, wsec, hit = _fused_setup(args)
     blocks = _Blocks(args.field, nc)
     nt = v.shape[0] if args.months is None else args.months
     w_rows = np.ascontiguousarray(w[:, rows])  # only the rows where some weight is nonzero are read
@@ -145,7 +177,7 @@ def method_fused(args) -> dict:
         out[t0:t1] = weighted_sums(blocks.read(t0, t1, rows), w_rows)
     blocks.close()
     nc.close()
-    return {"totals": out[:, 0], "weights_s": wsec, "chunk_reader": blocks.reader is not None,
+    return {"totals": out[:, 0], "weights_s": wsec, "weights_cached": hit, "chunk_reader": blocks.reader is not None,
             "rows_read": [rows.start, rows.stop]}
 
 
@@ -157,7 +189,9 @@ def method_cube(args) -> dict:
     from gridflux.regrid.kernels import apply_separable, conservative_weights
     from gridflux.totals import weighted_sums
 
-    nc, v, src, desc, mask, w, rows, wsec = _fused_setup(args)
+    nc, v, w, rows, wsec, _ = _fused_setup(args)
+    src, desc = _grid(nc)
+    mask = _mask(args.mask)
     nt = v.shape[0] if args.months is None else args.months
     r, _ = mask.bounding_rows_cols()
     clip = mask.grid.subset(r)
@@ -266,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--mask", help="RegionMask netCDF file")
     p.add_argument("--maskarea", help="maskarea on the clipped target (m2, CDO radius)")
     p.add_argument("--zarr", help="cube output directory (cube)")
+    p.add_argument("--weights-cache", default=None, help="directory of cached fused weight fields (fused, cube)")
     p.add_argument("--months", type=int, default=None, help="only the first N months")
     p.add_argument("--sources", nargs="*", default=[], help="source grids (weights)")
     args = p.parse_args(argv)

@@ -95,33 +95,54 @@ class ChunkReader:
             return out
         ranges = [range(a // c * c, b, c) for (a, b), c in zip(bounds, self.chunks, strict=True)]
         for origin in product(*ranges):
-            chunk = self._chunk(origin)
             src, dst = [], []
             for o, c, (a, b) in zip(origin, self.chunks, bounds, strict=True):
                 lo, hi = max(a, o), min(b, o + c)
                 src.append(slice(lo - o, hi - o))
                 dst.append(slice(lo - a, hi - a))
-            out[tuple(dst)] = chunk[tuple(src)]
+            out[tuple(dst)] = self._chunk(origin, tuple(src))
         return out
 
-    def _chunk(self, origin: tuple[int, ...]) -> np.ndarray:
-        """One whole chunk, inflated and unshuffled (the fill value where it was never written)."""
+    def _chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
+        """``chunk[sub]`` of the chunk at ``origin``, inflated (the fill value where it was never
+        written). Only the selected elements are unshuffled when they are contiguous in the chunk."""
         import deflate
 
         with self._lock:
             try:
                 mask, data = self._dset.id.read_direct_chunk(origin)
-            except (KeyError, OSError, ValueError, RuntimeError):  # not allocated: the variable's fill value
-                return np.full(self.chunks, self._fill, dtype=self.dtype)
+            except (KeyError, OSError, ValueError, RuntimeError):  # not allocated: the fill value
+                return np.full(self.chunks, self._fill, dtype=self.dtype)[sub]
         # filter_mask bit i set: filter i of the pipeline (shuffle, deflate or just deflate) was
         # skipped for this chunk (HDF5 may skip an optional filter that fails)
         deflated = not (mask >> (1 if self._shuffled else 0)) & 1
         raw = deflate.zlib_decompress(data, self._chunk_bytes) if deflated else data
-        if self._shuffled and not mask & 1:
-            from numcodecs import Shuffle
+        n = self._chunk_bytes // self.dtype.itemsize
+        shuffled = self._shuffled and not mask & 1
+        flat = _flat_range(sub, self.chunks)
+        if flat is not None:
+            (a, b), shape = flat, tuple(s.stop - s.start for s in sub)
+            if not shuffled:
+                return np.frombuffer(raw, dtype=self.dtype, count=n)[a:b].reshape(shape)
+            if 2 * (b - a) <= n:  # a small part: gather its bytes from each byte plane (numpy)
+                planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
+                return np.ascontiguousarray(planes[:, a:b].T).view(self.dtype).reshape(shape)
+        if shuffled:
+            from numcodecs import Shuffle  # SIMD unshuffle of whole chunks
 
             raw = Shuffle(self.dtype.itemsize).decode(raw)
-        return np.frombuffer(raw, dtype=self.dtype, count=self._chunk_bytes // self.dtype.itemsize).reshape(self.chunks)
+        return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
+
+
+def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, int] | None:
+    """``(a, b)``: the selection ``sub`` of a C-ordered chunk is its flat elements ``a:b``; None if
+    the selection is not contiguous (then the caller indexes the whole chunk)."""
+    sizes = [s.stop - s.start for s in sub]
+    first = next((i for i, k in enumerate(sizes) if k > 1), len(sizes) - 1)
+    if any((s.start, s.stop) != (0, c) for s, c in zip(sub[first + 1:], chunks[first + 1:], strict=True)):
+        return None
+    a = int(np.ravel_multi_index([s.start for s in sub], chunks))
+    return a, a + int(np.prod(sizes))
 
 
 def open_reader(path: str, variable: str) -> ChunkReader | None:

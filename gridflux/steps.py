@@ -70,6 +70,7 @@ def process_block(
     job: BlockJob,
     mask: RegionMask,
     storage_options: dict | None = None,
+    rows_read: slice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Totals (Tg per month, or Tg for stocks) of one block; writes its cube piece if asked.
 
@@ -79,12 +80,19 @@ def process_block(
     seconds : (t,) seconds of each month in the series' calendar
     positions : (t,) indices of the months on the store's common time axis
     job, mask : the series' job description and the region mask
+    rows_read : the block holds only these latitude rows of the series' grid (totals only; they
+        must cover :func:`native_weights`' nonzero rows)
 
     Returns
     -------
     positions, totals (t, region) float64
     """
     w, rows = native_weights(job, mask)
+    if rows_read is not None:
+        if job.cube_grid is not None:
+            raise ValueError("a cube needs whole blocks: rows_read is for totals only")
+        r0, r1, _ = rows_read.indices(w.shape[1])
+        w, rows = w[:, r0:r1], slice(rows.start - r0, rows.stop - r0)
     sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
     if job.kind == "flux":
         sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
@@ -183,10 +191,14 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
     bjob = BlockJob(grid_of(ds), job.mask_key, job.protocol, job.target, job.radius,
                     ds[name].attrs.get("gridflux_kind", "flux"), job.cube_grid, job.store_url, job.zarr_format,
                     job.record.variable, job.member_index)
+    # without cubes only the latitude rows where some weight is nonzero are read (a region north of
+    # 45N needs a quarter of a global field; deflated chunks are still inflated whole)
+    rows = native_weights(bjob, mask)[1] if job.cube_grid is None else slice(None)
     out = []
     for i0, i1 in blocks:
-        part = data[i0:i1]
+        part = data[i0:i1, rows]
         block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
-        pos, tot = process_block(block, seconds[i0:i1], job.positions[i0:i1], bjob, mask, storage_options)
-        out.append((pos, tot, int(block.nbytes)))
+        pos, tot = process_block(block, seconds[i0:i1], job.positions[i0:i1], bjob, mask, storage_options,
+                                 rows_read=rows if job.cube_grid is None else None)
+        out.append((pos, tot, int(np.dtype(data.dtype).itemsize * (i1 - i0) * np.prod(data.shape[1:]))))
     return out

@@ -55,7 +55,8 @@ def test_whole_and_partial_reads_equal_netcdf4(tmp_path, kw):
     with ChunkReader(path, "x") as r:
         assert r.shape == SHAPE
         for key in [(slice(None),) * 3, (slice(2, 9), slice(0, 23), slice(0, 37)),
-                    (slice(13, 14), slice(5, 18), slice(30, 37)), (slice(0, 1), slice(22, 23), slice(0, 1))]:
+                    (slice(13, 14), slice(5, 18), slice(30, 37)), (slice(0, 1), slice(22, 23), slice(0, 1)),
+                    (slice(0, 3), slice(10, 20), slice(0, 37))]:  # rows of whole lines: partial unshuffle
             got = r.read(tuple(slice(*k.indices(n)[:2]) for k, n in zip(key, SHAPE, strict=True)))
             want = _netcdf4(path, key)
             assert got.dtype == want.dtype and got.shape == want.shape
