@@ -186,7 +186,7 @@ def _res(size: str, tiny: float, small: float, paper: float) -> float:
 
 
 # -- sizes (data): what each size writes --------------------------------------------------
-# tiny: seconds, CI and `gridflux demo` (~0.1 GB). small: realistic-but-laptop (~0.7 GB, written
+# tiny: seconds, CI and `gridflux demo` (~0.08 GB deflated). small: realistic-but-laptop (~0.5 GB, written
 # in well under a minute): every ensemble and member, 3 years (2000-2002), process models at
 # 1-2 degrees, the LS3MIP models on CMIP-like grids. paper: real resolutions (0.5 degree process
 # models) and real spans (1901-2020 process models, 1901-2014 LS3MIP, 2000-2020 inversions).
