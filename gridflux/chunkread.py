@@ -116,7 +116,18 @@ class ChunkReader:
         # filter_mask bit i set: filter i of the pipeline (shuffle, deflate or just deflate) was
         # skipped for this chunk (HDF5 may skip an optional filter that fails)
         deflated = not (mask >> (1 if self._shuffled else 0)) & 1
-        raw = deflate.zlib_decompress(data, self._chunk_bytes) if deflated else data
+        try:
+            raw = deflate.zlib_decompress(data, self._chunk_bytes) if deflated else data
+        except Exception as exc:  # noqa: BLE001 - deflate.DeflateError and friends
+            from gridflux.errors import InputError
+
+            raise InputError(f"chunk at {origin} cannot be inflated ({type(exc).__name__}: {exc}); the file is "
+                             "corrupt or truncated", path=self.path, variable=self.variable, attribute="data") from exc
+        if len(raw) != self._chunk_bytes:
+            from gridflux.errors import InputError
+
+            raise InputError(f"chunk at {origin} holds {len(raw)} bytes, expected {self._chunk_bytes}; the file is "
+                             "corrupt", path=self.path, variable=self.variable, attribute="data")
         n = self._chunk_bytes // self.dtype.itemsize
         shuffled = self._shuffled and not mask & 1
         flat = _flat_range(sub, self.chunks)

@@ -113,3 +113,24 @@ def test_backend_array_pickles_by_path(tmp_path):
     assert arr._reader is None or arr.shape == SHAPE
     np.testing.assert_array_equal(arr[xr.core.indexing.BasicIndexer((slice(0, 2), slice(None), slice(None)))],
                                   data[:2].astype("f4"))
+
+
+def test_a_corrupt_chunk_is_an_error_naming_file_variable_and_chunk(tmp_path):
+    import h5py
+
+    from gridflux.errors import InputError
+
+    path = str(tmp_path / "a.nc")
+    _write(path)
+    with h5py.File(path, "r") as h:
+        info = h["x"].id.get_chunk_info_by_coord((5, 0, 0))
+    with open(path, "r+b") as f:  # scramble the middle of month 5's deflate stream
+        f.seek(info.byte_offset + info.size // 2)
+        f.write(b"\xff" * 64)
+    with ChunkReader(path, "x") as r:
+        np.testing.assert_array_equal(r.read((slice(0, 5), slice(0, 23), slice(0, 37))), _netcdf4(path, slice(0, 5)))
+        with pytest.raises(InputError) as e:
+            r.read((slice(4, 7), slice(0, 23), slice(0, 37)))
+    msg = str(e.value)
+    assert msg.startswith(f"{path}, variable 'x', attribute 'data': chunk at (5, 0, 0)"), msg
+    assert "corrupt" in msg
