@@ -193,12 +193,13 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
                     job.record.variable, job.member_index)
     # without cubes only the latitude rows where some weight is nonzero are read (a region north of
     # 45N needs a quarter of a global field; deflated chunks are still inflated whole)
-    rows = native_weights(bjob, mask)[1] if job.cube_grid is None else slice(None)
+    rows_read = native_weights(bjob, mask)[1] if job.cube_grid is None else None
+    bytes_per_month = int(np.dtype(data.dtype).itemsize * np.prod(data.shape[1:]))
     out = []
     for i0, i1 in blocks:
-        part = data[i0:i1, rows]
+        part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
         block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
         pos, tot = process_block(block, seconds[i0:i1], job.positions[i0:i1], bjob, mask, storage_options,
-                                 rows_read=rows if job.cube_grid is None else None)
-        out.append((pos, tot, int(np.dtype(data.dtype).itemsize * (i1 - i0) * np.prod(data.shape[1:]))))
+                                 rows_read=rows_read)
+        out.append((pos, tot, bytes_per_month * (i1 - i0)))
     return out
