@@ -46,9 +46,9 @@ def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]
     Copies, because HDF5 shares one open-file structure (and chunk cache) between handles of the same
     inode. The catalog sits beside (not above) the files, so its paths stay absolute.
     """
-    from gridflux.catalog import write_catalog
-
     import netCDF4
+
+    from gridflux.catalog import write_catalog
 
     with netCDF4.Dataset(field) as nc:  # the inputs' noleap months start in January 1850
         n = len(nc.dimensions["time"])

@@ -15,7 +15,6 @@ import pytest
 import xarray as xr
 
 from gridflux.errors import StoreError
-from gridflux.grids import cell_areas
 from gridflux.pipeline import run
 from gridflux.store import Store
 
@@ -66,7 +65,7 @@ def test_cubes_sum_back_to_totals(mini_archive, tmp_path):
     assert cube.dtype == np.float32
     tot = xr.open_zarr(store)["totals"].sel(variable="npp")
     area = grid["cell_area"].values
-    for r, region in enumerate(grid["region"].values):
+    for region in grid["region"].values:
         frac = grid["mask"].sel(region=region).values
         # float32 cube: agreement to float32 rounding, summed over ~1e5 cells
         from_cube = (cube.values.astype(np.float64) * frac * area).sum(axis=(2, 3))
