@@ -167,6 +167,17 @@ def test_worker_env_reaches_a_remote_nanny():
     assert _nanny_env_in_fresh_interpreter(exported)["MALLOC_TRIM_THRESHOLD_"] == "131072"
 
 
+def _preloaded() -> tuple:
+    import sys
+
+    import netCDF4
+
+    from gridflux import config
+
+    cache = netCDF4.get_chunk_cache()[0] == int(config.get("pipeline.netcdf-chunk-cache"))
+    return ("xarray" in sys.modules, "h5py" in sys.modules, "gridflux.steps" in sys.modules, cache)
+
+
 def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
     with gc.make_cluster("local", n_workers=2) as handle:
         handle.wait_for_workers(2, timeout=30)
@@ -182,6 +193,10 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         assert set(envs.values()) == {(None, "1")}
         total = handle.client.submit(sum, handle.client.map(_square, range(1, 101))).result()
         assert total == 100 * 101 * 201 // 6
+        # the worker preload (gridflux.worker_setup) has imported the task stack by the time the
+        # workers are up, and limited netCDF-C's chunk cache
+        loaded = handle.client.run(_preloaded)
+        assert set(loaded.values()) == {(True, True, True, True)}, loaded
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # did not leak into this process
     assert handle.client.status == "closed"
 

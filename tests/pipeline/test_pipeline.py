@@ -200,6 +200,33 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
                 assert len(graph) == len(tasks) + 3  # + the job, the mask and the list
 
 
+@pytest.mark.parametrize("cubes", [True, False])
+def test_task_length_does_not_change_the_store(mini_archive, tmp_path, cubes):
+    """One task per 12-month block, per 24 months or per series: identical totals and cubes (the
+    rows-only read without cubes included)."""
+    stores = []
+    for task_months in (12, 24, 10_000):
+        st = tmp_path / f"s{task_months}.zarr"
+        assert run(mini_archive["catalog"], mini_archive["mask"], str(st), cubes=cubes, task_months=task_months,
+                   progress=False).ok
+        stores.append(st)
+    ref = xr.open_zarr(stores[0])["totals"].values
+    assert np.isfinite(ref).sum() > 0
+    for st in stores[1:]:
+        np.testing.assert_array_equal(xr.open_zarr(st)["totals"].values, ref)
+        if cubes:
+            np.testing.assert_array_equal(xr.open_zarr(st, group="cubes/npp")["npp"].values,
+                                          xr.open_zarr(stores[0], group="cubes/npp")["npp"].values)
+
+
+def test_totals_without_cubes_read_fewer_rows_and_are_the_same(mini_archive, tmp_path):
+    """Without cubes workers read only the rows with nonzero weights; the sums are bit-identical."""
+    a, b = tmp_path / "cubes.zarr", tmp_path / "nocubes.zarr"
+    assert run(mini_archive["catalog"], mini_archive["mask"], str(a), cubes=True, progress=False).ok
+    assert run(mini_archive["catalog"], mini_archive["mask"], str(b), cubes=False, progress=False).ok
+    np.testing.assert_array_equal(xr.open_zarr(a)["totals"].values, xr.open_zarr(b)["totals"].values)
+
+
 def test_spans_align_to_store_chunks():
     """Blocks never straddle a store time chunk; spans group whole blocks, at most task_months."""
     from gridflux.pipeline import span_blocks
