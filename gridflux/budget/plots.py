@@ -17,6 +17,7 @@ import xarray as xr
 from gridflux.budget.components import UNITS
 from gridflux.budget.gwp import co2eq_factor, metric_label, normalize_metric
 from gridflux.budget.recipes import RecipeResult, combine
+from gridflux.units import VARIABLES
 
 GAS_COLORS = {"CO2": "#4d4d4d", "CH4": "#d95f02", "N2O": "#1b9e77", "total": "#7570b3"}
 SECONDS_PER_YEAR = 365.25 * 86400.0
@@ -135,12 +136,39 @@ def plot_bottom_up_vs_top_down(result: RecipeResult, path: str,
 SERIES_VARIABLES = ("nbp", "nep", "fco2", "fch4", "fn2o")
 
 
-def _ensemble_variable(annual: xr.DataArray, members: pd.Index) -> str | None:
-    sub = annual.sel(member=members)
+def _ensemble_variable(da: xr.DataArray, members: pd.Index) -> str | None:
+    """The first of :data:`SERIES_VARIABLES` that ``members`` of ``da`` have values of."""
+    sub = da.sel(member=members)
     for v in SERIES_VARIABLES:
         if v in [str(x) for x in sub["variable"].values] and np.isfinite(sub.sel(variable=v).values).any():
             return v
     return None
+
+
+def _ensembles(da: xr.DataArray, max_panels: int) -> list[str]:
+    """The ensembles of ``da``'s members in order of appearance, at most ``max_panels``."""
+    return list(dict.fromkeys(str(e) for e in da["ensemble"].values))[:max_panels]
+
+
+def _panel_grid(plt, n_panels: int):
+    """A figure of ``n_panels`` small panels, 4 per row; the unused ones hidden."""
+    ncol = 4
+    nrow = max(1, int(np.ceil(n_panels / ncol)))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+    for ax in list(axes.flat)[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes
+
+
+def _mean_and_band(vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of ``vals`` (member, x): mean, 2.5 and 97.5 % of the members (NaN where no member
+    has a value), and where some member has one."""
+    ok = np.isfinite(vals).any(axis=0)
+    mean, lo, hi = (np.full(vals.shape[1], np.nan) for _ in range(3))
+    if ok.any():
+        mean[ok] = np.nanmean(vals[:, ok], axis=0)
+        lo[ok], hi[ok] = np.nanpercentile(vals[:, ok], [2.5, 97.5], axis=0)
+    return mean, lo, hi, ok
 
 
 def plot_annual_series(annual: xr.DataArray, path: str, max_panels: int = 12) -> str:
@@ -149,10 +177,8 @@ def plot_annual_series(annual: xr.DataArray, path: str, max_panels: int = 12) ->
     ``annual`` is (member, variable, year) for one region, with an ``ensemble`` member coordinate.
     """
     plt = _plt()
-    ens = list(dict.fromkeys(str(e) for e in annual["ensemble"].values))[:max_panels]
-    ncol = 4
-    nrow = max(1, int(np.ceil(len(ens) / ncol)))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+    ens = _ensembles(annual, max_panels)
+    fig, axes = _panel_grid(plt, len(ens))
     for ax, e in zip(axes.flat, ens, strict=False):
         members = annual["member"].values[annual["ensemble"].values.astype(str) == e]
         var = _ensemble_variable(annual, members)
@@ -164,23 +190,14 @@ def plot_annual_series(annual: xr.DataArray, path: str, max_panels: int = 12) ->
         vals = np.asarray(d.values, dtype=float)
         for row in vals:
             ax.plot(yrs, row, color="0.7", lw=0.6)
-        ok = np.isfinite(vals).any(axis=0)
-        lo = np.full(yrs.size, np.nan)
-        hi = np.full(yrs.size, np.nan)
-        mean = np.full(yrs.size, np.nan)
-        if ok.any():
-            mean[ok] = np.nanmean(vals[:, ok], axis=0)
-            lo[ok], hi[ok] = np.nanpercentile(vals[:, ok], [2.5, 97.5], axis=0)
+        mean, lo, hi, _ = _mean_and_band(vals)
         ax.fill_between(yrs, lo, hi, color="#1f78b4", alpha=0.25, label="2.5-97.5 %")
         ax.plot(yrs, mean, color="#1f78b4", lw=2, label="mean")
-        gas = {"fch4": "CH4", "fn2o": "N2O"}.get(var, "CO2")
         ax.set_title(f"{e}: {var} (n={len(members)})", fontsize=9)
-        ax.set_ylabel(UNITS[gas], fontsize=8)
+        ax.set_ylabel(UNITS[VARIABLES[var].gas], fontsize=8)
         ax.axhline(0, color="black", lw=0.6)
         ax.tick_params(labelsize=8)
         ax.xaxis.get_major_locator().set_params(integer=True)
-    for ax in list(axes.flat)[len(ens):]:
-        ax.set_visible(False)
     axes.flat[0].legend(fontsize=7, loc="best")
     fig.suptitle("Annual totals per ensemble (positive = to the atmosphere)")
     fig.tight_layout()
@@ -196,40 +213,26 @@ def plot_seasonal_cycle(totals: xr.DataArray, path: str, region: str, max_panels
     t = totals.sel(region=region)
     clim = t.groupby("time.month").mean("time")  # (member, variable, month), Tg per month
     clim = derive(clim, ("nep", "nbp"))
-    ens = list(dict.fromkeys(str(e) for e in clim["ensemble"].values))[:max_panels]
-    ncol = 4
-    nrow = max(1, int(np.ceil(len(ens) / ncol)))
-    fig, axes = plt.subplots(nrow, ncol, figsize=(4.2 * ncol, 3.0 * nrow), squeeze=False)
+    ens = _ensembles(clim, max_panels)
+    fig, axes = _panel_grid(plt, len(ens))
     for ax, e in zip(axes.flat, ens, strict=False):
         members = clim["member"].values[clim["ensemble"].values.astype(str) == e]
-        var = None
-        for v in SERIES_VARIABLES:
-            if v in [str(x) for x in clim["variable"].values] and np.isfinite(clim.sel(member=members, variable=v).values).any():
-                var = v
-                break
+        var = _ensemble_variable(clim, members)
         if var is None:
             ax.set_visible(False)
             continue
         d = np.asarray(clim.sel(member=members, variable=var).transpose("member", "month").values, dtype=float)
         mo = clim["month"].values
-        ok = np.isfinite(d).any(axis=0)
-        mean = np.full(mo.size, np.nan)
+        mean, lo, hi, ok = _mean_and_band(d)
         if ok.any():
-            mean[ok] = np.nanmean(d[:, ok], axis=0)
-            lo = np.full(mo.size, np.nan)
-            hi = np.full(mo.size, np.nan)
-            lo[ok], hi[ok] = np.nanpercentile(d[:, ok], [2.5, 97.5], axis=0)
             ax.fill_between(mo, lo, hi, color="#33a02c", alpha=0.25)
         ax.plot(mo, mean, color="#33a02c", lw=2, marker="o", ms=3)
-        gas = {"fch4": "CH4", "fn2o": "N2O"}.get(var, "CO2")
         ax.set_title(f"{e}: {var} (n={len(members)})", fontsize=9)
-        ax.set_ylabel(UNITS[gas].replace("/yr", "/month"), fontsize=8)
+        ax.set_ylabel(UNITS[VARIABLES[var].gas].replace("/yr", "/month"), fontsize=8)
         ax.set_xticks(range(1, 13))
         ax.set_xticklabels("JFMAMJJASOND", fontsize=8)
         ax.axhline(0, color="black", lw=0.6)
         ax.tick_params(labelsize=8)
-    for ax in list(axes.flat)[len(ens):]:
-        ax.set_visible(False)
     fig.suptitle(f"Mean seasonal cycle per ensemble, region {region!r} (mean and 2.5-97.5 % of members)")
     fig.tight_layout()
     return _save(fig, path)
