@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -150,6 +151,24 @@ def _cell_geometry(grid: CellBounds) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.repeat(grid.lat, grid.nlon), np.tile(grid.lon, grid.nlat), xv, yv
 
 
+def _set_header(nc: Any, conventions: str, normalization: str, grid_names: dict[str, str]) -> None:
+    """Global attributes of both layouts, then the layout's own names of the two grids."""
+    nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
+    nc.normalization = normalization
+    nc.map_method = "Conservative remapping"
+    nc.conventions = conventions
+    for key, value in grid_names.items():
+        nc.setncattr(key, value)
+
+
+def _put(nc: Any, name: str, dims: tuple[str, ...], data: Any, units: str | None = None, dtype: str = "f8") -> None:
+    """One variable, its units (if any) and its values."""
+    v = nc.createVariable(name, dtype, dims)
+    if units is not None:
+        v.units = units
+    v[:] = data
+
+
 def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
                 s: np.ndarray, normalization: str) -> None:
     """The ESMF layout (``row``/``col``/``S``, centres and corners in degrees, 1-based indices)."""
@@ -157,12 +176,7 @@ def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: n
 
     src, dst = weights.src, weights.dst
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
-        nc.normalization = normalization
-        nc.map_method = "Conservative remapping"
-        nc.conventions = "NCAR-CSM"
-        nc.domain_a = "source"
-        nc.domain_b = "destination"
+        _set_header(nc, "NCAR-CSM", normalization, {"domain_a": "source", "domain_b": "destination"})
         nc.createDimension("n_a", sw.n_a)
         nc.createDimension("n_b", sw.n_b)
         nc.createDimension("n_s", rows.size)
@@ -183,9 +197,7 @@ def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: n
                 (f"area_{suffix}", area, (n,), "square radians"),
                 (f"frac_{suffix}", frac, (n,), "1"),
             ):
-                v = nc.createVariable(name, "f8", dims)
-                v.units = units
-                v[:] = data
+                _put(nc, name, dims, data, units)
             nc.createVariable(f"mask_{suffix}", "i4", (n,))[:] = 1
         nc.createVariable("row", "i4", ("n_s",))[:] = rows + 1
         nc.createVariable("col", "i4", ("n_s",))[:] = cols + 1
@@ -198,12 +210,7 @@ def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: 
     import netCDF4
 
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        nc.title = "gridflux exact conservative weights (separable lat-lon overlaps)"
-        nc.normalization = normalization
-        nc.map_method = "Conservative remapping"
-        nc.conventions = "SCRIP"
-        nc.source_grid = "source"
-        nc.dest_grid = "destination"
+        _set_header(nc, "SCRIP", normalization, {"source_grid": "source", "dest_grid": "destination"})
         for side, grid, area, frac in (("src", weights.src, sw.area_a, sw.frac_a), ("dst", weights.dst, sw.area_b, sw.frac_b)):
             n = grid.nlat * grid.nlon
             nc.createDimension(f"{side}_grid_size", n)
@@ -217,16 +224,10 @@ def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: 
                 ("corner_lat", yv, (f"{side}_grid_size", f"{side}_grid_corners")),
                 ("corner_lon", xv, (f"{side}_grid_size", f"{side}_grid_corners")),
             ):
-                v = nc.createVariable(f"{side}_grid_{name}", "f8", dims)
-                v.units = "radians"
-                v[:] = np.radians(data)
+                _put(nc, f"{side}_grid_{name}", dims, np.radians(data), "radians")
             nc.createVariable(f"{side}_grid_imask", "i4", (f"{side}_grid_size",))[:] = 1
-            v = nc.createVariable(f"{side}_grid_area", "f8", (f"{side}_grid_size",))
-            v.units = "square radians"
-            v[:] = area
-            v = nc.createVariable(f"{side}_grid_frac", "f8", (f"{side}_grid_size",))
-            v.units = "unitless"
-            v[:] = frac
+            _put(nc, f"{side}_grid_area", (f"{side}_grid_size",), area, "square radians")
+            _put(nc, f"{side}_grid_frac", (f"{side}_grid_size",), frac, "unitless")
         nc.createDimension("num_links", rows.size)
         nc.createDimension("num_wgts", 1)
         nc.createVariable("src_address", "i4", ("num_links",))[:] = cols + 1
