@@ -86,12 +86,8 @@ class LazySeries:
     descending: bool
 
     @property
-    def key(self) -> str:  # as a catalog SeriesRecord names itself
+    def key(self) -> str:  # as a catalog SeriesRecord names itself (graph keys use it)
         return f"{self.member}.{self.variable}"
-
-    @property
-    def paths(self) -> list[str]:
-        return [f"placeholder://{self.key}.nc"]
 
 
 def paper_series() -> list[LazySeries]:

@@ -513,8 +513,9 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     from distributed import as_completed
 
-    # every worker, also one a nanny restarts, limits netCDF-C's chunk cache before its first read
-    client.register_plugin(_netcdf_cache_plugin(), name="gridflux-netcdf-chunk-cache")
+    # every worker, also one a nanny restarts, has the task stack imported and netCDF-C's chunk
+    # cache limited before its first read
+    client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
     pending = list(todo)
     in_flight: dict[Any, tuple[SeriesPlan, float]] = {}
     ac = as_completed()
@@ -561,7 +562,7 @@ def _run_in_process(todo: list[SeriesPlan], prepare: Callable, finish: Callable)
             finish(p, None, _error_text(exc), time.perf_counter() - t0)
 
 
-def _netcdf_cache_plugin():
+def _worker_setup_plugin():
     """A worker plugin that runs :func:`gridflux.worker_setup.dask_setup` (imports, netCDF-C's chunk
     cache) on every worker, also one started later (a class made here so that ``distributed`` is
     imported only when a cluster is used; cloudpickle ships it by value)."""
@@ -569,11 +570,11 @@ def _netcdf_cache_plugin():
 
     from gridflux.worker_setup import dask_setup
 
-    class NetcdfCacheLimit(WorkerPlugin):
+    class WorkerSetup(WorkerPlugin):
         def setup(self, worker) -> None:
             dask_setup(worker)
 
-    return NetcdfCacheLimit()
+    return WorkerSetup()
 
 
 def _gather_list(tasks: list):

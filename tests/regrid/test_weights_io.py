@@ -12,6 +12,10 @@ import netCDF4
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from kernels.reference import (  # tests/ is pytest's rootdir, not a package
+    brute_destarea_weights,
+    ref_cell_areas,
+)
 
 from gridflux.errors import WeightsError
 from gridflux.grids import CellBounds, gaussian_grid, global_grid, regional_grid
@@ -19,11 +23,6 @@ from gridflux.regrid.kernels import apply_separable, conservative_weights
 from gridflux.regrid.weights import read_weights, write_weights
 
 from .cfio import read_var, run_tool, which, write_cf
-
-try:  # rootdir-relative package names (tests/ is not a package)
-    from kernels.reference import brute_destarea_weights, ref_cell_areas
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.kernels.reference import brute_destarea_weights, ref_cell_areas
 
 SRC = CellBounds(
     np.array([[-90.0, -40.0], [-40.0, 10.0], [10.0, 55.0], [55.0, 90.0]]),

@@ -11,31 +11,20 @@ import dask.array as da_
 import numpy as np
 import pytest
 import xarray as xr
+from kernels.reference import (  # tests/ is pytest's rootdir, not a package
+    R_ESMF,
+    integral_sinlat_coslon,
+    mean_coslon,
+    mean_sinlat,
+    rect_area,
+    ref_cell_areas,
+)
 
 from gridflux.errors import GridError, MaskError
 from gridflux.grids import CellBounds, gaussian_grid, global_grid
 from gridflux.masks import RegionMask
 from gridflux.regrid.xarray import grid_of, regrid
 from gridflux.totals import region_totals
-
-try:  # rootdir-relative package names (tests/ is not a package)
-    from kernels.reference import (
-        R_ESMF,
-        integral_sinlat_coslon,
-        mean_coslon,
-        mean_sinlat,
-        rect_area,
-        ref_cell_areas,
-    )
-except ImportError:  # pragma: no cover - if tests/ becomes a package
-    from tests.kernels.reference import (
-        R_ESMF,
-        integral_sinlat_coslon,
-        mean_coslon,
-        mean_sinlat,
-        rect_area,
-        ref_cell_areas,
-    )
 
 T63 = gaussian_grid(96, lon0=0.9375)  # lon edges at multiples of 1.875: 0 and 90 are edges
 ONE = global_grid(1.0)
