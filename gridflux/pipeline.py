@@ -476,6 +476,10 @@ def run(
         t_compute = time.perf_counter()
         _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
         summary.compute_seconds = time.perf_counter() - t_compute
+        # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
+        leftovers = st.remove_partial_writes()
+        if leftovers:
+            log.info("removed %d temporary file(s) of interrupted writes from %s", len(leftovers), st.url)
         st.write_manifest(manifest)
         reporter.close()
     finally:

@@ -19,9 +19,11 @@ never written to the store.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
 import os
+import re
 import socket
 import warnings
 from dataclasses import dataclass, field
@@ -34,6 +36,8 @@ from gridflux.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
 LOCK = ".gridflux.lock"
+# zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
+_PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 LAYOUT_VERSION = 1
 TG_PER_KG = 1e-9
 
@@ -194,6 +198,26 @@ class Store:
             os.replace(tmp, path)
         else:
             self.fs.pipe(path, data)
+
+    def remove_partial_writes(self) -> list[str]:
+        """Delete the temporary files that interrupted writes left behind; return their paths.
+
+        On a local store zarr writes each chunk to ``<chunk>.<uuid4 hex>.partial`` and renames it
+        into place, so a worker killed mid-write leaves such a file (never a torn chunk), and a driver
+        killed mid-write leaves ``manifest.json.tmp-<pid>``. Call only while holding the lock, once no
+        task of this run is writing. Object stores write whole objects and leave nothing behind.
+        """
+        if not self.is_local:
+            return []
+        removed = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if _PARTIAL_WRITE.search(name) or name.startswith(f"{MANIFEST}.tmp-"):
+                    path = os.path.join(dirpath, name)
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+                        removed.append(path)
+        return removed
 
     # -- template ----------------------------------------------------------------------------
     def create(self, template: StoreTemplate) -> None:

@@ -341,3 +341,31 @@ def test_catalog_time_ranges_stream_and_a_wrong_range_fails_only_its_series(mini
     months, expected = mini_archive["truth"][("TEST.A.hist.r1", "north")]
     got = _series_totals(tmp_path / "s.zarr", "TEST.A.hist.r1", "north").values[: len(months)]
     assert np.abs(got - expected).max() / np.abs(expected).max() < RTOL
+
+
+_DIE_INSIDE_A_CHUNK_WRITE = """
+import os, pathlib, sys
+import numpy as np, zarr
+arr = zarr.open_array(sys.argv[1], path="cubes/npp/npp", mode="r+")
+# die as SIGKILL would: after zarr wrote the chunk's temp file, before it renamed it into place
+pathlib.Path.replace = lambda self, target: os._exit(9)
+arr[0, 0:1] = np.float32(7.0)
+"""
+
+
+def test_temp_files_of_a_write_killed_mid_chunk_are_removed_by_the_next_run(mini_archive, tmp_path):
+    """A process that dies inside zarr's atomic chunk write leaves ``<chunk>.<uuid>.partial``; the
+    next run on the store deletes it (and a dead driver's manifest temp) and changes nothing else."""
+    store = tmp_path / "s.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    proc = subprocess.run([sys.executable, "-c", _DIE_INSIDE_A_CHUNK_WRITE, str(store)], capture_output=True)
+    assert proc.returncode == 9, proc.stderr.decode()
+    partial = [p for p in store.rglob("*.partial")]
+    assert partial and all("/cubes/npp/npp/c/" in str(p) for p in partial)  # cube chunks' temp files
+    (store / "manifest.json.tmp-999999").write_bytes(b"{}")  # a driver killed while saving the manifest
+    again = run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    assert len(again.skipped) == 3 and not again.failed
+    assert not list(store.rglob("*.partial")) and not (store / "manifest.json.tmp-999999").exists()
+    after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    assert after == before  # the interrupted write never reached the chunk itself
