@@ -4,27 +4,30 @@ Local clusters pass this module to their workers as a ``preload`` (``distributed
 when a worker starts; the ``gridflux.cluster.local.preload`` setting), and the pipeline's worker
 plugin calls :func:`dask_setup` on every other cluster kind. A worker's imports (xarray,
 netCDF4, h5py, dask.array: most of a second of CPU) then overlap the driver's start and planning instead of
-delaying the first task of a run. It also limits netCDF-C's chunk cache (see
-:func:`gridflux.catalog.limit_netcdf_chunk_cache`).
+delaying the first task of a run. With the local ``start-method: forkserver`` (the default) the
+same modules (:data:`TASK_MODULES`) are imported once, in the fork server that every local worker
+is forked from, so a worker starts in ~0.1 s of CPU instead of ~0.9 s. It also limits netCDF-C's
+chunk cache (see :func:`gridflux.catalog.limit_netcdf_chunk_cache`).
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
+
+#: what a task imports (xarray's backends, the chunk reader, dask.array, gridflux's task modules)
+TASK_MODULES = (
+    "dask.array", "deflate", "h5py", "netCDF4", "xarray",
+    "gridflux.chunkarray", "gridflux.normalize", "gridflux.regrid.xarray", "gridflux.steps", "gridflux.catalog",
+)
 
 
 def dask_setup(worker: Any = None) -> None:
     """Import the task modules and limit the netCDF chunk cache (idempotent)."""
+    for name in TASK_MODULES:
+        importlib.import_module(name)
     import dask.array as da
-    import deflate  # noqa: F401
-    import h5py  # noqa: F401
-    import netCDF4  # noqa: F401
-    import xarray  # noqa: F401
 
-    import gridflux.chunkarray  # noqa: F401
-    import gridflux.normalize  # noqa: F401
-    import gridflux.regrid.xarray  # noqa: F401
-    import gridflux.steps  # noqa: F401
     from gridflux.catalog import limit_netcdf_chunk_cache
 
     limit_netcdf_chunk_cache()

@@ -201,6 +201,44 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
     assert handle.client.status == "closed"
 
 
+def _parent() -> tuple[int, str]:
+    import psutil
+
+    parent = psutil.Process().parent()
+    return parent.pid, " ".join(parent.cmdline())
+
+
+def test_local_workers_fork_from_a_server_that_imported_the_task_stack(no_malloc_trim_env):
+    """The default start method: both workers are forks of one fork server, whose preload list (on
+    its command line) holds the task stack, so no worker imports it again."""
+    from gridflux.worker_setup import TASK_MODULES
+
+    with gc.make_cluster("local", n_workers=2) as handle:
+        handle.wait_for_workers(2, timeout=30)
+        parents = set(handle.client.run(_parent).values())
+    assert len(parents) == 1  # one server for both workers
+    (pid, cmdline), = parents
+    assert pid != os.getpid() and "multiprocessing.forkserver" in cmdline
+    missing = [m for m in TASK_MODULES if f"'{m}'" not in cmdline]
+    assert not missing, cmdline
+
+
+def test_spawned_local_workers_when_configured(no_malloc_trim_env):
+    with dask.config.set({"gridflux.cluster.local.start-method": "spawn"}):
+        with gc.make_cluster("local", n_workers=1) as handle:
+            handle.wait_for_workers(1, timeout=30)
+            parents = set(handle.client.run(_parent).values())
+            loaded = set(handle.client.run(_preloaded).values())
+    assert {pid for pid, _ in parents} == {os.getpid()}  # started by the nanny in this process
+    assert loaded == {(True, True, True, True)}  # the preload still imports the stack
+
+
+def test_unknown_start_method_names_the_setting():
+    with dask.config.set({"gridflux.cluster.local.start-method": "fork"}):
+        with pytest.raises(ClusterError, match="start-method must be one of spawn, forkserver, got 'fork'"):
+            gc.make_cluster("local", n_workers=1)
+
+
 def test_local_cluster_malloc_trim_when_configured():
     """Control: with the setting restored, the workers do see dask's variable (the test above can fail)."""
     code = textwrap.dedent(
