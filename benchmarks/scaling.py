@@ -40,32 +40,53 @@ PY = sys.executable
 HERE = os.path.abspath(__file__)
 
 
-def make_catalog(field: str, workdir: str, members: int) -> tuple[str, list[str]]:
-    """``members`` copies of ``field`` and an intake-esm catalog of them (variable ``rh``).
+def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tuple[str, list[str]]:
+    """``members`` series of ``decades`` consecutive files each and an intake-esm catalog of them.
 
-    Copies, because HDF5 shares one open-file structure (and chunk cache) between handles of the same
-    inode. The catalog sits beside (not above) the files, so its paths stay absolute.
+    Every file is a byte copy of ``field`` (its months start in January 1850, noleap calendar)
+    whose time axis is shifted by 10 years per decade, laid out as a CMIP archive splits a long
+    run (``rh_..._185001-185912.nc``, ``rh_..._186001-186912.nc``, ...). Copies, because HDF5
+    shares one open-file structure (and chunk cache) between handles of the same inode. The
+    catalog sits beside (not above) the files, so its paths stay absolute.
     """
     import netCDF4
 
     from gridflux.catalog import write_catalog
 
-    with netCDF4.Dataset(field) as nc:  # the inputs' noleap months start in January 1850
+    with netCDF4.Dataset(field) as nc:
         n = len(nc.dimensions["time"])
-    time_range = f"185001-{1850 + (n - 1) // 12:04d}{(n - 1) % 12 + 1:02d}"  # as a DRS crawl records it
+    if decades > 1 and n != 120:
+        raise ValueError(f"{field}: multi-decade members need a 120-month field, not {n} months")
     files_dir = os.path.join(workdir, "files")
     os.makedirs(files_dir, exist_ok=True)
     os.makedirs(os.path.join(workdir, "catalog"), exist_ok=True)
     paths, rows = [], []
     for i in range(members):
-        p = os.path.join(files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr.nc")
-        if not (os.path.exists(p) and os.path.getsize(p) == os.path.getsize(field)):
-            shutil.copyfile(field, p)
-        paths.append(p)
-        rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
-                     "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2", "time_range": time_range})
-    cat = write_catalog(rows, os.path.join(workdir, "catalog", f"bench-{members}.json"), description="gridflux scaling benchmark")
+        for d in range(decades):
+            y0, y1 = 1850 + 10 * d, 1850 + 10 * d + (n - 1) // 12
+            time_range = f"{y0:04d}01-{y1:04d}{(n - 1) % 12 + 1:02d}"  # as a DRS crawl records it
+            p = os.path.join(files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr_{time_range}.nc")
+            if not (os.path.exists(p) and os.path.getsize(p) == os.path.getsize(field)):
+                shutil.copyfile(field, p)
+                if d:
+                    _shift_time(p, 3650.0 * d)  # 10 noleap years
+            paths.append(p)
+            rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
+                         "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2",
+                         "time_range": time_range})
+    name = f"bench-{members}" + (f"x{decades}" if decades > 1 else "")
+    cat = write_catalog(rows, os.path.join(workdir, "catalog", f"{name}.json"), description="gridflux scaling benchmark")
     return cat, paths
+
+
+def _shift_time(path: str, days: float) -> None:
+    """Add ``days`` to a copy's time coordinate and its bounds (in place)."""
+    import netCDF4
+
+    with netCDF4.Dataset(path, "r+") as nc:
+        for name in ("time", nc["time"].getncattr("bounds") if "bounds" in nc["time"].ncattrs() else None):
+            if name:
+                nc[name][:] = nc[name][:] + days
 
 
 def _gridflux_cli() -> list[str]:
@@ -153,29 +174,42 @@ def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files:
     return d
 
 
-def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repeats: int = 2) -> list[dict]:
-    """Scaling records (see the module docstring)."""
-    cat_n, files = make_catalog(field, os.path.join(workdir, "many"), members)
-    cat_1, _ = make_catalog(field, os.path.join(workdir, "one"), 1)
+TOOLS = ("gridflux", "mfdataset", "gridflux-cli")
+
+
+def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repeats: int = 2, decades: int = 1,
+                tools: tuple[str, ...] = TOOLS) -> list[dict]:
+    """Scaling records (see the module docstring) for members of ``decades`` files of ``field``.
+
+    ``tools``: any of :data:`TOOLS` (``mfdataset`` only for single-file members)."""
+    import netCDF4
+
+    with netCDF4.Dataset(field) as nc:
+        member_years = len(nc.dimensions["time"]) * decades / 12
+    tag = f"{decades}" if decades > 1 else ""
+    cat_n, files = make_catalog(field, os.path.join(workdir, f"many{tag}"), members, decades)
+    cat_1, _ = make_catalog(field, os.path.join(workdir, f"one{tag}"), 1, decades)
+    in_process = [t for t in tools if t == "gridflux" or (t == "mfdataset" and decades == 1)]
     runs: dict[tuple, list] = {}
     k = 0
     for _ in range(repeats):
         for workers in (1, 2):
-            for tool in ("gridflux", "mfdataset"):
+            for tool in in_process:
                 k += 1
-                store = os.path.join(workdir, f"store-{k}")
+                store = os.path.join(workdir, f"store{tag}-{k}")
                 d = _in_process(tool, workers, cat_n, mask_nc, store, files, log)
                 if d:
                     runs.setdefault((tool, workers, members), []).append(d)
             k += 1
-            d = _cli(cat_n, mask_nc, os.path.join(workdir, f"cli-{k}"), workers, log)
+            d = _cli(cat_n, mask_nc, os.path.join(workdir, f"cli{tag}-{k}"), workers, log) if "gridflux-cli" in tools else None
             if d:
                 runs.setdefault(("gridflux-cli", workers, members), []).append(d)
         k += 1
-        d = _in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1-{k}"), files[:1], log)
+        d = (_in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1{tag}-{k}"), files[:decades], log)
+             if "gridflux" in tools else None)
         if d:
             runs.setdefault(("gridflux", 1, 1), []).append(d)
-        d = _cli(cat_1, mask_nc, os.path.join(workdir, f"cli1-{k}"), 1, log)
+        d = _cli(cat_1, mask_nc, os.path.join(workdir, f"cli1{tag}-{k}"), 1, log) if "gridflux-cli" in tools else None
         if d:
             runs.setdefault(("gridflux-cli", 1, 1), []).append(d)
         log(f"scaling repeat done ({k} runs)")
@@ -196,7 +230,7 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
                 continue
             med[(tool, workers, n, key)] = statistics.median(vals)
             recs.append({"kind": "scaling", "what": "run", "tool": tool_label[tool], "timing": label, "members": n,
-                         "workers": workers, "seconds": statistics.median(vals), "seconds_all": vals,
+                         "member_years": member_years, "workers": workers, "seconds": statistics.median(vals), "seconds_all": vals,
                          "peak_rss_mb": max(d["peak_rss_mb"] for d in ds),
                          "startup_s": statistics.median(d["startup_s"] for d in ds) if "startup_s" in ds[0] else None})
     for tool, _ in tool_label.items():
@@ -204,11 +238,11 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
             t1, t2 = med.get((tool, 1, members, key)), med.get((tool, 2, members, key))
             if t1 and t2:
                 recs.append({"kind": "scaling", "what": "efficiency", "tool": tool_label[tool], "timing": label,
-                             "members": members, "t1": t1, "t2": t2, "efficiency": t1 / (2 * t2)})
+                             "members": members, "member_years": member_years, "t1": t1, "t2": t2, "efficiency": t1 / (2 * t2)})
             one = med.get((tool, 1, 1, key))
             if one and t1:
                 recs.append({"kind": "scaling", "what": "per-member", "tool": tool_label[tool], "timing": label,
-                             "members": members, "per_member_many": t1 / members, "per_member_one": one,
+                             "members": members, "member_years": member_years, "per_member_many": t1 / members, "per_member_one": one,
                              "ratio": (t1 / members) / one})
     return recs
 
