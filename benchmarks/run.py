@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 log(f"ensemble scaling: {members} members of {args.long_members} decade files each ...")
                 records += sc.run_scaling(ins.fields[case], ins.mask_nc, os.path.join(workroot, "scaling"), members,
                                           log, repeats=1 if args.quick else 2, decades=args.long_members,
-                                          tools=("gridflux", "gridflux-cli"))
+                                          tools=("gridflux", "gridflux-cli", "ceiling"))
     finally:
         if args.workdir is None:
             shutil.rmtree(workroot, ignore_errors=True)

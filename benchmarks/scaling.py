@@ -13,6 +13,11 @@ would be served from memory) run through
   timed by the run's own ``RunSummary.seconds``: ``cold`` is the first run on fresh workers
   (started with gridflux's worker preload: imports done, weights and opened files not), ``warm`` a
   second run into a new store on the same workers;
+* the machine's own ceiling: the same fused totals as ``benchmarks/workers.py fused`` over the
+  same member files in plain processes, no dask, no driver: one process doing all members vs two
+  processes doing half each, started together (their loops begin at one agreed wall-clock time, so
+  imports are not timed). Two independent processes are the most that 2 workers can reach; on a
+  shared VM (memory bandwidth, vCPUs that are not whole cores) this is below 1;
 * the hand-written alternative: ``xr.open_mfdataset(files, parallel=True, combine="nested",
   concat_dim="member")`` then ``(da * w).sum(("lat", "lon")).compute()`` on the same cluster kind,
   with the exact native weight field ``w`` (so only the graph differs, not the kernel).
@@ -95,17 +100,60 @@ def _gridflux_cli() -> list[str]:
 
 
 # -- in-process part (subprocess) ---------------------------------------------------------------
+def ceiling_worker(files: list[str], mask: str, weights_cache: str, start_at: float) -> dict:
+    """Fused totals of ``files`` one after another in this process, no dask; the loop starts at the
+    wall-clock time ``start_at`` (so that two such processes overlap) and is timed alone."""
+    from types import SimpleNamespace
+
+    from benchmarks.workers import method_fused
+
+    # imports, and the weight field into the cache, before the agreed start
+    method_fused(SimpleNamespace(field=files[0], mask=mask, weights_cache=weights_cache, months=12))
+    delay = start_at - time.time()
+    if delay > 0:
+        time.sleep(delay)
+    t0 = time.perf_counter()
+    for f in files:
+        method_fused(SimpleNamespace(field=f, mask=mask, weights_cache=weights_cache, months=None))
+    return {"seconds": time.perf_counter() - t0, "late_s": max(0.0, -delay), "files": len(files)}
+
+
+def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> float | None:
+    """Seconds until the last of ``streams`` plain processes has done its share of ``files``."""
+    import subprocess
+
+    cache = os.path.join(workdir, "ceiling-weights")
+    start_at = time.time() + 2.0  # after every process's imports
+    shares = [files[i::streams] for i in range(streams)]
+    procs = [subprocess.Popen([PY, HERE, "worker", "ceiling", "--mask", mask, "--weights-cache", cache,
+                               "--start-at", repr(start_at), "--files", *share],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for share in shares]
+    outs = [p.communicate() for p in procs]
+    if any(p.returncode for p in procs):
+        log(f"[red]ceiling ({streams} processes) failed:[/red] {outs[0][1][-600:]}")
+        return None
+    ds = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    if any(d["late_s"] > 0.05 for d in ds):
+        log(f"ceiling: a process started its loop late ({[round(d['late_s'], 2) for d in ds]} s)")
+    return max(d["late_s"] + d["seconds"] for d in ds)
+
+
 def worker(argv: list[str]) -> None:
     import argparse
 
     p = argparse.ArgumentParser()
-    p.add_argument("tool", choices=("gridflux", "mfdataset"))
+    p.add_argument("tool", choices=("gridflux", "mfdataset", "ceiling"))
     p.add_argument("--catalog")
     p.add_argument("--mask")
     p.add_argument("--store")
     p.add_argument("--files", nargs="*")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--weights-cache")
+    p.add_argument("--start-at", type=float)
     a = p.parse_args(argv)
+    if a.tool == "ceiling":
+        print(json.dumps(ceiling_worker(a.files, a.mask, a.weights_cache, a.start_at)))
+        return
     from gridflux.cluster import make_cluster
 
     t0 = time.perf_counter()
@@ -174,7 +222,9 @@ def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files:
     return d
 
 
-TOOLS = ("gridflux", "mfdataset", "gridflux-cli")
+TOOLS = ("gridflux", "mfdataset", "gridflux-cli", "ceiling")
+#: the label of the reference runs: two plain processes without dask (benchmarks/report.py keys on it)
+CEILING_LABEL = "fused totals in independent processes"
 
 
 def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repeats: int = 2, decades: int = 1,
@@ -204,6 +254,11 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
             d = _cli(cat_n, mask_nc, os.path.join(workdir, f"cli{tag}-{k}"), workers, log) if "gridflux-cli" in tools else None
             if d:
                 runs.setdefault(("gridflux-cli", workers, members), []).append(d)
+        if "ceiling" in tools:
+            for workers in (1, 2):
+                secs = _ceiling(files, mask_nc, workdir, workers, log)
+                if secs:
+                    runs.setdefault(("ceiling", workers, members), []).append({"seconds": secs, "peak_rss_mb": None})
         k += 1
         d = (_in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1{tag}-{k}"), files[:decades], log)
              if "gridflux" in tools else None)
@@ -219,9 +274,10 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
                             ("process_s", "whole process")),
                "mfdataset": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers")),
                "gridflux-cli": (("compute_s", "computing phase (the run's own summary)"),
-                                ("run_s", "run (the run's own summary)"), ("process_s", "whole process"))}
+                                ("run_s", "run (the run's own summary)"), ("process_s", "whole process")),
+               "ceiling": (("seconds", "plain processes, no dask (the machine's ceiling)"),)}
     tool_label = {"gridflux": "gridflux pipeline.run", "mfdataset": "xr.open_mfdataset(parallel=True) + weighted sum",
-                  "gridflux-cli": "gridflux run (CLI)"}
+                  "gridflux-cli": "gridflux run (CLI)", "ceiling": CEILING_LABEL}
     med: dict = {}
     for (tool, workers, n), ds in runs.items():
         for key, label in timings[tool]:
@@ -231,7 +287,7 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
             med[(tool, workers, n, key)] = statistics.median(vals)
             recs.append({"kind": "scaling", "what": "run", "tool": tool_label[tool], "timing": label, "members": n,
                          "member_years": member_years, "workers": workers, "seconds": statistics.median(vals), "seconds_all": vals,
-                         "peak_rss_mb": max(d["peak_rss_mb"] for d in ds),
+                         "peak_rss_mb": max((d["peak_rss_mb"] for d in ds if d["peak_rss_mb"]), default=None),
                          "startup_s": statistics.median(d["startup_s"] for d in ds) if "startup_s" in ds[0] else None})
     for tool, _ in tool_label.items():
         for key, label in timings[tool]:

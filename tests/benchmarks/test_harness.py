@@ -41,8 +41,13 @@ EXACT_FLOAT32_PEERS = ("cdo-tuned", "nco")
 
 
 @pytest.fixture(scope="module")
-def records(tmp_path_factory) -> list[dict]:
-    d = tmp_path_factory.mktemp("bench")
+def bench_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("bench")
+
+
+@pytest.fixture(scope="module")
+def records(bench_dir) -> list[dict]:
+    d = bench_dir
     out = d / "tiny.json"
     r = subprocess.run([sys.executable, RUN, "--tiny", "--rounds", "1", "--no-scaling", "--json", str(out),
                         "--cache", str(d / "cache")], capture_output=True, text=True, timeout=170)
@@ -158,3 +163,22 @@ def test_hdf5_diagnostics_are_filtered_but_errors_kept():
     text = ("HDF5-DIAG: Error detected in HDF5 (1.10.8) thread 1:\n  #000: H5A.c line 528 in H5Aopen_by_name()\n"
             "    major: Attribute\n    minor: Can't open object\ncdo remapcon (Abort): Unsupported grid\n")
     assert filter_noise(text) == "cdo remapcon (Abort): Unsupported grid"
+
+
+@pytest.mark.slow
+def test_ceiling_streams_split_the_members_and_time_only_their_loops(records, bench_dir, tmp_path):
+    """The scaling's reference (plain processes, no dask): 1 stream does every member, 2 streams half
+    each, started together; each reports a loop time, and the wall time is the later stream's."""
+    from glob import glob
+
+    from benchmarks import scaling
+
+    field = sorted(glob(str(bench_dir / "cache" / "*-zlib-*.nc")))[0]
+    mask = glob(str(bench_dir / "cache" / "mask-*.nc"))[0]
+    _, files = scaling.make_catalog(field, str(tmp_path / "members"), 4)
+    logged = []
+    one = scaling._ceiling(files, mask, str(tmp_path), 1, logged.append)
+    two = scaling._ceiling(files, mask, str(tmp_path), 2, logged.append)
+    assert one is not None and two is not None, logged
+    assert 0 < one < 60 and 0 < two < 60
+    assert os.listdir(tmp_path / "ceiling-weights")  # the weight field was cached before the loops
