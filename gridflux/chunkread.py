@@ -135,14 +135,20 @@ class ChunkReader:
             (a, b), shape = flat, tuple(s.stop - s.start for s in sub)
             if not shuffled:
                 return np.frombuffer(raw, dtype=self.dtype, count=n)[a:b].reshape(shape)
-            if 2 * (b - a) <= n:  # a small part: gather its bytes from each byte plane (numpy)
-                planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
-                return np.ascontiguousarray(planes[:, a:b].T).view(self.dtype).reshape(shape)
+            # the shuffled bytes of elements a:b are the a:b part of each byte plane: copy those
+            # (contiguous) and unshuffle only them
+            planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
+            return np.frombuffer(_unshuffle(self.dtype.itemsize, planes[:, a:b].copy()), dtype=self.dtype).reshape(shape)
         if shuffled:
-            from numcodecs import Shuffle  # SIMD unshuffle of whole chunks
-
-            raw = Shuffle(self.dtype.itemsize).decode(raw)
+            raw = _unshuffle(self.dtype.itemsize, raw)
         return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
+
+
+def _unshuffle(itemsize: int, data) -> bytes:
+    """HDF5's shuffle filter undone (numcodecs' compiled unshuffle: byte planes -> elements)."""
+    from numcodecs import Shuffle
+
+    return Shuffle(itemsize).decode(data)
 
 
 def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, int] | None:
