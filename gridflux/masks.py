@@ -218,3 +218,37 @@ class RegionMask:
             props = feat.get("properties") or {}
             polys[str(props.get(name_property, f"region{i}"))] = feat["geometry"]
         return cls.from_polygons(polys, grid)
+
+    @classmethod
+    def from_shapefile(cls, path: str | os.PathLike, grid: CellBounds, name_field: str = "name") -> RegionMask:
+        """Regions from an ESRI shapefile (``.shp`` with its ``.dbf``; vertices in lon/lat degrees), one
+        region per record, named by the attribute ``name_field``; records of the same name are united.
+
+        Read with pyshp (``pip install 'gridflux[geo]'``); coverage as :meth:`from_polygons`."""
+        try:
+            import shapefile  # pyshp
+            import shapely
+            from shapely.geometry import shape
+        except ImportError as exc:  # optional extra
+            raise MaskError("building masks from shapefiles needs pyshp and shapely: pip install 'gridflux[geo]'") from exc
+
+        import struct
+
+        polys: dict = {}
+        try:
+            reader = shapefile.Reader(str(path))
+        except (shapefile.ShapefileException, OSError, struct.error) as exc:
+            raise MaskError(f"{path}: not a readable shapefile ({exc})") from exc
+        with reader:
+            fields = [f[0] for f in reader.fields[1:]]
+            if name_field not in fields:
+                raise MaskError(f"{path}: no attribute {name_field!r} to name the regions by; the records have "
+                                f"{', '.join(fields) or 'no attributes'} (pass name_field=...)")
+            for i, rec in enumerate(reader.iterShapeRecords()):
+                geom = rec.shape.__geo_interface__
+                if geom["type"] not in ("Polygon", "MultiPolygon"):
+                    raise MaskError(f"{path}: record {i} is a {geom['type']}, not a polygon")
+                name = str(rec.record[name_field])
+                g = shape(geom)
+                polys[name] = shapely.union(polys[name], g) if name in polys else g
+        return cls.from_polygons(polys, grid)

@@ -1,4 +1,5 @@
-"""CLI: ``gridflux weights`` (exact conservative weights between the grids of two CF files)."""
+"""CLI: ``gridflux weights`` (exact conservative weights between the grids of two CF files) and
+``gridflux mask`` (a fractional region mask from polygons)."""
 
 from __future__ import annotations
 
@@ -37,5 +38,45 @@ def weights(
     )
 
 
+def mask(
+    polygons: Annotated[Path, typer.Argument(help="GeoJSON (.geojson/.json) or ESRI shapefile (.shp) of lon/lat polygons")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="netCDF mask file to write (mask(region, lat, lon) + bounds)")],
+    resolution: Annotated[float, typer.Option(help="global lat-lon grid spacing in degrees")] = 0.5,
+    grid: Annotated[Path | None, typer.Option(help="use the lat-lon grid of this CF file instead")] = None,
+    name_field: Annotated[str, typer.Option(help="attribute that names each region")] = "name",
+) -> None:
+    """Write the exact fractional coverage of grid cells by polygons (needs gridflux[geo])."""
+    from gridflux.errors import GridfluxError
+    from gridflux.grids import global_grid
+    from gridflux.masks import RegionMask
+
+    suffix = polygons.suffix.lower()
+    if suffix not in (".shp", ".geojson", ".json"):
+        typer.echo(f"no mask written: {polygons}: expected a .geojson, .json or .shp file", err=True)
+        raise typer.Exit(2)
+    try:
+        if grid is not None:
+            import xarray as xr
+
+            from gridflux.regrid.xarray import grid_of
+
+            with xr.open_dataset(grid, decode_times=False) as ds:
+                cells = grid_of(ds)
+        else:
+            cells = global_grid(resolution)
+        if suffix == ".shp":
+            m = RegionMask.from_shapefile(polygons, cells, name_field=name_field)
+        else:
+            m = RegionMask.from_geojson(polygons, cells, name_property=name_field)
+    except GridfluxError as exc:
+        typer.echo(f"no mask written: {exc}", err=True)
+        raise typer.Exit(1) from None
+    m.to_netcdf(out)
+    typer.echo(f"{out}: {len(m.names)} region(s) on a {cells.nlat} x {cells.nlon} grid")
+    for name, area in m.areas().items():
+        typer.echo(f"  {name}: {area / 1e12:.4f} million km2")
+
+
 def register(app: typer.Typer) -> None:
     app.command("weights")(weights)
+    app.command("mask")(mask)

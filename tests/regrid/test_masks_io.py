@@ -45,6 +45,49 @@ def test_geojson_regions_exact_fractions(tmp_path):
     assert m.fractions.max() <= 1.0
 
 
+def test_shapefile_regions_exact_fractions(tmp_path):
+    """The same two boxes as ESRI shapefile records (written with pyshp); one region in two records."""
+    shapefile = pytest.importorskip("shapefile", reason="pyshp (gridflux[geo]) not installed")
+    with shapefile.Writer(str(tmp_path / "regions"), shapeType=shapefile.POLYGON) as w:
+        w.field("name", "C")
+        w.poly([[[60.5, 66.25], [60.5, 72.6], [75.3, 72.6], [75.3, 66.25], [60.5, 66.25]]])
+        w.record("yamal")
+        for lon0, lon1 in ((170.0, 180.0), (-180.0, -170.0)):  # chukotka split at the dateline
+            w.poly([[[lon0, 62.0], [lon0, 70.0], [lon1, 70.0], [lon1, 62.0], [lon0, 62.0]]])
+            w.record("chukotka")
+    m = RegionMask.from_shapefile(tmp_path / "regions.shp", global_grid(1.0))
+    assert m.names == ("yamal", "chukotka")
+    areas = m.areas()
+    assert np.isclose(areas["yamal"], _cap_area(66.25, 72.6, 60.5, 75.3), rtol=1e-12)
+    assert np.isclose(areas["chukotka"], _cap_area(62, 70, 170, 190), rtol=1e-12)
+    with pytest.raises(MaskError, match=r"no attribute 'region'.*the records have name"):
+        RegionMask.from_shapefile(tmp_path / "regions.shp", global_grid(1.0), name_field="region")
+    (tmp_path / "bad.shp").write_bytes(b"not a shapefile")
+    with pytest.raises(MaskError, match=r"bad\.shp: not a readable shapefile"):
+        RegionMask.from_shapefile(tmp_path / "bad.shp", global_grid(1.0))
+
+
+def test_cli_mask_from_geojson_and_bad_input(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridflux.cli import app
+
+    doc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "box"},
+           "geometry": {"type": "Polygon", "coordinates": [[[10, 50], [40, 50], [40, 65.3], [10, 65.3], [10, 50]]]}}]}
+    (tmp_path / "r.geojson").write_text(json.dumps(doc))
+    res = CliRunner().invoke(app, ["mask", str(tmp_path / "r.geojson"), "--out", str(tmp_path / "m.nc"),
+                                   "--resolution", "1", "--name-field", "id"])
+    assert res.exit_code == 0, res.output
+    m = RegionMask.from_file(tmp_path / "m.nc")
+    assert m.names == ("box",) and m.grid.shape == (180, 360)
+    assert np.isclose(m.areas()["box"], _cap_area(50, 65.3, 10, 40), rtol=1e-12)
+    assert f"{_cap_area(50, 65.3, 10, 40) / 1e12:.4f} million km2" in res.output
+    (tmp_path / "r.txt").write_text("x")
+    res = CliRunner().invoke(app, ["mask", str(tmp_path / "r.txt"), "--out", str(tmp_path / "n.nc")])
+    assert res.exit_code != 0 and "expected a .geojson, .json or .shp file" in res.output
+    assert not (tmp_path / "n.nc").exists()
+
+
 def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
     import xarray as xr
 
