@@ -15,9 +15,11 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-#: what a task imports (xarray's backends, the chunk reader, dask.array, gridflux's task modules)
+#: what a task imports (xarray's backends, the chunk reader, dask.array, gridflux's task modules;
+#: pint, zarr, numcodecs and fsspec, which xarray imports on a first open: its duck-array check
+#: looks for pint, its backend list loads every installed engine)
 TASK_MODULES = (
-    "dask.array", "deflate", "h5py", "netCDF4", "xarray",
+    "dask.array", "deflate", "h5py", "netCDF4", "xarray", "pint", "zarr", "numcodecs", "fsspec",
     "gridflux.chunkarray", "gridflux.normalize", "gridflux.regrid.xarray", "gridflux.steps", "gridflux.catalog",
 )
 
@@ -31,5 +33,8 @@ def dask_setup(worker: Any = None) -> None:
     from gridflux.catalog import limit_netcdf_chunk_cache
 
     limit_netcdf_chunk_cache()
+    from xarray.backends import list_engines
+
+    list_engines()  # xarray's first open_dataset loads every engine's entry point (~0.1 s); cached
     da.ones((2, 2), chunks=1)[:1].compute(scheduler="sync")  # dask's first compute loads its optimizers
     # not built here: pint's unit registry (0.3 s), needed only for files not in canonical units
