@@ -9,7 +9,8 @@ per month) to ``--out`` and prints one JSON line of method-specific measurements
 Methods
 -------
 raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
-raw-chunks gridflux's own reader, nothing else: deflated chunks inflated with libdeflate
+raw-chunks gridflux's own reader, nothing else: deflated chunks inflated with libdeflate, unfiltered
+           ones read by byte range
            (``gridflux.chunkread``), netCDF4 for other layouts; 12-month blocks.
 fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks
            of only the latitude rows where a weight is nonzero, read by gridflux's reader.
@@ -71,14 +72,12 @@ def _mask(path: str):
 
 class _Blocks:
     """12-month blocks ``[t0:t1, rows]`` of ``rh`` through gridflux's chunk reader where the file's
-    filters allow (deflate, optionally shuffle), else netCDF4 (auto mask/scale off)."""
+    filters allow (none, or deflate optionally after shuffle), else netCDF4 (auto mask/scale off)."""
 
     def __init__(self, path: str, nc=None):
-        self.reader = None
-        if nc is None or nc["rh"].filters().get("zlib"):  # no h5py import for files it cannot speed up
-            from gridflux.chunkread import open_reader
+        from gridflux.chunkread import open_reader
 
-            self.reader = open_reader(path, "rh")
+        self.reader = open_reader(path, "rh")
         self.var, self.nc = None, None
         if self.reader is None:
             self.nc, self.var = _open(path) if nc is None else (None, nc["rh"])  # a given nc stays the caller's

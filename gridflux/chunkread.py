@@ -1,4 +1,5 @@
-"""Direct reads of deflate-compressed netCDF-4/HDF5 chunks, inflated with libdeflate.
+"""Direct reads of netCDF-4/HDF5 chunks: deflated ones inflated with libdeflate, unfiltered ones by
+exact byte ranges.
 
 Almost every CMIP/TRENDY/ISIMIP file is netCDF-4 with the deflate filter (often with shuffle),
 and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib, at ~300-450 MB/s
@@ -8,8 +9,13 @@ faster, so gridflux reads such variables itself: h5py hands over each stored chu
 filter. No well-kept library does this (h5py, netCDF4 and hdf5plugin all inflate through zlib;
 kerchunk/VirtualiZarr need a reference file first), hence this small module.
 
-Only variables whose filters are exactly deflate, optionally after shuffle, are read this way
-(:func:`supported` says why not otherwise, e.g. fletcher32, szip, zstd, or a contiguous layout);
+Unfiltered variables (chunked without filters, or contiguous) are stored as plain arrays: the
+reader asks HDF5 once for each chunk's file offset and reads just the bytes of the selection with
+``os.pread`` (a region's latitude rows of a time step are one byte range), where netCDF-C's
+hyperslab read of the same rows runs at ~230 MB/s here.
+
+Only variables whose filters are exactly deflate, optionally after shuffle, or none at all are
+read this way (:func:`supported` says why not otherwise, e.g. fletcher32, szip or zstd);
 everything else stays with netCDF4. Values come back exactly as stored (no fill/scale decoding:
 xarray's CF decoding is applied on top, see :mod:`gridflux.chunkarray`). numpy, h5py, deflate and
 numcodecs only: no xarray import.
@@ -17,13 +23,14 @@ numcodecs only: no xarray import.
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any
 
 import numpy as np
 
 H5Z_FILTER_DEFLATE, H5Z_FILTER_SHUFFLE = 1, 2
-_PIPELINES_OK = ((H5Z_FILTER_DEFLATE,), (H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE))
+_PIPELINES_OK = ((), (H5Z_FILTER_DEFLATE,), (H5Z_FILTER_SHUFFLE, H5Z_FILTER_DEFLATE))
 
 
 def filter_pipeline(dset: Any) -> tuple[int, ...]:
@@ -34,18 +41,20 @@ def filter_pipeline(dset: Any) -> tuple[int, ...]:
 
 def supported(dset: Any) -> str | None:
     """None if ``dset`` (an h5py Dataset) can be read by :class:`ChunkReader`, else the reason."""
-    if dset.chunks is None:
-        return "not chunked"
-    pipeline = filter_pipeline(dset)
-    if pipeline not in _PIPELINES_OK:
-        return f"filter pipeline {pipeline} (only deflate (1), optionally after shuffle (2))"
     if dset.dtype.kind not in "fiu":
         return f"dtype {dset.dtype}"
+    if dset.chunks is None:
+        return None if dset.id.get_offset() is not None else "contiguous but not yet written"
+    pipeline = filter_pipeline(dset)
+    if pipeline not in _PIPELINES_OK:
+        return f"filter pipeline {pipeline} (only none, or deflate (1), optionally after shuffle (2))"
     return None
 
 
 class ChunkReader:
-    """Reads hyperslabs ``[t0:t1, ...]`` of one chunked, deflated variable of a local HDF5 file.
+    """Reads hyperslabs ``[t0:t1, ...]`` of one chunked (deflated or unfiltered) or contiguous
+    variable of a local HDF5 file. A contiguous variable is read as if chunked by one index of its
+    first dimension.
 
     Parameters
     ----------
@@ -69,14 +78,22 @@ class ChunkReader:
         d = self._dset
         self.shape: tuple[int, ...] = tuple(d.shape)
         self.dtype = d.dtype
-        self.chunks: tuple[int, ...] = tuple(d.chunks)
-        self._shuffled = filter_pipeline(d)[0] == H5Z_FILTER_SHUFFLE
+        pipeline = filter_pipeline(d) if d.chunks is not None else ()
+        self._contiguous_offset = d.id.get_offset() if d.chunks is None else None
+        self.chunks: tuple[int, ...] = tuple(d.chunks) if d.chunks is not None else (1, *self.shape[1:])
+        self._shuffled = bool(pipeline) and pipeline[0] == H5Z_FILTER_SHUFFLE
+        self._filtered = bool(pipeline)
         self._chunk_bytes = int(np.prod(self.chunks)) * self.dtype.itemsize
+        self._offsets: dict[tuple[int, ...], int | None] = {}
+        self._fd = None if self._filtered else os.open(path, os.O_RDONLY)
         fill = d.fillvalue
         self._fill = np.array(fill if fill is not None else 0, dtype=self.dtype)
         self._lock = threading.Lock()  # libhdf5 (h5py serialises too); inflating needs no lock
 
     def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
         self._file.close()
 
     def __enter__(self) -> ChunkReader:
@@ -106,6 +123,8 @@ class ChunkReader:
     def _chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
         """``chunk[sub]`` of the chunk at ``origin``, inflated (the fill value where it was never
         written). Only the selected elements are unshuffled when they are contiguous in the chunk."""
+        if not self._filtered:
+            return self._stored_chunk(origin, sub)
         import deflate
 
         with self._lock:
@@ -142,6 +161,37 @@ class ChunkReader:
         if shuffled:
             raw = _unshuffle(self.dtype.itemsize, raw)
         return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
+
+
+    def _stored_chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
+        """``chunk[sub]`` of an unfiltered chunk, read from the file by byte range."""
+        offset = self._chunk_offset(origin)
+        if offset is None:  # never written: the fill value
+            return np.full(self.chunks, self._fill, dtype=self.dtype)[sub]
+        item = self.dtype.itemsize
+        flat = _flat_range(sub, self.chunks)
+        a, b = flat if flat is not None else (0, self._chunk_bytes // item)
+        raw = os.pread(self._fd, (b - a) * item, offset + a * item)
+        if len(raw) != (b - a) * item:
+            from gridflux.errors import InputError
+
+            raise InputError(f"chunk at {origin} is cut short ({len(raw)} of {(b - a) * item} bytes at offset "
+                             f"{offset + a * item}); the file is truncated", path=self.path, variable=self.variable,
+                             attribute="data")
+        values = np.frombuffer(raw, dtype=self.dtype)
+        if flat is not None:
+            return values.reshape(tuple(s.stop - s.start for s in sub))
+        return values.reshape(self.chunks)[sub]
+
+    def _chunk_offset(self, origin: tuple[int, ...]) -> int | None:
+        """The file offset of the stored chunk at ``origin`` (None: not allocated), asked once."""
+        if self._contiguous_offset is not None:
+            return self._contiguous_offset + origin[0] * self._chunk_bytes
+        if origin not in self._offsets:
+            with self._lock:
+                info = self._dset.id.get_chunk_info_by_coord(origin)
+            self._offsets[origin] = None if info.byte_offset is None or info.size == 0 else int(info.byte_offset)
+        return self._offsets[origin]
 
 
 def _unshuffle(itemsize: int, data) -> bytes:
