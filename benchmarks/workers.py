@@ -72,16 +72,19 @@ def _mask(path: str):
 
 class _Blocks:
     """12-month blocks ``[t0:t1, rows]`` of ``rh`` through gridflux's chunk reader where the file's
-    filters allow (none, or deflate optionally after shuffle), else netCDF4 (auto mask/scale off)."""
+    filters allow (none, or deflate optionally after shuffle), else netCDF4 (auto mask/scale off).
 
-    def __init__(self, path: str, nc=None):
+    ``coords`` is the open file for coordinate reads (``coords["lat"][:]``): the reader's h5py file,
+    so that netCDF4 is not imported when the reader serves the data, else the netCDF4 Dataset."""
+
+    def __init__(self, path: str):
         from gridflux.chunkread import open_reader
 
         self.reader = open_reader(path, "rh")
         self.var, self.nc = None, None
         if self.reader is None:
-            self.nc, self.var = _open(path) if nc is None else (None, nc["rh"])  # a given nc stays the caller's
-            self.var.set_auto_maskandscale(False)
+            self.nc, self.var = _open(path)
+        self.coords = self.reader.file if self.reader is not None else self.nc
         self.shape = self.reader.shape if self.reader is not None else self.var.shape
 
     def read(self, t0: int, t1: int, rows: slice = slice(None)):
@@ -130,13 +133,14 @@ def _weights_key(nc, args) -> str:
 
 
 def _fused_setup(args):
-    """The open file, its weight field in the file's row order and its nonzero rows.
+    """The open blocks of the file, its weight field in the file's row order and its nonzero rows.
 
     With ``--weights-cache DIR`` the weight field is built once per grid pair and mask and then
     loaded (``.npy``), as the tuned CDO pipeline reuses its ``gencon`` weights."""
     import numpy as np
 
-    nc, v = _open(args.field)
+    blocks = _Blocks(args.field)
+    nc = blocks.coords
     t0 = time.perf_counter()
     cached = os.path.join(args.weights_cache, f"fused-{_weights_key(nc, args)}.npy") if args.weights_cache else None
     if cached and os.path.exists(cached):
@@ -158,7 +162,7 @@ def _fused_setup(args):
             os.replace(cached + ".tmp.npy", cached)
     nz = np.flatnonzero(np.any(w != 0, axis=(0, 2)))
     rows = slice(int(nz[0]), int(nz[-1]) + 1) if nz.size else slice(0, 0)
-    return nc, v, w, rows, time.perf_counter() - t0, hit
+    return blocks, w, rows, time.perf_counter() - t0, hit
 
 
 def method_fused(args) -> dict:
@@ -166,16 +170,14 @@ def method_fused(args) -> dict:
 
     from gridflux.totals import weighted_sums
 
-    nc, v, w, rows, wsec, hit = _fused_setup(args)
-    blocks = _Blocks(args.field, nc)
-    nt = v.shape[0] if args.months is None else args.months
+    blocks, w, rows, wsec, hit = _fused_setup(args)
+    nt = blocks.shape[0] if args.months is None else args.months
     w_rows = np.ascontiguousarray(w[:, rows])  # only the rows where some weight is nonzero are read
     out = np.empty((nt, w.shape[0]))
     for t0 in range(0, nt, BLOCK):
         t1 = min(t0 + BLOCK, nt)
         out[t0:t1] = weighted_sums(blocks.read(t0, t1, rows), w_rows)
     blocks.close()
-    nc.close()
     return {"totals": out[:, 0], "weights_s": wsec, "weights_cached": hit, "chunk_reader": blocks.reader is not None,
             "rows_read": [rows.start, rows.stop]}
 
@@ -188,10 +190,10 @@ def method_cube(args) -> dict:
     from gridflux.regrid.kernels import apply_separable, conservative_weights
     from gridflux.totals import weighted_sums
 
-    nc, v, w, rows, wsec, _ = _fused_setup(args)
-    src, desc = _grid(nc)
+    blocks, w, rows, wsec, _ = _fused_setup(args)
+    src, desc = _grid(blocks.coords)
     mask = _mask(args.mask)
-    nt = v.shape[0] if args.months is None else args.months
+    nt = blocks.shape[0] if args.months is None else args.months
     r, _ = mask.bounding_rows_cols()
     clip = mask.grid.subset(r)
     cw = conservative_weights(src, clip)
@@ -201,7 +203,6 @@ def method_cube(args) -> dict:
                             overwrite=True, fill_value=np.nan)
     out = np.empty((nt, w.shape[0]))
     zsec = 0.0
-    blocks = _Blocks(args.field, nc)
     for t0 in range(0, nt, BLOCK):
         t1 = min(t0 + BLOCK, nt)
         blk = blocks.read(t0, t1)
@@ -211,7 +212,6 @@ def method_cube(args) -> dict:
         arr[t0:t1] = cube
         zsec += time.perf_counter() - tz
     blocks.close()
-    nc.close()
     stored = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs
                  if not f.startswith("zarr.json"))
     raw = 4 * nt * clip.nlat * clip.nlon

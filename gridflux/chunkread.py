@@ -90,6 +90,11 @@ class ChunkReader:
         self._fill = np.array(fill if fill is not None else 0, dtype=self.dtype)
         self._lock = threading.Lock()  # libhdf5 (h5py serialises too); inflating needs no lock
 
+    @property
+    def file(self) -> Any:
+        """The open ``h5py.File`` (for reading the file's coordinates without another library)."""
+        return self._file
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)
