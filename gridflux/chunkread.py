@@ -167,7 +167,6 @@ class ChunkReader:
             raw = _unshuffle(self.dtype.itemsize, raw)
         return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
 
-
     def _stored_chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
         """``chunk[sub]`` of an unfiltered chunk, read from the file by byte range."""
         offset = self._chunk_offset(origin)
