@@ -139,3 +139,21 @@ def test_a_corrupt_chunk_is_an_error_naming_file_variable_and_chunk(tmp_path):
     msg = str(e.value)
     assert msg.startswith(f"{path}, variable 'x', attribute 'data': chunk at (5, 0, 0)"), msg
     assert "corrupt" in msg
+
+
+def test_a_truncated_unfiltered_file_is_an_error_naming_file_variable_and_chunk(tmp_path):
+    """Cut the file inside the last time step's chunk after the reader learned the chunk offsets."""
+    import os
+
+    from gridflux.errors import InputError
+
+    path = str(tmp_path / "a.nc")
+    _write(path, zlib=False, shuffle=False)
+    with ChunkReader(path, "x") as r:
+        np.testing.assert_array_equal(r.read((slice(0, 14), slice(0, 23), slice(0, 37))), _netcdf4(path))
+        os.truncate(path, r._chunk_offset((13, 0, 0)) + 10)
+        with pytest.raises(InputError) as e:
+            r.read((slice(12, 14), slice(0, 23), slice(0, 37)))
+    msg = str(e.value)
+    assert msg.startswith(f"{path}, variable 'x', attribute 'data': chunk at (13, 0, 0) is cut short (10 of"), msg
+    assert "truncated" in msg
