@@ -6,7 +6,9 @@ series. Each series is a raw ``xr.Dataset`` as ``catalog.open_series`` returns i
 raw units, descending latitudes for some, 12-month dask chunks over a lazily indexed backend
 array that returns zeros and reads nothing), run through the real ``normalize.normalize`` and
 wired by the real ``pipeline.series_tasks`` into the graph that ``pipeline.run`` submits
-(``client.compute(_gather_list(tasks), optimize_graph=False)``). Workers open the series
+(``client.compute(tasks, optimize_graph=False)``: the span tasks, the job's key and the mask's key;
+on a cluster the pipeline computes the mask once per run and the spans refer to its future).
+Workers open the series
 themselves, so a series' graph is one task per span of ``pipeline.task-months`` months, whatever
 its units or grid.
 
@@ -211,18 +213,17 @@ class GraphBuilder:
         job = self.job(plan)
         return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
 
-    def submitted(self, plan):
-        """The object ``pipeline._execute`` hands to ``client.compute`` for one series."""
-        from gridflux.pipeline import _gather_list
-
-        return _gather_list(self.tasks(plan))
+    def submitted(self, plan) -> list:
+        """What ``pipeline._execute`` hands to ``client.compute`` for one series: its span tasks."""
+        return self.tasks(plan)
 
 
 def graph_of(objs: list) -> dict:
-    """The merged task graph (key -> task) of several dask collections, as the scheduler gets it."""
+    """The merged task graph (key -> task) of several series' span lists, as the scheduler gets it."""
     graph: dict = {}
-    for o in objs:
-        graph.update(dict(o.__dask_graph__()))
+    for spans in objs:
+        for o in spans:
+            graph.update(dict(o.__dask_graph__()))
     return graph
 
 
@@ -244,7 +245,7 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
     per_series, blocks, spans = [], [], []
     all_keys: set = set()
     for p in builder.plans:
-        g = dict(builder.submitted(p).__dask_graph__())
+        g = graph_of([builder.submitted(p)])
         per_series.append(len(g))
         spans.append(sum(1 for k in g if str(k).startswith("gridflux-span-")))
         blocks.append(builder.blocks(p))
@@ -328,7 +329,8 @@ def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2)
                     all_objs += objs
                     expected = len(graph_of(all_objs))  # distinct keys (the mask key is shared)
                     t0 = time.perf_counter()
-                    futures += [client.compute(o, optimize_graph=False) for o in objs]
+                    for o in objs:
+                        futures += client.compute(o, optimize_graph=False)
                     deadline = time.monotonic() + 300
                     while n_tasks() < expected:
                         if time.monotonic() > deadline:

@@ -278,11 +278,13 @@ def span_blocks(positions: np.ndarray, time_chunk: int, task_months: int) -> lis
 def series_tasks(job: SeriesJob, mask_d: Any, storage_options: dict | None, task_months: int) -> list:
     """Delayed tasks of one series: one per span of blocks, each returning its blocks'
     ``(positions, totals, bytes)``. The graph does not depend on the data: ``ceil(months /
-    task_months)`` tasks plus one key for the job."""
+    task_months)`` tasks, plus one key for the job (three grids' bounds: shipped once per worker,
+    not once per task) and the mask's key (``mask_d``: a delayed, or on a cluster the future of the
+    mask computed once per run), which every series shares."""
     import dask
 
-    # one graph key for the job (three grids' bounds): shipped once per worker, not once per task
     name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
+    # one graph key for the job: dask would otherwise unpack the dataclass into every span task
     job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}")
     step = dask.delayed(process_span, pure=True)
     return [step(job_d, blocks, mask_d, storage_options, dask_key_name=f"gridflux-span-{name}-{i}")
@@ -416,7 +418,9 @@ def run(
 
         import dask
 
-        mask_d = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
+        # the mask as one graph key; on a cluster it is computed once per run and the series' tasks
+        # refer to its future, so that its bytes are not packed into every series' graph again
+        mask_ref = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
         reporter = _Progress(progress, len(todo), sum(p.nbytes for p in todo))
 
         def make_tasks(p: SeriesPlan) -> list | None:
@@ -447,7 +451,7 @@ def run(
                             member_index[p.member])
             if p.previous_status:  # recomputing: no stale months of an older version may survive
                 st.clear_series(member_index[p.member], var_index[p.variable], p.variable if cubes else None)
-            return series_tasks(job, mask_d, st.storage_options, task_months)
+            return series_tasks(job, mask_ref, st.storage_options, task_months)
 
         def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
             if error is None:
@@ -473,8 +477,14 @@ def run(
         last_manifest_write = [time.perf_counter()]
         if callable(client) and not hasattr(client, "submit"):
             client = client() if todo else None
+        mask_future = None
+        if client is not None and todo:
+            # held while the run lasts: the scheduler reruns it if the worker holding it dies
+            mask_future = mask_ref = client.compute(mask_ref)
         t_compute = time.perf_counter()
         _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
+        if mask_future is not None:
+            mask_future.release()
         summary.compute_seconds = time.perf_counter() - t_compute
         # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
         leftovers = st.remove_partial_writes()
@@ -521,7 +531,8 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
     # cache limited before its first read
     client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
     pending = list(todo)
-    in_flight: dict[Any, tuple[SeriesPlan, float]] = {}
+    in_flight: dict[int, _SeriesInFlight] = {}
+    series_of: dict[Any, int] = {}  # span future key -> in-flight series
     ac = as_completed()
 
     def submit_next() -> None:
@@ -530,25 +541,53 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
             tasks, t0 = prepare(p)
             if tasks is None:
                 continue
-            try:
-                fut = client.compute(_gather_list(tasks), optimize_graph=False)
+            try:  # the series' span tasks straight to the scheduler: no gathering task of its own
+                futures = client.compute(tasks, optimize_graph=False)
             except Exception as exc:  # noqa: BLE001
                 finish(p, None, _error_text(exc), time.perf_counter() - t0)
                 continue
-            in_flight[fut.key] = (p, t0)
-            ac.add(fut)
+            sid = id(futures)
+            in_flight[sid] = _SeriesInFlight(p, t0, futures)
+            for f in futures:
+                series_of[f.key] = sid
+                ac.add(f)
 
     submit_next()
     for fut in ac:
-        p, t0 = in_flight.pop(fut.key)
+        sid = series_of.pop(fut.key, None)
+        s = in_flight.get(sid)
+        if s is None:  # a span of a series that already failed (cancelled with it)
+            continue
         try:
-            results = fut.result()
-            finish(p, results, None, time.perf_counter() - t0)
-        except Exception as exc:  # noqa: BLE001
-            finish(p, None, _error_text(exc), time.perf_counter() - t0)
-        finally:
-            fut.release()
-        submit_next()
+            s.results[fut.key] = fut.result()
+        except Exception as exc:  # noqa: BLE001 - the series fails; its other spans are dropped
+            del in_flight[sid]
+            for f in s.futures:
+                series_of.pop(f.key, None)
+            unfinished = [f for f in s.futures if f.key not in s.results and f is not fut]
+            if unfinished:
+                client.cancel(unfinished)
+            for f in s.futures:
+                f.release()
+            finish(s.plan, None, _error_text(exc), time.perf_counter() - s.t0)
+            submit_next()
+            continue
+        if len(s.results) == len(s.futures):
+            del in_flight[sid]
+            for f in s.futures:
+                f.release()
+            finish(s.plan, [s.results[f.key] for f in s.futures], None, time.perf_counter() - s.t0)
+            submit_next()
+
+
+@dataclass
+class _SeriesInFlight:
+    """A submitted series: its plan, start time, span futures (in span order) and results so far."""
+
+    plan: Any
+    t0: float
+    futures: list
+    results: dict = field(default_factory=dict)
 
 
 def _run_in_process(todo: list[SeriesPlan], prepare: Callable, finish: Callable) -> None:
@@ -579,12 +618,6 @@ def _worker_setup_plugin():
             dask_setup(worker)
 
     return WorkerSetup()
-
-
-def _gather_list(tasks: list):
-    import dask
-
-    return dask.delayed(list, pure=True)(tasks)
 
 
 def _entry(p: SeriesPlan, status: str, chash: str, *, error: str | None = None, seconds: float | None = None) -> dict:

@@ -194,10 +194,10 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
                 job = SeriesJob(rec, "fp", tuple(plan.months), positions, mask_key(mask), "regrid-data",
                                 target_grid(), 6371007.181, 12)
                 tasks = series_tasks(job, dask.delayed(mask), None, task_months)
-                graph = dict(dask.delayed(list)(tasks).__dask_graph__())
+                graph = {k: v for t in tasks for k, v in dict(t.__dask_graph__()).items()}
                 n_blocks = -(-len(plan.months) // 12)
                 assert len(tasks) == -(-n_blocks // per_span)
-                assert len(graph) == len(tasks) + 3  # + the job, the mask and the list
+                assert len(graph) == len(tasks) + 2  # + the job and the mask
 
 
 @pytest.mark.parametrize("cubes", [True, False])
@@ -369,3 +369,39 @@ def test_temp_files_of_a_write_killed_mid_chunk_are_removed_by_the_next_run(mini
     assert not list(store.rglob("*.partial")) and not (store / "manifest.json.tmp-999999").exists()
     after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"}
     assert after == before  # the interrupted write never reached the chunk itself
+
+
+@pytest.mark.slow
+def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_path):
+    """On 2 worker processes, with one task per 12 months: the second span of series A meets a
+    corrupt chunk (month 15), so A is failed with an error naming its file and chunk, its other span
+    is dropped, and B (3 spans) and C (2 spans) are done and match the planted truths."""
+    import h5py
+
+    from gridflux.cluster import make_cluster
+
+    root = tmp_path / "arch"
+    shutil.copytree(mini_archive["root"], root)
+    with h5py.File(root / "npp_A.nc", "r") as h:
+        info = h["npp"].id.get_chunk_info_by_coord((15,) + (0,) * (h["npp"].ndim - 1))
+    with open(root / "npp_A.nc", "r+b") as f:  # scramble the middle of month 15's deflate stream
+        f.seek(info.byte_offset + info.size // 2)
+        f.write(b"\xff" * 64)
+    store = tmp_path / "s.zarr"
+    with make_cluster("local", n_workers=2) as handle:
+        handle.wait_for_workers(2, timeout=60)
+        summary = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), client=handle.client,
+                      task_months=12, progress=False)
+        # nothing is left on the scheduler (releases travel asynchronously: wait for them)
+        deadline = time.monotonic() + 10
+        while (left := handle.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))) and \
+                time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert left == 0
+    assert sorted(summary.done) == ["TEST.B.hist.r1/npp", "TEST.C.hist.r1/npp"]
+    assert list(summary.failed) == ["TEST.A.hist.r1/npp"]
+    error = summary.failed["TEST.A.hist.r1/npp"]
+    assert "npp_A.nc" in error and "chunk at (15, 0, 0)" in error, error
+    truth = {k: v for k, v in mini_archive["truth"].items() if not k[0].startswith("TEST.A.")}
+    _assert_matches_truth(store, truth)
+    assert np.all(np.isnan(_series_totals(store, "TEST.A.hist.r1", "north").values))
