@@ -552,32 +552,34 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
                 series_of[f.key] = sid
                 ac.add(f)
 
+    def retire(sid: int) -> _SeriesInFlight:
+        """Take a series out of flight: cancel its unfinished spans, release all its futures."""
+        s = in_flight.pop(sid)
+        unfinished = [f for f in s.futures if not f.done()]
+        if unfinished:
+            client.cancel(unfinished)
+        for f in s.futures:
+            series_of.pop(f.key, None)
+            f.release()
+        return s
+
     submit_next()
     for fut in ac:
-        sid = series_of.pop(fut.key, None)
-        s = in_flight.get(sid)
-        if s is None:  # a span of a series that already failed (cancelled with it)
+        sid = series_of.get(fut.key)
+        if sid is None:  # a span of a series that already failed (cancelled with it)
             continue
+        s = in_flight[sid]
         try:
             s.results[fut.key] = fut.result()
         except Exception as exc:  # noqa: BLE001 - the series fails; its other spans are dropped
-            del in_flight[sid]
-            for f in s.futures:
-                series_of.pop(f.key, None)
-            unfinished = [f for f in s.futures if f.key not in s.results and f is not fut]
-            if unfinished:
-                client.cancel(unfinished)
-            for f in s.futures:
-                f.release()
+            retire(sid)
             finish(s.plan, None, _error_text(exc), time.perf_counter() - s.t0)
-            submit_next()
-            continue
-        if len(s.results) == len(s.futures):
-            del in_flight[sid]
-            for f in s.futures:
-                f.release()
+        else:
+            if len(s.results) < len(s.futures):
+                continue
+            retire(sid)
             finish(s.plan, [s.results[f.key] for f in s.futures], None, time.perf_counter() - s.t0)
-            submit_next()
+        submit_next()
 
 
 @dataclass
