@@ -9,9 +9,8 @@ per month) to ``--out`` and prints one JSON line of method-specific measurements
 Methods
 -------
 raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
-raw-chunks gridflux's own reader, nothing else: deflated chunks inflated with libdeflate, unfiltered
-           ones read by byte range
-           (``gridflux.chunkread``), netCDF4 for other layouts; 12-month blocks.
+raw-chunks gridflux's own reader (``gridflux.chunkread``), nothing else: deflated chunks inflated
+           with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month blocks.
 fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks
            of only the latitude rows where a weight is nonzero, read by gridflux's reader.
 cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 (Blosc zstd-1 +

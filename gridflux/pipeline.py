@@ -482,9 +482,11 @@ def run(
             # held while the run lasts: the scheduler reruns it if the worker holding it dies
             mask_future = mask_ref = client.compute(mask_ref)
         t_compute = time.perf_counter()
-        _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
-        if mask_future is not None:
-            mask_future.release()
+        try:
+            _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
+        finally:
+            if mask_future is not None:
+                mask_future.release()
         summary.compute_seconds = time.perf_counter() - t_compute
         # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
         leftovers = st.remove_partial_writes()
@@ -531,8 +533,8 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
     # cache limited before its first read
     client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
     pending = list(todo)
-    in_flight: dict[int, _SeriesInFlight] = {}
-    series_of: dict[Any, int] = {}  # span future key -> in-flight series
+    in_flight: dict[str, _SeriesInFlight] = {}  # by series key
+    series_of: dict[Any, str] = {}  # span future key -> series key
     ac = as_completed()
 
     def submit_next() -> None:
@@ -546,15 +548,14 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
             except Exception as exc:  # noqa: BLE001
                 finish(p, None, _error_text(exc), time.perf_counter() - t0)
                 continue
-            sid = id(futures)
-            in_flight[sid] = _SeriesInFlight(p, t0, futures)
+            in_flight[p.key] = _SeriesInFlight(p, t0, futures)
             for f in futures:
-                series_of[f.key] = sid
+                series_of[f.key] = p.key
                 ac.add(f)
 
-    def retire(sid: int) -> _SeriesInFlight:
+    def retire(key: str) -> _SeriesInFlight:
         """Take a series out of flight: cancel its unfinished spans, release all its futures."""
-        s = in_flight.pop(sid)
+        s = in_flight.pop(key)
         unfinished = [f for f in s.futures if not f.done()]
         if unfinished:
             client.cancel(unfinished)
@@ -565,19 +566,19 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     submit_next()
     for fut in ac:
-        sid = series_of.get(fut.key)
-        if sid is None:  # a span of a series that already failed (cancelled with it)
+        key = series_of.get(fut.key)
+        if key is None:  # a span of a series that already failed (cancelled with it)
             continue
-        s = in_flight[sid]
+        s = in_flight[key]
         try:
             s.results[fut.key] = fut.result()
         except Exception as exc:  # noqa: BLE001 - the series fails; its other spans are dropped
-            retire(sid)
+            retire(key)
             finish(s.plan, None, _error_text(exc), time.perf_counter() - s.t0)
         else:
             if len(s.results) < len(s.futures):
                 continue
-            retire(sid)
+            retire(key)
             finish(s.plan, [s.results[f.key] for f in s.futures], None, time.perf_counter() - s.t0)
         submit_next()
 
@@ -586,7 +587,7 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 class _SeriesInFlight:
     """A submitted series: its plan, start time, span futures (in span order) and results so far."""
 
-    plan: Any
+    plan: SeriesPlan
     t0: float
     futures: list
     results: dict = field(default_factory=dict)

@@ -38,6 +38,7 @@ MANIFEST = "manifest.json"
 LOCK = ".gridflux.lock"
 # zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
+_MANIFEST_TMP = f"{MANIFEST}.tmp-"  # + the writer's pid: the manifest's temp file before its rename
 LAYOUT_VERSION = 1
 TG_PER_KG = 1e-9
 
@@ -190,7 +191,7 @@ class Store:
         data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
         path = self._path(MANIFEST)
         if self.is_local:
-            tmp = f"{path}.tmp-{os.getpid()}"
+            tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
             with open(tmp, "wb") as f:
                 f.write(data)
                 f.flush()
@@ -212,7 +213,7 @@ class Store:
         removed = []
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
-                if _PARTIAL_WRITE.search(name) or name.startswith(f"{MANIFEST}.tmp-"):
+                if _PARTIAL_WRITE.search(name) or name.startswith(_MANIFEST_TMP):
                     path = os.path.join(dirpath, name)
                     with contextlib.suppress(FileNotFoundError):
                         os.unlink(path)
