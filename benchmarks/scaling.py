@@ -118,8 +118,9 @@ def ceiling_worker(files: list[str], mask: str, weights_cache: str, start_at: fl
     return {"seconds": time.perf_counter() - t0, "late_s": max(0.0, -delay), "files": len(files)}
 
 
-def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> float | None:
-    """Seconds until the last of ``streams`` plain processes has done its share of ``files``."""
+def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> tuple[float, list[dict]] | None:
+    """Seconds until the last of ``streams`` plain processes has done its share of ``files``, and
+    each process's own report (loop seconds, how late it started, files done); None if one failed."""
     import subprocess
 
     cache = os.path.join(workdir, "ceiling-weights")
@@ -135,7 +136,7 @@ def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> fl
     ds = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
     if any(d["late_s"] > 0.05 for d in ds):
         log(f"ceiling: a process started its loop late ({[round(d['late_s'], 2) for d in ds]} s)")
-    return max(d["late_s"] + d["seconds"] for d in ds)
+    return max(d["late_s"] + d["seconds"] for d in ds), ds
 
 
 def worker(argv: list[str]) -> None:
@@ -256,9 +257,9 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
                 runs.setdefault(("gridflux-cli", workers, members), []).append(d)
         if "ceiling" in tools:
             for workers in (1, 2):
-                secs = _ceiling(files, mask_nc, workdir, workers, log)
-                if secs:
-                    runs.setdefault(("ceiling", workers, members), []).append({"seconds": secs, "peak_rss_mb": None})
+                measured = _ceiling(files, mask_nc, workdir, workers, log)
+                if measured:
+                    runs.setdefault(("ceiling", workers, members), []).append({"seconds": measured[0], "peak_rss_mb": None})
         k += 1
         d = (_in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1{tag}-{k}"), files[:decades], log)
              if "gridflux" in tools else None)

@@ -180,5 +180,8 @@ def test_ceiling_streams_split_the_members_and_time_only_their_loops(records, be
     one = scaling._ceiling(files, mask, str(tmp_path), 1, logged.append)
     two = scaling._ceiling(files, mask, str(tmp_path), 2, logged.append)
     assert one is not None and two is not None, logged
-    assert 0 < one < 60 and 0 < two < 60
+    for (wall, streams), n in ((one, 1), (two, 2)):
+        assert len(streams) == n and sorted(d["files"] for d in streams) == [4 // n] * n  # the members split
+        assert all(d["seconds"] > 0 for d in streams)
+        assert wall == max(d["late_s"] + d["seconds"] for d in streams)  # until the later stream ends
     assert os.listdir(tmp_path / "ceiling-weights")  # the weight field was cached before the loops
