@@ -150,6 +150,24 @@ def configure_nanny_environment() -> None:
         )
 
 
+def distributed_settings() -> dict[str, Any]:
+    """``gridflux.cluster.distributed`` as flat ``distributed.*`` dask config keys (leaves only)."""
+    def leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, Mapping):
+            for k, v in value.items():
+                yield from leaves(f"{prefix}.{k}", v)
+        else:
+            yield prefix, value
+
+    return dict(leaves("distributed", _config.get("cluster.distributed", default=None) or {}))
+
+
+def configure_distributed() -> None:
+    """Apply :func:`distributed_settings` to this process's dask config (left in place, like the
+    nanny environment: the scheduler, nannies and local workers started later read them)."""
+    dask.config.set(distributed_settings())
+
+
 def worker_env() -> dict[str, str]:
     """Environment variables that remote workers (jobqueue jobs, pods, gateway) must export.
 
@@ -157,10 +175,14 @@ def worker_env() -> dict[str, str]:
     ``gridflux.cluster.malloc-trim-threshold`` as a Python literal dict: dask parses
     ``DASK_*`` values with ``ast.literal_eval`` and lower-cases variable *names*, so the upper-case
     key must travel inside the value. dask merges it into its defaults, keeping the other
-    pre-spawn variables (``OMP_NUM_THREADS=1``...).
+    pre-spawn variables (``OMP_NUM_THREADS=1``...). The settings of ``gridflux.cluster.distributed`` travel as ``DASK_DISTRIBUTED__...``
+    variables (dask reads ``500ms`` as a string and ``False`` as a literal).
     """
     threshold = _trim_threshold()
-    return {"DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON": f'{{"{_TRIM_VAR}": {threshold!r}}}'}
+    env = {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+           for key, value in distributed_settings().items()}
+    env["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"] = f'{{"{_TRIM_VAR}": {threshold!r}}}'
+    return env
 
 
 @contextlib.contextmanager
@@ -288,6 +310,7 @@ def make_cluster(kind: str | None = None, *, n_workers: int | None = None, **ove
     if kind not in KINDS:
         raise ClusterError(_unknown_kind_message(kind))
     configure_nanny_environment()
+    configure_distributed()
     prof = profile(kind, **overrides)
     if n_workers is not None and int(n_workers) < 0:
         raise ClusterError(f"n_workers must be >= 0, got {n_workers}")

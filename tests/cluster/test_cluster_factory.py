@@ -167,6 +167,35 @@ def test_worker_env_reaches_a_remote_nanny():
     assert _nanny_env_in_fresh_interpreter(exported)["MALLOC_TRIM_THRESHOLD_"] == "131072"
 
 
+def _dask_settings_in_fresh_interpreter(extra_env: dict, keys: list[str]) -> list:
+    code = f"import json, dask, distributed; print(json.dumps([dask.config.get(k) for k in {keys!r}]))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env.update(extra_env)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# dask's own defaults of the settings gridflux changes (distributed's distributed.yaml)
+_DASK_DEFAULTS = {"distributed.admin.tick.interval": "20ms", "distributed.admin.system-monitor.interval": "500ms",
+                  "distributed.worker.profile.enabled": True, "distributed.worker.memory.monitor-interval": "100ms",
+                  "distributed.scheduler.work-stealing": True}
+
+
+def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
+    """gridflux.cluster.distributed travels as DASK_DISTRIBUTED__* variables; a fresh interpreter
+    (as a jobqueue job or pod starts) reads gridflux's values where dask's defaults would be."""
+    keys = list(_DASK_DEFAULTS)
+    assert _dask_settings_in_fresh_interpreter({}, keys) == list(_DASK_DEFAULTS.values())
+    assert _dask_settings_in_fresh_interpreter(gc.worker_env(), keys) == ["500ms", "1s", False, "500ms", False]
+    with dask.config.set({"gridflux.cluster.distributed": {}}):  # the user keeps dask's behaviour
+        assert gc.distributed_settings() == {}
+        assert list(gc.worker_env()) == ["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"]
+    with dask.config.set({"gridflux.cluster.distributed.worker.profile.enabled": True}):  # one leaf back
+        settings = gc.distributed_settings()
+    assert settings["distributed.worker.profile.enabled"] is True
+    assert settings["distributed.scheduler.work-stealing"] is False
+
+
 def _preloaded() -> tuple:
     import sys
 
@@ -197,6 +226,14 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         # workers are up, and limited netCDF-C's chunk cache
         loaded = handle.client.run(_preloaded)
         assert set(loaded.values()) == {(True, True, True, True)}, loaded
+        # gridflux.cluster.distributed reached the workers (through their nannies) and the scheduler
+        keys = list(_DASK_DEFAULTS)
+        seen = handle.client.run(lambda: [dask.config.get(k) for k in keys])
+        assert list(seen.values()) == [["500ms", "1s", False, "500ms", False]] * 2
+        scheduler = handle.client.run_on_scheduler(
+            lambda dask_scheduler: ("stealing" in dask_scheduler.extensions,
+                                    dask_scheduler.periodic_callbacks["tick"].callback_time))
+        assert scheduler == (False, 500)  # no work-stealing extension; the tick every 500 ms
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # did not leak into this process
     assert handle.client.status == "closed"
 
