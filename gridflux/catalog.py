@@ -883,23 +883,28 @@ def open_series(
                 path=p0, variable="time", attribute="values",
             )
     start = int(parts[0][0][0])
-    datasets = []
-    for keys, _cal, _p, sub, ydim, xdim in parts:
-        sub = sub.copy()
-        sizes = _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm)
-        sub[raw] = sub[raw].chunk({"time": sizes, ydim: -1, xdim: -1})
-        datasets.append(sub)
+    datasets = [part[3] for part in parts]
+    # time chunks aligned to the series' start, none across two files
+    sizes = tuple(n for keys, _cal, _p, sub, *_ in parts for n in _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm))
+    ydim, xdim = parts[0][4], parts[0][5]
     if len(datasets) == 1:
-        out = datasets[0]
+        out = datasets[0].copy()
+        field = out[raw].variable
     else:
-        out = xr.concat(datasets, dim="time", data_vars="minimal", coords="minimal", compat="override",
-                        join="override", combine_attrs="override")
+        # the field joined *before* it becomes a dask array (chunkarray.concat_time): after a dask
+        # concatenate, selecting a block's rows no longer reaches the reads, and every read would
+        # be of whole fields; the other variables (bounds, fx) are the first file's
+        from gridflux.chunkarray import concat_time
+
+        times = xr.concat([d["time"] for d in datasets], dim="time")
+        out = datasets[0].drop_vars([raw, "time"]).assign_coords(time=times)
+        field = concat_time([d[raw].variable for d in datasets])
+    out[raw] = field.chunk({"time": sizes, ydim: -1, xdim: -1})
     attrs0 = datasets[0][raw].attrs
     out[raw].attrs.update(attrs0)
     out[raw].attrs["gridflux_missing_fraction"] = attrs0["gridflux_missing_fraction"]
     out[raw].attrs["gridflux_unmasked_fill"] = int(any(d[raw].attrs["gridflux_unmasked_fill"] for d in datasets))
     out[raw].attrs["gridflux_declared_fill"] = int(all(d[raw].attrs["gridflux_declared_fill"] for d in datasets))
-    ydim, xdim = parts[0][4], parts[0][5]
     for name, fxp in record.fx_paths.items():
         fxds = _open_one(fxp, "netcdf" if not fxp.endswith(".zarr") else "zarr", storage_options)
         if name not in fxds.data_vars:

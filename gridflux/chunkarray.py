@@ -1,8 +1,12 @@
-"""xarray's view of a :class:`gridflux.chunkread.ChunkReader`: a lazily indexed backend array.
+"""Lazily indexed backend arrays: a :class:`gridflux.chunkread.ChunkReader` as xarray sees it, and
+a series' files joined along time.
 
-:func:`gridflux.catalog.open_series` swaps it in for a series' data variable when the variable
-can be read by chunk (local netCDF-4, deflate, optionally shuffle), before xarray's CF decoding
-(fill values, scale/offset), so decoding and every later step are unchanged.
+:func:`gridflux.catalog.open_series` swaps :class:`DeflateChunkArray` in for a series' data variable
+when the variable can be read by chunk (local netCDF-4, deflate, optionally shuffle), before
+xarray's CF decoding (fill values, scale/offset), so decoding and every later step are unchanged.
+It joins a series of several files with :class:`TimeConcatenatedArray` *before* the data become a
+dask array: dask's ``concatenate`` would put a layer between a later selection (a block's latitude
+rows) and the file reads, so every read would be of whole fields.
 """
 
 from __future__ import annotations
@@ -72,3 +76,60 @@ def chunk_variable(var, path: str, name: str):
         return var
     data = indexing.LazilyIndexedArray(DeflateChunkArray(path, name, reader))
     return xr.Variable(var.dims, data, var.attrs, var.encoding)
+
+
+class TimeConcatenatedArray(BackendArray):
+    """Lazily indexed variables (one per file, CF-decoded, time first) joined along time.
+
+    A basic selection is split at the files' boundaries and each part read through its file's own
+    variable, so only the selected months and rows of each file are read."""
+
+    def __init__(self, variables: list):
+        if not variables:
+            raise ValueError("no variables to join")
+        rest = {tuple(v.shape[1:]) for v in variables}
+        if len(rest) != 1:
+            raise ValueError(f"the files' fields differ in shape beyond time: {sorted(rest)}")
+        self.variables = list(variables)
+        self.starts = np.cumsum([0] + [v.shape[0] for v in variables])
+        self.shape = (int(self.starts[-1]), *rest.pop())
+        self.dtype = np.result_type(*[v.dtype for v in variables])
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
+        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._getitem)
+
+    def _getitem(self, key: tuple) -> np.ndarray:
+        t, rest = key[0], tuple(key[1:])
+        if isinstance(t, (int, np.integer)):
+            i = int(t) % self.shape[0]
+            f = int(np.searchsorted(self.starts, i, side="right")) - 1
+            return np.asarray(self.variables[f][(i - int(self.starts[f]),) + rest].values, dtype=self.dtype)
+        start, stop, step = t.indices(self.shape[0])
+        if step != 1:  # not asked by dask's chunk reads: read the covered span ascending, then pick
+            months = np.arange(start, stop, step)
+            if months.size == 0:
+                return self._getitem((slice(0, 0), *rest))
+            lo = int(months.min())
+            return self._getitem((slice(lo, int(months.max()) + 1), *rest))[months - lo]
+        parts = []
+        for f, v in enumerate(self.variables):
+            a, b = max(start, int(self.starts[f])), min(stop, int(self.starts[f + 1]))
+            if a < b:
+                local = slice(a - int(self.starts[f]), b - int(self.starts[f]))
+                parts.append(np.asarray(v[(local,) + rest].values, dtype=self.dtype))
+        if not parts:
+            shape = [0] + [len(range(*k.indices(n))) for k, n in zip(rest, self.shape[1:], strict=False)
+                           if not isinstance(k, (int, np.integer))]
+            return np.empty(shape, dtype=self.dtype)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
+
+
+def concat_time(variables: list):
+    """One lazily indexed ``xr.Variable`` of ``variables`` (same dims, time first) joined along time;
+    attributes and encoding of the first."""
+    import xarray as xr
+
+    v0 = variables[0]
+    data = indexing.LazilyIndexedArray(TimeConcatenatedArray([v.variable if hasattr(v, "variable") else v
+                                                              for v in variables]))
+    return xr.Variable(v0.dims, data, dict(v0.attrs), dict(v0.encoding))

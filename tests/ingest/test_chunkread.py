@@ -3,6 +3,7 @@ against netCDF4's own reads of the same files."""
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import netCDF4
@@ -157,3 +158,75 @@ def test_a_truncated_unfiltered_file_is_an_error_naming_file_variable_and_chunk(
     msg = str(e.value)
     assert msg.startswith(f"{path}, variable 'x', attribute 'data': chunk at (13, 0, 0) is cut short (10 of"), msg
     assert "truncated" in msg
+
+
+# ------------------------------------------------------------------ a series' files joined along time
+
+
+def _split_files(tmp_path, lengths=(5, 4, 5)):
+    """One planted (14, 23, 37) field written as consecutive files of ``lengths`` months."""
+    rng = np.random.default_rng(1)
+    whole = rng.normal(size=SHAPE) * 100
+    variables, t0 = [], 0
+    for i, n in enumerate(lengths):
+        path = str(tmp_path / f"part{i}.nc")
+        with netCDF4.Dataset(path, "w") as nc:
+            for d, size in zip(("time", "lat", "lon"), (n, *SHAPE[1:]), strict=True):
+                nc.createDimension(d, size)
+            v = nc.createVariable("x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 23, 37))
+            v[:] = whole[t0:t0 + n]
+        t0 += n
+        with xr.open_dataset(path, engine="netcdf4", decode_cf=False) as ds:
+            variables.append(chunk_variable(ds["x"].variable, path, "x"))
+    return whole.astype("f4"), variables
+
+
+@pytest.mark.parametrize("key", [
+    (slice(None), slice(None), slice(None)),
+    (slice(3, 11), slice(2, 9), slice(None)),  # across all three files
+    (slice(5, 9), slice(None), slice(4, 5)),  # exactly the middle file
+    (7, slice(0, 23), slice(0, 37)),  # one month
+    (-1, 4, slice(None)),
+    (slice(1, 13, 4), slice(None), 3),  # stepped
+    (slice(12, 2, -3), slice(None), slice(None)),
+    (slice(6, 6), slice(None), slice(None)),  # empty
+])
+def test_time_concatenated_array_equals_the_planted_field(tmp_path, key):
+    from xarray.core.indexing import BasicIndexer
+
+    from gridflux.chunkarray import TimeConcatenatedArray
+
+    whole, variables = _split_files(tmp_path)
+    joined = TimeConcatenatedArray(variables)
+    assert joined.shape == SHAPE and joined.dtype == np.float32
+    np.testing.assert_array_equal(joined[BasicIndexer(key)], whole[key])
+
+
+def test_a_rows_selection_reaches_every_file_read(tmp_path, monkeypatch):
+    """Joined before dask: selecting latitude rows of the dask array reads only those rows of each
+    month of each file (dask's concatenate would read whole fields)."""
+    from gridflux.chunkarray import concat_time
+
+    whole, variables = _split_files(tmp_path)
+    reads = []
+    original = ChunkReader.read
+
+    def recording(self, key):
+        reads.append((os.path.basename(self.path), key))
+        return original(self, key)
+
+    monkeypatch.setattr(ChunkReader, "read", recording)
+    field = concat_time(variables).chunk({"time": (5, 4, 5), "lat": -1, "lon": -1})
+    got = field.data[2:12, 10:20].compute(scheduler="sync")
+    np.testing.assert_array_equal(got, whole[2:12, 10:20])
+    assert {p for p, _ in reads} == {"part0.nc", "part1.nc", "part2.nc"}
+    assert all(k[1] == slice(10, 20) for _, k in reads), reads
+    assert sum(k[0].stop - k[0].start for _, k in reads) == 10  # each month read once
+
+
+def test_files_of_other_shapes_cannot_be_joined(tmp_path):
+    from gridflux.chunkarray import TimeConcatenatedArray
+
+    _, variables = _split_files(tmp_path)
+    with pytest.raises(ValueError, match="differ in shape beyond time"):
+        TimeConcatenatedArray([variables[0], variables[1][:, :5]])
