@@ -10,7 +10,7 @@ wired by the real ``pipeline.series_tasks`` into the graph that ``pipeline.run``
 on a cluster the pipeline computes the mask once per run and the spans refer to its future).
 Workers open the series
 themselves, so a series' graph is one task per span of ``pipeline.task-months`` months, whatever
-its units or grid.
+its units or grid (``auto``, resolved as for 1024 worker threads: 120-month spans).
 
 Measured and written to ``benchmarks/scale.json`` (summary in docs/scale.md):
 
@@ -168,17 +168,20 @@ class GraphBuilder:
     """What ``pipeline.run`` does between planning and submission, for lazy plans (no store touched)."""
 
     def __init__(self, plans: list, mask, *, cubes: bool = True, protocol: str = "regrid-data",
-                 time_chunk: int = 12, task_months: int | None = None,
+                 time_chunk: int = 12, task_months: int | str | None = None, workers: int = 1024,
                  store_url: str = "memory://gridflux-scale-store"):
         import dask
 
         from gridflux import config
-        from gridflux.pipeline import mask_key, target_grid
+        from gridflux.pipeline import mask_key, target_grid, task_months_for
         from gridflux.store import continuous_months
 
         self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = plans, mask, cubes, protocol, time_chunk
         self.store_url = store_url
-        self.task_months = int(config.get("pipeline.task-months", override=task_months))
+        # "auto" as pipeline.run resolves it for these series on ``workers`` worker threads (at the
+        # paper's scale of 1024, the archive's 330 series are split into 120-month spans)
+        self.task_months = task_months_for(config.get("pipeline.task-months", override=task_months), len(plans),
+                                           workers, time_chunk)
         self.radius = float(config.get("earth-radius"))
         self.target = target_grid(None)
         mask_t = mask.to_grid(self.target)

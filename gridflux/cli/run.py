@@ -65,7 +65,7 @@ def run_cmd(
     protocol: Annotated[str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")] = "regrid-data",
     cubes: Annotated[bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")] = True,
     chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per block (one read, one store time chunk)")] = 12,
-    task_months: Annotated[int | None, typer.Option("--task-months", help="months per task: consecutive blocks of a series (default 120)")] = None,
+    task_months: Annotated[str | None, typer.Option("--task-months", help="months per task (consecutive blocks of a series), or 'auto': a whole series per task when there are >= 2 series per worker, else 120 (default)")] = None,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,

@@ -227,6 +227,47 @@ def test_totals_without_cubes_read_fewer_rows_and_are_the_same(mini_archive, tmp
     np.testing.assert_array_equal(xr.open_zarr(a)["totals"].values, xr.open_zarr(b)["totals"].values)
 
 
+def test_task_months_auto_gives_whole_series_when_there_are_enough_for_the_workers():
+    from gridflux.errors import GridfluxError
+    from gridflux.pipeline import SPLIT_MONTHS, span_blocks, task_months_for
+
+    assert task_months_for("auto", 4, 2) is None  # two series per worker thread: one task each
+    assert task_months_for("auto", 3, 2) == SPLIT_MONTHS == 120  # fewer: spread in 120-month spans
+    assert task_months_for(None, 2, 0) is None  # no worker yet (adaptive cluster): as for one
+    assert task_months_for(24, 1000, 2) == 24 and task_months_for("36", 1, 1) == 36  # a number is used as is
+    assert task_months_for(6, 1, 1, time_chunk=12) == 12  # but never less than one block
+    for bad in ("often", 0):
+        with pytest.raises(GridfluxError, match="pipeline.task-months must be"):
+            task_months_for(bad, 1, 1)
+    assert span_blocks(np.arange(5, 45), 12, None) == [((0, 7), (7, 19), (19, 31), (31, 40))]
+
+
+def test_auto_task_months_submits_one_task_per_series(mini_archive, tmp_path, monkeypatch):
+    """Three series (24, 36, 18 months) on one worker: one span task each; on two workers (fewer than
+    two series per worker) they are split (spans of 12 months here), and both stores hold the
+    planted truths."""
+    from distributed import get_task_stream
+
+    from gridflux import pipeline
+    from gridflux.cluster import make_cluster
+
+    monkeypatch.setattr(pipeline, "SPLIT_MONTHS", 12)
+    spans = {}
+    with make_cluster("local", n_workers=1) as handle:
+        for workers in (1, 2):
+            handle.cluster.scale(workers)
+            handle.wait_for_workers(workers, timeout=60)
+            store = tmp_path / f"s{workers}.zarr"
+            with get_task_stream(client=handle.client) as ts:
+                summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), client=handle.client,
+                              progress=False)
+            assert summary.ok and len(summary.done) == 3
+            spans[workers] = sorted(str(t["key"]) for t in ts.data if str(t["key"]).startswith("gridflux-span-"))
+            _assert_matches_truth(store, mini_archive["truth"])
+    assert len(spans[1]) == 3 and all(k.endswith("-0") for k in spans[1]), spans[1]
+    assert len(spans[2]) == 2 + 3 + 2, spans[2]
+
+
 def test_spans_align_to_store_chunks():
     """Blocks never straddle a store time chunk; spans group whole blocks, at most task_months."""
     from gridflux.pipeline import span_blocks
