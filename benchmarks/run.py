@@ -47,6 +47,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     sc.add_argument("--scaling", dest="scaling", action="store_true", default=None, help="run the ensemble scaling")
     sc.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip the ensemble scaling")
     p.add_argument("--members", type=int, default=None, help="members for the scaling (default 12; quick 4)")
+    p.add_argument("--scaling-repeats", type=int, default=None,
+                   help="repeats of every scaling run; medians are reported (default 3; quick 1)")
     p.add_argument("--long-members", type=int, default=None, metavar="DECADES",
                    help="also scale members of this many decade files (default 4; quick and tiny: none; 0: none)")
     p.add_argument("--no-extras", action="store_true", help="skip weights/import/memory measurements")
@@ -111,14 +113,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 case = inputs.FULL.cases[0].name if not args.tiny else suite.cases[0].name
                 ins = inputs.prepare(suite, args.cache, [case], log=log)
             log(f"ensemble scaling: {members} members of {case}, 1 and 2 workers ...")
+            repeats = args.scaling_repeats or (1 if args.quick else 3)
             records += sc.run_scaling(ins.fields[case], ins.mask_nc, os.path.join(workroot, "scaling"), members, log,
-                                      repeats=1 if args.quick else 2)
+                                      repeats=repeats)
             if args.long_members and not args.tiny:
                 # members as long as a CMIP run split into decade files: fixed costs (imports, cluster
                 # start, the driver's catalog/mask/store) weigh as they do on a real archive
                 log(f"ensemble scaling: {members} members of {args.long_members} decade files each ...")
                 records += sc.run_scaling(ins.fields[case], ins.mask_nc, os.path.join(workroot, "scaling"), members,
-                                          log, repeats=1 if args.quick else 2, decades=args.long_members,
+                                          log, repeats=repeats, decades=args.long_members,
                                           tools=("gridflux", "gridflux-cli", "ceiling"))
     finally:
         if args.workdir is None:
