@@ -510,6 +510,9 @@ def run(
                  "one task per series" if task_months is None else f"tasks of at most {task_months} months")
         mask_future = None
         if client is not None and todo:
+            # every worker, also one a nanny restarts, has the task stack imported, its first open
+            # done and netCDF-C's chunk cache limited before its first task
+            client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
             # held while the run lasts: the scheduler reruns it if the worker holding it dies
             mask_future = mask_ref = client.compute(mask_ref)
         t_compute = time.perf_counter()
@@ -560,9 +563,6 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
 
     from distributed import as_completed
 
-    # every worker, also one a nanny restarts, has the task stack imported and netCDF-C's chunk
-    # cache limited before its first read
-    client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
     pending = list(todo)
     in_flight: dict[str, _SeriesInFlight] = {}  # by series key
     series_of: dict[Any, str] = {}  # span future key -> series key

@@ -116,9 +116,27 @@ def test_backend_array_pickles_by_path(tmp_path):
     path = str(tmp_path / "a.nc")
     data = _write(path)
     arr = pickle.loads(pickle.dumps(DeflateChunkArray(path, "x")))
+    assert arr._reader is None  # the copy opens its file when it first reads, not when unpickled
     assert arr.shape == SHAPE and arr.dtype == np.float32
     np.testing.assert_array_equal(arr[xr.core.indexing.BasicIndexer((slice(0, 2), slice(None), slice(None)))],
                                   data[:2].astype("f4"))
+
+
+def test_backend_array_token_follows_the_file(tmp_path):
+    """dask's token (the name of the dask array xarray makes) is the same for the same file and
+    changes when the file is rewritten."""
+    import os
+
+    from dask.base import tokenize
+
+    path = str(tmp_path / "a.nc")
+    _write(path)
+    first = tokenize(DeflateChunkArray(path, "x"))
+    assert tokenize(DeflateChunkArray(path, "x")) == first
+    st = os.stat(path)
+    _write(path, values=np.zeros(SHAPE))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # however coarse the clock
+    assert tokenize(DeflateChunkArray(path, "x")) != first
 
 
 def test_a_corrupt_chunk_is_an_error_naming_file_variable_and_chunk(tmp_path):
