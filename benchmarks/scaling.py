@@ -41,6 +41,12 @@ if __package__ in (None, ""):
 
 from benchmarks.measure import run_measured  # noqa: E402
 
+#: seconds between two RSS samples of a scaling run's process tree. Each sample walks the tree
+#: (~1.2 ms of CPU with a 2-worker cluster): at the harness's default 25 ms that is ~5% of a core,
+#: which on 2 cores the 2-worker run loses and the 1-worker run does not (the plain processes of
+#: the ceiling are not sampled at all). The largest process's peak is exact anyway (GNU time).
+SCALING_POLL = 0.5
+
 PY = sys.executable
 HERE = os.path.abspath(__file__)
 
@@ -200,7 +206,8 @@ def _cli(cat: str, mask_nc: str, prefix: str, workers: int, log) -> dict | None:
     """``gridflux run`` as a whole process; its own summary gives the run and computing times."""
     summary = prefix + "-summary.json"
     m = run_measured([*_gridflux_cli(), "run", cat, "--mask", mask_nc, "--store", prefix + ".zarr", "--cluster", "local",
-                      "--workers", str(workers), "--no-cubes", "--no-progress", "--summary-json", summary])
+                      "--workers", str(workers), "--no-cubes", "--no-progress", "--summary-json", summary],
+                     poll=SCALING_POLL)
     if not m.ok:
         log(f"[red]gridflux run CLI failed:[/red] {m.stderr[-600:]}")
         return None
@@ -213,7 +220,7 @@ def _cli(cat: str, mask_nc: str, prefix: str, workers: int, log) -> dict | None:
 def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files: list[str], log) -> dict | None:
     argv = [PY, HERE, "worker", tool, "--workers", str(workers)]
     argv += ["--catalog", cat, "--mask", mask, "--store", store] if tool == "gridflux" else ["--mask", mask, "--files", *files]
-    m = run_measured(argv)
+    m = run_measured(argv, poll=SCALING_POLL)
     if not m.ok:
         log(f"[red]scaling {tool} ({workers} workers) failed:[/red] {m.stderr[-600:]}")
         return None
