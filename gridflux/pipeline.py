@@ -448,7 +448,7 @@ def run(
         # the mask as one graph key; on a cluster it is computed once per run and the series' tasks
         # refer to its future, so that its bytes are not packed into every series' graph again
         mask_ref = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
-        reporter = _Progress(progress, len(todo), sum(p.nbytes for p in todo))
+        reporter = _Progress(progress, len(todo))
 
         def make_tasks(p: SeriesPlan) -> list | None:
             """The series' tasks, planning it first if it is a placeholder; None = skipped."""
@@ -684,33 +684,37 @@ def _versions() -> dict:
 
 
 class _Progress:
-    """A rich progress bar over series and bytes, or a user callback, or nothing."""
+    """A rich progress bar over series (with the bytes read and their rate beside it), or a user
+    callback, or nothing. The bar counts series, whose number is known at the start; the bytes of
+    a series are known only once its files are opened, which in a streaming run is on a worker."""
 
-    def __init__(self, progress: bool | Callable | None, total: int, total_bytes: int):
+    def __init__(self, progress: bool | Callable | None, total: int):
         self.callback = progress if callable(progress) else None
         self.bar = None
         self.n = 0
         self.total = total
+        self.bytes = 0
+        self.t0 = time.perf_counter()
         if progress is True and total:
-            from rich.progress import (
-                BarColumn,
-                DownloadColumn,
-                Progress,
-                TimeRemainingColumn,
-                TransferSpeedColumn,
-            )
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            self.bar = Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
-                                TransferSpeedColumn(), TimeRemainingColumn(), transient=False)
-            self.task = self.bar.add_task(f"0/{total} series", total=total_bytes)
+            self.bar = Progress("series", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[read]}"),
+                                TimeRemainingColumn(), transient=False)
+            self.task = self.bar.add_task("series", total=total, read=self._read_text())
             self.bar.start()
+
+    def _read_text(self) -> str:
+        seconds = max(time.perf_counter() - self.t0, 1e-9)
+        amount = f"{self.bytes / 1e9:.2f} GB" if self.bytes >= 1e9 else f"{self.bytes / 1e6:.1f} MB"
+        return f"{amount} read, {self.bytes / 1e6 / seconds:.0f} MB/s"
 
     def advance(self, p: SeriesPlan) -> None:
         self.n += 1
+        self.bytes += p.nbytes
         if self.callback:
             self.callback(self.n, self.total, p.key)
         if self.bar is not None:
-            self.bar.update(self.task, advance=p.nbytes, description=f"{self.n}/{self.total} series")
+            self.bar.update(self.task, advance=1, read=self._read_text())
 
     def close(self) -> None:
         if self.bar is not None:

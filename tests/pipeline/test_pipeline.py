@@ -446,3 +446,23 @@ def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_pat
     truth = {k: v for k, v in mini_archive["truth"].items() if not k[0].startswith("TEST.A.")}
     _assert_matches_truth(store, truth)
     assert np.all(np.isnan(_series_totals(store, "TEST.A.hist.r1", "north").values))
+
+
+def test_progress_bar_counts_series_and_shows_the_bytes_read():
+    """The bar's total is the number of series (known before any file is opened); the bytes read
+    are shown beside it as series finish (a streaming run learns them on the workers)."""
+    from gridflux.pipeline import SeriesPlan, _Progress
+
+    reporter = _Progress(True, 3)
+    try:
+        for nbytes in (2_000_000, 500_000):
+            reporter.advance(SeriesPlan(key="k", member="m", variable="v", record=None, nbytes=nbytes))
+        task = reporter.bar.tasks[0]
+        assert (task.total, task.completed) == (3, 2)
+        assert task.fields["read"].startswith("2.5 MB read, ")
+    finally:
+        reporter.close()
+    called = []
+    cb = _Progress(lambda n, total, key: called.append((n, total, key)), 2)
+    cb.advance(SeriesPlan(key="a/b", member="a", variable="b", record=None))
+    assert called == [(1, 2, "a/b")] and cb.bar is None
