@@ -696,7 +696,13 @@ class _Progress:
         self.bytes = 0
         self.t0 = time.perf_counter()
         if progress is True and total:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
 
             self.bar = Progress("series", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[read]}"),
                                 TimeRemainingColumn(), transient=False)
