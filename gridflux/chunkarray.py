@@ -143,11 +143,10 @@ class TimeConcatenatedArray(BackendArray):
 
 
 def concat_time(variables: list):
-    """One lazily indexed ``xr.Variable`` of ``variables`` (same dims, time first) joined along time;
-    attributes and encoding of the first."""
+    """One lazily indexed ``xr.Variable`` of ``variables`` (lazily indexed ``xr.Variable`` objects,
+    same dims, time first) joined along time; attributes and encoding of the first."""
     import xarray as xr
 
     v0 = variables[0]
-    data = indexing.LazilyIndexedArray(TimeConcatenatedArray([v.variable if hasattr(v, "variable") else v
-                                                              for v in variables]))
+    data = indexing.LazilyIndexedArray(TimeConcatenatedArray(list(variables)))
     return xr.Variable(v0.dims, data, dict(v0.attrs), dict(v0.encoding))

@@ -42,17 +42,17 @@ def dask_setup(worker: Any = None) -> None:
 
 
 def _first_open() -> None:
-    """Open, chunk and read a tiny netCDF-4 file the way a task opens a series, so that what a
-    process does only on its first open (HDF5's start-up, xarray's chunk-manager discovery through
-    entry points, its decoders' first calls: ~40 ms) is done before the first task, not in it."""
+    """Open and read a tiny netCDF-4 file through the path a task opens a series by
+    (``catalog._open_one``: chunk reader, CF decoding; then a dask block read), so that what a process
+    does only on its first open (HDF5's start-up, xarray's chunk-manager discovery through entry
+    points, its decoders' first calls: ~15-40 ms) is done before the first task, not in it."""
     import os
     import tempfile
 
     import netCDF4
     import numpy as np
-    import xarray as xr
 
-    from gridflux.chunkarray import chunk_variable
+    from gridflux.catalog import _open_one
 
     with tempfile.TemporaryDirectory(prefix="gridflux-warmup-") as tmp:
         path = os.path.join(tmp, "warmup.nc")
@@ -61,7 +61,5 @@ def _first_open() -> None:
                 nc.createDimension(dim, 2)
             var = nc.createVariable("x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 2, 2))
             var[:] = np.zeros((2, 2, 2), dtype="f4")
-        with xr.open_dataset(path, engine="netcdf4", decode_cf=False, chunks=None) as raw:
-            raw["x"] = chunk_variable(raw["x"].variable, path, "x")
-            ds = xr.decode_cf(raw, decode_times=False)
+        with _open_one(path, "netcdf", None) as ds:
             ds["x"].chunk({"time": 1}).data[:, :1].compute(scheduler="sync")
