@@ -194,6 +194,14 @@ def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
         settings = gc.distributed_settings()
     assert settings["distributed.worker.profile.enabled"] is True
     assert settings["distributed.scheduler.work-stealing"] is False
+    # the same leaf from the environment, as a user's job would set it
+    code = "import json, gridflux.cluster as c; print(json.dumps(c.distributed_settings()))"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
+    env["DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "True"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    from_env = json.loads(out.stdout.strip().splitlines()[-1])
+    assert from_env["distributed.worker.profile.enabled"] is True
+    assert from_env["distributed.admin.tick.interval"] == "500ms"
 
 
 def _preloaded() -> tuple:
