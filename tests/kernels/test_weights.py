@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from gridflux.errors import WeightsError
 from gridflux.grids import CellBounds, gaussian_grid, global_grid, regional_grid
-from gridflux.regrid.kernels import apply_separable, conservative_weights
+from gridflux.regrid.kernels import _apply_weighted_sum, apply_separable, conservative_weights
 
 from .reference import (
     brute_destarea_weights,
@@ -99,18 +99,6 @@ def test_same_cells_different_lon_origin_is_a_permutation():
     assert abs(m - expected).max() < 1e-14
 
 
-def _weighted_sum_path(w, x, **kw):
-    """apply_separable with its cell-selection shortcut turned off: the weighted sum itself."""
-    from gridflux.regrid import kernels
-
-    original = kernels._cell_selection
-    kernels._cell_selection = lambda weights: None
-    try:
-        return apply_separable(w, x, **kw)
-    finally:
-        kernels._cell_selection = original
-
-
 @pytest.mark.parametrize("src,dst", [
     (global_grid(0.5), global_grid(0.5).subset(slice(270, 360))),  # the clipped cube of a 0.5 deg model
     (global_grid(2.0, 2.5, lon0=0.0), global_grid(2.0, 2.5, lon0=-180.0)),  # shifted longitudes
@@ -121,10 +109,8 @@ def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
     """Where every destination cell lies within one source cell (the same cells, or a nested finer
     grid), float32 cubes are the containing source cells' values (missing as zero; -0, inf and
     subnormals kept) bit for bit as the weighted sum gives them, and the shortcut is taken."""
-    from gridflux.regrid import kernels
-
     w = conservative_weights(src, dst)
-    assert kernels._cell_selection(w) is not None
+    assert w.cell_selection is not None
     rng = np.random.default_rng(3)
     x = (rng.normal(size=(5, *src.shape)) * 1e-8).astype("f4")
     x[0, :, :3] = np.nan
@@ -132,7 +118,7 @@ def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
     x[2].flat[::89] = np.inf
     x[3].flat[::83] = np.float32(1e-45)  # subnormal
     got = apply_separable(w, x, out_dtype=np.float32)
-    want = _weighted_sum_path(w, x, out_dtype=np.float32)
+    want = _apply_weighted_sum(w, x, "destarea", np.float32)  # the weighted sum itself
     assert got.dtype == np.float32 and got.shape == (5, *dst.shape)
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     # an independent truth: the source cell containing each destination cell's centre, NaN as zero
@@ -144,16 +130,14 @@ def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
 
 
 def test_cell_selection_only_where_each_destination_cell_is_in_one_source_cell():
-    from gridflux.regrid import kernels
-
-    assert kernels._cell_selection(conservative_weights(global_grid(0.5), global_grid(1.0))) is None  # 4 -> 1
-    assert kernels._cell_selection(conservative_weights(gaussian_grid(32), global_grid(0.5))) is None  # not nested
-    assert kernels._cell_selection(conservative_weights(global_grid(1.25, 1.875), global_grid(0.5))) is None
+    assert conservative_weights(global_grid(0.5), global_grid(1.0)).cell_selection is None  # 4 -> 1
+    assert conservative_weights(gaussian_grid(32), global_grid(0.5)).cell_selection is None  # not nested
+    assert conservative_weights(global_grid(1.25, 1.875), global_grid(0.5)).cell_selection is None
     # float64 output or fracarea: the weighted sum (the shortcut is exact only when rounding to float32)
     g = global_grid(2.0)
     w = conservative_weights(g, g)
     x = np.random.default_rng(0).normal(size=(2, *g.shape))
-    np.testing.assert_array_equal(apply_separable(w, x), _weighted_sum_path(w, x))
+    np.testing.assert_array_equal(apply_separable(w, x), _apply_weighted_sum(w, x, "destarea", np.float64))
 
 
 @pytest.mark.parametrize("src_name,dst_name", [("T63", "1"), ("4x5", "T63"), ("1", "0.5")])
