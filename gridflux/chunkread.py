@@ -155,18 +155,16 @@ class ChunkReader:
         n = self._chunk_bytes // self.dtype.itemsize
         shuffled = self._shuffled and not mask & 1
         flat = _flat_range(sub, self.chunks)
-        if flat is not None:
-            (a, b), shape = flat, tuple(s.stop - s.start for s in sub)
-            if not shuffled:
-                return np.frombuffer(raw, dtype=self.dtype, count=n)[a:b].reshape(shape)
-            # the shuffled bytes of elements a:b are the a:b part of each byte plane: copy those
-            # (contiguous) and unshuffle only them
-            planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
-            return _unshuffle(planes[:, a:b]).view(self.dtype).reshape(shape)
+        a, b = flat if flat is not None else (0, n)
         if shuffled:
+            # the shuffled bytes of elements a:b are the a:b part of each byte plane: unshuffle only those
             planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
-            return _unshuffle(planes).view(self.dtype).reshape(self.chunks)[sub]
-        return np.frombuffer(raw, dtype=self.dtype, count=n).reshape(self.chunks)[sub]
+            values = _unshuffle(planes[:, a:b]).view(self.dtype).ravel()
+        else:
+            values = np.frombuffer(raw, dtype=self.dtype, count=n)[a:b]
+        if flat is not None:
+            return values.reshape(tuple(s.stop - s.start for s in sub))
+        return values.reshape(self.chunks)[sub]
 
     def _stored_chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
         """``chunk[sub]`` of an unfiltered chunk, read from the file by byte range."""

@@ -175,8 +175,9 @@ def worker_env() -> dict[str, str]:
     ``gridflux.cluster.malloc-trim-threshold`` as a Python literal dict: dask parses
     ``DASK_*`` values with ``ast.literal_eval`` and lower-cases variable *names*, so the upper-case
     key must travel inside the value. dask merges it into its defaults, keeping the other
-    pre-spawn variables (``OMP_NUM_THREADS=1``...). The settings of ``gridflux.cluster.distributed`` travel as ``DASK_DISTRIBUTED__...``
-    variables (dask reads ``500ms`` as a string and ``False`` as a literal).
+    pre-spawn variables (``OMP_NUM_THREADS=1``...). The settings of ``gridflux.cluster.distributed``
+    travel as ``DASK_DISTRIBUTED__...`` variables (dask reads ``500ms`` as a string and ``False`` as
+    a literal).
     """
     threshold = _trim_threshold()
     env = {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
