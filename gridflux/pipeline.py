@@ -448,7 +448,6 @@ def run(
         # the mask as one graph key; on a cluster it is computed once per run and the series' tasks
         # refer to its future, so that its bytes are not packed into every series' graph again
         mask_ref = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
-        reporter = _Progress(progress, len(todo))
 
         def make_tasks(p: SeriesPlan) -> list | None:
             """The series' tasks, planning it first if it is a placeholder; None = skipped."""
@@ -515,10 +514,13 @@ def run(
             client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
             # held while the run lasts: the scheduler reruns it if the worker holding it dies
             mask_future = mask_ref = client.compute(mask_ref)
+        # started with the computing, so that its rate is of the reading (not of the cluster's start)
+        reporter = _Progress(progress, len(todo))
         t_compute = time.perf_counter()
         try:
             _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
         finally:
+            reporter.close()
             if mask_future is not None:
                 mask_future.release()
         summary.compute_seconds = time.perf_counter() - t_compute
@@ -527,7 +529,6 @@ def run(
         if leftovers:
             log.info("removed %d temporary file(s) of interrupted writes from %s", len(leftovers), st.url)
         st.write_manifest(manifest)
-        reporter.close()
     finally:
         st.release_lock()
         summary.seconds = time.perf_counter() - t_start
