@@ -40,12 +40,11 @@ def test_user_config_file_and_env_reach_the_profile(tmp_path):
     (tmp_path / "gridflux.yaml").write_text(
         "gridflux:\n  cluster:\n    pbs:\n      queue: fromfile\n      walltime: '09:00:00'\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-    env.update(DASK_CONFIG=str(tmp_path), DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME="'11:00:00'")
     code = "import json, gridflux.cluster as c; p = c.profile('pbs'); print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    got = _json_from_fresh_interpreter(code, {"DASK_CONFIG": str(tmp_path),
+                                              "DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME": "'11:00:00'"})
     # file beats package, environment beats file, untouched keys keep the packaged default
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == ["fromfile", "11:00:00", 1]
+    assert got == ["fromfile", "11:00:00", 1]
 
 
 def test_every_kind_has_a_packaged_profile():
@@ -145,15 +144,21 @@ def test_unreachable_address_is_a_cluster_error():
 # ------------------------------------------------------------------ nanny environment
 
 
+def _json_from_fresh_interpreter(code: str, extra_env: dict) -> object:
+    """The last line ``code`` prints (JSON) in a new interpreter whose environment has no DASK_*
+    variables (nor MALLOC_TRIM_THRESHOLD_) besides ``extra_env``: what a remote worker starts with."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_") and k != "MALLOC_TRIM_THRESHOLD_"}
+    env.update(extra_env)
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _nanny_env_in_fresh_interpreter(extra_env):
     code = (
         "import json; from distributed.nanny import _get_env_variables; "
         "print(json.dumps(_get_env_variables('distributed.nanny.pre-spawn-environ')))"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_") and k != "MALLOC_TRIM_THRESHOLD_"}
-    env.update(extra_env)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _json_from_fresh_interpreter(code, extra_env)
 
 
 def test_worker_env_reaches_a_remote_nanny():
@@ -169,10 +174,7 @@ def test_worker_env_reaches_a_remote_nanny():
 
 def _dask_settings_in_fresh_interpreter(extra_env: dict, keys: list[str]) -> list:
     code = f"import json, dask, distributed; print(json.dumps([dask.config.get(k) for k in {keys!r}]))"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-    env.update(extra_env)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return _json_from_fresh_interpreter(code, extra_env)
 
 
 # dask's own defaults of the settings gridflux changes (distributed's distributed.yaml)
@@ -196,10 +198,7 @@ def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
     assert settings["distributed.scheduler.work-stealing"] is False
     # the same leaf from the environment, as a user's job would set it
     code = "import json, gridflux.cluster as c; print(json.dumps(c.distributed_settings()))"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_")}
-    env["DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "True"
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    from_env = json.loads(out.stdout.strip().splitlines()[-1])
+    from_env = _json_from_fresh_interpreter(code, {"DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED": "True"})
     assert from_env["distributed.worker.profile.enabled"] is True
     assert from_env["distributed.admin.tick.interval"] == "500ms"
 
