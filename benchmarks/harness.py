@@ -331,7 +331,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                 extra.append({"kind": "zarr", "case": ctx.name, "write_seconds_median": float(statistics.median(zs)),
                               "ratio_to_raw": float(statistics.median(zr)) if zr else None,
                               "compression_ratio": float(statistics.median(i["zarr_ratio"] for i in infos[key])),
-                              "cube_mb": infos[key][0]["zarr_bytes"] / 1e6, "codec": "Blosc zstd-1 + shuffle, zarr v3"})
+                              "cube_mb": infos[key][0]["zarr_bytes"] / 1e6, "codec": "Blosc zstd-1 + shuffle, 256 KiB blocks, zarr v3"})
             records.append(rec)
     return records + extra
 

@@ -13,8 +13,9 @@ raw-chunks gridflux's own reader (``gridflux.chunkread``), nothing else: deflate
            with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month blocks.
 fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks
            of only the latitude rows where a weight is nonzero, read by gridflux's reader.
-cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 (Blosc zstd-1 +
-           shuffle), as the pipeline's cube step does.
+cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 with the
+           pipeline's default compressor (the ``store`` section of the packaged ``gridflux.yaml``:
+           Blosc zstd-1 + shuffle in 256 KiB blocks), as the pipeline's cube step does.
 xregrid    xarray-regrid: ``da.regrid.conservative(target)`` to the clipped target, then the
            weighted sum with the same ``maskarea`` the CDO reference uses.
 xesmf      xESMF conservative regridding (exits with status 3 and the reason when ESMPy does not import).
@@ -184,7 +185,6 @@ def method_fused(args) -> dict:
 def method_cube(args) -> dict:
     import numpy as np
     import zarr
-    from zarr.codecs import BloscCodec
 
     from gridflux.regrid.kernels import apply_separable, conservative_weights
     from gridflux.totals import weighted_sums
@@ -198,7 +198,7 @@ def method_cube(args) -> dict:
     cw = conservative_weights(src, clip)
     out_dir = args.zarr
     arr = zarr.create_array(store=out_dir, shape=(nt, clip.nlat, clip.nlon), chunks=(BLOCK, clip.nlat, clip.nlon),
-                            dtype="float32", compressors=BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"),
+                            dtype="float32", compressors=_packaged_cube_compressors(),
                             overwrite=True, fill_value=np.nan)
     out = np.empty((nt, w.shape[0]))
     zsec = 0.0
@@ -216,6 +216,19 @@ def method_cube(args) -> dict:
     raw = 4 * nt * clip.nlat * clip.nlon
     return {"totals": out[:, 0], "weights_s": wsec, "zarr_s": zsec, "zarr_bytes": raw,
             "zarr_ratio": raw / max(stored, 1)}
+
+
+def _packaged_cube_compressors() -> tuple | None:
+    """The pipeline's default cube compressor, read from the packaged ``gridflux.yaml`` directly:
+    ``gridflux.config`` imports dask (~0.1 s), which this process does not otherwise need."""
+    import yaml  # zarr imports it already
+
+    import gridflux
+    from gridflux.store import blosc_compressors
+
+    with open(os.path.join(os.path.dirname(gridflux.__file__), "gridflux.yaml")) as f:
+        store = yaml.safe_load(f)["gridflux"]["store"]
+    return blosc_compressors(3, store["cube-compressor"], int(store["cube-clevel"]), int(store["cube-blocksize"]))
 
 
 def method_xregrid(args) -> dict:
