@@ -33,6 +33,12 @@ from gridflux.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_ban
 NORMALIZATIONS = ("destarea", "fracarea")
 # Bytes of float64 work per piece when applying weights: small enough to stay in cache.
 _PIECE_BYTES = 4 * 1024 * 1024
+# A 1-D overlap matrix with at most this many dense entries per stored nonzero is applied as a dense
+# BLAS product, whose throughput per multiply-add is far above the gather + reduceat's. Measured on
+# 12-month blocks onto the 0.5 deg target clipped to 45-90N: 2 x 2.5, 1.25 x 1.875 and T63 sources
+# (144-160 entries per nonzero) 2.3-4x faster, 0.75 deg (360) 1.5x; 0.5 deg and finer sources
+# (720) 1.4-4.5x slower, so they keep the sparse product.
+_DENSE_ENTRIES_PER_NONZERO = 400
 
 
 @dataclass(frozen=True, eq=False)
@@ -97,6 +103,27 @@ class Overlap1D:
         import scipy.sparse as sp
 
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
+
+    @cached_property
+    def dense(self) -> np.ndarray | None:
+        """The matrix as a dense float64 array when it has at most ``_DENSE_ENTRIES_PER_NONZERO``
+        entries per stored nonzero (then :meth:`apply_finite` multiplies with BLAS), else None."""
+        n_out, n_in = self.shape
+        if n_out * n_in > _DENSE_ENTRIES_PER_NONZERO * max(self.data.size, 1):
+            return None
+        return self.toarray()
+
+    def apply_finite(self, x: np.ndarray, axis: int) -> np.ndarray:
+        """:meth:`apply` for data known to be finite, along ``axis`` -1 or -2 of a 3-D block: a dense
+        BLAS product where :attr:`dense` exists. Only for finite data: a dense product would spread a
+        NaN or inf of one cell over every output of its row (``0 * inf`` is NaN)."""
+        dense = self.dense
+        if dense is None:
+            return self.apply(x, axis=axis)
+        if x.shape[axis] != self.shape[1]:
+            raise WeightsError(f"axis {axis} of the data has {x.shape[axis]} cells, the weights expect {self.shape[1]}")
+        x = x.astype(np.float64, copy=False)
+        return np.matmul(x, dense.T) if axis % x.ndim == x.ndim - 1 else np.matmul(dense, x)
 
     def apply(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
         """``y[..., j, ...] = sum_i A[j, i] x[..., i, ...]`` along ``axis``, in float64."""
@@ -237,6 +264,13 @@ class SeparableWeights:
                        for op in ops)
         return (self.lat.indices, self.lon.indices) if one_each else None
 
+    @cached_property
+    def source_rows(self) -> tuple[int, int, Overlap1D]:
+        """``(first, stop, lat)``: the source rows that reach the destination and the latitude matrix
+        acting on those rows only."""
+        r0, r1 = self.lat.column_range()
+        return r0, r1, self.lat.shift_columns(r0, r1 - r0)
+
     def to_coo(self):
         """The full ``(dst.size, src.size)`` destarea weight matrix (C order cells: lat major),
         as ``scipy.sparse.coo_matrix``. Only for interchange (ESMF/SCRIP files) and tests:
@@ -293,13 +327,23 @@ def _apply_weighted_sum(weights: SeparableWeights, x: np.ndarray, normalization:
     """``x[t, src.nlat, src.nlon]`` -> ``[t, dst.nlat, dst.nlon]`` by the separable weighted sum."""
     src, dst = weights.src, weights.dst
     nt = x.shape[0]
-    r0, r1 = weights.lat.column_range()
-    lat = weights.lat.shift_columns(r0, r1 - r0)
+    r0, r1, lat = weights.source_rows
     out = np.empty((nt,) + dst.shape, dtype=out_dtype)
     step = max(1, _PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
     dst_frac = weights.dst_fraction if normalization == "fracarea" else None
+    # nested grids keep the sparse product, whose single term per output is what the cell
+    # selection reproduces bit for bit (a dense sum of zeros would turn a -0 into +0)
+    may_use_dense = weights.cell_selection is None
     for t0 in range(0, nt, step):
         piece = x[t0 : t0 + step, r0:r1, :]
+        # one float64 sum tells that a piece is all finite (float32 values cannot overflow it; a
+        # float64 overflow only costs the sparse product)
+        if may_use_dense and np.isfinite(np.sum(piece, dtype=np.float64)):
+            z = lat.apply_finite(weights.lon.apply_finite(piece, axis=-1), axis=-2)
+            if normalization == "fracarea":
+                z = _divide_by_coverage(z, np.broadcast_to(dst_frac, z.shape))
+            out[t0 : t0 + step] = z
+            continue
         missing = np.isnan(piece)
         has_missing = bool(missing.any())
         if has_missing:
@@ -311,10 +355,15 @@ def _apply_weighted_sum(weights: SeparableWeights, x: np.ndarray, normalization:
                 frac = lat.apply(weights.lon.apply(valid, axis=-1), axis=-2)
             else:
                 frac = np.broadcast_to(dst_frac, z.shape)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                z = np.where(frac > 0, z / np.where(frac > 0, frac, 1.0), np.nan)
+            z = _divide_by_coverage(z, frac)
         out[t0 : t0 + step] = z
     return out
+
+
+def _divide_by_coverage(z: np.ndarray, frac: np.ndarray) -> np.ndarray:
+    """``fracarea``: the destarea sums divided by the covered fraction, NaN where nothing covers."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(frac > 0, z / np.where(frac > 0, frac, 1.0), np.nan)
 
 
 def _float32_in_out(in_dtype: np.dtype, out_dtype) -> bool:

@@ -464,3 +464,56 @@ def test_inf_is_not_treated_as_missing(normalization):
     x[10, 10] = np.inf
     y = apply_separable(conservative_weights(src, dst), x, normalization=normalization)
     assert not np.isfinite(y[5, 5]), f"inf vanished: dst cell (5, 5) = {y[5, 5]}"
+
+
+# -- dense BLAS products for coarse sources --------------------------------------------------------
+def _coarse_to_fine():
+    """T42-like Gaussian source onto a 5 x 6 deg regional target: not nested, few entries per
+    nonzero, so both 1-D products are dense; small enough for the brute-force reference."""
+    src = gaussian_grid(16, lon0=0.0)
+    dst = regional_grid(30.0, 90.0, -30.0, 60.0, 5.0, 6.0)
+    return src, dst
+
+
+def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
+    src, dst = _coarse_to_fine()
+    w = conservative_weights(src, dst)
+    assert w.cell_selection is None and w.lon.dense is not None and w.source_rows[2].dense is not None
+    x = np.random.default_rng(3).normal(size=(4, *src.shape)).astype(np.float32)
+    ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
+    want = (ref @ x.reshape(4, -1).astype(np.float64).T).T.reshape(4, *dst.shape)
+    for out_dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        got = apply_separable(w, x, out_dtype=out_dtype)
+        assert got.dtype == out_dtype
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
+    # fracarea over a fully covered target equals destarea
+    np.testing.assert_allclose(apply_separable(w, x, normalization="fracarea"), want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("normalization", ["destarea", "fracarea"])
+def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normalization):
+    """A dense product would spread a non-finite cell over its whole row (0 * inf = NaN): such blocks
+    take the sparse product, so a NaN is missing and an inf shows up only where the cell overlaps."""
+    src, dst = _coarse_to_fine()
+    w = conservative_weights(src, dst)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(3, *src.shape))
+    iy, ix = int(np.flatnonzero(src.lat_bounds[:, 0] >= 45.0)[-1]), 3  # a cell inside the target
+    clean = apply_separable(w, x, normalization=normalization)
+    x[1, iy, ix] = bad
+    got = apply_separable(w, x, normalization=normalization)
+    ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
+    touched = (ref[:, iy * src.nlon + ix] > 0).reshape(dst.shape)
+    assert 0 < touched.sum() < touched.size
+    # other time steps: the same to rounding (the block took the sparse product, summing in another order)
+    np.testing.assert_allclose(got[[0, 2]], clean[[0, 2]], rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(got[1][~touched], clean[1][~touched], rtol=1e-13)
+    if np.isnan(bad):  # missing: with destarea it counts as zero; fracarea averages the rest (NaN if none)
+        only_bad = (ref[:, iy * src.nlon + ix] > 1 - 1e-12).reshape(dst.shape)
+        np.testing.assert_array_equal(np.isfinite(got[1]), ~only_bad if normalization == "fracarea" else True)
+        x[1, iy, ix] = 0.0
+        if normalization == "destarea":
+            np.testing.assert_allclose(got[1], apply_separable(w, x)[1], rtol=1e-13, atol=1e-15)
+    else:
+        assert not np.any(np.isfinite(got[1][touched]))
