@@ -63,6 +63,21 @@ def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
     return hit
 
 
+def rows_to_read(job: BlockJob, mask: RegionMask) -> slice:
+    """The latitude rows of the series' grid that a block must hold: those where a totals weight is
+    nonzero and, with cubes, those that overlap the cube grid (the mask's bounding box), so a region
+    north of 45N reads a quarter of a global field either way."""
+    rows = native_weights(job, mask)[1]
+    if job.cube_grid is None:
+        return rows
+    c0, c1, _ = cached_weights(job.src_grid, job.cube_grid, job.radius).source_rows
+    if c1 <= c0:  # the series does not reach the cube grid (its cube is zeros): whole fields
+        return slice(0, job.src_grid.nlat)
+    if rows.stop <= rows.start:
+        return slice(c0, c1)
+    return slice(min(rows.start, c0), max(rows.stop, c1))
+
+
 def process_block(
     block: np.ndarray,
     seconds: np.ndarray,
@@ -80,25 +95,26 @@ def process_block(
     seconds : (t,) seconds of each month in the series' calendar
     positions : (t,) indices of the months on the store's common time axis
     job, mask : the series' job description and the region mask
-    rows_read : the block holds only these latitude rows of the series' grid (totals only; they
-        must cover :func:`native_weights`' nonzero rows)
+    rows_read : the block holds only these latitude rows of the series' grid (they must cover
+        :func:`rows_to_read`); None: whole fields
 
     Returns
     -------
     positions, totals (t, region) float64
     """
     w, rows = native_weights(job, mask)
+    src_grid = job.src_grid
     if rows_read is not None:
-        if job.cube_grid is not None:
-            raise ValueError("a cube needs whole blocks: rows_read is for totals only")
         r0, r1, _ = rows_read.indices(w.shape[1])
-        w, rows = w[:, r0:r1], slice(rows.start - r0, rows.stop - r0)
+        w = w[:, r0:r1]
+        rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
+        src_grid = src_grid.subset(slice(r0, r1))  # the same cells: the same overlaps with the cube
     sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
     if job.kind == "flux":
         sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
     totals = sums * TG_PER_KG
     if job.cube_grid is not None and job.store_url is not None:
-        cube = apply_separable(cached_weights(job.src_grid, job.cube_grid, job.radius), block, normalization="destarea",
+        cube = apply_separable(cached_weights(src_grid, job.cube_grid, job.radius), block, normalization="destarea",
                                out_dtype=np.float32)
         for sl, part in _contiguous_runs(positions, cube):
             write_cube_block(job.store_url, storage_options or {}, job.zarr_format, job.variable, job.member_index, sl, part)
@@ -191,9 +207,9 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
     bjob = BlockJob(grid_of(ds), job.mask_key, job.protocol, job.target, job.radius,
                     ds[name].attrs.get("gridflux_kind", "flux"), job.cube_grid, job.store_url, job.zarr_format,
                     job.record.variable, job.member_index)
-    # without cubes only the latitude rows where some weight is nonzero are read (a region north of
-    # 45N needs a quarter of a global field; deflated chunks are still inflated whole)
-    rows_read = native_weights(bjob, mask)[1] if job.cube_grid is None else None
+    # only the latitude rows the totals and the cube need are read (deflated chunks are still
+    # inflated whole, but only those rows are unshuffled and copied)
+    rows_read = rows_to_read(bjob, mask)
     bytes_per_month = int(np.dtype(data.dtype).itemsize * np.prod(data.shape[1:]))
     out = []
     for i0, i1 in blocks:

@@ -250,6 +250,39 @@ def test_totals_without_cubes_read_fewer_rows_and_are_the_same(mini_archive, tmp
     np.testing.assert_array_equal(xr.open_zarr(a)["totals"].values, xr.open_zarr(b)["totals"].values)
 
 
+def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_archive, tmp_path, monkeypatch):
+    """With cubes a block holds only the source rows that overlap the cube grid (the mask's bounding
+    box, 40N..80N here), found independently from each grid's latitude bounds; totals and cubes are
+    bit-identical to whole-field blocks."""
+    from gridflux import steps
+
+    seen = []
+    original = steps.process_block
+
+    def recording(block, seconds, positions, job, mask, storage_options=None, rows_read=None):
+        seen.append((job.src_grid, block.shape[1], rows_read))
+        return original(block, seconds, positions, job, mask, storage_options, rows_read=rows_read)
+
+    monkeypatch.setattr(steps, "process_block", recording)
+    rows_store, whole_store = tmp_path / "rows.zarr", tmp_path / "whole.zarr"
+    assert run(mini_archive["catalog"], mini_archive["mask"], str(rows_store), progress=False).ok
+    assert len({grid.shape for grid, _, _ in seen}) >= 3  # several source grids (1 deg, Gaussian, ...)
+    for grid, n_rows, rows_read in seen:
+        lat_b = grid.lat_bounds
+        overlapping = np.flatnonzero((lat_b[:, 1] > 40.0) & (lat_b[:, 0] < 80.0))
+        assert rows_read == slice(int(overlapping[0]), int(overlapping[-1]) + 1)
+        assert n_rows == overlapping.size < grid.nlat
+    monkeypatch.setattr(steps, "rows_to_read", lambda job, mask: None)  # whole fields, as before
+    seen.clear()
+    assert run(mini_archive["catalog"], mini_archive["mask"], str(whole_store), progress=False).ok
+    assert all(n_rows == grid.nlat for grid, n_rows, _ in seen)
+    np.testing.assert_array_equal(xr.open_zarr(rows_store)["totals"].values, xr.open_zarr(whole_store)["totals"].values)
+    a = xr.open_zarr(rows_store, group="cubes/npp")["npp"].values
+    b = xr.open_zarr(whole_store, group="cubes/npp")["npp"].values
+    assert np.count_nonzero(a) > 0
+    np.testing.assert_array_equal(a.view(np.uint32), b.view(np.uint32))
+
+
 def test_task_months_auto_gives_whole_series_when_there_are_enough_for_the_workers():
     from gridflux.errors import GridfluxError
     from gridflux.pipeline import SPLIT_MONTHS, span_blocks, task_months_for
