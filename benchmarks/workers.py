@@ -195,7 +195,13 @@ def method_cube(args) -> dict:
     nt = blocks.shape[0] if args.months is None else args.months
     r, _ = mask.bounding_rows_cols()
     clip = mask.grid.subset(r)
-    cw = conservative_weights(src, clip)
+    # only the rows the totals and the cube need are read, as the pipeline does (gridflux.steps.rows_to_read)
+    c0, c1, _ = conservative_weights(src, clip).source_rows  # S->N row order
+    n = src.nlat
+    f0, f1 = (n - c1, n - c0) if desc else (c0, c1)  # the same rows in the file's order
+    read = slice(min(f0, rows.start), max(f1, rows.stop))
+    w_read, rows_in_read = w[:, read], slice(rows.start - read.start, rows.stop - read.start)
+    cw = conservative_weights(src.subset(slice(n - read.stop, n - read.start) if desc else read), clip)
     out_dir = args.zarr
     arr = zarr.create_array(store=out_dir, shape=(nt, clip.nlat, clip.nlon), chunks=(BLOCK, clip.nlat, clip.nlon),
                             dtype="float32", compressors=_packaged_cube_compressors(),
@@ -204,8 +210,8 @@ def method_cube(args) -> dict:
     zsec = 0.0
     for t0 in range(0, nt, BLOCK):
         t1 = min(t0 + BLOCK, nt)
-        blk = blocks.read(t0, t1)
-        out[t0:t1] = weighted_sums(blk, w, rows)
+        blk = blocks.read(t0, t1, read)
+        out[t0:t1] = weighted_sums(blk, w_read, rows_in_read)
         cube = apply_separable(cw, blk[:, ::-1] if desc else blk, out_dtype=np.float32)
         tz = time.perf_counter()
         arr[t0:t1] = cube
@@ -215,7 +221,7 @@ def method_cube(args) -> dict:
                  if not f.startswith("zarr.json"))
     raw = 4 * nt * clip.nlat * clip.nlon
     return {"totals": out[:, 0], "weights_s": wsec, "zarr_s": zsec, "zarr_bytes": raw,
-            "zarr_ratio": raw / max(stored, 1)}
+            "zarr_ratio": raw / max(stored, 1), "rows_read": [read.start, read.stop]}
 
 
 def _packaged_cube_compressors() -> tuple | None:
