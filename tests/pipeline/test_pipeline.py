@@ -522,3 +522,28 @@ def test_progress_bar_counts_series_and_shows_the_bytes_read():
     cb = _Progress(lambda n, total, key: called.append((n, total, key)), 2)
     cb.advance(SeriesPlan(key="a/b", member="a", variable="b", record=None))
     assert called == [(1, 2, "a/b")] and cb.bar is None
+
+
+def test_rows_to_read_for_sources_that_miss_the_mask_or_the_cube(mini_archive):
+    """A series north of the mask reads its overlap with the cube grid; one that reaches neither the
+    mask nor the cube grid reads whole fields (its cube is zeros) rather than an empty block."""
+    from gridflux.grids import regional_grid
+    from gridflux.masks import RegionMask
+    from gridflux.pipeline import mask_key, target_grid
+    from gridflux.steps import BlockJob, process_block, rows_to_read
+
+    mask = RegionMask.from_file(mini_archive["mask"])  # fractions 40N..80N
+    target = target_grid()
+    cube_grid = regional_grid(40.0, 80.0, -180.0, 180.0, 0.5, 0.5)  # the mask's bounding box on the target
+
+    def job(src):
+        return BlockJob(src, mask_key(mask), "regrid-data", target, 6371007.181, "flux", cube_grid)
+
+    south = regional_grid(-60.0, -10.0, -180.0, 180.0, 2.0, 2.0)  # meets neither
+    assert rows_to_read(job(south), mask) == slice(0, south.nlat)
+    polar = regional_grid(70.0, 90.0, -180.0, 180.0, 2.0, 2.0)  # rows 70..80N hold mask and cube
+    assert rows_to_read(job(polar), mask) == slice(0, 5)
+    # the whole-field block of the southern source: zero totals, a zero cube, no error
+    block = np.ones((2, *south.shape))
+    _, totals = process_block(block, np.full(2, 86400.0), np.arange(2), job(south), mask)
+    assert totals.shape == (2, len(mask.names)) and np.all(totals == 0.0)
