@@ -39,6 +39,7 @@ PY = sys.executable
 METHODS = {
     "raw": "raw decode (netCDF4, the limit)",
     "raw-chunks": "raw decode by gridflux's reader (libdeflate)",
+    "startup": "Python start-up floor (interpreter, numpy, h5py; reads nothing)",
     "fused": "gridflux fused totals",
     "cube": "gridflux cube + totals (zarr)",
     "cdo": "CDO natural one-liner",
@@ -49,9 +50,9 @@ METHODS = {
     "xesmf": "xESMF conservative",
 }
 #: methods run by benchmarks/workers.py
-PYTHON_METHODS = ("raw", "raw-chunks", "fused", "cube", "xregrid", "xesmf")
-#: methods that only read (no totals to compare with the reference)
-READERS = ("raw", "raw-chunks")
+PYTHON_METHODS = ("raw", "raw-chunks", "startup", "fused", "cube", "xregrid", "xesmf")
+#: methods that only read, or not even that (no totals to compare with the reference)
+READERS = ("raw", "raw-chunks", "startup")
 #: methods whose answers must equal CDO remapcon on the same cell areas to rounding
 EXACT = ("fused", "cube", "cdo-tuned", "nco")
 
@@ -309,7 +310,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                 rc = [a / b for a, b in zip(s, cdo_s, strict=True)] if len(cdo_s) == len(s) and s else []
             rec.update({
                 "seconds_min": lo, "seconds_median": med, "seconds_max": hi,
-                "mb_per_s": nbytes / 1e6 / med if med else None,
+                "mb_per_s": nbytes / 1e6 / med if med and m != "startup" else None,  # startup decodes nothing
                 "ratio_to_raw": float(statistics.median(rr)) if rr else None,
                 "ratio_to_cdo": float(statistics.median(rc)) if rc else None,
                 "peak_rss_mb": max(rss[key]) if key in rss else None,

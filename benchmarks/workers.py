@@ -11,6 +11,9 @@ Methods
 raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
 raw-chunks gridflux's own reader (``gridflux.chunkread``), nothing else: deflated chunks inflated
            with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month blocks.
+startup    what a ``fused`` process does before it reads a byte: the interpreter starts, this script
+           and numpy and h5py (gridflux's reader) are imported; nothing is read. The floor of any
+           Python method, beside the whole job of a compiled tool.
 fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks
            of only the latitude rows where a weight is nonzero, read by gridflux's reader.
 cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 with the
@@ -114,6 +117,13 @@ def method_raw(args) -> dict:
     for t0 in range(0, nt, BLOCK):
         v[t0 : min(t0 + BLOCK, nt)]
     nc.close()
+    return {"totals": None}
+
+
+def method_startup(args) -> dict:
+    import h5py  # noqa: F401  (what gridflux's chunk reader imports)
+    import numpy  # noqa: F401
+
     return {"totals": None}
 
 
@@ -305,7 +315,7 @@ def method_weights(args) -> dict:
     return {"totals": None, "weights": out}
 
 
-METHODS = {"raw": method_raw, "raw-chunks": method_raw_chunks, "fused": method_fused, "cube": method_cube, "xregrid": method_xregrid,
+METHODS = {"raw": method_raw, "raw-chunks": method_raw_chunks, "startup": method_startup, "fused": method_fused, "cube": method_cube, "xregrid": method_xregrid,
            "xesmf": method_xesmf, "weights": method_weights}
 
 
