@@ -120,16 +120,20 @@ class Overlap1D:
         dense = self.dense
         if dense is None:
             return self.apply(x, axis=axis)
-        if x.shape[axis] != self.shape[1]:
-            raise WeightsError(f"axis {axis} of the data has {x.shape[axis]} cells, the weights expect {self.shape[1]}")
+        axis = self._checked_axis(x, axis)
         x = x.astype(np.float64, copy=False)
-        return np.matmul(x, dense.T) if axis % x.ndim == x.ndim - 1 else np.matmul(dense, x)
+        return np.matmul(x, dense.T) if axis == x.ndim - 1 else np.matmul(dense, x)
 
-    def apply(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
-        """``y[..., j, ...] = sum_i A[j, i] x[..., i, ...]`` along ``axis``, in float64."""
+    def _checked_axis(self, x: np.ndarray, axis: int) -> int:
+        """``axis`` as a non-negative index, after checking that it has the matrix's input length."""
         axis = axis % x.ndim
         if x.shape[axis] != self.shape[1]:
             raise WeightsError(f"axis {axis} of the data has {x.shape[axis]} cells, the weights expect {self.shape[1]}")
+        return axis
+
+    def apply(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
+        """``y[..., j, ...] = sum_i A[j, i] x[..., i, ...]`` along ``axis``, in float64."""
+        axis = self._checked_axis(x, axis)
         bshape = [1] * x.ndim
         bshape[axis] = self.data.size
         gathered = np.take(x, self.indices, axis=axis) * self.data.reshape(bshape)
