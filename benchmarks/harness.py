@@ -51,8 +51,10 @@ METHODS = {
 }
 #: methods run by benchmarks/workers.py
 PYTHON_METHODS = ("raw", "raw-chunks", "startup", "fused", "cube", "xregrid", "xesmf")
+#: methods that read nothing (no MB/s; the projection leaves them out, as their records have no mb_per_s)
+READS_NOTHING = ("startup",)
 #: methods that only read, or not even that (no totals to compare with the reference)
-READERS = ("raw", "raw-chunks", "startup")
+READERS = ("raw", "raw-chunks", *READS_NOTHING)
 #: methods whose answers must equal CDO remapcon on the same cell areas to rounding
 EXACT = ("fused", "cube", "cdo-tuned", "nco")
 
@@ -310,7 +312,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                 rc = [a / b for a, b in zip(s, cdo_s, strict=True)] if len(cdo_s) == len(s) and s else []
             rec.update({
                 "seconds_min": lo, "seconds_median": med, "seconds_max": hi,
-                "mb_per_s": nbytes / 1e6 / med if med and m != "startup" else None,  # startup decodes nothing
+                "mb_per_s": nbytes / 1e6 / med if med and m not in READS_NOTHING else None,
                 "ratio_to_raw": float(statistics.median(rr)) if rr else None,
                 "ratio_to_cdo": float(statistics.median(rc)) if rc else None,
                 "peak_rss_mb": max(rss[key]) if key in rss else None,

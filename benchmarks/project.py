@@ -49,8 +49,8 @@ def per_gb_costs(records: list[dict], case: str | None = None) -> dict[str, dict
         zl = [r for r in meth if r["case"].endswith("zlib")] or meth
         case = "coarse-zlib" if "coarse-zlib" in names else max(zl, key=lambda r: r["decoded_mb"])["case"]
     for r in records:
-        # the start-up floor reads nothing: it has no cost per byte to project
-        if r.get("kind") == "method" and r["case"] == case and r.get("seconds_median") and r["method"] != "startup":
+        # a method without MB/s read nothing (the start-up floor): it has no cost per byte to project
+        if r.get("kind") == "method" and r["case"] == case and r.get("seconds_median") and r.get("mb_per_s"):
             cores = 2 if r["method"] == "cdo-P2" else 1
             out[r["method"]] = {"seconds_per_gb": r["seconds_median"] / (r["decoded_mb"] / 1e3), "cores": cores,
                                 "source": f"{case}, whole process"}
