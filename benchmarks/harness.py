@@ -376,7 +376,7 @@ def import_time(n: int = 5) -> dict:
                           capture_output=True, text=True, check=True).stdout.split("\n")
     kern = []
     for _ in range(3):
-        r = subprocess.run([PY, "-c", code.replace("import gridflux;", "import gridflux.totals;")],
+        r = subprocess.run([PY, "-c", code.replace("import gridflux;", "import gridflux.fields.totals;")],
                            capture_output=True, text=True, check=True)
         kern.append(float(r.stdout.strip()))
     return {"kind": "import", "seconds_median": float(statistics.median(ts)), "seconds_max": max(ts),

@@ -2,7 +2,7 @@
 
     python benchmarks/memory.py [--json benchmarks/memory.json] [--quick]
 
-For each case a one-worker LocalCluster runs ``gridflux.pipeline.run`` on one member while a thread
+For each case a one-worker LocalCluster runs ``gridflux.pipeline.runner.run`` on one member while a thread
 samples the worker process's resident memory (psutil, every 20 ms; the kernel's own high-water mark
 ``VmHWM`` of the worker is read at the end as well). Cases: totals only for a 0.5 deg member of 10
 and 40 years (memory must not grow with length and stay <= 256 MB), and totals + cubes for a
@@ -42,9 +42,9 @@ def _vm_hwm(pid: int) -> int:
 def measure(name: str, grid: str, months: int, cubes: bool, limit_mb: float, workdir: str, mask_path: str) -> dict:
     import psutil
 
-    from gridflux.catalog import write_catalog
-    from gridflux.cluster import make_cluster
-    from gridflux.pipeline import run
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.ingest.catalog import write_catalog
+    from gridflux.pipeline.runner import run
 
     path = os.path.join(workdir, f"rh_{grid.replace(':', '_')}_{months}.nc")
     if not os.path.exists(path):
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gridflux-bench-memory"))
     args = ap.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
-    from gridflux.grids import global_grid
+    from gridflux.kernels.grids import global_grid
 
     target = global_grid(0.5)
     mask_path = os.path.join(args.workdir, "mask.nc")

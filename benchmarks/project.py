@@ -12,7 +12,7 @@ Model, stated so it can be argued with:
 * **per-byte cost** of each method = its whole-process median seconds per decoded GB on the
   long 1.25 x 1.875 deg zlib case (``coarse-zlib``, 1200 months, the closest to a 1 deg
   171-year file), measured on one core by ``run.py``. For gridflux's pipeline the per-byte cost
-  comes from the ensemble-scaling run through ``gridflux.pipeline.run`` with warm workers (task
+  comes from the ensemble-scaling run through ``gridflux.pipeline.runner.run`` with warm workers (task
   overheads, xarray/dask opening and the manifest included).
 * **core-seconds** = decoded bytes x per-byte cost (``cdo -P 2`` counts 2 cores).
 * **wall time on N cores** = max of

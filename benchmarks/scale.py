@@ -139,8 +139,8 @@ def raw_dataset(s: LazySeries, chunk_months: int = 12):
 
 def paper_mask():
     """The synthetic RECCAP2-like region mask on the 1 deg grid (in memory)."""
-    from gridflux.grids import global_grid
-    from gridflux.masks import RegionMask
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import global_grid
     from gridflux.synthetic.regions import REGIONS, mask_array
 
     m, _, _ = mask_array()
@@ -149,9 +149,9 @@ def paper_mask():
 
 def paper_plans(series: list[LazySeries] | None = None, chunk_months: int = 12) -> list:
     """SeriesPlan of each series (default: all of :func:`paper_series`): raw lazy -> ``normalize`` -> canonical."""
-    from gridflux.normalize import normalize
-    from gridflux.pipeline import SeriesPlan
-    from gridflux.regrid.xarray import grid_of
+    from gridflux.fields.normalize import normalize
+    from gridflux.fields.regrid import grid_of
+    from gridflux.pipeline.runner import SeriesPlan
 
     plans = []
     for s in paper_series() if series is None else series:
@@ -173,8 +173,8 @@ class GraphBuilder:
         import dask
 
         from gridflux import config
-        from gridflux.pipeline import mask_key, target_grid, task_months_for
-        from gridflux.store import continuous_months
+        from gridflux.pipeline.runner import mask_key, target_grid, task_months_for
+        from gridflux.pipeline.store import continuous_months
 
         self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = plans, mask, cubes, protocol, time_chunk
         self.store_url = store_url
@@ -196,7 +196,7 @@ class GraphBuilder:
 
     def job(self, plan):
         """The ``steps.SeriesJob`` that ``pipeline.run`` would build for the series."""
-        from gridflux.steps import SeriesJob
+        from gridflux.pipeline.tasks import SeriesJob
 
         positions = np.array([self.axis_pos[m] for m in plan.months], dtype=np.int64)
         return SeriesJob(plan.record, "fingerprint", tuple(plan.months), positions, self.mkey, self.protocol,
@@ -205,13 +205,13 @@ class GraphBuilder:
 
     def tasks(self, plan) -> list:
         """The delayed span tasks of one series (``pipeline.series_tasks``)."""
-        from gridflux.pipeline import series_tasks
+        from gridflux.pipeline.runner import series_tasks
 
         return series_tasks(self.job(plan), self.mask_d, None, self.task_months)
 
     def blocks(self, plan) -> int:
         """12-month blocks of the series (what its tasks read, one at a time)."""
-        from gridflux.pipeline import span_blocks
+        from gridflux.pipeline.runner import span_blocks
 
         job = self.job(plan)
         return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
@@ -390,9 +390,9 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
     """
     import netCDF4
 
-    from gridflux.regrid.kernels import apply_separable
-    from gridflux.regrid.xarray import cached_weights
-    from gridflux.steps import BlockJob, process_block
+    from gridflux.fields.regrid import cached_weights
+    from gridflux.kernels.conservative import apply_separable
+    from gridflux.pipeline.tasks import BlockJob, process_block
 
     plan = builder.plans[0]  # the worker-side block step, with the grid the worker derives
     shape = (12,) + plan.grid.shape

@@ -62,7 +62,7 @@ def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tu
     """
     import netCDF4
 
-    from gridflux.catalog import write_catalog
+    from gridflux.ingest.catalog import write_catalog
 
     with netCDF4.Dataset(field) as nc:
         n = len(nc.dimensions["time"])
@@ -161,7 +161,7 @@ def worker(argv: list[str]) -> None:
     if a.tool == "ceiling":
         print(json.dumps(ceiling_worker(a.files, a.mask, a.weights_cache, a.start_at)))
         return
-    from gridflux.cluster import make_cluster
+    from gridflux.compute.clusters import make_cluster
 
     t0 = time.perf_counter()
     out: dict = {}
@@ -169,7 +169,7 @@ def worker(argv: list[str]) -> None:
         h.wait_for_workers(a.workers)
         out["startup_s"] = time.perf_counter() - t0
         if a.tool == "gridflux":
-            from gridflux.pipeline import run
+            from gridflux.pipeline.runner import run
 
             for label in ("cold", "warm"):
                 s = run(a.catalog, a.mask, f"{a.store}-{label}.zarr", cubes=False, client=h.client, progress=False)
@@ -181,10 +181,10 @@ def worker(argv: list[str]) -> None:
             import numpy as np
             import xarray as xr
 
-            from gridflux.grids import CDO_EARTH_RADIUS
-            from gridflux.masks import RegionMask
-            from gridflux.regrid.xarray import grid_of
-            from gridflux.totals import protocol_weights
+            from gridflux.fields.masks import RegionMask
+            from gridflux.fields.regrid import grid_of
+            from gridflux.fields.totals import protocol_weights
+            from gridflux.kernels.grids import CDO_EARTH_RADIUS
 
             mask = RegionMask.from_file(a.mask)
             for label in ("cold", "warm"):

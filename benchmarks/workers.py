@@ -9,7 +9,7 @@ per month) to ``--out`` and prints one JSON line of method-specific measurements
 Methods
 -------
 raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
-raw-chunks gridflux's own reader (``gridflux.chunkread``), nothing else: deflated chunks inflated
+raw-chunks gridflux's own reader (``gridflux.ingest.chunkread``), nothing else: deflated chunks inflated
            with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month blocks.
 startup    what a ``fused`` process does before it reads a byte: the interpreter starts, this script
            and numpy and h5py (gridflux's reader) are imported; nothing is read. The floor of any
@@ -49,7 +49,7 @@ def _grid(nc):
     """The file's CellBounds and whether its latitudes run N->S."""
     import numpy as np
 
-    from gridflux.grids import CellBounds, is_descending
+    from gridflux.kernels.grids import CellBounds, is_descending
 
     lat = np.asarray(nc["lat"][:], dtype=np.float64)
     lon = np.asarray(nc["lon"][:], dtype=np.float64)
@@ -63,8 +63,8 @@ def _mask(path: str):
     import h5py
     import numpy as np
 
-    from gridflux.grids import CellBounds
-    from gridflux.masks import RegionMask
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import CellBounds
 
     with h5py.File(path, "r") as nc:
         g = CellBounds.from_centers(nc["lat"][:], nc["lon"][:], nc["lat_bnds"][:], nc["lon_bnds"][:])
@@ -81,7 +81,7 @@ class _Blocks:
     so that netCDF4 is not imported when the reader serves the data, else the netCDF4 Dataset."""
 
     def __init__(self, path: str):
-        from gridflux.chunkread import open_reader
+        from gridflux.ingest.chunkread import open_reader
 
         self.reader = open_reader(path, "rh")
         self.var, self.nc = None, None
@@ -157,8 +157,8 @@ def _fused_setup(args):
         w = np.load(cached)
         hit = True
     else:
-        from gridflux.grids import CDO_EARTH_RADIUS
-        from gridflux.totals import protocol_weights
+        from gridflux.fields.totals import protocol_weights
+        from gridflux.kernels.grids import CDO_EARTH_RADIUS
 
         src, desc = _grid(nc)
         mask = _mask(args.mask)
@@ -178,7 +178,7 @@ def _fused_setup(args):
 def method_fused(args) -> dict:
     import numpy as np
 
-    from gridflux.totals import weighted_sums
+    from gridflux.fields.totals import weighted_sums
 
     blocks, w, rows, wsec, hit = _fused_setup(args)
     nt = blocks.shape[0] if args.months is None else args.months
@@ -196,8 +196,8 @@ def method_cube(args) -> dict:
     import numpy as np
     import zarr
 
-    from gridflux.regrid.kernels import apply_separable, conservative_weights
-    from gridflux.totals import weighted_sums
+    from gridflux.fields.totals import weighted_sums
+    from gridflux.kernels.conservative import apply_separable, conservative_weights
 
     blocks, w, rows, wsec, _ = _fused_setup(args)
     src, desc = _grid(blocks.coords)
@@ -205,7 +205,7 @@ def method_cube(args) -> dict:
     nt = blocks.shape[0] if args.months is None else args.months
     r, _ = mask.bounding_rows_cols()
     clip = mask.grid.subset(r)
-    # only the rows the totals and the cube need are read, as the pipeline does (gridflux.steps.rows_to_read)
+    # only the rows the totals and the cube need are read, as the pipeline does (gridflux.pipeline.tasks.rows_to_read)
     c0, c1, _ = conservative_weights(src, clip).source_rows  # S->N row order
     n = src.nlat
     f0, f1 = (n - c1, n - c0) if desc else (c0, c1)  # the same rows in the file's order
@@ -240,7 +240,7 @@ def _packaged_cube_compressors() -> tuple | None:
     import yaml  # zarr imports it already
 
     import gridflux
-    from gridflux.store import blosc_compressors
+    from gridflux.pipeline.store import blosc_compressors
 
     with open(os.path.join(os.path.dirname(gridflux.__file__), "gridflux.yaml")) as f:
         store = yaml.safe_load(f)["gridflux"]["store"]
@@ -292,8 +292,8 @@ def method_weights(args) -> dict:
     """In-process timings (min of 5) of exact weights and the fused weight field, per source grid."""
     import numpy as np
 
-    from gridflux.grids import CDO_EARTH_RADIUS
-    from gridflux.regrid.kernels import conservative_weights, native_weight_field
+    from gridflux.kernels.conservative import conservative_weights, native_weight_field
+    from gridflux.kernels.grids import CDO_EARTH_RADIUS
 
     mask = _mask(args.mask)
     out = {}

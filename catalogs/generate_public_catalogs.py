@@ -97,7 +97,7 @@ def isimip_rows() -> list[dict[str, Any]]:
 
 def write_isimip(directory: str = HERE) -> str:
     # the CSV and the ESM collection spec are gridflux's own catalog writer's (URLs stay absolute)
-    from gridflux.catalog import write_catalog
+    from gridflux.ingest.catalog import write_catalog
 
     return write_catalog(
         isimip_rows(),

@@ -15,16 +15,16 @@ import copy
 import os
 
 import dask.config
-import pytest
-
-# Register gridflux's packaged defaults before any test refreshes the config (the import calls
-# dask.config.update_defaults once; later refreshes re-apply them).
-import gridflux.config  # noqa: F401
 
 # Register distributed's config defaults before any test snapshots dask.config: a test that first
 # imports distributed would otherwise leave them out of the restored config for the tests after it.
 import distributed  # noqa: F401,E402
+import pytest
 from hypothesis import settings as _hypothesis_settings  # noqa: E402
+
+# Register gridflux's packaged defaults before any test refreshes the config (the import calls
+# dask.config.update_defaults once; later refreshes re-apply them).
+import gridflux.config  # noqa: F401
 
 # CI runs the property tests with a fixed seed sequence (reproducible logs); locally they explore.
 _hypothesis_settings.register_profile("ci", derandomize=True, deadline=None)

@@ -53,13 +53,13 @@ def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr
     if isinstance(store, xr.Dataset):
         if "totals" not in store:
             raise StoreError(f"dataset has no 'totals' variable; variables: {list(store.data_vars)}")
-        from gridflux.store import plain_strings
+        from gridflux.pipeline.store import plain_strings
 
         return plain_strings(store)["totals"]
     path = os.fspath(store)
     if not os.path.exists(path) and "://" not in path:
         raise StoreError(f"store {path!r} does not exist; run `gridflux run` or `gridflux demo` first")
-    from gridflux.store import open_store
+    from gridflux.pipeline.store import open_store
 
     ds = open_store(path)
     if "totals" not in ds:

@@ -17,7 +17,7 @@ import xarray as xr
 from gridflux.budget.components import UNITS
 from gridflux.budget.gwp import co2eq_factor, metric_label, normalize_metric
 from gridflux.budget.recipes import RecipeResult, combine
-from gridflux.units import VARIABLES
+from gridflux.fields.units import VARIABLES
 
 GAS_COLORS = {"CO2": "#4d4d4d", "CH4": "#d95f02", "N2O": "#1b9e77", "total": "#7570b3"}
 SECONDS_PER_YEAR = 365.25 * 86400.0

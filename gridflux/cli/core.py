@@ -21,9 +21,9 @@ def weights(
 
     import xarray as xr
 
-    from gridflux.regrid.kernels import conservative_weights
-    from gridflux.regrid.weights import write_weights
-    from gridflux.regrid.xarray import grid_of
+    from gridflux.fields.regrid import grid_of
+    from gridflux.ingest.weightfiles import write_weights
+    from gridflux.kernels.conservative import conservative_weights
 
     grids = []
     for path in (src, dst):
@@ -47,8 +47,8 @@ def mask(
 ) -> None:
     """Write the exact fractional coverage of grid cells by polygons (needs gridflux[geo])."""
     from gridflux.errors import GridfluxError
-    from gridflux.grids import global_grid
-    from gridflux.masks import RegionMask
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import global_grid
 
     suffix = polygons.suffix.lower()
     if suffix not in (".shp", ".geojson", ".json"):
@@ -58,7 +58,7 @@ def mask(
         if grid is not None:
             import xarray as xr
 
-            from gridflux.regrid.xarray import grid_of
+            from gridflux.fields.regrid import grid_of
 
             with xr.open_dataset(grid, decode_times=False) as ds:
                 cells = grid_of(ds)

@@ -17,7 +17,7 @@ def build(
     description: Annotated[str, typer.Option(help="Catalog description.")] = "",
 ) -> None:
     """Crawl DIRECTORY into an intake-esm catalog (JSON + CSV)."""
-    from gridflux.catalog import build_catalog
+    from gridflux.ingest.catalog import build_catalog
 
     path, n, skipped = build_catalog(directory, out, description=description)
     typer.echo(f"wrote {path}: {n} files")
@@ -34,8 +34,8 @@ def check(
     from rich.console import Console
     from rich.table import Table
 
-    from gridflux.catalog import check_catalog
     from gridflux.errors import CatalogError
+    from gridflux.ingest.catalog import check_catalog
 
     so = {"anon": True} if anon else None
     try:

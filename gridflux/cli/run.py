@@ -84,7 +84,7 @@ def run_cmd(
     from rich.console import Console
 
     from gridflux.errors import GridfluxError
-    from gridflux.pipeline import run
+    from gridflux.pipeline.runner import run
 
     console = Console(stderr=True)
     query = _parse_query(select)
@@ -95,7 +95,7 @@ def run_cmd(
                           chunk_months=chunk_months, task_months=task_months, zarr_format=zarr_format, progress=progress,
                           storage_options=input_opts, store_options=output_opts)
         else:
-            from gridflux.cluster import make_cluster
+            from gridflux.compute.clusters import make_cluster
 
             overrides = {k: v for k, v in {"queue": queue, "account": account, "cores": cores, "memory": memory,
                                            "walltime": walltime, "image": image, "address": gateway_address}.items()
@@ -145,7 +145,7 @@ def export_cmd(
     totals: Annotated[Path, typer.Option("--totals", help="CSV file to write")],
 ) -> None:
     """Write the tidy totals table: source_id,variable,region,time,value,unit (Tg of element per month)."""
-    from gridflux.export import totals_table
+    from gridflux.pipeline.export import totals_table
 
     df = totals_table(store)
     df.to_csv(totals, index=False)
@@ -157,7 +157,7 @@ def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")])
     from rich.console import Console
     from rich.table import Table
 
-    from gridflux.store import Store
+    from gridflux.pipeline.store import Store
 
     st = Store(store)
     man = st.read_manifest()
@@ -179,7 +179,7 @@ def demo_cmd(
     workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
 ) -> None:
     """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
-    from gridflux.demo import run_demo
+    from gridflux.cli.demo import run_demo
 
     ok = run_demo(workdir, size=size, n_workers=workers)
     if not ok:

@@ -30,7 +30,7 @@ DAY = 86400.0
 SIZES = ("tiny", "small", "paper")
 
 # -- hand-written conversion table (file units -> canonical kg element m-2 s-1 / kg m-2) -----------
-# (independent of gridflux.units on purpose: the truth checks the converter)
+# (independent of gridflux.fields.units on purpose: the truth checks the converter)
 _M_C, _M_N, _M_CH4, _M_N2O = 12.011, 14.007, 16.043, 44.013
 
 
@@ -660,8 +660,8 @@ def build_archive(
         given the size message and returns whether to proceed (e.g. ``typer.confirm``). ``None`` or
         ``False`` for ``paper`` raises :class:`~gridflux.errors.GridfluxError` before writing.
     """
-    from gridflux.catalog import write_catalog
     from gridflux.errors import GridfluxError
+    from gridflux.ingest.catalog import write_catalog
 
     if size not in SIZES:
         raise ValueError(f"size {size!r}; expected one of {SIZES}")

@@ -1,6 +1,6 @@
 """Synthetic region masks made of lat-lon boxes, and the exact box overlaps that give planted truths.
 
-Pure numpy, written independently of ``gridflux.grids``/``regrid``/``totals``: the planted truth of
+Pure numpy, written independently of ``gridflux.kernels.grids``/``regrid``/``totals``: the planted truth of
 a source field ``f`` (canonical kg m-2 s-1) in a region is
 
     sum_boxes p_b * sum_i f_i * A(cell_i ∩ box_b),
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-#: Earth radius (m), the value of gridflux.grids.EARTH_RADIUS (ESMF / CMIP areacella).
+#: Earth radius (m), the value of gridflux.kernels.grids.EARTH_RADIUS (ESMF / CMIP areacella).
 R_EARTH = 6371007.181
 
 

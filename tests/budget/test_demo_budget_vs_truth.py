@@ -13,8 +13,8 @@ import pytest
 import xarray as xr
 
 from gridflux.budget.api import compute_budget
-from gridflux.pipeline import run
-from gridflux.store import open_store
+from gridflux.pipeline.runner import run
+from gridflux.pipeline.store import open_store
 from gridflux.synthetic import build_archive
 
 

@@ -14,7 +14,7 @@ import dask.config
 import pytest
 import yaml
 
-from gridflux import cluster as gc
+from gridflux.compute import clusters as gc
 
 from .conftest import DEPLOY, REPO
 

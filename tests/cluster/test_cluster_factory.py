@@ -11,7 +11,7 @@ import textwrap
 import dask.config
 import pytest
 
-from gridflux import cluster as gc
+from gridflux.compute import clusters as gc
 from gridflux.errors import ClusterError
 
 
@@ -40,7 +40,7 @@ def test_user_config_file_and_env_reach_the_profile(tmp_path):
     (tmp_path / "gridflux.yaml").write_text(
         "gridflux:\n  cluster:\n    pbs:\n      queue: fromfile\n      walltime: '09:00:00'\n"
     )
-    code = "import json, gridflux.cluster as c; p = c.profile('pbs'); print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
+    code = "import json, gridflux.compute.clusters as c; p = c.profile('pbs'); print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
     got = _json_from_fresh_interpreter(code, {"DASK_CONFIG": str(tmp_path),
                                               "DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME": "'11:00:00'"})
     # file beats package, environment beats file, untouched keys keep the packaged default
@@ -197,7 +197,7 @@ def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
     assert settings["distributed.worker.profile.enabled"] is True
     assert settings["distributed.scheduler.work-stealing"] is False
     # the same leaf from the environment, as a user's job would set it
-    code = "import json, gridflux.cluster as c; print(json.dumps(c.distributed_settings()))"
+    code = "import json, gridflux.compute.clusters as c; print(json.dumps(c.distributed_settings()))"
     from_env = _json_from_fresh_interpreter(code, {"DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED": "True"})
     assert from_env["distributed.worker.profile.enabled"] is True
     assert from_env["distributed.admin.tick.interval"] == "500ms"
@@ -211,7 +211,7 @@ def _preloaded() -> tuple:
     from gridflux import config
 
     cache = netCDF4.get_chunk_cache()[0] == int(config.get("pipeline.netcdf-chunk-cache"))
-    return ("xarray" in sys.modules, "h5py" in sys.modules, "gridflux.steps" in sys.modules, cache)
+    return ("xarray" in sys.modules, "h5py" in sys.modules, "gridflux.pipeline.tasks" in sys.modules, cache)
 
 
 def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
@@ -229,7 +229,7 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         assert set(envs.values()) == {(None, "1")}
         total = handle.client.submit(sum, handle.client.map(_square, range(1, 101))).result()
         assert total == 100 * 101 * 201 // 6
-        # the worker preload (gridflux.worker_setup) has imported the task stack by the time the
+        # the worker preload (gridflux.compute.worker_setup) has imported the task stack by the time the
         # workers are up, and limited netCDF-C's chunk cache
         loaded = handle.client.run(_preloaded)
         assert set(loaded.values()) == {(True, True, True, True)}, loaded
@@ -255,7 +255,7 @@ def _parent() -> tuple[int, str]:
 def test_local_workers_fork_from_a_server_that_imported_the_task_stack(no_malloc_trim_env):
     """The default start method: both workers are forks of one fork server, whose preload list (on
     its command line) holds the task stack, so no worker imports it again."""
-    from gridflux.worker_setup import TASK_MODULES
+    from gridflux.compute.worker_setup import TASK_MODULES
 
     with gc.make_cluster("local", n_workers=2) as handle:
         handle.wait_for_workers(2, timeout=30)
@@ -288,7 +288,7 @@ def test_local_cluster_malloc_trim_when_configured():
     code = textwrap.dedent(
         """
         import os, dask.config
-        from gridflux import cluster as gc
+        from gridflux.compute import clusters as gc
         with dask.config.set({"gridflux.cluster.malloc-trim-threshold": 65536}):
             with gc.make_cluster("local", n_workers=1) as h:
                 print(set(h.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()))
@@ -329,7 +329,7 @@ def test_connect_by_address_and_scheduler_file(tmp_path, no_malloc_trim_env):
 _HOME_SCRIPT = textwrap.dedent(
     """
     import importlib.util, os
-    import gridflux, gridflux.config, gridflux.cluster as gc
+    import gridflux, gridflux.config, gridflux.compute.clusters as gc
     gc.render_job_script("slurm"); gc.render_job_script("pbs")
     if importlib.util.find_spec("dask_kubernetes"):
         gc.render_cluster_spec(image="example.org/gridflux:1")

@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 import yaml
 
-from gridflux import cluster as gc
+from gridflux.compute import clusters as gc
 
 from .conftest import DEPLOY
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from gridflux import cluster as gc
+from gridflux.compute import clusters as gc
 
 pytestmark = [pytest.mark.slurm]
 

@@ -1,7 +1,7 @@
 """Fixtures of the end-to-end tests: the tiny synthetic archive and one undisturbed reference run.
 
 * ``tiny_archive`` (session): ``gridflux.synthetic.build_archive(size="tiny")`` written once.
-* ``reference_store`` (session): the whole tiny archive through ``gridflux.pipeline.run`` on a
+* ``reference_store`` (session): the whole tiny archive through ``gridflux.pipeline.runner.run`` on a
   LocalCluster with 2 worker processes (regrid-data, cubes on, default chunking): the store that
   the protocol, cube, reopen and worker-kill tests compare against.
 * ``slurm_conf`` (session): re-exported from ``tests/cluster/conftest.py`` (a running
@@ -35,8 +35,8 @@ def tiny_archive(tmp_path_factory):
 @pytest.fixture(scope="session")
 def reference_store(tiny_archive, tmp_path_factory) -> Reference:
     """The whole tiny archive run once, undisturbed, on 2 local worker processes."""
-    from gridflux.cluster import make_cluster
-    from gridflux.pipeline import run
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline.runner import run
 
     store = str(tmp_path_factory.mktemp("reference") / "store.zarr")
     with make_cluster("local", n_workers=2) as handle:

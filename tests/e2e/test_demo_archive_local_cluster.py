@@ -1,4 +1,4 @@
-"""The tiny synthetic archive through ``gridflux.pipeline.run`` on a LocalCluster of 2 worker processes.
+"""The tiny synthetic archive through ``gridflux.pipeline.runner.run`` on a LocalCluster of 2 worker processes.
 
 Truths come from outside the pipeline: the planted totals written by the archive generator
 (``truth.csv``), the generator's own series specification (``archive_series``: each series'
@@ -28,7 +28,7 @@ def _names(values) -> list[str]:
 
 
 def _month_seconds(months: list[tuple[int, int]], calendar: str) -> np.ndarray:
-    """Seconds of each (year, month) in ``calendar``, from cftime (independent of gridflux.timeaxis)."""
+    """Seconds of each (year, month) in ``calendar``, from cftime (independent of gridflux.fields.timeaxis)."""
     out = []
     for y, m in months:
         a = cftime.datetime(y, m, 1, calendar=calendar)
@@ -38,7 +38,7 @@ def _month_seconds(months: list[tuple[int, int]], calendar: str) -> np.ndarray:
 
 
 def test_every_series_matches_planted_truth(tiny_archive, reference_store):
-    from gridflux.demo import check_against_truth
+    from gridflux.cli.demo import check_against_truth
 
     summary = reference_store.summary
     n_series = len(archive_series("tiny"))
@@ -51,8 +51,8 @@ def test_every_series_matches_planted_truth(tiny_archive, reference_store):
 
 
 def test_regrid_mask_protocol_agrees_with_regrid_data(tiny_archive, reference_store, tmp_path):
-    from gridflux.cluster import make_cluster
-    from gridflux.pipeline import run
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline.runner import run
 
     store = str(tmp_path / "mask-protocol.zarr")
     with make_cluster("local", n_workers=2) as handle:

@@ -32,8 +32,8 @@ def _chunk_files(store: str) -> dict[str, bytes]:
 
 
 def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(tiny_archive, reference_store, tmp_path):
-    from gridflux.cluster import make_cluster
-    from gridflux.pipeline import run
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline.runner import run
 
     store = str(tmp_path / "killed.zarr")
     kill: dict = {}

@@ -5,8 +5,14 @@ import os
 import numpy as np
 import pytest
 
-from gridflux.catalog import SeriesRecord, check_catalog, load_catalog, load_series, write_catalog
 from gridflux.errors import CatalogError, InputError
+from gridflux.ingest.catalog import (
+    SeriesRecord,
+    check_catalog,
+    load_catalog,
+    load_series,
+    write_catalog,
+)
 
 
 def _rec(paths, variable="rh", raw=None, **kw):

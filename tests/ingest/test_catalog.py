@@ -6,7 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from gridflux.catalog import (
+from gridflux.errors import CatalogError
+from gridflux.ingest.catalog import (
     build_catalog,
     fingerprint,
     load_catalog,
@@ -14,7 +15,6 @@ from gridflux.catalog import (
     parse_path,
     write_catalog,
 )
-from gridflux.errors import CatalogError
 from gridflux.testing import raise_if_dask_computes
 
 from .conftest import write_file

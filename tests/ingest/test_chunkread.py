@@ -1,4 +1,4 @@
-"""Chunk reads (gridflux.chunkread: libdeflate for deflated chunks, byte ranges for unfiltered ones)
+"""Chunk reads (gridflux.ingest.chunkread: libdeflate for deflated chunks, byte ranges for unfiltered ones)
 against netCDF4's own reads of the same files."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gridflux.chunkarray import DeflateChunkArray, chunk_variable
-from gridflux.chunkread import ChunkReader, open_reader
+from gridflux.ingest.chunkarray import DeflateChunkArray, chunk_variable
+from gridflux.ingest.chunkread import ChunkReader, open_reader
 
 SHAPE = (14, 23, 37)  # not a multiple of any chunk below: edge chunks are partial
 
@@ -212,7 +212,7 @@ def _split_files(tmp_path, lengths=(5, 4, 5)):
 def test_time_concatenated_array_equals_the_planted_field(tmp_path, key):
     from xarray.core.indexing import BasicIndexer
 
-    from gridflux.chunkarray import TimeConcatenatedArray
+    from gridflux.ingest.chunkarray import TimeConcatenatedArray
 
     whole, variables = _split_files(tmp_path)
     joined = TimeConcatenatedArray(variables)
@@ -223,7 +223,7 @@ def test_time_concatenated_array_equals_the_planted_field(tmp_path, key):
 def test_a_rows_selection_reaches_every_file_read(tmp_path, monkeypatch):
     """Joined before dask: selecting latitude rows of the dask array reads only those rows of each
     month of each file (dask's concatenate would read whole fields)."""
-    from gridflux.chunkarray import concat_time
+    from gridflux.ingest.chunkarray import concat_time
 
     whole, variables = _split_files(tmp_path)
     reads = []
@@ -243,7 +243,7 @@ def test_a_rows_selection_reaches_every_file_read(tmp_path, monkeypatch):
 
 
 def test_files_of_other_shapes_cannot_be_joined(tmp_path):
-    from gridflux.chunkarray import TimeConcatenatedArray
+    from gridflux.ingest.chunkarray import TimeConcatenatedArray
 
     _, variables = _split_files(tmp_path)
     with pytest.raises(ValueError, match="differ in shape beyond time"):

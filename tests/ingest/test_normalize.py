@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gridflux.catalog import SeriesRecord, load_series, open_series
-from gridflux.normalize import normalize
+from gridflux.fields.normalize import normalize
+from gridflux.ingest.catalog import SeriesRecord, load_series, open_series
 from gridflux.testing import raise_if_dask_computes
 
 DAY = 86400.0

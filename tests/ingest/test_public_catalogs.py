@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from gridflux.catalog import TRAIT_COLUMNS, load_catalog
-from gridflux.units import VARIABLES
+from gridflux.fields.units import VARIABLES
+from gridflux.ingest.catalog import TRAIT_COLUMNS, load_catalog
 
 CATALOGS = os.path.join(os.path.dirname(__file__), "..", "..", "catalogs")
 ISIMIP = os.path.join(CATALOGS, "isimip-carbon-monthly.json")
@@ -121,7 +121,7 @@ def test_isimip_catalog_rows_urls_and_names():
 
 def test_isimip_rows_read_by_the_crawler_convention():
     # gridflux's crawler (catalog.parse_path) must read the ISIMIP2 file names into the same identity
-    from gridflux.catalog import parse_path
+    from gridflux.ingest.catalog import parse_path
 
     cat = load_catalog(ISIMIP)
     n = 0

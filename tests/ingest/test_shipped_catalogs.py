@@ -4,7 +4,7 @@ local sample in the same column layout)."""
 import json
 import os
 
-from gridflux.catalog import load_catalog
+from gridflux.ingest.catalog import load_catalog
 
 HERE = os.path.dirname(__file__)
 CATALOGS = os.path.join(HERE, "..", "..", "catalogs")

@@ -92,7 +92,7 @@ def test_mask_file(tmp_path):
 @pytest.mark.slow
 def test_tiny_archive_truth_through_the_ingest_chain(tmp_path):
     """Every series of the tiny archive, opened and normalized by gridflux, sums to the planted truth."""
-    from gridflux.catalog import load_catalog, load_series
+    from gridflux.ingest.catalog import load_catalog, load_series
 
     info = arch.build_archive(tmp_path, "tiny", seed=3)
     assert info.seconds < 30 and info.n_series == len(load_catalog(info.catalog).series())

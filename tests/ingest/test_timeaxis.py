@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gridflux.errors import InputError
-from gridflux.timeaxis import (
+from gridflux.fields.timeaxis import (
     canonical_calendar,
     check_month_keys,
     decode_month_keys,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from gridflux.errors import InputError
-from gridflux.units import ALIASES, VARIABLES, unit_factor
+from gridflux.fields.units import ALIASES, VARIABLES, unit_factor
 
 DAY = 86400.0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import strategies as st
 
-from gridflux.grids import CellBounds
+from gridflux.kernels.grids import CellBounds
 
 MIN_WIDTH = 1e-3  # degrees
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from gridflux.grids import (
+from gridflux.kernels.grids import (
     CDO_EARTH_RADIUS,
     EARTH_RADIUS,
     CellBounds,

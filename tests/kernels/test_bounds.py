@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from gridflux.errors import GridError, GridfluxError
-from gridflux.grids import (
+from gridflux.kernels.grids import (
     CellBounds,
     cell_areas,
     gaussian_grid,

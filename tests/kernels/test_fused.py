@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from gridflux.errors import MaskError
-from gridflux.grids import CellBounds, gaussian_grid, global_grid
-from gridflux.masks import RegionMask
-from gridflux.regrid.kernels import apply_separable, conservative_weights, native_weight_field
-from gridflux.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.kernels.conservative import apply_separable, conservative_weights, native_weight_field
+from gridflux.kernels.grids import CellBounds, gaussian_grid, global_grid
 
 from .reference import (
     R_ESMF,

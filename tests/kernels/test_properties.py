@@ -8,7 +8,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gridflux.regrid.kernels import apply_separable, conservative_weights
+from gridflux.kernels.conservative import apply_separable, conservative_weights
 
 from .reference import brute_destarea_weights, ref_cell_areas
 from .strategies import grids

@@ -10,8 +10,8 @@ import pytest
 import scipy.sparse as sp
 
 from gridflux.errors import WeightsError
-from gridflux.grids import CellBounds, gaussian_grid, global_grid, regional_grid
-from gridflux.regrid.kernels import _apply_weighted_sum, apply_separable, conservative_weights
+from gridflux.kernels.conservative import _apply_weighted_sum, apply_separable, conservative_weights
+from gridflux.kernels.grids import CellBounds, gaussian_grid, global_grid, regional_grid
 
 from .reference import (
     brute_destarea_weights,

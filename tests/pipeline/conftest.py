@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gridflux.grids import EARTH_RADIUS, gaussian_grid, global_grid, regional_grid
+from gridflux.kernels.grids import EARTH_RADIUS, gaussian_grid, global_grid, regional_grid
 
 # region -> list of boxes (south, north, west, east, fraction) on whole degrees
 BOXES = {
@@ -104,8 +104,8 @@ SERIES = [
 @pytest.fixture(scope="session")
 def mini_archive(tmp_path_factory):
     """Catalog, mask and independent truths for three npp series on three different grids."""
-    from gridflux.catalog import write_catalog
-    from gridflux.masks import RegionMask
+    from gridflux.fields.masks import RegionMask
+    from gridflux.ingest.catalog import write_catalog
 
     root: Path = tmp_path_factory.mktemp("mini-archive")
     rng = np.random.default_rng(42)

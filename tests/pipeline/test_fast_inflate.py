@@ -7,9 +7,9 @@ import numpy as np
 
 def test_series_open_is_the_same_with_and_without_fast_inflate(mini_archive):
     """The canonical fields of the mini archive are bit-identical either way."""
-    import gridflux.chunkread as cr
+    import gridflux.ingest.chunkread as cr
     from gridflux import config
-    from gridflux.catalog import load_catalog, load_series
+    from gridflux.ingest.catalog import load_catalog, load_series
 
     opened = []
     real_init = cr.ChunkReader.__init__

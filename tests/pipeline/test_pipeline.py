@@ -15,8 +15,8 @@ import pytest
 import xarray as xr
 
 from gridflux.errors import StoreError
-from gridflux.pipeline import run
-from gridflux.store import Store
+from gridflux.pipeline.runner import run
+from gridflux.pipeline.store import Store
 
 RTOL = 1e-10
 
@@ -87,7 +87,7 @@ def pd_days(t, calendar):
 
 
 def cell_areas_band(s, n):
-    from gridflux.grids import EARTH_RADIUS
+    from gridflux.kernels.grids import EARTH_RADIUS
 
     return 2 * np.pi * EARTH_RADIUS**2 * (np.sin(np.radians(n)) - np.sin(np.radians(s)))
 
@@ -202,9 +202,9 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
     (``ceil(blocks / blocks per span)``), whatever its grid: the graph does not grow with cells."""
     import dask
 
-    from gridflux.catalog import load_catalog
-    from gridflux.masks import RegionMask
-    from gridflux.pipeline import SeriesJob, mask_key, plan_series, series_tasks, target_grid
+    from gridflux.fields.masks import RegionMask
+    from gridflux.ingest.catalog import load_catalog
+    from gridflux.pipeline.runner import SeriesJob, mask_key, plan_series, series_tasks, target_grid
 
     cat = load_catalog(mini_archive["catalog"])
     mask = RegionMask.from_file(mini_archive["mask"])
@@ -254,8 +254,7 @@ def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_arch
     """With cubes a block holds only the source rows that overlap the cube grid (the mask's bounding
     box, 40N..80N here), found independently from each grid's latitude bounds; totals and cubes are
     bit-identical to whole-field blocks."""
-    from gridflux import steps
-
+    from gridflux.pipeline import tasks as steps
     seen = []
     original = steps.process_block
 
@@ -285,7 +284,7 @@ def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_arch
 
 def test_task_months_auto_gives_whole_series_when_there_are_enough_for_the_workers():
     from gridflux.errors import GridfluxError
-    from gridflux.pipeline import SPLIT_MONTHS, span_blocks, task_months_for
+    from gridflux.pipeline.runner import SPLIT_MONTHS, span_blocks, task_months_for
 
     assert task_months_for("auto", 4, 2) is None  # two series per worker thread: one task each
     assert task_months_for("auto", 3, 2) == SPLIT_MONTHS == 120  # fewer: spread in 120-month spans
@@ -304,8 +303,8 @@ def test_auto_task_months_submits_one_task_per_series(mini_archive, tmp_path, mo
     planted truths."""
     from distributed import get_task_stream
 
-    from gridflux import pipeline
-    from gridflux.cluster import make_cluster
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline import runner as pipeline
 
     monkeypatch.setattr(pipeline, "SPLIT_MONTHS", 12)
     spans = {}
@@ -326,7 +325,7 @@ def test_auto_task_months_submits_one_task_per_series(mini_archive, tmp_path, mo
 
 def test_spans_align_to_store_chunks():
     """Blocks never straddle a store time chunk; spans group whole blocks, at most task_months."""
-    from gridflux.pipeline import span_blocks
+    from gridflux.pipeline.runner import span_blocks
 
     positions = np.arange(5, 5 + 40)  # the series starts 5 months into a 12-month store chunk
     spans = span_blocks(positions, 12, 24)
@@ -339,7 +338,7 @@ def test_spans_align_to_store_chunks():
 def _run_in_subprocess(catalog, mask, store):
     # each block sleeps 50 ms (slow storage) so that the kill lands in the middle of the run
     code = (
-        "import sys, time; import gridflux.pipeline as p, gridflux.steps as steps; orig = steps.process_block\n"
+        "import sys, time; import gridflux.pipeline.runner as p, gridflux.pipeline.tasks as steps; orig = steps.process_block\n"
         "def slow(*a, **k):\n    time.sleep(0.05); return orig(*a, **k)\n"
         "steps.process_block = slow\n"
         f"s = p.run({catalog!r}, {mask!r}, {store!r}, progress=False, chunk_months=1)\n"
@@ -419,7 +418,7 @@ def test_catalog_time_ranges_stream_and_a_wrong_range_fails_only_its_series(mini
     a series whose file holds months beyond what the catalog declared fails clearly."""
     import pandas as pd
 
-    from gridflux.catalog import write_catalog
+    from gridflux.ingest.catalog import write_catalog
 
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
@@ -475,7 +474,7 @@ def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_pat
     is dropped, and B (3 spans) and C (2 spans) are done and match the planted truths."""
     import h5py
 
-    from gridflux.cluster import make_cluster
+    from gridflux.compute.clusters import make_cluster
 
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
@@ -507,7 +506,7 @@ def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_pat
 def test_progress_bar_counts_series_and_shows_the_bytes_read():
     """The bar's total is the number of series (known before any file is opened); the bytes read
     are shown beside it as series finish (a streaming run learns them on the workers)."""
-    from gridflux.pipeline import SeriesPlan, _Progress
+    from gridflux.pipeline.runner import SeriesPlan, _Progress
 
     reporter = _Progress(True, 3)
     try:
@@ -527,10 +526,10 @@ def test_progress_bar_counts_series_and_shows_the_bytes_read():
 def test_rows_to_read_for_sources_that_miss_the_mask_or_the_cube(mini_archive):
     """A series north of the mask reads its overlap with the cube grid; one that reaches neither the
     mask nor the cube grid reads whole fields (its cube is zeros) rather than an empty block."""
-    from gridflux.grids import regional_grid
-    from gridflux.masks import RegionMask
-    from gridflux.pipeline import mask_key, target_grid
-    from gridflux.steps import BlockJob, process_block, rows_to_read
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import regional_grid
+    from gridflux.pipeline.runner import mask_key, target_grid
+    from gridflux.pipeline.tasks import BlockJob, process_block, rows_to_read
 
     mask = RegionMask.from_file(mini_archive["mask"])  # fractions 40N..80N
     target = target_grid()

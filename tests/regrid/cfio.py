@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 
-from gridflux.grids import CellBounds
+from gridflux.kernels.grids import CellBounds
 
 
 def write_cf(

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from gridflux.grids import (
+from gridflux.kernels.conservative import apply_separable, conservative_weights
+from gridflux.kernels.grids import (
     CDO_EARTH_RADIUS,
     CellBounds,
     cell_areas,
@@ -30,7 +31,6 @@ from gridflux.grids import (
     global_grid,
     regional_grid,
 )
-from gridflux.regrid.kernels import apply_separable, conservative_weights
 
 from .cfio import griddes_lonlat, read_var, run_tool, which, write_cf
 
@@ -255,8 +255,8 @@ def test_gencon_weights_match_per_pair(tmp_path, src_name, dst_name, src_grid):
 
 
 def test_read_weights_of_cdo_gencon_file_reproduces_remapcon(tmp_path):
-    """gridflux.regrid.weights.read_weights on a CDO weight file, applied, equals CDO's remapcon."""
-    from gridflux.regrid.weights import read_weights
+    """gridflux.ingest.weightfiles.read_weights on a CDO weight file, applied, equals CDO's remapcon."""
+    from gridflux.ingest.weightfiles import read_weights
 
     src, dst = global_grid(2.5, 3.75, lon0=0.0), global_grid(1.0)
     x = _field(src, seed=21)
@@ -297,7 +297,7 @@ def test_gencon_destarea_writes_true_fractions(tmp_path):
     ).tocsr()
     assert abs(cdo - w.to_coo().tocsr()).max() <= RTOL
     # gridflux's reader keeps the destarea normalisation: applying it equals gridflux destarea
-    from gridflux.regrid.weights import read_weights
+    from gridflux.ingest.weightfiles import read_weights
 
     sw = read_weights(fw)
     assert sw.normalization == "destarea"
@@ -331,7 +331,7 @@ def test_gridarea_total_with_cdo_radius(tmp_path, name):
 @pytest.mark.parametrize("src_name", ["T63", "2.5x3.75"])
 def test_cdo_applies_gridflux_scrip_weights(tmp_path, src_name):
     """`gridflux weights --format scrip` writes a file that `cdo remap,GRID,WEIGHTS` uses as its own."""
-    from gridflux.regrid.weights import write_weights
+    from gridflux.ingest.weightfiles import write_weights
 
     grids = {"T63": gaussian_grid(96), "2.5x3.75": global_grid(2.5, 3.75, 0.0)}
     src, dst = grids[src_name], global_grid(1.0)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from gridflux.errors import MaskError
-from gridflux.grids import EARTH_RADIUS, global_grid
-from gridflux.masks import RegionMask
+from gridflux.fields.masks import RegionMask
+from gridflux.kernels.grids import EARTH_RADIUS, global_grid
 
 
 def _cap_area(s, n, w, e):
@@ -102,7 +102,7 @@ def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
 
 def test_netcdf_round_trip_keeps_exact_bounds(tmp_path):
     """Irregular bounds (not the midpoints of the centres) survive a write and a read exactly."""
-    from gridflux.grids import CellBounds
+    from gridflux.kernels.grids import CellBounds
 
     lat_e = np.array([-90.0, -30.0, 10.0, 12.5, 90.0])
     lon_e = np.array([0.0, 100.0, 101.0, 360.0])

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gridflux.grids import EARTH_RADIUS, gaussian_grid, global_grid
-from gridflux.masks import RegionMask
-from gridflux.regrid.kernels import conservative_weights
-from gridflux.regrid.weights import read_weights, write_weights
-from gridflux.regrid.xarray import regrid_with_weights
-from gridflux.totals import sparse_native_weights, weighted_sums
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.regrid import regrid_with_weights
+from gridflux.fields.totals import sparse_native_weights, weighted_sums
+from gridflux.ingest.weightfiles import read_weights, write_weights
+from gridflux.kernels.conservative import conservative_weights
+from gridflux.kernels.grids import EARTH_RADIUS, gaussian_grid, global_grid
 
 from .cfio import griddes_lonlat, read_var, run_tool, which, write_cf
 
@@ -73,7 +73,7 @@ def test_sparse_native_weights_give_closed_form_band_total():
     frac = np.zeros(mgrid.shape)
     frac[(mgrid.lat_bounds[:, 0] >= 50) & (mgrid.lat_bounds[:, 1] <= 70)] = 0.4
     mask = RegionMask(("band",), frac, mgrid)
-    from gridflux.regrid.weights import from_separable
+    from gridflux.ingest.weightfiles import from_separable
 
     w = sparse_native_weights(from_separable(conservative_weights(src, target)), target, mask)
     c = 2.5e-9
@@ -85,7 +85,7 @@ def test_sparse_native_weights_give_closed_form_band_total():
 
 def test_weight_file_shape_mismatch_is_a_clear_error():
     from gridflux.errors import WeightsError
-    from gridflux.regrid.weights import from_separable
+    from gridflux.ingest.weightfiles import from_separable
 
     w = from_separable(conservative_weights(global_grid(10.0), global_grid(20.0)))
     da = xr.DataArray(np.zeros((2, 5, 5)), dims=("time", "y", "x"), name="npp")

@@ -18,9 +18,9 @@ from kernels.reference import (  # tests/ is pytest's rootdir, not a package
 )
 
 from gridflux.errors import WeightsError
-from gridflux.grids import CellBounds, gaussian_grid, global_grid, regional_grid
-from gridflux.regrid.kernels import apply_separable, conservative_weights
-from gridflux.regrid.weights import read_weights, write_weights
+from gridflux.ingest.weightfiles import read_weights, write_weights
+from gridflux.kernels.conservative import apply_separable, conservative_weights
+from gridflux.kernels.grids import CellBounds, gaussian_grid, global_grid, regional_grid
 
 from .cfio import read_var, run_tool, which, write_cf
 

@@ -21,10 +21,10 @@ from kernels.reference import (  # tests/ is pytest's rootdir, not a package
 )
 
 from gridflux.errors import GridError, MaskError
-from gridflux.grids import CellBounds, gaussian_grid, global_grid
-from gridflux.masks import RegionMask
-from gridflux.regrid.xarray import grid_of, regrid
-from gridflux.totals import region_totals
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.regrid import grid_of, regrid
+from gridflux.fields.totals import region_totals
+from gridflux.kernels.grids import CellBounds, gaussian_grid, global_grid
 
 T63 = gaussian_grid(96, lon0=0.9375)  # lon edges at multiples of 1.875: 0 and 90 are edges
 ONE = global_grid(1.0)

@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 
 from gridflux.errors import WeightsError
-from gridflux.grids import cell_areas, gaussian_grid, global_grid
-from gridflux.regrid.xarray import grid_dataset, regrid
+from gridflux.fields.regrid import grid_dataset, regrid
+from gridflux.kernels.grids import cell_areas, gaussian_grid, global_grid
 
 
 def _xesmf_importable() -> tuple[bool, str]:

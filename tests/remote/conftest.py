@@ -35,7 +35,7 @@ def fast_remote():
 
 def selected(archive, query):
     """(series records of the local catalog, relative paths of their files incl. fx)."""
-    from gridflux.catalog import load_catalog
+    from gridflux.ingest.catalog import load_catalog
 
     cat = load_catalog(archive.catalog)
     records = cat.series(query)

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import xarray as xr
 
-from gridflux.demo import check_against_truth
-from gridflux.pipeline import run
+from gridflux.cli.demo import check_against_truth
+from gridflux.pipeline.runner import run
 
 from .conftest import selected, truth_subset
 from .faultserver import FaultServer

@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from gridflux import config, remote
+from gridflux import config
 from gridflux.errors import InputError
+from gridflux.ingest import remote
 
 from .faultserver import FaultServer
 
@@ -177,7 +178,7 @@ def test_remote_file_reads_exact_bytes_through_faults(tiny_archive):
 
 def test_cut_file_is_a_clear_error(tiny_archive, tmp_path):
     """A file cut short (the server is honest about its short size): HDF5 sees the truncation."""
-    from gridflux.catalog import _open_one
+    from gridflux.ingest.catalog import _open_one
 
     data = open(os.path.join(tiny_archive.root, NC), "rb").read()
     (tmp_path / "cut.nc").write_bytes(data[: len(data) // 2])

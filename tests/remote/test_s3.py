@@ -75,7 +75,7 @@ def _objects(client, bucket, prefix=""):
 
 def _stage_s3_archive(archive, dest):
     """A catalog of the QUERY series (netCDF) plus the ZARR_SOURCE series as a zarr store."""
-    from gridflux.catalog import write_catalog
+    from gridflux.ingest.catalog import write_catalog
 
     cat, records, rels = selected(archive, QUERY)
     zrec = cat.series({"ensemble": ZARR_SOURCE[0], "source_id": ZARR_SOURCE[1]})
@@ -99,8 +99,8 @@ def _stage_s3_archive(archive, dest):
 def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_path, caplog, capfd):
     from distributed import Client, LocalCluster
 
-    from gridflux.demo import check_against_truth
-    from gridflux.pipeline import run
+    from gridflux.cli.demo import check_against_truth
+    from gridflux.pipeline.runner import run
 
     bucket = "gridflux-test-run"
     client = _client(s3_endpoint)
@@ -156,7 +156,7 @@ def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_
 
 def test_catalog_from_s3_with_the_users_credential_chain(tiny_archive, s3_endpoint, s3_env, monkeypatch, tmp_path):
     """No key in the catalog or the options: credentials come from the environment (AWS_* here)."""
-    from gridflux.catalog import fingerprint, load_catalog, open_series
+    from gridflux.ingest.catalog import fingerprint, load_catalog, open_series
 
     bucket = "gridflux-test-env"
     client = _client(s3_endpoint)

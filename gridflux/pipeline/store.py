@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from gridflux.errors import StoreError
-from gridflux.grids import CellBounds, cell_areas
+from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
 LOCK = ".gridflux.lock"
@@ -94,8 +94,7 @@ class Store:
         self.zarr_format = int(config.get("store.zarr-format", override=zarr_format))
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
         if not _is_local_fs(self.fs):  # remote stores get the same timeouts and retries as inputs
-            from gridflux import remote
-
+            from gridflux.ingest import remote
             self._storage_options = remote.with_timeouts(self.url, self._storage_options,
                                                          remote.RemotePolicy.from_config())
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)

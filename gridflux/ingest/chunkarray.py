@@ -1,7 +1,7 @@
-"""Lazily indexed backend arrays: a :class:`gridflux.chunkread.ChunkReader` as xarray sees it, and
+"""Lazily indexed backend arrays: a :class:`gridflux.ingest.chunkread.ChunkReader` as xarray sees it, and
 a series' files joined along time.
 
-:func:`gridflux.catalog.open_series` swaps :class:`DeflateChunkArray` in for a series' data variable
+:func:`gridflux.ingest.catalog.open_series` swaps :class:`DeflateChunkArray` in for a series' data variable
 when the variable can be read by chunk (local netCDF-4, deflate, optionally shuffle), before
 xarray's CF decoding (fill values, scale/offset), so decoding and every later step are unchanged.
 It joins a series of several files with :class:`TimeConcatenatedArray` *before* the data become a
@@ -15,7 +15,7 @@ import numpy as np
 from xarray.backends import BackendArray
 from xarray.core import indexing
 
-from gridflux.chunkread import ChunkReader
+from gridflux.ingest.chunkread import ChunkReader
 
 
 class DeflateChunkArray(BackendArray):
@@ -80,7 +80,7 @@ def chunk_variable(var, path: str, name: str):
     when the variable can be read by chunk and has the same shape; else ``var`` itself."""
     import xarray as xr
 
-    from gridflux.chunkread import open_reader
+    from gridflux.ingest.chunkread import open_reader
 
     reader = open_reader(path, name)
     if reader is None or reader.shape != tuple(var.shape):

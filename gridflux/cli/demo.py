@@ -46,7 +46,7 @@ def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, 
     and regions (months whose truth is zero are compared on that scale, not divided by zero).
     ``storage_options``: fsspec options of a store at a URL (e.g. ``s3://``).
     """
-    from gridflux.export import totals_table
+    from gridflux.pipeline.export import totals_table
 
     truth = pd.read_csv(truth_csv, dtype={"time": str})
     got = totals_table(store, storage_options).rename(columns={"source_id": "member", "value": "got"})
@@ -75,8 +75,8 @@ def run_demo(workdir: str | os.PathLike = "gridflux-demo", *, size: str = "tiny"
     from rich.console import Console
 
     from gridflux.cli.run import print_summary
-    from gridflux.cluster import make_cluster
-    from gridflux.pipeline import run
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline.runner import run
     from gridflux.synthetic import build_archive
 
     console = console or Console()

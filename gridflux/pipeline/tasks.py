@@ -21,12 +21,12 @@ from typing import Any
 import numpy as np
 
 from gridflux.errors import StoreError
-from gridflux.grids import CellBounds
-from gridflux.masks import RegionMask
-from gridflux.regrid.kernels import apply_separable
-from gridflux.regrid.xarray import cached_weights
-from gridflux.store import TG_PER_KG, write_cube_block
-from gridflux.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.regrid import cached_weights
+from gridflux.fields.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.kernels.conservative import apply_separable
+from gridflux.kernels.grids import CellBounds
+from gridflux.pipeline.store import TG_PER_KG, write_cube_block
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
 _OPENED: OrderedDict[tuple, Any] = OrderedDict()  # canonical datasets this worker process has opened
@@ -158,8 +158,7 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
     """The series' canonical dataset (lazy), opened once per worker process and inputs' version.
 
     Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
-    from gridflux import catalog
-
+    from gridflux.ingest import catalog
     key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
     ds = _OPENED.get(key)
     if ds is None:
@@ -198,7 +197,7 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
     block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per block.
     """
-    from gridflux.regrid.xarray import grid_of
+    from gridflux.fields.regrid import grid_of
 
     ds = open_canonical(job, storage_options)
     name = ds.attrs["gridflux_variable"]

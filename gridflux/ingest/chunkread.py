@@ -17,7 +17,7 @@ hyperslab read of the same rows runs at ~230 MB/s here.
 Only variables whose filters are exactly deflate, optionally after shuffle, or none at all are
 read this way (:func:`supported` says why not otherwise, e.g. fletcher32, szip or zstd);
 everything else stays with netCDF4. Values come back exactly as stored (no fill/scale decoding:
-xarray's CF decoding is applied on top, see :mod:`gridflux.chunkarray`). numpy, h5py, deflate and
+xarray's CF decoding is applied on top, see :mod:`gridflux.ingest.chunkarray`). numpy, h5py, deflate and
 numcodecs only: no xarray import.
 """
 

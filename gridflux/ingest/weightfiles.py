@@ -23,8 +23,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from gridflux.errors import WeightsError
-from gridflux.grids import CellBounds, cell_areas
-from gridflux.regrid.kernels import SeparableWeights
+from gridflux.kernels.conservative import SeparableWeights
+from gridflux.kernels.grids import CellBounds, cell_areas
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridflux.errors import WeightsError
-from gridflux.grids import CellBounds
+from gridflux.kernels.grids import CellBounds
 
 
 def _import_xesmf():
@@ -35,7 +35,7 @@ def _bounds_dataset(grid: CellBounds):
 def regrid_xesmf(da, target: CellBounds, *, grid: CellBounds | None = None, normalization: str = "destarea"):
     """Regrid with ``xesmf.Regridder(method="conservative")`` between explicit cell bounds."""
     xesmf = _import_xesmf()
-    from gridflux.regrid.xarray import find_latlon, grid_of, to_ascending_lat
+    from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
 
     src = grid_of(da) if grid is None else grid
     lat, lon = find_latlon(da)

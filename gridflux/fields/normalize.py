@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from gridflux import grids
 from gridflux.errors import GridError, InputError
-from gridflux.timeaxis import (
+from gridflux.fields.timeaxis import (
     canonical_calendar,
     check_month_keys,
     decode_month_keys,
@@ -29,7 +28,8 @@ from gridflux.timeaxis import (
     month_starts,
     seconds_in_month,
 )
-from gridflux.units import ALIASES, CANONICAL_UNITS, VARIABLES, unit_factor
+from gridflux.fields.units import ALIASES, CANONICAL_UNITS, VARIABLES, unit_factor
+from gridflux.kernels import grids
 
 #: Values at or beyond this magnitude are missing even when the file declares no fill value.
 FILL_THRESHOLD = 1e19
@@ -187,7 +187,7 @@ def normalize(
 
     Parameters
     ----------
-    ds : raw dataset (as opened by :func:`gridflux.catalog.open_series`, or by xarray with
+    ds : raw dataset (as opened by :func:`gridflux.ingest.catalog.open_series`, or by xarray with
         ``decode_times=False`` or decoded times)
     variable : canonical name (``nbp``) or a known raw alias (``netAtmosLandCO2Flux``)
     raw_name : the variable's name in ``ds`` when it differs (e.g. ``NBE_p50``)

@@ -7,7 +7,7 @@ netCDF4, h5py, dask.array: most of a second of CPU) then overlap the driver's st
 delaying the first task of a run. With the local ``start-method: forkserver`` (the default) the
 same modules (:data:`TASK_MODULES`) are imported once, in the fork server that every local worker
 is forked from, so a worker starts in ~0.1 s of CPU instead of ~0.9 s. It also limits netCDF-C's
-chunk cache (see :func:`gridflux.catalog.limit_netcdf_chunk_cache`).
+chunk cache (see :func:`gridflux.ingest.catalog.limit_netcdf_chunk_cache`).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 #: looks for pint, its backend list loads every installed engine)
 TASK_MODULES = (
     "dask.array", "deflate", "h5py", "netCDF4", "xarray", "pint", "zarr", "numcodecs", "fsspec",
-    "gridflux.chunkarray", "gridflux.normalize", "gridflux.regrid.xarray", "gridflux.steps", "gridflux.catalog",
+    "gridflux.ingest.chunkarray", "gridflux.fields.normalize", "gridflux.fields.regrid", "gridflux.pipeline.tasks", "gridflux.ingest.catalog",
 )
 
 
@@ -30,7 +30,7 @@ def dask_setup(worker: Any = None) -> None:
         importlib.import_module(name)
     import dask.array as da
 
-    from gridflux.catalog import limit_netcdf_chunk_cache
+    from gridflux.ingest.catalog import limit_netcdf_chunk_cache
 
     limit_netcdf_chunk_cache()
     from xarray.backends import list_engines
@@ -52,7 +52,7 @@ def _first_open() -> None:
     import netCDF4
     import numpy as np
 
-    from gridflux.catalog import _open_one
+    from gridflux.ingest.catalog import _open_one
 
     with tempfile.TemporaryDirectory(prefix="gridflux-warmup-") as tmp:
         path = os.path.join(tmp, "warmup.nc")

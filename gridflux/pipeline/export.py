@@ -14,7 +14,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
     ``value`` is Tg of element per month (fluxes) or Tg (stocks).
     """
-    from gridflux.store import open_store
+    from gridflux.pipeline.store import open_store
 
     ds = open_store(store, storage_options)
     tot = ds["totals"].load()

@@ -28,7 +28,7 @@ from functools import cached_property
 import numpy as np
 
 from gridflux.errors import WeightsError
-from gridflux.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_band_widths
+from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_band_widths
 
 NORMALIZATIONS = ("destarea", "fracarea")
 # Bytes of float64 work per piece when applying weights: small enough to stay in cache.

@@ -20,9 +20,9 @@ from __future__ import annotations
 import numpy as np
 
 from gridflux.errors import MaskError
-from gridflux.grids import EARTH_RADIUS, CellBounds, cell_areas
-from gridflux.masks import RegionMask
-from gridflux.regrid.kernels import native_weight_field
+from gridflux.fields.masks import RegionMask
+from gridflux.kernels.conservative import native_weight_field
+from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
 
 PROTOCOLS = ("regrid-data", "regrid-mask")
 # Bytes of float64 scratch per piece in weighted_sums: small enough to stay in L2/L3 cache.
@@ -55,7 +55,7 @@ def protocol_weights(
 def sparse_native_weights(weights, target: CellBounds, mask: RegionMask, radius: float = EARTH_RADIUS) -> np.ndarray:
     """Native weights ``(region, *src_shape)`` (m2) of any source grid from a sparse weight file.
 
-    ``weights`` (a :class:`~gridflux.regrid.weights.SparseWeights`, e.g. read from ``cdo gencon``
+    ``weights`` (a :class:`~gridflux.ingest.weightfiles.SparseWeights`, e.g. read from ``cdo gencon``
     or ESMF output) maps the source grid to ``target``; the mask is brought onto ``target`` and
     ``w = W_destarea.T @ (mask * area_target)``, so ``sum(x * w)`` is the regrid-data total of ``x``.
     """
@@ -144,7 +144,7 @@ def region_totals(
     import xarray as xr
 
     from gridflux import config
-    from gridflux.regrid.xarray import field_variables, find_latlon, grid_of, to_ascending_lat
+    from gridflux.fields.regrid import field_variables, find_latlon, grid_of, to_ascending_lat
 
     radius = float(config.get("earth-radius", override=radius))
     src = grid_of(da) if grid is None else grid

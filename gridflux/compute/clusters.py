@@ -401,7 +401,7 @@ def use_start_method(method: str) -> None:
     A spawned worker is a new interpreter that imports distributed, numpy, pandas, xarray, netCDF4,
     h5py and dask.array itself (~0.9 s of CPU, paid again by every worker and every restart). The
     fork server is one process, started with the first worker, that imports them once
-    (:data:`gridflux.worker_setup.TASK_MODULES` next to dask's own list); each worker is then a
+    (:data:`gridflux.compute.worker_setup.TASK_MODULES` next to dask's own list); each worker is then a
     fork of it (~0.1 s). It is a clean process (no threads, no open files), so forking it is safe
     for HDF5. It keeps the environment it started with: a ``MALLOC_TRIM_THRESHOLD_`` configured
     for nannies is therefore put into this process's environment first.
@@ -419,7 +419,7 @@ def use_start_method(method: str) -> None:
     from distributed.utils import get_mp_context
     from distributed.versions import optional_packages, required_packages
 
-    from gridflux.worker_setup import TASK_MODULES
+    from gridflux.compute.worker_setup import TASK_MODULES
 
     threshold = _trim_threshold()
     if threshold is not None:

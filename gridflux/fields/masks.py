@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from gridflux.errors import MaskError
-from gridflux.grids import EARTH_RADIUS, CellBounds, cell_areas
-from gridflux.regrid.kernels import apply_separable, conservative_weights
+from gridflux.kernels.conservative import apply_separable, conservative_weights
+from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
 
 _TOL = 1e-9
 
@@ -104,7 +104,7 @@ class RegionMask:
     def from_dataarray(cls, da, name: str | None = None, grid: CellBounds | None = None) -> RegionMask:
         """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``; ``grid``
         (default: from the array's coordinates) gives exact bounds when the file has them."""
-        from gridflux.regrid.xarray import find_latlon, grid_of, to_ascending_lat
+        from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
 
         lat, lon = find_latlon(da)
         grid = grid_of(da) if grid is None else grid
@@ -139,7 +139,7 @@ class RegionMask:
             if variable not in ds:
                 raise MaskError(f"{p}: no variable {variable!r}; found {list(ds.data_vars)}")
             try:
-                from gridflux.regrid.xarray import grid_of
+                from gridflux.fields.regrid import grid_of
 
                 return cls.from_dataarray(ds[variable].load(), name=variable, grid=grid_of(ds))
             except MaskError as exc:
@@ -149,7 +149,7 @@ class RegionMask:
         """The mask as an xarray DataArray ``(region, lat, lon)`` with CF bounds."""
         import xarray as xr
 
-        from gridflux.regrid.xarray import grid_coords
+        from gridflux.fields.regrid import grid_coords
 
         return xr.DataArray(
             self.fractions,
@@ -161,7 +161,7 @@ class RegionMask:
 
     def to_dataset(self):
         """The mask and its grid's CF bounds variables (``lat_bnds``, ``lon_bnds``) as a Dataset."""
-        from gridflux.regrid.xarray import grid_dataset
+        from gridflux.fields.regrid import grid_dataset
 
         return grid_dataset(self.grid).assign(mask=self.to_dataarray())
 

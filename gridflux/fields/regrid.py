@@ -1,6 +1,6 @@
 """The xarray/dask front of the regridding kernels: ``grid_of`` and ``regrid``.
 
-The only xarray code in ``gridflux.regrid``. Works on DataArrays with any leading dimensions,
+The xarray front of the regridding kernels (``gridflux.kernels.conservative``). Works on DataArrays with any leading dimensions,
 stays lazy on dask input (one task per input chunk, no Python loop over time steps) and keeps
 attributes and CF bounds.
 """
@@ -15,13 +15,13 @@ import xarray as xr
 
 from gridflux import config
 from gridflux.errors import GridError, WeightsError
-from gridflux.grids import CellBounds, is_descending
-from gridflux.regrid.kernels import (
+from gridflux.kernels.conservative import (
     NORMALIZATIONS,
     SeparableWeights,
     apply_separable,
     conservative_weights,
 )
+from gridflux.kernels.grids import CellBounds, is_descending
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
 LON_NAMES = ("lon", "longitude", "nav_lon", "x")
@@ -161,7 +161,7 @@ def regrid(
                           for v in field_variables(obj)}, attrs=obj.attrs)
         return out.merge(grid_dataset(target))
     if backend == "xesmf":
-        from gridflux.regrid.esmf import regrid_xesmf
+        from gridflux.fields.esmf import regrid_xesmf
 
         return regrid_xesmf(obj, target, grid=grid, normalization=normalization)
 
@@ -218,7 +218,7 @@ def regrid_with_weights(
     destination), lazy on dask input; NaN source values count as zero (the file's own
     normalisation is applied as it is).
     """
-    from gridflux.regrid.weights import SparseWeights, read_weights
+    from gridflux.ingest.weightfiles import SparseWeights, read_weights
 
     w: SparseWeights = weights if isinstance(weights, SparseWeights) else read_weights(weights)
     k = len(w.src_shape)

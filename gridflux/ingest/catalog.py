@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gridflux import config
 from gridflux.errors import CatalogError, GridfluxError, InputError
-from gridflux.units import ALIASES, VARIABLES
+from gridflux.fields.units import ALIASES, VARIABLES
 
 #: Columns of a gridflux intake-esm catalog, in the order written.
 COLUMNS: tuple[str, ...] = (
@@ -140,7 +140,7 @@ class CatalogRow(BaseModel):
     @field_validator("calendar")
     @classmethod
     def _calendar(cls, v: str) -> str:
-        from gridflux.timeaxis import CALENDARS
+        from gridflux.fields.timeaxis import CALENDARS
 
         if v and v.lower() not in CALENDARS:
             raise ValueError(f"{v!r} is not a calendar; expected one of {sorted(CALENDARS)}")
@@ -330,9 +330,8 @@ def _pair_fx(row: CatalogRow, fx: list[CatalogRow]) -> dict[str, str]:
 
 
 def _read_text(path: str, storage_options: Mapping[str, Any] | None) -> str:
-    """Text of a catalog file at a local path or URL (remote reads retried: :mod:`gridflux.remote`)."""
-    from gridflux import remote
-
+    """Text of a catalog file at a local path or URL (remote reads retried: :mod:`gridflux.ingest.remote`)."""
+    from gridflux.ingest import remote
     if remote.is_remote(path):
         where = remote.scrub(path, storage_options)
         try:
@@ -740,14 +739,13 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     """Open one file lazily (backend-indexed arrays, no dask yet, times not decoded).
 
     Local files: netCDF4 engine (or zarr). URLs (``s3://``, ``gs://``, ``https://``,
-    ``simplecache::...``): through :mod:`gridflux.remote` -- netCDF with engine h5netcdf over a
+    ``simplecache::...``): through :mod:`gridflux.ingest.remote` -- netCDF with engine h5netcdf over a
     retrying range-request file (or a verified local cached copy), zarr through a retrying fsspec
-    mapper; transport failures are :class:`~gridflux.remote.RemoteReadError` naming the URL.
+    mapper; transport failures are :class:`~gridflux.ingest.remote.RemoteReadError` naming the URL.
     """
     import xarray as xr
 
-    from gridflux import remote
-
+    from gridflux.ingest import remote
     so = dict(storage_options or {})
     where = remote.scrub(path, so)
     try:
@@ -782,8 +780,8 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
 
 def _chunk_read_fields(ds, path: str):
     """``ds`` (opened undecoded) with its fields (variables of 3 or more dimensions) read by
-    :mod:`gridflux.chunkread` (libdeflate: ~3.5x faster inflate) where their filters allow."""
-    from gridflux.chunkarray import chunk_variable
+    :mod:`gridflux.ingest.chunkread` (libdeflate: ~3.5x faster inflate) where their filters allow."""
+    from gridflux.ingest.chunkarray import chunk_variable
 
     for name, var in ds.data_vars.items():
         if var.ndim >= 3:
@@ -821,8 +819,13 @@ def open_series(
     """
     import xarray as xr
 
-    from gridflux.normalize import _find_dim, resolve_variable
-    from gridflux.timeaxis import canonical_calendar, decode_month_keys, key_label, month_starts
+    from gridflux.fields.normalize import _find_dim, resolve_variable
+    from gridflux.fields.timeaxis import (
+        canonical_calendar,
+        decode_month_keys,
+        key_label,
+        month_starts,
+    )
 
     cm = int((chunks or {}).get("time", config.get("pipeline.chunk-months", 12)))
     parts = []
@@ -894,7 +897,7 @@ def open_series(
         # the field joined *before* it becomes a dask array (chunkarray.concat_time): after a dask
         # concatenate, selecting a block's rows no longer reaches the reads, and every read would
         # be of whole fields; the other variables (bounds, fx) are the first file's
-        from gridflux.chunkarray import concat_time
+        from gridflux.ingest.chunkarray import concat_time
 
         times = xr.concat([d["time"] for d in datasets], dim="time")
         out = datasets[0].drop_vars([raw, "time"]).assign_coords(time=times)
@@ -932,7 +935,7 @@ def load_series(
     allow_gaps: bool = False,
 ):
     """The canonical field of a series: ``normalize(open_series(record))`` (lazy)."""
-    from gridflux.normalize import normalize
+    from gridflux.fields.normalize import normalize
 
     ds = open_series(record, chunks=chunks, storage_options=storage_options)
     return normalize(
@@ -953,13 +956,12 @@ def load_series(
 def fingerprint(record: SeriesRecord, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec ``info``).
 
-    Remote objects are asked with retries (:func:`gridflux.remote.info`); a remote zarr store is
+    Remote objects are asked with retries (:func:`gridflux.ingest.remote.info`); a remote zarr store is
     identified by its metadata object (``zarr.json``, else ``.zmetadata``/``.zgroup``).
     """
     import fsspec
 
-    from gridflux import remote
-
+    from gridflux.ingest import remote
     def describe(p: str, info: Mapping[str, Any]) -> dict[str, Any]:
         d: dict[str, Any] = {"path": p, "size": info.get("size")}
         for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "checksum", "md5Hash", "crc32c"):
@@ -1036,7 +1038,7 @@ class SeriesCheck:
 
 def check_series(record: SeriesRecord, storage_options: Mapping[str, Any] | None = None) -> SeriesCheck:
     """Open and normalize one series lazily; record problems instead of raising."""
-    from gridflux.timeaxis import key_label, keys_from_dates
+    from gridflux.fields.timeaxis import key_label, keys_from_dates
 
     chk = SeriesCheck(record.key, record.variable, record.raw_variable, files=len(record.paths))
     try:

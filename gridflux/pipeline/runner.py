@@ -26,10 +26,10 @@ import numpy as np
 
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
-from gridflux.grids import CellBounds, global_grid
-from gridflux.masks import RegionMask
-from gridflux.steps import SeriesJob, process_span
-from gridflux.store import Store, StoreTemplate, continuous_months
+from gridflux.fields.masks import RegionMask
+from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.pipeline.store import Store, StoreTemplate, continuous_months
+from gridflux.pipeline.tasks import SeriesJob, process_span
 
 log = logging.getLogger(__name__)
 
@@ -102,8 +102,8 @@ def plan_series(record: Any, storage_options: dict | None, chunk_months: int | N
     """Open one series lazily and describe it (never raises: errors are recorded).
 
     ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
-    from gridflux import catalog
-    from gridflux.regrid.xarray import grid_of
+    from gridflux.fields.regrid import grid_of
+    from gridflux.ingest import catalog
 
     plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record)
     try:
@@ -126,8 +126,7 @@ def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
     read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
     (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
-    from gridflux import catalog
-
+    from gridflux.ingest import catalog
     fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
@@ -219,7 +218,7 @@ def build_template(plans: list[SeriesPlan], mask: RegionMask, cube_grid: CellBou
     traits = {t: [_trait(first[m].record, t) for m in members] for t in TRAITS}
     months = [m for p in plans for m in p.months] if months is None else months
     axis = continuous_months(min(months), max(months)) if months else []
-    from gridflux.units import VARIABLES
+    from gridflux.fields.units import VARIABLES
 
     kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
     cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
@@ -362,8 +361,7 @@ def run(
     -------
     RunSummary (done / skipped / failed with errors, bytes read, wall time)
     """
-    from gridflux import catalog as catalog_mod
-
+    from gridflux.ingest import catalog as catalog_mod
     t_start = time.perf_counter()
     protocol = config.get("pipeline.protocol", override=protocol)
     cubes = bool(config.get("pipeline.cubes", override=cubes))
@@ -554,7 +552,7 @@ def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, cli
         return tasks, t0
 
     if client is None:
-        from gridflux.steps import forget_opened
+        from gridflux.pipeline.tasks import forget_opened
 
         try:
             _run_in_process(todo, prepare, finish)
@@ -641,12 +639,12 @@ def _run_in_process(todo: list[SeriesPlan], prepare: Callable, finish: Callable)
 
 
 def _worker_setup_plugin():
-    """A worker plugin that runs :func:`gridflux.worker_setup.dask_setup` (imports, netCDF-C's chunk
+    """A worker plugin that runs :func:`gridflux.compute.worker_setup.dask_setup` (imports, netCDF-C's chunk
     cache) on every worker, also one started later (a class made here so that ``distributed`` is
     imported only when a cluster is used; cloudpickle ships it by value)."""
     from distributed import WorkerPlugin
 
-    from gridflux.worker_setup import dask_setup
+    from gridflux.compute.worker_setup import dask_setup
 
     class WorkerSetup(WorkerPlugin):
         def setup(self, worker) -> None:
