@@ -4,7 +4,7 @@
 * ``reference_store`` (session): the whole tiny archive through ``gridflux.pipeline.runner.run`` on a
   LocalCluster with 2 worker processes (regrid-data, cubes on, default chunking): the store that
   the protocol, cube, reopen and worker-kill tests compare against.
-* ``slurm_conf`` (session): re-exported from ``tests/cluster/conftest.py`` (a running
+* ``slurm_conf`` (session): re-exported from ``tests/compute/conftest.py`` (a running
   single-node SLURM or a skip that states why).
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from cluster.conftest import slurm_conf  # noqa: F401  (re-exported fixture; tests/ is on sys.path)
+from compute.conftest import slurm_conf  # noqa: F401  (re-exported fixture; tests/ is on sys.path)
 
 
 @dataclass

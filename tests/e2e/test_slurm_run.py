@@ -1,6 +1,6 @@
 """``gridflux run --cluster slurm``: the driver outside SLURM, 2 workers as SLURM jobs (issue 8, point 2).
 
-Needs the ``slurm_conf`` fixture (tests/cluster/conftest.py): a running single-node SLURM, or root
+Needs the ``slurm_conf`` fixture (tests/compute/conftest.py): a running single-node SLURM, or root
 with slurm-wlm installed to start one; otherwise the test skips and says why. The same selection
 of the tiny archive is run through the same CLI on a LocalCluster; the stores must be equal
 exactly (totals array-equal, every chunk file byte-identical).

@@ -1,6 +1,6 @@
 """A real single-node SLURM (slurmctld + slurmd on 127.0.0.1): dask workers as SLURM jobs.
 
-Needs the ``slurm_conf`` fixture (tests/cluster/conftest.py): a running SLURM, or root with
+Needs the ``slurm_conf`` fixture (tests/compute/conftest.py): a running SLURM, or root with
 slurm-wlm installed; otherwise these tests skip and say why.
 """
 
