@@ -97,24 +97,68 @@ def command(method: str, ctx: CaseContext, ins: inp.Inputs) -> tuple[list[str], 
     w = ctx.workdir
     if method in PYTHON_METHODS:
         out = os.path.join(w, f"{method}.npy")
-        argv = [PY, WORKERS, method, ctx.field, "--out", out, "--mask", ins.mask_nc, "--maskarea", ins.maskarea_clip_nc,
-                "--weights-cache", os.path.join(w, "weights")]  # built in the warm-up, as CDO's gencon is
+        argv = [
+            PY,
+            WORKERS,
+            method,
+            ctx.field,
+            "--out",
+            out,
+            "--mask",
+            ins.mask_nc,
+            "--maskarea",
+            ins.maskarea_clip_nc,
+            "--weights-cache",
+            os.path.join(w, "weights"),
+        ]  # built in the warm-up, as CDO's gencon is
         if method == "cube":
             argv += ["--zarr", os.path.join(w, "cube.zarr")]
         return argv, out
     out = os.path.join(w, f"{method}.nc")
     if method in ("cdo", "cdo-P2"):
         par = ["-P", "2"] if method == "cdo-P2" else []
-        return (["cdo", *par, "-s", "-b", "F64", "-fldsum", "-mul", f"-remapcon,{ins.grid_txt}", ctx.field,
-                 "-mul", ins.mask2d_nc, "-gridarea", ins.mask2d_nc, out], out)
+        return (
+            [
+                "cdo",
+                *par,
+                "-s",
+                "-b",
+                "F64",
+                "-fldsum",
+                "-mul",
+                f"-remapcon,{ins.grid_txt}",
+                ctx.field,
+                "-mul",
+                ins.mask2d_nc,
+                "-gridarea",
+                ins.mask2d_nc,
+                out,
+            ],
+            out,
+        )
     if method == "cdo-tuned":
-        return (["cdo", "-s", "-b", "F64", "-fldsum", "-mul", f"-remap,{ins.grid_clip_txt},{ctx.cdo_weights}",
-                 ctx.field, ins.maskarea_clip_nc, out], out)
+        return (
+            [
+                "cdo",
+                "-s",
+                "-b",
+                "F64",
+                "-fldsum",
+                "-mul",
+                f"-remap,{ins.grid_clip_txt},{ctx.cdo_weights}",
+                ctx.field,
+                ins.maskarea_clip_nc,
+                out,
+            ],
+            out,
+        )
     if method == "nco":
         rg = os.path.join(w, "nco-rg.nc")
-        script = (f"ncremap -t 1 -m {ctx.nco_map} {ctx.field} {rg} >/dev/null && "
-                  f"ncks -A -v maskarea {ins.maskarea_clip_nc} {rg} && "
-                  f"ncap2 -O -v -s 'tot=(rh*maskarea).total($lat,$lon)' {rg} {out} && rm -f {rg}")
+        script = (
+            f"ncremap -t 1 -m {ctx.nco_map} {ctx.field} {rg} >/dev/null && "
+            f"ncks -A -v maskarea {ins.maskarea_clip_nc} {rg} && "
+            f"ncap2 -O -v -s 'tot=(rh*maskarea).total($lat,$lon)' {rg} {out} && rm -f {rg}"
+        )
         return ["sh", "-c", script], out
     raise KeyError(method)
 
@@ -126,8 +170,15 @@ def read_totals(method: str, out: str) -> np.ndarray:
     import netCDF4
 
     with netCDF4.Dataset(out) as nc:
-        name = "tot" if method == "nco" else next(
-            v for v in nc.variables if "time" in nc[v].dimensions and "bnds" not in nc[v].dimensions and v != "time")
+        name = (
+            "tot"
+            if method == "nco"
+            else next(
+                v
+                for v in nc.variables
+                if "time" in nc[v].dimensions and "bnds" not in nc[v].dimensions and v != "time"
+            )
+        )
         return np.asarray(nc[name][:], dtype=np.float64).ravel()
 
 
@@ -146,8 +197,21 @@ def prepare_case(ctx: CaseContext, ins: inp.Inputs, log, extra: list[dict]) -> N
         ref = os.path.join(ctx.workdir, "ref.nc")
         # --double: CDO 2 keeps float32 input as float32 in memory, so the regridded intermediate would
         # be rounded to float32 (~1e-9 relative in the totals); the reference is CDO's remapcon in double
-        m = run_measured(["cdo", "--double", "-s", "-b", "F64", "-fldsum", "-mul", f"-remapcon,{ins.grid_clip_txt}",
-                          ctx.field, ins.maskarea_clip_nc, ref])
+        m = run_measured(
+            [
+                "cdo",
+                "--double",
+                "-s",
+                "-b",
+                "F64",
+                "-fldsum",
+                "-mul",
+                f"-remapcon,{ins.grid_clip_txt}",
+                ctx.field,
+                ins.maskarea_clip_nc,
+                ref,
+            ]
+        )
         if m.ok:
             ctx.ref = read_totals("cdo", ref)
         else:
@@ -156,23 +220,41 @@ def prepare_case(ctx: CaseContext, ins: inp.Inputs, log, extra: list[dict]) -> N
         m = run_measured(["cdo", "-s", f"gencon,{ins.grid_clip_txt}", ctx.field, wfile])
         if m.ok:
             ctx.cdo_weights = wfile
-        extra.append({"kind": "weights", "case": ctx.name, "tool": "cdo gencon (clipped target)",
-                      "seconds": m.seconds, "ok": m.ok})
+        extra.append(
+            {
+                "kind": "weights",
+                "case": ctx.name,
+                "tool": "cdo gencon (clipped target)",
+                "seconds": m.seconds,
+                "ok": m.ok,
+            }
+        )
     if all(_which(t) for t in ("ncremap", "ncks", "ncap2")):
         mfile = os.path.join(ctx.workdir, "nco-map.nc")
         tmp = os.path.join(ctx.workdir, "nco-first.nc")
-        m = run_measured(["ncremap", "-t", "1", "-d", ins.maskarea_clip_nc, "-m", mfile, ctx.field, tmp])
+        m = run_measured(
+            ["ncremap", "-t", "1", "-d", ins.maskarea_clip_nc, "-m", mfile, ctx.field, tmp]
+        )
         if m.ok and os.path.exists(mfile):
             ctx.nco_map = mfile
         else:
             log(f"[yellow]ncremap map generation failed on {ctx.name}:[/yellow] {m.stderr[-300:]}")
         if os.path.exists(tmp):
             os.remove(tmp)
-        extra.append({"kind": "weights", "case": ctx.name, "tool": "ncremap map + first regrid (nco_con)",
-                      "seconds": m.seconds, "ok": m.ok})
+        extra.append(
+            {
+                "kind": "weights",
+                "case": ctx.name,
+                "tool": "ncremap map + first regrid (nco_con)",
+                "seconds": m.seconds,
+                "ok": m.ok,
+            }
+        )
 
 
-def _one(method: str, ctx: CaseContext, ins: inp.Inputs) -> tuple[Measurement, np.ndarray | None, dict]:
+def _one(
+    method: str, ctx: CaseContext, ins: inp.Inputs
+) -> tuple[Measurement, np.ndarray | None, dict]:
     argv, out = command(method, ctx, ins)
     if os.path.exists(out):
         os.remove(out)
@@ -198,8 +280,19 @@ def machine_header(argv: list[str]) -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for pkg in ("gridflux", "numpy", "scipy", "netCDF4", "xarray", "dask", "distributed", "zarr", "numcodecs",
-                "xarray-regrid", "psutil"):
+    for pkg in (
+        "gridflux",
+        "numpy",
+        "scipy",
+        "netCDF4",
+        "xarray",
+        "dask",
+        "distributed",
+        "zarr",
+        "numcodecs",
+        "xarray-regrid",
+        "psutil",
+    ):
         try:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -216,16 +309,27 @@ def machine_header(argv: list[str]) -> dict:
             r = subprocess.run([tool, *args], capture_output=True, text=True)
             text = (r.stdout + r.stderr).strip().splitlines()
             versions[tool] = next((ln for ln in text if "ersion" in ln), text[0] if text else "")
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True
+    ).stdout.strip()
     try:
         import psutil
 
         mem_gb = psutil.virtual_memory().total / 1e9
     except ImportError:
         mem_gb = None
-    return {"kind": "header", "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "command": " ".join(argv),
-            "cores": os.cpu_count(), "cpu": cpu, "memory_gb": mem_gb, "platform": platform.platform(),
-            "load_average_start": list(os.getloadavg()), "versions": versions, "git_commit": commit}
+    return {
+        "kind": "header",
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "command": " ".join(argv),
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": mem_gb,
+        "platform": platform.platform(),
+        "load_average_start": list(os.getloadavg()),
+        "versions": versions,
+        "git_commit": commit,
+    }
 
 
 def _stats(xs: list[float]) -> tuple[float | None, float | None, float | None]:
@@ -240,7 +344,9 @@ def _stats(xs: list[float]) -> tuple[float | None, float | None, float | None]:
 SLOW_SECONDS = 30.0
 
 
-def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, log, workroot: str) -> list[dict]:
+def run_suite(
+    ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, log, workroot: str
+) -> list[dict]:
     """Interleaved rounds of every method on every case; the records of the table and extras."""
     extra: list[dict] = []
     skip = {m: method_available(m) for m in methods}
@@ -271,7 +377,7 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
     n_runs = rounds + (1 if warmup else 0)
     for r in range(n_runs):
         timed = r > 0 or not warmup
-        order = live[r % len(live):] + live[: r % len(live)] if live else []
+        order = live[r % len(live) :] + live[: r % len(live)] if live else []
         for ctx in ctxs:
             for m in order:
                 key = (ctx.name, m)
@@ -279,7 +385,9 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
                     continue
                 meas, tot, info = _one(m, ctx, ins)
                 if not meas.ok:
-                    errors[key] = f"exit {meas.returncode}: {meas.stderr[-400:] or meas.stdout[-400:]}"
+                    errors[key] = (
+                        f"exit {meas.returncode}: {meas.stderr[-400:] or meas.stdout[-400:]}"
+                    )
                     log(f"[red]{ctx.name} {m} failed[/red]: {errors[key]}")
                     continue
                 if tot is not None:
@@ -300,24 +408,44 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
         cdo_s = secs.get((ctx.name, "cdo"), [])
         for m in methods:
             key = (ctx.name, m)
-            rec = {"kind": "method", "case": ctx.name, "method": m, "label": METHODS[m],
-                   "decoded_mb": nbytes / 1e6, "rounds": len(secs.get(key, []))}
+            rec = {
+                "kind": "method",
+                "case": ctx.name,
+                "method": m,
+                "label": METHODS[m],
+                "decoded_mb": nbytes / 1e6,
+                "rounds": len(secs.get(key, [])),
+            }
             s = secs.get(key, [])
             lo, med, hi = _stats(s)
             if key in slow and s and raw_s and cdo_s:  # one run: ratio to the medians of the rounds
                 rr, rc = [s[0] / statistics.median(raw_s)], [s[0] / statistics.median(cdo_s)]
-                rec["timed_once"] = f"warm-up run took {s[0]:.0f} s > {SLOW_SECONDS:.0f} s: timed once"
+                rec["timed_once"] = (
+                    f"warm-up run took {s[0]:.0f} s > {SLOW_SECONDS:.0f} s: timed once"
+                )
             else:
-                rr = [a / b for a, b in zip(s, raw_s, strict=True)] if len(raw_s) == len(s) and s else []
-                rc = [a / b for a, b in zip(s, cdo_s, strict=True)] if len(cdo_s) == len(s) and s else []
-            rec.update({
-                "seconds_min": lo, "seconds_median": med, "seconds_max": hi,
-                "mb_per_s": nbytes / 1e6 / med if med and m not in READS_NOTHING else None,
-                "ratio_to_raw": float(statistics.median(rr)) if rr else None,
-                "ratio_to_cdo": float(statistics.median(rc)) if rc else None,
-                "peak_rss_mb": max(rss[key]) if key in rss else None,
-                "max_rel_diff": None if m in READERS else rel_diff(totals.get(key), ctx.ref),
-            })
+                rr = (
+                    [a / b for a, b in zip(s, raw_s, strict=True)]
+                    if len(raw_s) == len(s) and s
+                    else []
+                )
+                rc = (
+                    [a / b for a, b in zip(s, cdo_s, strict=True)]
+                    if len(cdo_s) == len(s) and s
+                    else []
+                )
+            rec.update(
+                {
+                    "seconds_min": lo,
+                    "seconds_median": med,
+                    "seconds_max": hi,
+                    "mb_per_s": nbytes / 1e6 / med if med and m not in READS_NOTHING else None,
+                    "ratio_to_raw": float(statistics.median(rr)) if rr else None,
+                    "ratio_to_cdo": float(statistics.median(rc)) if rc else None,
+                    "peak_rss_mb": max(rss[key]) if key in rss else None,
+                    "max_rel_diff": None if m in READERS else rel_diff(totals.get(key), ctx.ref),
+                }
+            )
             if skip.get(m):
                 rec["skipped"] = skip[m]
             elif m in ctx.notes:
@@ -327,14 +455,27 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
             if ctx.ref is None and m not in READERS and not rec.get("skipped"):
                 rec["note"] = "no CDO reference (cdo missing or failed)"
             if m in ("fused", "cube") and infos.get(key):
-                rec["weights_s_median"] = float(statistics.median(i.get("weights_s", 0.0) for i in infos[key]))
+                rec["weights_s_median"] = float(
+                    statistics.median(i.get("weights_s", 0.0) for i in infos[key])
+                )
             if m == "cube" and infos.get(key):
                 zs = [i["zarr_s"] for i in infos[key]]
-                zr = [a / b for a, b in zip(zs, raw_s, strict=True)] if len(raw_s) == len(zs) else []
-                extra.append({"kind": "zarr", "case": ctx.name, "write_seconds_median": float(statistics.median(zs)),
-                              "ratio_to_raw": float(statistics.median(zr)) if zr else None,
-                              "compression_ratio": float(statistics.median(i["zarr_ratio"] for i in infos[key])),
-                              "cube_mb": infos[key][0]["zarr_bytes"] / 1e6, "codec": "Blosc zstd-1 + shuffle, 256 KiB blocks, zarr v3"})
+                zr = (
+                    [a / b for a, b in zip(zs, raw_s, strict=True)] if len(raw_s) == len(zs) else []
+                )
+                extra.append(
+                    {
+                        "kind": "zarr",
+                        "case": ctx.name,
+                        "write_seconds_median": float(statistics.median(zs)),
+                        "ratio_to_raw": float(statistics.median(zr)) if zr else None,
+                        "compression_ratio": float(
+                            statistics.median(i["zarr_ratio"] for i in infos[key])
+                        ),
+                        "cube_mb": infos[key][0]["zarr_bytes"] / 1e6,
+                        "codec": "Blosc zstd-1 + shuffle, 256 KiB blocks, zarr v3",
+                    }
+                )
             records.append(rec)
     return records + extra
 
@@ -342,12 +483,18 @@ def run_suite(ins: inp.Inputs, methods: list[str], rounds: int, warmup: bool, lo
 def weight_timings(ins: inp.Inputs, log) -> list[dict]:
     """Weight building for typical source grids -> the target: gridflux (in-process) vs cdo gencon."""
     out = []
-    m = run_measured([PY, WORKERS, "weights", "--mask", ins.mask_nc, "--sources", *ins.weight_sources.values()])
+    m = run_measured(
+        [PY, WORKERS, "weights", "--mask", ins.mask_nc, "--sources", *ins.weight_sources.values()]
+    )
     gf = json.loads(m.stdout.strip().splitlines()[-1])["weights"] if m.ok else {}
     if not m.ok:
         log(f"[red]weights worker failed:[/red] {m.stderr[-400:]}")
     for label, path in ins.weight_sources.items():
-        rec = {"kind": "weights", "pair": f"{label} -> {ins.suite.target_dlat} deg", "tool": "gridflux"}
+        rec = {
+            "kind": "weights",
+            "pair": f"{label} -> {ins.suite.target_dlat} deg",
+            "tool": "gridflux",
+        }
         rec.update(gf.get(path, {}))
         if _which("cdo"):
             wfile = os.path.join(os.path.dirname(path), f"gencon-{label}.nc")
@@ -371,18 +518,35 @@ def import_time(n: int = 5) -> dict:
         r = subprocess.run([PY, "-c", code], capture_output=True, text=True, check=True)
         walls.append(time.perf_counter() - t0)
         ts.append(float(r.stdout.strip()))
-    mods = subprocess.run([PY, "-c", "import sys, gridflux; print(len(sys.modules)); "
-                           "print(' '.join(m for m in ('numpy','xarray','dask','zarr','scipy') if m in sys.modules))"],
-                          capture_output=True, text=True, check=True).stdout.split("\n")
+    mods = subprocess.run(
+        [
+            PY,
+            "-c",
+            "import sys, gridflux; print(len(sys.modules)); "
+            "print(' '.join(m for m in ('numpy','xarray','dask','zarr','scipy') if m in sys.modules))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
     kern = []
     for _ in range(3):
-        r = subprocess.run([PY, "-c", code.replace("import gridflux;", "import gridflux.fields.totals;")],
-                           capture_output=True, text=True, check=True)
+        r = subprocess.run(
+            [PY, "-c", code.replace("import gridflux;", "import gridflux.fields.totals;")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         kern.append(float(r.stdout.strip()))
-    return {"kind": "import", "seconds_median": float(statistics.median(ts)), "seconds_max": max(ts),
-            "totals_kernel_import_s": float(statistics.median(kern)),
-            "process_wall_median": float(statistics.median(walls)), "modules_loaded": int(mods[0]),
-            "heavy_modules_loaded": mods[1].split()}
+    return {
+        "kind": "import",
+        "seconds_median": float(statistics.median(ts)),
+        "seconds_max": max(ts),
+        "totals_kernel_import_s": float(statistics.median(kern)),
+        "process_wall_median": float(statistics.median(walls)),
+        "modules_loaded": int(mods[0]),
+        "heavy_modules_loaded": mods[1].split(),
+    }
 
 
 def memory_flatness(ins: inp.Inputs, case: str, log) -> list[dict]:
@@ -391,9 +555,19 @@ def memory_flatness(ins: inp.Inputs, case: str, log) -> list[dict]:
     out = []
     months = sorted({min(120, spec.months) // (10 if ins.suite.name == "tiny" else 1), spec.months})
     for n in months:
-        m = run_measured([PY, WORKERS, "fused", ins.fields[case], "--mask", ins.mask_nc, "--months", str(n)])
+        m = run_measured(
+            [PY, WORKERS, "fused", ins.fields[case], "--mask", ins.mask_nc, "--months", str(n)]
+        )
         if not m.ok:
             log(f"[red]memory run failed:[/red] {m.stderr[-300:]}")
-        out.append({"kind": "memory", "case": case, "method": "fused", "months": n, "peak_rss_mb": m.peak_rss_mb,
-                    "seconds": m.seconds})
+        out.append(
+            {
+                "kind": "memory",
+                "case": case,
+                "method": "fused",
+                "months": n,
+                "peak_rss_mb": m.peak_rss_mb,
+                "seconds": m.seconds,
+            }
+        )
     return out

@@ -78,24 +78,39 @@ class Suite:
     weight_pairs: tuple[tuple[str, str], ...] = field(default=())  # (label, grid spec) -> target
 
 
-def _both(name: str, grid: str, months: int, descending: bool = False) -> tuple[FieldSpec, FieldSpec]:
-    return (FieldSpec(f"{name}-zlib", grid, months, descending, True),
-            FieldSpec(f"{name}-raw", grid, months, descending, False))
+def _both(
+    name: str, grid: str, months: int, descending: bool = False
+) -> tuple[FieldSpec, FieldSpec]:
+    return (
+        FieldSpec(f"{name}-zlib", grid, months, descending, True),
+        FieldSpec(f"{name}-raw", grid, months, descending, False),
+    )
 
 
 FULL = Suite(
-    "full", 0.5, 45.0,
-    _both("05deg", "latlon:0.5:0.5:-180", 120) + _both("coarse", "latlon:1.25:1.875:0", 1200)
+    "full",
+    0.5,
+    45.0,
+    _both("05deg", "latlon:0.5:0.5:-180", 120)
+    + _both("coarse", "latlon:1.25:1.875:0", 1200)
     + _both("t63", "gauss:96", 120, descending=True),
-    weight_pairs=(("T63", "gauss:96"), ("1deg", "latlon:1:1:0"), ("2x2.5", "latlon:2:2.5:0"),
-                  ("0.5deg", "latlon:0.5:0.5:-180")),
+    weight_pairs=(
+        ("T63", "gauss:96"),
+        ("1deg", "latlon:1:1:0"),
+        ("2x2.5", "latlon:2:2.5:0"),
+        ("0.5deg", "latlon:0.5:0.5:-180"),
+    ),
 )
 #: CI: tiny grids, few months; the same code paths (lon -180..180 S->N, 0..360, Gaussian N->S).
 TINY = Suite(
-    "tiny", 2.5, 45.0,
-    (FieldSpec("latlon-zlib", "latlon:2:2:-180", 12, False, True),
-     FieldSpec("coarse-raw", "latlon:3:3.75:0", 24, False, False),
-     FieldSpec("gauss-zlib", "gauss:16", 12, True, True)),
+    "tiny",
+    2.5,
+    45.0,
+    (
+        FieldSpec("latlon-zlib", "latlon:2:2:-180", 12, False, True),
+        FieldSpec("coarse-raw", "latlon:3:3.75:0", 24, False, False),
+        FieldSpec("gauss-zlib", "gauss:16", 12, True, True),
+    ),
     weight_pairs=(("T21", "gauss:32"), ("5deg", "latlon:5:5:0")),
 )
 
@@ -105,7 +120,9 @@ def target_grid(suite: Suite) -> CellBounds:
 
 
 def _key(obj) -> str:
-    return hashlib.sha1(json.dumps([INPUT_VERSION, obj], sort_keys=True, default=str).encode()).hexdigest()[:10]
+    return hashlib.sha1(
+        json.dumps([INPUT_VERSION, obj], sort_keys=True, default=str).encode()
+    ).hexdigest()[:10]
 
 
 # -- the field ----------------------------------------------------------------------------------
@@ -137,10 +154,14 @@ def _coords(nc, grid: CellBounds, descending: bool) -> None:
         nc.createDimension("bnds", 2)
     v = nc.createVariable("lat", "f8", ("lat",))
     v[:] = lat_b.mean(axis=1)
-    v.setncatts({"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "bounds": "lat_bnds"})
+    v.setncatts(
+        {"standard_name": "latitude", "units": "degrees_north", "axis": "Y", "bounds": "lat_bnds"}
+    )
     v = nc.createVariable("lon", "f8", ("lon",))
     v[:] = grid.lon
-    v.setncatts({"standard_name": "longitude", "units": "degrees_east", "axis": "X", "bounds": "lon_bnds"})
+    v.setncatts(
+        {"standard_name": "longitude", "units": "degrees_east", "axis": "X", "bounds": "lon_bnds"}
+    )
     nc.createVariable("lat_bnds", "f8", ("lat", "bnds"))[:] = lat_b
     nc.createVariable("lon_bnds", "f8", ("lon", "bnds"))[:] = grid.lon_bounds
 
@@ -156,16 +177,35 @@ def write_field(path: str, spec: FieldSpec, seed: int = 0) -> None:
         nc.createDimension("bnds", 2)
         mid, bnds = _noleap_axis(spec.months)
         tv = nc.createVariable("time", "f8", ("time",))
-        tv.setncatts({"units": "days since 1850-01-01", "calendar": "noleap", "standard_name": "time",
-                      "axis": "T", "bounds": "time_bnds"})
+        tv.setncatts(
+            {
+                "units": "days since 1850-01-01",
+                "calendar": "noleap",
+                "standard_name": "time",
+                "axis": "T",
+                "bounds": "time_bnds",
+            }
+        )
         tv[:] = mid
         nc.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = bnds
         _coords(nc, grid, spec.descending)
         kw = {"zlib": True, "complevel": 1, "shuffle": True} if spec.zlib else {}
-        v = nc.createVariable("rh", "f4", ("time", "lat", "lon"), fill_value=np.float32(1e20),
-                              chunksizes=(1, grid.nlat, grid.nlon), **kw)
-        v.setncatts({"standard_name": "heterotrophic_respiration_carbon_flux", "units": "kg m-2 s-1",
-                     "cell_methods": "area: mean time: mean", "missing_value": np.float32(1e20)})
+        v = nc.createVariable(
+            "rh",
+            "f4",
+            ("time", "lat", "lon"),
+            fill_value=np.float32(1e20),
+            chunksizes=(1, grid.nlat, grid.nlon),
+            **kw,
+        )
+        v.setncatts(
+            {
+                "standard_name": "heterotrophic_respiration_carbon_flux",
+                "units": "kg m-2 s-1",
+                "cell_methods": "area: mean time: mean",
+                "missing_value": np.float32(1e20),
+            }
+        )
         v.set_auto_maskandscale(False)
         for t, x in field_values(grid, spec.months, seed):
             v[t] = x[::-1] if spec.descending else x
@@ -196,7 +236,9 @@ def _write_2d(path: str, grid: CellBounds, name: str, values: np.ndarray, units:
         nc.Conventions = "CF-1.8"
 
 
-def write_region_mask(path: str, grid: CellBounds, names: tuple[str, ...], fractions: np.ndarray) -> None:
+def write_region_mask(
+    path: str, grid: CellBounds, names: tuple[str, ...], fractions: np.ndarray
+) -> None:
     """A RegionMask file ``mask(region, lat, lon)`` with CF bounds (read by ``RegionMask.from_file``)."""
     import netCDF4
 
@@ -218,8 +260,10 @@ def cdo_grid_description(grid: CellBounds) -> str:
     """A CDO ``lonlat`` grid description of a regular grid (CDO derives the same bounds)."""
     dlat = float(grid.lat_bounds[0, 1] - grid.lat_bounds[0, 0])
     dlon = float(grid.lon_bounds[0, 1] - grid.lon_bounds[0, 0])
-    return (f"gridtype = lonlat\nxsize = {grid.nlon}\nysize = {grid.nlat}\n"
-            f"xfirst = {float(grid.lon[0])!r}\nxinc = {dlon!r}\nyfirst = {float(grid.lat[0])!r}\nyinc = {dlat!r}\n")
+    return (
+        f"gridtype = lonlat\nxsize = {grid.nlon}\nysize = {grid.nlat}\n"
+        f"xfirst = {float(grid.lon[0])!r}\nxinc = {dlon!r}\nyfirst = {float(grid.lat[0])!r}\nyinc = {dlat!r}\n"
+    )
 
 
 @dataclass
@@ -261,8 +305,16 @@ def prepare(suite: Suite, cache: str, cases: list[str] | None = None, log=print)
     rows = np.flatnonzero(frac.max(axis=1) > 0)
     r0, r1 = int(rows[0]), int(rows[-1]) + 1
     clip = target.subset(slice(r0, r1))
-    paths = {k: os.path.join(cache, f"{k}-{mkey}{ext}") for k, ext in
-             (("mask", ".nc"), ("mask2d", ".nc"), ("maskarea", ".nc"), ("grid", ".txt"), ("gridclip", ".txt"))}
+    paths = {
+        k: os.path.join(cache, f"{k}-{mkey}{ext}")
+        for k, ext in (
+            ("mask", ".nc"),
+            ("mask2d", ".nc"),
+            ("maskarea", ".nc"),
+            ("grid", ".txt"),
+            ("gridclip", ".txt"),
+        )
+    }
     if not all(os.path.exists(p) for p in paths.values()):
         write_region_mask(paths["mask"], target, ("north",), frac[None])
         _write_2d(paths["mask2d"], target, "mask", frac, "1")
@@ -279,5 +331,15 @@ def prepare(suite: Suite, cache: str, cases: list[str] | None = None, log=print)
         if not os.path.exists(p):
             write_field(p, spec)
         wsrc[label] = p
-    return Inputs(cache, suite, fields, paths["mask"], paths["mask2d"], paths["maskarea"], paths["grid"],
-                  paths["gridclip"], (r0, r1), wsrc)
+    return Inputs(
+        cache,
+        suite,
+        fields,
+        paths["mask"],
+        paths["mask2d"],
+        paths["maskarea"],
+        paths["grid"],
+        paths["gridclip"],
+        (r0, r1),
+        wsrc,
+    )

@@ -24,8 +24,24 @@ import time
 from dataclasses import dataclass
 
 #: Lines of stderr that are harmless noise (CDO built against HDF5 1.10 reading HDF5 2.x files).
-NOISE_MARKERS = ("HDF5-DIAG", "#000:", "#001:", "#002:", "#003:", "#004:", "#005:", "#006:", "#007:",
-                 "#008:", "#009:", "#010:", "#011:", "#012:", "major:", "minor:")
+NOISE_MARKERS = (
+    "HDF5-DIAG",
+    "#000:",
+    "#001:",
+    "#002:",
+    "#003:",
+    "#004:",
+    "#005:",
+    "#006:",
+    "#007:",
+    "#008:",
+    "#009:",
+    "#010:",
+    "#011:",
+    "#012:",
+    "major:",
+    "minor:",
+)
 
 
 @dataclass
@@ -47,7 +63,9 @@ GNU_TIME = "/usr/bin/time"
 
 def filter_noise(text: str) -> str:
     """Drop HDF5-DIAG diagnostic lines (exit status decides success, not these warnings)."""
-    return "\n".join(line for line in text.splitlines() if not any(m in line for m in NOISE_MARKERS)).strip()
+    return "\n".join(
+        line for line in text.splitlines() if not any(m in line for m in NOISE_MARKERS)
+    ).strip()
 
 
 def _hwm(pid: int) -> int:
@@ -80,14 +98,23 @@ def _tree_sample(proc, hwm: dict[int, int]) -> int:
     return total
 
 
-def run_measured(argv: list[str], *, cwd: str | None = None, env: dict | None = None, poll: float = 0.025,
-                 timeout: float = 1800.0) -> Measurement:
+def run_measured(
+    argv: list[str],
+    *,
+    cwd: str | None = None,
+    env: dict | None = None,
+    poll: float = 0.025,
+    timeout: float = 1800.0,
+) -> Measurement:
     """Run ``argv`` to completion; return its wall time, peak RSS of its tree and its output."""
     import psutil
 
     gnu_time = GNU_TIME if os.path.exists(GNU_TIME) else None
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
-            tempfile.NamedTemporaryFile(suffix=".maxrss") as maxrss:
+    with (
+        tempfile.TemporaryFile() as out,
+        tempfile.TemporaryFile() as err,
+        tempfile.NamedTemporaryFile(suffix=".maxrss") as maxrss,
+    ):
         full = [gnu_time, "-f", "%M", "-o", maxrss.name, *argv] if gnu_time else list(argv)
         t0 = time.perf_counter()
         proc = subprocess.Popen(full, cwd=cwd, env=env, stdout=out, stderr=err)

@@ -39,7 +39,9 @@ def _vm_hwm(pid: int) -> int:
     return 0
 
 
-def measure(name: str, grid: str, months: int, cubes: bool, limit_mb: float, workdir: str, mask_path: str) -> dict:
+def measure(
+    name: str, grid: str, months: int, cubes: bool, limit_mb: float, workdir: str, mask_path: str
+) -> dict:
     import psutil
 
     from gridflux.compute.clusters import make_cluster
@@ -49,9 +51,19 @@ def measure(name: str, grid: str, months: int, cubes: bool, limit_mb: float, wor
     path = os.path.join(workdir, f"rh_{grid.replace(':', '_')}_{months}.nc")
     if not os.path.exists(path):
         write_field(path, FieldSpec(name, grid, months))
-    cat = write_catalog([{"ensemble": "mem", "source_id": "M", "experiment": "historical", "member_id": "r1",
-                          "variable": "rh", "path": path}],
-                        os.path.join(workdir, f"cat-{months}-{grid.replace(':', '_')}.json"))
+    cat = write_catalog(
+        [
+            {
+                "ensemble": "mem",
+                "source_id": "M",
+                "experiment": "historical",
+                "member_id": "r1",
+                "variable": "rh",
+                "path": path,
+            }
+        ],
+        os.path.join(workdir, f"cat-{months}-{grid.replace(':', '_')}.json"),
+    )
     store = os.path.join(workdir, f"store-{months}-{int(cubes)}-{time.time_ns()}.zarr")
     with make_cluster("local", n_workers=1) as handle:
         pid = list(handle.client.run(os.getpid).values())[0]
@@ -79,16 +91,26 @@ def measure(name: str, grid: str, months: int, cubes: bool, limit_mb: float, wor
     if not summary.ok:
         raise RuntimeError(f"{name}: {summary.failed}")
     peak_mb = max(peak[0], hwm) / 2**20
-    return {"case": name, "months": months, "cubes": cubes, "seconds": seconds,
-            "worker_rss_before_mb": base / 2**20, "worker_peak_rss_mb": peak_mb, "limit_mb": limit_mb,
-            "ok": peak_mb <= limit_mb, "input_mb": os.path.getsize(path) / 2**20}
+    return {
+        "case": name,
+        "months": months,
+        "cubes": cubes,
+        "seconds": seconds,
+        "worker_rss_before_mb": base / 2**20,
+        "worker_peak_rss_mb": peak_mb,
+        "limit_mb": limit_mb,
+        "ok": peak_mb <= limit_mb,
+        "input_mb": os.path.getsize(path) / 2**20,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", help="write the records here")
     ap.add_argument("--quick", action="store_true", help="only the 10-year 0.5 deg case")
-    ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "gridflux-bench-memory"))
+    ap.add_argument(
+        "--workdir", default=os.path.join(tempfile.gettempdir(), "gridflux-bench-memory")
+    )
     args = ap.parse_args(argv)
     os.makedirs(args.workdir, exist_ok=True)
     from gridflux.kernels.grids import global_grid
@@ -101,9 +123,12 @@ def main(argv: list[str] | None = None) -> None:
     for case in cases:
         rec = measure(*case, workdir=args.workdir, mask_path=mask_path)
         records.append(rec)
-        print(f"{rec['case']:34s} input {rec['input_mb']:7.0f} MB  worker peak RSS {rec['worker_peak_rss_mb']:6.0f} MB "
-              f"(idle {rec['worker_rss_before_mb']:.0f} MB; limit {rec['limit_mb']:.0f})  {rec['seconds']:.1f} s  "
-              f"{'PASS' if rec['ok'] else 'FAIL'}", flush=True)
+        print(
+            f"{rec['case']:34s} input {rec['input_mb']:7.0f} MB  worker peak RSS {rec['worker_peak_rss_mb']:6.0f} MB "
+            f"(idle {rec['worker_rss_before_mb']:.0f} MB; limit {rec['limit_mb']:.0f})  {rec['seconds']:.1f} s  "
+            f"{'PASS' if rec['ok'] else 'FAIL'}",
+            flush=True,
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(records, f, indent=1)

@@ -35,8 +35,13 @@ import sys
 CORES = (1, 2, 64, 256, 1024)
 
 
-def archive_fields(runs=52, inversions=14, variables=5, first=1850, last=2020, inv_first=2000) -> int:
-    return runs * variables * (last - first + 1) * 12 + inversions * variables * (last - inv_first + 1) * 12
+def archive_fields(
+    runs=52, inversions=14, variables=5, first=1850, last=2020, inv_first=2000
+) -> int:
+    return (
+        runs * variables * (last - first + 1) * 12
+        + inversions * variables * (last - inv_first + 1) * 12
+    )
 
 
 def per_gb_costs(records: list[dict], case: str | None = None) -> dict[str, dict]:
@@ -47,43 +52,97 @@ def per_gb_costs(records: list[dict], case: str | None = None) -> dict[str, dict
     if case is None:
         names = {r["case"] for r in meth}
         zl = [r for r in meth if r["case"].endswith("zlib")] or meth
-        case = "coarse-zlib" if "coarse-zlib" in names else max(zl, key=lambda r: r["decoded_mb"])["case"]
+        case = (
+            "coarse-zlib"
+            if "coarse-zlib" in names
+            else max(zl, key=lambda r: r["decoded_mb"])["case"]
+        )
     for r in records:
         # a method without MB/s read nothing (the start-up floor): it has no cost per byte to project
-        if r.get("kind") == "method" and r["case"] == case and r.get("seconds_median") and r.get("mb_per_s"):
+        if (
+            r.get("kind") == "method"
+            and r["case"] == case
+            and r.get("seconds_median")
+            and r.get("mb_per_s")
+        ):
             cores = 2 if r["method"] == "cdo-P2" else 1
-            out[r["method"]] = {"seconds_per_gb": r["seconds_median"] / (r["decoded_mb"] / 1e3), "cores": cores,
-                                "source": f"{case}, whole process"}
-    runs = [r for r in records if r.get("kind") == "scaling" and r.get("what") == "run"
-            and r["tool"] == "gridflux pipeline.run" and r["timing"] == "in-process, warm workers" and r["workers"] == 1]
+            out[r["method"]] = {
+                "seconds_per_gb": r["seconds_median"] / (r["decoded_mb"] / 1e3),
+                "cores": cores,
+                "source": f"{case}, whole process",
+            }
+    runs = [
+        r
+        for r in records
+        if r.get("kind") == "scaling"
+        and r.get("what") == "run"
+        and r["tool"] == "gridflux pipeline.run"
+        and r["timing"] == "in-process, warm workers"
+        and r["workers"] == 1
+    ]
     big = max(runs, key=lambda r: r["members"], default=None)
-    member_mb = next((r["decoded_mb"] for r in meth if r["case"] in ("05deg-zlib", "latlon-zlib")), None)
+    member_mb = next(
+        (r["decoded_mb"] for r in meth if r["case"] in ("05deg-zlib", "latlon-zlib")), None
+    )
     if big and member_mb:
-        out["gridflux-pipeline"] = {"seconds_per_gb": big["seconds"] / (big["members"] * member_mb / 1e3), "cores": 1,
-                                    "source": f"pipeline.run, {big['members']} members, 1 warm worker"}
+        out["gridflux-pipeline"] = {
+            "seconds_per_gb": big["seconds"] / (big["members"] * member_mb / 1e3),
+            "cores": 1,
+            "source": f"pipeline.run, {big['members']} members, 1 warm worker",
+        }
     return out
 
 
 def efficiency(records: list[dict]) -> float:
-    e = next((r["efficiency"] for r in records if r.get("kind") == "scaling" and r.get("what") == "efficiency"
-              and r["tool"] == "gridflux pipeline.run" and r["timing"] == "in-process, warm workers"), None)
+    e = next(
+        (
+            r["efficiency"]
+            for r in records
+            if r.get("kind") == "scaling"
+            and r.get("what") == "efficiency"
+            and r["tool"] == "gridflux pipeline.run"
+            and r["timing"] == "in-process, warm workers"
+        ),
+        None,
+    )
     return min(1.0, e) if e else 1.0
 
 
-def project(records: list[dict], *, decoded_gb=143.0, disk_gb=105.0, files=330, fields=None,
-            bandwidths=(1.0, 10.0), cores=CORES) -> list[dict]:
+def project(
+    records: list[dict],
+    *,
+    decoded_gb=143.0,
+    disk_gb=105.0,
+    files=330,
+    fields=None,
+    bandwidths=(1.0, 10.0),
+    cores=CORES,
+) -> list[dict]:
     costs = per_gb_costs(records)
     eff = efficiency(records)
     fields = fields or archive_fields()
     rows = []
-    labels = {"raw": "raw decode (the limit)", "fused": "gridflux fused kernel", "gridflux-pipeline": "gridflux pipeline",
-              "cube": "gridflux cube + totals", "cdo": "CDO natural one-liner", "cdo-P2": "CDO -P 2",
-              "cdo-tuned": "CDO tuned", "nco": "NCO", "xregrid": "xarray-regrid"}
+    labels = {
+        "raw": "raw decode (the limit)",
+        "fused": "gridflux fused kernel",
+        "gridflux-pipeline": "gridflux pipeline",
+        "cube": "gridflux cube + totals",
+        "cdo": "CDO natural one-liner",
+        "cdo-P2": "CDO -P 2",
+        "cdo-tuned": "CDO tuned",
+        "nco": "NCO",
+        "xregrid": "xarray-regrid",
+    }
     for m, c in costs.items():
         core_s = decoded_gb * c["seconds_per_gb"] * c["cores"]
         per_file_s = core_s / c["cores"] / files
-        row = {"method": labels.get(m, m), "seconds_per_gb": c["seconds_per_gb"], "core_hours": core_s / 3600,
-               "source": c["source"], "wall_hours": {}}
+        row = {
+            "method": labels.get(m, m),
+            "seconds_per_gb": c["seconds_per_gb"],
+            "core_hours": core_s / 3600,
+            "source": c["source"],
+            "wall_hours": {},
+        }
         pipeline = m in ("gridflux-pipeline", "fused", "cube", "raw")
         for n in cores:
             workers = max(1, n // c["cores"])
@@ -93,12 +152,24 @@ def project(records: list[dict], *, decoded_gb=143.0, disk_gb=105.0, files=330, 
             for bw in bandwidths:
                 io = disk_gb / bw
                 row["wall_hours"][f"{n} cores, {bw:g} GB/s"] = max(compute, gran, io) / 3600
-            row[f"bound_{n}"] = max((("compute", compute), ("files", gran), ("I/O", disk_gb / max(bandwidths))),
-                                    key=lambda x: x[1])[0]
+            row[f"bound_{n}"] = max(
+                (("compute", compute), ("files", gran), ("I/O", disk_gb / max(bandwidths))),
+                key=lambda x: x[1],
+            )[0]
         rows.append(row)
-    return [{"kind": "projection", "fields": fields, "decoded_gb": decoded_gb, "disk_gb": disk_gb, "files": files,
-             "efficiency_assumed": eff, "bandwidths_gb_s": list(bandwidths), "io_ceiling_hours":
-             {f"{bw:g} GB/s": disk_gb / bw / 3600 for bw in bandwidths}, "rows": rows}]
+    return [
+        {
+            "kind": "projection",
+            "fields": fields,
+            "decoded_gb": decoded_gb,
+            "disk_gb": disk_gb,
+            "files": files,
+            "efficiency_assumed": eff,
+            "bandwidths_gb_s": list(bandwidths),
+            "io_ceiling_hours": {f"{bw:g} GB/s": disk_gb / bw / 3600 for bw in bandwidths},
+            "rows": rows,
+        }
+    ]
 
 
 def _hours(h: float) -> str:
@@ -107,26 +178,45 @@ def _hours(h: float) -> str:
 
 def markdown(p: dict, cores=CORES) -> str:
     bws = p["bandwidths_gb_s"]
-    lines = [f"RECCAP2 archive: {p['fields']:,} monthly fields, {p['decoded_gb']:g} GB decoded, {p['disk_gb']:g} GB on disk, "
-             f"{p['files']} files. gridflux pipeline parallel efficiency assumed {p['efficiency_assumed']:.2f} at every N "
-             "(measured 1 -> 2 workers). I/O ceiling: " + ", ".join(
-                 f"{k}: {v * 3600:.0f} s" for k, v in p["io_ceiling_hours"].items()) + ".", "",
-             "| method | s per decoded GB (1 core) | core-hours | " + " | ".join(f"wall {n} cores" for n in cores) + " |",
-             "|---|---|---|" + "---|" * len(cores)]
+    lines = [
+        f"RECCAP2 archive: {p['fields']:,} monthly fields, {p['decoded_gb']:g} GB decoded, {p['disk_gb']:g} GB on disk, "
+        f"{p['files']} files. gridflux pipeline parallel efficiency assumed {p['efficiency_assumed']:.2f} at every N "
+        "(measured 1 -> 2 workers). I/O ceiling: "
+        + ", ".join(f"{k}: {v * 3600:.0f} s" for k, v in p["io_ceiling_hours"].items())
+        + ".",
+        "",
+        "| method | s per decoded GB (1 core) | core-hours | "
+        + " | ".join(f"wall {n} cores" for n in cores)
+        + " |",
+        "|---|---|---|" + "---|" * len(cores),
+    ]
     for r in p["rows"]:
         cells = []
         for n in cores:
             lo = r["wall_hours"][f"{n} cores, {max(bws):g} GB/s"]
             hi = r["wall_hours"][f"{n} cores, {min(bws):g} GB/s"]
-            cells.append(_hours(lo) if abs(lo - hi) < 1e-9 else f"{_hours(lo)}-{_hours(hi)} ({r[f'bound_{n}']})")
-        lines.append(f"| {r['method']} | {r['seconds_per_gb']:.1f} | {r['core_hours']:.2f} | " + " | ".join(cells) + " |")
-    lines += ["", f"Wall-time ranges span file-system bandwidths {max(bws):g}..{min(bws):g} GB/s; the word in brackets "
-              "names the bound at the higher bandwidth (compute, files = one process per file for CDO/NCO, or I/O)."]
+            cells.append(
+                _hours(lo)
+                if abs(lo - hi) < 1e-9
+                else f"{_hours(lo)}-{_hours(hi)} ({r[f'bound_{n}']})"
+            )
+        lines.append(
+            f"| {r['method']} | {r['seconds_per_gb']:.1f} | {r['core_hours']:.2f} | "
+            + " | ".join(cells)
+            + " |"
+        )
+    lines += [
+        "",
+        f"Wall-time ranges span file-system bandwidths {max(bws):g}..{min(bws):g} GB/s; the word in brackets "
+        "names the bound at the higher bandwidth (compute, files = one process per file for CDO/NCO, or I/O).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("results", help="JSON written by benchmarks/run.py --json")
     ap.add_argument("--decoded-gb", type=float, default=143.0)
     ap.add_argument("--disk-gb", type=float, default=105.0)
@@ -136,7 +226,13 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     with open(a.results) as f:
         records = json.load(f)
-    p = project(records, decoded_gb=a.decoded_gb, disk_gb=a.disk_gb, files=a.files, bandwidths=tuple(a.fs_bandwidth))[0]
+    p = project(
+        records,
+        decoded_gb=a.decoded_gb,
+        disk_gb=a.disk_gb,
+        files=a.files,
+        bandwidths=tuple(a.fs_bandwidth),
+    )[0]
     print(markdown(p) if a.markdown else json.dumps(p, indent=1))
     return p
 

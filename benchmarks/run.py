@@ -27,31 +27,76 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import harness, inputs, report  # noqa: E402
 
-DEFAULT_CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.join(tempfile.gettempdir())),
-                             "gridflux-bench")
+DEFAULT_CACHE = os.path.join(
+    os.environ.get("XDG_CACHE_HOME", os.path.join(tempfile.gettempdir())), "gridflux-bench"
+)
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="the 0.5 deg zlib case only, 1 round after the warm-up, 4-member scaling (< 2 min)")
-    size.add_argument("--tiny", action="store_true", help="tiny grids for CI (no scaling unless --scaling)")
-    p.add_argument("--rounds", type=int, default=None, help="timed rounds after the warm-up (default 2; tiny 1)")
+    size.add_argument(
+        "--quick",
+        action="store_true",
+        help="the 0.5 deg zlib case only, 1 round after the warm-up, 4-member scaling (< 2 min)",
+    )
+    size.add_argument(
+        "--tiny", action="store_true", help="tiny grids for CI (no scaling unless --scaling)"
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="timed rounds after the warm-up (default 2; tiny 1)",
+    )
     p.add_argument("--no-warmup", action="store_true", help="skip the untimed warm-up round")
-    p.add_argument("--cases", nargs="*", default=None, help="case names (default: all of the suite)")
-    p.add_argument("--methods", nargs="*", default=None, choices=list(harness.METHODS), help="methods (default all)")
+    p.add_argument(
+        "--cases", nargs="*", default=None, help="case names (default: all of the suite)"
+    )
+    p.add_argument(
+        "--methods",
+        nargs="*",
+        default=None,
+        choices=list(harness.METHODS),
+        help="methods (default all)",
+    )
     p.add_argument("--json", dest="json_out", default=None, help="write the records here")
     p.add_argument("--cache", default=DEFAULT_CACHE, help="input cache directory")
-    p.add_argument("--workdir", default=None, help="scratch directory for outputs (default: a temp dir)")
+    p.add_argument(
+        "--workdir", default=None, help="scratch directory for outputs (default: a temp dir)"
+    )
     sc = p.add_mutually_exclusive_group()
-    sc.add_argument("--scaling", dest="scaling", action="store_true", default=None, help="run the ensemble scaling")
-    sc.add_argument("--no-scaling", dest="scaling", action="store_false", help="skip the ensemble scaling")
-    p.add_argument("--members", type=int, default=None, help="members for the scaling (default 12; quick 4)")
-    p.add_argument("--scaling-repeats", type=int, default=None,
-                   help="repeats of every scaling run; medians are reported (default 3; quick 1)")
-    p.add_argument("--long-members", type=int, default=None, metavar="DECADES",
-                   help="also scale members of this many decade files (default 4; quick and tiny: none; 0: none)")
-    p.add_argument("--no-extras", action="store_true", help="skip weights/import/memory measurements")
+    sc.add_argument(
+        "--scaling",
+        dest="scaling",
+        action="store_true",
+        default=None,
+        help="run the ensemble scaling",
+    )
+    sc.add_argument(
+        "--no-scaling", dest="scaling", action="store_false", help="skip the ensemble scaling"
+    )
+    p.add_argument(
+        "--members", type=int, default=None, help="members for the scaling (default 12; quick 4)"
+    )
+    p.add_argument(
+        "--scaling-repeats",
+        type=int,
+        default=None,
+        help="repeats of every scaling run; medians are reported (default 3; quick 1)",
+    )
+    p.add_argument(
+        "--long-members",
+        type=int,
+        default=None,
+        metavar="DECADES",
+        help="also scale members of this many decade files (default 4; quick and tiny: none; 0: none)",
+    )
+    p.add_argument(
+        "--no-extras", action="store_true", help="skip weights/import/memory measurements"
+    )
     return p.parse_args(argv)
 
 
@@ -91,7 +136,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     t_start = time.perf_counter()
 
     _byte_compile()
-    records = [harness.machine_header([os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:]))]
+    records = [
+        harness.machine_header(
+            [os.path.basename(sys.argv[0])] + (argv if argv is not None else sys.argv[1:])
+        )
+    ]
     ins = inputs.prepare(suite, args.cache, cases, log=log)
     workroot = args.workdir or tempfile.mkdtemp(prefix="gridflux-bench-")
     os.makedirs(workroot, exist_ok=True)
@@ -101,8 +150,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
             log("weight building, import time, memory flatness ...")
             records += harness.weight_timings(ins, log)
             records.append(harness.import_time())
-            long_case = next((s.name for s in suite.cases if s.months == max(c.months for c in suite.cases)
-                              and s.name in ins.fields), None)
+            long_case = next(
+                (
+                    s.name
+                    for s in suite.cases
+                    if s.months == max(c.months for c in suite.cases) and s.name in ins.fields
+                ),
+                None,
+            )
             if long_case:
                 records += harness.memory_flatness(ins, long_case, log)
         if scaling:
@@ -114,15 +169,30 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 ins = inputs.prepare(suite, args.cache, [case], log=log)
             log(f"ensemble scaling: {members} members of {case}, 1 and 2 workers ...")
             repeats = args.scaling_repeats or (1 if args.quick else 3)
-            records += sc.run_scaling(ins.fields[case], ins.mask_nc, os.path.join(workroot, "scaling"), members, log,
-                                      repeats=repeats)
+            records += sc.run_scaling(
+                ins.fields[case],
+                ins.mask_nc,
+                os.path.join(workroot, "scaling"),
+                members,
+                log,
+                repeats=repeats,
+            )
             if args.long_members and not args.tiny:
                 # members as long as a CMIP run split into decade files: fixed costs (imports, cluster
                 # start, the driver's catalog/mask/store) weigh as they do on a real archive
-                log(f"ensemble scaling: {members} members of {args.long_members} decade files each ...")
-                records += sc.run_scaling(ins.fields[case], ins.mask_nc, os.path.join(workroot, "scaling"), members,
-                                          log, repeats=repeats, decades=args.long_members,
-                                          tools=("gridflux", "gridflux-cli", "ceiling"))
+                log(
+                    f"ensemble scaling: {members} members of {args.long_members} decade files each ..."
+                )
+                records += sc.run_scaling(
+                    ins.fields[case],
+                    ins.mask_nc,
+                    os.path.join(workroot, "scaling"),
+                    members,
+                    log,
+                    repeats=repeats,
+                    decades=args.long_members,
+                    tools=("gridflux", "gridflux-cli", "ceiling"),
+                )
     finally:
         if args.workdir is None:
             shutil.rmtree(workroot, ignore_errors=True)

@@ -98,12 +98,30 @@ def paper_series() -> list[LazySeries]:
     for i in range(N_MODEL_RUNS):
         for v in MODEL_VARIABLES:
             units = "kg m-2" if v == "cSoil" else MODEL_FLUX_UNITS[i % len(MODEL_FLUX_UNITS)]
-            out.append(LazySeries(f"MODEL{i:02d}.hist.r1", v, MODEL_YEARS, MODEL_RES, CALENDARS[i % 4], units,
-                                  descending=bool(i % 2)))
+            out.append(
+                LazySeries(
+                    f"MODEL{i:02d}.hist.r1",
+                    v,
+                    MODEL_YEARS,
+                    MODEL_RES,
+                    CALENDARS[i % 4],
+                    units,
+                    descending=bool(i % 2),
+                )
+            )
     for i in range(N_INVERSIONS):
         for v in INVERSION_VARIABLES:
-            out.append(LazySeries(f"INV{i:02d}.inv.r1", v, INVERSION_YEARS, INVERSION_RES, CALENDARS[i % 4],
-                                  INVERSION_UNITS[i % 2], descending=False))
+            out.append(
+                LazySeries(
+                    f"INV{i:02d}.inv.r1",
+                    v,
+                    INVERSION_YEARS,
+                    INVERSION_RES,
+                    CALENDARS[i % 4],
+                    INVERSION_UNITS[i % 2],
+                    descending=False,
+                )
+            )
     return out
 
 
@@ -111,7 +129,9 @@ def paper_series() -> list[LazySeries]:
 def _month_axis(y0: int, nt: int, calendar: str) -> np.ndarray:
     import cftime
 
-    return np.array([cftime.datetime(y0 + k // 12, k % 12 + 1, 1, calendar=calendar) for k in range(nt)])
+    return np.array(
+        [cftime.datetime(y0 + k // 12, k % 12 + 1, 1, calendar=calendar) for k in range(nt)]
+    )
 
 
 def raw_dataset(s: LazySeries, chunk_months: int = 12):
@@ -128,12 +148,26 @@ def raw_dataset(s: LazySeries, chunk_months: int = 12):
     nt = 12 * (y1 - y0 + 1)
     times = _month_axis(y0, nt, s.calendar)
     shape = (nt, lat.size, lon.size)
-    data = dsa.from_array(ZeroBackendArray(shape), chunks=(chunk_months, -1, -1), name=f"open-{s.member}-{s.variable}")
-    raw = xr.DataArray(data, dims=("time", "lat", "lon"),
-                       attrs={"units": s.units, "gridflux_declared_fill": 1, "gridflux_unmasked_fill": 0,
-                              "gridflux_missing_fraction": 0.0})
-    ds = xr.Dataset({s.variable: raw}, coords={"time": ("time", times), "lat": ("lat", lat), "lon": ("lon", lon)})
-    ds.attrs.update(gridflux_source=f"lazy://{s.member}/{s.variable}.nc", gridflux_calendar=s.calendar)
+    data = dsa.from_array(
+        ZeroBackendArray(shape), chunks=(chunk_months, -1, -1), name=f"open-{s.member}-{s.variable}"
+    )
+    raw = xr.DataArray(
+        data,
+        dims=("time", "lat", "lon"),
+        attrs={
+            "units": s.units,
+            "gridflux_declared_fill": 1,
+            "gridflux_unmasked_fill": 0,
+            "gridflux_missing_fraction": 0.0,
+        },
+    )
+    ds = xr.Dataset(
+        {s.variable: raw},
+        coords={"time": ("time", times), "lat": ("lat", lat), "lon": ("lon", lon)},
+    )
+    ds.attrs.update(
+        gridflux_source=f"lazy://{s.member}/{s.variable}.nc", gridflux_calendar=s.calendar
+    )
     return ds
 
 
@@ -158,30 +192,58 @@ def paper_plans(series: list[LazySeries] | None = None, chunk_months: int = 12) 
         ds = normalize(raw_dataset(s, chunk_months), s.variable, calendar=s.calendar)
         times = ds["time"].values
         da = ds[s.variable]
-        plans.append(SeriesPlan(key=f"{s.member}/{s.variable}", member=s.member, variable=s.variable, record=s,
-                                canonical=ds, grid=grid_of(ds), months=[(int(t.year), int(t.month)) for t in times],
-                                nbytes=int(da.dtype.itemsize * np.prod(da.shape))))
+        plans.append(
+            SeriesPlan(
+                key=f"{s.member}/{s.variable}",
+                member=s.member,
+                variable=s.variable,
+                record=s,
+                canonical=ds,
+                grid=grid_of(ds),
+                months=[(int(t.year), int(t.month)) for t in times],
+                nbytes=int(da.dtype.itemsize * np.prod(da.shape)),
+            )
+        )
     return plans
 
 
 class GraphBuilder:
     """What ``pipeline.run`` does between planning and submission, for lazy plans (no store touched)."""
 
-    def __init__(self, plans: list, mask, *, cubes: bool = True, protocol: str = "regrid-data",
-                 time_chunk: int = 12, task_months: int | str | None = None, workers: int = 1024,
-                 store_url: str = "memory://gridflux-scale-store"):
+    def __init__(
+        self,
+        plans: list,
+        mask,
+        *,
+        cubes: bool = True,
+        protocol: str = "regrid-data",
+        time_chunk: int = 12,
+        task_months: int | str | None = None,
+        workers: int = 1024,
+        store_url: str = "memory://gridflux-scale-store",
+    ):
         import dask
 
         from gridflux import config
         from gridflux.pipeline.runner import mask_key, target_grid, task_months_for
         from gridflux.pipeline.store import continuous_months
 
-        self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = plans, mask, cubes, protocol, time_chunk
+        self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = (
+            plans,
+            mask,
+            cubes,
+            protocol,
+            time_chunk,
+        )
         self.store_url = store_url
         # "auto" as pipeline.run resolves it for these series on ``workers`` worker threads (at the
         # paper's scale of 1024, the archive's 330 series are split into 120-month spans)
-        self.task_months = task_months_for(config.get("pipeline.task-months", override=task_months), len(plans),
-                                           workers, time_chunk)
+        self.task_months = task_months_for(
+            config.get("pipeline.task-months", override=task_months),
+            len(plans),
+            workers,
+            time_chunk,
+        )
         self.radius = float(config.get("earth-radius"))
         self.target = target_grid(None)
         mask_t = mask.to_grid(self.target)
@@ -199,9 +261,21 @@ class GraphBuilder:
         from gridflux.pipeline.tasks import SeriesJob
 
         positions = np.array([self.axis_pos[m] for m in plan.months], dtype=np.int64)
-        return SeriesJob(plan.record, "fingerprint", tuple(plan.months), positions, self.mkey, self.protocol,
-                         self.target, self.radius, self.time_chunk, self.cube_grid if self.cubes else None,
-                         self.store_url if self.cubes else None, 3, self.members[plan.member])
+        return SeriesJob(
+            plan.record,
+            "fingerprint",
+            tuple(plan.months),
+            positions,
+            self.mkey,
+            self.protocol,
+            self.target,
+            self.radius,
+            self.time_chunk,
+            self.cube_grid if self.cubes else None,
+            self.store_url if self.cubes else None,
+            3,
+            self.members[plan.member],
+        )
 
     def tasks(self, plan) -> list:
         """The delayed span tasks of one series (``pipeline.series_tasks``)."""
@@ -262,7 +336,9 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
     whole, each = pickled_bytes(bgraph)
     import cloudpickle
 
-    span_alone = [len(cloudpickle.dumps(t)) for k, t in bgraph.items() if str(k).startswith("gridflux-span-")][:50]
+    span_alone = [
+        len(cloudpickle.dumps(t)) for k, t in bgraph.items() if str(k).startswith("gridflux-span-")
+    ][:50]
     t_pickle = time.perf_counter() - t0
     return {
         "series": len(builder.plans),
@@ -289,9 +365,24 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
 def _start_scheduler(tmp: str) -> tuple[subprocess.Popen, str]:
     sf = os.path.join(tmp, "scheduler.json")
     env = {**os.environ, "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
-                             "--port", "0", "--dashboard-address", "127.0.0.1:0", "--scheduler-file", sf],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "distributed.cli.dask_scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            sf,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    )
     deadline = time.monotonic() + 60
     while not os.path.exists(sf):
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -318,6 +409,7 @@ def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2)
         proc, sf = _start_scheduler(tmp)
         try:
             with Client(scheduler_file=sf) as client:
+
                 def n_tasks() -> int:
                     return client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
 
@@ -327,7 +419,7 @@ def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2)
                 rss0 = _rss(proc.pid)
                 futures, t_submit, all_objs = [], [], []
                 for b in range(n_batches):
-                    batch = builder.plans[b * batch_size:(b + 1) * batch_size]
+                    batch = builder.plans[b * batch_size : (b + 1) * batch_size]
                     objs = [builder.submitted(p) for p in batch]
                     all_objs += objs
                     expected = len(graph_of(all_objs))  # distinct keys (the mask key is shared)
@@ -337,7 +429,9 @@ def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2)
                     deadline = time.monotonic() + 300
                     while n_tasks() < expected:
                         if time.monotonic() > deadline:
-                            raise RuntimeError(f"scheduler holds {n_tasks()} tasks, expected {expected}")
+                            raise RuntimeError(
+                                f"scheduler holds {n_tasks()} tasks, expected {expected}"
+                            )
                         time.sleep(0.01)
                     t_submit.append(time.perf_counter() - t0)
                 held = n_tasks()
@@ -370,16 +464,29 @@ def scheduler_throughput(n_tasks: int = 4000, n_workers: int = 2) -> dict:
     """No-op tasks on ``n_workers`` single-threaded worker processes: end-to-end seconds per task."""
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
-                      host="127.0.0.1") as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=n_workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address="127.0.0.1:0",
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         client.wait_for_workers(n_workers)
         client.gather(client.map(_noop, range(200), pure=False))  # warm up
         t0 = time.perf_counter()
         futs = client.map(_noop, range(n_tasks), pure=False)
         client.gather(futs)
         dt = time.perf_counter() - t0
-    return {"noop_tasks": n_tasks, "noop_workers": n_workers, "noop_seconds": dt,
-            "scheduler_ms_per_task": 1e3 * dt / n_tasks, "scheduler_tasks_per_second": n_tasks / dt}
+    return {
+        "noop_tasks": n_tasks,
+        "noop_workers": n_workers,
+        "noop_seconds": dt,
+        "scheduler_ms_per_task": 1e3 * dt / n_tasks,
+        "scheduler_tasks_per_second": n_tasks / dt,
+    }
 
 
 def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
@@ -399,7 +506,9 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
     block = np.random.default_rng(0).random(shape).astype(np.float32) * 1e-8
     secs = np.full(12, 86400.0 * 30)
     pos = np.arange(12)
-    job = BlockJob(plan.grid, builder.mkey, builder.protocol, builder.target, builder.radius, "flux")
+    job = BlockJob(
+        plan.grid, builder.mkey, builder.protocol, builder.target, builder.radius, "flux"
+    )
     process_block(block, secs, pos, job, builder.mask)  # weights built and memoised
     t0 = time.perf_counter()
     for _ in range(repeat):
@@ -416,8 +525,14 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
         with netCDF4.Dataset(path, "w") as nc:
             for d, n in zip(("time", "lat", "lon"), shape, strict=True):
                 nc.createDimension(d, n)
-            v = nc.createVariable("x", "f4", ("time", "lat", "lon"), zlib=True, complevel=1,
-                                  chunksizes=(1,) + shape[1:])
+            v = nc.createVariable(
+                "x",
+                "f4",
+                ("time", "lat", "lon"),
+                zlib=True,
+                complevel=1,
+                chunksizes=(1,) + shape[1:],
+            )
             v[:] = block
         size = os.path.getsize(path)
         t0 = time.perf_counter()
@@ -425,10 +540,16 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
             with netCDF4.Dataset(path) as nc:
                 nc["x"][:]
         t_read = (time.perf_counter() - t0) / repeat
-    return {"block_months": 12, "block_shape": list(shape), "block_bytes_float32": int(block.nbytes),
-            "block_file_bytes_deflate1": size, "block_seconds_read_netcdf": t_read,
-            "block_seconds_totals": t_totals, "block_seconds_cube_regrid": t_cube,
-            "block_seconds": t_read + t_totals + t_cube}
+    return {
+        "block_months": 12,
+        "block_shape": list(shape),
+        "block_bytes_float32": int(block.nbytes),
+        "block_file_bytes_deflate1": size,
+        "block_seconds_read_netcdf": t_read,
+        "block_seconds_totals": t_totals,
+        "block_seconds_cube_regrid": t_cube,
+        "block_seconds": t_read + t_totals + t_cube,
+    }
 
 
 def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> dict:
@@ -448,16 +569,25 @@ def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> 
     ingest = sched["ingest_ms_per_task"] / 1e3 if sched else 0.0
     work = stats["blocks_total"] * t_block
     t_task = work / max(stats["span_tasks_total"], 1)
-    out = {"model": "T(N) = max(W / N, tasks x c) + batch_tasks x ingest", "work_seconds": work,
-           "scheduler_bound_seconds": tasks * c, "seconds_per_span_task": t_task,
-           "saturation_workers": t_task / c, "workers": {}}
+    out = {
+        "model": "T(N) = max(W / N, tasks x c) + batch_tasks x ingest",
+        "work_seconds": work,
+        "scheduler_bound_seconds": tasks * c,
+        "seconds_per_span_task": t_task,
+        "saturation_workers": t_task / c,
+        "workers": {},
+    }
     for n in workers:
         t = max(work / n, tasks * c) + stats["batch_tasks"] * ingest
         out["workers"][str(n)] = {
-            "wall_seconds": t, "efficiency": (work / n) / t,
+            "wall_seconds": t,
+            "efficiency": (work / n) / t,
             "read_gb_per_s_needed": n * blk["block_bytes_float32"] / t_block / 1e9,
-            "scheduler_memory_mb_per_batch": stats["batch_tasks"] * sched.get("scheduler_bytes_per_task", 0) / 1e6
-            if sched else None,
+            "scheduler_memory_mb_per_batch": stats["batch_tasks"]
+            * sched.get("scheduler_bytes_per_task", 0)
+            / 1e6
+            if sched
+            else None,
         }
     return out
 
@@ -465,7 +595,9 @@ def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "benchmarks", "scale.json"))
-    ap.add_argument("--no-cluster", action="store_true", help="graph statistics only (no dask processes)")
+    ap.add_argument(
+        "--no-cluster", action="store_true", help="graph statistics only (no dask processes)"
+    )
     args = ap.parse_args(argv)
 
     from gridflux import config
@@ -478,11 +610,19 @@ def main(argv: list[str] | None = None) -> dict:
     stats = graph_stats(builder, batch_size)
     stats["plan_seconds"] = t_plan
     print(json.dumps(stats, indent=1))
-    result: dict = {"archive": {"model_runs": N_MODEL_RUNS, "model_variables": list(MODEL_VARIABLES),
-                                "model_years": list(MODEL_YEARS), "model_res_deg": list(MODEL_RES),
-                                "inversions": N_INVERSIONS, "inversion_variables": list(INVERSION_VARIABLES),
-                                "inversion_years": list(INVERSION_YEARS), "inversion_res_deg": list(INVERSION_RES)},
-                    "graph": stats}
+    result: dict = {
+        "archive": {
+            "model_runs": N_MODEL_RUNS,
+            "model_variables": list(MODEL_VARIABLES),
+            "model_years": list(MODEL_YEARS),
+            "model_res_deg": list(MODEL_RES),
+            "inversions": N_INVERSIONS,
+            "inversion_variables": list(INVERSION_VARIABLES),
+            "inversion_years": list(INVERSION_YEARS),
+            "inversion_res_deg": list(INVERSION_RES),
+        },
+        "graph": stats,
+    }
     blk = block_compute(builder)
     result["block"] = blk
     print(json.dumps(blk, indent=1))
@@ -492,11 +632,17 @@ def main(argv: list[str] | None = None) -> dict:
         result["scheduler"] = sched
         result["throughput"] = thr
         result["projection"] = project(stats, sched, thr, blk)
-        print(json.dumps({k: result[k] for k in ("scheduler", "throughput", "projection")}, indent=1))
+        print(
+            json.dumps({k: result[k] for k in ("scheduler", "throughput", "projection")}, indent=1)
+        )
     import dask
     import distributed
 
-    result["versions"] = {"dask": dask.__version__, "distributed": distributed.__version__, "python": sys.version.split()[0]}
+    result["versions"] = {
+        "dask": dask.__version__,
+        "distributed": distributed.__version__,
+        "python": sys.version.split()[0],
+    }
     result["machine"] = {"cpus": os.cpu_count()}
     with open(args.out, "w") as f:
         json.dump(result, f, indent=1)

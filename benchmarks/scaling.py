@@ -76,17 +76,32 @@ def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tu
         for d in range(decades):
             y0, y1 = 1850 + 10 * d, 1850 + 10 * d + (n - 1) // 12
             time_range = f"{y0:04d}01-{y1:04d}{(n - 1) % 12 + 1:02d}"  # as a DRS crawl records it
-            p = os.path.join(files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr_{time_range}.nc")
+            p = os.path.join(
+                files_dir, f"rh_Lmon_BENCH{i:02d}_historical_r1i1p1f1_gr_{time_range}.nc"
+            )
             if not (os.path.exists(p) and os.path.getsize(p) == os.path.getsize(field)):
                 shutil.copyfile(field, p)
                 if d:
                     _shift_time(p, 3650.0 * d)  # 10 noleap years
             paths.append(p)
-            rows.append({"ensemble": "bench", "source_id": f"BENCH{i:02d}", "experiment": "historical",
-                         "member_id": "r1i1p1f1", "variable": "rh", "path": p, "gas": "CO2",
-                         "time_range": time_range})
+            rows.append(
+                {
+                    "ensemble": "bench",
+                    "source_id": f"BENCH{i:02d}",
+                    "experiment": "historical",
+                    "member_id": "r1i1p1f1",
+                    "variable": "rh",
+                    "path": p,
+                    "gas": "CO2",
+                    "time_range": time_range,
+                }
+            )
     name = f"bench-{members}" + (f"x{decades}" if decades > 1 else "")
-    cat = write_catalog(rows, os.path.join(workdir, "catalog", f"{name}.json"), description="gridflux scaling benchmark")
+    cat = write_catalog(
+        rows,
+        os.path.join(workdir, "catalog", f"{name}.json"),
+        description="gridflux scaling benchmark",
+    )
     return cat, paths
 
 
@@ -95,7 +110,10 @@ def _shift_time(path: str, days: float) -> None:
     import netCDF4
 
     with netCDF4.Dataset(path, "r+") as nc:
-        for name in ("time", nc["time"].getncattr("bounds") if "bounds" in nc["time"].ncattrs() else None):
+        for name in (
+            "time",
+            nc["time"].getncattr("bounds") if "bounds" in nc["time"].ncattrs() else None,
+        ):
             if name:
                 nc[name][:] = nc[name][:] + days
 
@@ -124,7 +142,9 @@ def ceiling_worker(files: list[str], mask: str, weights_cache: str, start_at: fl
     return {"seconds": time.perf_counter() - t0, "late_s": max(0.0, -delay), "files": len(files)}
 
 
-def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> tuple[float, list[dict]] | None:
+def _ceiling(
+    files: list[str], mask: str, workdir: str, streams: int, log
+) -> tuple[float, list[dict]] | None:
     """Seconds until the last of ``streams`` plain processes has done its share of ``files``, and
     each process's own report (loop seconds, how late it started, files done); None if one failed."""
     import subprocess
@@ -132,9 +152,28 @@ def _ceiling(files: list[str], mask: str, workdir: str, streams: int, log) -> tu
     cache = os.path.join(workdir, "ceiling-weights")
     start_at = time.time() + 2.0  # after every process's imports
     shares = [files[i::streams] for i in range(streams)]
-    procs = [subprocess.Popen([PY, HERE, "worker", "ceiling", "--mask", mask, "--weights-cache", cache,
-                               "--start-at", repr(start_at), "--files", *share],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for share in shares]
+    procs = [
+        subprocess.Popen(
+            [
+                PY,
+                HERE,
+                "worker",
+                "ceiling",
+                "--mask",
+                mask,
+                "--weights-cache",
+                cache,
+                "--start-at",
+                repr(start_at),
+                "--files",
+                *share,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for share in shares
+    ]
     outs = [p.communicate() for p in procs]
     if any(p.returncode for p in procs):
         log(f"[red]ceiling ({streams} processes) failed:[/red] {outs[0][1][-600:]}")
@@ -172,7 +211,14 @@ def worker(argv: list[str]) -> None:
             from gridflux.pipeline.runner import run
 
             for label in ("cold", "warm"):
-                s = run(a.catalog, a.mask, f"{a.store}-{label}.zarr", cubes=False, client=h.client, progress=False)
+                s = run(
+                    a.catalog,
+                    a.mask,
+                    f"{a.store}-{label}.zarr",
+                    cubes=False,
+                    client=h.client,
+                    progress=False,
+                )
                 out[f"{label}_s"] = s.seconds
                 out[f"{label}_compute_s"] = s.compute_seconds
                 out[f"{label}_done"] = len(s.done)
@@ -189,9 +235,19 @@ def worker(argv: list[str]) -> None:
             mask = RegionMask.from_file(a.mask)
             for label in ("cold", "warm"):
                 t1 = time.perf_counter()
-                ds = xr.open_mfdataset(a.files, parallel=True, combine="nested", concat_dim="member",
-                                       engine="netcdf4", chunks={"time": 12}, coords="minimal", compat="override")
-                w = protocol_weights(grid_of(ds), mask, target=mask.grid, radius=CDO_EARTH_RADIUS)[0]
+                ds = xr.open_mfdataset(
+                    a.files,
+                    parallel=True,
+                    combine="nested",
+                    concat_dim="member",
+                    engine="netcdf4",
+                    chunks={"time": 12},
+                    coords="minimal",
+                    compat="override",
+                )
+                w = protocol_weights(grid_of(ds), mask, target=mask.grid, radius=CDO_EARTH_RADIUS)[
+                    0
+                ]
                 if ds["lat"].values[0] > ds["lat"].values[-1]:
                     w = w[::-1]
                 wa = xr.DataArray(w, dims=("lat", "lon"))
@@ -205,21 +261,48 @@ def worker(argv: list[str]) -> None:
 def _cli(cat: str, mask_nc: str, prefix: str, workers: int, log) -> dict | None:
     """``gridflux run`` as a whole process; its own summary gives the run and computing times."""
     summary = prefix + "-summary.json"
-    m = run_measured([*_gridflux_cli(), "run", cat, "--mask", mask_nc, "--store", prefix + ".zarr", "--cluster", "local",
-                      "--workers", str(workers), "--no-cubes", "--no-progress", "--summary-json", summary],
-                     poll=SCALING_POLL)
+    m = run_measured(
+        [
+            *_gridflux_cli(),
+            "run",
+            cat,
+            "--mask",
+            mask_nc,
+            "--store",
+            prefix + ".zarr",
+            "--cluster",
+            "local",
+            "--workers",
+            str(workers),
+            "--no-cubes",
+            "--no-progress",
+            "--summary-json",
+            summary,
+        ],
+        poll=SCALING_POLL,
+    )
     if not m.ok:
         log(f"[red]gridflux run CLI failed:[/red] {m.stderr[-600:]}")
         return None
     with open(summary) as f:
         s = json.load(f)
-    return {"process_s": m.seconds, "run_s": s["seconds"], "compute_s": s["compute_seconds"],
-            "peak_rss_mb": m.peak_rss_mb}
+    return {
+        "process_s": m.seconds,
+        "run_s": s["seconds"],
+        "compute_s": s["compute_seconds"],
+        "peak_rss_mb": m.peak_rss_mb,
+    }
 
 
-def _in_process(tool: str, workers: int, cat: str, mask: str, store: str, files: list[str], log) -> dict | None:
+def _in_process(
+    tool: str, workers: int, cat: str, mask: str, store: str, files: list[str], log
+) -> dict | None:
     argv = [PY, HERE, "worker", tool, "--workers", str(workers)]
-    argv += ["--catalog", cat, "--mask", mask, "--store", store] if tool == "gridflux" else ["--mask", mask, "--files", *files]
+    argv += (
+        ["--catalog", cat, "--mask", mask, "--store", store]
+        if tool == "gridflux"
+        else ["--mask", mask, "--files", *files]
+    )
     m = run_measured(argv, poll=SCALING_POLL)
     if not m.ok:
         log(f"[red]scaling {tool} ({workers} workers) failed:[/red] {m.stderr[-600:]}")
@@ -235,8 +318,16 @@ TOOLS = ("gridflux", "mfdataset", "gridflux-cli", "ceiling")
 CEILING_LABEL = "fused totals in independent processes"
 
 
-def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repeats: int = 2, decades: int = 1,
-                tools: tuple[str, ...] = TOOLS) -> list[dict]:
+def run_scaling(
+    field: str,
+    mask_nc: str,
+    workdir: str,
+    members: int,
+    log,
+    repeats: int = 2,
+    decades: int = 1,
+    tools: tuple[str, ...] = TOOLS,
+) -> list[dict]:
     """Scaling records (see the module docstring) for members of ``decades`` files of ``field``.
 
     ``tools``: any of :data:`TOOLS` (``mfdataset`` only for single-file members)."""
@@ -259,33 +350,69 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
                 if d:
                     runs.setdefault((tool, workers, members), []).append(d)
             k += 1
-            d = _cli(cat_n, mask_nc, os.path.join(workdir, f"cli{tag}-{k}"), workers, log) if "gridflux-cli" in tools else None
+            d = (
+                _cli(cat_n, mask_nc, os.path.join(workdir, f"cli{tag}-{k}"), workers, log)
+                if "gridflux-cli" in tools
+                else None
+            )
             if d:
                 runs.setdefault(("gridflux-cli", workers, members), []).append(d)
         if "ceiling" in tools:
             for workers in (1, 2):
                 measured = _ceiling(files, mask_nc, workdir, workers, log)
                 if measured:
-                    runs.setdefault(("ceiling", workers, members), []).append({"seconds": measured[0], "peak_rss_mb": None})
+                    runs.setdefault(("ceiling", workers, members), []).append(
+                        {"seconds": measured[0], "peak_rss_mb": None}
+                    )
         k += 1
-        d = (_in_process("gridflux", 1, cat_1, mask_nc, os.path.join(workdir, f"store1{tag}-{k}"), files[:decades], log)
-             if "gridflux" in tools else None)
+        d = (
+            _in_process(
+                "gridflux",
+                1,
+                cat_1,
+                mask_nc,
+                os.path.join(workdir, f"store1{tag}-{k}"),
+                files[:decades],
+                log,
+            )
+            if "gridflux" in tools
+            else None
+        )
         if d:
             runs.setdefault(("gridflux", 1, 1), []).append(d)
-        d = _cli(cat_1, mask_nc, os.path.join(workdir, f"cli1{tag}-{k}"), 1, log) if "gridflux-cli" in tools else None
+        d = (
+            _cli(cat_1, mask_nc, os.path.join(workdir, f"cli1{tag}-{k}"), 1, log)
+            if "gridflux-cli" in tools
+            else None
+        )
         if d:
             runs.setdefault(("gridflux-cli", 1, 1), []).append(d)
         log(f"scaling repeat done ({k} runs)")
     recs = []
-    timings = {"gridflux": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers"),
-                            ("cold_compute_s", "in-process, cold workers, computing phase"),
-                            ("process_s", "whole process")),
-               "mfdataset": (("cold_s", "in-process, cold workers"), ("warm_s", "in-process, warm workers")),
-               "gridflux-cli": (("compute_s", "computing phase (the run's own summary)"),
-                                ("run_s", "run (the run's own summary)"), ("process_s", "whole process")),
-               "ceiling": (("seconds", "plain processes, no dask (the machine's ceiling)"),)}
-    tool_label = {"gridflux": "gridflux pipeline.run", "mfdataset": "xr.open_mfdataset(parallel=True) + weighted sum",
-                  "gridflux-cli": "gridflux run (CLI)", "ceiling": CEILING_LABEL}
+    timings = {
+        "gridflux": (
+            ("cold_s", "in-process, cold workers"),
+            ("warm_s", "in-process, warm workers"),
+            ("cold_compute_s", "in-process, cold workers, computing phase"),
+            ("process_s", "whole process"),
+        ),
+        "mfdataset": (
+            ("cold_s", "in-process, cold workers"),
+            ("warm_s", "in-process, warm workers"),
+        ),
+        "gridflux-cli": (
+            ("compute_s", "computing phase (the run's own summary)"),
+            ("run_s", "run (the run's own summary)"),
+            ("process_s", "whole process"),
+        ),
+        "ceiling": (("seconds", "plain processes, no dask (the machine's ceiling)"),),
+    }
+    tool_label = {
+        "gridflux": "gridflux pipeline.run",
+        "mfdataset": "xr.open_mfdataset(parallel=True) + weighted sum",
+        "gridflux-cli": "gridflux run (CLI)",
+        "ceiling": CEILING_LABEL,
+    }
     med: dict = {}
     for (tool, workers, n), ds in runs.items():
         for key, label in timings[tool]:
@@ -293,21 +420,57 @@ def run_scaling(field: str, mask_nc: str, workdir: str, members: int, log, repea
             if not vals:
                 continue
             med[(tool, workers, n, key)] = statistics.median(vals)
-            recs.append({"kind": "scaling", "what": "run", "tool": tool_label[tool], "timing": label, "members": n,
-                         "member_years": member_years, "workers": workers, "seconds": statistics.median(vals), "seconds_all": vals,
-                         "peak_rss_mb": max((d["peak_rss_mb"] for d in ds if d["peak_rss_mb"]), default=None),
-                         "startup_s": statistics.median(d["startup_s"] for d in ds) if "startup_s" in ds[0] else None})
+            recs.append(
+                {
+                    "kind": "scaling",
+                    "what": "run",
+                    "tool": tool_label[tool],
+                    "timing": label,
+                    "members": n,
+                    "member_years": member_years,
+                    "workers": workers,
+                    "seconds": statistics.median(vals),
+                    "seconds_all": vals,
+                    "peak_rss_mb": max(
+                        (d["peak_rss_mb"] for d in ds if d["peak_rss_mb"]), default=None
+                    ),
+                    "startup_s": statistics.median(d["startup_s"] for d in ds)
+                    if "startup_s" in ds[0]
+                    else None,
+                }
+            )
     for tool, _ in tool_label.items():
         for key, label in timings[tool]:
             t1, t2 = med.get((tool, 1, members, key)), med.get((tool, 2, members, key))
             if t1 and t2:
-                recs.append({"kind": "scaling", "what": "efficiency", "tool": tool_label[tool], "timing": label,
-                             "members": members, "member_years": member_years, "t1": t1, "t2": t2, "efficiency": t1 / (2 * t2)})
+                recs.append(
+                    {
+                        "kind": "scaling",
+                        "what": "efficiency",
+                        "tool": tool_label[tool],
+                        "timing": label,
+                        "members": members,
+                        "member_years": member_years,
+                        "t1": t1,
+                        "t2": t2,
+                        "efficiency": t1 / (2 * t2),
+                    }
+                )
             one = med.get((tool, 1, 1, key))
             if one and t1:
-                recs.append({"kind": "scaling", "what": "per-member", "tool": tool_label[tool], "timing": label,
-                             "members": members, "member_years": member_years, "per_member_many": t1 / members, "per_member_one": one,
-                             "ratio": (t1 / members) / one})
+                recs.append(
+                    {
+                        "kind": "scaling",
+                        "what": "per-member",
+                        "tool": tool_label[tool],
+                        "timing": label,
+                        "members": members,
+                        "member_years": member_years,
+                        "per_member_many": t1 / members,
+                        "per_member_one": one,
+                        "ratio": (t1 / members) / one,
+                    }
+                )
     return recs
 
 

@@ -53,7 +53,9 @@ def _grid(nc):
 
     lat = np.asarray(nc["lat"][:], dtype=np.float64)
     lon = np.asarray(nc["lon"][:], dtype=np.float64)
-    g = CellBounds.from_centers(lat, lon, np.asarray(nc["lat_bnds"][:]), np.asarray(nc["lon_bnds"][:]))
+    g = CellBounds.from_centers(
+        lat, lon, np.asarray(nc["lat_bnds"][:]), np.asarray(nc["lon_bnds"][:])
+    )
     return g, is_descending(lat)
 
 
@@ -67,7 +69,9 @@ def _mask(path: str):
     from gridflux.kernels.grids import CellBounds
 
     with h5py.File(path, "r") as nc:
-        g = CellBounds.from_centers(nc["lat"][:], nc["lon"][:], nc["lat_bnds"][:], nc["lon_bnds"][:])
+        g = CellBounds.from_centers(
+            nc["lat"][:], nc["lon"][:], nc["lat_bnds"][:], nc["lon_bnds"][:]
+        )
         names = [x.decode() if isinstance(x, bytes) else str(x) for x in nc["region"][:]]
         fr = np.asarray(nc["mask"][:], dtype=np.float64)
     return RegionMask(tuple(names), fr, g)
@@ -138,7 +142,9 @@ def _weights_key(nc, args) -> str:
     for name in ("lat", "lon", "lat_bnds", "lon_bnds"):
         h.update(np.ascontiguousarray(nc[name][:]).tobytes())
     st = os.stat(args.mask)
-    h.update(f"{os.path.realpath(args.mask)}|{st.st_size}|{st.st_mtime_ns}|regrid-data|cdo-radius".encode())
+    h.update(
+        f"{os.path.realpath(args.mask)}|{st.st_size}|{st.st_mtime_ns}|regrid-data|cdo-radius".encode()
+    )
     return h.hexdigest()[:20]
 
 
@@ -152,7 +158,11 @@ def _fused_setup(args):
     blocks = _Blocks(args.field)
     nc = blocks.coords
     t0 = time.perf_counter()
-    cached = os.path.join(args.weights_cache, f"fused-{_weights_key(nc, args)}.npy") if args.weights_cache else None
+    cached = (
+        os.path.join(args.weights_cache, f"fused-{_weights_key(nc, args)}.npy")
+        if args.weights_cache
+        else None
+    )
     if cached and os.path.exists(cached):
         w = np.load(cached)
         hit = True
@@ -162,7 +172,9 @@ def _fused_setup(args):
 
         src, desc = _grid(nc)
         mask = _mask(args.mask)
-        w = protocol_weights(src, mask, protocol="regrid-data", target=mask.grid, radius=CDO_EARTH_RADIUS)
+        w = protocol_weights(
+            src, mask, protocol="regrid-data", target=mask.grid, radius=CDO_EARTH_RADIUS
+        )
         if desc:  # weights in the file's own row order, so blocks are used as read
             w = np.ascontiguousarray(w[:, ::-1])
         hit = False
@@ -188,8 +200,13 @@ def method_fused(args) -> dict:
         t1 = min(t0 + BLOCK, nt)
         out[t0:t1] = weighted_sums(blocks.read(t0, t1, rows), w_rows)
     blocks.close()
-    return {"totals": out[:, 0], "weights_s": wsec, "weights_cached": hit, "chunk_reader": blocks.reader is not None,
-            "rows_read": [rows.start, rows.stop]}
+    return {
+        "totals": out[:, 0],
+        "weights_s": wsec,
+        "weights_cached": hit,
+        "chunk_reader": blocks.reader is not None,
+        "rows_read": [rows.start, rows.stop],
+    }
 
 
 def method_cube(args) -> dict:
@@ -211,11 +228,19 @@ def method_cube(args) -> dict:
     f0, f1 = (n - c1, n - c0) if desc else (c0, c1)  # the same rows in the file's order
     read = slice(min(f0, rows.start), max(f1, rows.stop))
     w_read, rows_in_read = w[:, read], slice(rows.start - read.start, rows.stop - read.start)
-    cw = conservative_weights(src.subset(slice(n - read.stop, n - read.start) if desc else read), clip)
+    cw = conservative_weights(
+        src.subset(slice(n - read.stop, n - read.start) if desc else read), clip
+    )
     out_dir = args.zarr
-    arr = zarr.create_array(store=out_dir, shape=(nt, clip.nlat, clip.nlon), chunks=(BLOCK, clip.nlat, clip.nlon),
-                            dtype="float32", compressors=_packaged_cube_compressors(),
-                            overwrite=True, fill_value=np.nan)
+    arr = zarr.create_array(
+        store=out_dir,
+        shape=(nt, clip.nlat, clip.nlon),
+        chunks=(BLOCK, clip.nlat, clip.nlon),
+        dtype="float32",
+        compressors=_packaged_cube_compressors(),
+        overwrite=True,
+        fill_value=np.nan,
+    )
     out = np.empty((nt, w.shape[0]))
     zsec = 0.0
     for t0 in range(0, nt, BLOCK):
@@ -227,11 +252,21 @@ def method_cube(args) -> dict:
         arr[t0:t1] = cube
         zsec += time.perf_counter() - tz
     blocks.close()
-    stored = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(out_dir) for f in fs
-                 if not f.startswith("zarr.json"))
+    stored = sum(
+        os.path.getsize(os.path.join(d, f))
+        for d, _, fs in os.walk(out_dir)
+        for f in fs
+        if not f.startswith("zarr.json")
+    )
     raw = 4 * nt * clip.nlat * clip.nlon
-    return {"totals": out[:, 0], "weights_s": wsec, "zarr_s": zsec, "zarr_bytes": raw,
-            "zarr_ratio": raw / max(stored, 1), "rows_read": [read.start, read.stop]}
+    return {
+        "totals": out[:, 0],
+        "weights_s": wsec,
+        "zarr_s": zsec,
+        "zarr_bytes": raw,
+        "zarr_ratio": raw / max(stored, 1),
+        "rows_read": [read.start, read.stop],
+    }
 
 
 def _packaged_cube_compressors() -> tuple | None:
@@ -244,7 +279,9 @@ def _packaged_cube_compressors() -> tuple | None:
 
     with open(os.path.join(os.path.dirname(gridflux.__file__), "gridflux.yaml")) as f:
         store = yaml.safe_load(f)["gridflux"]["store"]
-    return blosc_compressors(3, store["cube-compressor"], int(store["cube-clevel"]), int(store["cube-blocksize"]))
+    return blosc_compressors(
+        3, store["cube-compressor"], int(store["cube-clevel"]), int(store["cube-blocksize"])
+    )
 
 
 def method_xregrid(args) -> dict:
@@ -257,7 +294,9 @@ def method_xregrid(args) -> dict:
     target = xr.Dataset(coords={"lat": ma["lat"].values, "lon": ma["lon"].values})
     da = ds["rh"] if args.months is None else ds["rh"].isel(time=slice(0, args.months))
     out = da.regrid.conservative(target, latitude_coord="lat")
-    sparse_out = hasattr(out.data, "todense")  # with the `sparse` package installed xarray-regrid returns COO
+    sparse_out = hasattr(
+        out.data, "todense"
+    )  # with the `sparse` package installed xarray-regrid returns COO
     if sparse_out:
         out = out.copy(data=out.data.todense())
     tot = (out.astype(np.float64) * ma.values).sum(("lat", "lon"))
@@ -281,7 +320,14 @@ def method_xesmf(args) -> dict:
     src = src.assign_coords(lat_b=("lat_b", lat_b), lon_b=("lon_b", lon_b))
     tlat_b = np.append(ma["lat"].values - 0.25, ma["lat"].values[-1] + 0.25)
     tlon_b = np.append(ma["lon"].values - 0.25, ma["lon"].values[-1] + 0.25)
-    dst = xr.Dataset(coords={"lat": ma["lat"], "lon": ma["lon"], "lat_b": ("lat_b", tlat_b), "lon_b": ("lon_b", tlon_b)})
+    dst = xr.Dataset(
+        coords={
+            "lat": ma["lat"],
+            "lon": ma["lon"],
+            "lat_b": ("lat_b", tlat_b),
+            "lon_b": ("lon_b", tlon_b),
+        }
+    )
     rg = xesmf.Regridder(src, dst, "conservative")
     out = rg(src["rh"])
     tot = (out.astype(np.float64) * ma.values).sum(("lat", "lon"))
@@ -310,24 +356,42 @@ def method_weights(args) -> dict:
             t0 = time.perf_counter()
             native_weight_field(src, mask.grid, mask.fractions, CDO_EARTH_RADIUS)
             tn.append(time.perf_counter() - t0)
-        out[path] = {"conservative_weights_s": float(np.min(tw)), "native_weight_field_s": float(np.min(tn)),
-                     "src_shape": list(src.shape), "dst_shape": list(mask.grid.shape)}
+        out[path] = {
+            "conservative_weights_s": float(np.min(tw)),
+            "native_weight_field_s": float(np.min(tn)),
+            "src_shape": list(src.shape),
+            "dst_shape": list(mask.grid.shape),
+        }
     return {"totals": None, "weights": out}
 
 
-METHODS = {"raw": method_raw, "raw-chunks": method_raw_chunks, "startup": method_startup, "fused": method_fused, "cube": method_cube, "xregrid": method_xregrid,
-           "xesmf": method_xesmf, "weights": method_weights}
+METHODS = {
+    "raw": method_raw,
+    "raw-chunks": method_raw_chunks,
+    "startup": method_startup,
+    "fused": method_fused,
+    "cube": method_cube,
+    "xregrid": method_xregrid,
+    "xesmf": method_xesmf,
+    "weights": method_weights,
+}
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("method", choices=sorted(METHODS))
     p.add_argument("field", nargs="?", default=None)
     p.add_argument("--out", help="where to write the totals (.npy)")
     p.add_argument("--mask", help="RegionMask netCDF file")
     p.add_argument("--maskarea", help="maskarea on the clipped target (m2, CDO radius)")
     p.add_argument("--zarr", help="cube output directory (cube)")
-    p.add_argument("--weights-cache", default=None, help="directory of cached fused weight fields (fused, cube)")
+    p.add_argument(
+        "--weights-cache",
+        default=None,
+        help="directory of cached fused weight fields (fused, cube)",
+    )
     p.add_argument("--months", type=int, default=None, help="only the first N months")
     p.add_argument("--sources", nargs="*", default=[], help="source grids (weights)")
     args = p.parse_args(argv)

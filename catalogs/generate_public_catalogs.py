@@ -31,41 +31,97 @@ ISIMIP_VARIABLES = {"gpp": "gpp", "npp": "npp", "ra": "ra", "rh": "rh", "ffire":
 #: dir:  <round>/OutputData/<sector>/<MODEL dir>/<climate-forcing>/<period>/
 #: file: see "head" (identifiers before the variable) and "tail" (after it).
 ISIMIP_ROUNDS: list[dict[str, Any]] = [
-    {   # ISIMIP3a: <model>_<climate-forcing>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
-        "round": "ISIMIP3a", "sector": "biomes", "period": "historical", "ext": ".nc", "pft": "-total",
-        "forcings": ["gswp3-w5e5"], "bias": None, "scenario": "obsclim", "soc": "histsoc", "sens": "default",
+    {  # ISIMIP3a: <model>_<climate-forcing>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
+        "round": "ISIMIP3a",
+        "sector": "biomes",
+        "period": "historical",
+        "ext": ".nc",
+        "pft": "-total",
+        "forcings": ["gswp3-w5e5"],
+        "bias": None,
+        "scenario": "obsclim",
+        "soc": "histsoc",
+        "sens": "default",
         "years": (1901, 2019),
-        "models": {"jules": "JULES", "orchidee-mict": "ORCHIDEE-MICT", "jsbach-wet": "JSBACH-wet",
-                   "jsbach-dry": "JSBACH-dry", "elm-eca": "ELM-ECA"},
+        "models": {
+            "jules": "JULES",
+            "orchidee-mict": "ORCHIDEE-MICT",
+            "jsbach-wet": "JSBACH-wet",
+            "jsbach-dry": "JSBACH-dry",
+            "elm-eca": "ELM-ECA",
+        },
         "confidence": "file name pattern from the ISIMIP3 protocol (pattern/ISIMIP3a/OutputData/biomes.json); "
-                      "one real file name of this form seen for orchidee-mict (gpp-total, 1901_2019)",
+        "one real file name of this form seen for orchidee-mict (gpp-total, 1901_2019)",
     },
-    {   # ISIMIP3b: <model>_<gcm>_<bias-adj>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
-        "round": "ISIMIP3b", "sector": "biomes", "period": "historical", "ext": ".nc", "pft": "-total",
+    {  # ISIMIP3b: <model>_<gcm>_<bias-adj>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
+        "round": "ISIMIP3b",
+        "sector": "biomes",
+        "period": "historical",
+        "ext": ".nc",
+        "pft": "-total",
         "forcings": ["gfdl-esm4", "ipsl-cm6a-lr", "mpi-esm1-2-hr", "mri-esm2-0", "ukesm1-0-ll"],
-        "bias": "w5e5", "scenario": "historical", "soc": "histsoc", "sens": "default", "years": (1850, 2014),
-        "models": {"jules": "JULES", "orchidee-mict": "ORCHIDEE-MICT", "jsbach-wet": "JSBACH-wet",
-                   "jsbach-dry": "JSBACH-dry", "elm-eca": "ELM-ECA"},
+        "bias": "w5e5",
+        "scenario": "historical",
+        "soc": "histsoc",
+        "sens": "default",
+        "years": (1850, 2014),
+        "models": {
+            "jules": "JULES",
+            "orchidee-mict": "ORCHIDEE-MICT",
+            "jsbach-wet": "JSBACH-wet",
+            "jsbach-dry": "JSBACH-dry",
+            "elm-eca": "ELM-ECA",
+        },
         "confidence": "file name pattern from the ISIMIP3 protocol (pattern/ISIMIP3b/OutputData/biomes.json); "
-                      "a real file name of this form seen for another biomes model (classic, npp-total, 1850_2014)",
+        "a real file name of this form seen for another biomes model (classic, npp-total, 1850_2014)",
     },
-    {   # ISIMIP2b: <model>_<gcm>_ewembi_<scenario>_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
-        "round": "ISIMIP2b", "sector": "biomes", "period": "historical", "ext": ".nc4", "pft": "",
-        "forcings": ["ipsl-cm5a-lr"], "bias": "ewembi", "scenario": "historical", "soc": "histsoc", "sens": "co2",
+    {  # ISIMIP2b: <model>_<gcm>_ewembi_<scenario>_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
+        "round": "ISIMIP2b",
+        "sector": "biomes",
+        "period": "historical",
+        "ext": ".nc4",
+        "pft": "",
+        "forcings": ["ipsl-cm5a-lr"],
+        "bias": "ewembi",
+        "scenario": "historical",
+        "soc": "histsoc",
+        "sens": "co2",
         "years": (1861, 2005),
-        "models": {"caraib": "CARAIB", "clm45": "CLM45", "dlem": "DLEM", "lpj-guess": "LPJ-GUESS",
-                   "lpjml": "LPJmL", "orchidee": "ORCHIDEE", "visit": "VISIT"},
+        "models": {
+            "caraib": "CARAIB",
+            "clm45": "CLM45",
+            "dlem": "DLEM",
+            "lpj-guess": "LPJ-GUESS",
+            "lpjml": "LPJmL",
+            "orchidee": "ORCHIDEE",
+            "visit": "VISIT",
+        },
         "confidence": "directory and file layout from a real ISIMIP2b biomes URL (LPJmL, future, .nc4); "
-                      "historical period 1861_2005, histsoc_co2 and plain total variable names assumed",
+        "historical period 1861_2005, histsoc_co2 and plain total variable names assumed",
     },
-    {   # ISIMIP2a: <model>_<forcing>_nobc_hist_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
-        "round": "ISIMIP2a", "sector": "biomes", "period": "historical", "ext": ".nc4", "pft": "",
-        "forcings": ["gswp3"], "bias": "nobc", "scenario": "hist", "soc": "varsoc", "sens": "co2",
+    {  # ISIMIP2a: <model>_<forcing>_nobc_hist_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
+        "round": "ISIMIP2a",
+        "sector": "biomes",
+        "period": "historical",
+        "ext": ".nc4",
+        "pft": "",
+        "forcings": ["gswp3"],
+        "bias": "nobc",
+        "scenario": "hist",
+        "soc": "varsoc",
+        "sens": "co2",
         "years": (1971, 2010),
-        "models": {"caraib": "CARAIB", "dlem": "DLEM", "lpj-guess": "LPJ-GUESS", "lpjml": "LPJmL",
-                   "orchidee": "ORCHIDEE", "visit": "VISIT", "jules": "JULES"},
+        "models": {
+            "caraib": "CARAIB",
+            "dlem": "DLEM",
+            "lpj-guess": "LPJ-GUESS",
+            "lpjml": "LPJmL",
+            "orchidee": "ORCHIDEE",
+            "visit": "VISIT",
+            "jules": "JULES",
+        },
         "confidence": "NOT confirmed: identifiers (nobc, hist, varsoc, co2), the years and the model list follow "
-                      "the ISIMIP2 naming scheme as gridflux's crawler parses it; check against data.isimip.org",
+        "the ISIMIP2 naming scheme as gridflux's crawler parses it; check against data.isimip.org",
     },
 ]
 
@@ -77,21 +133,54 @@ def isimip_rows() -> list[dict[str, Any]]:
         y0, y1 = r["years"]
         for model, model_dir in r["models"].items():
             for forcing in r["forcings"]:
-                ids = [model, forcing] + ([r["bias"]] if r["bias"] else []) + [r["scenario"], r["soc"], r["sens"]]
+                ids = (
+                    [model, forcing]
+                    + ([r["bias"]] if r["bias"] else [])
+                    + [r["scenario"], r["soc"], r["sens"]]
+                )
                 for spec, canon in ISIMIP_VARIABLES.items():
                     raw = spec + r["pft"]
                     name = "_".join(ids + [raw, "global", "monthly", str(y0), str(y1)]) + r["ext"]
-                    url = "/".join([ISIMIP_HOST, r["round"], "OutputData", r["sector"], model_dir, forcing,
-                                    r["period"], name])
-                    rows.append({
-                        "ensemble": r["round"], "source_id": model, "experiment": r["scenario"],
-                        "member_id": "_".join([forcing, r["soc"], r["sens"]]), "variable": canon,
-                        "gas": "CO2", "group": "", "grid_label": "0.5deg", "forcing": forcing,
-                        "layered_c": "", "fire": "", "path": url, "format": "netcdf", "raw_variable": raw,
-                        "units": "", "per_land_area": "", "calendar": "", "mass_basis": "", "into_land": "",
-                        "table_id": "monthly", "version": "", "time_range": f"{y0}01-{y1}12",
-                        "sector": r["sector"], "url_status": "constructed-not-fetched",
-                    })
+                    url = "/".join(
+                        [
+                            ISIMIP_HOST,
+                            r["round"],
+                            "OutputData",
+                            r["sector"],
+                            model_dir,
+                            forcing,
+                            r["period"],
+                            name,
+                        ]
+                    )
+                    rows.append(
+                        {
+                            "ensemble": r["round"],
+                            "source_id": model,
+                            "experiment": r["scenario"],
+                            "member_id": "_".join([forcing, r["soc"], r["sens"]]),
+                            "variable": canon,
+                            "gas": "CO2",
+                            "group": "",
+                            "grid_label": "0.5deg",
+                            "forcing": forcing,
+                            "layered_c": "",
+                            "fire": "",
+                            "path": url,
+                            "format": "netcdf",
+                            "raw_variable": raw,
+                            "units": "",
+                            "per_land_area": "",
+                            "calendar": "",
+                            "mass_basis": "",
+                            "into_land": "",
+                            "table_id": "monthly",
+                            "version": "",
+                            "time_range": f"{y0}01-{y1}12",
+                            "sector": r["sector"],
+                            "url_status": "constructed-not-fetched",
+                        }
+                    )
     return rows
 
 
@@ -103,9 +192,11 @@ def write_isimip(directory: str = HERE) -> str:
         isimip_rows(),
         os.path.join(directory, "isimip-carbon-monthly.json"),
         catalog_id="isimip-carbon-monthly",
-        description=("ISIMIP2a/2b/3a/3b monthly land carbon fluxes (gpp, npp, ra, rh, ffire) of the RECCAP2 "
-                     "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org CONSTRUCTED "
-                     "from the ISIMIP file-naming protocol (not fetched: some combinations may not exist)."),
+        description=(
+            "ISIMIP2a/2b/3a/3b monthly land carbon fluxes (gpp, npp, ra, rh, ffire) of the RECCAP2 "
+            "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org CONSTRUCTED "
+            "from the ISIMIP file-naming protocol (not fetched: some combinations may not exist)."
+        ),
         provenance={
             "source": "ISIMIP Repository (files.isimip.org), OutputData",
             "host": ISIMIP_HOST,
@@ -117,15 +208,15 @@ def write_isimip(directory: str = HERE) -> str:
                 "https://www.isimip.org/protocol/preparing-simulation-files",
             ],
             "terms": "ISIMIP output data are distributed under CC BY 4.0 (see each dataset's DOI landing page "
-                     "on https://data.isimip.org and https://www.isimip.org/gettingstarted/terms-of-use/)",
+            "on https://data.isimip.org and https://www.isimip.org/gettingstarted/terms-of-use/)",
             "checked": f"{CHECKED}: naming checked against stored copies of the protocol repository and pages "
-                       "through an offline search index; no URL in this catalog was fetched or listed",
+            "through an offline search index; no URL in this catalog was fetched or listed",
             "construction": "URL = host/<round>/OutputData/<sector>/<MODEL dir>/<climate-forcing>/<period>/<file>; "
-                            "file = identifiers joined by '_' per round (see generate_public_catalogs.py)",
+            "file = identifiers joined by '_' per round (see generate_public_catalogs.py)",
             "filter": "models: the five ISIMIP3 models named by the paper (JULES, ORCHIDEE-MICT, JSBACH wet/dry, "
-                      "ELM-ECA) for 3a (gswp3-w5e5 obsclim) and 3b (historical, the five primary GCMs); "
-                      "ISIMIP2a (GSWP3) and 2b (IPSL-CM5A-LR) biomes models; variables gpp npp ra rh ffire; "
-                      "monthly; global 0.5 degree",
+            "ELM-ECA) for 3a (gswp3-w5e5 obsclim) and 3b (historical, the five primary GCMs); "
+            "ISIMIP2a (GSWP3) and 2b (IPSL-CM5A-LR) biomes models; variables gpp npp ra rh ffire; "
+            "monthly; global 0.5 degree",
             "per_round_confidence": {r["round"]: r["confidence"] for r in ISIMIP_ROUNDS},
             "unconfirmed": [
                 "model specifiers and directory names of JULES, JSBACH-wet/-dry and ELM-ECA in ISIMIP3 "
@@ -134,7 +225,7 @@ def write_isimip(directory: str = HERE) -> str:
                 "ISIMIP2a identifiers and years",
             ],
             "land_fraction": "ISIMIP reports per grid-cell land area on a 0.5 degree grid whose land mask is binary, "
-                             "so no sftlf is paired (per_land_area left empty)",
+            "so no sftlf is paired (per_land_area left empty)",
             "access": "anonymous https; no credentials",
             "generator": "catalogs/generate_public_catalogs.py",
         },
@@ -144,11 +235,31 @@ def write_isimip(directory: str = HERE) -> str:
 # -- ORNL DAAC MsTMIP -------------------------------------------------------------------------
 MSTMIP_BASE = "https://data.ornldaac.earthdata.nasa.gov/protected/nacp/NACP_MsTMIP_TBMO/data"
 #: the 14 MsTMIP models of the paper's count (V1 has 15 TBMs; VEGAS2.1 left out here)
-MSTMIP_MODELS = ("BIOME-BGC", "CLASS-CTEM-N", "CLM4", "CLM4VIC", "DLEM", "GTEC", "ISAM", "LPJ-wsl",
-                 "ORCHIDEE-LSCE", "SiB3", "SiBCASA", "TEM6", "TRIPLEX-GHG", "VISIT")
+MSTMIP_MODELS = (
+    "BIOME-BGC",
+    "CLASS-CTEM-N",
+    "CLM4",
+    "CLM4VIC",
+    "DLEM",
+    "GTEC",
+    "ISAM",
+    "LPJ-wsl",
+    "ORCHIDEE-LSCE",
+    "SiB3",
+    "SiBCASA",
+    "TEM6",
+    "TRIPLEX-GHG",
+    "VISIT",
+)
 #: MsTMIP standard variable name -> canonical gridflux variable
-MSTMIP_VARIABLES = {"GPP": "gpp", "NPP": "npp", "AutoResp": "ra", "HeteroResp": "rh",
-                    "TotSoilCarb": "cSoil", "TotLivBiom": "cVeg"}
+MSTMIP_VARIABLES = {
+    "GPP": "gpp",
+    "NPP": "npp",
+    "AutoResp": "ra",
+    "HeteroResp": "rh",
+    "TotSoilCarb": "cSoil",
+    "TotLivBiom": "cVeg",
+}
 MSTMIP_SIMULATION = "SG3"
 
 
@@ -161,16 +272,30 @@ def write_mstmip(directory: str = HERE) -> str:
             sources[key] = {
                 "driver": "netcdf",
                 "description": f"MsTMIP V1 {model} {MSTMIP_SIMULATION} monthly {raw}",
-                "args": {"urlpath": f"{MSTMIP_BASE}/{name}", "xarray_kwargs": {"engine": "h5netcdf"}},
-                "metadata": {"source_id": model, "experiment": MSTMIP_SIMULATION, "member_id": "r1",
-                             "variable": canon, "raw_variable": raw, "gas": "CO2", "grid_label": "0.5deg",
-                             "table_id": "Monthly", "version": "1", "time_range": "190101-201012",
-                             "url_status": "constructed-not-fetched"},
+                "args": {
+                    "urlpath": f"{MSTMIP_BASE}/{name}",
+                    "xarray_kwargs": {"engine": "h5netcdf"},
+                },
+                "metadata": {
+                    "source_id": model,
+                    "experiment": MSTMIP_SIMULATION,
+                    "member_id": "r1",
+                    "variable": canon,
+                    "raw_variable": raw,
+                    "gas": "CO2",
+                    "grid_label": "0.5deg",
+                    "table_id": "Monthly",
+                    "version": "1",
+                    "time_range": "190101-201012",
+                    "url_status": "constructed-not-fetched",
+                },
             }
     doc = {
-        "description": ("MsTMIP Version 1 global 0.5-degree monthly model outputs (simulation SG3), ORNL DAAC. "
-                        "URLs CONSTRUCTED from the file-naming pattern <MODEL>_<SIM>_Monthly_<Variable>.nc4; "
-                        "Earthdata login required (credentials from ~/.netrc, never in this file)."),
+        "description": (
+            "MsTMIP Version 1 global 0.5-degree monthly model outputs (simulation SG3), ORNL DAAC. "
+            "URLs CONSTRUCTED from the file-naming pattern <MODEL>_<SIM>_Monthly_<Variable>.nc4; "
+            "Earthdata login required (credentials from ~/.netrc, never in this file)."
+        ),
         "metadata": {
             "version": 1,
             "columns": {"ensemble": "MsTMIP"},
@@ -180,17 +305,17 @@ def write_mstmip(directory: str = HERE) -> str:
                 "cmr": "https://cmr.earthdata.nasa.gov/search/concepts/C1515244932-ORNL_DAAC.html",
                 "user_guide_v2": "https://daac.ornl.gov/NACP/guides/NACP_MsTMIP_TBMO_V2.html",
                 "terms": "NASA EOSDIS data use and citation guidance (open, no restriction; cite Huntzinger et al.): "
-                         "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/data-use-guidance",
+                "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/data-use-guidance",
                 "access": "NASA Earthdata login. gridflux never stores credentials: the HTTPS client reads the "
-                          "user's ~/.netrc (machine urs.earthdata.nasa.gov login ... password ...); alternatively "
-                          "download the files (e.g. with earthaccess or wget --netrc) and point a copy of this "
-                          "catalog at the local directory",
+                "user's ~/.netrc (machine urs.earthdata.nasa.gov login ... password ...); alternatively "
+                "download the files (e.g. with earthaccess or wget --netrc) and point a copy of this "
+                "catalog at the local directory",
                 "checked": f"{CHECKED}: naming checked through an offline search index; no URL was fetched",
                 "construction": f"{MSTMIP_BASE}/<MODEL>_{MSTMIP_SIMULATION}_Monthly_<Variable>.nc4",
                 "filter": "simulation SG3 (climate + land-use change + CO2), monthly, the 14 models of the paper's "
-                          "MsTMIP count, variables GPP NPP AutoResp HeteroResp TotSoilCarb TotLivBiom",
+                "MsTMIP count, variables GPP NPP AutoResp HeteroResp TotSoilCarb TotLivBiom",
                 "confirmed": "the file-name form <MODEL>_SG3_Monthly_<Var>.nc4 (seen in third-party code reading "
-                             "MsTMIP files); period 1901-2010 at 0.5 degree (DAAC user guide)",
+                "MsTMIP files); period 1901-2010 at 0.5 degree (DAAC user guide)",
                 "unconfirmed": [
                     "the DAAC data path (protected/nacp/NACP_MsTMIP_TBMO/data) of the V1 dataset",
                     "the spelling of each model in file names and the MsTMIP names of AutoResp, HeteroResp, "

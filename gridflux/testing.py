@@ -21,7 +21,9 @@ def raise_if_dask_computes(max_computes: int = 0) -> Iterator[None]:
         nonlocal count
         count += 1
         if count > max_computes:
-            raise DaskComputeError(f"{count} dask computation(s) ran; expected at most {max_computes}")
+            raise DaskComputeError(
+                f"{count} dask computation(s) ran; expected at most {max_computes}"
+            )
         return dask.get(dsk, keys, **kwargs)
 
     with dask.config.set(scheduler=scheduler):

@@ -50,8 +50,9 @@ def parse_period(name: str) -> tuple[int, int | None]:
 
 
 # ----------------------------------------------------------------------------- kernels (numpy)
-def annual_kernel(values: np.ndarray, years: np.ndarray, how: str = "sum",
-                  months_required: int = 12) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def annual_kernel(
+    values: np.ndarray, years: np.ndarray, how: str = "sum", months_required: int = 12
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Aggregate a trailing monthly axis to years.
 
     Parameters
@@ -89,8 +90,9 @@ def annual_kernel(values: np.ndarray, years: np.ndarray, how: str = "sum",
     return out, counts, uyears
 
 
-def period_mean_kernel(annual: np.ndarray, years: np.ndarray, first: int, last: int | None
-                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def period_mean_kernel(
+    annual: np.ndarray, years: np.ndarray, first: int, last: int | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Mean of the finite annual values within [first, last] (last=None: each series' last year).
 
     Returns (mean, n_years, first_used, last_used); first/last_used are -1 where nothing is used.
@@ -149,32 +151,47 @@ def annual_totals(totals: xr.DataArray, months_required: int = 12) -> AnnualResu
     """
     for d in ("member", "variable", "region", "time"):
         if d not in totals.dims:
-            raise BudgetError(f"totals: dimension {d!r} missing; expected (member, variable, region, time), "
-                              f"got {totals.dims}")
+            raise BudgetError(
+                f"totals: dimension {d!r} missing; expected (member, variable, region, time), "
+                f"got {totals.dims}"
+            )
     t = totals.transpose("member", "variable", "region", "time")
-    years = pd.DatetimeIndex(t["time"].values).year.to_numpy() if np.issubdtype(t["time"].dtype, np.datetime64) \
+    years = (
+        pd.DatetimeIndex(t["time"].values).year.to_numpy()
+        if np.issubdtype(t["time"].dtype, np.datetime64)
         else np.array([d.year for d in t["time"].values])
+    )
     kinds = variable_kinds(t)
     vals = np.asarray(t.values, dtype=np.float64)
     uy = np.unique(years)
     out = np.full(vals.shape[:3] + (uy.size,), np.nan)
     cnt = np.zeros(vals.shape[:3] + (uy.size,), dtype=np.int64)
     for j, kind in enumerate(kinds):
-        o, c, _ = annual_kernel(vals[:, j], years, "mean" if kind == "stock" else "sum", months_required)
+        o, c, _ = annual_kernel(
+            vals[:, j], years, "mean" if kind == "stock" else "sum", months_required
+        )
         out[:, j], cnt[:, j] = o, c
     coords = {k: v for k, v in t.coords.items() if "time" not in v.dims}
-    annual = xr.DataArray(out, dims=("member", "variable", "region", "year"),
-                          coords={**coords, "year": uy}, name="annual",
-                          attrs={"units": "Tg of element per year (fluxes); annual-mean Tg (stocks)",
-                                 "sign": "fluxes positive to the atmosphere"})
+    annual = xr.DataArray(
+        out,
+        dims=("member", "variable", "region", "year"),
+        coords={**coords, "year": uy},
+        name="annual",
+        attrs={
+            "units": "Tg of element per year (fluxes); annual-mean Tg (stocks)",
+            "sign": "fluxes positive to the atmosphere",
+        },
+    )
     idx = np.argwhere((cnt > 0) & (cnt < months_required))
-    inc = pd.DataFrame({
-        "member": t["member"].values[idx[:, 0]].astype(str),
-        "variable": t["variable"].values[idx[:, 1]].astype(str),
-        "region": t["region"].values[idx[:, 2]].astype(str),
-        "year": uy[idx[:, 3]].astype(int),
-        "n_months": cnt[tuple(idx.T)].astype(int),
-    })
+    inc = pd.DataFrame(
+        {
+            "member": t["member"].values[idx[:, 0]].astype(str),
+            "variable": t["variable"].values[idx[:, 1]].astype(str),
+            "region": t["region"].values[idx[:, 2]].astype(str),
+            "year": uy[idx[:, 3]].astype(int),
+            "n_months": cnt[tuple(idx.T)].astype(int),
+        }
+    )
     return AnnualResult(annual, inc)
 
 
@@ -191,8 +208,9 @@ class PeriodResult:
     coverage: pd.DataFrame
 
 
-def period_means(annual: xr.DataArray, periods: Mapping[str, tuple[int, int | None]] | list[str] | None = None
-                 ) -> PeriodResult:
+def period_means(
+    annual: xr.DataArray, periods: Mapping[str, tuple[int, int | None]] | list[str] | None = None
+) -> PeriodResult:
     """Means of complete annual values over each period, per member / variable / region.
 
     Periods without any data for a series give NaN and a coverage row with ``n_years = 0``;
@@ -211,21 +229,32 @@ def period_means(annual: xr.DataArray, periods: Mapping[str, tuple[int, int | No
         m, n, f, lst = period_mean_kernel(vals, years, first, last)
         means.append(m)
         idx = np.argwhere(has_data)
-        expected = (np.full(len(idx), (last - first + 1)) if last is not None
-                    else np.maximum(lst[tuple(idx.T)] - first + 1, 0))
-        frames.append(pd.DataFrame({
-            "member": a["member"].values[idx[:, 0]].astype(str),
-            "variable": a["variable"].values[idx[:, 1]].astype(str),
-            "region": a["region"].values[idx[:, 2]].astype(str),
-            "period": name,
-            "n_years": n[tuple(idx.T)].astype(int),
-            "first": f[tuple(idx.T)].astype(int),
-            "last": lst[tuple(idx.T)].astype(int),
-            "expected": expected.astype(int),
-        }))
+        expected = (
+            np.full(len(idx), (last - first + 1))
+            if last is not None
+            else np.maximum(lst[tuple(idx.T)] - first + 1, 0)
+        )
+        frames.append(
+            pd.DataFrame(
+                {
+                    "member": a["member"].values[idx[:, 0]].astype(str),
+                    "variable": a["variable"].values[idx[:, 1]].astype(str),
+                    "region": a["region"].values[idx[:, 2]].astype(str),
+                    "period": name,
+                    "n_years": n[tuple(idx.T)].astype(int),
+                    "first": f[tuple(idx.T)].astype(int),
+                    "last": lst[tuple(idx.T)].astype(int),
+                    "expected": expected.astype(int),
+                }
+            )
+        )
     coords = {k: v for k, v in a.coords.items() if "year" not in v.dims}
-    out = xr.DataArray(np.stack(means, axis=-1), dims=("member", "variable", "region", "period"),
-                       coords={**coords, "period": list(periods)}, name="period_mean",
-                       attrs=dict(annual.attrs))
+    out = xr.DataArray(
+        np.stack(means, axis=-1),
+        dims=("member", "variable", "region", "period"),
+        coords={**coords, "period": list(periods)},
+        name="period_mean",
+        attrs=dict(annual.attrs),
+    )
     cov = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     return PeriodResult(out, cov)

@@ -52,25 +52,37 @@ def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr
         return store
     if isinstance(store, xr.Dataset):
         if "totals" not in store:
-            raise StoreError(f"dataset has no 'totals' variable; variables: {list(store.data_vars)}")
+            raise StoreError(
+                f"dataset has no 'totals' variable; variables: {list(store.data_vars)}"
+            )
         from gridflux.pipeline.store import plain_strings
 
         return plain_strings(store)["totals"]
     path = os.fspath(store)
     if not os.path.exists(path) and "://" not in path:
-        raise StoreError(f"store {path!r} does not exist; run `gridflux run` or `gridflux demo` first")
+        raise StoreError(
+            f"store {path!r} does not exist; run `gridflux run` or `gridflux demo` first"
+        )
     from gridflux.pipeline.store import open_store
 
     ds = open_store(path)
     if "totals" not in ds:
-        raise StoreError(f"{path}: no 'totals' array; is it a gridflux store? variables: {list(ds.data_vars)}")
+        raise StoreError(
+            f"{path}: no 'totals' array; is it a gridflux store? variables: {list(ds.data_vars)}"
+        )
     return ds["totals"]
 
 
-def compute_budget(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray | None = None,
-                   recipe: str | Recipe = "reccap2-permafrost", metric: str = "GWP100",
-                   inputs: str = "store", region: str | None = None, propagation: str | None = None,
-                   interval_method: str | None = None, seed: int = 0) -> BudgetRun:
+def compute_budget(
+    store: str | os.PathLike[str] | xr.Dataset | xr.DataArray | None = None,
+    recipe: str | Recipe = "reccap2-permafrost",
+    metric: str = "GWP100",
+    inputs: str = "store",
+    region: str | None = None,
+    propagation: str | None = None,
+    interval_method: str | None = None,
+    seed: int = 0,
+) -> BudgetRun:
     """Run a recipe on a store (``inputs="store"``) or on the paper's published results (``"paper"``).
 
     Parameters
@@ -92,29 +104,52 @@ def compute_budget(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray | N
     r = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
     metric = normalize_metric(metric)
     if inputs == "paper":
-        res = run_recipe(r, paper_inputs(r), propagation=propagation, paper_intervals=paper_interval_items(r),
-                         seed=seed, inputs_mode="paper")
+        res = run_recipe(
+            r,
+            paper_inputs(r),
+            propagation=propagation,
+            paper_intervals=paper_interval_items(r),
+            seed=seed,
+            inputs_mode="paper",
+        )
         si, totals, source = None, None, "paper"
     elif inputs == "store":
         if store is None:
-            raise BudgetError("a store is needed for inputs='store'; pass a store path, or use inputs='paper'")
+            raise BudgetError(
+                "a store is needed for inputs='store'; pass a store path, or use inputs='paper'"
+            )
         totals = open_totals(store)
         si = store_inputs(totals, r, region=region, interval_method=interval_method)
         res = run_recipe(r, si.items, propagation=propagation, seed=seed, inputs_mode="store")
         source = os.fspath(store) if isinstance(store, (str, os.PathLike)) else "dataset"
     else:
         raise BudgetError(f"inputs={inputs!r} is unknown; expected 'store' or 'paper'")
-    return BudgetRun(r, metric, res, tidy_table(res, metric), headline_table(res, metric), si, totals, source,
-                     os.fspath(store) if isinstance(store, (str, os.PathLike)) else None)
+    return BudgetRun(
+        r,
+        metric,
+        res,
+        tidy_table(res, metric),
+        headline_table(res, metric),
+        si,
+        totals,
+        source,
+        os.fspath(store) if isinstance(store, (str, os.PathLike)) else None,
+    )
 
 
-def budget_from_store(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray,
-                      recipe: str = "reccap2-permafrost", metric: str = "GWP100", **kwargs: Any) -> pd.DataFrame:
+def budget_from_store(
+    store: str | os.PathLike[str] | xr.Dataset | xr.DataArray,
+    recipe: str = "reccap2-permafrost",
+    metric: str = "GWP100",
+    **kwargs: Any,
+) -> pd.DataFrame:
     """The tidy budget table (``item, gas, period, mean, lo, hi, n, unit``) of a store."""
     return compute_budget(store, recipe, metric, inputs="store", **kwargs).table
 
 
-def budget_from_paper(recipe: str = "reccap2-permafrost", metric: str = "GWP100", **kwargs: Any) -> pd.DataFrame:
+def budget_from_paper(
+    recipe: str = "reccap2-permafrost", metric: str = "GWP100", **kwargs: Any
+) -> pd.DataFrame:
     """The tidy budget table from the paper's published ensemble results and component tables."""
     return compute_budget(None, recipe, metric, inputs="paper", **kwargs).table
 
@@ -131,7 +166,9 @@ def _cube_variables(path: str) -> list[str]:
         return []
 
 
-def write_budget(run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool = True) -> dict[str, str]:
+def write_budget(
+    run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool = True
+) -> dict[str, str]:
     """Write tables (CSV + Markdown) and figures of a budget run into ``out_dir``.
 
     Returns ``{name: path}`` of every file written.
@@ -150,11 +187,19 @@ def write_budget(run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool 
     put("budget.csv", run.table)
     put("headline.csv", run.headline)
     put("missing.csv", pd.DataFrame(run.result.missing, columns=["item", "gas", "reason"]))
-    md = [f"# {run.recipe.title}", "",
-          f"Inputs: {run.source}; metric: {run.metric}; interval propagation: {run.result.propagation}; "
-          "fluxes positive to the atmosphere (lateral fluxes and stock changes: positive = loss from land).", "",
-          "## Headline", "", to_markdown(run.headline), "## All items", "",
-          to_markdown(run.table.assign(label=[run.recipe.label(i) for i in run.table["item"]]))]
+    md = [
+        f"# {run.recipe.title}",
+        "",
+        f"Inputs: {run.source}; metric: {run.metric}; interval propagation: {run.result.propagation}; "
+        "fluxes positive to the atmosphere (lateral fluxes and stock changes: positive = loss from land).",
+        "",
+        "## Headline",
+        "",
+        to_markdown(run.headline),
+        "## All items",
+        "",
+        to_markdown(run.table.assign(label=[run.recipe.label(i) for i in run.table["item"]])),
+    ]
     if run.result.missing:
         md += ["## Items not computed", "", to_markdown(pd.DataFrame(run.result.missing))]
     if run.store is not None:
@@ -176,15 +221,23 @@ def write_budget(run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool 
     files["budget.md"] = p
     if figures:
         fig = os.path.join(out, "figures")
-        files["budget_bars.png"] = plots.plot_budget_bars(run.result, os.path.join(fig, "budget_bars.png"), run.metric)
+        files["budget_bars.png"] = plots.plot_budget_bars(
+            run.result, os.path.join(fig, "budget_bars.png"), run.metric
+        )
         files["bottom_up_vs_top_down.png"] = plots.plot_bottom_up_vs_top_down(
-            run.result, os.path.join(fig, "bottom_up_vs_top_down.png"))
+            run.result, os.path.join(fig, "bottom_up_vs_top_down.png")
+        )
         if run.store is not None and run.totals is not None:
-            files["annual_series.png"] = plots.plot_annual_series(run.store.annual, os.path.join(fig, "annual_series.png"))
+            files["annual_series.png"] = plots.plot_annual_series(
+                run.store.annual, os.path.join(fig, "annual_series.png")
+            )
             files["seasonal_cycle.png"] = plots.plot_seasonal_cycle(
-                run.totals, os.path.join(fig, "seasonal_cycle.png"), region=run.recipe.region)
+                run.totals, os.path.join(fig, "seasonal_cycle.png"), region=run.recipe.region
+            )
         if run.store_path:
             for var in [v for v in MAP_VARIABLES if v in _cube_variables(run.store_path)][:3]:
                 cube = xr.open_zarr(run.store_path, group=f"cubes/{var}")[var]
-                files[f"map_{var}.png"] = plots.plot_flux_map(cube, os.path.join(fig, f"map_{var}.png"))
+                files[f"map_{var}.png"] = plots.plot_flux_map(
+                    cube, os.path.join(fig, f"map_{var}.png")
+                )
     return files

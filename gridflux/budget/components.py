@@ -37,7 +37,19 @@ UNITS: dict[str, str] = {
     "N": "Tg N/yr",
 }
 
-COLUMNS = ("component", "gas", "mean", "lo", "hi", "unit", "n", "area_mkm2", "period", "source", "note")
+COLUMNS = (
+    "component",
+    "gas",
+    "mean",
+    "lo",
+    "hi",
+    "unit",
+    "n",
+    "area_mkm2",
+    "period",
+    "source",
+    "note",
+)
 _EQ = re.compile(r"^Tg CO2-C eq/yr \((?P<metric>[^)]+)\)$")
 
 Item = dict[str, Estimate]
@@ -46,23 +58,33 @@ Item = dict[str, Estimate]
 def read_table(path: str) -> pd.DataFrame:
     """Read and validate one component CSV; adds a ``table`` column (file stem)."""
     df = pd.read_csv(path)
-    missing = [c for c in ("component", "gas", "mean", "lo", "hi", "unit", "source") if c not in df.columns]
+    missing = [
+        c for c in ("component", "gas", "mean", "lo", "hi", "unit", "source") if c not in df.columns
+    ]
     if missing:
-        raise BudgetError(f"{path}: component table lacks columns {missing}; expected {list(COLUMNS)}")
+        raise BudgetError(
+            f"{path}: component table lacks columns {missing}; expected {list(COLUMNS)}"
+        )
     for i, r in df.iterrows():
         unit = str(r["unit"])
         if unit != UNITS.get(str(r["gas"])) and not _EQ.match(unit):
-            raise BudgetError(f"{path}: line {i + 2}: component {r['component']!r} gas {r['gas']!r} has unit "
-                              f"{unit!r}; expected {UNITS.get(str(r['gas']), sorted(UNITS.values()))!r} or "
-                              "'Tg CO2-C eq/yr (<metric>)'")
+            raise BudgetError(
+                f"{path}: line {i + 2}: component {r['component']!r} gas {r['gas']!r} has unit "
+                f"{unit!r}; expected {UNITS.get(str(r['gas']), sorted(UNITS.values()))!r} or "
+                "'Tg CO2-C eq/yr (<metric>)'"
+            )
         if not (r["lo"] <= r["mean"] <= r["hi"]):
-            raise BudgetError(f"{path}: line {i + 2}: component {r['component']!r} gas {r['gas']!r}: expected "
-                              f"lo <= mean <= hi, got {r['lo']}, {r['mean']}, {r['hi']}")
+            raise BudgetError(
+                f"{path}: line {i + 2}: component {r['component']!r} gas {r['gas']!r}: expected "
+                f"lo <= mean <= hi, got {r['lo']}, {r['mean']}, {r['hi']}"
+            )
     df["table"] = os.path.splitext(os.path.basename(path))[0]
     return df
 
 
-def component_tables(extra: Iterable[str] = (), include_paper_ensembles: bool = True) -> pd.DataFrame:
+def component_tables(
+    extra: Iterable[str] = (), include_paper_ensembles: bool = True
+) -> pd.DataFrame:
     """All packaged component tables (plus ``extra`` CSV paths) as one long DataFrame."""
     paths = sorted(glob.glob(os.path.join(COMPONENT_DIR, "*.csv")))
     if include_paper_ensembles:
@@ -71,8 +93,10 @@ def component_tables(extra: Iterable[str] = (), include_paper_ensembles: bool = 
     df = pd.concat([read_table(p) for p in paths], ignore_index=True)
     dup = df[df.duplicated(["component", "gas"], keep=False)]
     if not dup.empty:
-        raise BudgetError(f"component tables define {sorted(set(dup['component']))} more than once "
-                          f"(tables {sorted(set(dup['table']))}); component names must be unique")
+        raise BudgetError(
+            f"component tables define {sorted(set(dup['component']))} more than once "
+            f"(tables {sorted(set(dup['table']))}); component names must be unique"
+        )
     return df
 
 
@@ -91,5 +115,7 @@ def component(name: str, tables: pd.DataFrame | None = None) -> Item:
     t = component_tables() if tables is None else tables
     rows = t[t["component"] == name]
     if rows.empty:
-        raise BudgetError(f"component {name!r} is not in the component tables; have {sorted(t['component'].unique())}")
+        raise BudgetError(
+            f"component {name!r} is not in the component tables; have {sorted(t['component'].unique())}"
+        )
     return {str(r["gas"]): _row_estimate(r) for _, r in rows.iterrows()}

@@ -24,9 +24,21 @@ import xarray as xr
 #: name -> (numerator variables summed, denominator variables summed or (), kind, units, doc)
 DERIVED: dict[str, tuple[tuple[str, ...], tuple[str, ...], str, str, str]] = {
     "nep": (("npp", "rh"), (), "flux", "Tg C/yr", "NEE = -(NPP - SHR), positive to the atmosphere"),
-    "nbp": (("npp", "rh", "fFire"), (), "flux", "Tg C/yr", "-(NPP - SHR - Ffire), positive to the atmosphere"),
+    "nbp": (
+        ("npp", "rh", "fFire"),
+        (),
+        "flux",
+        "Tg C/yr",
+        "-(NPP - SHR - Ffire), positive to the atmosphere",
+    ),
     "cue": (("npp",), ("gpp",), "ratio", "1", "carbon-use efficiency NPP/GPP"),
-    "mrt": (("cSoil", "cLitter"), ("rh",), "time", "yr", "mean residence time (soil C + litter C)/SHR"),
+    "mrt": (
+        ("cSoil", "cLitter"),
+        ("rh",),
+        "time",
+        "yr",
+        "mean residence time (soil C + litter C)/SHR",
+    ),
 }
 
 
@@ -62,16 +74,25 @@ def derive(annual: xr.DataArray, names: tuple[str, ...] | None = None) -> xr.Dat
         val = top / sum(_term(annual, v) for v in den) if den else top
         if name in present:
             val = val.fillna(annual.sel(variable=name, drop=True))
-        pieces.append(val.expand_dims(variable=[name]).assign_coords(
-            variable_kind=("variable", [kind]), variable_units=("variable", [units])))
+        pieces.append(
+            val.expand_dims(variable=[name]).assign_coords(
+                variable_kind=("variable", [kind]), variable_units=("variable", [units])
+            )
+        )
     keep = annual.sel(variable=[v for v in present if v not in names])
     if "variable_kind" not in keep.coords:
         from gridflux.budget.annual import STOCK_VARIABLES
 
-        keep = keep.assign_coords(variable_kind=("variable", ["stock" if v in STOCK_VARIABLES else "flux"
-                                                              for v in keep["variable"].values]))
+        keep = keep.assign_coords(
+            variable_kind=(
+                "variable",
+                ["stock" if v in STOCK_VARIABLES else "flux" for v in keep["variable"].values],
+            )
+        )
     if "variable_units" not in keep.coords:
-        keep = keep.assign_coords(variable_units=("variable", ["" for _ in keep["variable"].values]))
+        keep = keep.assign_coords(
+            variable_units=("variable", ["" for _ in keep["variable"].values])
+        )
     out = xr.concat([keep, *pieces], dim="variable", coords="minimal", compat="override")
     out.attrs = dict(annual.attrs)
     return out

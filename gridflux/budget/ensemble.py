@@ -80,7 +80,9 @@ class Estimate:
         return Estimate(self.mean * factor, lo, hi, self.n, self.period, s)
 
 
-def interval(values: np.ndarray, method: str = "percentile", level: float = 0.95) -> tuple[float, float]:
+def interval(
+    values: np.ndarray, method: str = "percentile", level: float = 0.95
+) -> tuple[float, float]:
     """Lower and upper bound of a central ``level`` interval of member values.
 
     Parameters
@@ -98,7 +100,9 @@ def interval(values: np.ndarray, method: str = "percentile", level: float = 0.95
         NaN, NaN when no finite value is given.
     """
     if method not in INTERVAL_METHODS:
-        raise BudgetError(f"interval method {method!r} is unknown; expected one of {sorted(INTERVAL_METHODS)}")
+        raise BudgetError(
+            f"interval method {method!r} is unknown; expected one of {sorted(INTERVAL_METHODS)}"
+        )
     if not 0 < level < 1:
         raise BudgetError(f"interval level {level!r} must be between 0 and 1 (0.95 for 2.5-97.5 %)")
     x = np.asarray(values, dtype=np.float64)
@@ -152,8 +156,10 @@ def group_first(values: pd.Series, groups: pd.Series | Mapping[Any, Any]) -> pd.
         One value per group (the mean of its finite members), indexed by group label.
     """
     g = pd.Series(groups).reindex(values.index)
-    labels = [str(lab) if (lab is not None and not pd.isna(lab) and str(lab) != "") else f"member:{m}"
-              for m, lab in g.items()]
+    labels = [
+        str(lab) if (lab is not None and not pd.isna(lab) and str(lab) != "") else f"member:{m}"
+        for m, lab in g.items()
+    ]
     v = pd.Series(np.asarray(values, dtype=np.float64), index=labels)
     v = v[np.isfinite(v.to_numpy())]
     return v.groupby(level=0, sort=True).mean()
@@ -172,8 +178,11 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def select_members(members: pd.DataFrame, ensembles: Sequence[str] | None = None,
-                   traits: Mapping[str, Any] | None = None) -> pd.Index:
+def select_members(
+    members: pd.DataFrame,
+    ensembles: Sequence[str] | None = None,
+    traits: Mapping[str, Any] | None = None,
+) -> pd.Index:
     """Members of a sub-ensemble.
 
     Parameters
@@ -194,13 +203,17 @@ def select_members(members: pd.DataFrame, ensembles: Sequence[str] | None = None
     keep = np.ones(len(members), dtype=bool)
     if ensembles is not None:
         if "ensemble" not in members.columns:
-            raise BudgetError("member coordinates have no 'ensemble' trait; cannot select ensembles "
-                              f"{list(ensembles)}")
+            raise BudgetError(
+                "member coordinates have no 'ensemble' trait; cannot select ensembles "
+                f"{list(ensembles)}"
+            )
         wanted = {e.lower() for e in ensembles}
         keep &= members["ensemble"].astype(str).str.lower().isin(wanted).to_numpy()
     for name, want in (traits or {}).items():
         if name not in members.columns:
-            raise BudgetError(f"trait {name!r} is not a member coordinate; have {sorted(members.columns)}")
+            raise BudgetError(
+                f"trait {name!r} is not a member coordinate; have {sorted(members.columns)}"
+            )
         col = members[name]
         if name in BOOL_TRAITS or isinstance(want, bool):
             keep &= np.array([_as_bool(v) == bool(want) for v in col], dtype=bool)
@@ -247,7 +260,9 @@ EXCLUSION_RULES = {
 }
 
 
-def apply_exclusions(values: pd.Series, rules: Sequence[Mapping[str, Any]]) -> tuple[pd.Series, list[Exclusion]]:
+def apply_exclusions(
+    values: pd.Series, rules: Sequence[Mapping[str, Any]]
+) -> tuple[pd.Series, list[Exclusion]]:
     """Drop members by data-described rules and report each exclusion.
 
     Parameters
@@ -270,14 +285,18 @@ def apply_exclusions(values: pd.Series, rules: Sequence[Mapping[str, Any]]) -> t
         spec = dict(spec)
         name = spec.pop("rule", None)
         if name not in EXCLUSION_RULES:
-            raise BudgetError(f"exclusion rule {name!r} is unknown; expected one of {sorted(EXCLUSION_RULES)}")
+            raise BudgetError(
+                f"exclusion rule {name!r} is unknown; expected one of {sorted(EXCLUSION_RULES)}"
+            )
         for m, why in EXCLUSION_RULES[name](kept, **spec):
             excluded.append(Exclusion(str(m), name, float(kept[m]), why))
             kept = kept.drop(m)
     return kept, excluded
 
 
-def mann_whitney(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> dict[str, float]:
+def mann_whitney(
+    a: Sequence[float], b: Sequence[float], alternative: str = "two-sided"
+) -> dict[str, float]:
     """Mann-Whitney U test between two sub-ensembles (``scipy.stats.mannwhitneyu``).
 
     Returns ``{"U": U statistic of a, "p": p-value, "n_a": .., "n_b": ..}``; NaN when a side has
@@ -289,4 +308,9 @@ def mann_whitney(a: Sequence[float], b: Sequence[float], alternative: str = "two
     if x.size == 0 or y.size == 0:
         return {"U": float("nan"), "p": float("nan"), "n_a": int(x.size), "n_b": int(y.size)}
     res = stats.mannwhitneyu(x, y, alternative=alternative)
-    return {"U": float(res.statistic), "p": float(res.pvalue), "n_a": int(x.size), "n_b": int(y.size)}
+    return {
+        "U": float(res.statistic),
+        "p": float(res.pvalue),
+        "n_a": int(x.size),
+        "n_b": int(y.size),
+    }

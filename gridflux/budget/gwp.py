@@ -29,7 +29,7 @@ _DATA = os.path.join(os.path.dirname(__file__), "data")
 
 #: Tg of element -> Tg CO2-C eq per unit GWP (mass of the gas per mass of element x 12/44)
 ELEMENT_TO_CO2C_PER_GWP: dict[str, float] = {
-    "CO2": 1.0,          # already Tg CO2-C; GWP = 1
+    "CO2": 1.0,  # already Tg CO2-C; GWP = 1
     "CH4": 16.0 / 44.0,  # (16/12) * (12/44)
     "N2O": 12.0 / 28.0,  # (44/28) * (12/44)
 }
@@ -52,7 +52,9 @@ def normalize_metric(metric: str) -> str:
     for m in available_metrics():
         if m.upper().replace("-", "") == key.replace("-", ""):
             return m
-    raise BudgetError(f"warming-potential metric {metric!r} is unknown; expected one of {available_metrics()}")
+    raise BudgetError(
+        f"warming-potential metric {metric!r} is unknown; expected one of {available_metrics()}"
+    )
 
 
 def gwp(gas: str, metric: str = "GWP100") -> float:
@@ -61,7 +63,9 @@ def gwp(gas: str, metric: str = "GWP100") -> float:
     t = metrics_table()
     row = t[(t["metric"] == m) & (t["gas"] == gas)]
     if row.empty:
-        raise BudgetError(f"no {m} value for gas {gas!r} in gwp.csv; gases there: {sorted(t['gas'].unique())}")
+        raise BudgetError(
+            f"no {m} value for gas {gas!r} in gwp.csv; gases there: {sorted(t['gas'].unique())}"
+        )
     return float(row["gwp"].iloc[0])
 
 
@@ -74,7 +78,9 @@ def co2eq_factor(gas: str, metric: str = "GWP100") -> float:
     117.0
     """
     if gas not in ELEMENT_TO_CO2C_PER_GWP:
-        raise BudgetError(f"gas {gas!r} has no CO2-eq conversion; expected one of {sorted(ELEMENT_TO_CO2C_PER_GWP)}")
+        raise BudgetError(
+            f"gas {gas!r} has no CO2-eq conversion; expected one of {sorted(ELEMENT_TO_CO2C_PER_GWP)}"
+        )
     return gwp(gas, metric) * ELEMENT_TO_CO2C_PER_GWP[gas]
 
 

@@ -32,12 +32,26 @@ from gridflux.budget.recipes import Recipe
 from gridflux.errors import BudgetError
 
 #: member coordinates that describe traits (read from the store's ``member`` coords)
-TRAIT_COORDS = ("ensemble", "source_id", "experiment", "member_id", "gas", "group", "forcing", "layered_c", "fire")
+TRAIT_COORDS = (
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "gas",
+    "group",
+    "forcing",
+    "layered_c",
+    "fire",
+)
 
 
 def member_table(da: xr.DataArray) -> pd.DataFrame:
     """One row per member with its trait coordinates (index = member id as str)."""
-    cols = {c: np.asarray(da[c].values) for c in da.coords if da[c].dims == ("member",) and c != "member"}
+    cols = {
+        c: np.asarray(da[c].values)
+        for c in da.coords
+        if da[c].dims == ("member",) and c != "member"
+    }
     return pd.DataFrame(cols, index=pd.Index(da["member"].values.astype(str), name="member"))
 
 
@@ -114,8 +128,13 @@ def _period_label(nominal: str, cov: pd.DataFrame) -> str:
     return f"{first}-{last} (of {nominal})"
 
 
-def store_inputs(totals: xr.DataArray, recipe: Recipe, region: str | None = None,
-                 interval_method: str | None = None, level: float | None = None) -> StoreInputs:
+def store_inputs(
+    totals: xr.DataArray,
+    recipe: Recipe,
+    region: str | None = None,
+    interval_method: str | None = None,
+    level: float | None = None,
+) -> StoreInputs:
     """Compute a recipe's ensemble inputs from a store's ``totals`` (components from the tables).
 
     Parameters
@@ -131,15 +150,19 @@ def store_inputs(totals: xr.DataArray, recipe: Recipe, region: str | None = None
     region = region or recipe.region
     regions = [str(r) for r in totals["region"].values]
     if region not in regions:
-        raise BudgetError(f"region {region!r} is not in the store's totals; regions there: {regions}")
+        raise BudgetError(
+            f"region {region!r} is not in the store's totals; regions there: {regions}"
+        )
     method = interval_method or recipe.interval.get("method", "percentile")
     lvl = float(level or recipe.interval.get("level", 0.95))
     tot = totals.sel(region=[region])
     ann = annual_totals(tot)
     annual = derive(ann.annual)
     specs = {name: _store_specs(spec) for name, spec in recipe.inputs.items() if "store" in spec}
-    periods = sorted({s["period"] for ss in specs.values() for s in ss.values()}
-                     | {c["period"] for c in recipe.comparisons})
+    periods = sorted(
+        {s["period"] for ss in specs.values() for s in ss.values()}
+        | {c["period"] for c in recipe.comparisons}
+    )
     pm = period_means(annual, periods)
     members = member_table(annual)
     tables = component_tables()
@@ -151,30 +174,80 @@ def store_inputs(totals: xr.DataArray, recipe: Recipe, region: str | None = None
             continue
         item: Item = {}
         for gas, s in specs[name].items():
-            sel = select_members(members, _resolve_ensembles(recipe, s.get("ensembles")), s.get("traits"))
+            sel = select_members(
+                members, _resolve_ensembles(recipe, s.get("ensembles")), s.get("traits")
+            )
             var = s["variable"]
             if var not in [str(v) for v in pm.means["variable"].values]:
                 for m in sel:
-                    rows.append(dict(input=name, gas=gas, member=m, group="", value=np.nan,
-                                     period=s["period"], status="no data", reason=f"variable {var!r} not in store"))
+                    rows.append(
+                        dict(
+                            input=name,
+                            gas=gas,
+                            member=m,
+                            group="",
+                            value=np.nan,
+                            period=s["period"],
+                            status="no data",
+                            reason=f"variable {var!r} not in store",
+                        )
+                    )
                 continue
             vals = pm.means.sel(variable=var, region=region, period=s["period"]).to_series()
             vals.index = vals.index.astype(str)
             vals = vals.reindex(sel)
             for m in vals.index[~np.isfinite(vals.to_numpy(dtype=float))]:
-                rows.append(dict(input=name, gas=gas, member=m, group="", value=np.nan, period=s["period"],
-                                 status="no data", reason=f"no complete year of {var} in {s['period']}"))
+                rows.append(
+                    dict(
+                        input=name,
+                        gas=gas,
+                        member=m,
+                        group="",
+                        value=np.nan,
+                        period=s["period"],
+                        status="no data",
+                        reason=f"no complete year of {var} in {s['period']}",
+                    )
+                )
             vals = vals[np.isfinite(vals.to_numpy(dtype=float))]
             kept, excluded = apply_exclusions(vals, s.get("exclude", []))
             for ex in excluded:
-                rows.append(dict(input=name, gas=gas, member=ex.member, group="", value=ex.value,
-                                 period=s["period"], status="excluded", reason=f"{ex.rule}: {ex.reason}"))
-            groups = members["group"].reindex(kept.index) if "group" in members else pd.Series("", kept.index)
+                rows.append(
+                    dict(
+                        input=name,
+                        gas=gas,
+                        member=ex.member,
+                        group="",
+                        value=ex.value,
+                        period=s["period"],
+                        status="excluded",
+                        reason=f"{ex.rule}: {ex.reason}",
+                    )
+                )
+            groups = (
+                members["group"].reindex(kept.index)
+                if "group" in members
+                else pd.Series("", kept.index)
+            )
             for m, v in kept.items():
-                rows.append(dict(input=name, gas=gas, member=m, group=str(groups.get(m, "")), value=float(v),
-                                 period=s["period"], status="used", reason=""))
-            cov = pm.coverage[(pm.coverage["variable"] == var) & (pm.coverage["period"] == s["period"])
-                              & (pm.coverage["member"].isin(kept.index)) & (pm.coverage["n_years"] > 0)]
+                rows.append(
+                    dict(
+                        input=name,
+                        gas=gas,
+                        member=m,
+                        group=str(groups.get(m, "")),
+                        value=float(v),
+                        period=s["period"],
+                        status="used",
+                        reason="",
+                    )
+                )
+            cov = pm.coverage[
+                (pm.coverage["variable"] == var)
+                & (pm.coverage["period"] == s["period"])
+                & (pm.coverage["member"].isin(kept.index))
+                & (pm.coverage["n_years"] > 0)
+            ]
             label = _period_label(s["period"], cov)
             values = group_first(kept, groups) if s.get("group_first") else kept
             if len(values):
@@ -191,9 +264,24 @@ def store_inputs(totals: xr.DataArray, recipe: Recipe, region: str | None = None
         a = vals.reindex(select_members(members, ens, c.get("a"))).dropna()
         b = vals.reindex(select_members(members, ens, c.get("b"))).dropna()
         res = mann_whitney(a.to_numpy(), b.to_numpy())
-        comps.append(dict(id=c["id"], variable=var, period=per, a=str(c.get("a")), b=str(c.get("b")),
-                          mean_a=float(a.mean()) if len(a) else np.nan,
-                          mean_b=float(b.mean()) if len(b) else np.nan, **res))
+        comps.append(
+            dict(
+                id=c["id"],
+                variable=var,
+                period=per,
+                a=str(c.get("a")),
+                b=str(c.get("b")),
+                mean_a=float(a.mean()) if len(a) else np.nan,
+                mean_b=float(b.mean()) if len(b) else np.nan,
+                **res,
+            )
+        )
     cols = ["input", "gas", "member", "group", "value", "period", "status", "reason"]
-    return StoreInputs(items, pd.DataFrame(rows, columns=cols), ann.incomplete, pm.coverage,
-                       pd.DataFrame(comps), annual.sel(region=region))
+    return StoreInputs(
+        items,
+        pd.DataFrame(rows, columns=cols),
+        ann.incomplete,
+        pm.coverage,
+        pd.DataFrame(comps),
+        annual.sel(region=region),
+    )

@@ -45,7 +45,9 @@ def _hbar(ax: Any, labels: list[str], est: list[Any], color: str, unit: str) -> 
     lo = np.array([e.lo for e in est])
     hi = np.array([e.hi for e in est])
     ax.barh(y, means, color=color, alpha=0.75, height=0.6)
-    ax.errorbar(means, y, xerr=[means - lo, hi - means], fmt="none", ecolor="black", capsize=3, lw=1)
+    ax.errorbar(
+        means, y, xerr=[means - lo, hi - means], fmt="none", ecolor="black", capsize=3, lw=1
+    )
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(y)
     ax.set_yticklabels(labels)
@@ -53,7 +55,13 @@ def _hbar(ax: Any, labels: list[str], est: list[Any], color: str, unit: str) -> 
     ax.grid(axis="x", alpha=0.3)
 
 
-BAR_ITEMS = ("bottom_up", "top_down", "anthropogenic", "bottom_up_plus_anthropogenic", "top_down_plus_anthropogenic")
+BAR_ITEMS = (
+    "bottom_up",
+    "top_down",
+    "anthropogenic",
+    "bottom_up_plus_anthropogenic",
+    "top_down_plus_anthropogenic",
+)
 SHORT = {
     "bottom_up": "Bottom-up natural",
     "top_down": "Top-down natural",
@@ -65,8 +73,9 @@ SHORT = {
 }
 
 
-def plot_budget_bars(result: RecipeResult, path: str, metric: str = "GWP100",
-                     items: Sequence[str] = BAR_ITEMS) -> str:
+def plot_budget_bars(
+    result: RecipeResult, path: str, metric: str = "GWP100", items: Sequence[str] = BAR_ITEMS
+) -> str:
     """Paper Fig. 6 style: one panel per gas (native units) and one in CO2-C eq, bars = means,
     whiskers = 95 % intervals."""
     plt = _plt()
@@ -85,7 +94,9 @@ def plot_budget_bars(result: RecipeResult, path: str, metric: str = "GWP100",
         tot.append(combine(eq, "linear") if eq else _nan_est())
     _hbar(axes[3], [SHORT.get(i, i) for i in items], tot, GAS_COLORS["total"], metric_label(metric))
     axes[3].set_title(f"All gases, CO2-C eq ({metric})")
-    fig.suptitle(f"{result.recipe.title}: budget with 95 % intervals (positive = source to the atmosphere)")
+    fig.suptitle(
+        f"{result.recipe.title}: budget with 95 % intervals (positive = source to the atmosphere)"
+    )
     return _save(fig, path)
 
 
@@ -95,9 +106,15 @@ def _nan_est():
     return Estimate(np.nan, np.nan, np.nan)
 
 
-def plot_bottom_up_vs_top_down(result: RecipeResult, path: str,
-                               decades: Sequence[str] = ("inversions_first_decade", "inversions_second_decade",
-                                                         "inversions_full_period")) -> str:
+def plot_bottom_up_vs_top_down(
+    result: RecipeResult,
+    path: str,
+    decades: Sequence[str] = (
+        "inversions_first_decade",
+        "inversions_second_decade",
+        "inversions_full_period",
+    ),
+) -> str:
     """Per gas: the bottom-up natural budget beside the inversions of each decade (and full period)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
@@ -118,8 +135,14 @@ def plot_bottom_up_vs_top_down(result: RecipeResult, path: str,
         if est:
             m = np.array([e.mean for e in est])
             ax.bar(x, m, color=colors, alpha=0.75)
-            ax.errorbar(x, m, yerr=[m - np.array([e.lo for e in est]), np.array([e.hi for e in est]) - m],
-                        fmt="none", ecolor="black", capsize=4)
+            ax.errorbar(
+                x,
+                m,
+                yerr=[m - np.array([e.lo for e in est]), np.array([e.hi for e in est]) - m],
+                fmt="none",
+                ecolor="black",
+                capsize=4,
+            )
             ax.set_xticks(x)
             ax.set_xticklabels(labels, fontsize=8)
         else:
@@ -140,7 +163,10 @@ def _ensemble_variable(da: xr.DataArray, members: pd.Index) -> str | None:
     """The first of :data:`SERIES_VARIABLES` that ``members`` of ``da`` have values of."""
     sub = da.sel(member=members)
     for v in SERIES_VARIABLES:
-        if v in [str(x) for x in sub["variable"].values] and np.isfinite(sub.sel(variable=v).values).any():
+        if (
+            v in [str(x) for x in sub["variable"].values]
+            and np.isfinite(sub.sel(variable=v).values).any()
+        ):
             return v
     return None
 
@@ -221,7 +247,9 @@ def plot_seasonal_cycle(totals: xr.DataArray, path: str, region: str, max_panels
         if var is None:
             ax.set_visible(False)
             continue
-        d = np.asarray(clim.sel(member=members, variable=var).transpose("member", "month").values, dtype=float)
+        d = np.asarray(
+            clim.sel(member=members, variable=var).transpose("member", "month").values, dtype=float
+        )
         mo = clim["month"].values
         mean, lo, hi, ok = _mean_and_band(d)
         if ok.any():
@@ -233,7 +261,9 @@ def plot_seasonal_cycle(totals: xr.DataArray, path: str, region: str, max_panels
         ax.set_xticklabels("JFMAMJJASOND", fontsize=8)
         ax.axhline(0, color="black", lw=0.6)
         ax.tick_params(labelsize=8)
-    fig.suptitle(f"Mean seasonal cycle per ensemble, region {region!r} (mean and 2.5-97.5 % of members)")
+    fig.suptitle(
+        f"Mean seasonal cycle per ensemble, region {region!r} (mean and 2.5-97.5 % of members)"
+    )
     fig.tight_layout()
     return _save(fig, path)
 
@@ -251,7 +281,9 @@ def plot_flux_map(cube: xr.DataArray, path: str, title: str | None = None) -> st
     finite = vals[np.isfinite(vals)]
     vmax = float(np.nanpercentile(np.abs(finite), 98)) if finite.size else 1.0
     vmax = vmax if vmax > 0 else 1.0
-    im = ax.pcolormesh(lon, lat, np.ma.masked_invalid(vals), cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto")
+    im = ax.pcolormesh(
+        lon, lat, np.ma.masked_invalid(vals), cmap="RdBu_r", vmin=-vmax, vmax=vmax, shading="auto"
+    )
     cb = fig.colorbar(im, ax=ax, shrink=0.85)
     element = "N" if str(cube.name) == "fn2o" else "C"
     cb.set_label(f"g {element} m-2 yr-1 (positive to the atmosphere)")

@@ -92,19 +92,31 @@ class Recipe:
         out: dict[str, dict[str, list[str]]] = {}
         for name, spec in self.inputs.items():
             if "paper_rows" in spec:
-                out[name] = {t: (r if isinstance(r, list) else [r]) for t, r in spec["paper_rows"].items()}
+                out[name] = {
+                    t: (r if isinstance(r, list) else [r]) for t, r in spec["paper_rows"].items()
+                }
         for s in self.steps:
             if "paper_rows" in s:
-                out[s["id"]] = {t: (r if isinstance(r, list) else [r]) for t, r in s["paper_rows"].items()}
+                out[s["id"]] = {
+                    t: (r if isinstance(r, list) else [r]) for t, r in s["paper_rows"].items()
+                }
         return out
 
 
 def available_recipes() -> list[str]:
     """Names of the packaged recipes."""
-    return sorted(os.path.splitext(os.path.basename(p))[0] for p in glob.glob(os.path.join(RECIPE_DIR, "*.yaml")))
+    return sorted(
+        os.path.splitext(os.path.basename(p))[0]
+        for p in glob.glob(os.path.join(RECIPE_DIR, "*.yaml"))
+    )
 
 
-_BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_BINOPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
 
 
 def _eval_expr(expr: str, names: Mapping[str, float], where: str) -> float:
@@ -117,13 +129,17 @@ def _eval_expr(expr: str, names: Mapping[str, float], where: str) -> float:
             return float(node.value)
         if isinstance(node, ast.Name):
             if node.id not in names:
-                raise BudgetError(f"{where}: parameter {node.id!r} is not defined before use; have {sorted(names)}")
+                raise BudgetError(
+                    f"{where}: parameter {node.id!r} is not defined before use; have {sorted(names)}"
+                )
             return float(names[node.id])
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
             return -ev(node.operand)
-        raise BudgetError(f"{where}: expression {expr!r} may only use numbers, parameter names and + - * /")
+        raise BudgetError(
+            f"{where}: expression {expr!r} may only use numbers, parameter names and + - * /"
+        )
 
     try:
         return ev(ast.parse(str(expr), mode="eval"))
@@ -137,8 +153,10 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
     if not os.path.exists(path):
         path = os.path.join(RECIPE_DIR, f"{name_or_path}.yaml")
         if not os.path.exists(path):
-            raise BudgetError(f"recipe {name_or_path!r} is neither a file nor a packaged recipe; "
-                              f"packaged: {available_recipes()}")
+            raise BudgetError(
+                f"recipe {name_or_path!r} is neither a file nor a packaged recipe; "
+                f"packaged: {available_recipes()}"
+            )
     with open(path) as f:
         raw = yaml.safe_load(f)
     if not isinstance(raw, dict):
@@ -148,16 +166,31 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
             raise BudgetError(f"{path}: recipe lacks the key {key!r}")
     params: dict[str, float] = {}
     for k, v in (raw.get("parameters") or {}).items():
-        params[k] = float(v) if isinstance(v, (int, float)) else _eval_expr(v, params, f"{path}: parameters.{k}")
+        params[k] = (
+            float(v)
+            if isinstance(v, (int, float))
+            else _eval_expr(v, params, f"{path}: parameters.{k}")
+        )
     prop = raw.get("propagation", "linear")
     if prop not in PROPAGATION_METHODS:
-        raise BudgetError(f"{path}: propagation {prop!r} is unknown; expected one of {PROPAGATION_METHODS}")
+        raise BudgetError(
+            f"{path}: propagation {prop!r} is unknown; expected one of {PROPAGATION_METHODS}"
+        )
     recipe = Recipe(
-        name=raw["name"], title=raw.get("title", raw["name"]), region=raw.get("region", "permafrost"),
-        interval=dict(raw.get("interval") or {"method": "percentile", "level": 0.95}), propagation=prop,
-        parameters=params, ensemble_sets={k: list(v) for k, v in (raw.get("ensemble_sets") or {}).items()},
-        inputs=dict(raw["inputs"]), steps=list(raw["steps"]), co2eq=list(raw.get("co2eq") or []),
-        headline=list(raw.get("headline") or []), comparisons=list(raw.get("comparisons") or []), path=path)
+        name=raw["name"],
+        title=raw.get("title", raw["name"]),
+        region=raw.get("region", "permafrost"),
+        interval=dict(raw.get("interval") or {"method": "percentile", "level": 0.95}),
+        propagation=prop,
+        parameters=params,
+        ensemble_sets={k: list(v) for k, v in (raw.get("ensemble_sets") or {}).items()},
+        inputs=dict(raw["inputs"]),
+        steps=list(raw["steps"]),
+        co2eq=list(raw.get("co2eq") or []),
+        headline=list(raw.get("headline") or []),
+        comparisons=list(raw.get("comparisons") or []),
+        path=path,
+    )
     _validate(recipe)
     return recipe
 
@@ -170,7 +203,9 @@ def _validate(r: Recipe) -> None:
     for i, s in enumerate(r.steps):
         where = f"{r.path}: steps[{i}] (id {s.get('id')!r})"
         if s.get("op") not in OPERATIONS:
-            raise BudgetError(f"{where}: op {s.get('op')!r} is unknown; expected one of {OPERATIONS}")
+            raise BudgetError(
+                f"{where}: op {s.get('op')!r} is unknown; expected one of {OPERATIONS}"
+            )
         for g in s.get("gases", []):
             if g not in UNITS:
                 raise BudgetError(f"{where}: gas {g!r} is unknown; expected one of {sorted(UNITS)}")
@@ -178,14 +213,24 @@ def _validate(r: Recipe) -> None:
             item = t if isinstance(t, str) else t.get("item")
             if item not in known:
                 raise BudgetError(f"{where}: term {item!r} is not an input or an earlier step")
-            if isinstance(t, dict) and isinstance(t.get("scale"), str) and t["scale"] not in r.parameters:
-                raise BudgetError(f"{where}: scale {t['scale']!r} is not a recipe parameter; have {sorted(r.parameters)}")
+            if (
+                isinstance(t, dict)
+                and isinstance(t.get("scale"), str)
+                and t["scale"] not in r.parameters
+            ):
+                raise BudgetError(
+                    f"{where}: scale {t['scale']!r} is not a recipe parameter; have {sorted(r.parameters)}"
+                )
         if s.get("propagation", r.propagation) not in PROPAGATION_METHODS:
-            raise BudgetError(f"{where}: propagation {s.get('propagation')!r}; expected one of {PROPAGATION_METHODS}")
+            raise BudgetError(
+                f"{where}: propagation {s.get('propagation')!r}; expected one of {PROPAGATION_METHODS}"
+            )
         known.add(s["id"])
     for row in r.co2eq:
         if row.get("item") not in known:
-            raise BudgetError(f"{r.path}: co2eq row {row.get('row')!r}: item {row.get('item')!r} is not defined")
+            raise BudgetError(
+                f"{r.path}: co2eq row {row.get('row')!r}: item {row.get('item')!r} is not defined"
+            )
     for h in r.headline:
         if h not in known:
             raise BudgetError(f"{r.path}: headline item {h!r} is not defined")
@@ -211,7 +256,9 @@ def combine(terms: list[tuple[Estimate, float]], method: str = "linear") -> Esti
         See the module docstring. ``montecarlo`` needs ``samples`` on every estimate.
     """
     if method not in PROPAGATION_METHODS:
-        raise BudgetError(f"propagation {method!r} is unknown; expected one of {PROPAGATION_METHODS}")
+        raise BudgetError(
+            f"propagation {method!r} is unknown; expected one of {PROPAGATION_METHODS}"
+        )
     scaled = [e.scaled(w) for e, w in terms]
     mean = float(sum(e.mean for e in scaled))
     period = _join_periods([e for e, _ in terms])
@@ -225,8 +272,10 @@ def combine(terms: list[tuple[Estimate, float]], method: str = "linear") -> Esti
         hi = mean + float(np.sqrt(sum((e.hi - e.mean) ** 2 for e in scaled)))
     else:
         if samples is None:
-            raise BudgetError("montecarlo propagation needs samples on every input; run the recipe with "
-                              "propagation='montecarlo' so that inputs are sampled")
+            raise BudgetError(
+                "montecarlo propagation needs samples on every input; run the recipe with "
+                "propagation='montecarlo' so that inputs are sampled"
+            )
         lo, hi = (float(v) for v in np.percentile(samples, [2.5, 97.5]))
     return Estimate(mean, lo, hi, None, period, samples)
 
@@ -257,9 +306,15 @@ class RecipeResult:
     reports: dict[str, Any] = field(default_factory=dict)
 
 
-def run_recipe(recipe: Recipe | str, inputs: Mapping[str, Item], propagation: str | None = None,
-               paper_intervals: Mapping[str, Item] | None = None, n_samples: int = 20000,
-               seed: int = 0, inputs_mode: str = "store") -> RecipeResult:
+def run_recipe(
+    recipe: Recipe | str,
+    inputs: Mapping[str, Item],
+    propagation: str | None = None,
+    paper_intervals: Mapping[str, Item] | None = None,
+    n_samples: int = 20000,
+    seed: int = 0,
+    inputs_mode: str = "store",
+) -> RecipeResult:
     """Evaluate a recipe's steps on its inputs.
 
     Parameters
@@ -278,15 +333,19 @@ def run_recipe(recipe: Recipe | str, inputs: Mapping[str, Item], propagation: st
     r = load_recipe(recipe) if isinstance(recipe, str) else recipe
     method = propagation or r.propagation
     if method not in PROPAGATION_METHODS:
-        raise BudgetError(f"propagation {method!r} is unknown; expected one of {PROPAGATION_METHODS}")
+        raise BudgetError(
+            f"propagation {method!r} is unknown; expected one of {PROPAGATION_METHODS}"
+        )
     items: dict[str, Item] = {}
     missing: list[dict[str, str]] = []
     rng = np.random.default_rng(seed)
     for name in r.inputs:
         item = {g: e for g, e in (inputs.get(name) or {}).items() if np.isfinite(e.mean)}
         if method == "montecarlo":
-            item = {g: Estimate(e.mean, e.lo, e.hi, e.n, e.period, sample_estimate(e, n_samples, rng))
-                    for g, e in item.items()}
+            item = {
+                g: Estimate(e.mean, e.lo, e.hi, e.n, e.period, sample_estimate(e, n_samples, rng))
+                for g, e in item.items()
+            }
         if not item:
             missing.append({"item": name, "gas": "*", "reason": "no input data"})
         items[name] = item
@@ -313,13 +372,26 @@ def run_recipe(recipe: Recipe | str, inputs: Mapping[str, Item], propagation: st
             if s["op"] == "mean":
                 terms = [(e, w / len(terms)) for e, w in terms]
             elif s["op"] == "copy" and len(terms) != 1:
-                raise BudgetError(f"{r.path}: step {s['id']!r}: 'copy' takes exactly one term, got {len(terms)}")
+                raise BudgetError(
+                    f"{r.path}: step {s['id']!r}: 'copy' takes exactly one term, got {len(terms)}"
+                )
             est = combine(terms, step_method)
             given = s.get("paper_interval")
-            if given and paper_intervals and given in paper_intervals and gas in paper_intervals[given]:
+            if (
+                given
+                and paper_intervals
+                and given in paper_intervals
+                and gas in paper_intervals[given]
+            ):
                 p = paper_intervals[given][gas]
-                est = Estimate(est.mean, est.mean - (p.mean - p.lo), est.mean + (p.hi - p.mean), None,
-                               est.period, est.samples)
+                est = Estimate(
+                    est.mean,
+                    est.mean - (p.mean - p.lo),
+                    est.mean + (p.hi - p.mean),
+                    None,
+                    est.period,
+                    est.samples,
+                )
             out[gas] = est
     return RecipeResult(r, items, missing, method, inputs_mode)
 

@@ -16,7 +16,9 @@ COLUMNS = ["item", "gas", "period", "mean", "lo", "hi", "n", "unit"]
 GAS_ORDER = ["CO2", "CH4", "N2O", "C", "N", "total"]
 
 
-def tidy_table(result: RecipeResult, metric: str | None = "GWP100", items: Sequence[str] | None = None) -> pd.DataFrame:
+def tidy_table(
+    result: RecipeResult, metric: str | None = "GWP100", items: Sequence[str] | None = None
+) -> pd.DataFrame:
     """Every computed item and gas as one row, then the CO2-C eq rows under ``metric``.
 
     Units: Tg CO2-C/yr, Tg CH4-C/yr, Tg N2O-N/yr (gases), Tg C/yr and Tg N/yr (element totals),
@@ -81,7 +83,9 @@ def headline_table(result: RecipeResult, metric: str = "GWP100") -> pd.DataFrame
         if method == "montecarlo" and not all(e.samples is not None for e, _ in eq):
             method = "linear"
         tot = combine(eq, method) if eq else None
-        row[f"total [{metric_label(metric)}]"] = fmt_interval(tot.mean, tot.lo, tot.hi) if tot else ""
+        row[f"total [{metric_label(metric)}]"] = (
+            fmt_interval(tot.mean, tot.lo, tot.hi) if tot else ""
+        )
         rows.append(row)
     df = pd.DataFrame(rows)
     # drop empty gas columns
@@ -90,6 +94,7 @@ def headline_table(result: RecipeResult, metric: str = "GWP100") -> pd.DataFrame
 
 def to_markdown(df: pd.DataFrame, floatfmt=fmt) -> str:
     """A GitHub-flavoured Markdown table (no dependency on ``tabulate``)."""
+
     def cell(v):
         if isinstance(v, (float, np.floating)):
             return floatfmt(float(v))

@@ -19,7 +19,6 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root(
     log_level: str = typer.Option("WARNING", "--log-level", help="DEBUG, INFO, WARNING or ERROR"),
@@ -32,22 +31,41 @@ def _root(
     level = log_level.upper()
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # distributed configures its own loggers from dask config when first imported
-    dask.config.set({"logging": {"distributed": level.lower(), "distributed.client": level.lower(),
-                                 "distributed.scheduler": level.lower(), "distributed.nanny": level.lower(),
-                                 "distributed.worker": level.lower(), "distributed.http.proxy": "error"}})
-    for name in ("distributed", "distributed.scheduler", "distributed.nanny", "distributed.worker",
-                 "distributed.core", "distributed.http.proxy", "distributed.diskutils"):
-        logging.getLogger(name).setLevel(max(logging.getLevelName(level), logging.WARNING)
-                                         if name == "distributed.http.proxy" else level)
+    dask.config.set(
+        {
+            "logging": {
+                "distributed": level.lower(),
+                "distributed.client": level.lower(),
+                "distributed.scheduler": level.lower(),
+                "distributed.nanny": level.lower(),
+                "distributed.worker": level.lower(),
+                "distributed.http.proxy": "error",
+            }
+        }
+    )
+    for name in (
+        "distributed",
+        "distributed.scheduler",
+        "distributed.nanny",
+        "distributed.worker",
+        "distributed.core",
+        "distributed.http.proxy",
+        "distributed.diskutils",
+    ):
+        logging.getLogger(name).setLevel(
+            max(logging.getLevelName(level), logging.WARNING)
+            if name == "distributed.http.proxy"
+            else level
+        )
 
 
 # module name -> owns these commands
 _COMMAND_MODULES = (
-    "gridflux.cli.core",     # weights
-    "gridflux.cli.ingest",   # catalog build/check, synth
-    "gridflux.cli.run",      # demo, run, export, store info
-    "gridflux.cli.budget",   # budget
-    "gridflux.cli.bench",    # bench
+    "gridflux.cli.core",  # weights
+    "gridflux.cli.ingest",  # catalog build/check, synth
+    "gridflux.cli.run",  # demo, run, export, store info
+    "gridflux.cli.budget",  # budget
+    "gridflux.cli.bench",  # bench
 )
 
 for _name in _COMMAND_MODULES:

@@ -25,24 +25,41 @@ def harness_path() -> Path | None:
 
 
 def bench_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="the 0.5 deg zlib case only, 2 rounds")] = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="the 0.5 deg zlib case only, 2 rounds")
+    ] = False,
     tiny: Annotated[bool, typer.Option("--tiny", help="tiny grids for CI (seconds)")] = False,
-    rounds: Annotated[int | None, typer.Option("--rounds", help="timed rounds after the warm-up")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write the records (JSON) here")] = None,
-    cases: Annotated[list[str] | None, typer.Option("--cases", help="case name (repeatable)")] = None,
-    methods: Annotated[list[str] | None, typer.Option("--methods", help="method name (repeatable)")] = None,
-    scaling: Annotated[bool | None, typer.Option("--scaling/--no-scaling", help="ensemble scaling runs")] = None,
+    rounds: Annotated[
+        int | None, typer.Option("--rounds", help="timed rounds after the warm-up")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write the records (JSON) here")
+    ] = None,
+    cases: Annotated[
+        list[str] | None, typer.Option("--cases", help="case name (repeatable)")
+    ] = None,
+    methods: Annotated[
+        list[str] | None, typer.Option("--methods", help="method name (repeatable)")
+    ] = None,
+    scaling: Annotated[
+        bool | None, typer.Option("--scaling/--no-scaling", help="ensemble scaling runs")
+    ] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="input cache directory")] = None,
 ) -> None:
     """Time gridflux against the decode limit, CDO, NCO, xarray-regrid and xESMF on the same files."""
     run_py = harness_path()
     if run_py is None:
-        typer.echo("error: gridflux bench needs a source checkout of gridflux (benchmarks/run.py was not found "
-                   "next to the installed package); clone the repository and pip install -e .", err=True)
+        typer.echo(
+            "error: gridflux bench needs a source checkout of gridflux (benchmarks/run.py was not found "
+            "next to the installed package); clone the repository and pip install -e .",
+            err=True,
+        )
         raise typer.Exit(2)
     argv = [sys.executable, str(run_py)]
     if quick and tiny:
-        raise typer.BadParameter("--quick and --tiny exclude each other", param_hint="--quick/--tiny")
+        raise typer.BadParameter(
+            "--quick and --tiny exclude each other", param_hint="--quick/--tiny"
+        )
     argv += ["--quick"] if quick else []
     argv += ["--tiny"] if tiny else []
     argv += ["--rounds", str(rounds)] if rounds else []

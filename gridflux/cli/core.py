@@ -13,8 +13,12 @@ def weights(
     src: Annotated[Path, typer.Argument(help="CF netCDF file on the source lat-lon grid")],
     dst: Annotated[Path, typer.Argument(help="CF netCDF file on the destination lat-lon grid")],
     out: Annotated[Path, typer.Option("--out", "-o", help="ESMF weight file to write")],
-    normalization: Annotated[str, typer.Option(help="fracarea (ESMF/CDO default) or destarea")] = "fracarea",
-    fmt: Annotated[str, typer.Option("--format", help="esmf (xESMF, ncremap) or scrip (cdo remap)")] = "esmf",
+    normalization: Annotated[
+        str, typer.Option(help="fracarea (ESMF/CDO default) or destarea")
+    ] = "fracarea",
+    fmt: Annotated[
+        str, typer.Option("--format", help="esmf (xESMF, ncremap) or scrip (cdo remap)")
+    ] = "esmf",
 ) -> None:
     """Write exact conservative weights between two files' grids (like `cdo gencon` / `ncremap -m`)."""
     import time
@@ -39,10 +43,22 @@ def weights(
 
 
 def mask(
-    polygons: Annotated[Path, typer.Argument(help="GeoJSON (.geojson/.json) or ESRI shapefile (.shp) of lon/lat polygons")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="netCDF mask file to write (mask(region, lat, lon) + bounds)")],
+    polygons: Annotated[
+        Path,
+        typer.Argument(
+            help="GeoJSON (.geojson/.json) or ESRI shapefile (.shp) of lon/lat polygons"
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", "-o", help="netCDF mask file to write (mask(region, lat, lon) + bounds)"
+        ),
+    ],
     resolution: Annotated[float, typer.Option(help="global lat-lon grid spacing in degrees")] = 0.5,
-    grid: Annotated[Path | None, typer.Option(help="use the lat-lon grid of this CF file instead")] = None,
+    grid: Annotated[
+        Path | None, typer.Option(help="use the lat-lon grid of this CF file instead")
+    ] = None,
     name_field: Annotated[str, typer.Option(help="attribute that names each region")] = "name",
 ) -> None:
     """Write the exact fractional coverage of grid cells by polygons (needs gridflux[geo])."""
@@ -52,7 +68,9 @@ def mask(
 
     suffix = polygons.suffix.lower()
     if suffix not in (".shp", ".geojson", ".json"):
-        typer.echo(f"no mask written: {polygons}: expected a .geojson, .json or .shp file", err=True)
+        typer.echo(
+            f"no mask written: {polygons}: expected a .geojson, .json or .shp file", err=True
+        )
         raise typer.Exit(2)
     try:
         if grid is not None:

@@ -34,12 +34,18 @@ class TruthCheck:
         return self.n_match == self.n_series and not self.missing
 
     def __str__(self) -> str:
-        return (f"{self.n_match} of {self.n_series} series match the planted truths to {self.rtol:g} "
-                f"(worst relative difference {self.worst_rel:.2e})")
+        return (
+            f"{self.n_match} of {self.n_series} series match the planted truths to {self.rtol:g} "
+            f"(worst relative difference {self.worst_rel:.2e})"
+        )
 
 
-def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, rtol: float = 1e-10,
-                        storage_options: dict | None = None) -> TruthCheck:
+def check_against_truth(
+    store: str | os.PathLike,
+    truth_csv: str | os.PathLike,
+    rtol: float = 1e-10,
+    storage_options: dict | None = None,
+) -> TruthCheck:
     """Compare every (member, variable, region, month) of a store with the planted truth table.
 
     The relative difference of a series is ``max|store - truth| / max|truth|`` over its months
@@ -49,9 +55,14 @@ def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, 
     from gridflux.pipeline.export import totals_table
 
     truth = pd.read_csv(truth_csv, dtype={"time": str})
-    got = totals_table(store, storage_options).rename(columns={"source_id": "member", "value": "got"})
-    merged = truth.merge(got[["member", "variable", "region", "time", "got"]],
-                         on=["member", "variable", "region", "time"], how="left")
+    got = totals_table(store, storage_options).rename(
+        columns={"source_id": "member", "value": "got"}
+    )
+    merged = truth.merge(
+        got[["member", "variable", "region", "time", "got"]],
+        on=["member", "variable", "region", "time"],
+        how="left",
+    )
     worst, n_match, missing, mismatched = 0.0, 0, [], []
     groups = merged.groupby(["member", "variable"], sort=True)
     for (member, variable), g in groups:
@@ -69,8 +80,13 @@ def check_against_truth(store: str | os.PathLike, truth_csv: str | os.PathLike, 
     return TruthCheck(len(groups), n_match, worst, missing, mismatched, rtol)
 
 
-def run_demo(workdir: str | os.PathLike = "gridflux-demo", *, size: str = "tiny", n_workers: int = 2,
-             console=None) -> bool:
+def run_demo(
+    workdir: str | os.PathLike = "gridflux-demo",
+    *,
+    size: str = "tiny",
+    n_workers: int = 2,
+    console=None,
+) -> bool:
     """Run the demo end to end; returns True when every series matches its planted truth."""
     from rich.console import Console
 
@@ -87,11 +103,15 @@ def run_demo(workdir: str | os.PathLike = "gridflux-demo", *, size: str = "tiny"
         if p.exists():
             shutil.rmtree(p)
     info = build_archive(archive_dir, size=size)
-    console.print(f"[bold]1/4[/bold] synthetic archive: {info.n_series} series in {info.n_files} files "
-                  f"({info.nbytes / 1e6:.1f} MB) under {archive_dir} [{time.perf_counter() - t0:.1f} s]")
+    console.print(
+        f"[bold]1/4[/bold] synthetic archive: {info.n_series} series in {info.n_files} files "
+        f"({info.nbytes / 1e6:.1f} MB) under {archive_dir} [{time.perf_counter() - t0:.1f} s]"
+    )
 
     with make_cluster("local", n_workers=n_workers) as handle:
-        console.print(f"[bold]2/4[/bold] LocalCluster with {n_workers} worker processes; dashboard {handle.dashboard_link}")
+        console.print(
+            f"[bold]2/4[/bold] LocalCluster with {n_workers} worker processes; dashboard {handle.dashboard_link}"
+        )
         summary = run(info.catalog, info.mask, str(store), client=handle.client, progress=False)
     print_summary(summary, console)
 
@@ -108,8 +128,10 @@ def run_demo(workdir: str | os.PathLike = "gridflux-demo", *, size: str = "tiny"
 
     budget = compute_budget(str(store), "reccap2-permafrost", "GWP100")
     files = write_budget(budget, workdir / "budget")
-    console.print(f"[bold]4/4[/bold] headline budget of the synthetic archive ({len(files)} tables and figures "
-                  f"in {workdir / 'budget'})")
+    console.print(
+        f"[bold]4/4[/bold] headline budget of the synthetic archive ({len(files)} tables and figures "
+        f"in {workdir / 'budget'})"
+    )
     print_headline(budget, console)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; store: {store}")
     expected_failures = set(getattr(info, "expected_failures", []) or [])

@@ -6,14 +6,19 @@ from typing import Annotated
 
 import typer
 
-catalog_app = typer.Typer(name="catalog", help="Build and check intake catalogs of input archives.",
-                          no_args_is_help=True)
+catalog_app = typer.Typer(
+    name="catalog", help="Build and check intake catalogs of input archives.", no_args_is_help=True
+)
 
 
 @catalog_app.command("build")
 def build(
-    directory: Annotated[str, typer.Argument(help="Root of a CMIP6-DRS / ISIMIP / one-file-per-year tree.")],
-    out: Annotated[str, typer.Option("--out", "-o", help="Catalog JSON to write (a CSV is written beside it).")],
+    directory: Annotated[
+        str, typer.Argument(help="Root of a CMIP6-DRS / ISIMIP / one-file-per-year tree.")
+    ],
+    out: Annotated[
+        str, typer.Option("--out", "-o", help="Catalog JSON to write (a CSV is written beside it).")
+    ],
     description: Annotated[str, typer.Option(help="Catalog description.")] = "",
 ) -> None:
     """Crawl DIRECTORY into an intake-esm catalog (JSON + CSV)."""
@@ -28,7 +33,9 @@ def build(
 @catalog_app.command("check")
 def check(
     catalog: Annotated[str, typer.Argument(help="Catalog JSON/CSV/YAML (any fsspec URL).")],
-    anon: Annotated[bool, typer.Option(help="Anonymous access for s3:// or gs:// catalogs.")] = False,
+    anon: Annotated[
+        bool, typer.Option(help="Anonymous access for s3:// or gs:// catalogs.")
+    ] = False,
 ) -> None:
     """Open every series lazily and report grid, calendar, units, coverage, gaps and problems."""
     from rich.console import Console
@@ -47,8 +54,15 @@ def check(
     for col in ("series", "files", "grid", "calendar", "units", "coverage", "problems"):
         table.add_column(col, overflow="fold")
     for r in results:
-        table.add_row(r.key, str(r.files), r.grid, r.calendar, r.units, r.coverage,
-                      "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]")
+        table.add_row(
+            r.key,
+            str(r.files),
+            r.grid,
+            r.calendar,
+            r.units,
+            r.coverage,
+            "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]",
+        )
     Console(width=200).print(table)
     bad = [r for r in results if not r.ok]
     typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} with problems")
@@ -60,17 +74,27 @@ def synth(
     directory: Annotated[str, typer.Argument(help="Where to write the archive.")],
     size: Annotated[str, typer.Option(help="tiny | small | paper")] = "tiny",
     seed: Annotated[int, typer.Option(help="Random seed of the fields.")] = 0,
-    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write --size paper (hundreds of GB) without asking.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Write --size paper (hundreds of GB) without asking."),
+    ] = False,
 ) -> None:
     """Write the synthetic RECCAP2-like archive (catalog, mask, planted truth.csv)."""
     from gridflux.errors import GridfluxError
     from gridflux.synthetic import build_archive
 
     if size not in ("tiny", "small", "paper"):
-        raise typer.BadParameter(f"size {size!r}; expected tiny, small or paper", param_hint="--size")
+        raise typer.BadParameter(
+            f"size {size!r}; expected tiny, small or paper", param_hint="--size"
+        )
     try:
-        info = build_archive(directory, size=size, seed=seed, echo=typer.echo,
-                             confirm=True if yes else (lambda msg: typer.confirm(msg, default=False)))
+        info = build_archive(
+            directory,
+            size=size,
+            seed=seed,
+            echo=typer.echo,
+            confirm=True if yes else (lambda msg: typer.confirm(msg, default=False)),
+        )
     except GridfluxError as exc:
         typer.echo(f"not written: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -18,7 +18,9 @@ def _parse_query(items: list[str] | None) -> dict | None:
     query: dict = {}
     for item in items:
         if "=" not in item:
-            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE[,VALUE...]", param_hint="--select")
+            raise typer.BadParameter(
+                f"{item!r}: expected KEY=VALUE[,VALUE...]", param_hint="--select"
+            )
         k, v = item.split("=", 1)
         values = [x for x in v.split(",") if x]
         query[k.strip()] = values if len(values) > 1 else values[0]
@@ -33,7 +35,9 @@ def _json_option(text: str | None, name: str) -> dict | None:
     except ValueError as exc:
         raise typer.BadParameter(f"not valid JSON: {exc}", param_hint=name) from None
     if not isinstance(value, dict):
-        raise typer.BadParameter("expected a JSON object such as '{\"anon\": true}'", param_hint=name)
+        raise typer.BadParameter(
+            "expected a JSON object such as '{\"anon\": true}'", param_hint=name
+        )
     return value
 
 
@@ -47,8 +51,15 @@ def print_summary(summary, console=None) -> None:
     t = Table(title=f"gridflux run -> {summary.store}")
     for col in ("done", "skipped", "failed", "GB read", "MB/s", "wall s", "computing s"):
         t.add_column(col, justify="right")
-    t.add_row(str(d["done"]), str(d["skipped"]), str(d["failed"]), f"{d['gb_read']:.3f}", f"{d['mb_per_s']:.0f}",
-              f"{d['seconds']:.1f}", f"{d['compute_seconds']:.1f}")
+    t.add_row(
+        str(d["done"]),
+        str(d["skipped"]),
+        str(d["failed"]),
+        f"{d['gb_read']:.3f}",
+        f"{d['mb_per_s']:.0f}",
+        f"{d['seconds']:.1f}",
+        f"{d['compute_seconds']:.1f}",
+    )
     console.print(t)
     for key, err in summary.failed.items():
         console.print(f"[red]failed[/red] {key}: {err}")
@@ -56,16 +67,39 @@ def print_summary(summary, console=None) -> None:
 
 def run_cmd(
     catalog: Annotated[str, typer.Argument(help="intake-esm catalog (JSON) path or URL")],
-    mask: Annotated[str, typer.Option("--mask", help="region mask file (netCDF/zarr, dims region x lat x lon)")],
-    store: Annotated[str, typer.Option("--store", help="zarr store path or URL (created or resumed)")],
-    cluster: Annotated[str, typer.Option(help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none")] = "local",
+    mask: Annotated[
+        str, typer.Option("--mask", help="region mask file (netCDF/zarr, dims region x lat x lon)")
+    ],
+    store: Annotated[
+        str, typer.Option("--store", help="zarr store path or URL (created or resumed)")
+    ],
+    cluster: Annotated[
+        str, typer.Option(help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none")
+    ] = "local",
     workers: Annotated[int | None, typer.Option(help="number of workers (processes)")] = None,
-    select: Annotated[list[str] | None, typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")] = None,
-    target_grid: Annotated[str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")] = "0.5",
-    protocol: Annotated[str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")] = "regrid-data",
-    cubes: Annotated[bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")] = True,
-    chunk_months: Annotated[int, typer.Option("--chunk-months", help="months per block (one read, one store time chunk)")] = 12,
-    task_months: Annotated[str | None, typer.Option("--task-months", help="months per task (consecutive blocks of a series), or 'auto': a whole series per task when there are >= 2 series per worker, else 120 (default)")] = None,
+    select: Annotated[
+        list[str] | None, typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")
+    ] = None,
+    target_grid: Annotated[
+        str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")
+    ] = "0.5",
+    protocol: Annotated[
+        str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")
+    ] = "regrid-data",
+    cubes: Annotated[
+        bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")
+    ] = True,
+    chunk_months: Annotated[
+        int,
+        typer.Option("--chunk-months", help="months per block (one read, one store time chunk)"),
+    ] = 12,
+    task_months: Annotated[
+        str | None,
+        typer.Option(
+            "--task-months",
+            help="months per task (consecutive blocks of a series), or 'auto': a whole series per task when there are >= 2 series per worker, else 120 (default)",
+        ),
+    ] = None,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
@@ -74,11 +108,33 @@ def run_cmd(
     memory: Annotated[str | None, typer.Option(help="slurm/pbs: memory per job, e.g. 4GB")] = None,
     walltime: Annotated[str | None, typer.Option(help="slurm/pbs: walltime, e.g. 01:00:00")] = None,
     image: Annotated[str | None, typer.Option(help="kubernetes: worker image")] = None,
-    gateway_address: Annotated[str | None, typer.Option("--gateway-address", help="gateway: server URL")] = None,
-    scheduler_host: Annotated[str | None, typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)")] = None,
-    storage_options: Annotated[str | None, typer.Option("--storage-options", help='fsspec options of the inputs as JSON, e.g. \'{"anon": true}\' (kept in memory only)')] = None,
-    store_options: Annotated[str | None, typer.Option("--store-options", help="fsspec options of the store as JSON (kept in memory only)")] = None,
-    summary_json: Annotated[str | None, typer.Option("--summary-json", help="also write the run's summary (counts, failures, seconds) as JSON here")] = None,
+    gateway_address: Annotated[
+        str | None, typer.Option("--gateway-address", help="gateway: server URL")
+    ] = None,
+    scheduler_host: Annotated[
+        str | None,
+        typer.Option("--scheduler-host", help="slurm/pbs: scheduler bind address (e.g. 127.0.0.1)"),
+    ] = None,
+    storage_options: Annotated[
+        str | None,
+        typer.Option(
+            "--storage-options",
+            help="fsspec options of the inputs as JSON, e.g. '{\"anon\": true}' (kept in memory only)",
+        ),
+    ] = None,
+    store_options: Annotated[
+        str | None,
+        typer.Option(
+            "--store-options", help="fsspec options of the store as JSON (kept in memory only)"
+        ),
+    ] = None,
+    summary_json: Annotated[
+        str | None,
+        typer.Option(
+            "--summary-json",
+            help="also write the run's summary (counts, failures, seconds) as JSON here",
+        ),
+    ] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console
@@ -88,20 +144,48 @@ def run_cmd(
 
     console = Console(stderr=True)
     query = _parse_query(select)
-    input_opts, output_opts = _json_option(storage_options, "--storage-options"), _json_option(store_options, "--store-options")
+    input_opts, output_opts = (
+        _json_option(storage_options, "--storage-options"),
+        _json_option(store_options, "--store-options"),
+    )
     try:
         if cluster == "none":
-            summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol, cubes=cubes,
-                          chunk_months=chunk_months, task_months=task_months, zarr_format=zarr_format, progress=progress,
-                          storage_options=input_opts, store_options=output_opts)
+            summary = run(
+                catalog,
+                mask,
+                store,
+                query=query,
+                target=target_grid,
+                protocol=protocol,
+                cubes=cubes,
+                chunk_months=chunk_months,
+                task_months=task_months,
+                zarr_format=zarr_format,
+                progress=progress,
+                storage_options=input_opts,
+                store_options=output_opts,
+            )
         else:
             from gridflux.compute.clusters import make_cluster
 
-            overrides = {k: v for k, v in {"queue": queue, "account": account, "cores": cores, "memory": memory,
-                                           "walltime": walltime, "image": image, "address": gateway_address}.items()
-                         if v is not None}
+            overrides = {
+                k: v
+                for k, v in {
+                    "queue": queue,
+                    "account": account,
+                    "cores": cores,
+                    "memory": memory,
+                    "walltime": walltime,
+                    "image": image,
+                    "address": gateway_address,
+                }.items()
+                if v is not None
+            }
             if scheduler_host:
-                overrides["scheduler_options"] = {"host": scheduler_host, "dashboard_address": f"{scheduler_host}:0"}
+                overrides["scheduler_options"] = {
+                    "host": scheduler_host,
+                    "dashboard_address": f"{scheduler_host}:0",
+                }
                 overrides["worker_extra_args"] = ["--host", scheduler_host]
             # a local cluster starts (worker processes importing the stack) while this process opens
             # the catalog and plans the series, so the two fixed costs overlap; jobqueue clusters
@@ -121,9 +205,22 @@ def run_cmd(
                     return handle.client
 
                 try:
-                    summary = run(catalog, mask, store, query=query, target=target_grid, protocol=protocol,
-                                  cubes=cubes, chunk_months=chunk_months, task_months=task_months, zarr_format=zarr_format, client=client,
-                                  progress=progress, storage_options=input_opts, store_options=output_opts)
+                    summary = run(
+                        catalog,
+                        mask,
+                        store,
+                        query=query,
+                        target=target_grid,
+                        protocol=protocol,
+                        cubes=cubes,
+                        chunk_months=chunk_months,
+                        task_months=task_months,
+                        zarr_format=zarr_format,
+                        client=client,
+                        progress=progress,
+                        storage_options=input_opts,
+                        store_options=output_opts,
+                    )
                 finally:
                     try:
                         starting.result().close()
@@ -167,14 +264,30 @@ def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")])
     counts: dict[str, int] = {}
     for key, e in sorted(man.get("series", {}).items()):
         counts[e["status"]] = counts.get(e["status"], 0) + 1
-        t.add_row(key, e["status"], str(e.get("seconds", "")), f"{e.get('bytes', 0) / 1e6:.1f}", (e.get("error") or "")[:80])
+        t.add_row(
+            key,
+            e["status"],
+            str(e.get("seconds", "")),
+            f"{e.get('bytes', 0) / 1e6:.1f}",
+            (e.get("error") or "")[:80],
+        )
     c = Console()
     c.print(t)
-    c.print(json.dumps({"counts": counts, "config_hash": man.get("config_hash"), "versions": man.get("versions")}))
+    c.print(
+        json.dumps(
+            {
+                "counts": counts,
+                "config_hash": man.get("config_hash"),
+                "versions": man.get("versions"),
+            }
+        )
+    )
 
 
 def demo_cmd(
-    workdir: Annotated[Path, typer.Option("--workdir", help="where the synthetic archive and store go")] = Path("gridflux-demo"),
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="where the synthetic archive and store go")
+    ] = Path("gridflux-demo"),
     size: Annotated[str, typer.Option(help="tiny | small")] = "tiny",
     workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
 ) -> None:

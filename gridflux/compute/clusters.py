@@ -152,6 +152,7 @@ def configure_nanny_environment() -> None:
 
 def distributed_settings() -> dict[str, Any]:
     """``gridflux.cluster.distributed`` as flat ``distributed.*`` dask config keys (leaves only)."""
+
     def leaves(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
         if isinstance(value, Mapping):
             for k, v in value.items():
@@ -180,8 +181,10 @@ def worker_env() -> dict[str, str]:
     a literal).
     """
     threshold = _trim_threshold()
-    env = {"DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
-           for key, value in distributed_settings().items()}
+    env = {
+        "DASK_" + key.upper().replace(".", "__").replace("-", "_"): str(value)
+        for key, value in distributed_settings().items()
+    }
     env["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"] = f'{{"{_TRIM_VAR}": {threshold!r}}}'
     return env
 
@@ -226,7 +229,9 @@ class ClusterHandle:
         ``local``, ``slurm``, ``pbs``, ``kubernetes``, ``gateway`` or ``address``.
     """
 
-    def __init__(self, client: Any, cluster: Any | None, kind: str, *, _closers: tuple = ()) -> None:
+    def __init__(
+        self, client: Any, cluster: Any | None, kind: str, *, _closers: tuple = ()
+    ) -> None:
         self.client = client
         self.cluster = cluster
         self.kind = kind
@@ -257,7 +262,9 @@ class ClusterHandle:
             except Exception as exc:  # keep closing the rest, report afterwards
                 errors.append(exc)
         if errors:
-            raise ClusterError(f"closing the {self.kind} cluster failed: {errors[0]!r}") from errors[0]
+            raise ClusterError(
+                f"closing the {self.kind} cluster failed: {errors[0]!r}"
+            ) from errors[0]
 
     def __enter__(self) -> ClusterHandle:
         return self
@@ -274,7 +281,9 @@ class ClusterHandle:
 # --------------------------------------------------------------------------------------------
 
 
-def make_cluster(kind: str | None = None, *, n_workers: int | None = None, **overrides: Any) -> ClusterHandle:
+def make_cluster(
+    kind: str | None = None, *, n_workers: int | None = None, **overrides: Any
+) -> ClusterHandle:
     """Start (or connect to) a dask cluster and return a :class:`ClusterHandle`.
 
     Parameters
@@ -346,7 +355,9 @@ def _split(prof: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     return scaling, kwargs
 
 
-def _adaptive_bounds(kind: str, scaling: Mapping[str, Any], *, jobs: bool) -> tuple[int, int] | None:
+def _adaptive_bounds(
+    kind: str, scaling: Mapping[str, Any], *, jobs: bool
+) -> tuple[int, int] | None:
     """``(minimum, maximum)`` of adaptive scaling, ``None`` when not configured; checked before starting."""
     lo_key, hi_key = ("minimum-jobs", "maximum-jobs") if jobs else ("minimum", "maximum")
     lo, hi = scaling.get(lo_key), scaling.get(hi_key)
@@ -360,7 +371,9 @@ def _adaptive_bounds(kind: str, scaling: Mapping[str, Any], *, jobs: bool) -> tu
     return int(lo), int(hi)
 
 
-def _scale(cluster: Any, n_workers: int | None, bounds: tuple[int, int] | None, *, jobs: bool) -> None:
+def _scale(
+    cluster: Any, n_workers: int | None, bounds: tuple[int, int] | None, *, jobs: bool
+) -> None:
     """Fixed size when ``n_workers`` is given (workers, not jobs), else adaptive within ``bounds``."""
     if n_workers is not None:
         cluster.scale(int(n_workers))
@@ -388,8 +401,12 @@ def _start_local(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
     try:
         cluster = LocalCluster(n_workers=start_workers, **kwargs)
     except TypeError as exc:
-        raise ClusterError(f"invalid local cluster setting: {exc}; check gridflux.cluster.local") from exc
-    return _attach(cluster, "local", lambda: _scale(cluster, None, bounds, jobs=False) if adaptive else None)
+        raise ClusterError(
+            f"invalid local cluster setting: {exc}; check gridflux.cluster.local"
+        ) from exc
+    return _attach(
+        cluster, "local", lambda: _scale(cluster, None, bounds, jobs=False) if adaptive else None
+    )
 
 
 _START_METHODS = ("spawn", "forkserver")
@@ -455,7 +472,10 @@ def _jobqueue_kwargs(kind: str, prof: dict[str, Any]) -> tuple[dict[str, Any], d
         logger.warning(
             "%s profile: cores=%s, processes=%s gives %s threads per worker; netCDF/HDF5 reads are "
             "not thread-safe, prefer processes == cores",
-            kind, kwargs["cores"], kwargs["processes"], int(kwargs["cores"]) // max(int(kwargs["processes"]), 1),
+            kind,
+            kwargs["cores"],
+            kwargs["processes"],
+            int(kwargs["cores"]) // max(int(kwargs["processes"]), 1),
         )
     if kwargs.get("python") is None:
         kwargs["python"] = sys.executable
@@ -474,7 +494,9 @@ def _shell_quote(value: str) -> str:
     return shlex.quote(value)
 
 
-def render_job_script(kind: str, scheduler_address: str = "tcp://SCHEDULER:8786", **overrides: Any) -> str:
+def render_job_script(
+    kind: str, scheduler_address: str = "tcp://SCHEDULER:8786", **overrides: Any
+) -> str:
     """Render the worker job script of the ``slurm`` or ``pbs`` profile without submitting anything.
 
     Needs neither ``sbatch``/``qsub`` nor a running scheduler: use it to check a profile on a
@@ -569,7 +591,11 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
             "allowed to create daskclusters) and the dask-kubernetes operator installed in the "
             "cluster (helm install dask-kubernetes-operator, see docs/deploy.md)"
         ) from exc
-    return _attach(cluster, "kubernetes", lambda: _scale(cluster, None, bounds, jobs=False) if n_workers is None else None)
+    return _attach(
+        cluster,
+        "kubernetes",
+        lambda: _scale(cluster, None, bounds, jobs=False) if n_workers is None else None,
+    )
 
 
 def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle:
@@ -604,7 +630,9 @@ def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle
         cluster = gateway.new_cluster(options)
     except Exception as exc:
         gateway.close()
-        raise ClusterError(f"the dask-gateway server at {address} could not start a cluster: {exc!r}") from exc
+        raise ClusterError(
+            f"the dask-gateway server at {address} could not start a cluster: {exc!r}"
+        ) from exc
     try:
         _scale(cluster, n_workers, bounds, jobs=False)
         client = cluster.get_client(set_as_default=False)

@@ -19,8 +19,20 @@ from typing import Any
 #: pint, zarr, numcodecs and fsspec, which xarray imports on a first open: its duck-array check
 #: looks for pint, its backend list loads every installed engine)
 TASK_MODULES = (
-    "dask.array", "deflate", "h5py", "netCDF4", "xarray", "pint", "zarr", "numcodecs", "fsspec",
-    "gridflux.ingest.chunkarray", "gridflux.fields.normalize", "gridflux.fields.regrid", "gridflux.pipeline.tasks", "gridflux.ingest.catalog",
+    "dask.array",
+    "deflate",
+    "h5py",
+    "netCDF4",
+    "xarray",
+    "pint",
+    "zarr",
+    "numcodecs",
+    "fsspec",
+    "gridflux.ingest.chunkarray",
+    "gridflux.fields.normalize",
+    "gridflux.fields.regrid",
+    "gridflux.pipeline.tasks",
+    "gridflux.ingest.catalog",
 )
 
 
@@ -36,7 +48,9 @@ def dask_setup(worker: Any = None) -> None:
     from xarray.backends import list_engines
 
     list_engines()  # xarray's first open_dataset loads every engine's entry point (~0.1 s); cached
-    da.ones((2, 2), chunks=1)[:1].compute(scheduler="sync")  # dask's first compute loads its optimizers
+    da.ones((2, 2), chunks=1)[:1].compute(
+        scheduler="sync"
+    )  # dask's first compute loads its optimizers
     _first_open()
     # not built here: pint's unit registry (0.3 s), needed only for files not in canonical units
 
@@ -59,7 +73,9 @@ def _first_open() -> None:
         with netCDF4.Dataset(path, "w") as nc:
             for dim in ("time", "lat", "lon"):
                 nc.createDimension(dim, 2)
-            var = nc.createVariable("x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 2, 2))
+            var = nc.createVariable(
+                "x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 2, 2)
+            )
             var[:] = np.zeros((2, 2, 2), dtype="f4")
         with _open_one(path, "netcdf", None) as ds:
             ds["x"].chunk({"time": 1}).data[:, :1].compute(scheduler="sync")

@@ -32,16 +32,24 @@ def _bounds_dataset(grid: CellBounds):
     return xr.Dataset(coords={"lat": grid.lat, "lon": grid.lon, "lat_b": lat_e, "lon_b": lon_e})
 
 
-def regrid_xesmf(da, target: CellBounds, *, grid: CellBounds | None = None, normalization: str = "destarea"):
+def regrid_xesmf(
+    da, target: CellBounds, *, grid: CellBounds | None = None, normalization: str = "destarea"
+):
     """Regrid with ``xesmf.Regridder(method="conservative")`` between explicit cell bounds."""
     xesmf = _import_xesmf()
     from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
 
     src = grid_of(da) if grid is None else grid
     lat, lon = find_latlon(da)
-    da = to_ascending_lat(da).rename({lat: "lat", lon: "lon"}).assign_coords(lat=src.lat, lon=src.lon)
+    da = (
+        to_ascending_lat(da)
+        .rename({lat: "lat", lon: "lon"})
+        .assign_coords(lat=src.lat, lon=src.lon)
+    )
     method = "conservative_normed" if normalization == "fracarea" else "conservative"
-    regridder = xesmf.Regridder(_bounds_dataset(src), _bounds_dataset(target), method, periodic=src.is_global_lon)
+    regridder = xesmf.Regridder(
+        _bounds_dataset(src), _bounds_dataset(target), method, periodic=src.is_global_lon
+    )
     out = regridder(da, keep_attrs=True)
     out.attrs["regrid_method"] = f"xESMF {method}"
     return out

@@ -101,7 +101,9 @@ class RegionMask:
 
     # -- I/O ----------------------------------------------------------------------------------
     @classmethod
-    def from_dataarray(cls, da, name: str | None = None, grid: CellBounds | None = None) -> RegionMask:
+    def from_dataarray(
+        cls, da, name: str | None = None, grid: CellBounds | None = None
+    ) -> RegionMask:
         """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``; ``grid``
         (default: from the array's coordinates) gives exact bounds when the file has them."""
         from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
@@ -110,15 +112,28 @@ class RegionMask:
         grid = grid_of(da) if grid is None else grid
         da = to_ascending_lat(da)
         if da.ndim == 2:
-            return cls((name or str(da.name or "region"),), da.transpose(lat, lon).values[None], grid)
+            return cls(
+                (name or str(da.name or "region"),), da.transpose(lat, lon).values[None], grid
+            )
         rdim = next((d for d in da.dims if d not in (lat, lon)), None)
         if da.ndim != 3 or rdim is None:
-            raise MaskError(f"mask variable {da.name!r} has dims {da.dims}; expected (region, lat, lon)")
-        names = [str(v) for v in da[rdim].values] if rdim in da.coords else [f"region{i}" for i in range(da.sizes[rdim])]
+            raise MaskError(
+                f"mask variable {da.name!r} has dims {da.dims}; expected (region, lat, lon)"
+            )
+        names = (
+            [str(v) for v in da[rdim].values]
+            if rdim in da.coords
+            else [f"region{i}" for i in range(da.sizes[rdim])]
+        )
         return cls(tuple(names), da.transpose(rdim, lat, lon).values, grid)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike, variable: str | None = None, storage_options: dict | None = None) -> RegionMask:
+    def from_file(
+        cls,
+        path: str | os.PathLike,
+        variable: str | None = None,
+        storage_options: dict | None = None,
+    ) -> RegionMask:
         """Read a mask from netCDF or zarr; ``variable`` defaults to ``mask`` or the only 2-D/3-D variable."""
         import xarray as xr
 
@@ -132,10 +147,18 @@ class RegionMask:
             raise MaskError(f"{p}: cannot open the region mask: {exc}") from exc
         with ds:
             if variable is None:
-                candidates = [v for v in ds.data_vars if ds[v].ndim in (2, 3) and "bnds" not in ds[v].dims]
-                variable = "mask" if "mask" in ds.data_vars else (candidates[0] if len(candidates) == 1 else None)
+                candidates = [
+                    v for v in ds.data_vars if ds[v].ndim in (2, 3) and "bnds" not in ds[v].dims
+                ]
+                variable = (
+                    "mask"
+                    if "mask" in ds.data_vars
+                    else (candidates[0] if len(candidates) == 1 else None)
+                )
                 if variable is None:
-                    raise MaskError(f"{p}: cannot tell which variable is the mask among {candidates}; pass variable=")
+                    raise MaskError(
+                        f"{p}: cannot tell which variable is the mask among {candidates}; pass variable="
+                    )
             if variable not in ds:
                 raise MaskError(f"{p}: no variable {variable!r}; found {list(ds.data_vars)}")
             try:
@@ -183,10 +206,14 @@ class RegionMask:
             import shapely
             from shapely.geometry import shape
         except ImportError as exc:  # optional extra
-            raise MaskError("building masks from polygons needs shapely: pip install 'gridflux[geo]'") from exc
+            raise MaskError(
+                "building masks from polygons needs shapely: pip install 'gridflux[geo]'"
+            ) from exc
 
         s_lat = np.sin(np.radians(grid.lat_bounds))
-        x0, x1 = (np.broadcast_to(grid.lon_bounds[:, k][None, :], grid.shape).ravel() for k in (0, 1))
+        x0, x1 = (
+            np.broadcast_to(grid.lon_bounds[:, k][None, :], grid.shape).ravel() for k in (0, 1)
+        )
         y0, y1 = (np.broadcast_to(s_lat[:, k][:, None], grid.shape).ravel() for k in (0, 1))
         boxes = shapely.box(x0, y0, x1, y1)
         box_area = (x1 - x0) * (y1 - y0)
@@ -194,7 +221,9 @@ class RegionMask:
         names, fracs = [], []
         for name, geom in polygons.items():
             g = geom if hasattr(geom, "geom_type") else shape(geom)
-            g = shapely.transform(g, lambda xy: np.column_stack([xy[:, 0], np.sin(np.radians(xy[:, 1]))]))
+            g = shapely.transform(
+                g, lambda xy: np.column_stack([xy[:, 0], np.sin(np.radians(xy[:, 1]))])
+            )
             frac = np.zeros(boxes.size)
             for shift in (-360.0, 0.0, 360.0):
                 gs = shapely.transform(g, lambda xy, s=shift: xy + np.array([s, 0.0]))
@@ -206,7 +235,9 @@ class RegionMask:
         return cls(tuple(names), np.stack(fracs), grid)
 
     @classmethod
-    def from_geojson(cls, path: str | os.PathLike, grid: CellBounds, name_property: str = "name") -> RegionMask:
+    def from_geojson(
+        cls, path: str | os.PathLike, grid: CellBounds, name_property: str = "name"
+    ) -> RegionMask:
         """Regions from a GeoJSON FeatureCollection (one region per feature, named by ``name_property``)."""
         import json
 
@@ -220,7 +251,9 @@ class RegionMask:
         return cls.from_polygons(polys, grid)
 
     @classmethod
-    def from_shapefile(cls, path: str | os.PathLike, grid: CellBounds, name_field: str = "name") -> RegionMask:
+    def from_shapefile(
+        cls, path: str | os.PathLike, grid: CellBounds, name_field: str = "name"
+    ) -> RegionMask:
         """Regions from an ESRI shapefile (``.shp`` with its ``.dbf``; vertices in lon/lat degrees), one
         region per record, named by the attribute ``name_field``; records of the same name are united.
 
@@ -230,7 +263,9 @@ class RegionMask:
             import shapely
             from shapely.geometry import shape
         except ImportError as exc:  # optional extra
-            raise MaskError("building masks from shapefiles needs pyshp and shapely: pip install 'gridflux[geo]'") from exc
+            raise MaskError(
+                "building masks from shapefiles needs pyshp and shapely: pip install 'gridflux[geo]'"
+            ) from exc
 
         import struct
 
@@ -242,8 +277,10 @@ class RegionMask:
         with reader:
             fields = [f[0] for f in reader.fields[1:]]
             if name_field not in fields:
-                raise MaskError(f"{path}: no attribute {name_field!r} to name the regions by; the records have "
-                                f"{', '.join(fields) or 'no attributes'} (pass name_field=...)")
+                raise MaskError(
+                    f"{path}: no attribute {name_field!r} to name the regions by; the records have "
+                    f"{', '.join(fields) or 'no attributes'} (pass name_field=...)"
+                )
             for i, rec in enumerate(reader.iterShapeRecords()):
                 geom = rec.shape.__geo_interface__
                 if geom["type"] not in ("Polygon", "MultiPolygon"):

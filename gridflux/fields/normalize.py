@@ -49,13 +49,25 @@ def _find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> 
     """The dimension of ``da`` that is the latitude / longitude / time axis."""
     names = {"lat": _LAT_NAMES, "lon": _LON_NAMES, "time": _TIME_NAMES}[axis]
     std = {"lat": "latitude", "lon": "longitude", "time": "time"}[axis]
-    units = {"lat": ("degrees_north", "degree_north", "degN"), "lon": ("degrees_east", "degree_east", "degE"),
-             "time": ()}[axis]
+    units = {
+        "lat": ("degrees_north", "degree_north", "degN"),
+        "lon": ("degrees_east", "degree_east", "degE"),
+        "time": (),
+    }[axis]
     for d in da.dims:
         c = ds[d] if d in ds.variables else None
         attrs = c.attrs if c is not None else {}
-        if attrs.get("standard_name") == std or attrs.get("units") in units or attrs.get("axis") == axis[0].upper():
-            if axis != "time" or d in names or attrs.get("standard_name") == "time" or attrs.get("axis") == "T":
+        if (
+            attrs.get("standard_name") == std
+            or attrs.get("units") in units
+            or attrs.get("axis") == axis[0].upper()
+        ):
+            if (
+                axis != "time"
+                or d in names
+                or attrs.get("standard_name") == "time"
+                or attrs.get("axis") == "T"
+            ):
                 return str(d)
     for d in da.dims:
         if d in names:
@@ -63,7 +75,9 @@ def _find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> 
     raise InputError(
         f"has no {axis} dimension (dims {tuple(da.dims)}); expected one of {names} or a coordinate with "
         f"standard_name={std!r}",
-        path=path, variable=str(da.name), attribute="dimensions",
+        path=path,
+        variable=str(da.name),
+        attribute="dimensions",
     )
 
 
@@ -97,7 +111,9 @@ def _land_fraction(
             "is given per unit land area (cell_methods 'area: mean where land' or the catalog's "
             "per_land_area) but no land fraction is available; expected an 'sftlf' fx file in the "
             "catalog for this model or the land_fraction argument",
-            path=path, variable=name, attribute="cell_methods",
+            path=path,
+            variable=name,
+            attribute="cell_methods",
         )
     units = str(getattr(lf, "attrs", {}).get("units", "")).strip()
     vals = np.asarray(lf.values if isinstance(lf, xr.DataArray) else lf, dtype=np.float64)
@@ -105,10 +121,16 @@ def _land_fraction(
     if vals.shape != shape:
         raise InputError(
             f"land fraction has shape {vals.shape}; expected the data's (lat, lon) shape {shape}",
-            path=path, variable="sftlf", attribute="shape",
+            path=path,
+            variable="sftlf",
+            attribute="shape",
         )
     vals = np.where(np.isfinite(vals) & (np.abs(vals) < FILL_THRESHOLD), vals, 0.0)
-    if units == "%" or units.lower() in ("percent", "percentage") or (units == "" and vals.max() > 1.0 + 1e-6):
+    if (
+        units == "%"
+        or units.lower() in ("percent", "percentage")
+        or (units == "" and vals.max() > 1.0 + 1e-6)
+    ):
         vals = vals / 100.0
         how = "sftlf in % (/100)"
     else:
@@ -116,7 +138,9 @@ def _land_fraction(
     if vals.min() < -1e-6 or vals.max() > 1.0 + 1e-6:
         raise InputError(
             f"land fraction ranges {vals.min():g}..{vals.max():g}; expected 0..1 or 0..100 with units '%'",
-            path=path, variable="sftlf", attribute="units",
+            path=path,
+            variable="sftlf",
+            attribute="units",
         )
     return np.clip(vals, 0.0, 1.0), how
 
@@ -136,11 +160,16 @@ def _time_keys(
         bounds = None
         if bname and bname in ds.variables:
             bounds = np.asarray(ds[bname].values)
-        keys = decode_month_keys(vals, t.attrs.get("units"), cal, bounds=bounds, path=path, variable=tdim)
+        keys = decode_month_keys(
+            vals, t.attrs.get("units"), cal, bounds=bounds, path=path, variable=tdim
+        )
         return keys, cal
     if np.issubdtype(vals.dtype, np.datetime64):
-        cal_attr = calendar or t.encoding.get("calendar") or t.attrs.get("calendar") or ds.attrs.get(
-            "gridflux_calendar"
+        cal_attr = (
+            calendar
+            or t.encoding.get("calendar")
+            or t.attrs.get("calendar")
+            or ds.attrs.get("gridflux_calendar")
         )
         cal = canonical_calendar(cal_attr, path=path, variable=tdim)
         return keys_from_dates(vals), cal
@@ -149,7 +178,9 @@ def _time_keys(
         return keys_from_dates(vals), cal
     raise InputError(
         f"time values of dtype {vals.dtype} cannot be read; expected numbers with CF units or dates",
-        path=path, variable=tdim, attribute="units",
+        path=path,
+        variable=tdim,
+        attribute="units",
     )
 
 
@@ -163,7 +194,11 @@ def resolve_variable(ds: xr.Dataset, variable: str, raw_name: str | None = None)
         if variable in ds.data_vars:
             raw_name = variable
         else:
-            found = [n for n in ds.data_vars if ALIASES.get(str(n), None) and ALIASES[str(n)].canonical == canonical]
+            found = [
+                n
+                for n in ds.data_vars
+                if ALIASES.get(str(n), None) and ALIASES[str(n)].canonical == canonical
+            ]
             raw_name = str(found[0]) if found else variable
     return canonical, raw_name
 
@@ -222,12 +257,16 @@ def normalize(
     except KeyError:
         raise InputError(
             f"is not a known variable; expected a canonical name {sorted(VARIABLES)} or an alias",
-            path=path, variable=variable, attribute="name",
+            path=path,
+            variable=variable,
+            attribute="name",
         ) from None
     if raw not in ds.data_vars:
         raise InputError(
             f"is not in the file; expected one of its data variables {sorted(map(str, ds.data_vars))}",
-            path=path, variable=raw, attribute="name",
+            path=path,
+            variable=raw,
+            attribute="name",
         )
     spec = VARIABLES[canonical]
     da = ds[raw]
@@ -244,7 +283,9 @@ def normalize(
             raise InputError(
                 f"has an extra dimension {d!r} of size {da.sizes[d]}; expected (time, lat, lon) "
                 "(select one level in the catalog)",
-                path=path, variable=raw, attribute="dimensions",
+                path=path,
+                variable=raw,
+                attribute="dimensions",
             )
     da = da.transpose(tdim, ydim, xdim)
     shape2 = (da.sizes[ydim], da.sizes[xdim])
@@ -258,7 +299,9 @@ def normalize(
     lat = np.asarray(ds[ydim].values if ydim in ds.variables else [], dtype=np.float64)
     lon = np.asarray(ds[xdim].values if xdim in ds.variables else [], dtype=np.float64)
     if lat.size != shape2[0] or lon.size != shape2[1]:
-        raise InputError("coordinate values are missing", path=path, variable=ydim, attribute="values")
+        raise InputError(
+            "coordinate values are missing", path=path, variable=ydim, attribute="values"
+        )
     lat_b = _bounds_of(ds, ydim)
     lon_b = _bounds_of(ds, xdim)
     lat_bv = None if lat_b is None else _values(lat_b).astype(np.float64)
@@ -275,23 +318,33 @@ def normalize(
         history.append("longitude reversed to increasing")
     try:
         lon_u = grids.unwrap_longitudes(lon, xdim)
-        grid = grids.CellBounds.from_centers(lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim)
+        grid = grids.CellBounds.from_centers(
+            lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim
+        )
     except GridError as exc:
         attr = "values" if exc.variable in (ydim, xdim) else "bounds"
         raise InputError(
             f"invalid grid ({exc}); expected strictly monotonic, contiguous coordinates",
-            path=path, variable=exc.variable or ydim, attribute=attr,
+            path=path,
+            variable=exc.variable or ydim,
+            attribute=attr,
         ) from exc
     if not np.array_equal(lon_u, lon):
         history.append("longitudes unwrapped to increase (no roll)")
-    history.append("lat bounds from file" if lat_bv is not None else "lat bounds INFERRED from centres")
-    history.append("lon bounds from file" if lon_bv is not None else "lon bounds INFERRED from centres")
+    history.append(
+        "lat bounds from file" if lat_bv is not None else "lat bounds INFERRED from centres"
+    )
+    history.append(
+        "lon bounds from file" if lon_bv is not None else "lon bounds INFERRED from centres"
+    )
 
     # -- values ----------------------------------------------------------------------------
     raw_units = units if units is not None else da.attrs.get("units")
     uf = unit_factor(raw_units, canonical, gas=gas, mass_basis=mass_basis, path=path, raw_name=raw)
-    raw_into_land = into_land if into_land is not None else (
-        ALIASES[raw].into_land if raw in ALIASES else spec.into_land
+    raw_into_land = (
+        into_land
+        if into_land is not None
+        else (ALIASES[raw].into_land if raw in ALIASES else spec.into_land)
     )
     sign = -1.0 if raw_into_land else 1.0
     if sign < 0:
@@ -307,8 +360,10 @@ def normalize(
         history.append(f"per land area: multiplied by {how}")
 
     enc = da.encoding
-    declared_fill = ("_FillValue" in enc) or ("missing_value" in enc) or bool(
-        da.attrs.get("gridflux_declared_fill", False)
+    declared_fill = (
+        ("_FillValue" in enc)
+        or ("missing_value" in enc)
+        or bool(da.attrs.get("gridflux_declared_fill", False))
     )
     needs_fill_mask = (not declared_fill) or bool(da.attrs.get("gridflux_unmasked_fill", False))
 
@@ -356,7 +411,9 @@ def normalize(
     )
     out["lat"].attrs.update(standard_name="latitude", units="degrees_north", bounds="lat_bnds")
     out["lon"].attrs.update(standard_name="longitude", units="degrees_east", bounds="lon_bnds")
-    out["seconds_in_month"].attrs.update(units="s", long_name=f"seconds in the month ({cal} calendar)")
+    out["seconds_in_month"].attrs.update(
+        units="s", long_name=f"seconds in the month ({cal} calendar)"
+    )
 
     miss = da.attrs.get("gridflux_missing_fraction")
     if miss is None and not _is_dask(da.variable.data):

@@ -72,22 +72,38 @@ def grid_of(obj: xr.DataArray | xr.Dataset) -> CellBounds:
     """The canonical :class:`CellBounds` of an object's lat-lon grid (file bounds or inferred)."""
     lat, lon = find_latlon(obj)
     return CellBounds.from_centers(
-        obj[lat].values, obj[lon].values, _bounds_of(obj, lat), _bounds_of(obj, lon), lat_name=lat, lon_name=lon
+        obj[lat].values,
+        obj[lon].values,
+        _bounds_of(obj, lat),
+        _bounds_of(obj, lon),
+        lat_name=lat,
+        lon_name=lon,
     )
 
 
 def grid_coords(grid: CellBounds) -> dict[str, Any]:
     """CF centre coordinates of a grid, for building DataArrays on it."""
     return {
-        "lat": ("lat", grid.lat, {"standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds"}),
-        "lon": ("lon", grid.lon, {"standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds"}),
+        "lat": (
+            "lat",
+            grid.lat,
+            {"standard_name": "latitude", "units": "degrees_north", "bounds": "lat_bnds"},
+        ),
+        "lon": (
+            "lon",
+            grid.lon,
+            {"standard_name": "longitude", "units": "degrees_east", "bounds": "lon_bnds"},
+        ),
     }
 
 
 def grid_dataset(grid: CellBounds) -> xr.Dataset:
     """A Dataset holding a grid's centres and CF bounds variables (``lat_bnds``, ``lon_bnds``)."""
     return xr.Dataset(
-        {"lat_bnds": (("lat", "bnds"), np.asarray(grid.lat_bounds)), "lon_bnds": (("lon", "bnds"), np.asarray(grid.lon_bounds))},
+        {
+            "lat_bnds": (("lat", "bnds"), np.asarray(grid.lat_bounds)),
+            "lon_bnds": (("lon", "bnds"), np.asarray(grid.lon_bounds)),
+        },
         coords=grid_coords(grid),
     )
 
@@ -95,10 +111,16 @@ def grid_dataset(grid: CellBounds) -> xr.Dataset:
 def field_variables(ds: xr.Dataset) -> list[str]:
     """Data variables of a Dataset that are fields on its lat-lon grid (bounds excluded)."""
     lat, lon = find_latlon(ds)
-    return [v for v in ds.data_vars if lat in ds[v].dims and lon in ds[v].dims and "bnds" not in ds[v].dims]
+    return [
+        v
+        for v in ds.data_vars
+        if lat in ds[v].dims and lon in ds[v].dims and "bnds" not in ds[v].dims
+    ]
 
 
-def cached_weights(src: CellBounds, dst: CellBounds, radius: float | None = None) -> SeparableWeights:
+def cached_weights(
+    src: CellBounds, dst: CellBounds, radius: float | None = None
+) -> SeparableWeights:
     """Exact weights for a grid pair, memoised in-process (building them costs ~1 ms)."""
     radius = float(config.get("earth-radius", override=radius))
     key = (src.fingerprint(), dst.fingerprint(), radius)
@@ -157,8 +179,13 @@ def regrid(
         raise WeightsError(f"regrid backend {backend!r}: expected one of {BACKENDS}")
     if isinstance(obj, xr.Dataset):
         src = grid_of(obj) if grid is None else grid
-        out = xr.Dataset({v: regrid(obj[v], target, grid=src, normalization=normalization, backend=backend)
-                          for v in field_variables(obj)}, attrs=obj.attrs)
+        out = xr.Dataset(
+            {
+                v: regrid(obj[v], target, grid=src, normalization=normalization, backend=backend)
+                for v in field_variables(obj)
+            },
+            attrs=obj.attrs,
+        )
         return out.merge(grid_dataset(target))
     if backend == "xesmf":
         from gridflux.fields.esmf import regrid_xesmf
@@ -169,8 +196,11 @@ def regrid(
     lat, lon = find_latlon(da)
     src = grid_of(da) if grid is None else grid
     if src.shape != (da.sizes[lat], da.sizes[lon]):
-        raise GridError(f"grid {src.shape} does not match the data's (lat, lon) sizes "
-                        f"{(da.sizes[lat], da.sizes[lon])}", variable=str(da.name))
+        raise GridError(
+            f"grid {src.shape} does not match the data's (lat, lon) sizes "
+            f"{(da.sizes[lat], da.sizes[lon])}",
+            variable=str(da.name),
+        )
     da = to_ascending_lat(da)
     weights = cached_weights(src, target)
     if da.chunks is not None:
@@ -189,7 +219,9 @@ def regrid(
     )
     drop = [c for c in out.coords if {lat, lon} & set(out[c].dims)]
     out = out.drop_vars(drop, errors="ignore").assign_coords(grid_coords(target))
-    out.attrs["regrid_method"] = f"conservative ({normalization}), exact separable lat-lon overlaps (gridflux)"
+    out.attrs["regrid_method"] = (
+        f"conservative ({normalization}), exact separable lat-lon overlaps (gridflux)"
+    )
     return out
 
 
@@ -246,9 +278,13 @@ def regrid_with_weights(
     out = out.drop_vars(drop, errors="ignore")
     if target is not None:
         if target.shape != tuple(w.dst_shape):
-            raise WeightsError(f"target grid {target.shape} does not match the weight file's destination {tuple(w.dst_shape)}")
+            raise WeightsError(
+                f"target grid {target.shape} does not match the weight file's destination {tuple(w.dst_shape)}"
+            )
         out = out.assign_coords(grid_coords(target))
     elif len(w.dst_shape) == 2 and w.dst_lat is not None and w.dst_lon is not None:
-        out = out.assign_coords(lat=w.dst_lat.reshape(w.dst_shape)[:, 0], lon=w.dst_lon.reshape(w.dst_shape)[0, :])
+        out = out.assign_coords(
+            lat=w.dst_lat.reshape(w.dst_shape)[:, 0], lon=w.dst_lon.reshape(w.dst_shape)[0, :]
+        )
     out.attrs["regrid_method"] = f"sparse weights ({w.normalization})"
     return out

@@ -33,23 +33,31 @@ CALENDARS: dict[str, str] = {
     "360_day": "360_day",
 }
 
-_MONTHS_SINCE = re.compile(r"^\s*(months?|mon)\s+since\s+(?P<y>-?\d{1,4})-(?P<m>\d{1,2})(-(?P<d>\d{1,2}))?")
+_MONTHS_SINCE = re.compile(
+    r"^\s*(months?|mon)\s+since\s+(?P<y>-?\d{1,4})-(?P<m>\d{1,2})(-(?P<d>\d{1,2}))?"
+)
 _YEARS_SINCE = re.compile(r"^\s*(years?|yr)\s+since\s+")
 
 
-def canonical_calendar(calendar: str | None, *, path: str | None = None, variable: str = "time") -> str:
+def canonical_calendar(
+    calendar: str | None, *, path: str | None = None, variable: str = "time"
+) -> str:
     """The calendar's canonical name; a missing or unknown calendar is an :class:`InputError`."""
     if calendar is None or not str(calendar).strip():
         raise InputError(
             "no calendar: set the time variable's 'calendar' attribute or declare 'calendar' in the "
             f"catalog; expected one of {sorted(CALENDARS)}",
-            path=path, variable=variable, attribute="calendar",
+            path=path,
+            variable=variable,
+            attribute="calendar",
         )
     key = str(calendar).strip().lower()
     if key not in CALENDARS:
         raise InputError(
             f"calendar={calendar!r} is not supported; expected one of {sorted(CALENDARS)}",
-            path=path, variable=variable, attribute="calendar",
+            path=path,
+            variable=variable,
+            attribute="calendar",
         )
     return CALENDARS[key]
 
@@ -89,7 +97,9 @@ def decode_month_keys(
         raise InputError(
             f"units={units!r} is not a CF time unit; expected '<unit> since <date>', e.g. "
             "'days since 2000-01-01'",
-            path=path, variable=variable, attribute="units",
+            path=path,
+            variable=variable,
+            attribute="units",
         )
     vals = np.asarray(values, dtype=np.float64)
     if bounds is not None:
@@ -99,13 +109,17 @@ def decode_month_keys(
     if not np.all(np.isfinite(vals)):
         raise InputError(
             "time values are missing (NaN or fill); expected one finite value per month",
-            path=path, variable=variable, attribute="values",
+            path=path,
+            variable=variable,
+            attribute="values",
         )
     m = _MONTHS_SINCE.match(str(units))
     if m:
         y0, m0 = int(m.group("y")), int(m.group("m"))
         if not 1 <= m0 <= 12:
-            raise InputError(f"units={units!r} has month {m0}", path=path, variable=variable, attribute="units")
+            raise InputError(
+                f"units={units!r} has month {m0}", path=path, variable=variable, attribute="units"
+            )
         k0 = 12 * y0 + m0 - 1
         # a tiny epsilon keeps 0.9999999 (float rounding of a month end) in its month
         return k0 + np.floor(vals + 1e-6).astype(np.int64)
@@ -113,7 +127,9 @@ def decode_month_keys(
         raise InputError(
             f"units={units!r}: 'years since' is ambiguous for monthly data; expected days, hours, "
             "seconds or months since a date",
-            path=path, variable=variable, attribute="units",
+            path=path,
+            variable=variable,
+            attribute="units",
         )
     try:
         dates = cftime.num2date(vals, str(units), calendar=cal, only_use_cftime_datetimes=True)
@@ -121,7 +137,9 @@ def decode_month_keys(
         raise InputError(
             f"cannot decode time with units={units!r}, calendar={calendar!r} ({exc}); expected "
             "'<unit> since YYYY-MM-DD'",
-            path=path, variable=variable, attribute="units",
+            path=path,
+            variable=variable,
+            attribute="units",
         ) from exc
     return keys_from_dates(np.atleast_1d(dates))
 
@@ -162,14 +180,18 @@ def check_month_keys(
         raise InputError(
             f"month {key_label(keys[i])} appears twice (time steps {i} and {i + 1}); expected one "
             "value per month",
-            path=path, variable=variable, attribute="values",
+            path=path,
+            variable=variable,
+            attribute="values",
         )
     if np.any(d < 0):
         i = int(np.nonzero(d < 0)[0][0])
         raise InputError(
             f"months go backwards ({key_label(keys[i])} then {key_label(keys[i + 1])}, time steps {i}, "
             f"{i + 1}); expected increasing months without overlap",
-            path=path, variable=variable, attribute="values",
+            path=path,
+            variable=variable,
+            attribute="values",
         )
     gaps = [(int(keys[i]) + 1, int(keys[i + 1]) - 1) for i in np.nonzero(d > 1)[0]]
     check = MonthCheck(int(keys[0]), int(keys[-1]), gaps)
@@ -177,7 +199,9 @@ def check_month_keys(
         raise InputError(
             f"missing months {', '.join(check.gap_labels())}; expected a contiguous monthly series "
             "(pass allow_gaps=True to accept gaps)",
-            path=path, variable=variable, attribute="values",
+            path=path,
+            variable=variable,
+            attribute="values",
         )
     return check
 

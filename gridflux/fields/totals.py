@@ -52,7 +52,9 @@ def protocol_weights(
     raise MaskError(f"protocol {protocol!r}: expected one of {PROTOCOLS}")
 
 
-def sparse_native_weights(weights, target: CellBounds, mask: RegionMask, radius: float = EARTH_RADIUS) -> np.ndarray:
+def sparse_native_weights(
+    weights, target: CellBounds, mask: RegionMask, radius: float = EARTH_RADIUS
+) -> np.ndarray:
     """Native weights ``(region, *src_shape)`` (m2) of any source grid from a sparse weight file.
 
     ``weights`` (a :class:`~gridflux.ingest.weightfiles.SparseWeights`, e.g. read from ``cdo gencon``
@@ -60,8 +62,13 @@ def sparse_native_weights(weights, target: CellBounds, mask: RegionMask, radius:
     ``w = W_destarea.T @ (mask * area_target)``, so ``sum(x * w)`` is the regrid-data total of ``x``.
     """
     if tuple(weights.dst_shape) != target.shape:
-        raise MaskError(f"the weight file's destination grid {tuple(weights.dst_shape)} is not the target {target.shape}")
-    m = mask.to_grid(target).fractions.reshape(len(mask.names), -1) * cell_areas(target, radius).ravel()[None]
+        raise MaskError(
+            f"the weight file's destination grid {tuple(weights.dst_shape)} is not the target {target.shape}"
+        )
+    m = (
+        mask.to_grid(target).fractions.reshape(len(mask.names), -1)
+        * cell_areas(target, radius).ravel()[None]
+    )
     w = (weights.as_destarea().matrix.T @ m.T).T
     return np.asarray(w).reshape((len(mask.names),) + tuple(weights.src_shape))
 
@@ -93,7 +100,9 @@ def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = N
     nt, ny, nx = block.shape
     nr = weights.shape[0]
     if weights.shape[1:] != (ny, nx):
-        raise MaskError(f"weights of shape {weights.shape[1:]} do not match data of shape {(ny, nx)}")
+        raise MaskError(
+            f"weights of shape {weights.shape[1:]} do not match data of shape {(ny, nx)}"
+        )
     rows = nonzero_rows(weights) if rows is None else rows
     r0, r1, _ = rows.indices(ny)
     out = np.zeros((nt, nr), dtype=np.float64)

@@ -117,7 +117,13 @@ for _name, _spec in VARIABLES.items():
     ALIASES.setdefault(_name, Alias(_name, _spec.into_land))
 
 #: Molar masses, g mol-1.
-MOLAR_MASS: dict[str, float] = {"C": 12.011, "N": 14.007, "CO2": 44.009, "CH4": 16.043, "N2O": 44.013}
+MOLAR_MASS: dict[str, float] = {
+    "C": 12.011,
+    "N": 14.007,
+    "CO2": 44.009,
+    "CH4": 16.043,
+    "N2O": 44.013,
+}
 #: Atoms of the budget element in one molecule of each species.
 ELEMENT_ATOMS: dict[str, tuple[str, int]] = {
     "C": ("C", 1),
@@ -128,8 +134,14 @@ ELEMENT_ATOMS: dict[str, tuple[str, int]] = {
 }
 #: Spellings of species inside unit strings.
 SPECIES_TOKENS: dict[str, str] = {
-    "C": "C", "N": "N", "CO2": "CO2", "CH4": "CH4", "N2O": "N2O",
-    "CO2-C": "C", "CH4-C": "C", "N2O-N": "N",
+    "C": "C",
+    "N": "N",
+    "CO2": "CO2",
+    "CH4": "CH4",
+    "N2O": "N2O",
+    "CO2-C": "C",
+    "CH4-C": "C",
+    "N2O-N": "N",
 }
 #: Tokens meaning "calendar month" (handled per month, not by pint's mean month).
 MONTH_TOKENS = frozenset({"month", "months", "mon", "mo"})
@@ -270,12 +282,17 @@ def unit_factor(
     def fail(why: str) -> InputError:
         return InputError(
             f"units={units!r} {why}; expected {EXPECTED_HINT[spec.kind]}",
-            path=path, variable=var_label, attribute="units",
+            path=path,
+            variable=var_label,
+            attribute="units",
         )
 
     if units is None or not str(units).strip():
         raise fail("is missing")
-    if mass_basis in (None, spec.element) and " ".join(str(units).split()) == CANONICAL_UNITS[spec.kind]:
+    if (
+        mass_basis in (None, spec.element)
+        and " ".join(str(units).split()) == CANONICAL_UNITS[spec.kind]
+    ):
         # already canonical (the CMIP convention): no pint registry needed (building it takes 0.3 s)
         desc = f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {spec.element}: mass of {spec.element}, scale 1"
         return UnitFactor(scale=1.0, per_month=False, description=desc)
@@ -303,7 +320,7 @@ def unit_factor(
             species = sp
         if head:
             if head == "%":
-                scale *= 0.01 ** exp
+                scale *= 0.01**exp
                 continue
             pint_parts.append(f"{head}**{exp}")
     if month_exp not in (0, -1):
@@ -325,7 +342,10 @@ def unit_factor(
     is_mass = dims.get("[mass]") == 1 and "[substance]" not in dims
     is_mol = dims.get("[substance]") == 1 and "[mass]" not in dims
     if not (length_ok and time_exp == want_time and (is_mass or is_mol)) or set(dims) - {
-        "[length]", "[time]", "[mass]", "[substance]"
+        "[length]",
+        "[time]",
+        "[mass]",
+        "[substance]",
     }:
         raise fail(f"is not a {spec.kind} of {spec.element} (dimensions {dims})")
 
@@ -355,7 +375,9 @@ def unit_factor(
             what = f"kg {basis} -> kg {element} (x {n} x {MOLAR_MASS[el]}/{MOLAR_MASS[basis]})"
         else:
             what = f"mass of {element}"
-    desc = f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {element}: {what}, scale {scale:.12g}"
+    desc = (
+        f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {element}: {what}, scale {scale:.12g}"
+    )
     if month_exp == -1:
         desc += " / seconds in each month of the source calendar"
     return UnitFactor(scale=scale, per_month=month_exp == -1, description=desc)

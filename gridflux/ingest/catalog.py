@@ -35,14 +35,41 @@ from gridflux.fields.units import ALIASES, VARIABLES
 
 #: Columns of a gridflux intake-esm catalog, in the order written.
 COLUMNS: tuple[str, ...] = (
-    "ensemble", "source_id", "experiment", "member_id", "variable", "gas", "group", "grid_label",
-    "forcing", "layered_c", "fire", "path", "format", "raw_variable", "units", "per_land_area",
-    "calendar", "mass_basis", "into_land", "table_id", "version", "time_range",
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "variable",
+    "gas",
+    "group",
+    "grid_label",
+    "forcing",
+    "layered_c",
+    "fire",
+    "path",
+    "format",
+    "raw_variable",
+    "units",
+    "per_land_area",
+    "calendar",
+    "mass_basis",
+    "into_land",
+    "table_id",
+    "version",
+    "time_range",
 )
 #: Member traits (columns copied into ``SeriesRecord.traits`` and the store's member coords).
 TRAIT_COLUMNS: tuple[str, ...] = (
-    "ensemble", "source_id", "experiment", "member_id", "gas", "group", "grid_label", "forcing",
-    "layered_c", "fire",
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "gas",
+    "group",
+    "grid_label",
+    "forcing",
+    "layered_c",
+    "fire",
 )
 #: Allow-listed file formats -> how they are read (never chosen by the catalog beyond this).
 FORMATS = ("netcdf", "zarr")
@@ -151,8 +178,14 @@ class CatalogRow(BaseModel):
         if self.variable in FX_VARIABLES:
             return self
         spec = VARIABLES[ALIASES[self.variable].canonical]
-        if self.gas is not None and spec.gas != self.gas and not (spec.gas == "CO2" and spec.kind == "stock"):
-            raise ValueError(f"gas {self.gas!r} does not match variable {self.variable!r} (a {spec.gas} flux)")
+        if (
+            self.gas is not None
+            and spec.gas != self.gas
+            and not (spec.gas == "CO2" and spec.kind == "stock")
+        ):
+            raise ValueError(
+                f"gas {self.gas!r} does not match variable {self.variable!r} (a {spec.gas} flux)"
+            )
         return self
 
     @property
@@ -190,7 +223,9 @@ class SeriesRecord(BaseModel):
     mass_basis: str | None = None
     into_land: bool | None = None
     catalog: str = ""
-    time_ranges: list[str] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
+    time_ranges: list[
+        str
+    ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
 
     @property
     def gas(self) -> str:
@@ -279,7 +314,9 @@ class Catalog:
             raw = sorted(raws)[0] if raws else ""
             fmts = {r.format for r in rows}
             if len(fmts) > 1:
-                raise CatalogError(f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats {sorted(fmts)}")
+                raise CatalogError(
+                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats {sorted(fmts)}"
+                )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or VARIABLES[var].gas
             for k2, v2 in first.extras().items():
@@ -319,12 +356,23 @@ def _pair_fx(row: CatalogRow, fx: list[CatalogRow]) -> dict[str, str]:
     ensemble best, then same member, then same experiment, then the newest version."""
     out: dict[str, str] = {}
     for name in FX_VARIABLES:
-        cands = [f for f in fx if f.variable == name and f.source_id == row.source_id
-                 and (not f.grid_label or not row.grid_label or f.grid_label == row.grid_label)]
+        cands = [
+            f
+            for f in fx
+            if f.variable == name
+            and f.source_id == row.source_id
+            and (not f.grid_label or not row.grid_label or f.grid_label == row.grid_label)
+        ]
         if not cands:
             continue
-        cands.sort(key=lambda f: (f.ensemble != row.ensemble, f.member_id != row.member_id,
-                                  f.experiment != row.experiment, "".join(chr(255 - ord(ch)) for ch in f.version)))
+        cands.sort(
+            key=lambda f: (
+                f.ensemble != row.ensemble,
+                f.member_id != row.member_id,
+                f.experiment != row.experiment,
+                "".join(chr(255 - ord(ch)) for ch in f.version),
+            )
+        )
         out[name] = cands[0].path
     return out
 
@@ -332,6 +380,7 @@ def _pair_fx(row: CatalogRow, fx: list[CatalogRow]) -> dict[str, str]:
 def _read_text(path: str, storage_options: Mapping[str, Any] | None) -> str:
     """Text of a catalog file at a local path or URL (remote reads retried: :mod:`gridflux.ingest.remote`)."""
     from gridflux.ingest import remote
+
     if remote.is_remote(path):
         where = remote.scrub(path, storage_options)
         try:
@@ -343,8 +392,10 @@ def _read_text(path: str, storage_options: Mapping[str, Any] | None) -> str:
                 raise CatalogError(f"{where}: catalog file not found") from exc
             raise CatalogError(f"{where}: cannot read catalog ({exc})") from exc
         except OSError as exc:
-            raise CatalogError(f"{where}: cannot read catalog ({type(exc).__name__}: "
-                               f"{remote.scrub(str(exc), storage_options)})") from exc
+            raise CatalogError(
+                f"{where}: cannot read catalog ({type(exc).__name__}: "
+                f"{remote.scrub(str(exc), storage_options)})"
+            ) from exc
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
@@ -366,7 +417,9 @@ def _parent(path: str) -> str:
     return os.path.dirname(os.path.abspath(path))
 
 
-def load_catalog(path_or_url: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None) -> Catalog:
+def load_catalog(
+    path_or_url: str | os.PathLike, *, storage_options: Mapping[str, Any] | None = None
+) -> Catalog:
     """Load and validate an intake-esm JSON (+CSV) or intake YAML catalog from any fsspec location.
 
     Raises
@@ -399,7 +452,9 @@ class _EsmSpec(BaseModel):
     aggregation_control: dict[str, Any] | None = None
 
 
-def _load_esm(path: str, spec_json: dict[str, Any], storage_options: Mapping[str, Any] | None) -> Catalog:
+def _load_esm(
+    path: str, spec_json: dict[str, Any], storage_options: Mapping[str, Any] | None
+) -> Catalog:
     try:
         spec = _EsmSpec.model_validate(spec_json)
     except ValidationError as exc:
@@ -410,10 +465,16 @@ def _load_esm(path: str, spec_json: dict[str, Any], storage_options: Mapping[str
     fixed_fmt = assets.get("format")
     root = _parent(path)
     extra = spec.model_extra or {}
-    provenance = dict(extra.get("provenance", {})) if isinstance(extra.get("provenance"), dict) else {}
+    provenance = (
+        dict(extra.get("provenance", {})) if isinstance(extra.get("provenance"), dict) else {}
+    )
     gf = extra.get("gridflux", {}) if isinstance(extra.get("gridflux"), dict) else {}
     if gf.get("root"):
-        root = _resolve(root, str(gf["root"]), f"{path}, gridflux.root") if not _is_url(gf["root"]) else gf["root"]
+        root = (
+            _resolve(root, str(gf["root"]), f"{path}, gridflux.root")
+            if not _is_url(gf["root"])
+            else gf["root"]
+        )
     renames = {col: "path"}
     if fmt_col:
         renames[fmt_col] = "format"
@@ -424,17 +485,35 @@ def _load_esm(path: str, spec_json: dict[str, Any], storage_options: Mapping[str
     if spec.catalog_dict is not None:
         rows = []
         for i, raw in enumerate(spec.catalog_dict):
-            rows.append(_validate_row({renames.get(k, k): v for k, v in raw.items()}, root,
-                                      f"{path}, catalog_dict entry {i}", fixed_fmt))
+            rows.append(
+                _validate_row(
+                    {renames.get(k, k): v for k, v in raw.items()},
+                    root,
+                    f"{path}, catalog_dict entry {i}",
+                    fixed_fmt,
+                )
+            )
         return Catalog(path, root, rows, spec.description, provenance)
     if not spec.catalog_file:
-        raise CatalogError(f"{path}, field 'catalog_file': missing; expected a CSV file name or catalog_dict")
+        raise CatalogError(
+            f"{path}, field 'catalog_file': missing; expected a CSV file name or catalog_dict"
+        )
     csv_path = spec.catalog_file
     if not _is_url(csv_path) and not os.path.isabs(csv_path):
         csv_path = _resolve(_parent(path), csv_path, f"{path}, field 'catalog_file'")
     text = _read_text(csv_path, storage_options)
-    return _load_csv(csv_path, text, root, renames, fixed_fmt, spec.description, provenance, json_path=path,
-                     query=query, defaults=defaults)
+    return _load_csv(
+        csv_path,
+        text,
+        root,
+        renames,
+        fixed_fmt,
+        spec.description,
+        provenance,
+        json_path=path,
+        query=query,
+        defaults=defaults,
+    )
 
 
 def _validate_row(data: dict[str, Any], root: str, where: str, fixed_fmt: str | None) -> CatalogRow:
@@ -463,7 +542,9 @@ def _load_csv(
 ) -> Catalog:
     reader = csv.DictReader(io.StringIO(text))
     if reader.fieldnames is None:
-        raise CatalogError(f"{csv_path}, line 1: empty catalog; expected a header with {list(COLUMNS[:6])}...")
+        raise CatalogError(
+            f"{csv_path}, line 1: empty catalog; expected a header with {list(COLUMNS[:6])}..."
+        )
     header = [renames.get(h, h) for h in reader.fieldnames] + list(defaults or {})
     missing = [c for c in ("ensemble", "source_id", "variable", "path") if c not in header]
     if missing:
@@ -473,7 +554,10 @@ def _load_csv(
         where = f"{csv_path}, line {reader.line_num}"
         if None in raw:
             raise CatalogError(f"{where}: more fields than the header's {len(header)}")
-        data = {**(defaults or {}), **{renames.get(k, k): v for k, v in raw.items() if k is not None}}
+        data = {
+            **(defaults or {}),
+            **{renames.get(k, k): v for k, v in raw.items() if k is not None},
+        }
         if query and not _query_matches(data, query):
             continue
         rows.append(_validate_row(data, root, where, fixed_fmt))
@@ -517,29 +601,43 @@ def _load_yaml(path: str, storage_options: Mapping[str, Any] | None) -> Catalog:
             raise CatalogError(f"{where}: expected a mapping with driver, args, metadata")
         driver = entry.get("driver")
         if driver not in YAML_DRIVERS:
-            raise CatalogError(f"{where}, field 'driver': {driver!r} is not allowed; expected one of {sorted(YAML_DRIVERS)}")
+            raise CatalogError(
+                f"{where}, field 'driver': {driver!r} is not allowed; expected one of {sorted(YAML_DRIVERS)}"
+            )
         args = entry.get("args") or {}
         unknown = set(args) - {"urlpath", "xarray_kwargs", "chunks", "storage_options"}
         if unknown:
-            raise CatalogError(f"{where}, field 'args': {sorted(unknown)} not allowed; expected urlpath, xarray_kwargs")
+            raise CatalogError(
+                f"{where}, field 'args': {sorted(unknown)} not allowed; expected urlpath, xarray_kwargs"
+            )
         if args.get("storage_options"):
-            raise CatalogError(f"{where}, field 'args.storage_options': credentials and storage options are passed by "
-                               "the user, never stored in a catalog")
+            raise CatalogError(
+                f"{where}, field 'args.storage_options': credentials and storage options are passed by "
+                "the user, never stored in a catalog"
+            )
         xkw = args.get("xarray_kwargs") or {}
-        if set(xkw) - {"engine", "chunks", "decode_times"} or xkw.get("engine", "netcdf4") not in _ENGINES:
-            raise CatalogError(f"{where}, field 'args.xarray_kwargs': only engine in {_ENGINES} is allowed")
+        if (
+            set(xkw) - {"engine", "chunks", "decode_times"}
+            or xkw.get("engine", "netcdf4") not in _ENGINES
+        ):
+            raise CatalogError(
+                f"{where}, field 'args.xarray_kwargs': only engine in {_ENGINES} is allowed"
+            )
         urls = args.get("urlpath")
         if isinstance(urls, str):
             urls = [urls]
         if not urls or not isinstance(urls, list):
-            raise CatalogError(f"{where}, field 'args.urlpath': missing; expected a path or a list of paths")
+            raise CatalogError(
+                f"{where}, field 'args.urlpath': missing; expected a path or a list of paths"
+            )
         md = dict(entry.get("metadata") or {})
         for u in urls:
             defaults = meta.get("columns") or {}  # catalog-wide column values, e.g. {ensemble: GCB}
-            data = {**defaults, **md, "path": u,
-                    "format": YAML_DRIVERS[driver]}
+            data = {**defaults, **md, "path": u, "format": YAML_DRIVERS[driver]}
             rows.append(_validate_row(data, root, where, None))
-    return Catalog(path, root, rows, str(doc.get("description", "")), dict(meta.get("provenance", {}) or {}))
+    return Catalog(
+        path, root, rows, str(doc.get("description", "")), dict(meta.get("provenance", {}) or {})
+    )
 
 
 # -- writing and crawling ---------------------------------------------------------------------
@@ -580,14 +678,20 @@ def write_catalog(
         "id": catalog_id or os.path.splitext(os.path.basename(json_path))[0],
         "description": description,
         "catalog_file": csv_name,
-        "attributes": [{"column_name": c, "vocabulary": ""} for c in cols if c not in ("path", "format")],
+        "attributes": [
+            {"column_name": c, "vocabulary": ""} for c in cols if c not in ("path", "format")
+        ],
         "assets": {"column_name": "path", "format_column_name": "format"},
         "aggregation_control": {
             "variable_column_name": "variable",
             "groupby_attrs": ["ensemble", "source_id", "experiment", "member_id"],
             "aggregations": [
                 {"type": "union", "attribute_name": "variable"},
-                {"type": "join_existing", "attribute_name": "time_range", "options": {"dim": "time"}},
+                {
+                    "type": "join_existing",
+                    "attribute_name": "time_range",
+                    "options": {"dim": "time"},
+                },
             ],
         },
     }
@@ -608,7 +712,9 @@ _ISIMIP_FILE = re.compile(
     r"^(?P<head>.+)_(?P<variable>[^_]+)_(?P<region>global|[a-z\-]+)_(?P<step>monthly|annual|daily)_"
     r"(?P<start>\d{4})_(?P<end>\d{4})\.nc4?$"
 )
-_YEARLY_FILE = re.compile(r"^(?P<source_id>[^_]+)_(?P<experiment>[^_]+)_(?P<variable>[^_]+)_(?P<year>\d{4})\.nc4?$")
+_YEARLY_FILE = re.compile(
+    r"^(?P<source_id>[^_]+)_(?P<experiment>[^_]+)_(?P<variable>[^_]+)_(?P<year>\d{4})\.nc4?$"
+)
 
 
 def _raw_to_variable(raw: str) -> tuple[str, str] | None:
@@ -636,16 +742,31 @@ def parse_path(rel: str) -> dict[str, Any] | None:
         d = m.groupdict()
         drs = parts[-10:-1]
         activity, _institution, source, exp, member, table, var, grid, version = drs
-        if (source, exp, member, table, var, grid) != (d["source_id"], d["experiment"], d["member_id"],
-                                                        d["table_id"], d["variable"], d["grid_label"]):
+        if (source, exp, member, table, var, grid) != (
+            d["source_id"],
+            d["experiment"],
+            d["member_id"],
+            d["table_id"],
+            d["variable"],
+            d["grid_label"],
+        ):
             return None
         v = _raw_to_variable(var)
         if v is None:
             return None
-        return {"ensemble": activity, "source_id": source, "experiment": exp, "member_id": member,
-                "variable": v[0], "raw_variable": v[1], "grid_label": grid, "table_id": table,
-                "version": version, "time_range": d["time_range"] or "",
-                "per_land_area": True if table == "Lmon" else None}
+        return {
+            "ensemble": activity,
+            "source_id": source,
+            "experiment": exp,
+            "member_id": member,
+            "variable": v[0],
+            "raw_variable": v[1],
+            "grid_label": grid,
+            "table_id": table,
+            "version": version,
+            "time_range": d["time_range"] or "",
+            "per_land_area": True if table == "Lmon" else None,
+        }
     m = _ISIMIP_FILE.match(name)
     if m:
         d = m.groupdict()
@@ -656,27 +777,45 @@ def parse_path(rel: str) -> dict[str, Any] | None:
         # ISIMIP2a/2b/3b: model_forcing_bias_scenario_soc_sens; ISIMIP3a: model_forcing_scenario_soc_sens
         exp_i = 3 if len(head) >= 6 else 2
         exp = head[exp_i]
-        ens = next((p for p in parts[:-1] if re.fullmatch(r"ISIMIP\d[ab]", p, flags=re.I)), "ISIMIP")
+        ens = next(
+            (p for p in parts[:-1] if re.fullmatch(r"ISIMIP\d[ab]", p, flags=re.I)), "ISIMIP"
+        )
         v = _raw_to_variable(d["variable"])
         if v is None:
             return None
         # the forcing belongs to the member: one model's runs under several GCMs are separate series
-        member_id = "_".join([forcing] + head[exp_i + 1:])
-        return {"ensemble": ens, "source_id": model, "experiment": exp, "member_id": member_id,
-                "variable": v[0], "raw_variable": v[1], "forcing": forcing,
-                "time_range": f"{d['start']}-{d['end']}"}
+        member_id = "_".join([forcing] + head[exp_i + 1 :])
+        return {
+            "ensemble": ens,
+            "source_id": model,
+            "experiment": exp,
+            "member_id": member_id,
+            "variable": v[0],
+            "raw_variable": v[1],
+            "forcing": forcing,
+            "time_range": f"{d['start']}-{d['end']}",
+        }
     m = _YEARLY_FILE.match(name)
     if m and len(parts) >= 2:
         d = m.groupdict()
         v = _raw_to_variable(d["variable"])
         if v is None:
             return None
-        return {"ensemble": parts[0], "source_id": d["source_id"], "experiment": d["experiment"], "member_id": "r1",
-                "variable": v[0], "raw_variable": v[1], "time_range": f"{d['year']}-{d['year']}"}
+        return {
+            "ensemble": parts[0],
+            "source_id": d["source_id"],
+            "experiment": d["experiment"],
+            "member_id": "r1",
+            "variable": v[0],
+            "raw_variable": v[1],
+            "time_range": f"{d['year']}-{d['year']}",
+        }
     return None
 
 
-def build_catalog(directory: str | os.PathLike, out: str | os.PathLike, *, description: str = "") -> tuple[str, int, list[str]]:
+def build_catalog(
+    directory: str | os.PathLike, out: str | os.PathLike, *, description: str = ""
+) -> tuple[str, int, list[str]]:
     """Crawl a tree (CMIP6 DRS, ISIMIP names, one file per year) into an intake-esm catalog.
 
     Returns (json path, number of rows, files that matched no convention).
@@ -702,10 +841,31 @@ def build_catalog(directory: str | os.PathLike, out: str | os.PathLike, *, descr
     newest: dict[tuple[str, str, str, str, str, str], str] = {}
     for d in rows:
         if d.get("version"):
-            k = (d["ensemble"], d["source_id"], d["experiment"], d["member_id"], d["variable"], d.get("grid_label", ""))
+            k = (
+                d["ensemble"],
+                d["source_id"],
+                d["experiment"],
+                d["member_id"],
+                d["variable"],
+                d.get("grid_label", ""),
+            )
             newest[k] = max(newest.get(k, ""), d["version"])
-    rows = [d for d in rows if not d.get("version") or d["version"] == newest[
-        (d["ensemble"], d["source_id"], d["experiment"], d["member_id"], d["variable"], d.get("grid_label", ""))]]
+    rows = [
+        d
+        for d in rows
+        if not d.get("version")
+        or d["version"]
+        == newest[
+            (
+                d["ensemble"],
+                d["source_id"],
+                d["experiment"],
+                d["member_id"],
+                d["variable"],
+                d.get("grid_label", ""),
+            )
+        ]
+    ]
     # fx rows of a model are paired by ensemble + source_id (+ grid) at load time, whatever their version
     for d in rows:
         CatalogRow.model_validate({**d, "path": d["path"]})
@@ -746,14 +906,17 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     import xarray as xr
 
     from gridflux.ingest import remote
+
     so = dict(storage_options or {})
     where = remote.scrub(path, so)
     try:
         if remote.is_remote(path):
             if fmt == "zarr":
-                return remote.open_zarr(path, so, decode_times=False, chunks=None, consolidated=None)
+                return remote.open_zarr(
+                    path, so, decode_times=False, chunks=None, consolidated=None
+                )
             return remote.open_netcdf(path, so, decode_times=False, chunks=None)
-        local = path[len("file://"):] if path.startswith("file://") else path
+        local = path[len("file://") :] if path.startswith("file://") else path
         if fmt == "zarr":
             return xr.open_zarr(local, decode_times=False, chunks=None, consolidated=None)
         if not os.path.exists(local):
@@ -770,11 +933,15 @@ def _open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     except Exception as exc:  # noqa: BLE001 - netCDF4/h5py/zarr raise many types for bad files
         text = remote.scrub(f"{type(exc).__name__}: {exc}", so)
         if "truncated file" in text:
-            raise InputError(f"is truncated ({text}); expected a complete {fmt} file", path=where,
-                             attribute="size") from exc
+            raise InputError(
+                f"is truncated ({text}); expected a complete {fmt} file",
+                path=where,
+                attribute="size",
+            ) from exc
         raise InputError(
             f"cannot be opened as {fmt} ({text}); expected a readable {fmt} file",
-            path=where, attribute="format",
+            path=where,
+            attribute="format",
         ) from exc
 
 
@@ -840,7 +1007,9 @@ def open_series(
             if raw2 not in ds.data_vars:
                 raise InputError(
                     f"is not in the file; expected one of its data variables {sorted(map(str, ds.data_vars))}",
-                    path=p, variable=raw, attribute="name",
+                    path=p,
+                    variable=raw,
+                    attribute="name",
                 )
             raw = raw2
         da = ds[raw]
@@ -849,20 +1018,27 @@ def open_series(
         cal = canonical_calendar(record.calendar or t.attrs.get("calendar"), path=p, variable=tdim)
         bname = t.attrs.get("bounds")
         bounds = np.asarray(ds[bname].values) if bname and bname in ds.variables else None
-        keys = decode_month_keys(np.asarray(t.values), t.attrs.get("units"), cal, bounds=bounds, path=p,
-                                 variable=tdim)
+        keys = decode_month_keys(
+            np.asarray(t.values), t.attrs.get("units"), cal, bounds=bounds, path=p, variable=tdim
+        )
         ydim = _find_dim(da, ds, "lat", p)
         xdim = _find_dim(da, ds, "lon", p)
         keep = [raw] + [v for v in ds.data_vars if v != raw and tdim not in ds[v].dims]
-        sub = ds[keep].drop_vars([v for v in ds.coords if v not in (ydim, xdim, tdim) and tdim in ds[v].dims])
+        sub = ds[keep].drop_vars(
+            [v for v in ds.coords if v not in (ydim, xdim, tdim) and tdim in ds[v].dims]
+        )
         if tdim != "time":
             sub = sub.rename({tdim: "time"})
         sub = sub.assign_coords(time=("time", month_starts(keys, cal)))
         # cheap look at the first time step (a backend read, not a dask compute)
         first = np.asarray(sub[raw].isel(time=0).values, dtype=np.float64)
         enc = sub[raw].encoding
-        sub[raw].attrs["gridflux_declared_fill"] = int(("_FillValue" in enc) or ("missing_value" in enc))
-        sub[raw].attrs["gridflux_unmasked_fill"] = int(bool(np.any(np.abs(first[np.isfinite(first)]) >= 1e19)))
+        sub[raw].attrs["gridflux_declared_fill"] = int(
+            ("_FillValue" in enc) or ("missing_value" in enc)
+        )
+        sub[raw].attrs["gridflux_unmasked_fill"] = int(
+            bool(np.any(np.abs(first[np.isfinite(first)]) >= 1e19))
+        )
         sub[raw].attrs["gridflux_missing_fraction"] = float(
             np.mean(~np.isfinite(first) | (np.abs(np.nan_to_num(first)) >= 1e19))
         )
@@ -872,23 +1048,38 @@ def open_series(
                 sub[v] = sub[v].load()
         parts.append((keys, cal, p, sub, ydim, xdim))
     if not parts:
-        raise InputError("series has no files", path=record.catalog or None, variable=record.variable, attribute="path")
+        raise InputError(
+            "series has no files",
+            path=record.catalog or None,
+            variable=record.variable,
+            attribute="path",
+        )
     parts.sort(key=lambda x: int(x[0][0]))
     cals = {c for _, c, *_ in parts}
     if len(cals) > 1:
-        raise InputError(f"files use different calendars {sorted(cals)}; expected one calendar per series",
-                         path=parts[0][2], variable="time", attribute="calendar")
+        raise InputError(
+            f"files use different calendars {sorted(cals)}; expected one calendar per series",
+            path=parts[0][2],
+            variable="time",
+            attribute="calendar",
+        )
     for (k0, _, p0, *_), (k1, _, p1, *_) in zip(parts, parts[1:], strict=False):
         if k1[0] <= k0[-1]:
             raise InputError(
                 f"overlaps {p1} (months {key_label(k1[0])}..{key_label(min(k0[-1], k1[-1]))} in both); "
                 "expected files that follow each other",
-                path=p0, variable="time", attribute="values",
+                path=p0,
+                variable="time",
+                attribute="values",
             )
     start = int(parts[0][0][0])
     datasets = [part[3] for part in parts]
     # time chunks aligned to the series' start, none across two files
-    sizes = tuple(n for keys, _cal, _p, sub, *_ in parts for n in _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm))
+    sizes = tuple(
+        n
+        for keys, _cal, _p, sub, *_ in parts
+        for n in _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm)
+    )
     ydim, xdim = parts[0][4], parts[0][5]
     if len(datasets) == 1:
         out = datasets[0].copy()
@@ -906,18 +1097,26 @@ def open_series(
     attrs0 = datasets[0][raw].attrs
     out[raw].attrs.update(attrs0)
     out[raw].attrs["gridflux_missing_fraction"] = attrs0["gridflux_missing_fraction"]
-    out[raw].attrs["gridflux_unmasked_fill"] = int(any(d[raw].attrs["gridflux_unmasked_fill"] for d in datasets))
-    out[raw].attrs["gridflux_declared_fill"] = int(all(d[raw].attrs["gridflux_declared_fill"] for d in datasets))
+    out[raw].attrs["gridflux_unmasked_fill"] = int(
+        any(d[raw].attrs["gridflux_unmasked_fill"] for d in datasets)
+    )
+    out[raw].attrs["gridflux_declared_fill"] = int(
+        all(d[raw].attrs["gridflux_declared_fill"] for d in datasets)
+    )
     for name, fxp in record.fx_paths.items():
         fxds = _open_one(fxp, "netcdf" if not fxp.endswith(".zarr") else "zarr", storage_options)
         if name not in fxds.data_vars:
-            raise InputError(f"fx file has no variable {name!r}", path=fxp, variable=name, attribute="name")
+            raise InputError(
+                f"fx file has no variable {name!r}", path=fxp, variable=name, attribute="name"
+            )
         fv = fxds[name].load()
         fv = fv.squeeze(drop=True) if fv.ndim > 2 else fv
         if fv.shape != (out.sizes[ydim], out.sizes[xdim]):
             raise InputError(
                 f"shape {fv.shape} does not match the data's (lat, lon) {(out.sizes[ydim], out.sizes[xdim])}",
-                path=fxp, variable=name, attribute="shape",
+                path=fxp,
+                variable=name,
+                attribute="shape",
             )
         out[name] = ((ydim, xdim), np.asarray(fv.values), dict(fv.attrs))
     out.attrs["gridflux_source"] = "\n".join(part[2] for part in parts)
@@ -953,7 +1152,9 @@ def load_series(
     )
 
 
-def fingerprint(record: SeriesRecord, storage_options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def fingerprint(
+    record: SeriesRecord, storage_options: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec ``info``).
 
     Remote objects are asked with retries (:func:`gridflux.ingest.remote.info`); a remote zarr store is
@@ -962,9 +1163,19 @@ def fingerprint(record: SeriesRecord, storage_options: Mapping[str, Any] | None 
     import fsspec
 
     from gridflux.ingest import remote
+
     def describe(p: str, info: Mapping[str, Any]) -> dict[str, Any]:
         d: dict[str, Any] = {"path": p, "size": info.get("size")}
-        for k in ("mtime", "LastModified", "last_modified", "ETag", "etag", "checksum", "md5Hash", "crc32c"):
+        for k in (
+            "mtime",
+            "LastModified",
+            "last_modified",
+            "ETag",
+            "etag",
+            "checksum",
+            "md5Hash",
+            "crc32c",
+        ):
             if k in info and info[k] is not None:
                 v = info[k]
                 d[k.lower()] = v if isinstance(v, (int, float, str)) else str(v)
@@ -983,8 +1194,11 @@ def fingerprint(record: SeriesRecord, storage_options: Mapping[str, Any] | None 
                 raise
             d["metadata"] = meta
             return d
-        raise InputError("no zarr metadata (zarr.json, .zmetadata or .zgroup) found", path=remote.scrub(p),
-                         attribute="path")
+        raise InputError(
+            "no zarr metadata (zarr.json, .zmetadata or .zgroup) found",
+            path=remote.scrub(p),
+            attribute="path",
+        )
 
     def one(p: str, fmt: str) -> dict[str, Any]:
         if remote.is_remote(p):
@@ -1036,7 +1250,9 @@ class SeriesCheck:
         return not self.problems
 
 
-def check_series(record: SeriesRecord, storage_options: Mapping[str, Any] | None = None) -> SeriesCheck:
+def check_series(
+    record: SeriesRecord, storage_options: Mapping[str, Any] | None = None
+) -> SeriesCheck:
     """Open and normalize one series lazily; record problems instead of raising."""
     from gridflux.fields.timeaxis import key_label, keys_from_dates
 
@@ -1063,8 +1279,15 @@ def check_series(record: SeriesRecord, storage_options: Mapping[str, Any] | None
 
 
 def check_catalog(
-    catalog: Catalog | str, *, storage_options: Mapping[str, Any] | None = None, query: Mapping[str, Any] | None = None
+    catalog: Catalog | str,
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    query: Mapping[str, Any] | None = None,
 ) -> list[SeriesCheck]:
     """Check every series of a catalog (each failure recorded, none stops the others)."""
-    cat = catalog if isinstance(catalog, Catalog) else load_catalog(catalog, storage_options=storage_options)
+    cat = (
+        catalog
+        if isinstance(catalog, Catalog)
+        else load_catalog(catalog, storage_options=storage_options)
+    )
     return [check_series(r, storage_options) for r in cat.series(query)]

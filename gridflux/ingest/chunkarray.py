@@ -26,8 +26,15 @@ class DeflateChunkArray(BackendArray):
     variable, file size and modification time, without pickling: dask's pickle check would unpickle
     it, and every unpickled copy that opened its file cost ~3 ms per file."""
 
-    def __init__(self, path: str, variable: str, reader: ChunkReader | None = None, *,
-                 shape: tuple[int, ...] | None = None, dtype: np.dtype | None = None):
+    def __init__(
+        self,
+        path: str,
+        variable: str,
+        reader: ChunkReader | None = None,
+        *,
+        shape: tuple[int, ...] | None = None,
+        dtype: np.dtype | None = None,
+    ):
         self.path, self.variable = path, variable
         self._reader = reader
         if shape is None or dtype is None:
@@ -41,20 +48,36 @@ class DeflateChunkArray(BackendArray):
         return self._reader
 
     def __getstate__(self) -> dict:
-        return {"path": self.path, "variable": self.variable, "shape": self.shape, "dtype": self.dtype.str}
+        return {
+            "path": self.path,
+            "variable": self.variable,
+            "shape": self.shape,
+            "dtype": self.dtype.str,
+        }
 
     def __setstate__(self, state: dict) -> None:
-        self.__init__(state["path"], state["variable"], shape=state.get("shape"), dtype=state.get("dtype"))
+        self.__init__(
+            state["path"], state["variable"], shape=state.get("shape"), dtype=state.get("dtype")
+        )
 
     def __dask_tokenize__(self) -> tuple:
         import os
 
         st = os.stat(self.path)
-        return ("gridflux-deflate-chunk-array", os.path.realpath(self.path), self.variable, st.st_size,
-                st.st_mtime_ns, self.shape, self.dtype.str)
+        return (
+            "gridflux-deflate-chunk-array",
+            os.path.realpath(self.path),
+            self.variable,
+            st.st_size,
+            st.st_mtime_ns,
+            self.shape,
+            self.dtype.str,
+        )
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._getitem)
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._getitem
+        )
 
     def _getitem(self, key: tuple) -> np.ndarray:
         spans, picks = [], []
@@ -114,14 +137,18 @@ class TimeConcatenatedArray(BackendArray):
         return ("gridflux-time-concatenated-array", tokenize(*self.variables))
 
     def __getitem__(self, key: indexing.ExplicitIndexer) -> np.ndarray:
-        return indexing.explicit_indexing_adapter(key, self.shape, indexing.IndexingSupport.BASIC, self._getitem)
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._getitem
+        )
 
     def _getitem(self, key: tuple) -> np.ndarray:
         t, rest = key[0], tuple(key[1:])
         if isinstance(t, (int, np.integer)):
             i = int(t) % self.shape[0]
             f = int(np.searchsorted(self.starts, i, side="right")) - 1
-            return np.asarray(self.variables[f][(i - int(self.starts[f]),) + rest].values, dtype=self.dtype)
+            return np.asarray(
+                self.variables[f][(i - int(self.starts[f]),) + rest].values, dtype=self.dtype
+            )
         start, stop, step = t.indices(self.shape[0])
         if step != 1:  # not asked by dask's chunk reads: read the covered span ascending, then pick
             months = np.arange(start, stop, step)
@@ -136,8 +163,11 @@ class TimeConcatenatedArray(BackendArray):
                 local = slice(a - int(self.starts[f]), b - int(self.starts[f]))
                 parts.append(np.asarray(v[(local,) + rest].values, dtype=self.dtype))
         if not parts:
-            shape = [0] + [len(range(*k.indices(n))) for k, n in zip(rest, self.shape[1:], strict=False)
-                           if not isinstance(k, (int, np.integer))]
+            shape = [0] + [
+                len(range(*k.indices(n)))
+                for k, n in zip(rest, self.shape[1:], strict=False)
+                if not isinstance(k, (int, np.integer))
+            ]
             return np.empty(shape, dtype=self.dtype)
         return parts[0] if len(parts) == 1 else np.concatenate(parts, axis=0)
 

@@ -47,7 +47,9 @@ def supported(dset: Any) -> str | None:
         return None if dset.id.get_offset() is not None else "contiguous but not yet written"
     pipeline = filter_pipeline(dset)
     if pipeline not in _PIPELINES_OK:
-        return f"filter pipeline {pipeline} (only none, or deflate (1), optionally after shuffle (2))"
+        return (
+            f"filter pipeline {pipeline} (only none, or deflate (1), optionally after shuffle (2))"
+        )
     return None
 
 
@@ -80,7 +82,9 @@ class ChunkReader:
         self.dtype = d.dtype
         pipeline = filter_pipeline(d) if d.chunks is not None else ()
         self._contiguous_offset = d.id.get_offset() if d.chunks is None else None
-        self.chunks: tuple[int, ...] = tuple(d.chunks) if d.chunks is not None else (1, *self.shape[1:])
+        self.chunks: tuple[int, ...] = (
+            tuple(d.chunks) if d.chunks is not None else (1, *self.shape[1:])
+        )
         self._shuffled = bool(pipeline) and pipeline[0] == H5Z_FILTER_SHUFFLE
         self._filtered = bool(pipeline)
         self._chunk_bytes = int(np.prod(self.chunks)) * self.dtype.itemsize
@@ -145,20 +149,32 @@ class ChunkReader:
         except Exception as exc:  # noqa: BLE001 - deflate.DeflateError and friends
             from gridflux.errors import InputError
 
-            raise InputError(f"chunk at {origin} cannot be inflated ({type(exc).__name__}: {exc}); the file is "
-                             "corrupt or truncated", path=self.path, variable=self.variable, attribute="data") from exc
+            raise InputError(
+                f"chunk at {origin} cannot be inflated ({type(exc).__name__}: {exc}); the file is "
+                "corrupt or truncated",
+                path=self.path,
+                variable=self.variable,
+                attribute="data",
+            ) from exc
         if len(raw) != self._chunk_bytes:
             from gridflux.errors import InputError
 
-            raise InputError(f"chunk at {origin} holds {len(raw)} bytes, expected {self._chunk_bytes}; the file is "
-                             "corrupt", path=self.path, variable=self.variable, attribute="data")
+            raise InputError(
+                f"chunk at {origin} holds {len(raw)} bytes, expected {self._chunk_bytes}; the file is "
+                "corrupt",
+                path=self.path,
+                variable=self.variable,
+                attribute="data",
+            )
         n = self._chunk_bytes // self.dtype.itemsize
         shuffled = self._shuffled and not mask & 1
         flat = _flat_range(sub, self.chunks)
         a, b = flat if flat is not None else (0, n)
         if shuffled:
             # the shuffled bytes of elements a:b are the a:b part of each byte plane: unshuffle only those
-            planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(self.dtype.itemsize, n)
+            planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(
+                self.dtype.itemsize, n
+            )
             values = _unshuffle(planes[:, a:b]).view(self.dtype).ravel()
         else:
             values = np.frombuffer(raw, dtype=self.dtype, count=n)[a:b]
@@ -178,9 +194,13 @@ class ChunkReader:
         if len(raw) != (b - a) * item:
             from gridflux.errors import InputError
 
-            raise InputError(f"chunk at {origin} is cut short ({len(raw)} of {(b - a) * item} bytes at offset "
-                             f"{offset + a * item}); the file is truncated", path=self.path, variable=self.variable,
-                             attribute="data")
+            raise InputError(
+                f"chunk at {origin} is cut short ({len(raw)} of {(b - a) * item} bytes at offset "
+                f"{offset + a * item}); the file is truncated",
+                path=self.path,
+                variable=self.variable,
+                attribute="data",
+            )
         values = np.frombuffer(raw, dtype=self.dtype)
         if flat is not None:
             return values.reshape(tuple(s.stop - s.start for s in sub))
@@ -193,7 +213,9 @@ class ChunkReader:
         if origin not in self._offsets:
             with self._lock:
                 info = self._dset.id.get_chunk_info_by_coord(origin)
-            self._offsets[origin] = None if info.byte_offset is None or info.size == 0 else int(info.byte_offset)
+            self._offsets[origin] = (
+                None if info.byte_offset is None or info.size == 0 else int(info.byte_offset)
+            )
         return self._offsets[origin]
 
 
@@ -215,7 +237,10 @@ def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, i
     the selection is not contiguous (then the caller indexes the whole chunk)."""
     sizes = [s.stop - s.start for s in sub]
     first = next((i for i, k in enumerate(sizes) if k > 1), len(sizes) - 1)
-    if any((s.start, s.stop) != (0, c) for s, c in zip(sub[first + 1:], chunks[first + 1:], strict=True)):
+    if any(
+        (s.start, s.stop) != (0, c)
+        for s, c in zip(sub[first + 1 :], chunks[first + 1 :], strict=True)
+    ):
         return None
     a = int(np.ravel_multi_index([s.start for s in sub], chunks))
     return a, a + int(np.prod(sizes))
@@ -228,4 +253,3 @@ def open_reader(path: str, variable: str) -> ChunkReader | None:
         return ChunkReader(path, variable)
     except Exception:  # noqa: BLE001 - unsupported filters, not HDF5, missing: netCDF4 decides
         return None
-

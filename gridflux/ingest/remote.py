@@ -56,9 +56,25 @@ T = TypeVar("T")
 #: URL prefixes of fsspec's caching layers that gridflux understands (whole-file caching).
 CACHE_PROTOCOLS = ("simplecache", "filecache", "blockcache")
 #: Storage-option keys whose values are secrets (scrubbed from every message).
-SECRET_KEYS = ("key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
-               "aws_session_token", "session_token", "access_key", "secret_key", "client_secret", "sas_token",
-               "account_key", "credential", "credentials", "auth", "headers")
+SECRET_KEYS = (
+    "key",
+    "secret",
+    "token",
+    "password",
+    "aws_access_key_id",
+    "aws_secret_access_key",
+    "aws_session_token",
+    "session_token",
+    "access_key",
+    "secret_key",
+    "client_secret",
+    "sas_token",
+    "account_key",
+    "credential",
+    "credentials",
+    "auth",
+    "headers",
+)
 #: Blocks of ``remote.block-size`` bytes that a process keeps for the small reads of remote files.
 CACHE_BLOCKS = 16
 _BLOCKS: OrderedDict[tuple, bytes] = OrderedDict()
@@ -66,10 +82,34 @@ _BLOCKS_LOCK = threading.Lock()
 _HTTP_PROTOCOLS = ("http", "https")
 _S3_PROTOCOLS = ("s3", "s3a")
 _RETRY_HTTP_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
-_RETRY_S3_CODES = frozenset({"500", "502", "503", "504", "SlowDown", "RequestTimeout", "RequestTimeoutException",
-                             "InternalError", "ServiceUnavailable", "Throttling", "ThrottlingException"})
-_RETRY_ERRNO = frozenset({errno.ECONNRESET, errno.ECONNREFUSED, errno.ECONNABORTED, errno.ETIMEDOUT, errno.EPIPE,
-                          errno.EHOSTUNREACH, errno.ENETUNREACH, errno.ENETDOWN, errno.EAGAIN})
+_RETRY_S3_CODES = frozenset(
+    {
+        "500",
+        "502",
+        "503",
+        "504",
+        "SlowDown",
+        "RequestTimeout",
+        "RequestTimeoutException",
+        "InternalError",
+        "ServiceUnavailable",
+        "Throttling",
+        "ThrottlingException",
+    }
+)
+_RETRY_ERRNO = frozenset(
+    {
+        errno.ECONNRESET,
+        errno.ECONNREFUSED,
+        errno.ECONNABORTED,
+        errno.ETIMEDOUT,
+        errno.EPIPE,
+        errno.EHOSTUNREACH,
+        errno.ENETUNREACH,
+        errno.ENETDOWN,
+        errno.EAGAIN,
+    }
+)
 
 
 # -- policy -----------------------------------------------------------------------------------
@@ -154,8 +194,12 @@ def split_chain(url: str) -> tuple[str | None, str]:
     layers, target = parts[:-1], parts[-1]
     bad = [p for p in layers if p not in CACHE_PROTOCOLS]
     if bad or len(layers) > 1:
-        raise InputError(f"URL chain {'::'.join(layers)!r} is not supported; expected one of "
-                         f"{[c + '::' for c in CACHE_PROTOCOLS]} in front of a URL", path=scrub(url), attribute="path")
+        raise InputError(
+            f"URL chain {'::'.join(layers)!r} is not supported; expected one of "
+            f"{[c + '::' for c in CACHE_PROTOCOLS]} in front of a URL",
+            path=scrub(url),
+            attribute="path",
+        )
     return layers[0], target
 
 
@@ -167,7 +211,8 @@ def protocol_of(url: str) -> str:
 _USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s]+@")
 _QUERY_SECRET = re.compile(
     r"(?i)(?P<k>[?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|access_token|"
-    r"awsaccesskeyid|x-goog-signature|x-goog-credential|key|apikey|api_key)=)[^&\s'\"]+")
+    r"awsaccesskeyid|x-goog-signature|x-goog-credential|key|apikey|api_key)=)[^&\s'\"]+"
+)
 
 
 def _secrets(storage_options: Mapping[str, Any] | None) -> list[str]:
@@ -206,8 +251,14 @@ def options_for(url: str, storage_options: Mapping[str, Any] | None) -> dict[str
     """
     so = dict(storage_options or {})
     proto = protocol_of(split_chain(url)[1])
-    aliases = {"https": ("https", "http"), "http": ("http", "https"), "s3": ("s3", "s3a"), "s3a": ("s3a", "s3"),
-               "gs": ("gs", "gcs"), "gcs": ("gcs", "gs")}.get(proto, (proto,))
+    aliases = {
+        "https": ("https", "http"),
+        "http": ("http", "https"),
+        "s3": ("s3", "s3a"),
+        "s3a": ("s3a", "s3"),
+        "gs": ("gs", "gcs"),
+        "gcs": ("gcs", "gs"),
+    }.get(proto, (proto,))
     known = {"http", "https", "s3", "s3a", "gs", "gcs", "file", "abfs", "az", *CACHE_PROTOCOLS}
     flat = {k: v for k, v in so.items() if not (k in known and isinstance(v, Mapping))}
     for name in aliases:
@@ -226,8 +277,12 @@ def with_timeouts(url: str, options: Mapping[str, Any], policy: RemotePolicy) ->
         import aiohttp
 
         ck = dict(opts.get("client_kwargs") or {})
-        ck.setdefault("timeout", aiohttp.ClientTimeout(total=None, sock_connect=policy.connect_timeout,
-                                                       sock_read=policy.timeout))
+        ck.setdefault(
+            "timeout",
+            aiohttp.ClientTimeout(
+                total=None, sock_connect=policy.connect_timeout, sock_read=policy.timeout
+            ),
+        )
         opts["client_kwargs"] = ck
     elif proto in _S3_PROTOCOLS:
         ck = dict(opts.get("config_kwargs") or {})
@@ -239,7 +294,9 @@ def with_timeouts(url: str, options: Mapping[str, Any], policy: RemotePolicy) ->
     return opts
 
 
-def filesystem(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None):
+def filesystem(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+):
     """``(fs, path)`` of an unchained URL, with the policy's timeouts (see :func:`with_timeouts`)."""
     import fsspec
 
@@ -271,7 +328,9 @@ def is_transient(exc: BaseException) -> bool:
     429 and 408, S3 throttling and internal errors, short reads. Missing objects, denied access and
     malformed files are not."""
     for e in _chain(exc):
-        if isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)):
+        if isinstance(
+            e, (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+        ):
             # fsspec's HTTP ``info`` reports any failed HEAD/GET (also a 503) as FileNotFoundError
             # raised *from* the real error: look at the cause; a bare one is a real "not found"
             if e.__cause__ is None:
@@ -290,8 +349,14 @@ def is_transient(exc: BaseException) -> bool:
                 return e.status in _RETRY_HTTP_STATUS
             if isinstance(e, (aiohttp.ClientSSLError, aiohttp.InvalidURL)):
                 return False
-            if isinstance(e, (aiohttp.ClientPayloadError, aiohttp.ClientConnectionError,
-                              aiohttp.ServerTimeoutError)):
+            if isinstance(
+                e,
+                (
+                    aiohttp.ClientPayloadError,
+                    aiohttp.ClientConnectionError,
+                    aiohttp.ServerTimeoutError,
+                ),
+            ):
                 return True
         try:
             import botocore.exceptions as bex
@@ -300,10 +365,26 @@ def is_transient(exc: BaseException) -> bool:
         if bex is not None:
             if isinstance(e, bex.ClientError):
                 err = (getattr(e, "response", None) or {}).get("Error", {})
-                status = (getattr(e, "response", None) or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-                return str(err.get("Code", "")) in _RETRY_S3_CODES or (status or 0) in _RETRY_HTTP_STATUS
-            if isinstance(e, (bex.EndpointConnectionError, bex.ConnectionClosedError, bex.ReadTimeoutError,
-                              bex.ConnectTimeoutError, bex.IncompleteReadError, bex.ResponseStreamingError)):
+                status = (
+                    (getattr(e, "response", None) or {})
+                    .get("ResponseMetadata", {})
+                    .get("HTTPStatusCode")
+                )
+                return (
+                    str(err.get("Code", "")) in _RETRY_S3_CODES
+                    or (status or 0) in _RETRY_HTTP_STATUS
+                )
+            if isinstance(
+                e,
+                (
+                    bex.EndpointConnectionError,
+                    bex.ConnectionClosedError,
+                    bex.ReadTimeoutError,
+                    bex.ConnectTimeoutError,
+                    bex.IncompleteReadError,
+                    bex.ResponseStreamingError,
+                ),
+            ):
                 return True
     return False
 
@@ -312,8 +393,14 @@ class RemoteReadError(InputError):
     """A remote read failed: after the retries of a transient error, or at once for a permanent one."""
 
 
-def call_with_retries(fn: Callable[[], T], *, url: str, what: str, policy: RemotePolicy | None = None,
-                      storage_options: Mapping[str, Any] | None = None) -> T:
+def call_with_retries(
+    fn: Callable[[], T],
+    *,
+    url: str,
+    what: str,
+    policy: RemotePolicy | None = None,
+    storage_options: Mapping[str, Any] | None = None,
+) -> T:
     """``fn()``, retrying transient errors (see :func:`is_transient`) ``policy.retries`` times with
     exponential backoff. Permanent errors are raised unchanged (``FileNotFoundError`` ...).
 
@@ -332,8 +419,14 @@ def call_with_retries(fn: Callable[[], T], *, url: str, what: str, policy: Remot
     raise AssertionError("unreachable: the last attempt raises in _backoff")
 
 
-def _backoff(exc: Exception, attempt: int, policy: RemotePolicy, url: str, what: str,
-             storage_options: Mapping[str, Any] | None) -> float:
+def _backoff(
+    exc: Exception,
+    attempt: int,
+    policy: RemotePolicy,
+    url: str,
+    what: str,
+    storage_options: Mapping[str, Any] | None,
+) -> float:
     """Seconds to wait before retrying after ``exc`` on ``attempt``; raises ``exc`` itself when it is
     permanent, and :class:`RemoteReadError` when the retries are used up (shared by the sync and
     async retry loops)."""
@@ -341,15 +434,28 @@ def _backoff(exc: Exception, attempt: int, policy: RemotePolicy, url: str, what:
         raise exc
     if attempt == policy.retries:
         if isinstance(exc, ShortReadError):
-            msg = (f"{what}: {exc}; the object is truncated or the server keeps cutting the response "
-                   f"({policy.retries + 1} attempts)")
+            msg = (
+                f"{what}: {exc}; the object is truncated or the server keeps cutting the response "
+                f"({policy.retries + 1} attempts)"
+            )
         else:
-            msg = (f"{what} failed after {policy.retries + 1} attempts (transient errors are retried "
-                   f"remote.retries={policy.retries} times with backoff); last error: {_describe(exc)}")
-        raise RemoteReadError(scrub(msg, storage_options), path=scrub(url, storage_options)) from exc
+            msg = (
+                f"{what} failed after {policy.retries + 1} attempts (transient errors are retried "
+                f"remote.retries={policy.retries} times with backoff); last error: {_describe(exc)}"
+            )
+        raise RemoteReadError(
+            scrub(msg, storage_options), path=scrub(url, storage_options)
+        ) from exc
     wait = policy.delay(attempt)
-    log.info("%s: %s failed (%s); retry %d of %d in %.2f s", scrub(url, storage_options), what,
-             scrub(_describe(exc), storage_options), attempt + 1, policy.retries, wait)
+    log.info(
+        "%s: %s failed (%s); retry %d of %d in %.2f s",
+        scrub(url, storage_options),
+        what,
+        scrub(_describe(exc), storage_options),
+        attempt + 1,
+        policy.retries,
+        wait,
+    )
     return wait
 
 
@@ -364,8 +470,14 @@ def _describe(exc: BaseException | None) -> str:
     return f"{type(exc).__name__}: {text}"
 
 
-async def acall_with_retries(make: Callable[[], Any], *, url: str, what: str, policy: RemotePolicy,
-                             storage_options: Mapping[str, Any] | None = None) -> Any:
+async def acall_with_retries(
+    make: Callable[[], Any],
+    *,
+    url: str,
+    what: str,
+    policy: RemotePolicy,
+    storage_options: Mapping[str, Any] | None = None,
+) -> Any:
     """Async :func:`call_with_retries`: awaits ``make()`` under ``asyncio.wait_for(policy.timeout)``."""
     for attempt in range(policy.retries + 1):
         try:
@@ -376,7 +488,9 @@ async def acall_with_retries(make: Callable[[], Any], *, url: str, what: str, po
 
 
 # -- metadata ---------------------------------------------------------------------------------
-def info(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None) -> dict:
+def info(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> dict:
     """fsspec ``info`` of a remote object (size, ETag, modification time), with retries.
 
     Raises
@@ -387,13 +501,22 @@ def info(url: str, storage_options: Mapping[str, Any] | None = None, policy: Rem
     policy = policy or RemotePolicy.from_config()
     fs, path = filesystem(url, storage_options, policy)
     try:
-        return call_with_retries(lambda: fs.info(path), url=url, what="metadata request", policy=policy,
-                                 storage_options=storage_options)
+        return call_with_retries(
+            lambda: fs.info(path),
+            url=url,
+            what="metadata request",
+            policy=policy,
+            storage_options=storage_options,
+        )
     except FileNotFoundError as exc:
-        raise InputError("file not found", path=scrub(url, storage_options), attribute="path") from exc
+        raise InputError(
+            "file not found", path=scrub(url, storage_options), attribute="path"
+        ) from exc
 
 
-def read_bytes(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None) -> bytes:
+def read_bytes(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> bytes:
     """The whole content of a (small) remote object, e.g. a catalog, read with retries and checked
     against the object's declared size."""
     policy = policy or RemotePolicy.from_config()
@@ -428,8 +551,13 @@ class RemoteFile(io.RawIOBase):
     computed on dask workers.
     """
 
-    def __init__(self, url: str, storage_options: Mapping[str, Any] | None = None,
-                 policy: RemotePolicy | None = None, size: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        storage_options: Mapping[str, Any] | None = None,
+        policy: RemotePolicy | None = None,
+        size: int | None = None,
+    ) -> None:
         super().__init__()
         self.url = url
         self._so = dict(storage_options or {})
@@ -441,8 +569,13 @@ class RemoteFile(io.RawIOBase):
             size = meta.get("size")
         self._whole: bytes | None = None
         if size is None:  # a server that does not say how long the object is: read it whole
-            self._whole = call_with_retries(lambda: self.fs.cat_file(self.path), url=url, what="download",
-                                            policy=self.policy, storage_options=self._so)
+            self._whole = call_with_retries(
+                lambda: self.fs.cat_file(self.path),
+                url=url,
+                what="download",
+                policy=self.policy,
+                storage_options=self._so,
+            )
             size = len(self._whole)
         self.size = int(size)
         self.pos = 0
@@ -469,7 +602,7 @@ class RemoteFile(io.RawIOBase):
         parts = [self._block(i) for i in range(b0, b1 + 1)]
         buf = parts[0] if len(parts) == 1 else b"".join(parts)
         off = start - b0 * bs
-        return buf[off: off + (end - start)]
+        return buf[off : off + (end - start)]
 
     def _fetch(self, start: int, end: int) -> bytes:
         """Bytes ``[start, end)`` (clamped to the size), retried and checked for length."""
@@ -486,12 +619,19 @@ class RemoteFile(io.RawIOBase):
             if len(data) == self.size and want != self.size:  # server ignored the Range header
                 data = data[start:end]
             if len(data) != want:
-                raise ShortReadError(f"got {len(data)} of {want} bytes at offset {start} of a declared "
-                                     f"{self.size}-byte object")
+                raise ShortReadError(
+                    f"got {len(data)} of {want} bytes at offset {start} of a declared "
+                    f"{self.size}-byte object"
+                )
             return data
 
-        return call_with_retries(once, url=self.url, what=f"read of bytes {start}-{end - 1}", policy=self.policy,
-                                 storage_options=self._so)
+        return call_with_retries(
+            once,
+            url=self.url,
+            what=f"read of bytes {start}-{end - 1}",
+            policy=self.policy,
+            storage_options=self._so,
+        )
 
     # -- file protocol -------------------------------------------------------------------------
     def readable(self) -> bool:
@@ -552,17 +692,24 @@ def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:
 
 
 # -- local cache ------------------------------------------------------------------------------
-def cache_path(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None) -> str:
+def cache_path(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> str:
     """Where :func:`cached_copy` keeps ``url`` (a hash of the URL without user-info, plus its name)."""
     policy = policy or RemotePolicy.from_config()
     _, target = split_chain(url)
     clean = _USERINFO.sub(lambda m: m.group("scheme"), target)
     digest = hashlib.sha256(clean.encode()).hexdigest()[:24]
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", clean.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0]) or "object"
+    name = (
+        re.sub(r"[^A-Za-z0-9._-]", "_", clean.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0])
+        or "object"
+    )
     return os.path.join(policy.cache_root(storage_options), digest, name)
 
 
-def cached_copy(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None) -> str:
+def cached_copy(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> str:
     """A local copy of a remote object, downloaded once (like fsspec's ``simplecache``).
 
     The download goes through :class:`RemoteFile` (range requests with retries and length checks)
@@ -588,8 +735,10 @@ def cached_copy(url: str, storage_options: Mapping[str, Any] | None = None, poli
                 out.write(chunk)
                 done += len(chunk)
         if os.path.getsize(tmp) != src.size:  # pragma: no cover - _fetch already checks every block
-            raise RemoteReadError(f"download has {os.path.getsize(tmp)} of {src.size} bytes",
-                                  path=scrub(target, storage_options))
+            raise RemoteReadError(
+                f"download has {os.path.getsize(tmp)} of {src.size} bytes",
+                path=scrub(target, storage_options),
+            )
         os.replace(tmp, dest)
     finally:
         if os.path.exists(tmp):
@@ -598,8 +747,12 @@ def cached_copy(url: str, storage_options: Mapping[str, Any] | None = None, poli
 
 
 # -- opening datasets -------------------------------------------------------------------------
-def open_netcdf(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None,
-                **xr_kwargs: Any):
+def open_netcdf(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    policy: RemotePolicy | None = None,
+    **xr_kwargs: Any,
+):
     """Open a remote netCDF-4/HDF5 file lazily.
 
     ``simplecache::URL`` (or ``remote.cache: true``) reads a local cached copy with the netCDF4
@@ -613,10 +766,14 @@ def open_netcdf(url: str, storage_options: Mapping[str, Any] | None = None, poli
     if layer is not None or policy.cache:
         local = cached_copy(target, storage_options, policy)
         return xr.open_dataset(local, engine="netcdf4", **xr_kwargs)
-    return xr.open_dataset(RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs)
+    return xr.open_dataset(
+        RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs
+    )
 
 
-def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None):
+def zarr_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+):
     """A read-only zarr store for a remote zarr URL: an fsspec mapper (with the policy's timeouts)
     wrapped so that every read is retried (:class:`RetryingStore`)."""
     from zarr.storage import FsspecStore
@@ -624,8 +781,11 @@ def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, polic
     policy = policy or RemotePolicy.from_config()
     layer, target = split_chain(url)
     if layer is not None:
-        raise InputError(f"{layer}:: caching is for netCDF files; open zarr stores in place", path=scrub(url),
-                         attribute="path")
+        raise InputError(
+            f"{layer}:: caching is for netCDF files; open zarr stores in place",
+            path=scrub(url),
+            attribute="path",
+        )
     import fsspec
 
     opts = with_timeouts(target, options_for(target, storage_options), policy)
@@ -633,15 +793,22 @@ def zarr_store(url: str, storage_options: Mapping[str, Any] | None = None, polic
     path = cls._strip_protocol(target)
     if getattr(cls, "async_impl", False):
         # zarr 3 reads through the async API: the asynchronous twin of the fsspec mapper's filesystem
-        inner = FsspecStore(fsspec.filesystem(protocol_of(target), asynchronous=True, **opts), path=path,
-                            read_only=True)
+        inner = FsspecStore(
+            fsspec.filesystem(protocol_of(target), asynchronous=True, **opts),
+            path=path,
+            read_only=True,
+        )
     else:
         inner = FsspecStore.from_mapper(fsspec.get_mapper(target, **opts), read_only=True)
     return RetryingStore(inner, url=target, policy=policy, storage_options=storage_options)
 
 
-def open_zarr(url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None,
-              **xr_kwargs: Any):
+def open_zarr(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    policy: RemotePolicy | None = None,
+    **xr_kwargs: Any,
+):
     """Open a remote zarr store lazily through :func:`zarr_store`."""
     import xarray as xr
 
@@ -654,8 +821,14 @@ def _retrying_store_class():
     class _RetryingStore(WrapperStore):
         """A zarr store whose reads are retried on transient errors with backoff and a timeout."""
 
-        def __init__(self, store, *, url: str = "", policy: RemotePolicy | None = None,
-                     storage_options: Mapping[str, Any] | None = None) -> None:
+        def __init__(
+            self,
+            store,
+            *,
+            url: str = "",
+            policy: RemotePolicy | None = None,
+            storage_options: Mapping[str, Any] | None = None,
+        ) -> None:
             super().__init__(store)
             self._url = url
             self._policy = policy or RemotePolicy.from_config()
@@ -668,16 +841,20 @@ def _retrying_store_class():
             return (_reopen_zarr_store, (self._url, self._so, self._policy))
 
         async def _retry(self, make: Callable[[], Any], what: str) -> Any:
-            return await acall_with_retries(make, url=self._url, what=what, policy=self._policy,
-                                            storage_options=self._so)
+            return await acall_with_retries(
+                make, url=self._url, what=what, policy=self._policy, storage_options=self._so
+            )
 
         async def get(self, key, prototype, byte_range=None):
-            return await self._retry(lambda: self._store.get(key, prototype, byte_range), f"read of {key!r}")
+            return await self._retry(
+                lambda: self._store.get(key, prototype, byte_range), f"read of {key!r}"
+            )
 
         async def get_partial_values(self, prototype, key_ranges):
             key_ranges = list(key_ranges)
-            return await self._retry(lambda: self._store.get_partial_values(prototype, key_ranges),
-                                     "partial reads")
+            return await self._retry(
+                lambda: self._store.get_partial_values(prototype, key_ranges), "partial reads"
+            )
 
         async def exists(self, key):
             return await self._retry(lambda: self._store.exists(key), f"lookup of {key!r}")
@@ -691,8 +868,13 @@ def _retrying_store_class():
 _RETRYING_STORE = None
 
 
-def RetryingStore(store, *, url: str, policy: RemotePolicy | None = None,  # noqa: N802 - a class factory
-                  storage_options: Mapping[str, Any] | None = None):
+def RetryingStore(
+    store,
+    *,
+    url: str,
+    policy: RemotePolicy | None = None,  # noqa: N802 - a class factory
+    storage_options: Mapping[str, Any] | None = None,
+):
     """Wrap a zarr store so that reads retry transient errors (class built lazily: zarr is heavy)."""
     global _RETRYING_STORE
     if _RETRYING_STORE is None:

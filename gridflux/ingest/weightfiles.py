@@ -71,8 +71,18 @@ class SparseWeights:
         if self.normalization == "destarea":
             return self
         m = sp.diags(self.frac_b) @ self.matrix
-        return SparseWeights(m.tocsr(), self.src_shape, self.dst_shape, self.frac_a, self.frac_b,
-                             self.area_a, self.area_b, "destarea", self.dst_lat, self.dst_lon)
+        return SparseWeights(
+            m.tocsr(),
+            self.src_shape,
+            self.dst_shape,
+            self.frac_a,
+            self.frac_b,
+            self.area_a,
+            self.area_b,
+            "destarea",
+            self.dst_lat,
+            self.dst_lon,
+        )
 
     def apply(self, data: np.ndarray) -> np.ndarray:
         """Regrid ``data[..., *src_shape]`` to ``[..., *dst_shape]`` in float64 (NaN counted as zero)."""
@@ -117,8 +127,13 @@ def _corners(grid: CellBounds) -> tuple[np.ndarray, np.ndarray]:
     return xv, yv
 
 
-def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normalization: str = "fracarea",
-                  fmt: str = "esmf") -> None:
+def write_weights(
+    path: str | os.PathLike,
+    weights: SeparableWeights,
+    *,
+    normalization: str = "fracarea",
+    fmt: str = "esmf",
+) -> None:
     """Write exact weights between two lat-lon grids as an ESMF (default) or SCRIP weight file.
 
     ESMF files are read by xESMF, ``ncremap -m`` and ESMF tools; SCRIP files (``fmt="scrip"``)
@@ -136,7 +151,9 @@ def write_weights(path: str | os.PathLike, weights: SeparableWeights, *, normali
         fb = sw.frac_b[m.row]
         s = np.where(fb > 0, s / np.where(fb > 0, fb, 1.0), 0.0)
     elif normalization != "destarea":
-        raise WeightsError(f"normalization {normalization!r} is not one of ('destarea', 'fracarea')")
+        raise WeightsError(
+            f"normalization {normalization!r} is not one of ('destarea', 'fracarea')"
+        )
     writer = _WRITERS.get(fmt)
     if writer is None:
         raise WeightsError(f"weight file format {fmt!r} is not one of {tuple(_WRITERS)}")
@@ -161,7 +178,14 @@ def _set_header(nc: Any, conventions: str, normalization: str, grid_names: dict[
         nc.setncattr(key, value)
 
 
-def _put(nc: Any, name: str, dims: tuple[str, ...], data: Any, units: str | None = None, dtype: str = "f8") -> None:
+def _put(
+    nc: Any,
+    name: str,
+    dims: tuple[str, ...],
+    data: Any,
+    units: str | None = None,
+    dtype: str = "f8",
+) -> None:
     """One variable, its units (if any) and its values."""
     v = nc.createVariable(name, dtype, dims)
     if units is not None:
@@ -169,14 +193,23 @@ def _put(nc: Any, name: str, dims: tuple[str, ...], data: Any, units: str | None
     v[:] = data
 
 
-def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
-                s: np.ndarray, normalization: str) -> None:
+def _write_esmf(
+    path: str,
+    weights: SeparableWeights,
+    sw: SparseWeights,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    s: np.ndarray,
+    normalization: str,
+) -> None:
     """The ESMF layout (``row``/``col``/``S``, centres and corners in degrees, 1-based indices)."""
     import netCDF4
 
     src, dst = weights.src, weights.dst
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        _set_header(nc, "NCAR-CSM", normalization, {"domain_a": "source", "domain_b": "destination"})
+        _set_header(
+            nc, "NCAR-CSM", normalization, {"domain_a": "source", "domain_b": "destination"}
+        )
         nc.createDimension("n_a", sw.n_a)
         nc.createDimension("n_b", sw.n_b)
         nc.createDimension("n_s", rows.size)
@@ -186,7 +219,10 @@ def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: n
         nc.createDimension("dst_grid_rank", 2)
         nc.createVariable("src_grid_dims", "i4", ("src_grid_rank",))[:] = [src.nlon, src.nlat]
         nc.createVariable("dst_grid_dims", "i4", ("dst_grid_rank",))[:] = [dst.nlon, dst.nlat]
-        for suffix, grid, area, frac in (("a", src, sw.area_a, sw.frac_a), ("b", dst, sw.area_b, sw.frac_b)):
+        for suffix, grid, area, frac in (
+            ("a", src, sw.area_a, sw.frac_a),
+            ("b", dst, sw.area_b, sw.frac_b),
+        ):
             n = f"n_{suffix}"
             lat2, lon2, xv, yv = _cell_geometry(grid)
             for name, data, dims, units in (
@@ -204,19 +240,34 @@ def _write_esmf(path: str, weights: SeparableWeights, sw: SparseWeights, rows: n
         nc.createVariable("S", "f8", ("n_s",))[:] = s
 
 
-def _write_scrip(path: str, weights: SeparableWeights, sw: SparseWeights, rows: np.ndarray, cols: np.ndarray,
-                 s: np.ndarray, normalization: str) -> None:
+def _write_scrip(
+    path: str,
+    weights: SeparableWeights,
+    sw: SparseWeights,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    s: np.ndarray,
+    normalization: str,
+) -> None:
     """The SCRIP layout as CDO writes it (centres and corners in radians, 1-based addresses)."""
     import netCDF4
 
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
-        _set_header(nc, "SCRIP", normalization, {"source_grid": "source", "dest_grid": "destination"})
-        for side, grid, area, frac in (("src", weights.src, sw.area_a, sw.frac_a), ("dst", weights.dst, sw.area_b, sw.frac_b)):
+        _set_header(
+            nc, "SCRIP", normalization, {"source_grid": "source", "dest_grid": "destination"}
+        )
+        for side, grid, area, frac in (
+            ("src", weights.src, sw.area_a, sw.frac_a),
+            ("dst", weights.dst, sw.area_b, sw.frac_b),
+        ):
             n = grid.nlat * grid.nlon
             nc.createDimension(f"{side}_grid_size", n)
             nc.createDimension(f"{side}_grid_corners", 4)
             nc.createDimension(f"{side}_grid_rank", 2)
-            nc.createVariable(f"{side}_grid_dims", "i4", (f"{side}_grid_rank",))[:] = [grid.nlon, grid.nlat]
+            nc.createVariable(f"{side}_grid_dims", "i4", (f"{side}_grid_rank",))[:] = [
+                grid.nlon,
+                grid.nlat,
+            ]
             lat2, lon2, xv, yv = _cell_geometry(grid)
             for name, data, dims in (
                 ("center_lat", lat2, (f"{side}_grid_size",)),
@@ -279,7 +330,9 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
             )
     n_a, n_b = int(np.prod(src_dims)), int(np.prod(dst_dims))
     if rows.size and (rows.min() < 0 or rows.max() >= n_b or cols.min() < 0 or cols.max() >= n_a):
-        raise WeightsError(f"{path}: cell indices out of range for grids of {n_a} source and {n_b} destination cells")
+        raise WeightsError(
+            f"{path}: cell indices out of range for grids of {n_a} source and {n_b} destination cells"
+        )
     matrix = sp.csr_matrix((s, (rows, cols)), shape=(n_b, n_a))
     if frac_b is None:
         frac_b = np.asarray((matrix > 0).sum(axis=1)).ravel().clip(0, 1).astype(float)
@@ -287,7 +340,9 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
         frac_a = np.ones(n_a)
     if norm not in ("fracarea", "destarea"):
         norm = "fracarea" if "frac" in norm else "destarea"
-    return SparseWeights(matrix, src_dims, dst_dims, frac_a, frac_b, area_a, area_b, norm, lat_b, lon_b)
+    return SparseWeights(
+        matrix, src_dims, dst_dims, frac_a, frac_b, area_a, area_b, norm, lat_b, lon_b
+    )
 
 
 def _grid_dims(nc, name: str, size_dim: str, path) -> tuple[int, ...]:

@@ -172,7 +172,9 @@ def is_descending(lat: np.ndarray) -> bool:
 def _as_1d(values: np.ndarray, name: str) -> np.ndarray:
     arr = np.asarray(values, dtype=np.float64)
     if arr.ndim != 1 or arr.size == 0:
-        raise GridError(f"expected a non-empty 1-D coordinate, got shape {arr.shape}", variable=name)
+        raise GridError(
+            f"expected a non-empty 1-D coordinate, got shape {arr.shape}", variable=name
+        )
     if not np.all(np.isfinite(arr)):
         raise GridError("contains non-finite values", variable=name)
     return arr
@@ -193,9 +195,15 @@ def _check_centres(c: np.ndarray, name: str, *, allow_descending: bool) -> None:
     d = np.diff(c)
     if np.any(d == 0):
         i = int(np.flatnonzero(d == 0)[0])
-        raise GridError(f"duplicate coordinate value {c[i]:g} at positions {i} and {i + 1}", variable=name)
+        raise GridError(
+            f"duplicate coordinate value {c[i]:g} at positions {i} and {i + 1}", variable=name
+        )
     if not (np.all(d > 0) or (allow_descending and np.all(d < 0))):
-        wrong = np.flatnonzero(np.sign(d) != np.sign(d[0])) if allow_descending else np.flatnonzero(d < 0)
+        wrong = (
+            np.flatnonzero(np.sign(d) != np.sign(d[0]))
+            if allow_descending
+            else np.flatnonzero(d < 0)
+        )
         i = int(wrong[0]) if wrong.size else 0
         i = max(0, min(i, c.size - 2))
         raise GridError(
@@ -212,7 +220,9 @@ def _check_lat_bounds(b: np.ndarray, name: str) -> None:
         raise GridError("contains non-finite values", variable=name)
     if np.any(b[:, 1] <= b[:, 0]):
         i = int(np.flatnonzero(b[:, 1] <= b[:, 0])[0])
-        raise GridError(f"row {i} has south edge {b[i, 0]:g} >= north edge {b[i, 1]:g}", variable=name)
+        raise GridError(
+            f"row {i} has south edge {b[i, 0]:g} >= north edge {b[i, 1]:g}", variable=name
+        )
     if b.min() < -90.0 - _EDGE_TOL or b.max() > 90.0 + _EDGE_TOL:
         bad = b.min() if b.min() < -90 else b.max()
         raise GridError(f"latitude edge {bad:g} is beyond +-90 degrees", variable=name)
@@ -226,11 +236,16 @@ def _check_lon_bounds(b: np.ndarray, name: str) -> None:
         raise GridError("contains non-finite values", variable=name)
     if np.any(b[:, 1] <= b[:, 0]):
         i = int(np.flatnonzero(b[:, 1] <= b[:, 0])[0])
-        raise GridError(f"column {i} has west edge {b[i, 0]:g} >= east edge {b[i, 1]:g}", variable=name)
+        raise GridError(
+            f"column {i} has west edge {b[i, 0]:g} >= east edge {b[i, 1]:g}", variable=name
+        )
     _check_contiguous(b, name)
     span = b[-1, 1] - b[0, 0]
     if span > 360.0 + _EDGE_TOL:
-        raise GridError(f"longitudes span {span:g} degrees (> 360): cells overlap around the globe", variable=name)
+        raise GridError(
+            f"longitudes span {span:g} degrees (> 360): cells overlap around the globe",
+            variable=name,
+        )
 
 
 def _check_contiguous(b: np.ndarray, name: str) -> None:
@@ -267,7 +282,8 @@ def unwrap_longitudes(lon: np.ndarray, name: str = "lon") -> np.ndarray:
     _check_centres(lon, name, allow_descending=False)
     if lon[-1] - lon[0] >= 360.0:
         raise GridError(
-            f"longitudes cover {lon[-1] - lon[0]:g} degrees between first and last centre (>= 360)", variable=name
+            f"longitudes cover {lon[-1] - lon[0]:g} degrees between first and last centre (>= 360)",
+            variable=name,
         )
     return lon
 
@@ -314,7 +330,9 @@ def infer_lon_bounds(lon: np.ndarray) -> np.ndarray:
 
 def _midpoint_edges(c: np.ndarray) -> np.ndarray:
     if c.size == 1:
-        raise GridError("cannot infer bounds from a single centre; provide bounds", variable="coordinate")
+        raise GridError(
+            "cannot infer bounds from a single centre; provide bounds", variable="coordinate"
+        )
     mid = 0.5 * (c[1:] + c[:-1])
     return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
 
@@ -380,11 +398,18 @@ def band_cap_area(lat_south: float, lat_north: float, radius: float = EARTH_RADI
     return 2.0 * np.pi * radius**2 * (np.sin(np.radians(lat_north)) - np.sin(np.radians(lat_south)))
 
 
-def regional_grid(south: float, north: float, west: float, east: float, dlat: float, dlon: float) -> CellBounds:
+def regional_grid(
+    south: float, north: float, west: float, east: float, dlat: float, dlon: float
+) -> CellBounds:
     """A regular grid of ``dlat x dlon`` cells covering ``[south, north] x [west, east]`` (degrees)."""
     nlat = int(round((north - south) / dlat))
     nlon = int(round((east - west) / dlon))
-    if nlat < 1 or nlon < 1 or abs(nlat * dlat - (north - south)) > 1e-9 or abs(nlon * dlon - (east - west)) > 1e-9:
+    if (
+        nlat < 1
+        or nlon < 1
+        or abs(nlat * dlat - (north - south)) > 1e-9
+        or abs(nlon * dlon - (east - west)) > 1e-9
+    ):
         raise GridError(
             f"[{south}, {north}] x [{west}, {east}] is not a whole number of {dlat} x {dlon} cells",
             variable="target-grid",
@@ -392,7 +417,9 @@ def regional_grid(south: float, north: float, west: float, east: float, dlat: fl
     lat_e = south + dlat * np.arange(nlat + 1)
     lon_e = west + dlon * np.arange(nlon + 1)
     lat_e[-1], lon_e[-1] = north, east
-    return CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    return CellBounds(
+        np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )
 
 
 def global_grid(dlat: float, dlon: float | None = None, lon0: float = -180.0) -> CellBounds:
@@ -408,7 +435,9 @@ def gaussian_grid(nlat: int, nlon: int | None = None, lon0: float = 0.0) -> Cell
     dlon = 360.0 / nlon
     lon_e = lon0 - dlon / 2 + dlon * np.arange(nlon + 1)
     lon_e[-1] = lon_e[0] + 360.0
-    return CellBounds(np.column_stack([edges[:-1], edges[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    return CellBounds(
+        np.column_stack([edges[:-1], edges[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )
 
 
 def _align_lon_bounds(lon_b: np.ndarray, lon: np.ndarray) -> np.ndarray:

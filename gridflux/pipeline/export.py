@@ -21,12 +21,14 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
     units = dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True))
-    out = pd.DataFrame({
-        "source_id": df["member"].astype(str),
-        "variable": df["variable"].astype(str),
-        "region": df["region"].astype(str),
-        "time": pd.to_datetime(df["time"]).dt.strftime("%Y-%m"),
-        "value": df["value"].astype(float),
-        "unit": df["variable"].map(units).astype(str),
-    })
+    out = pd.DataFrame(
+        {
+            "source_id": df["member"].astype(str),
+            "variable": df["variable"].astype(str),
+            "region": df["region"].astype(str),
+            "time": pd.to_datetime(df["time"]).dt.strftime("%Y-%m"),
+            "value": df["value"].astype(float),
+            "unit": df["variable"].map(units).astype(str),
+        }
+    )
     return out.reset_index(drop=True)

@@ -35,7 +35,17 @@ log = logging.getLogger(__name__)
 
 MANIFEST_INTERVAL = 1.0  # seconds between manifest rewrites during a run
 SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are split
-TRAITS = ("ensemble", "source_id", "experiment", "member_id", "gas", "group", "forcing", "layered_c", "fire")
+TRAITS = (
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "gas",
+    "group",
+    "forcing",
+    "layered_c",
+    "fire",
+)
 
 
 @dataclass
@@ -74,10 +84,16 @@ class RunSummary:
         return not self.failed
 
     def as_dict(self) -> dict:
-        return {"done": len(self.done), "skipped": len(self.skipped), "failed": len(self.failed),
-                "failures": self.failed, "gb_read": self.bytes_read / 1e9, "seconds": self.seconds,
-                "compute_seconds": self.compute_seconds,
-                "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0}
+        return {
+            "done": len(self.done),
+            "skipped": len(self.skipped),
+            "failed": len(self.failed),
+            "failures": self.failed,
+            "gb_read": self.bytes_read / 1e9,
+            "seconds": self.seconds,
+            "compute_seconds": self.compute_seconds,
+            "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0,
+        }
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -93,23 +109,36 @@ def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
         dlat = float(parts[0])
         dlon = float(parts[1]) if len(parts) > 1 else dlat
     except ValueError:
-        raise GridfluxError(f"target grid {spec!r}: expected a resolution in degrees such as '0.5' or '1x1.25'") from None
+        raise GridfluxError(
+            f"target grid {spec!r}: expected a resolution in degrees such as '0.5' or '1x1.25'"
+        ) from None
     return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
 
 
-def plan_series(record: Any, storage_options: dict | None, chunk_months: int | None = None,
-                fingerprint: dict | None = None) -> SeriesPlan:
+def plan_series(
+    record: Any,
+    storage_options: dict | None,
+    chunk_months: int | None = None,
+    fingerprint: dict | None = None,
+) -> SeriesPlan:
     """Open one series lazily and describe it (never raises: errors are recorded).
 
     ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
     from gridflux.fields.regrid import grid_of
     from gridflux.ingest import catalog
 
-    plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record)
+    plan = SeriesPlan(
+        key=series_key(record), member=record.member, variable=record.variable, record=record
+    )
     try:
-        plan.fingerprint = fingerprint or catalog.fingerprint(record, storage_options=storage_options)
-        ds = catalog.load_series(record, storage_options=storage_options,
-                                 chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))})
+        plan.fingerprint = fingerprint or catalog.fingerprint(
+            record, storage_options=storage_options
+        )
+        ds = catalog.load_series(
+            record,
+            storage_options=storage_options,
+            chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))},
+        )
         plan.canonical = ds
         plan.grid = grid_of(ds)
         times = ds["time"].values
@@ -121,12 +150,20 @@ def plan_series(record: Any, storage_options: dict | None, chunk_months: int | N
     return plan
 
 
-def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_options: dict | None,
-                  chunk_months: int | None = None, open_files: bool = True) -> SeriesPlan:
+def _plan_or_skip(
+    record: Any,
+    entry: dict,
+    chash: str,
+    existing: bool,
+    storage_options: dict | None,
+    chunk_months: int | None = None,
+    open_files: bool = True,
+) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
     read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
     (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
     from gridflux.ingest import catalog
+
     fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
@@ -134,12 +171,24 @@ def _plan_or_skip(record: Any, entry: dict, chash: str, existing: bool, storage_
         except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
         if fp is not None and fp == entry.get("fingerprint"):
-            return SeriesPlan(key=series_key(record), member=record.member, variable=record.variable,
-                              record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0)))
+            return SeriesPlan(
+                key=series_key(record),
+                member=record.member,
+                variable=record.variable,
+                record=record,
+                fingerprint=fp,
+                skip=True,
+                nbytes=int(entry.get("bytes", 0)),
+            )
     if open_files:
         return plan_series(record, storage_options, chunk_months, fingerprint=fp)
-    plan = SeriesPlan(key=series_key(record), member=record.member, variable=record.variable, record=record,
-                      months=declared_months(record) or [])
+    plan = SeriesPlan(
+        key=series_key(record),
+        member=record.member,
+        variable=record.variable,
+        record=record,
+        months=declared_months(record) or [],
+    )
     try:
         plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
@@ -172,11 +221,23 @@ def series_key(record: Any) -> str:
     return f"{record.member}/{record.variable}"
 
 
-def config_hash(mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float) -> str:
+def config_hash(
+    mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float
+) -> str:
     """Hash of everything besides the inputs that changes a series' results."""
     h = hashlib.sha1()
-    h.update(json.dumps({"protocol": protocol, "cubes": cubes, "radius": radius, "target": target.fingerprint(),
-                         "regions": list(mask.names), "layout": 1}).encode())
+    h.update(
+        json.dumps(
+            {
+                "protocol": protocol,
+                "cubes": cubes,
+                "radius": radius,
+                "target": target.fingerprint(),
+                "regions": list(mask.names),
+                "layout": 1,
+            }
+        ).encode()
+    )
     h.update(mask.grid.fingerprint().encode())
     h.update(np.ascontiguousarray(mask.fractions).tobytes())
     return h.hexdigest()[:16]
@@ -206,9 +267,15 @@ def declared_months(record: Any) -> list[tuple[int, int]] | None:
     return months
 
 
-def build_template(plans: list[SeriesPlan], mask: RegionMask, cube_grid: CellBounds | None,
-                   mask_on_cube: np.ndarray | None, cubes: bool, time_chunk: int,
-                   months: list[tuple[int, int]] | None = None) -> StoreTemplate:
+def build_template(
+    plans: list[SeriesPlan],
+    mask: RegionMask,
+    cube_grid: CellBounds | None,
+    mask_on_cube: np.ndarray | None,
+    cubes: bool,
+    time_chunk: int,
+    months: list[tuple[int, int]] | None = None,
+) -> StoreTemplate:
     """The store template for a set of series (failed ones keep their place: they may be fixed).
 
     ``months`` (the months the series cover) defaults to those of the opened plans."""
@@ -222,8 +289,18 @@ def build_template(plans: list[SeriesPlan], mask: RegionMask, cube_grid: CellBou
 
     kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
     cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
-    return StoreTemplate(members, traits, variables, kinds, list(mask.names), axis, cube_grid if cubes else None,
-                         mask_on_cube if cubes else None, cube_vars, time_chunk)
+    return StoreTemplate(
+        members,
+        traits,
+        variables,
+        kinds,
+        list(mask.names),
+        axis,
+        cube_grid if cubes else None,
+        mask_on_cube if cubes else None,
+        cube_vars,
+        time_chunk,
+    )
 
 
 def _trait(record: Any, name: str) -> Any:
@@ -256,7 +333,9 @@ def block_chunks(positions: np.ndarray, time_chunk: int) -> tuple[int, ...]:
     return tuple(int(len(r)) for r in np.split(chunk_id, breaks))
 
 
-def task_months_for(setting: int | str | None, n_series: int, n_slots: int, time_chunk: int = 12) -> int | None:
+def task_months_for(
+    setting: int | str | None, n_series: int, n_slots: int, time_chunk: int = 12
+) -> int | None:
     """Months per task of a run (None: a whole series per task).
 
     An integer ``setting`` is used as is (at least one block). ``"auto"`` (the default) gives each
@@ -271,13 +350,17 @@ def task_months_for(setting: int | str | None, n_series: int, n_slots: int, time
     try:
         months = int(setting)
     except (TypeError, ValueError):
-        raise GridfluxError(f"pipeline.task-months must be 'auto' or a number of months, got {setting!r}") from None
+        raise GridfluxError(
+            f"pipeline.task-months must be 'auto' or a number of months, got {setting!r}"
+        ) from None
     if months < 1:
         raise GridfluxError(f"pipeline.task-months must be at least 1 month, got {months}")
     return max(time_chunk, months)
 
 
-def span_blocks(positions: np.ndarray, time_chunk: int, task_months: int | None) -> list[tuple[tuple[int, int], ...]]:
+def span_blocks(
+    positions: np.ndarray, time_chunk: int, task_months: int | None
+) -> list[tuple[tuple[int, int], ...]]:
     """A series' blocks ``(start, stop)`` (indices of its months; no two blocks touch the same store
     chunk), grouped into spans of consecutive blocks of at most ``task_months`` months (a span has
     at least one block; None: one span of all blocks)."""
@@ -296,7 +379,9 @@ def span_blocks(positions: np.ndarray, time_chunk: int, task_months: int | None)
     return spans
 
 
-def series_tasks(job: SeriesJob, mask_d: Any, storage_options: dict | None, task_months: int | None) -> list:
+def series_tasks(
+    job: SeriesJob, mask_d: Any, storage_options: dict | None, task_months: int | None
+) -> list:
     """Delayed tasks of one series: one per span of blocks, each returning its blocks'
     ``(positions, totals, bytes)``. The graph does not depend on the data: ``ceil(months /
     task_months)`` tasks, plus one key for the job (three grids' bounds: shipped once per worker,
@@ -310,8 +395,10 @@ def series_tasks(job: SeriesJob, mask_d: Any, storage_options: dict | None, task
     # series, the grids' bounds) cost the driver ~10 ms per series
     job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}", traverse=False)
     step = dask.delayed(process_span, pure=True)
-    return [step(job_d, blocks, mask_d, storage_options, dask_key_name=f"gridflux-span-{name}-{i}")
-            for i, blocks in enumerate(span_blocks(job.positions, job.time_chunk, task_months))]
+    return [
+        step(job_d, blocks, mask_d, storage_options, dask_key_name=f"gridflux-span-{name}-{i}")
+        for i, blocks in enumerate(span_blocks(job.positions, job.time_chunk, task_months))
+    ]
 
 
 # -- running ----------------------------------------------------------------------------------
@@ -362,18 +449,25 @@ def run(
     RunSummary (done / skipped / failed with errors, bytes read, wall time)
     """
     from gridflux.ingest import catalog as catalog_mod
+
     t_start = time.perf_counter()
     protocol = config.get("pipeline.protocol", override=protocol)
     cubes = bool(config.get("pipeline.cubes", override=cubes))
     time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
     task_setting = config.get("pipeline.task-months", override=task_months)
-    task_months_for(task_setting, 0, 1, time_chunk)  # a bad setting fails before anything is written
+    task_months_for(
+        task_setting, 0, 1, time_chunk
+    )  # a bad setting fails before anything is written
     batch_size = int(config.get("pipeline.batch-members", override=batch_size))
     radius = float(config.get("earth-radius"))
     target_g = target_grid(target)
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
 
-    cat = catalog if hasattr(catalog, "series") else catalog_mod.load_catalog(catalog, storage_options=storage_options)
+    cat = (
+        catalog
+        if hasattr(catalog, "series")
+        else catalog_mod.load_catalog(catalog, storage_options=storage_options)
+    )
     records = cat.series(query)
     if not records:
         raise GridfluxError(f"the catalog selection {query or {}} matched no series")
@@ -398,19 +492,36 @@ def run(
         declared = [declared_months(r) for r in records]
         stream = existing or all(d is not None for d in declared)
         if stream:
-            plans = [SeriesPlan(key=series_key(r), member=r.member, variable=r.variable, record=r, planned=False)
-                     for r in records]
+            plans = [
+                SeriesPlan(
+                    key=series_key(r), member=r.member, variable=r.variable, record=r, planned=False
+                )
+                for r in records
+            ]
             months = [m for d in declared if d for m in d]
         else:
-            plans = [_plan_or_skip(r, manifest["series"].get(series_key(r), {}), chash, existing, storage_options,
-                                   time_chunk) for r in records]
+            plans = [
+                _plan_or_skip(
+                    r,
+                    manifest["series"].get(series_key(r), {}),
+                    chash,
+                    existing,
+                    storage_options,
+                    time_chunk,
+                )
+                for r in records
+            ]
             months = None
             if not any(not p.skip and not p.error for p in plans):
                 for p in plans:
                     summary.failed[p.key] = p.error or "nothing to compute"
-                st.write_manifest({"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}})
+                st.write_manifest(
+                    {"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}}
+                )
                 return summary
-        template = build_template(plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months)
+        template = build_template(
+            plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months
+        )
         if existing:
             template.months = _check_compatible(st, template)
         else:
@@ -450,8 +561,15 @@ def run(
         def make_tasks(p: SeriesPlan) -> list | None:
             """The series' tasks, planning it first if it is a placeholder; None = skipped."""
             if not p.planned:
-                planned = _plan_or_skip(p.record, manifest["series"].get(p.key, {}), chash, existing,
-                                        storage_options, time_chunk, open_files=declared_months(p.record) is None)
+                planned = _plan_or_skip(
+                    p.record,
+                    manifest["series"].get(p.key, {}),
+                    chash,
+                    existing,
+                    storage_options,
+                    time_chunk,
+                    open_files=declared_months(p.record) is None,
+                )
                 planned.previous_status = p.previous_status
                 p.__dict__.update(planned.__dict__)
                 if p.skip:
@@ -469,12 +587,28 @@ def run(
                     f"{template.months[-1][1]:02d}); the catalog's time_range may be wrong, or write to a new store"
                 )
             positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
-            fp_key = hashlib.sha1(json.dumps(p.fingerprint, sort_keys=True, default=str).encode()).hexdigest()[:12]
-            job = SeriesJob(p.record, fp_key, tuple(p.months), positions, mkey, protocol, target_g, radius, time_chunk,
-                            cube_grid if cubes else None, st.url if cubes else None, st.zarr_format,
-                            member_index[p.member])
+            fp_key = hashlib.sha1(
+                json.dumps(p.fingerprint, sort_keys=True, default=str).encode()
+            ).hexdigest()[:12]
+            job = SeriesJob(
+                p.record,
+                fp_key,
+                tuple(p.months),
+                positions,
+                mkey,
+                protocol,
+                target_g,
+                radius,
+                time_chunk,
+                cube_grid if cubes else None,
+                st.url if cubes else None,
+                st.zarr_format,
+                member_index[p.member],
+            )
             if p.previous_status:  # recomputing: no stale months of an older version may survive
-                st.clear_series(member_index[p.member], var_index[p.variable], p.variable if cubes else None)
+                st.clear_series(
+                    member_index[p.member], var_index[p.variable], p.variable if cubes else None
+                )
             return series_tasks(job, mask_ref, st.storage_options, task_months)
 
         def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
@@ -503,8 +637,14 @@ def run(
             client = client() if todo else None
         n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
         task_months = task_months_for(task_setting, len(todo), n_slots, time_chunk)
-        log.info("%d series on %d worker thread(s): %s", len(todo), n_slots,
-                 "one task per series" if task_months is None else f"tasks of at most {task_months} months")
+        log.info(
+            "%d series on %d worker thread(s): %s",
+            len(todo),
+            n_slots,
+            "one task per series"
+            if task_months is None
+            else f"tasks of at most {task_months} months",
+        )
         mask_future = None
         if client is not None and todo:
             # every worker, also one a nanny restarts, has the task stack imported, its first open
@@ -525,7 +665,9 @@ def run(
         # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
         leftovers = st.remove_partial_writes()
         if leftovers:
-            log.info("removed %d temporary file(s) of interrupted writes from %s", len(leftovers), st.url)
+            log.info(
+                "removed %d temporary file(s) of interrupted writes from %s", len(leftovers), st.url
+            )
         st.write_manifest(manifest)
     finally:
         st.release_lock()
@@ -533,12 +675,19 @@ def run(
     return summary
 
 
-def _execute(todo: list[SeriesPlan], make_tasks: Callable, finish: Callable, client: Any, batch_size: int,
-             skipped: Callable | None = None) -> None:
+def _execute(
+    todo: list[SeriesPlan],
+    make_tasks: Callable,
+    finish: Callable,
+    client: Any,
+    batch_size: int,
+    skipped: Callable | None = None,
+) -> None:
     """Run the series' tasks, at most ``batch_size`` series in flight; record each outcome.
 
     ``make_tasks(plan)`` returns the series' tasks, or None when it turns out to be skipped
     (``skipped(plan)`` is then called instead of ``finish``)."""
+
     def prepare(p: SeriesPlan) -> tuple[list | None, float]:
         """The series' tasks (None if it failed to open, now recorded, or is skipped) and start time."""
         t0 = time.perf_counter()
@@ -653,7 +802,14 @@ def _worker_setup_plugin():
     return WorkerSetup()
 
 
-def _entry(p: SeriesPlan, status: str, chash: str, *, error: str | None = None, seconds: float | None = None) -> dict:
+def _entry(
+    p: SeriesPlan,
+    status: str,
+    chash: str,
+    *,
+    error: str | None = None,
+    seconds: float | None = None,
+) -> dict:
     e = {
         "status": status,
         "member": p.member,
@@ -703,8 +859,14 @@ class _Progress:
                 TimeRemainingColumn,
             )
 
-            self.bar = Progress("series", BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[read]}"),
-                                TimeRemainingColumn(), transient=False)
+            self.bar = Progress(
+                "series",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[read]}"),
+                TimeRemainingColumn(),
+                transient=False,
+            )
             self.task = self.bar.add_task("series", total=total, read=self._read_text())
             self.bar.start()
 

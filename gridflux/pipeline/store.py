@@ -78,13 +78,20 @@ def month_axis(months: list[tuple[int, int]]) -> np.ndarray:
 def continuous_months(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[int, int]]:
     """Every (year, month) from ``first`` to ``last`` inclusive."""
     n = (last[0] - first[0]) * 12 + (last[1] - first[1]) + 1
-    return [(first[0] + (first[1] - 1 + k) // 12, (first[1] - 1 + k) % 12 + 1) for k in range(max(n, 0))]
+    return [
+        (first[0] + (first[1] - 1 + k) // 12, (first[1] - 1 + k) % 12 + 1) for k in range(max(n, 0))
+    ]
 
 
 class Store:
     """A gridflux store at a local path or fsspec URL (``s3://...``)."""
 
-    def __init__(self, url: str | os.PathLike, storage_options: dict | None = None, zarr_format: int | None = None):
+    def __init__(
+        self,
+        url: str | os.PathLike,
+        storage_options: dict | None = None,
+        zarr_format: int | None = None,
+    ):
         import fsspec
 
         from gridflux import config
@@ -95,8 +102,10 @@ class Store:
         self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
         if not _is_local_fs(self.fs):  # remote stores get the same timeouts and retries as inputs
             from gridflux.ingest import remote
-            self._storage_options = remote.with_timeouts(self.url, self._storage_options,
-                                                         remote.RemotePolicy.from_config())
+
+            self._storage_options = remote.with_timeouts(
+                self.url, self._storage_options, remote.RemotePolicy.from_config()
+            )
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
         self.is_local = _is_local_fs(self.fs)
 
@@ -183,7 +192,9 @@ class Store:
         try:
             return json.loads(self.fs.cat(path))
         except ValueError as exc:
-            raise StoreError(f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged") from exc
+            raise StoreError(
+                f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
+            ) from exc
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
@@ -224,7 +235,9 @@ class Store:
         """Write the template: metadata, coordinates and empty (fill = NaN) arrays."""
         with warnings.catch_warnings():
             # the lock and manifest files live beside the zarr hierarchy on purpose
-            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="Object at .* is not recognized", category=UserWarning
+            )
             self._create(template)
 
     def _create(self, template: StoreTemplate) -> None:
@@ -234,7 +247,12 @@ class Store:
 
         if self.exists():
             raise StoreError(f"store {self.url} already exists; open it instead of creating it")
-        nm, nv, nr, nt = len(template.members), len(template.variables), len(template.regions), len(template.months)
+        nm, nv, nr, nt = (
+            len(template.members),
+            len(template.variables),
+            len(template.regions),
+            len(template.months),
+        )
         time = month_axis(template.months)
         coords: dict[str, Any] = {
             "member": _trait_array(template.members),
@@ -242,7 +260,12 @@ class Store:
             "region": _trait_array(template.regions),
             "time": time,
             "variable_kind": ("variable", _trait_array(template.variable_kinds)),
-            "variable_units": ("variable", _trait_array(["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds])),
+            "variable_units": (
+                "variable",
+                _trait_array(
+                    ["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds]
+                ),
+            ),
         }
         for name, values in template.traits.items():
             coords[name] = ("member", _trait_array(values))
@@ -257,13 +280,28 @@ class Store:
                 "description": "rate x seconds of the month in the member's own calendar / 1e9",
             },
         )
-        ds = xr.Dataset({"totals": totals}, coords=coords, attrs={
-            "title": "gridflux store", "gridflux_layout": LAYOUT_VERSION,
-            "template_signature": json.dumps(template.signature()),
-        })
+        ds = xr.Dataset(
+            {"totals": totals},
+            coords=coords,
+            attrs={
+                "title": "gridflux store",
+                "gridflux_layout": LAYOUT_VERSION,
+                "template_signature": json.dumps(template.signature()),
+            },
+        )
         store = self.zarr_store()
-        enc = {"totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan}, "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
-        ds.to_zarr(store, mode="a", compute=False, encoding=enc, zarr_format=self.zarr_format, consolidated=False)
+        enc = {
+            "totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan},
+            "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"},
+        }
+        ds.to_zarr(
+            store,
+            mode="a",
+            compute=False,
+            encoding=enc,
+            zarr_format=self.zarr_format,
+            consolidated=False,
+        )
 
         if template.cube_grid is not None:
             g = template.cube_grid
@@ -276,27 +314,56 @@ class Store:
                 },
                 coords={"lat": g.lat, "lon": g.lon, "region": _trait_array(template.regions)},
             )
-            grid.to_zarr(store, group="grid", mode="a", zarr_format=self.zarr_format, consolidated=False)
+            grid.to_zarr(
+                store, group="grid", mode="a", zarr_format=self.zarr_format, consolidated=False
+            )
             tlat, tlon = min(g.nlat, 90), min(g.nlon, 180)
             for var in template.cube_variables:
                 cube = xr.DataArray(
-                    dsa.full((nm, nt, g.nlat, g.nlon), np.nan, dtype=np.float32, chunks=(1, template.time_chunk, tlat, tlon)),
+                    dsa.full(
+                        (nm, nt, g.nlat, g.nlon),
+                        np.nan,
+                        dtype=np.float32,
+                        chunks=(1, template.time_chunk, tlat, tlon),
+                    ),
                     dims=("member", "time", "lat", "lon"),
-                    coords={"member": _trait_array(template.members), "time": time, "lat": g.lat, "lon": g.lon},
+                    coords={
+                        "member": _trait_array(template.members),
+                        "time": time,
+                        "lat": g.lat,
+                        "lon": g.lon,
+                    },
                     name=var,
-                    attrs={"units": "kg m-2 s-1", "sign_convention": "fluxes positive to the atmosphere",
-                           "grid": "target grid clipped to the mask's bounding box; see /grid"},
+                    attrs={
+                        "units": "kg m-2 s-1",
+                        "sign_convention": "fluxes positive to the atmosphere",
+                        "grid": "target grid clipped to the mask's bounding box; see /grid",
+                    },
                 )
-                enc_c = {var: {"chunks": (1, template.time_chunk, tlat, tlon), "_FillValue": np.nan,
-                               **self._cube_codec()},
-                         "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"}}
-                cube.to_dataset().to_zarr(store, group=f"cubes/{var}", mode="a", compute=False, encoding=enc_c,
-                                          zarr_format=self.zarr_format, consolidated=False)
+                enc_c = {
+                    var: {
+                        "chunks": (1, template.time_chunk, tlat, tlon),
+                        "_FillValue": np.nan,
+                        **self._cube_codec(),
+                    },
+                    "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"},
+                }
+                cube.to_dataset().to_zarr(
+                    store,
+                    group=f"cubes/{var}",
+                    mode="a",
+                    compute=False,
+                    encoding=enc_c,
+                    zarr_format=self.zarr_format,
+                    consolidated=False,
+                )
         with warnings.catch_warnings():
             # zarr 3 warns that consolidated metadata is not in its spec yet; xarray reads it fine
             warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
             # the lock and manifest files live beside the zarr hierarchy on purpose
-            warnings.filterwarnings("ignore", message="Object at .* is not recognized", category=UserWarning)
+            warnings.filterwarnings(
+                "ignore", message="Object at .* is not recognized", category=UserWarning
+            )
             zarr.consolidate_metadata(store)
 
     def _cube_codec(self) -> dict:
@@ -316,7 +383,9 @@ class Store:
         arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
         arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
 
-    def clear_series(self, member_index: int, variable_index: int, cube_variable: str | None) -> None:
+    def clear_series(
+        self, member_index: int, variable_index: int, cube_variable: str | None
+    ) -> None:
         """Reset a series to fill values (before recomputing a changed or failed series): its totals,
         and its cube when ``cube_variable`` (the variable's name) is given."""
         import zarr
@@ -333,11 +402,17 @@ def cube_compressors(zarr_format: int) -> tuple | None:
     """The cubes' compressor as configured (``store.cube-compressor``, ``-clevel``, ``-blocksize``)."""
     from gridflux import config
 
-    return blosc_compressors(zarr_format, config.get("store.cube-compressor"), int(config.get("store.cube-clevel")),
-                             int(config.get("store.cube-blocksize")))
+    return blosc_compressors(
+        zarr_format,
+        config.get("store.cube-compressor"),
+        int(config.get("store.cube-clevel")),
+        int(config.get("store.cube-blocksize")),
+    )
 
 
-def blosc_compressors(zarr_format: int, cname: str | None, clevel: int, blocksize: int) -> tuple | None:
+def blosc_compressors(
+    zarr_format: int, cname: str | None, clevel: int, blocksize: int
+) -> tuple | None:
     """Blosc with byte shuffle (zarr 3 ``BloscCodec``, numcodecs ``Blosc`` for format 2); None for
     ``cname`` None or "none".
 
@@ -352,11 +427,22 @@ def blosc_compressors(zarr_format: int, cname: str | None, clevel: int, blocksiz
         return (BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=blocksize),)
     import numcodecs
 
-    return (numcodecs.Blosc(cname=cname, clevel=clevel, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=blocksize),)
+    return (
+        numcodecs.Blosc(
+            cname=cname, clevel=clevel, shuffle=numcodecs.Blosc.SHUFFLE, blocksize=blocksize
+        ),
+    )
 
 
-def write_cube_block(url: str, storage_options: dict, zarr_format: int, variable: str, member_index: int,
-                     time_slice: slice, data: np.ndarray) -> None:
+def write_cube_block(
+    url: str,
+    storage_options: dict,
+    zarr_format: int,
+    variable: str,
+    member_index: int,
+    time_slice: slice,
+    data: np.ndarray,
+) -> None:
     """Region write of one time block of a cube (called on workers; chunk-aligned by the caller)."""
     import zarr
 
@@ -365,7 +451,9 @@ def write_cube_block(url: str, storage_options: dict, zarr_format: int, variable
     arr[member_index, time_slice] = data.astype(np.float32, copy=False)
 
 
-def open_store(url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None):
+def open_store(
+    url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None
+):
     """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset.
 
     String coordinates come back as ordinary numpy unicode arrays (zarr 3 decodes its

@@ -29,7 +29,9 @@ from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.store import TG_PER_KG, write_cube_block
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
-_OPENED: OrderedDict[tuple, Any] = OrderedDict()  # canonical datasets this worker process has opened
+_OPENED: OrderedDict[tuple, Any] = (
+    OrderedDict()
+)  # canonical datasets this worker process has opened
 OPENED_MAX = 8
 
 
@@ -52,10 +54,18 @@ class BlockJob:
 
 def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
     """Protocol weights on the series' native grid and their nonzero rows, memoised per process."""
-    key = (job.src_grid.fingerprint(), job.mask_key, job.protocol, job.target.fingerprint(), job.radius)
+    key = (
+        job.src_grid.fingerprint(),
+        job.mask_key,
+        job.protocol,
+        job.target.fingerprint(),
+        job.radius,
+    )
     hit = _NATIVE_WEIGHTS.get(key)
     if hit is None:
-        w = protocol_weights(job.src_grid, mask, protocol=job.protocol, target=job.target, radius=job.radius)
+        w = protocol_weights(
+            job.src_grid, mask, protocol=job.protocol, target=job.target, radius=job.radius
+        )
         hit = (w, nonzero_rows(w))
         _NATIVE_WEIGHTS[key] = hit
         if len(_NATIVE_WEIGHTS) > 16:
@@ -114,10 +124,22 @@ def process_block(
         sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
     totals = sums * TG_PER_KG
     if job.cube_grid is not None and job.store_url is not None:
-        cube = apply_separable(cached_weights(src_grid, job.cube_grid, job.radius), block, normalization="destarea",
-                               out_dtype=np.float32)
+        cube = apply_separable(
+            cached_weights(src_grid, job.cube_grid, job.radius),
+            block,
+            normalization="destarea",
+            out_dtype=np.float32,
+        )
         for sl, part in _contiguous_runs(positions, cube):
-            write_cube_block(job.store_url, storage_options or {}, job.zarr_format, job.variable, job.member_index, sl, part)
+            write_cube_block(
+                job.store_url,
+                storage_options or {},
+                job.zarr_format,
+                job.variable,
+                job.member_index,
+                sl,
+                part,
+            )
     return positions, totals
 
 
@@ -159,10 +181,13 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
 
     Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
     from gridflux.ingest import catalog
+
     key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
     ds = _OPENED.get(key)
     if ds is None:
-        ds = catalog.load_series(job.record, storage_options=storage_options, chunks={"time": job.time_chunk})
+        ds = catalog.load_series(
+            job.record, storage_options=storage_options, chunks={"time": job.time_chunk}
+        )
         found = tuple((int(t.year), int(t.month)) for t in ds["time"].values)
         if found != tuple(job.months):
             raise StoreError(
@@ -190,8 +215,12 @@ def _span_label(months: tuple) -> str:
     return f"{len(months)} months {y0:04d}-{m0:02d}..{y1:04d}-{m1:02d}"
 
 
-def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: RegionMask,
-                 storage_options: dict | None = None) -> list[tuple[np.ndarray, np.ndarray, int]]:
+def process_span(
+    job: SeriesJob,
+    blocks: tuple[tuple[int, int], ...],
+    mask: RegionMask,
+    storage_options: dict | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
     """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
@@ -203,9 +232,19 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
     name = ds.attrs["gridflux_variable"]
     data = ds[name].data
     seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
-    bjob = BlockJob(grid_of(ds), job.mask_key, job.protocol, job.target, job.radius,
-                    ds[name].attrs.get("gridflux_kind", "flux"), job.cube_grid, job.store_url, job.zarr_format,
-                    job.record.variable, job.member_index)
+    bjob = BlockJob(
+        grid_of(ds),
+        job.mask_key,
+        job.protocol,
+        job.target,
+        job.radius,
+        ds[name].attrs.get("gridflux_kind", "flux"),
+        job.cube_grid,
+        job.store_url,
+        job.zarr_format,
+        job.record.variable,
+        job.member_index,
+    )
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)
     rows_read = rows_to_read(bjob, mask)
@@ -214,7 +253,14 @@ def process_span(job: SeriesJob, blocks: tuple[tuple[int, int], ...], mask: Regi
     for i0, i1 in blocks:
         part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
         block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
-        pos, tot = process_block(block, seconds[i0:i1], job.positions[i0:i1], bjob, mask, storage_options,
-                                 rows_read=rows_read)
+        pos, tot = process_block(
+            block,
+            seconds[i0:i1],
+            job.positions[i0:i1],
+            bjob,
+            mask,
+            storage_options,
+            rows_read=rows_read,
+        )
         out.append((pos, tot, bytes_per_month * (i1 - i0)))
     return out

@@ -3,5 +3,13 @@
 from gridflux.synthetic.archive import ArchiveInfo, archive_series, build_archive, estimate_bytes
 from gridflux.synthetic.regions import REGIONS, Box, region_weights, write_mask
 
-__all__ = ["ArchiveInfo", "Box", "REGIONS", "archive_series", "build_archive", "estimate_bytes", "region_weights",
-           "write_mask"]
+__all__ = [
+    "ArchiveInfo",
+    "Box",
+    "REGIONS",
+    "archive_series",
+    "build_archive",
+    "estimate_bytes",
+    "region_weights",
+    "write_mask",
+]

@@ -75,7 +75,9 @@ class GridSpec:
         """True (lat_bounds ascending, lon_bounds) in degrees."""
         if self.kind == "gaussian":
             x, w = np.polynomial.legendre.leggauss(self.nlat)
-            edges = np.degrees(np.arcsin(np.clip(np.concatenate([[-1.0], -1.0 + np.cumsum(w)]), -1, 1)))
+            edges = np.degrees(
+                np.arcsin(np.clip(np.concatenate([[-1.0], -1.0 + np.cumsum(w)]), -1, 1))
+            )
             edges[-1] = 90.0
             nlon = 2 * self.nlat
             dl = 360.0 / nlon
@@ -154,30 +156,115 @@ class SynthSeries:
 _KIND = {"cSoil": "stock", "cVeg": "stock", "cLitter": "stock"}
 _ELEMENT = {"fn2o": "N"}
 # typical magnitudes of canonical fields (kg element m-2 s-1, stocks kg m-2), signed to the atmosphere
-_AMP = {"gpp": -2.0e-8, "npp": -1.0e-8, "ra": 1.0e-8, "rh": 0.8e-8, "fFire": 1.0e-9, "nbp": -1.0e-9,
-        "nep": -1.5e-9, "nee": -1.2e-9, "fco2": -1.0e-9, "fch4": 1.0e-10, "fn2o": 1.0e-12,
-        "cSoil": 10.0, "cVeg": 5.0, "cLitter": 1.0}
-_CMIP_RAW = {"nbp": "nbp", "npp": "npp", "gpp": "gpp", "ra": "ra", "rh": "rh", "fFire": "fFire",
-             "cSoil": "cSoil", "cVeg": "cVeg", "cLitter": "cLitter"}
+_AMP = {
+    "gpp": -2.0e-8,
+    "npp": -1.0e-8,
+    "ra": 1.0e-8,
+    "rh": 0.8e-8,
+    "fFire": 1.0e-9,
+    "nbp": -1.0e-9,
+    "nep": -1.5e-9,
+    "nee": -1.2e-9,
+    "fco2": -1.0e-9,
+    "fch4": 1.0e-10,
+    "fn2o": 1.0e-12,
+    "cSoil": 10.0,
+    "cVeg": 5.0,
+    "cLitter": 1.0,
+}
+_CMIP_RAW = {
+    "nbp": "nbp",
+    "npp": "npp",
+    "gpp": "gpp",
+    "ra": "ra",
+    "rh": "rh",
+    "fFire": "fFire",
+    "cSoil": "cSoil",
+    "cVeg": "cVeg",
+    "cLitter": "cLitter",
+}
 _INTO_LAND = {"gpp", "npp", "nbp", "nep"}
-_PCN_RAW = {"npp": "NPP", "rh": "HR", "fFire": "Fire", "gpp": "GPP", "ra": "AR", "nbp": "NBP",
-            "cSoil": "SoilC", "cVeg": "VegC", "cLitter": "LitterC"}
+_PCN_RAW = {
+    "npp": "NPP",
+    "rh": "HR",
+    "fFire": "Fire",
+    "gpp": "GPP",
+    "ra": "AR",
+    "nbp": "NBP",
+    "cSoil": "SoilC",
+    "cVeg": "VegC",
+    "cLitter": "LitterC",
+}
 
 PROCESS_ENSEMBLES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("PCN-MIP", ("CLM45", "CoLM", "JULES", "LPJ-GUESS", "ORCHIDEE-MICT", "UVic", "UW-VIC", "TEM6", "TEM", "SiBCASA")),
-    ("MsTMIP", ("BIOME-BGC", "CLASS-CTEM-N", "CLM4", "CLM4VIC", "DLEM", "GTEC", "ISAM", "LPJ-wsl",
-                "ORCHIDEE-LSCE", "SiB3", "SiBCASA", "TEM6", "TRIPLEX-GHG", "VISIT")),
-    ("LS3MIP", ("CESM2", "CNRM-ESM2-1", "EC-Earth3-Veg", "IPSL-CM6A-LR", "MIROC6", "MPI-ESM1-2-LR",
-                "UKESM1-0-LL", "CMCC-ESM2", "NorESM2-LM")),
+    (
+        "PCN-MIP",
+        (
+            "CLM45",
+            "CoLM",
+            "JULES",
+            "LPJ-GUESS",
+            "ORCHIDEE-MICT",
+            "UVic",
+            "UW-VIC",
+            "TEM6",
+            "TEM",
+            "SiBCASA",
+        ),
+    ),
+    (
+        "MsTMIP",
+        (
+            "BIOME-BGC",
+            "CLASS-CTEM-N",
+            "CLM4",
+            "CLM4VIC",
+            "DLEM",
+            "GTEC",
+            "ISAM",
+            "LPJ-wsl",
+            "ORCHIDEE-LSCE",
+            "SiB3",
+            "SiBCASA",
+            "TEM6",
+            "TRIPLEX-GHG",
+            "VISIT",
+        ),
+    ),
+    (
+        "LS3MIP",
+        (
+            "CESM2",
+            "CNRM-ESM2-1",
+            "EC-Earth3-Veg",
+            "IPSL-CM6A-LR",
+            "MIROC6",
+            "MPI-ESM1-2-LR",
+            "UKESM1-0-LL",
+            "CMCC-ESM2",
+            "NorESM2-LM",
+        ),
+    ),
     ("ISIMIP2a", ("caraib", "dlem", "lpj-guess", "lpjml", "orchidee", "visit", "jules")),
     ("ISIMIP2b", ("caraib", "clm45", "dlem", "lpj-guess", "lpjml", "orchidee", "visit")),
     ("ISIMIP3a", ("jsbach-dry", "elm-eca")),
     ("ISIMIP3b", ("jules", "orchidee-mict", "jsbach-wet")),
 )
 CH4_GROUPS: tuple[tuple[str, int], ...] = (
-    ("CAMS", 2), ("CTE-CH4", 2), ("GELCA", 1), ("GEOS-Chem", 2), ("LMDz-PYVAR", 2), ("MIROC4-ACTM", 1),
-    ("NICAM-TM", 1), ("NIES-TM-FLEXPART", 2), ("TM5-CAMS", 2), ("TM5-mean", 1), ("TOMCAT", 2),
-    ("CarbonTracker-CH4", 1), ("MIROC5-ACTM", 2), ("GEOS-CHEM-UoL", 1),
+    ("CAMS", 2),
+    ("CTE-CH4", 2),
+    ("GELCA", 1),
+    ("GEOS-Chem", 2),
+    ("LMDz-PYVAR", 2),
+    ("MIROC4-ACTM", 1),
+    ("NICAM-TM", 1),
+    ("NIES-TM-FLEXPART", 2),
+    ("TM5-CAMS", 2),
+    ("TM5-mean", 1),
+    ("TOMCAT", 2),
+    ("CarbonTracker-CH4", 1),
+    ("MIROC5-ACTM", 2),
+    ("GEOS-CHEM-UoL", 1),
 )
 
 
@@ -200,9 +287,30 @@ _PROCESS_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 #: grid spacing (degrees) of the regular-grid process ensembles per size.
 _PROCESS_RES: dict[str, dict[str, float]] = {
-    "tiny": {"PCN-MIP": 4.0, "MsTMIP": 5.0, "ISIMIP2a": 3.0, "ISIMIP2b": 3.0, "ISIMIP3a": 3.0, "ISIMIP3b": 3.0},
-    "small": {"PCN-MIP": 1.0, "MsTMIP": 2.0, "ISIMIP2a": 2.0, "ISIMIP2b": 2.0, "ISIMIP3a": 1.0, "ISIMIP3b": 1.0},
-    "paper": {"PCN-MIP": 0.5, "MsTMIP": 0.5, "ISIMIP2a": 0.5, "ISIMIP2b": 0.5, "ISIMIP3a": 0.5, "ISIMIP3b": 0.5},
+    "tiny": {
+        "PCN-MIP": 4.0,
+        "MsTMIP": 5.0,
+        "ISIMIP2a": 3.0,
+        "ISIMIP2b": 3.0,
+        "ISIMIP3a": 3.0,
+        "ISIMIP3b": 3.0,
+    },
+    "small": {
+        "PCN-MIP": 1.0,
+        "MsTMIP": 2.0,
+        "ISIMIP2a": 2.0,
+        "ISIMIP2b": 2.0,
+        "ISIMIP3a": 1.0,
+        "ISIMIP3b": 1.0,
+    },
+    "paper": {
+        "PCN-MIP": 0.5,
+        "MsTMIP": 0.5,
+        "ISIMIP2a": 0.5,
+        "ISIMIP2b": 0.5,
+        "ISIMIP3a": 0.5,
+        "ISIMIP3b": 0.5,
+    },
 }
 
 
@@ -235,118 +343,317 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
                 kind = _KIND.get(v, "flux")
                 d = _PROCESS_RES[size].get(ens, 0.0)
                 if ens == "PCN-MIP":
-                    s = SynthSeries(**base, experiment="S3", member_id="r1", variable=v, raw_name=_PCN_RAW[v],
-                                    raw_into_land=v in _INTO_LAND, units="g C m-2 d-1" if kind == "flux" else "g C m-2",
-                                    gas="CO2", grid=GridSpec("regular", d, d, descending=True, write_bounds=False),
-                                    calendar="noleap", layout="yearly", start_year=py0, n_years=pny,
-                                    time_style="days", stamp="mid", missing=(j % 3 == 0))
+                    s = SynthSeries(
+                        **base,
+                        experiment="S3",
+                        member_id="r1",
+                        variable=v,
+                        raw_name=_PCN_RAW[v],
+                        raw_into_land=v in _INTO_LAND,
+                        units="g C m-2 d-1" if kind == "flux" else "g C m-2",
+                        gas="CO2",
+                        grid=GridSpec("regular", d, d, descending=True, write_bounds=False),
+                        calendar="noleap",
+                        layout="yearly",
+                        start_year=py0,
+                        n_years=pny,
+                        time_style="days",
+                        stamp="mid",
+                        missing=(j % 3 == 0),
+                    )
                 elif ens == "MsTMIP":
-                    s = SynthSeries(**base, experiment="BG1", member_id="r1", variable=v, raw_name=_PCN_RAW[v],
-                                    raw_into_land=v in _INTO_LAND,
-                                    units=("kg C m-2 s-1" if j % 2 else "g m-2 day-1") if kind == "flux" else "kg m-2",
-                                    gas="CO2", grid=GridSpec("regular", d, d, write_bounds=True),
-                                    calendar="365_day", layout="single", start_year=py0, n_years=min(pny, 110),
-                                    time_style="months", stamp="start", missing=True)
+                    s = SynthSeries(
+                        **base,
+                        experiment="BG1",
+                        member_id="r1",
+                        variable=v,
+                        raw_name=_PCN_RAW[v],
+                        raw_into_land=v in _INTO_LAND,
+                        units=("kg C m-2 s-1" if j % 2 else "g m-2 day-1")
+                        if kind == "flux"
+                        else "kg m-2",
+                        gas="CO2",
+                        grid=GridSpec("regular", d, d, write_bounds=True),
+                        calendar="365_day",
+                        layout="single",
+                        start_year=py0,
+                        n_years=min(pny, 110),
+                        time_style="months",
+                        stamp="start",
+                        missing=True,
+                    )
                 elif ens == "LS3MIP":
                     grids_ = [
-                        GridSpec("gaussian", nlat=int(_res(size, 24, 48, 96)), lon0=0.0 - 180.0 / _res(size, 48, 96, 192)),
-                        GridSpec("polecentred", _res(size, 4.0, 1.875, 0.9375), _res(size, 5.0, 2.5, 1.25),
-                                 lon0=-_res(size, 2.5, 1.25, 0.625)),
-                        GridSpec("regular", _res(size, 5.0, 2.5, 1.25), _res(size, 7.5, 3.75, 1.875), lon0=0.0),
+                        GridSpec(
+                            "gaussian",
+                            nlat=int(_res(size, 24, 48, 96)),
+                            lon0=0.0 - 180.0 / _res(size, 48, 96, 192),
+                        ),
+                        GridSpec(
+                            "polecentred",
+                            _res(size, 4.0, 1.875, 0.9375),
+                            _res(size, 5.0, 2.5, 1.25),
+                            lon0=-_res(size, 2.5, 1.25, 0.625),
+                        ),
+                        GridSpec(
+                            "regular",
+                            _res(size, 5.0, 2.5, 1.25),
+                            _res(size, 7.5, 3.75, 1.875),
+                            lon0=0.0,
+                        ),
                     ]
-                    cals = ["noleap", "standard", "proleptic_gregorian", "360_day", "gregorian", "julian",
-                            "proleptic_gregorian", "365_day", "360_day"]
+                    cals = [
+                        "noleap",
+                        "standard",
+                        "proleptic_gregorian",
+                        "360_day",
+                        "gregorian",
+                        "julian",
+                        "proleptic_gregorian",
+                        "365_day",
+                        "360_day",
+                    ]
                     g = grids_[j % 3]
                     if j == 4:
-                        g = GridSpec(g.kind, g.dlat, g.dlon, g.lon0, nlat=g.nlat, write_bounds=False)
+                        g = GridSpec(
+                            g.kind, g.dlat, g.dlon, g.lon0, nlat=g.nlat, write_bounds=False
+                        )
                     cy0, cny = (1901, 114) if size == "paper" else (y0, ny)
-                    s = SynthSeries(**base, experiment="land-hist", member_id="r1i1p1f1", variable=v,
-                                    raw_name=_CMIP_RAW[v], raw_into_land=v in _INTO_LAND,
-                                    units="kg m-2 s-1" if kind == "flux" else "kg m-2", gas="CO2", grid=g,
-                                    calendar=cals[j], layout="cmip6", start_year=cy0, n_years=cny,
-                                    time_style="days", stamp="mid", time_bnds=True,
-                                    split_months=(6, 12 * max(cny // 2, 1)), per_land=True,
-                                    institution=f"INST{j}")
+                    s = SynthSeries(
+                        **base,
+                        experiment="land-hist",
+                        member_id="r1i1p1f1",
+                        variable=v,
+                        raw_name=_CMIP_RAW[v],
+                        raw_into_land=v in _INTO_LAND,
+                        units="kg m-2 s-1" if kind == "flux" else "kg m-2",
+                        gas="CO2",
+                        grid=g,
+                        calendar=cals[j],
+                        layout="cmip6",
+                        start_year=cy0,
+                        n_years=cny,
+                        time_style="days",
+                        stamp="mid",
+                        time_bnds=True,
+                        split_months=(6, 12 * max(cny // 2, 1)),
+                        per_land=True,
+                        institution=f"INST{j}",
+                    )
                 else:  # ISIMIP
                     if ens == "ISIMIP2a":
-                        head, cal, ts = f"{model}_gswp3_nobc_hist_varsoc_co2", "proleptic_gregorian", "days"
+                        head, cal, ts = (
+                            f"{model}_gswp3_nobc_hist_varsoc_co2",
+                            "proleptic_gregorian",
+                            "days",
+                        )
                         forcing, exp, mem = "gswp3", "hist", "varsoc_co2"
                     elif ens == "ISIMIP2b":
-                        head, cal, ts = f"{model}_ipsl-cm5a-lr_ewembi_historical_histsoc_co2", "365_day", "days"
+                        head, cal, ts = (
+                            f"{model}_ipsl-cm5a-lr_ewembi_historical_histsoc_co2",
+                            "365_day",
+                            "days",
+                        )
                         forcing, exp, mem = "ipsl-cm5a-lr", "historical", "histsoc_co2"
                     elif ens == "ISIMIP3a":
-                        head, cal, ts = f"{model}_gswp3-w5e5_obsclim_histsoc_default", "standard", "months"
+                        head, cal, ts = (
+                            f"{model}_gswp3-w5e5_obsclim_histsoc_default",
+                            "standard",
+                            "months",
+                        )
                         forcing, exp, mem = "gswp3-w5e5", "obsclim", "histsoc_default"
                     else:
-                        head, cal, ts = f"{model}_gfdl-esm4_w5e5_historical_histsoc_default", "proleptic_gregorian", "months"
+                        head, cal, ts = (
+                            f"{model}_gfdl-esm4_w5e5_historical_histsoc_default",
+                            "proleptic_gregorian",
+                            "months",
+                        )
                         forcing, exp, mem = "gfdl-esm4", "historical", "histsoc_default"
-                    s = SynthSeries(**base, experiment=exp, member_id=mem, variable=v, raw_name=v,
-                                    raw_into_land=v in _INTO_LAND,
-                                    units="kg m-2 s-1" if kind == "flux" else "kg m-2", gas="CO2",
-                                    grid=GridSpec("regular", d, d, descending=True, write_bounds=False),
-                                    calendar=cal, layout="isimip", start_year=py0, n_years=pny, time_style=ts,
-                                    stamp="start", forcing=forcing, isimip_head=head, missing=(j % 2 == 1))
+                    s = SynthSeries(
+                        **base,
+                        experiment=exp,
+                        member_id=mem,
+                        variable=v,
+                        raw_name=v,
+                        raw_into_land=v in _INTO_LAND,
+                        units="kg m-2 s-1" if kind == "flux" else "kg m-2",
+                        gas="CO2",
+                        grid=GridSpec("regular", d, d, descending=True, write_bounds=False),
+                        calendar=cal,
+                        layout="isimip",
+                        start_year=py0,
+                        n_years=pny,
+                        time_style=ts,
+                        stamp="start",
+                        forcing=forcing,
+                        isimip_head=head,
+                        missing=(j % 2 == 1),
+                    )
                 out.append(s)
     # CARDAMOM: one member, per-pixel quantiles as three series
     cy0, cny = (2001, 19) if size == "paper" else (y0 + 1, ny)
     for q, mid in (("p025", 0.6), ("p50", 1.0), ("p975", 1.5)):
-        out.append(SynthSeries(
-            ensemble="CARDAMOM", source_id="CARDAMOM", experiment="historical", member_id=q, variable="nbp",
-            raw_name=f"NBE_{q}", raw_into_land=False, into_land_column=False, units="g C m-2 d-1", gas="CO2",
-            grid=GridSpec("regional", _res(size, 2.0, 1.0, 0.5), _res(size, 2.0, 1.0, 0.5), south=30.0, north=90.0),
-            calendar="julian", layout="single", start_year=cy0, n_years=cny, time_style="days", stamp="mid",
-            scale=mid, extra={"quantile": q}))
+        out.append(
+            SynthSeries(
+                ensemble="CARDAMOM",
+                source_id="CARDAMOM",
+                experiment="historical",
+                member_id=q,
+                variable="nbp",
+                raw_name=f"NBE_{q}",
+                raw_into_land=False,
+                into_land_column=False,
+                units="g C m-2 d-1",
+                gas="CO2",
+                grid=GridSpec(
+                    "regional",
+                    _res(size, 2.0, 1.0, 0.5),
+                    _res(size, 2.0, 1.0, 0.5),
+                    south=30.0,
+                    north=90.0,
+                ),
+                calendar="julian",
+                layout="single",
+                start_year=cy0,
+                n_years=cny,
+                time_style="days",
+                stamp="mid",
+                scale=mid,
+                extra={"quantile": q},
+            )
+        )
     # GMB wetland CH4 (13)
     wy0, wny = (2000, 18) if size == "paper" else (y0, ny)
-    wunits = [("mol m-2 s-1", None), ("kg CH4 m-2 s-1", None), ("kg m-2 s-1", "CH4"), ("g m-2 day-1", "CH4")]
+    wunits = [
+        ("mol m-2 s-1", None),
+        ("kg CH4 m-2 s-1", None),
+        ("kg m-2 s-1", "CH4"),
+        ("g m-2 day-1", "CH4"),
+    ]
     for j in range(13):
         u, mb = wunits[j % 4]
         d = _res(size, 3.0, 2.0, 0.5)
-        out.append(SynthSeries(
-            ensemble="GMB-wetland", source_id=f"WET{j + 1:02d}", experiment="wad2m", member_id="r1", variable="fch4",
-            raw_name="wetCH4", raw_into_land=False, units=u, mass_basis=mb, gas="CH4",
-            grid=GridSpec("regular", d, d, lon0=(0.0 if j % 2 else -180.0), descending=(j % 3 == 0),
-                          write_bounds=(j % 2 == 0)),
-            calendar=["standard", "gregorian", "noleap"][j % 3], layout="single", start_year=wy0, n_years=wny,
-            time_style="hours", stamp=["end", "next", "mid"][j % 3], time_bnds=(j % 3 == 1)))
+        out.append(
+            SynthSeries(
+                ensemble="GMB-wetland",
+                source_id=f"WET{j + 1:02d}",
+                experiment="wad2m",
+                member_id="r1",
+                variable="fch4",
+                raw_name="wetCH4",
+                raw_into_land=False,
+                units=u,
+                mass_basis=mb,
+                gas="CH4",
+                grid=GridSpec(
+                    "regular",
+                    d,
+                    d,
+                    lon0=(0.0 if j % 2 else -180.0),
+                    descending=(j % 3 == 0),
+                    write_bounds=(j % 2 == 0),
+                ),
+                calendar=["standard", "gregorian", "noleap"][j % 3],
+                layout="single",
+                start_year=wy0,
+                n_years=wny,
+                time_style="hours",
+                stamp=["end", "next", "mid"][j % 3],
+                time_bnds=(j % 3 == 1),
+            )
+        )
     iy0, iny = (2000, 21) if size == "paper" else (y0, ny)
     inv_grids = [
         GridSpec("polecentred", 4.0, 5.0, lon0=-182.5, write_bounds=False),
         GridSpec("regular", 2.0, 3.0, lon0=0.0),
-        GridSpec("regular", _res(size, 2.0, 1.0, 1.0), _res(size, 2.0, 1.0, 1.0), lon0=-180.0, descending=True),
+        GridSpec(
+            "regular",
+            _res(size, 2.0, 1.0, 1.0),
+            _res(size, 2.0, 1.0, 1.0),
+            lon0=-180.0,
+            descending=True,
+        ),
         GridSpec("regular", 3.0, 3.75, lon0=-1.875),
     ]
     # GCB CO2 inversions (7)
     cunits = ["mol m-2 s-1", "kg C m-2 s-1", "g C m-2 d-1"]
-    for j, name in enumerate(("CAMS", "CarbonTracker", "CMS-Flux", "Jena-CarboScope", "MIROC4-ACTM", "NISMON-CO2",
-                              "UoE")):
-        out.append(SynthSeries(
-            ensemble="GCB", source_id=name, experiment="GCB2021", member_id="r1", variable="fco2",
-            raw_name="land_flux", raw_into_land=False, units=cunits[j % 3], gas="CO2", grid=inv_grids[j % 4],
-            calendar=["standard", "proleptic_gregorian", "gregorian", "noleap"][j % 4], layout="single",
-            start_year=iy0, n_years=iny, time_style="days", stamp=["mid", "start"][j % 2],
-            extra={"extra_member": j == 6}))
+    for j, name in enumerate(
+        ("CAMS", "CarbonTracker", "CMS-Flux", "Jena-CarboScope", "MIROC4-ACTM", "NISMON-CO2", "UoE")
+    ):
+        out.append(
+            SynthSeries(
+                ensemble="GCB",
+                source_id=name,
+                experiment="GCB2021",
+                member_id="r1",
+                variable="fco2",
+                raw_name="land_flux",
+                raw_into_land=False,
+                units=cunits[j % 3],
+                gas="CO2",
+                grid=inv_grids[j % 4],
+                calendar=["standard", "proleptic_gregorian", "gregorian", "noleap"][j % 4],
+                layout="single",
+                start_year=iy0,
+                n_years=iny,
+                time_style="days",
+                stamp=["mid", "start"][j % 2],
+                extra={"extra_member": j == 6},
+            )
+        )
     # GMB CH4 inversions: 22 submissions from 14 groups
     munits = [("kg CH4 m-2 s-1", None), ("mol m-2 s-1", None), ("kg m-2 s-1", "CH4")]
     n = 0
     for g, nsub in CH4_GROUPS:
         for s_ in range(nsub):
             u, mb = munits[n % 3]
-            out.append(SynthSeries(
-                ensemble="GMB", source_id=g, experiment="GMB2020", member_id=["surface", "GOSAT"][s_], variable="fch4",
-                raw_name="ch4flux", raw_into_land=False, units=u, mass_basis=mb, gas="CH4", group=g,
-                grid=inv_grids[n % 4], calendar=["standard", "noleap", "proleptic_gregorian"][n % 3],
-                layout="single", start_year=iy0, n_years=min(iny, 18), time_style="hours",
-                stamp=["mid", "end", "start"][n % 3]))
+            out.append(
+                SynthSeries(
+                    ensemble="GMB",
+                    source_id=g,
+                    experiment="GMB2020",
+                    member_id=["surface", "GOSAT"][s_],
+                    variable="fch4",
+                    raw_name="ch4flux",
+                    raw_into_land=False,
+                    units=u,
+                    mass_basis=mb,
+                    gas="CH4",
+                    group=g,
+                    grid=inv_grids[n % 4],
+                    calendar=["standard", "noleap", "proleptic_gregorian"][n % 3],
+                    layout="single",
+                    start_year=iy0,
+                    n_years=min(iny, 18),
+                    time_style="hours",
+                    stamp=["mid", "end", "start"][n % 3],
+                )
+            )
             n += 1
     # GNB N2O inversions (3; the third is an outlier, >10x)
     nunits = ["kg N2O m-2 s-1", "g N m-2 month-1", "mol m-2 s-1"]
     for j, name in enumerate(("INVICAT", "GEOSChem-N2O", "MIROC4-N2O")):
-        out.append(SynthSeries(
-            ensemble="GNB", source_id=name, experiment="GNB2021", member_id="r1", variable="fn2o", raw_name="n2oflux",
-            raw_into_land=False, units=nunits[j], gas="N2O", grid=inv_grids[j % 4],
-            calendar=["standard", "360_day", "julian"][j], layout="single", start_year=iy0, n_years=min(iny, 20),
-            time_style="days", stamp="mid", scale=(15.0 if j == 2 else 1.0)))
+        out.append(
+            SynthSeries(
+                ensemble="GNB",
+                source_id=name,
+                experiment="GNB2021",
+                member_id="r1",
+                variable="fn2o",
+                raw_name="n2oflux",
+                raw_into_land=False,
+                units=nunits[j],
+                gas="N2O",
+                grid=inv_grids[j % 4],
+                calendar=["standard", "360_day", "julian"][j],
+                layout="single",
+                start_year=iy0,
+                n_years=min(iny, 20),
+                time_style="days",
+                stamp="mid",
+                scale=(15.0 if j == 2 else 1.0),
+            )
+        )
     return out
 
 
@@ -364,15 +671,20 @@ def _secs(keys: np.ndarray, calendar: str) -> np.ndarray:
     return out
 
 
-def _canonical_field(s: SynthSeries, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray,
-                     rng: np.random.Generator) -> np.ndarray:
+def _canonical_field(
+    s: SynthSeries, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """A designed canonical field (time, lat, lon) float64 with spatial and seasonal structure."""
     amp = _AMP[s.variable] * s.scale
     la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
-    spatial = (0.4 + rng.random(la.shape)) * (1.0 + 0.5 * np.cos(la)) * (1.0 + 0.3 * np.sin(lo + 0.7))
+    spatial = (
+        (0.4 + rng.random(la.shape)) * (1.0 + 0.5 * np.cos(la)) * (1.0 + 0.3 * np.sin(lo + 0.7))
+    )
     month = keys % 12
     year = keys // 12 - keys[0] // 12
-    seas = 1.0 + 0.6 * np.cos(2 * np.pi * (month - 6) / 12.0) * (1 if _KIND.get(s.variable) != "stock" else 0.05)
+    seas = 1.0 + 0.6 * np.cos(2 * np.pi * (month - 6) / 12.0) * (
+        1 if _KIND.get(s.variable) != "stock" else 0.05
+    )
     trend = 1.0 + 0.01 * year
     return amp * spatial[None] * (seas * trend)[:, None, None]
 
@@ -387,7 +699,11 @@ class _Written:
 
 def _time_values(s: SynthSeries, keys: np.ndarray) -> tuple[np.ndarray, str, np.ndarray | None]:
     cal = s.calendar
-    ref_y = keys[0] // 12 if s.layout == "yearly" else (1661 if s.layout == "isimip" and s.time_style == "days" else 1850)
+    ref_y = (
+        keys[0] // 12
+        if s.layout == "yearly"
+        else (1661 if s.layout == "isimip" and s.time_style == "days" else 1850)
+    )
     if s.time_style == "months":
         ref = 1601 if s.layout == "isimip" else 1901
         units = f"months since {ref}-01-01"
@@ -403,18 +719,35 @@ def _time_values(s: SynthSeries, keys: np.ndarray) -> tuple[np.ndarray, str, np.
     elif s.stamp == "mid":
         stamps = [a + (b - a) / 2 for a, b in zip(starts, nexts, strict=True)]
     elif s.stamp == "end":
-        stamps = [b - (b - a) / 48 for a, b in zip(starts, nexts, strict=True)]  # late on the last day
+        stamps = [
+            b - (b - a) / 48 for a, b in zip(starts, nexts, strict=True)
+        ]  # late on the last day
     else:  # "next": the first instant of the next month, with bounds
         stamps = nexts
     vals = np.asarray(cftime.date2num(stamps, units, calendar=cal), dtype=np.float64)
     bnds = None
     if s.time_bnds or s.stamp == "next":
-        bnds = np.column_stack([cftime.date2num(starts, units, calendar=cal), cftime.date2num(nexts, units, calendar=cal)])
+        bnds = np.column_stack(
+            [
+                cftime.date2num(starts, units, calendar=cal),
+                cftime.date2num(nexts, units, calendar=cal),
+            ]
+        )
     return vals, units, bnds
 
 
-def _write_nc(path: str, s: SynthSeries, lat: np.ndarray, lon: np.ndarray, lat_b: np.ndarray, lon_b: np.ndarray,
-              tvals: np.ndarray, tunits: str, tbnds: np.ndarray | None, data: np.ndarray) -> None:
+def _write_nc(
+    path: str,
+    s: SynthSeries,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    lat_b: np.ndarray,
+    lon_b: np.ndarray,
+    tvals: np.ndarray,
+    tunits: str,
+    tbnds: np.ndarray | None,
+    data: np.ndarray,
+) -> None:
     import netCDF4
 
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -424,14 +757,24 @@ def _write_nc(path: str, s: SynthSeries, lat: np.ndarray, lon: np.ndarray, lat_b
         nc.createDimension("lon", lon.size)
         tv = nc.createVariable("time", "f8", ("time",))
         tv[:] = tvals
-        tv.setncatts({"units": tunits, "calendar": s.calendar, "standard_name": "time", "axis": "T"})
+        tv.setncatts(
+            {"units": tunits, "calendar": s.calendar, "standard_name": "time", "axis": "T"}
+        )
         if tbnds is not None:
             nc.createDimension("bnds", 2)
             tv.bounds = "time_bnds"
             nc.createVariable("time_bnds", "f8", ("time", "bnds"))[:] = tbnds
         write_latlon(nc, lat, lon, *((lat_b, lon_b) if s.grid.write_bounds else ()))
-        v = nc.createVariable(s.raw_name, "f4", ("time", "lat", "lon"), fill_value=np.float32(1e20),
-                              chunksizes=(1, lat.size, lon.size), zlib=True, complevel=1, shuffle=True)  # as CMOR
+        v = nc.createVariable(
+            s.raw_name,
+            "f4",
+            ("time", "lat", "lon"),
+            fill_value=np.float32(1e20),
+            chunksizes=(1, lat.size, lon.size),
+            zlib=True,
+            complevel=1,
+            shuffle=True,
+        )  # as CMOR
         v.set_auto_maskandscale(False)
         v[:] = np.where(np.isfinite(data), data, np.float32(1e20)).astype(np.float32)
         atts = {"units": s.units, "missing_value": np.float32(1e20)}
@@ -461,8 +804,14 @@ def _series_paths(root: str, s: SynthSeries, keys: np.ndarray) -> list[tuple[str
         out = []
         for y in range(s.n_years):
             yr = s.start_year + y
-            p = os.path.join(root, s.ensemble, s.source_id, s.experiment, s.raw_name,
-                             f"{s.source_id}_{s.experiment}_{s.raw_name}_{yr}.nc")
+            p = os.path.join(
+                root,
+                s.ensemble,
+                s.source_id,
+                s.experiment,
+                s.raw_name,
+                f"{s.source_id}_{s.experiment}_{s.raw_name}_{yr}.nc",
+            )
             out.append((p, slice(12 * y, 12 * y + 12)))
         return out
     if s.layout == "cmip6":
@@ -471,15 +820,41 @@ def _series_paths(root: str, s: SynthSeries, keys: np.ndarray) -> list[tuple[str
         for a, b in zip(cuts[:-1], cuts[1:], strict=True):
             ka, kb = keys[a], keys[b - 1]
             tr = f"{ka // 12:04d}{ka % 12 + 1:02d}-{kb // 12:04d}{kb % 12 + 1:02d}"
-            d = os.path.join(root, "CMIP6", s.ensemble, s.institution, s.source_id, s.experiment, s.member_id, "Lmon",
-                             s.raw_name, "gn", "v20190815")
-            out.append((os.path.join(d, f"{s.raw_name}_Lmon_{s.source_id}_{s.experiment}_{s.member_id}_gn_{tr}.nc"),
-                        slice(a, b)))
+            d = os.path.join(
+                root,
+                "CMIP6",
+                s.ensemble,
+                s.institution,
+                s.source_id,
+                s.experiment,
+                s.member_id,
+                "Lmon",
+                s.raw_name,
+                "gn",
+                "v20190815",
+            )
+            out.append(
+                (
+                    os.path.join(
+                        d,
+                        f"{s.raw_name}_Lmon_{s.source_id}_{s.experiment}_{s.member_id}_gn_{tr}.nc",
+                    ),
+                    slice(a, b),
+                )
+            )
         return out
     if s.layout == "isimip":
         d = os.path.join(root, s.ensemble, "OutputData", "biomes", s.source_id, s.forcing)
-        return [(os.path.join(d, f"{s.isimip_head}_{s.raw_name}_global_monthly_{s.start_year}_"
-                              f"{s.start_year + s.n_years - 1}.nc4"), slice(0, n))]
+        return [
+            (
+                os.path.join(
+                    d,
+                    f"{s.isimip_head}_{s.raw_name}_global_monthly_{s.start_year}_"
+                    f"{s.start_year + s.n_years - 1}.nc4",
+                ),
+                slice(0, n),
+            )
+        ]
     grp = f"{s.group}/" if s.group else ""
     name = f"{s.source_id}_{s.experiment}_{s.member_id}_{s.raw_name}_{s.start_year}-{s.start_year + s.n_years - 1}.nc"
     return [(os.path.join(root, s.ensemble, grp + s.source_id, name), slice(0, n))]
@@ -494,7 +869,9 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
     g = _canonical_field(s, lat_c, lon_c, keys, rng)
     if s.missing:  # an "ocean" patch of missing cells
         la, lo = np.meshgrid(lat_c, lon_c, indexing="ij")
-        ocean = (la < 0) & (lo % 360 > 160) & (lo % 360 < 280) | ((la > 62) & (la < 66) & (lo % 360 > 300))
+        ocean = (la < 0) & (lo % 360 > 160) & (lo % 360 < 280) | (
+            (la > 62) & (la < 66) & (lo % 360 > 300)
+        )
         g[:, ocean] = np.nan
     scale, per_month = _file_factor(s.units, s.gas, s.mass_basis)
     sign = -1.0 if s.raw_into_land else 1.0
@@ -504,7 +881,11 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
     sftlf_pct = None
     if s.per_land:
         la, lo = np.meshgrid(lat_c, lon_c, indexing="ij")
-        frac = np.clip(0.5 + 0.5 * np.sin(np.radians(lo) * 2) * np.cos(np.radians(la) * 3) + 0.3 * (la > 55), 0, 1)
+        frac = np.clip(
+            0.5 + 0.5 * np.sin(np.radians(lo) * 2) * np.cos(np.radians(la) * 3) + 0.3 * (la > 55),
+            0,
+            1,
+        )
         sftlf_pct = np.round(100.0 * frac, 2).astype(np.float32)
         canon = canon * (sftlf_pct.astype(np.float64) / 100.0)[None]
     # write (the file's latitude order)
@@ -517,28 +898,59 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
     for path, sl in _series_paths(root, s, keys):
         if s.layout == "yearly":
             tv, tu, tb = _time_values(
-                SynthSeries(**{**s.__dict__, "start_year": int(keys[sl][0] // 12), "n_years": 1}), keys[sl])
+                SynthSeries(**{**s.__dict__, "start_year": int(keys[sl][0] // 12), "n_years": 1}),
+                keys[sl],
+            )
         else:
             tv, tu, tb = tvals[sl], tunits, (None if tbnds is None else tbnds[sl])
         _write_nc(path, s, lat_w, lon_c, lat_bw, lon_b, tv, tu, tb, data_w[sl])
         files.append(path)
         kb, ke = keys[sl][0], keys[sl][-1]
-        rows.append(_row(s, path, f"{kb // 12:04d}{kb % 12 + 1:02d}-{ke // 12:04d}{ke % 12 + 1:02d}"))
+        rows.append(
+            _row(s, path, f"{kb // 12:04d}{kb % 12 + 1:02d}-{ke // 12:04d}{ke % 12 + 1:02d}")
+        )
     if s.per_land:
-        d = os.path.join(root, "CMIP6", s.ensemble, s.institution, s.source_id, s.experiment, s.member_id, "fx",
-                         "sftlf", "gn", "v20190601")
+        d = os.path.join(
+            root,
+            "CMIP6",
+            s.ensemble,
+            s.institution,
+            s.source_id,
+            s.experiment,
+            s.member_id,
+            "fx",
+            "sftlf",
+            "gn",
+            "v20190601",
+        )
         p = os.path.join(d, f"sftlf_fx_{s.source_id}_{s.experiment}_{s.member_id}_gn.nc")
         if not os.path.exists(p):
-            _write_sftlf(p, s, lat_w, lon_c, lat_bw, lon_b, sftlf_pct[::-1] if s.grid.descending else sftlf_pct)
+            _write_sftlf(
+                p,
+                s,
+                lat_w,
+                lon_c,
+                lat_bw,
+                lon_b,
+                sftlf_pct[::-1] if s.grid.descending else sftlf_pct,
+            )
             files.append(p)
             r = _row(s, p, "")
-            r.update(variable="sftlf", raw_variable="", units="", per_land_area="", table_id="fx",
-                     version="v20190601")
+            r.update(
+                variable="sftlf",
+                raw_variable="",
+                units="",
+                per_land_area="",
+                table_id="fx",
+                version="v20190601",
+            )
             rows.append(r)
     # truths
     gk = (s.grid.bounds()[0].tobytes(), s.grid.bounds()[1].tobytes())
     if gk not in weights_cache:
-        weights_cache[gk] = {r: region_weights(lat_b, lon_b, boxes, R_EARTH) for r, boxes in REGIONS.items()}
+        weights_cache[gk] = {
+            r: region_weights(lat_b, lon_b, boxes, R_EARTH) for r, boxes in REGIONS.items()
+        }
     W = weights_cache[gk]
     c0 = np.nan_to_num(canon, nan=0.0)
     is_stock = _KIND.get(s.variable) == "stock"
@@ -548,20 +960,35 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
         rate = np.einsum("tij,ij->t", c0, w)  # kg s-1 (flux) or kg (stock)
         tg = rate / 1e9 if is_stock else rate * secs / 1e9
         for k, val in zip(keys, tg, strict=True):
-            truths.append((s.member, s.variable, r, f"{k // 12:04d}-{k % 12 + 1:02d}", float(val), unit))
+            truths.append(
+                (s.member, s.variable, r, f"{k // 12:04d}-{k % 12 + 1:02d}", float(val), unit)
+            )
     return _Written(s, rows, truths, files)
 
 
 def _row(s: SynthSeries, path: str, time_range: str) -> dict[str, Any]:
     d = {
-        "ensemble": s.ensemble, "source_id": s.source_id, "experiment": s.experiment, "member_id": s.member_id,
-        "variable": s.variable, "gas": s.gas, "group": s.group, "grid_label": "gn" if s.layout == "cmip6" else "",
-        "forcing": s.forcing, "layered_c": "" if s.layered_c is None else s.layered_c,
-        "fire": "" if s.fire is None else s.fire, "path": path, "format": "netcdf",
-        "raw_variable": s.raw_name if s.raw_name != s.variable else "", "units": "",
-        "per_land_area": True if s.per_land else "", "calendar": "", "mass_basis": s.mass_basis or "",
+        "ensemble": s.ensemble,
+        "source_id": s.source_id,
+        "experiment": s.experiment,
+        "member_id": s.member_id,
+        "variable": s.variable,
+        "gas": s.gas,
+        "group": s.group,
+        "grid_label": "gn" if s.layout == "cmip6" else "",
+        "forcing": s.forcing,
+        "layered_c": "" if s.layered_c is None else s.layered_c,
+        "fire": "" if s.fire is None else s.fire,
+        "path": path,
+        "format": "netcdf",
+        "raw_variable": s.raw_name if s.raw_name != s.variable else "",
+        "units": "",
+        "per_land_area": True if s.per_land else "",
+        "calendar": "",
+        "mass_basis": s.mass_basis or "",
         "into_land": "" if s.into_land_column is None else s.into_land_column,
-        "table_id": "Lmon" if s.layout == "cmip6" else "", "version": "v20190815" if s.layout == "cmip6" else "",
+        "table_id": "Lmon" if s.layout == "cmip6" else "",
+        "version": "v20190815" if s.layout == "cmip6" else "",
         "time_range": time_range,
     }
     d.update({k: v for k, v in s.extra.items()})
@@ -622,12 +1049,16 @@ def estimate_bytes(size: str = "tiny", seed: int = 0) -> int:
         for path, sl in _series_paths("", s, keys):
             nt = len(keys[sl])
             total += _file_bytes(s, nt)
-            total += _CATALOG_ROW_BYTES + 2 * len(path)  # catalog.csv (+ inversions.yaml for inversions)
+            total += _CATALOG_ROW_BYTES + 2 * len(
+                path
+            )  # catalog.csv (+ inversions.yaml for inversions)
             n_files += 1
         if s.per_land and s.source_id not in fx_seen:
             fx_seen.add(s.source_id)
             lb, ob = s.grid.bounds()
-            total += 4 * lb.shape[0] * ob.shape[0] + 24 * (lb.shape[0] + ob.shape[0]) + _NC_FILE_OVERHEAD
+            total += (
+                4 * lb.shape[0] * ob.shape[0] + 24 * (lb.shape[0] + ob.shape[0]) + _NC_FILE_OVERHEAD
+            )
         row = len(s.member) + len(s.variable) + _TRUTH_ROW_BYTES
         total += sum(keys.size * (row + len(r)) for r in REGIONS)
     m, _lat, _lon = mask_array(REGIONS)
@@ -668,11 +1099,17 @@ def build_archive(
     t0 = _time.perf_counter()
     root = os.path.abspath(os.fspath(root))
     if size == "paper":
-        msg = (f"paper-size synthetic archive: about {estimate_bytes(size, seed) / 1e9:.0f} GB to write "
-               f"under {root}")
+        msg = (
+            f"paper-size synthetic archive: about {estimate_bytes(size, seed) / 1e9:.0f} GB to write "
+            f"under {root}"
+        )
         if echo is not None:
             echo(msg)
-        ok = confirm("continue?" if echo is not None else msg + "; continue?") if callable(confirm) else bool(confirm)
+        ok = (
+            confirm("continue?" if echo is not None else msg + "; continue?")
+            if callable(confirm)
+            else bool(confirm)
+        )
         if not ok:
             raise GridfluxError(f"{msg}: not confirmed; pass confirm=True (CLI: --yes) to write it")
     os.makedirs(root, exist_ok=True)
@@ -686,10 +1123,13 @@ def build_archive(
         rows += w.rows
         truth_rows += w.truths
         files += w.files
-    cat = write_catalog(rows, os.path.join(root, "catalog.json"),
-                        description=f"gridflux synthetic RECCAP2-like archive (size={size}, seed={seed})",
-                        catalog_id=f"gridflux-synthetic-{size}",
-                        provenance={"generator": "gridflux.synthetic.build_archive", "size": size, "seed": seed})
+    cat = write_catalog(
+        rows,
+        os.path.join(root, "catalog.json"),
+        description=f"gridflux synthetic RECCAP2-like archive (size={size}, seed={seed})",
+        catalog_id=f"gridflux-synthetic-{size}",
+        provenance={"generator": "gridflux.synthetic.build_archive", "size": size, "seed": seed},
+    )
     mask = write_mask(os.path.join(root, "regions.nc"))
     truth = os.path.join(root, "truth.csv")
     with open(truth, "w", newline="") as f:
@@ -698,10 +1138,22 @@ def build_archive(
         for t in truth_rows:
             wr.writerow([t[0], t[1], t[2], t[3], repr(t[4]), t[5]])
     yml = _write_inversions_yaml(root, rows)
-    nbytes = sum(os.path.getsize(p) for p in [*files, cat, os.path.splitext(cat)[0] + ".csv", mask, truth, yml])
-    return ArchiveInfo(root=root, catalog=cat, mask=mask, truth=truth, inversions_yaml=yml,
-                       n_members=len({s.member for s in series}), n_series=len(series), n_files=len(files),
-                       nbytes=nbytes, seconds=_time.perf_counter() - t0)
+    nbytes = sum(
+        os.path.getsize(p)
+        for p in [*files, cat, os.path.splitext(cat)[0] + ".csv", mask, truth, yml]
+    )
+    return ArchiveInfo(
+        root=root,
+        catalog=cat,
+        mask=mask,
+        truth=truth,
+        inversions_yaml=yml,
+        n_members=len({s.member for s in series}),
+        n_series=len(series),
+        n_files=len(files),
+        nbytes=nbytes,
+        seconds=_time.perf_counter() - t0,
+    )
 
 
 def _write_inversions_yaml(root: str, rows: list[dict[str, Any]]) -> str:
@@ -712,16 +1164,27 @@ def _write_inversions_yaml(root: str, rows: list[dict[str, Any]]) -> str:
     for r in rows:
         if r["ensemble"] not in ("GCB", "GMB", "GNB"):
             continue
-        name = f"{r['ensemble']}_{r['source_id']}_{r['member_id']}_{r['variable']}".replace("-", "_")
+        name = f"{r['ensemble']}_{r['source_id']}_{r['member_id']}_{r['variable']}".replace(
+            "-", "_"
+        )
         md = {k: v for k, v in r.items() if k not in ("path", "format") and v not in ("", None)}
         sources[name] = {
             "driver": "netcdf",
             "description": f"{r['ensemble']} inversion {r['source_id']} ({r['member_id']})",
-            "args": {"urlpath": os.path.relpath(r["path"], root), "xarray_kwargs": {"engine": "netcdf4"}},
+            "args": {
+                "urlpath": os.path.relpath(r["path"], root),
+                "xarray_kwargs": {"engine": "netcdf4"},
+            },
             "metadata": md,
         }
     path = os.path.join(root, "inversions.yaml")
     with open(path, "w") as f:
-        yaml.safe_dump({"metadata": {"version": 1, "description": "synthetic inversion files"}, "sources": sources},
-                       f, sort_keys=False)
+        yaml.safe_dump(
+            {
+                "metadata": {"version": 1, "description": "synthetic inversion files"},
+                "sources": sources,
+            },
+            f,
+            sort_keys=False,
+        )
     return path

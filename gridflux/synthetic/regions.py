@@ -72,16 +72,22 @@ def lon_overlap_rad(lon_bounds: np.ndarray, west: float, east: float) -> np.ndar
     return np.radians(total)
 
 
-def region_weights(lat_bounds: np.ndarray, lon_bounds: np.ndarray, boxes: tuple[Box, ...],
-                   radius: float = R_EARTH) -> np.ndarray:
+def region_weights(
+    lat_bounds: np.ndarray, lon_bounds: np.ndarray, boxes: tuple[Box, ...], radius: float = R_EARTH
+) -> np.ndarray:
     """(nlat, nlon) m2: ``sum_b p_b * A(cell ∩ box_b)`` for source cells given by their bounds."""
     w = np.zeros((lat_bounds.shape[0], lon_bounds.shape[0]))
     for b in boxes:
-        w += b.p * np.outer(lat_overlap_sin(lat_bounds, b.south, b.north), lon_overlap_rad(lon_bounds, b.west, b.east))
+        w += b.p * np.outer(
+            lat_overlap_sin(lat_bounds, b.south, b.north),
+            lon_overlap_rad(lon_bounds, b.west, b.east),
+        )
     return radius**2 * w
 
 
-def mask_array(regions: dict[str, tuple[Box, ...]] = REGIONS) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mask_array(
+    regions: dict[str, tuple[Box, ...]] = REGIONS,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The region mask on the global 1-degree grid: (mask (region, 180, 360), lat centres, lon centres)."""
     lat = np.arange(-89.5, 90.0, 1.0)
     lon = np.arange(-179.5, 180.0, 1.0)
@@ -97,8 +103,13 @@ def mask_array(regions: dict[str, tuple[Box, ...]] = REGIONS) -> tuple[np.ndarra
     return out, lat, lon
 
 
-def write_latlon(nc, lat: np.ndarray, lon: np.ndarray, lat_b: np.ndarray | None = None,
-                 lon_b: np.ndarray | None = None) -> None:
+def write_latlon(
+    nc,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    lat_b: np.ndarray | None = None,
+    lon_b: np.ndarray | None = None,
+) -> None:
     """CF ``lat``/``lon`` coordinate variables (dimensions already created) and, when given, their
     ``lat_bnds``/``lon_bnds`` (creating the ``bnds`` dimension if needed) in an open netCDF4 file."""
     v = nc.createVariable("lat", "f8", ("lat",))
@@ -130,11 +141,27 @@ def write_mask(path: str, regions: dict[str, tuple[Box, ...]] = REGIONS) -> str:
         v = nc.createVariable("region", str, ("region",))
         for i, name in enumerate(regions):
             v[i] = name
-        write_latlon(nc, lat, lon, np.column_stack([lat - 0.5, lat + 0.5]), np.column_stack([lon - 0.5, lon + 0.5]))
+        write_latlon(
+            nc,
+            lat,
+            lon,
+            np.column_stack([lat - 0.5, lat + 0.5]),
+            np.column_stack([lon - 0.5, lon + 0.5]),
+        )
         v = nc.createVariable("mask", "f8", ("region", "lat", "lon"))
         v[:] = m
-        v.setncatts({"long_name": "fraction of the cell in the region", "units": "1", "valid_min": 0.0,
-                     "valid_max": 1.0})
-        nc.setncatts({"title": "gridflux synthetic region mask (unions of lat-lon boxes)",
-                      "Conventions": "CF-1.8"})
+        v.setncatts(
+            {
+                "long_name": "fraction of the cell in the region",
+                "units": "1",
+                "valid_min": 0.0,
+                "valid_max": 1.0,
+            }
+        )
+        nc.setncatts(
+            {
+                "title": "gridflux synthetic region mask (unions of lat-lon boxes)",
+                "Conventions": "CF-1.8",
+            }
+        )
     return path

@@ -34,8 +34,18 @@ sys.path.insert(0, ROOT)
 from benchmarks import project as proj  # noqa: E402
 from benchmarks.measure import filter_noise, run_measured  # noqa: E402
 
-SCHEMA = ("case", "method", "seconds_min", "seconds_median", "seconds_max", "mb_per_s", "ratio_to_raw", "ratio_to_cdo",
-          "peak_rss_mb", "max_rel_diff")
+SCHEMA = (
+    "case",
+    "method",
+    "seconds_min",
+    "seconds_median",
+    "seconds_max",
+    "mb_per_s",
+    "ratio_to_raw",
+    "ratio_to_cdo",
+    "peak_rss_mb",
+    "max_rel_diff",
+)
 EXACT_GRIDFLUX = ("fused", "cube")
 EXACT_FLOAT32_PEERS = ("cdo-tuned", "nco")
 
@@ -49,8 +59,23 @@ def bench_dir(tmp_path_factory):
 def records(bench_dir) -> list[dict]:
     d = bench_dir
     out = d / "tiny.json"
-    r = subprocess.run([sys.executable, RUN, "--tiny", "--rounds", "1", "--no-scaling", "--json", str(out),
-                        "--cache", str(d / "cache")], capture_output=True, text=True, timeout=170)
+    r = subprocess.run(
+        [
+            sys.executable,
+            RUN,
+            "--tiny",
+            "--rounds",
+            "1",
+            "--no-scaling",
+            "--json",
+            str(out),
+            "--cache",
+            str(d / "cache"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     return json.loads(out.read_text())
 
@@ -76,8 +101,19 @@ def test_every_method_record_is_well_formed(records):
     meth = _methods(records)
     cases = {r["case"] for r in meth}
     assert cases == {"latlon-zlib", "coarse-raw", "gauss-zlib"}
-    assert {r["method"] for r in meth} == {"raw", "raw-chunks", "startup", "fused", "cube", "cdo", "cdo-P2", "cdo-tuned", "nco",
-                                          "xregrid", "xesmf"}
+    assert {r["method"] for r in meth} == {
+        "raw",
+        "raw-chunks",
+        "startup",
+        "fused",
+        "cube",
+        "cdo",
+        "cdo-P2",
+        "cdo-tuned",
+        "nco",
+        "xregrid",
+        "xesmf",
+    }
     for r in meth:
         for k in SCHEMA:
             assert k in r, (r["case"], r["method"], k)
@@ -131,7 +167,9 @@ def test_targets_and_extras_are_reported(records):
     for t in (r for r in records if r["kind"] == "target"):
         assert t["pass"] in (True, False, None)
         if t["value"] is not None:
-            assert t["pass"] == (t["value"] <= t["limit"] if t["op"] == "<=" else t["value"] >= t["limit"])
+            assert t["pass"] == (
+                t["value"] <= t["limit"] if t["op"] == "<=" else t["value"] >= t["limit"]
+            )
     for z in (r for r in records if r["kind"] == "zarr"):
         assert z["compression_ratio"] > 1.0  # zstd on float32 noise still saves something
 
@@ -141,12 +179,16 @@ def test_projection_follows_from_the_measured_costs(records):
     p = proj.project(records, decoded_gb=143.0, disk_gb=105.0, files=330, bandwidths=(1.0, 10.0))[0]
     assert p["fields"] == 551_160  # 52 x 5 x 171 x 12 + 14 x 5 x 21 x 12
     assert p["io_ceiling_hours"]["1 GB/s"] == pytest.approx(105 / 3600)
-    fused = next(r for r in _methods(records) if r["case"] == "latlon-zlib" and r["method"] == "fused")
+    fused = next(
+        r for r in _methods(records) if r["case"] == "latlon-zlib" and r["method"] == "fused"
+    )
     row = next(r for r in p["rows"] if r["method"] == "gridflux fused kernel")
     s_per_gb = fused["seconds_median"] / (fused["decoded_mb"] / 1e3)
     assert row["core_hours"] == pytest.approx(143.0 * s_per_gb / 3600)
     # 1 core: compute bound unless the compute is shorter than the I/O ceiling
-    assert row["wall_hours"]["1 cores, 1 GB/s"] == pytest.approx(max(143.0 * s_per_gb, 105.0) / 3600)
+    assert row["wall_hours"]["1 cores, 1 GB/s"] == pytest.approx(
+        max(143.0 * s_per_gb, 105.0) / 3600
+    )
     assert row["wall_hours"]["1024 cores, 1 GB/s"] >= 105 / 3600
 
 
@@ -154,7 +196,9 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
     """Linux carries a parent's RSS high-water mark across fork+exec into ru_maxrss; the harness must not."""
     ballast = np.ones(40_000_000)  # 320 MB resident in this (parent) process
     small = run_measured([sys.executable, "-c", "pass"])
-    big = run_measured([sys.executable, "-c", "import numpy as np, time; a = np.ones(40_000_000); time.sleep(0.2)"])
+    big = run_measured(
+        [sys.executable, "-c", "import numpy as np, time; a = np.ones(40_000_000); time.sleep(0.2)"]
+    )
     assert ballast.sum() == 40_000_000
     assert small.ok and big.ok
     assert small.peak_rss_mb < 150, small.peak_rss_mb
@@ -163,8 +207,10 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
 
 
 def test_hdf5_diagnostics_are_filtered_but_errors_kept():
-    text = ("HDF5-DIAG: Error detected in HDF5 (1.10.8) thread 1:\n  #000: H5A.c line 528 in H5Aopen_by_name()\n"
-            "    major: Attribute\n    minor: Can't open object\ncdo remapcon (Abort): Unsupported grid\n")
+    text = (
+        "HDF5-DIAG: Error detected in HDF5 (1.10.8) thread 1:\n  #000: H5A.c line 528 in H5Aopen_by_name()\n"
+        "    major: Attribute\n    minor: Can't open object\ncdo remapcon (Abort): Unsupported grid\n"
+    )
     assert filter_noise(text) == "cdo remapcon (Abort): Unsupported grid"
 
 
@@ -184,7 +230,11 @@ def test_ceiling_streams_split_the_members_and_time_only_their_loops(records, be
     two = scaling._ceiling(files, mask, str(tmp_path), 2, logged.append)
     assert one is not None and two is not None, logged
     for (wall, streams), n in ((one, 1), (two, 2)):
-        assert len(streams) == n and sorted(d["files"] for d in streams) == [4 // n] * n  # the members split
+        assert (
+            len(streams) == n and sorted(d["files"] for d in streams) == [4 // n] * n
+        )  # the members split
         assert all(d["seconds"] > 0 for d in streams)
-        assert wall == max(d["late_s"] + d["seconds"] for d in streams)  # until the later stream ends
+        assert wall == max(
+            d["late_s"] + d["seconds"] for d in streams
+        )  # until the later stream ends
     assert os.listdir(tmp_path / "ceiling-weights")  # the weight field was cached before the loops

@@ -21,11 +21,46 @@ SEASON = np.sin(2 * np.pi * (np.arange(12) + 0.5) / 12)  # sums to 0 over a year
 
 # (member, ensemble, group, layered_c, fire, {variable: monthly constant})
 PROCESS = [
-    ("pm0", "PCN-MIP", "", True, True, {"npp": -30.0, "rh": 20.0, "fFire": 4.0, "gpp": -60.0, "cSoil": 9000.0, "cLitter": 1000.0}),
-    ("pm1", "MsTMIP", "", True, False, {"npp": -25.0, "rh": 22.0, "gpp": -50.0, "cSoil": 8000.0, "cLitter": 500.0}),
-    ("pm2", "ISIMIP2a", "", False, True, {"npp": -40.0, "rh": 30.0, "fFire": 2.0, "gpp": -100.0, "cSoil": 12000.0, "cLitter": 600.0}),
-    ("pm3", "ISIMIP3b", "", False, True, {"npp": -20.0, "rh": 15.0, "fFire": 1.0, "gpp": -40.0, "cSoil": 6000.0, "cLitter": 300.0}),
-    ("pm4", "LS3MIP", "", True, True, {"npp": -35.0, "rh": 28.0, "fFire": 3.0, "gpp": -70.0, "cSoil": 10000.0, "cLitter": 800.0}),
+    (
+        "pm0",
+        "PCN-MIP",
+        "",
+        True,
+        True,
+        {"npp": -30.0, "rh": 20.0, "fFire": 4.0, "gpp": -60.0, "cSoil": 9000.0, "cLitter": 1000.0},
+    ),
+    (
+        "pm1",
+        "MsTMIP",
+        "",
+        True,
+        False,
+        {"npp": -25.0, "rh": 22.0, "gpp": -50.0, "cSoil": 8000.0, "cLitter": 500.0},
+    ),
+    (
+        "pm2",
+        "ISIMIP2a",
+        "",
+        False,
+        True,
+        {"npp": -40.0, "rh": 30.0, "fFire": 2.0, "gpp": -100.0, "cSoil": 12000.0, "cLitter": 600.0},
+    ),
+    (
+        "pm3",
+        "ISIMIP3b",
+        "",
+        False,
+        True,
+        {"npp": -20.0, "rh": 15.0, "fFire": 1.0, "gpp": -40.0, "cSoil": 6000.0, "cLitter": 300.0},
+    ),
+    (
+        "pm4",
+        "LS3MIP",
+        "",
+        True,
+        True,
+        {"npp": -35.0, "rh": 28.0, "fFire": 3.0, "gpp": -70.0, "cSoil": 10000.0, "cLitter": 800.0},
+    ),
 ]
 OTHER = [
     ("wet0", "GMB-wetland", "", False, False, {"fch4": 1.0}),
@@ -37,7 +72,7 @@ OTHER = [
     ("ch4b1", "GMB-inversions", "B", False, False, {"fch4": 3.0}),
     ("n2o0", "GNB-inversions", "", False, False, {"fn2o": 0.01}),
     ("n2o1", "GNB-inversions", "", False, False, {"fn2o": 0.02}),
-    ("n2o2", "GNB-inversions", "", False, False, {"fn2o": 0.5}),   # > 10 x the others: excluded
+    ("n2o2", "GNB-inversions", "", False, False, {"fn2o": 0.5}),  # > 10 x the others: excluded
 ]
 MEMBERS = PROCESS + OTHER
 
@@ -62,11 +97,16 @@ def make_totals(years=YEARS, regions=("permafrost", "tundra")) -> xr.DataArray:
         "layered_c": ("member", np.array([m[3] for m in MEMBERS])),
         "fire": ("member", np.array([m[4] for m in MEMBERS])),
         "forcing": ("member", ["GSWP3" if m[1] == "ISIMIP2a" else "" for m in MEMBERS]),
-        "gas": ("member", ["CH4" if "fch4" in m[5] else "N2O" if "fn2o" in m[5] else "CO2" for m in MEMBERS]),
+        "gas": (
+            "member",
+            ["CH4" if "fch4" in m[5] else "N2O" if "fn2o" in m[5] else "CO2" for m in MEMBERS],
+        ),
         "variable_kind": ("variable", KINDS),
         "variable_units": ("variable", UNITS),
     }
-    return xr.DataArray(data, dims=("member", "variable", "region", "time"), coords=coords, name="totals")
+    return xr.DataArray(
+        data, dims=("member", "variable", "region", "time"), coords=coords, name="totals"
+    )
 
 
 @pytest.fixture
@@ -84,8 +124,11 @@ def store_path(tmp_path) -> str:
     lon = np.arange(-10.25, 10, 0.5)
     time = ds["time"].values[:12]
     rng = np.random.default_rng(1)
-    cube = xr.DataArray(rng.normal(-1e-9, 5e-10, (2, 12, lat.size, lon.size)).astype("float32"),
-                        dims=("member", "time", "lat", "lon"),
-                        coords={"member": ["gcb0", "gcb1"], "time": time, "lat": lat, "lon": lon}, name="fco2")
+    cube = xr.DataArray(
+        rng.normal(-1e-9, 5e-10, (2, 12, lat.size, lon.size)).astype("float32"),
+        dims=("member", "time", "lat", "lon"),
+        coords={"member": ["gcb0", "gcb1"], "time": time, "lat": lat, "lon": lon},
+        name="fco2",
+    )
     cube.to_dataset().to_zarr(path, group="cubes/fco2", mode="w")
     return path

@@ -32,13 +32,17 @@ def _truth_totals(store_totals: xr.DataArray, truth_csv) -> xr.DataArray:
     """A totals array shaped like the store's, filled only from truth.csv."""
     truth = pd.read_csv(truth_csv, dtype={"time": str})
     out = xr.full_like(store_totals, np.nan)
-    t_index = {pd.Timestamp(t).strftime("%Y-%m"): i for i, t in enumerate(store_totals["time"].values)}
+    t_index = {
+        pd.Timestamp(t).strftime("%Y-%m"): i for i, t in enumerate(store_totals["time"].values)
+    }
     m_index = {m: i for i, m in enumerate(store_totals["member"].values)}
     v_index = {v: i for i, v in enumerate(store_totals["variable"].values)}
     r_index = {r: i for i, r in enumerate(store_totals["region"].values)}
     vals = out.values
     for row in truth.itertuples(index=False):
-        vals[m_index[row.member], v_index[row.variable], r_index[row.region], t_index[row.time]] = row.value
+        vals[m_index[row.member], v_index[row.variable], r_index[row.region], t_index[row.time]] = (
+            row.value
+        )
     return out.copy(data=vals)
 
 
@@ -47,7 +51,9 @@ def test_every_headline_number_matches_the_planted_truth(demo_store):
     store, info = demo_store
     totals = open_store(store)["totals"].load()
     from_store = compute_budget(totals, "reccap2-permafrost", "GWP100").table
-    from_truth = compute_budget(_truth_totals(totals, info.truth), "reccap2-permafrost", "GWP100").table
+    from_truth = compute_budget(
+        _truth_totals(totals, info.truth), "reccap2-permafrost", "GWP100"
+    ).table
     assert len(from_store) == len(from_truth) > 20
     key = ["item", "gas", "unit"]
     merged = from_store.merge(from_truth, on=key, suffixes=("_store", "_truth"))

@@ -59,7 +59,15 @@ def test_exclusion_ratio_to_others_reports_the_outlier():
     assert list(kept.index) == ["s1", "s2"]
     assert len(excl) == 1 and excl[0].member == "s3" and excl[0].rule == "ratio_to_others"
     # 2.0 is 13x the median of the others (0.15) -> excluded; 1.4 (9.3x) -> kept
-    assert len(apply_exclusions(pd.Series({"a": 0.1, "b": 0.2, "c": 1.4}), [{"rule": "ratio_to_others", "factor": 10}])[1]) == 0
+    assert (
+        len(
+            apply_exclusions(
+                pd.Series({"a": 0.1, "b": 0.2, "c": 1.4}),
+                [{"rule": "ratio_to_others", "factor": 10}],
+            )[1]
+        )
+        == 0
+    )
     kept, excl = apply_exclusions(v, [{"rule": "members", "members": ["s1"]}])
     assert list(kept.index) == ["s2", "s3"] and excl[0].member == "s1"
     with pytest.raises(BudgetError, match="exclusion rule"):
@@ -67,10 +75,15 @@ def test_exclusion_ratio_to_others_reports_the_outlier():
 
 
 def test_select_members_by_traits():
-    m = pd.DataFrame({"ensemble": ["PCN-MIP", "MsTMIP", "ISIMIP2a", "GCB-inversions"],
-                      "layered_c": [True, True, False, False],
-                      "fire": ["True", "False", "True", "False"],   # string forms are accepted
-                      "forcing": ["", "", "GSWP3", ""]}, index=["m0", "m1", "m2", "m3"])
+    m = pd.DataFrame(
+        {
+            "ensemble": ["PCN-MIP", "MsTMIP", "ISIMIP2a", "GCB-inversions"],
+            "layered_c": [True, True, False, False],
+            "fire": ["True", "False", "True", "False"],  # string forms are accepted
+            "forcing": ["", "", "GSWP3", ""],
+        },
+        index=["m0", "m1", "m2", "m3"],
+    )
     pm = ["PCN-MIP", "MsTMIP", "ISIMIP2a"]
     assert list(select_members(m, pm)) == ["m0", "m1", "m2"]
     assert list(select_members(m, pm, {"layered_c": True})) == ["m0", "m1"]

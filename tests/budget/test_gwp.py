@@ -6,16 +6,19 @@ from gridflux.budget.gwp import available_metrics, co2eq_factor, gwp, normalize_
 from gridflux.errors import BudgetError
 
 
-@pytest.mark.parametrize("metric,gas,value", [
-    ("GWP100", "CH4", 29.8 * 16 / 44),     # 10.836...
-    ("GWP100", "N2O", 273 * 12 / 28),      # 117.0
-    ("GWP20", "CH4", 82.5 * 16 / 44),
-    ("GWP500", "N2O", 130 * 12 / 28),
-    ("GWP100-nonfossil", "CH4", 27.0 * 16 / 44),
-    ("AR5-GWP100", "CH4", 28 * 16 / 44),
-    ("AR5-GWP20", "N2O", 264 * 12 / 28),
-    ("GWP100", "CO2", 1.0),
-])
+@pytest.mark.parametrize(
+    "metric,gas,value",
+    [
+        ("GWP100", "CH4", 29.8 * 16 / 44),  # 10.836...
+        ("GWP100", "N2O", 273 * 12 / 28),  # 117.0
+        ("GWP20", "CH4", 82.5 * 16 / 44),
+        ("GWP500", "N2O", 130 * 12 / 28),
+        ("GWP100-nonfossil", "CH4", 27.0 * 16 / 44),
+        ("AR5-GWP100", "CH4", 28 * 16 / 44),
+        ("AR5-GWP20", "N2O", 264 * 12 / 28),
+        ("GWP100", "CO2", 1.0),
+    ],
+)
 def test_factor(metric, gas, value):
     assert co2eq_factor(gas, metric) == pytest.approx(value, rel=1e-12)
 

@@ -18,7 +18,9 @@ from gridflux.budget.recipes import co2eq_rows, load_recipe, run_recipe
 DATA = os.path.join(os.path.dirname(__file__), "data")
 SHARED = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "paper")
 RECIPE = load_recipe("reccap2-permafrost")
-RESULT = run_recipe(RECIPE, paper_inputs(RECIPE), paper_intervals=paper_interval_items(RECIPE), inputs_mode="paper")
+RESULT = run_recipe(
+    RECIPE, paper_inputs(RECIPE), paper_intervals=paper_interval_items(RECIPE), inputs_mode="paper"
+)
 T4_COLS = {"CO2": "co2", "CH4": "ch4", "N2O": "n2o"}
 T6_COLS = {"CO2": "c_or_co2", "C": "c_or_co2", "CH4": "ch4", "N2O": "n_or_n2o", "N": "n_or_n2o"}
 
@@ -63,43 +65,67 @@ def test_every_table6_row_is_mapped():
     assert mapped == set(_table("table6_totals.csv").index)
 
 
-@pytest.mark.parametrize("row,item,gas,stat,published", _cases("table4", T4_COLS),
-                         ids=lambda v: str(v) if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "row,item,gas,stat,published",
+    _cases("table4", T4_COLS),
+    ids=lambda v: str(v) if isinstance(v, str) else None,
+)
 def test_table4(row, item, gas, stat, published):
     assert gas in RESULT.items[item], f"{item} has no {gas} (table 4 row {row})"
-    assert _value(item, gas, stat) == pytest.approx(published, abs=2.0), f"table 4 {row} {gas} {stat}"
+    assert _value(item, gas, stat) == pytest.approx(published, abs=2.0), (
+        f"table 4 {row} {gas} {stat}"
+    )
 
 
 def _t6_cases():
     return _cases("table6", T6_COLS)
 
 
-@pytest.mark.parametrize("row,item,gas,stat,published", _t6_cases(), ids=lambda v: str(v) if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "row,item,gas,stat,published", _t6_cases(), ids=lambda v: str(v) if isinstance(v, str) else None
+)
 def test_table6(row, item, gas, stat, published):
     assert gas in RESULT.items[item], f"{item} has no {gas} (table 6 row {row})"
-    assert _value(item, gas, stat) == pytest.approx(published, abs=2.0), f"table 6 {row} {gas} {stat}"
+    assert _value(item, gas, stat) == pytest.approx(published, abs=2.0), (
+        f"table 6 {row} {gas} {stat}"
+    )
 
 
-@pytest.mark.parametrize("name,table,cols", [("table4_integrated.csv", "table4", T4_COLS),
-                                              ("table6_totals.csv", "table6", T6_COLS)])
+@pytest.mark.parametrize(
+    "name,table,cols",
+    [("table4_integrated.csv", "table4", T4_COLS), ("table6_totals.csv", "table6", T6_COLS)],
+)
 def test_every_printed_cell_is_checked(name, table, cols):
     t = _table(name)
-    printed = sum(int(not pd.isna(t.loc[r, c])) for r in t.index for c in t.columns if c.endswith(("_mean", "_lo", "_hi")))
+    printed = sum(
+        int(not pd.isna(t.loc[r, c]))
+        for r in t.index
+        for c in t.columns
+        if c.endswith(("_mean", "_lo", "_hi"))
+    )
     # table 4 lists the inland-waters row twice under two names; one item maps to both
     assert len(_cases(table, cols)) == printed
 
 
 T7 = _table("table7_gwp100.csv")
 EQ = co2eq_rows(RESULT, "GWP100")
-T7_CASES = [(row, gas, stat, float(T7.loc[row, f"{gas.lower()}_{stat}"]))
-            for row in T7.index for gas in ("CO2", "CH4", "N2O", "total") for stat in ("mean", "lo", "hi")
-            if not pd.isna(T7.loc[row, f"{gas.lower()}_{stat}"])]
+T7_CASES = [
+    (row, gas, stat, float(T7.loc[row, f"{gas.lower()}_{stat}"]))
+    for row in T7.index
+    for gas in ("CO2", "CH4", "N2O", "total")
+    for stat in ("mean", "lo", "hi")
+    if not pd.isna(T7.loc[row, f"{gas.lower()}_{stat}"])
+]
 
 
-@pytest.mark.parametrize("row,gas,stat,published", T7_CASES, ids=lambda v: str(v) if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "row,gas,stat,published", T7_CASES, ids=lambda v: str(v) if isinstance(v, str) else None
+)
 def test_table7_gwp100(row, gas, stat, published):
     got = getattr(EQ[row][gas], stat)
-    assert abs(got - published) <= max(6.0, 0.02 * abs(published)), f"table 7 {row} {gas} {stat}: {got} vs {published}"
+    assert abs(got - published) <= max(6.0, 0.02 * abs(published)), (
+        f"table 7 {row} {gas} {stat}: {got} vs {published}"
+    )
 
 
 def test_table7_rows_all_present():
@@ -115,16 +141,20 @@ def test_hand_checks_of_paper_md_arithmetic():
     assert e.mean == pytest.approx(((-350 * f + 19) + (-340 + 121)) / 2)
     e = RESULT.items["bottom_up"]["CH4"]
     assert e.mean == pytest.approx(((12 + 19) + (25.6 + 1.8)) / 2 + 9.4)
-    e = RESULT.items["anthropogenic"]["CH4"]   # quadrature of independent sources
+    e = RESULT.items["anthropogenic"]["CH4"]  # quadrature of independent sources
     assert (e.lo, e.hi) == pytest.approx((5.44 - np.hypot(1.6, 0.1), 5.44 + np.hypot(1.6, 0.1)))
 
 
 def test_fixtures_match_shared_paper_tables():
     if not os.path.isdir(SHARED):
-        pytest.skip(f"the shared paper tables are not beside the repository ({SHARED}); fixtures used alone")
+        pytest.skip(
+            f"the shared paper tables are not beside the repository ({SHARED}); fixtures used alone"
+        )
     for name in os.listdir(DATA):
         if name.endswith(".csv"):
-            assert pd.read_csv(os.path.join(DATA, name)).equals(pd.read_csv(os.path.join(SHARED, name))), name
+            assert pd.read_csv(os.path.join(DATA, name)).equals(
+                pd.read_csv(os.path.join(SHARED, name))
+            ), name
 
 
 def test_propagation_options_on_a_two_term_sum():
@@ -136,7 +166,7 @@ def test_propagation_options_on_a_two_term_sum():
     assert (lin.mean, lin.lo, lin.hi) == (5.0, -2.0, 10.0)
     q = combine([(a, 1.0), (b, 1.0)], "quadrature")
     assert (q.lo, q.hi) == pytest.approx((5 - np.hypot(3, 4), 5 + np.hypot(4, 1)))
-    d = combine([(a, 1.0), (b, -1.0)], "linear")      # difference: bounds cross over
+    d = combine([(a, 1.0), (b, -1.0)], "linear")  # difference: bounds cross over
     assert (d.mean, d.lo, d.hi) == (15.0, 11.0, 23.0)
     rng = np.random.default_rng(0)
     ia = Estimate(10.0, 7.0, 14.0, samples=sample_estimate(a, 200_000, rng))
@@ -160,4 +190,6 @@ def test_gwp20_changes_only_the_equivalents():
     eq20 = co2eq_rows(RESULT, "GWP20")
     ch4 = RESULT.items["bottom_up"]["CH4"].mean
     assert eq20["natural_bottom_up"]["CH4"].mean == pytest.approx(ch4 * 82.5 * 16 / 44)
-    assert eq20["natural_bottom_up"]["CO2"].mean == pytest.approx(RESULT.items["bottom_up"]["CO2"].mean)
+    assert eq20["natural_bottom_up"]["CO2"].mean == pytest.approx(
+        RESULT.items["bottom_up"]["CO2"].mean
+    )

@@ -82,8 +82,19 @@ def test_region_selection_and_errors(totals):
 def test_outputs_and_figures_written(store_path, tmp_path):
     run = compute_budget(store_path, metric="GWP20")
     files = write_budget(run, tmp_path / "out")
-    for name in ("budget.csv", "budget.md", "headline.csv", "members.csv", "incomplete_years.csv", "comparisons.csv",
-                 "budget_bars.png", "bottom_up_vs_top_down.png", "annual_series.png", "seasonal_cycle.png", "map_fco2.png"):
+    for name in (
+        "budget.csv",
+        "budget.md",
+        "headline.csv",
+        "members.csv",
+        "incomplete_years.csv",
+        "comparisons.csv",
+        "budget_bars.png",
+        "bottom_up_vs_top_down.png",
+        "annual_series.png",
+        "seasonal_cycle.png",
+        "map_fco2.png",
+    ):
         assert name in files and os.path.getsize(files[name]) > 0, name
     import matplotlib.image as mpimg
 
@@ -98,10 +109,15 @@ def test_outputs_and_figures_written(store_path, tmp_path):
 
 def test_cli_store_and_paper(store_path, tmp_path):
     runner = CliRunner()
-    res = runner.invoke(app, ["budget", store_path, "--metric", "GWP100", "--out", str(tmp_path / "s"), "--no-figures"])
+    res = runner.invoke(
+        app,
+        ["budget", store_path, "--metric", "GWP100", "--out", str(tmp_path / "s"), "--no-figures"],
+    )
     assert res.exit_code == 0, res.output
     assert "bottom_up" in res.output and "excluded" in res.output
-    res = runner.invoke(app, ["budget", "--inputs", "paper", "--metric", "GWP20", "--out", str(tmp_path / "p")])
+    res = runner.invoke(
+        app, ["budget", "--inputs", "paper", "--metric", "GWP20", "--out", str(tmp_path / "p")]
+    )
     assert res.exit_code == 0, res.output
     t = pd.read_csv(tmp_path / "p" / "budget.csv")
     r = t[(t["item"] == "natural_top_down") & (t["gas"] == "CH4")].iloc[0]

@@ -49,21 +49,29 @@ def slurm_conf(tmp_path_factory):
     if ci_conf:
         ok, state = _slurm_answers(ci_conf)
         if not ok:
-            pytest.fail(f"GRIDFLUX_TEST_SLURM_CONF={ci_conf} is set but its SLURM does not answer: {state}")
+            pytest.fail(
+                f"GRIDFLUX_TEST_SLURM_CONF={ci_conf} is set but its SLURM does not answer: {state}"
+            )
         conf = ci_conf
     elif os.environ.get("SLURM_CONF") and _slurm_answers(os.environ["SLURM_CONF"])[0]:
         conf = os.environ["SLURM_CONF"]
     else:
-        missing = [exe for exe in ("slurmctld", "slurmd", "sinfo", "sbatch") if shutil.which(exe) is None]
+        missing = [
+            exe for exe in ("slurmctld", "slurmd", "sinfo", "sbatch") if shutil.which(exe) is None
+        ]
         if missing:
-            pytest.skip(f"no running SLURM (SLURM_CONF unset) and {missing} not on PATH "
-                        "(apt-get install slurm-wlm)")
+            pytest.skip(
+                f"no running SLURM (SLURM_CONF unset) and {missing} not on PATH "
+                "(apt-get install slurm-wlm)"
+            )
         if os.geteuid() != 0:
             pytest.skip("no running SLURM (SLURM_CONF unset) and not root: slurmd must run as root")
         started_dir = tmp_path_factory.mktemp("slurm")
         out = subprocess.run(
             ["bash", str(SLURM_SCRIPT), "start", str(started_dir)],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if out.returncode != 0:
             pytest.skip(f".ci/slurm.sh could not start SLURM: {out.stderr.strip()[-800:]}")
@@ -78,8 +86,11 @@ def slurm_conf(tmp_path_factory):
         else:
             os.environ["SLURM_CONF"] = previous
         if started_dir is not None:
-            subprocess.run(["bash", str(SLURM_SCRIPT), "stop", str(started_dir)],
-                           capture_output=True, timeout=60)
+            subprocess.run(
+                ["bash", str(SLURM_SCRIPT), "stop", str(started_dir)],
+                capture_output=True,
+                timeout=60,
+            )
 
 
 @pytest.fixture

@@ -27,9 +27,17 @@ DEPLOY_FILES = sorted(p for p in DEPLOY.rglob("*") if p.is_file() and "__pycache
 def test_deploy_has_the_expected_files():
     names = {p.relative_to(DEPLOY).as_posix() for p in DEPLOY_FILES}
     assert {
-        "README.md", "slurm/run.sbatch", "slurm/gridflux-slurm.yaml", "pbs/run.pbs", "pbs/gridflux-pbs.yaml",
-        "kubernetes/daskcluster.yaml", "kubernetes/job.yaml", "gateway/gridflux-gateway.yaml",
-        "gateway/dask_gateway_config.py", "container/Dockerfile", "container/environment.yml",
+        "README.md",
+        "slurm/run.sbatch",
+        "slurm/gridflux-slurm.yaml",
+        "pbs/run.pbs",
+        "pbs/gridflux-pbs.yaml",
+        "kubernetes/daskcluster.yaml",
+        "kubernetes/job.yaml",
+        "gateway/gridflux-gateway.yaml",
+        "gateway/dask_gateway_config.py",
+        "container/Dockerfile",
+        "container/environment.yml",
     } <= names
 
 
@@ -73,7 +81,9 @@ def test_driver_scripts_submit_gridflux_run():
 
 def test_pbs_job_script_content():
     with dask.config.set(_profile_from(DEPLOY / "pbs" / "gridflux-pbs.yaml")):
-        script = gc.render_job_script("pbs", account="proj42", cores=2, memory="8GB", walltime="02:30:00")
+        script = gc.render_job_script(
+            "pbs", account="proj42", cores=2, memory="8GB", walltime="02:30:00"
+        )
     lines = script.splitlines()
     assert lines[0] == "#!/usr/bin/env bash"
     assert "#PBS -N gridflux-worker" in lines
@@ -82,10 +92,15 @@ def test_pbs_job_script_content():
     assert "#PBS -l walltime=02:30:00" in lines
     # PBS counts memory in KiB/MiB/GiB named kB/MB/GB: 8e9 B = 7629.4 MiB, rounded up
     assert f"#PBS -l select=1:ncpus=2:mem={math.ceil(8e9 / 2**20)}MB" in lines
-    assert "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}'" in lines
+    assert (
+        "export DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON='{\"MALLOC_TRIM_THRESHOLD_\": None}'"
+        in lines
+    )
     (worker,) = [line for line in lines if "distributed.cli.dask_worker" in line]
     # processes default to cores: 2 worker processes of 1 thread, 4e9 B = 3.73 GiB each
-    assert worker.startswith(f"{sys.executable} -m distributed.cli.dask_worker tcp://SCHEDULER:8786 ")
+    assert worker.startswith(
+        f"{sys.executable} -m distributed.cli.dask_worker tcp://SCHEDULER:8786 "
+    )
     assert re.search(r"--nthreads 1 --memory-limit 3\.73GiB --nworkers 2 ", worker), worker
     assert "--nanny" in worker
     # the script is valid shell
@@ -95,10 +110,15 @@ def test_pbs_job_script_content():
 def test_pbs_script_matches_pbscluster(no_malloc_trim_env):
     """The rendered header is what dask-jobqueue's own PBSCluster(...).job_script() writes."""
     jq = pytest.importorskip("dask_jobqueue", reason="dask-jobqueue not installed")
-    kwargs = dict(queue="workq", account="proj42", cores=1, processes=1, memory="2GB", walltime="01:00:00")
+    kwargs = dict(
+        queue="workq", account="proj42", cores=1, processes=1, memory="2GB", walltime="01:00:00"
+    )
     ours = gc.render_job_script("pbs", **kwargs)
-    with jq.PBSCluster(job_name="gridflux-worker", scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
-                       **kwargs) as cluster:
+    with jq.PBSCluster(
+        job_name="gridflux-worker",
+        scheduler_options={"host": "127.0.0.1", "dashboard_address": None},
+        **kwargs,
+    ) as cluster:
         theirs = cluster.job_script()
     header = lambda s: [line for line in s.splitlines() if line.startswith("#PBS")]  # noqa: E731
     assert header(ours) == header(theirs)
@@ -110,8 +130,14 @@ def test_slurm_profile_file_renders_its_job_script():
         assert gc.profile("slurm")["maximum-jobs"] == 64
         script = gc.render_job_script("slurm")
     lines = script.splitlines()
-    for expected in ("#SBATCH -J gridflux-worker", "#SBATCH -p compute", "#SBATCH --cpus-per-task=1",
-                     "#SBATCH --mem=2G", "#SBATCH -t 02:00:00", "#SBATCH -e gridflux-logs/gridflux-worker-%J.err"):
+    for expected in (
+        "#SBATCH -J gridflux-worker",
+        "#SBATCH -p compute",
+        "#SBATCH --cpus-per-task=1",
+        "#SBATCH --mem=2G",
+        "#SBATCH -t 02:00:00",
+        "#SBATCH -e gridflux-logs/gridflux-worker-%J.err",
+    ):
         assert expected in lines, (expected, lines)
     assert re.search(r"--nthreads 1 --memory-limit 1\.86GiB", script)  # 2e9 B
     assert "--local-directory $TMPDIR" in script
@@ -122,8 +148,18 @@ def test_slurm_profile_file_renders_its_job_script():
 
 
 def _crd_schema() -> dict:
-    dk = pytest.importorskip("dask_kubernetes", reason="dask-kubernetes not installed (pip install dask-kubernetes)")
-    crd = Path(dk.__file__).parent / "operator" / "deployment" / "helm" / "dask-kubernetes-operator" / "crds" / "daskcluster.yaml"
+    dk = pytest.importorskip(
+        "dask_kubernetes", reason="dask-kubernetes not installed (pip install dask-kubernetes)"
+    )
+    crd = (
+        Path(dk.__file__).parent
+        / "operator"
+        / "deployment"
+        / "helm"
+        / "dask-kubernetes-operator"
+        / "crds"
+        / "daskcluster.yaml"
+    )
     doc = yaml.safe_load(crd.read_text())
     (version,) = [v for v in doc["spec"]["versions"] if v["name"] == "v1"]
     return version["schema"]["openAPIV3Schema"]
@@ -132,7 +168,11 @@ def _crd_schema() -> dict:
 def _unknown_fields(obj, schema, path="") -> list[str]:
     """Keys a structural (pruning) Kubernetes schema would drop: typos that jsonschema lets through."""
     found: list[str] = []
-    if isinstance(obj, dict) and schema.get("type", "object") == "object" and not schema.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        isinstance(obj, dict)
+        and schema.get("type", "object") == "object"
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         props = schema.get("properties")
         extra = schema.get("additionalProperties")
         for key, value in obj.items():
@@ -153,7 +193,10 @@ def _unknown_fields(obj, schema, path="") -> list[str]:
 def _validate_daskcluster(doc: dict) -> list[str]:
     jsonschema = pytest.importorskip("jsonschema", reason="jsonschema not installed")
     schema = _crd_schema()
-    errors = [f"{'.'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(doc)]
+    errors = [
+        f"{'.'.join(map(str, e.path))}: {e.message}"
+        for e in jsonschema.Draft7Validator(schema).iter_errors(doc)
+    ]
     return errors + [f"unknown field {p}" for p in _unknown_fields(doc, schema)]
 
 
@@ -163,8 +206,10 @@ def test_daskcluster_manifest_matches_the_crd():
     assert _validate_daskcluster(doc) == []
     worker = doc["spec"]["worker"]["spec"]["containers"][0]
     assert worker["args"][worker["args"].index("--nthreads") + 1] == "1"
-    assert {"name": "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON",
-            "value": gc.worker_env()["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"]} in worker["env"]
+    assert {
+        "name": "DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON",
+        "value": gc.worker_env()["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"],
+    } in worker["env"]
 
 
 def test_crd_check_can_fail():
@@ -187,12 +232,20 @@ def test_rendered_cluster_spec_matches_the_crd():
 
 def _unknown_k8s_fields(obj, type_name: str, path: str = "") -> list[str]:
     """Walk a manifest along the kubernetes client's OpenAPI models; report unknown keys."""
-    models = pytest.importorskip("kubernetes.client.models", reason="kubernetes client not installed")
+    models = pytest.importorskip(
+        "kubernetes.client.models", reason="kubernetes client not installed"
+    )
     if type_name.startswith("list["):
-        return [f for i, item in enumerate(obj) for f in _unknown_k8s_fields(item, type_name[5:-1], f"{path}[{i}]")]
+        return [
+            f
+            for i, item in enumerate(obj)
+            for f in _unknown_k8s_fields(item, type_name[5:-1], f"{path}[{i}]")
+        ]
     if type_name.startswith(("dict(", "dict[")):
         value_type = type_name[5:-1].split(", ", 1)[1]
-        return [f for k, v in obj.items() for f in _unknown_k8s_fields(v, value_type, f"{path}.{k}")]
+        return [
+            f for k, v in obj.items() for f in _unknown_k8s_fields(v, value_type, f"{path}.{k}")
+        ]
     if type_name in ("str", "int", "bool", "float", "object", "datetime", "date"):
         return []
     cls = getattr(models, type_name)
@@ -214,9 +267,16 @@ def test_driver_job_manifest():
     (driver,) = job["spec"]["template"]["spec"]["containers"]
     command = driver["command"] + driver["args"]
     assert command[:2] == ["gridflux", "run"]
-    assert command[command.index("--cluster") + 1] == f"tcp://{cluster['metadata']['name']}-scheduler:8786"
+    assert (
+        command[command.index("--cluster") + 1]
+        == f"tcp://{cluster['metadata']['name']}-scheduler:8786"
+    )
     assert {"--mask", "--store"} <= set(command)
-    images = {c["image"] for part in ("worker", "scheduler") for c in cluster["spec"][part]["spec"]["containers"]}
+    images = {
+        c["image"]
+        for part in ("worker", "scheduler")
+        for c in cluster["spec"][part]["spec"]["containers"]
+    }
     assert images == {driver["image"]}  # one image for driver, scheduler and workers
     # control: the walker reports a misspelled field
     job["spec"]["template"]["spec"]["restartPolicyy"] = "Never"
@@ -227,8 +287,12 @@ def test_driver_job_manifest():
 
 
 # PyPI name -> conda-forge package(s) where they differ
-CONDA_NAMES = {"dask[distributed]": ["dask", "distributed"], "h5netcdf[h5py]": ["h5netcdf", "h5py"],
-               "netcdf4": ["netcdf4"], "matplotlib": ["matplotlib-base"]}
+CONDA_NAMES = {
+    "dask[distributed]": ["dask", "distributed"],
+    "h5netcdf[h5py]": ["h5netcdf", "h5py"],
+    "netcdf4": ["netcdf4"],
+    "matplotlib": ["matplotlib-base"],
+}
 
 
 def _requirement_name(req: str) -> str:
@@ -238,7 +302,9 @@ def _requirement_name(req: str) -> str:
 def _conda_names(env: dict) -> set[str]:
     names = set()
     for dep in env["dependencies"]:
-        for d in dep.get("pip", []) if isinstance(dep, dict) else [dep]:  # conda packages, then pip ones
+        for d in (
+            dep.get("pip", []) if isinstance(dep, dict) else [dep]
+        ):  # conda packages, then pip ones
             names.add(re.split(r"[<>=! ]", d, maxsplit=1)[0].lower())
     return names
 
@@ -252,8 +318,16 @@ def test_environment_covers_pyproject_and_brings_xesmf():
     have = _conda_names(env)
     needed = [_requirement_name(r) for r in pyproject["project"]["dependencies"]]
     for extra in ("s3", "geo", "xesmf", "hpc", "kubernetes", "gateway"):
-        needed += [_requirement_name(r) for r in pyproject["project"]["optional-dependencies"].get(extra, [])]
-    missing = [n for n in needed for c in CONDA_NAMES.get(n, [n.replace("_", "-") if n != "cf_xarray" else n]) if c not in have]
+        needed += [
+            _requirement_name(r)
+            for r in pyproject["project"]["optional-dependencies"].get(extra, [])
+        ]
+    missing = [
+        n
+        for n in needed
+        for c in CONDA_NAMES.get(n, [n.replace("_", "-") if n != "cf_xarray" else n])
+        if c not in have
+    ]
     assert missing == [], f"environment.yml lacks {missing}"
     assert {"esmpy", "xesmf"} <= have
     assert "python=3.11" in env["dependencies"]
@@ -261,8 +335,24 @@ def test_environment_covers_pyproject_and_brings_xesmf():
 
 def test_dockerfile_builds_from_the_environment():
     text = (DEPLOY / "container" / "Dockerfile").read_text()
-    instructions = [line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith((" ", "#"))]
-    known = {"FROM", "COPY", "RUN", "ARG", "ENV", "WORKDIR", "ENTRYPOINT", "CMD", "USER", "LABEL", "EXPOSE"}
+    instructions = [
+        line.split()[0]
+        for line in text.splitlines()
+        if line.strip() and not line.startswith((" ", "#"))
+    ]
+    known = {
+        "FROM",
+        "COPY",
+        "RUN",
+        "ARG",
+        "ENV",
+        "WORKDIR",
+        "ENTRYPOINT",
+        "CMD",
+        "USER",
+        "LABEL",
+        "EXPOSE",
+    }
     assert set(instructions) <= known and instructions[0] == "FROM"
     assert "deploy/container/environment.yml" in text and "-f /tmp/environment.yml" in text
     assert re.search(r"pip install --no-deps .*/opt/gridflux", text)

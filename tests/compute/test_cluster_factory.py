@@ -26,7 +26,9 @@ def test_profile_precedence_packaged_user_kwargs():
     # packaged default
     assert gc.profile("slurm")["walltime"] == "01:00:00"
     # user's dask config beats the packaged default ...
-    with dask.config.set({"gridflux.cluster.slurm.walltime": "04:00:00", "gridflux.cluster.slurm.queue": "big"}):
+    with dask.config.set(
+        {"gridflux.cluster.slurm.walltime": "04:00:00", "gridflux.cluster.slurm.queue": "big"}
+    ):
         prof = gc.profile("slurm")
         assert (prof["walltime"], prof["queue"]) == ("04:00:00", "big")
         # ... and keyword arguments beat both; underscores and hyphens are the same key,
@@ -41,8 +43,9 @@ def test_user_config_file_and_env_reach_the_profile(tmp_path):
         "gridflux:\n  cluster:\n    pbs:\n      queue: fromfile\n      walltime: '09:00:00'\n"
     )
     code = "import json, gridflux.compute.clusters as c; p = c.profile('pbs'); print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
-    got = _json_from_fresh_interpreter(code, {"DASK_CONFIG": str(tmp_path),
-                                              "DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME": "'11:00:00'"})
+    got = _json_from_fresh_interpreter(
+        code, {"DASK_CONFIG": str(tmp_path), "DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME": "'11:00:00'"}
+    )
     # file beats package, environment beats file, untouched keys keep the packaged default
     assert got == ["fromfile", "11:00:00", 1]
 
@@ -57,7 +60,9 @@ def test_every_kind_has_a_packaged_profile():
 
 @pytest.mark.parametrize("kind", ["slurmm", "", "http://host:8786", 42])
 def test_unknown_kind_is_a_cluster_error(kind):
-    with pytest.raises(ClusterError, match="expected one of local, slurm, pbs, kubernetes, gateway"):
+    with pytest.raises(
+        ClusterError, match="expected one of local, slurm, pbs, kubernetes, gateway"
+    ):
         gc.make_cluster(kind)
 
 
@@ -75,7 +80,9 @@ def test_slurm_without_sbatch_says_so(monkeypatch, tmp_path):
 
 def test_jobqueue_profile_without_memory_names_the_setting():
     with dask.config.set({"gridflux.cluster.pbs.memory": None}):
-        with pytest.raises(ClusterError, match=r"needs 'memory'.*DASK_GRIDFLUX__CLUSTER__PBS__MEMORY"):
+        with pytest.raises(
+            ClusterError, match=r"needs 'memory'.*DASK_GRIDFLUX__CLUSTER__PBS__MEMORY"
+        ):
             gc.render_job_script("pbs")
 
 
@@ -85,14 +92,22 @@ def test_bad_adaptive_bounds(monkeypatch):
 
 
 def test_gateway_without_address_names_the_setting():
-    pytest.importorskip("dask_gateway", reason="dask-gateway not installed (pip install dask-gateway)")
+    pytest.importorskip(
+        "dask_gateway", reason="dask-gateway not installed (pip install dask-gateway)"
+    )
     with dask.config.set({"gateway.address": None, "gridflux.cluster.gateway.address": None}):
-        with pytest.raises(ClusterError, match=r"needs 'address'.*gridflux: cluster: gateway: address.*--gateway-address"):
+        with pytest.raises(
+            ClusterError,
+            match=r"needs 'address'.*gridflux: cluster: gateway: address.*--gateway-address",
+        ):
             gc.make_cluster("gateway")
 
 
 def test_kubernetes_without_image_names_the_setting():
-    with pytest.raises(ClusterError, match=r"needs 'image'.*deploy/container/Dockerfile.*DASK_GRIDFLUX__CLUSTER__KUBERNETES__IMAGE"):
+    with pytest.raises(
+        ClusterError,
+        match=r"needs 'image'.*deploy/container/Dockerfile.*DASK_GRIDFLUX__CLUSTER__KUBERNETES__IMAGE",
+    ):
         gc.make_cluster("kubernetes")
 
 
@@ -111,7 +126,9 @@ def test_gateway_without_the_package(monkeypatch):
 
 
 def test_kubernetes_without_a_kubeconfig(monkeypatch, tmp_path):
-    pytest.importorskip("dask_kubernetes", reason="dask-kubernetes not installed (pip install dask-kubernetes)")
+    pytest.importorskip(
+        "dask_kubernetes", reason="dask-kubernetes not installed (pip install dask-kubernetes)"
+    )
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -137,7 +154,9 @@ def test_unreachable_address_is_a_cluster_error():
     port = s.getsockname()[1]
     s.close()  # nothing listens there now
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        with pytest.raises(ClusterError, match=f"cannot connect to the dask scheduler at tcp://127.0.0.1:{port}"):
+        with pytest.raises(
+            ClusterError, match=f"cannot connect to the dask scheduler at tcp://127.0.0.1:{port}"
+        ):
             gc._connect(f"tcp://127.0.0.1:{port}")
 
 
@@ -147,9 +166,15 @@ def test_unreachable_address_is_a_cluster_error():
 def _json_from_fresh_interpreter(code: str, extra_env: dict) -> object:
     """The last line ``code`` prints (JSON) in a new interpreter whose environment has no DASK_*
     variables (nor MALLOC_TRIM_THRESHOLD_) besides ``extra_env``: what a remote worker starts with."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DASK_") and k != "MALLOC_TRIM_THRESHOLD_"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DASK_") and k != "MALLOC_TRIM_THRESHOLD_"
+    }
     env.update(extra_env)
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -173,14 +198,20 @@ def test_worker_env_reaches_a_remote_nanny():
 
 
 def _dask_settings_in_fresh_interpreter(extra_env: dict, keys: list[str]) -> list:
-    code = f"import json, dask, distributed; print(json.dumps([dask.config.get(k) for k in {keys!r}]))"
+    code = (
+        f"import json, dask, distributed; print(json.dumps([dask.config.get(k) for k in {keys!r}]))"
+    )
     return _json_from_fresh_interpreter(code, extra_env)
 
 
 # dask's own defaults of the settings gridflux changes (distributed's distributed.yaml)
-_DASK_DEFAULTS = {"distributed.admin.tick.interval": "20ms", "distributed.admin.system-monitor.interval": "500ms",
-                  "distributed.worker.profile.enabled": True, "distributed.worker.memory.monitor-interval": "100ms",
-                  "distributed.scheduler.work-stealing": True}
+_DASK_DEFAULTS = {
+    "distributed.admin.tick.interval": "20ms",
+    "distributed.admin.system-monitor.interval": "500ms",
+    "distributed.worker.profile.enabled": True,
+    "distributed.worker.memory.monitor-interval": "100ms",
+    "distributed.scheduler.work-stealing": True,
+}
 
 
 def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
@@ -188,17 +219,29 @@ def test_distributed_settings_reach_a_remote_worker_and_can_be_turned_off():
     (as a jobqueue job or pod starts) reads gridflux's values where dask's defaults would be."""
     keys = list(_DASK_DEFAULTS)
     assert _dask_settings_in_fresh_interpreter({}, keys) == list(_DASK_DEFAULTS.values())
-    assert _dask_settings_in_fresh_interpreter(gc.worker_env(), keys) == ["500ms", "1s", False, "500ms", False]
+    assert _dask_settings_in_fresh_interpreter(gc.worker_env(), keys) == [
+        "500ms",
+        "1s",
+        False,
+        "500ms",
+        False,
+    ]
     with dask.config.set({"gridflux.cluster.distributed": {}}):  # the user keeps dask's behaviour
         assert gc.distributed_settings() == {}
         assert list(gc.worker_env()) == ["DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON"]
-    with dask.config.set({"gridflux.cluster.distributed.worker.profile.enabled": True}):  # one leaf back
+    with dask.config.set(
+        {"gridflux.cluster.distributed.worker.profile.enabled": True}
+    ):  # one leaf back
         settings = gc.distributed_settings()
     assert settings["distributed.worker.profile.enabled"] is True
     assert settings["distributed.scheduler.work-stealing"] is False
     # the same leaf from the environment, as a user's job would set it
-    code = "import json, gridflux.compute.clusters as c; print(json.dumps(c.distributed_settings()))"
-    from_env = _json_from_fresh_interpreter(code, {"DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED": "True"})
+    code = (
+        "import json, gridflux.compute.clusters as c; print(json.dumps(c.distributed_settings()))"
+    )
+    from_env = _json_from_fresh_interpreter(
+        code, {"DASK_GRIDFLUX__CLUSTER__DISTRIBUTED__WORKER__PROFILE__ENABLED": "True"}
+    )
     assert from_env["distributed.worker.profile.enabled"] is True
     assert from_env["distributed.admin.tick.interval"] == "500ms"
 
@@ -211,7 +254,12 @@ def _preloaded() -> tuple:
     from gridflux import config
 
     cache = netCDF4.get_chunk_cache()[0] == int(config.get("pipeline.netcdf-chunk-cache"))
-    return ("xarray" in sys.modules, "h5py" in sys.modules, "gridflux.pipeline.tasks" in sys.modules, cache)
+    return (
+        "xarray" in sys.modules,
+        "h5py" in sys.modules,
+        "gridflux.pipeline.tasks" in sys.modules,
+        cache,
+    )
 
 
 def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
@@ -224,7 +272,9 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         assert handle.dashboard_link.startswith("http://127.0.0.1:")
         pids = handle.client.run(os.getpid)
         assert len(set(pids.values())) == 2 and os.getpid() not in pids.values()  # processes
-        envs = handle.client.run(lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS")))
+        envs = handle.client.run(
+            lambda: (os.environ.get("MALLOC_TRIM_THRESHOLD_"), os.environ.get("OMP_NUM_THREADS"))
+        )
         # unset in the workers although the nanny still applies its other pre-spawn variables
         assert set(envs.values()) == {(None, "1")}
         total = handle.client.submit(sum, handle.client.map(_square, range(1, 101))).result()
@@ -238,8 +288,11 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         seen = handle.client.run(lambda: [dask.config.get(k) for k in keys])
         assert list(seen.values()) == [["500ms", "1s", False, "500ms", False]] * 2
         scheduler = handle.client.run_on_scheduler(
-            lambda dask_scheduler: ("stealing" in dask_scheduler.extensions,
-                                    dask_scheduler.periodic_callbacks["tick"].callback_time))
+            lambda dask_scheduler: (
+                "stealing" in dask_scheduler.extensions,
+                dask_scheduler.periodic_callbacks["tick"].callback_time,
+            )
+        )
         assert scheduler == (False, 500)  # no work-stealing extension; the tick every 500 ms
     assert "MALLOC_TRIM_THRESHOLD_" not in os.environ  # did not leak into this process
     assert handle.client.status == "closed"
@@ -261,7 +314,7 @@ def test_local_workers_fork_from_a_server_that_imported_the_task_stack(no_malloc
         handle.wait_for_workers(2, timeout=30)
         parents = set(handle.client.run(_parent).values())
     assert len(parents) == 1  # one server for both workers
-    (pid, cmdline), = parents
+    ((pid, cmdline),) = parents
     assert pid != os.getpid() and "multiprocessing.forkserver" in cmdline
     missing = [m for m in TASK_MODULES if f"'{m}'" not in cmdline]
     assert not missing, cmdline
@@ -279,7 +332,9 @@ def test_spawned_local_workers_when_configured(no_malloc_trim_env):
 
 def test_unknown_start_method_names_the_setting():
     with dask.config.set({"gridflux.cluster.local.start-method": "fork"}):
-        with pytest.raises(ClusterError, match="start-method must be one of spawn, forkserver, got 'fork'"):
+        with pytest.raises(
+            ClusterError, match="start-method must be one of spawn, forkserver, got 'fork'"
+        ):
             gc.make_cluster("local", n_workers=1)
 
 
@@ -295,7 +350,9 @@ def test_local_cluster_malloc_trim_when_configured():
         """
     )
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "{'65536'}"
 
@@ -304,7 +361,9 @@ def test_local_adaptive_scales_up_from_zero(no_malloc_trim_env):
     with gc.make_cluster("local", minimum=0, maximum=2) as handle:
         assert len(handle.client.scheduler_info()["workers"]) == 0
         futures = handle.client.map(_square, range(20))
-        assert handle.client.submit(sum, futures).result(timeout=60) == sum(i * i for i in range(20))
+        assert handle.client.submit(sum, futures).result(timeout=60) == sum(
+            i * i for i in range(20)
+        )
         assert 1 <= len(handle.client.scheduler_info()["workers"]) <= 2
 
 
@@ -312,7 +371,9 @@ def test_connect_by_address_and_scheduler_file(tmp_path, no_malloc_trim_env):
     from distributed import LocalCluster
 
     sched_file = tmp_path / "scheduler.json"
-    with LocalCluster(n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None) as cluster:
+    with LocalCluster(
+        n_workers=1, processes=False, protocol="tcp://", host="127.0.0.1", dashboard_address=None
+    ) as cluster:
         with gc.make_cluster(cluster.scheduler_address) as handle:
             assert handle.cluster is None and handle.kind == "address"
             assert handle.client.submit(_square, 12).result() == 144
@@ -345,11 +406,20 @@ _HOME_SCRIPT = textwrap.dedent(
 def _run_with_home(home, code):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DASK_", "XDG_"))}
     env["HOME"] = str(home)
-    return subprocess.run([sys.executable, "-c", code], env=env, cwd=str(home), capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        cwd=str(home),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _files_under(path):
-    return sorted(os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs)
+    return sorted(
+        os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs
+    )
 
 
 def test_nothing_written_into_home(tmp_path):

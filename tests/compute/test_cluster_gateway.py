@@ -19,7 +19,8 @@ from .conftest import DEPLOY
 
 pytest.importorskip("dask_gateway", reason="dask-gateway not installed (pip install dask-gateway)")
 pytest.importorskip(
-    "dask_gateway_server", reason='dask-gateway-server not installed (pip install "dask-gateway-server[local]")'
+    "dask_gateway_server",
+    reason='dask-gateway-server not installed (pip install "dask-gateway-server[local]")',
 )
 
 pytestmark = [
@@ -46,9 +47,17 @@ def gateway_server(tmp_path):
     }
     log = open(tmp_path / "server.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-c", "from dask_gateway_server.app import main; main()",
-         "-f", str(DEPLOY / "gateway" / "dask_gateway_config.py")],
-        env=env, cwd=str(tmp_path), stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-c",
+            "from dask_gateway_server.app import main; main()",
+            "-f",
+            str(DEPLOY / "gateway" / "dask_gateway_config.py"),
+        ],
+        env=env,
+        cwd=str(tmp_path),
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     address = f"http://127.0.0.1:{port}"
     try:
@@ -62,7 +71,9 @@ def gateway_server(tmp_path):
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
-                pytest.fail(f"dask-gateway-server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}")
+                pytest.fail(
+                    f"dask-gateway-server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}"
+                )
             time.sleep(0.2)
         yield address
     finally:
@@ -79,7 +90,9 @@ def gateway_server(tmp_path):
 def test_gateway_cluster_runs_a_computation(gateway_server, no_malloc_trim_env):
     profile = yaml.safe_load((DEPLOY / "gateway" / "gridflux-gateway.yaml").read_text())
     options = profile["gridflux"]["cluster"]["gateway"]["cluster-options"]
-    with gc.make_cluster("gateway", n_workers=2, address=gateway_server, cluster_options=options) as handle:
+    with gc.make_cluster(
+        "gateway", n_workers=2, address=gateway_server, cluster_options=options
+    ) as handle:
         handle.wait_for_workers(2, timeout=60)
         workers = handle.client.scheduler_info(n_workers=-1)["workers"]
         assert len(workers) == 2
@@ -87,7 +100,9 @@ def test_gateway_cluster_runs_a_computation(gateway_server, no_malloc_trim_env):
         assert {w["nthreads"] for w in workers.values()} == {1}
         assert {w["memory_limit"] for w in workers.values()} == {2 * 2**30}
         # and the server's environment: no MALLOC_TRIM_THRESHOLD_ in the workers
-        assert set(handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+        assert set(
+            handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()
+        ) == {None}
         futures = handle.client.map(lambda x: x * x, range(1, 101))
         assert handle.client.submit(sum, futures).result(timeout=60) == 100 * 101 * 201 // 6
         name = handle.cluster.name
@@ -101,5 +116,7 @@ def test_gateway_cluster_runs_a_computation(gateway_server, no_malloc_trim_env):
 def test_gateway_rejects_an_unknown_cluster_option(gateway_server):
     from gridflux.errors import ClusterError
 
-    with pytest.raises(ClusterError, match=r"'worker_gpus'.*offers \['worker_cores', 'worker_memory'\]"):
+    with pytest.raises(
+        ClusterError, match=r"'worker_gpus'.*offers \['worker_cores', 'worker_memory'\]"
+    ):
         gc.make_cluster("gateway", address=gateway_server, cluster_options={"worker_gpus": 1})

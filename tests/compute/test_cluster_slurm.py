@@ -32,8 +32,12 @@ SLURM_TEST_OPTIONS = dict(
 def _squeue(conf: str) -> dict[str, tuple[str, str]]:
     """job id -> (name, state) of the jobs SLURM knows."""
     out = subprocess.run(
-        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"], env={**os.environ, "SLURM_CONF": conf},
-        capture_output=True, text=True, check=True, timeout=30,
+        ["squeue", "-h", "-t", "all", "-o", "%i|%j|%T"],
+        env={**os.environ, "SLURM_CONF": conf},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     rows = [line.split("|") for line in out.stdout.split("\n") if line.strip()]
     return {jid: (name, state) for jid, name, state in rows}
@@ -41,7 +45,9 @@ def _squeue(conf: str) -> dict[str, tuple[str, str]]:
 
 @pytest.mark.slow
 def test_two_workers_as_slurm_jobs_compute_and_teardown(slurm_conf, tmp_path, no_malloc_trim_env):
-    with gc.make_cluster("slurm", n_workers=2, log_directory=str(tmp_path), **SLURM_TEST_OPTIONS) as handle:
+    with gc.make_cluster(
+        "slurm", n_workers=2, log_directory=str(tmp_path), **SLURM_TEST_OPTIONS
+    ) as handle:
         handle.wait_for_workers(2, timeout=90)
         workers = handle.client.scheduler_info(n_workers=-1)["workers"]
         assert len(workers) == 2
@@ -54,13 +60,17 @@ def test_two_workers_as_slurm_jobs_compute_and_teardown(slurm_conf, tmp_path, no
         queue = _squeue(slurm_conf)
         assert {queue[j] for j in job_ids} == {("gridflux-worker", "RUNNING")}
         # the job script exported the nanny setting: no MALLOC_TRIM_THRESHOLD_ in the workers
-        assert set(handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()) == {None}
+        assert set(
+            handle.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_")).values()
+        ) == {None}
         # a computation whose tasks run on both jobs: sum of squares 1..200 = n(n+1)(2n+1)/6
         futures = handle.client.map(lambda x: x * x, range(1, 201))
         assert handle.client.submit(sum, futures).result(timeout=60) == 200 * 201 * 401 // 6
         # (lambdas travel by value: the workers cannot import this test module)
         ran_in = {
-            handle.client.submit(lambda _: os.environ.get("SLURM_JOB_ID"), i, workers=[addr], pure=False).result(timeout=60)
+            handle.client.submit(
+                lambda _: os.environ.get("SLURM_JOB_ID"), i, workers=[addr], pure=False
+            ).result(timeout=60)
             for i, addr in enumerate(workers)
         }
         assert ran_in == job_ids
@@ -92,15 +102,35 @@ def test_driver_sbatch_script_runs_as_a_job(slurm_conf, tmp_path):
 
     fake = tmp_path / "fake-gridflux"
     record = tmp_path / "record.txt"
-    fake.write_text(f'#!/bin/sh\necho "$@" > {record}\necho "DASK_CONFIG=$DASK_CONFIG" >> {record}\n')
+    fake.write_text(
+        f'#!/bin/sh\necho "$@" > {record}\necho "DASK_CONFIG=$DASK_CONFIG" >> {record}\n'
+    )
     fake.chmod(0o755)
     env = {**os.environ, "SLURM_CONF": slurm_conf, "GRIDFLUX": str(fake)}
     out = subprocess.run(
-        ["sbatch", "--wait", "-o", str(tmp_path / "driver-%j.out"), "--chdir", str(tmp_path),
-         str(DEPLOY / "slurm" / "run.sbatch"), "cat.json", "mask.nc", "out.zarr"],
-        env=env, cwd=str(REPO), capture_output=True, text=True, timeout=120,
+        [
+            "sbatch",
+            "--wait",
+            "-o",
+            str(tmp_path / "driver-%j.out"),
+            "--chdir",
+            str(tmp_path),
+            str(DEPLOY / "slurm" / "run.sbatch"),
+            "cat.json",
+            "mask.nc",
+            "out.zarr",
+        ],
+        env=env,
+        cwd=str(REPO),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    assert out.returncode == 0, (out.stdout, out.stderr, [p.read_text() for p in tmp_path.glob("driver-*.out")])
+    assert out.returncode == 0, (
+        out.stdout,
+        out.stderr,
+        [p.read_text() for p in tmp_path.glob("driver-*.out")],
+    )
     lines = record.read_text().splitlines()
     assert lines[0] == "run cat.json --mask mask.nc --store out.zarr --cluster slurm"
     assert lines[1] == f"DASK_CONFIG={DEPLOY / 'slurm'}"

@@ -41,5 +41,7 @@ def reference_store(tiny_archive, tmp_path_factory) -> Reference:
     store = str(tmp_path_factory.mktemp("reference") / "store.zarr")
     with make_cluster("local", n_workers=2) as handle:
         handle.wait_for_workers(2, timeout=60)
-        summary = run(tiny_archive.catalog, tiny_archive.mask, store, client=handle.client, progress=False)
+        summary = run(
+            tiny_archive.catalog, tiny_archive.mask, store, client=handle.client, progress=False
+        )
     return Reference(store, summary)

@@ -56,8 +56,15 @@ def test_regrid_mask_protocol_agrees_with_regrid_data(tiny_archive, reference_st
 
     store = str(tmp_path / "mask-protocol.zarr")
     with make_cluster("local", n_workers=2) as handle:
-        summary = run(tiny_archive.catalog, tiny_archive.mask, store, client=handle.client, protocol="regrid-mask",
-                      cubes=False, progress=False)
+        summary = run(
+            tiny_archive.catalog,
+            tiny_archive.mask,
+            store,
+            client=handle.client,
+            protocol="regrid-mask",
+            cubes=False,
+            progress=False,
+        )
     assert summary.failed == {} and len(summary.done) == tiny_archive.n_series
     a = xr.open_zarr(reference_store.store)["totals"]
     b = xr.open_zarr(store)["totals"]

@@ -36,14 +36,23 @@ def _per_month(s) -> bool:
 @pytest.fixture(scope="module")
 def representatives():
     series = scale.paper_series()
-    reps = [s for s in series if s.member[:7] in {f"MODEL0{i}" for i in range(6)} or s.member[:5] in ("INV00", "INV01")]
+    reps = [
+        s
+        for s in series
+        if s.member[:7] in {f"MODEL0{i}" for i in range(6)} or s.member[:5] in ("INV00", "INV01")
+    ]
     plans = scale.paper_plans(reps)
     return scale.GraphBuilder(plans, scale.paper_mask())
 
 
 def _structure(s) -> tuple:
-    return (s.years, s.res, s.units if _per_month(s) or s.units == "kg m-2 s-1" else "scalar", s.descending,
-            s.variable == "cSoil")
+    return (
+        s.years,
+        s.res,
+        s.units if _per_month(s) or s.units == "kg m-2 s-1" else "scalar",
+        s.descending,
+        s.variable == "cSoil",
+    )
 
 
 def _graph_size(builder, plan) -> tuple[int, int]:
@@ -66,7 +75,11 @@ def test_tasks_per_series_are_its_spans(representatives):
         blocks = 171 if s.years == (1850, 2020) else 21
         assert representatives.blocks(p) == blocks
         assert spans == -(-blocks // 10)  # 10 whole 12-month blocks per 120-month span
-        assert n == spans + 2, (p.key, n, spans)  # + the job and the mask (on a cluster a future per run)
+        assert n == spans + 2, (
+            p.key,
+            n,
+            spans,
+        )  # + the job and the mask (on a cluster a future per run)
         sizes[_structure(s)] = n
     # every structural class of the archive is covered by a representative
     assert {_structure(s) for s in scale.paper_series()} <= set(sizes)
@@ -92,13 +105,17 @@ def test_default_batch_stays_under_stated_size(representatives):
     assert len(graph) < BATCH_TASK_LIMIT and whole < BATCH_BYTES_LIMIT, (len(graph), whole)
 
     # worst case over any batch: batch_size series of the largest structure
-    per_class = {_structure(p.record): _graph_size(representatives, p)[0] for p in representatives.plans}
+    per_class = {
+        _structure(p.record): _graph_size(representatives, p)[0] for p in representatives.plans
+    }
     assert batch_size * max(per_class.values()) < BATCH_TASK_LIMIT
     # the whole archive (sum over its series of their class's size) is many batches: the scheduler
     # never holds it at once
     archive = sum(per_class[_structure(s)] for s in series)
     assert batch_size * max(per_class.values()) < archive / 5
-    print(f"first batch: {len(graph)} tasks, {whole / 1e6:.1f} MB pickled; worst batch "
-          f"{batch_size * max(per_class.values())} tasks; archive {archive} tasks in {len(series)} series "
-          f"(max {max(per_class.values())} per series)")
+    print(
+        f"first batch: {len(graph)} tasks, {whole / 1e6:.1f} MB pickled; worst batch "
+        f"{batch_size * max(per_class.values())} tasks; archive {archive} tasks in {len(series)} series "
+        f"(max {max(per_class.values())} per series)"
+    )
     assert np.isfinite(whole)

@@ -31,7 +31,9 @@ def _chunk_files(store: str) -> dict[str, bytes]:
     return out
 
 
-def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(tiny_archive, reference_store, tmp_path):
+def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(
+    tiny_archive, reference_store, tmp_path
+):
     from gridflux.compute.clusters import make_cluster
     from gridflux.pipeline.runner import run
 
@@ -50,13 +52,23 @@ def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(tiny_archive, 
             if not busy:
                 return  # try again after the next series
             addr = sorted(busy)[0]
-            kill.update(addr=addr, pid=pids_before[addr], processing=list(busy[addr]), done=done, total=total)
+            kill.update(
+                addr=addr,
+                pid=pids_before[addr],
+                processing=list(busy[addr]),
+                done=done,
+                total=total,
+            )
             os.kill(pids_before[addr], signal.SIGKILL)
 
-        summary = run(tiny_archive.catalog, tiny_archive.mask, store, client=client, progress=progress)
+        summary = run(
+            tiny_archive.catalog, tiny_archive.mask, store, client=client, progress=progress
+        )
 
         # the kill happened mid-run, on a worker with tasks in hand, and the nanny replaced the process
-        assert kill, "the worker was never killed (no worker was processing tasks after a quarter of the series)"
+        assert kill, (
+            "the worker was never killed (no worker was processing tasks after a quarter of the series)"
+        )
         assert kill["processing"] and kill["done"] < kill["total"]
         handle.wait_for_workers(2, timeout=60)
         pids_after = set(client.run(os.getpid).values())
@@ -70,17 +82,24 @@ def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(tiny_archive, 
     assert len(summary.done) == tiny_archive.n_series
 
     # totals bit-identical to the undisturbed run (NaN where a member has no such variable)
-    got, ref = xr.open_zarr(store)["totals"].values, xr.open_zarr(reference_store.store)["totals"].values
+    got, ref = (
+        xr.open_zarr(store)["totals"].values,
+        xr.open_zarr(reference_store.store)["totals"].values,
+    )
     np.testing.assert_array_equal(got, ref)
     assert np.isfinite(got).sum() == np.isfinite(ref).sum() > 0
 
     # every chunk file (cubes, totals, grid, metadata) byte-identical: nothing lost, nothing extra
     a, b = _chunk_files(store), _chunk_files(reference_store.store)
     extra, missing = sorted(set(a) - set(b)), sorted(set(b) - set(a))
-    assert not extra and not missing, f"files only in the killed run's store: {extra}; only in the reference: {missing}"
+    assert not extra and not missing, (
+        f"files only in the killed run's store: {extra}; only in the reference: {missing}"
+    )
     differing = [k for k in a if a[k] != b[k]]
     assert differing == []
     n_cube_chunks = sum(1 for k in a if k.startswith("cubes/") and "/c/" in k)
     assert n_cube_chunks > 0
-    print(f"killed pid {kill['pid']} after {kill['done']}/{kill['total']} series while it held "
-          f"{len(kill['processing'])} task(s); {len(a)} files ({n_cube_chunks} cube chunks) identical")
+    print(
+        f"killed pid {kill['pid']} after {kill['done']}/{kill['total']} series while it held "
+        f"{len(kill['processing'])} task(s); {len(a)} files ({n_cube_chunks} cube chunks) identical"
+    )

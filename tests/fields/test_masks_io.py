@@ -30,12 +30,31 @@ def test_zarr_round_trip(tmp_path):
 
 
 def test_geojson_regions_exact_fractions(tmp_path):
-    doc = {"type": "FeatureCollection", "features": [
-        {"type": "Feature", "properties": {"name": "yamal"},
-         "geometry": {"type": "Polygon", "coordinates": [[[60.5, 66.25], [75.3, 66.25], [75.3, 72.6], [60.5, 72.6], [60.5, 66.25]]]}},
-        {"type": "Feature", "properties": {"name": "chukotka"},  # across the dateline
-         "geometry": {"type": "Polygon", "coordinates": [[[170.0, 62.0], [190.0, 62.0], [190.0, 70.0], [170.0, 70.0], [170.0, 62.0]]]}},
-    ]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"name": "yamal"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[60.5, 66.25], [75.3, 66.25], [75.3, 72.6], [60.5, 72.6], [60.5, 66.25]]
+                    ],
+                },
+            },
+            {
+                "type": "Feature",
+                "properties": {"name": "chukotka"},  # across the dateline
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [
+                        [[170.0, 62.0], [190.0, 62.0], [190.0, 70.0], [170.0, 70.0], [170.0, 62.0]]
+                    ],
+                },
+            },
+        ],
+    }
     path = tmp_path / "regions.geojson"
     path.write_text(json.dumps(doc))
     m = RegionMask.from_geojson(path, global_grid(1.0))
@@ -72,18 +91,42 @@ def test_cli_mask_from_geojson_and_bad_input(tmp_path):
 
     from gridflux.cli import app
 
-    doc = {"type": "FeatureCollection", "features": [{"type": "Feature", "properties": {"id": "box"},
-           "geometry": {"type": "Polygon", "coordinates": [[[10, 50], [40, 50], [40, 65.3], [10, 65.3], [10, 50]]]}}]}
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "properties": {"id": "box"},
+                "geometry": {
+                    "type": "Polygon",
+                    "coordinates": [[[10, 50], [40, 50], [40, 65.3], [10, 65.3], [10, 50]]],
+                },
+            }
+        ],
+    }
     (tmp_path / "r.geojson").write_text(json.dumps(doc))
-    res = CliRunner().invoke(app, ["mask", str(tmp_path / "r.geojson"), "--out", str(tmp_path / "m.nc"),
-                                   "--resolution", "1", "--name-field", "id"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "mask",
+            str(tmp_path / "r.geojson"),
+            "--out",
+            str(tmp_path / "m.nc"),
+            "--resolution",
+            "1",
+            "--name-field",
+            "id",
+        ],
+    )
     assert res.exit_code == 0, res.output
     m = RegionMask.from_file(tmp_path / "m.nc")
     assert m.names == ("box",) and m.grid.shape == (180, 360)
     assert np.isclose(m.areas()["box"], _cap_area(50, 65.3, 10, 40), rtol=1e-12)
     assert f"{_cap_area(50, 65.3, 10, 40) / 1e12:.4f} million km2" in res.output
     (tmp_path / "r.txt").write_text("x")
-    res = CliRunner().invoke(app, ["mask", str(tmp_path / "r.txt"), "--out", str(tmp_path / "n.nc")])
+    res = CliRunner().invoke(
+        app, ["mask", str(tmp_path / "r.txt"), "--out", str(tmp_path / "n.nc")]
+    )
     assert res.exit_code != 0 and "expected a .geojson, .json or .shp file" in res.output
     assert not (tmp_path / "n.nc").exists()
 
@@ -92,8 +135,10 @@ def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
     import xarray as xr
 
     g = global_grid(10.0)
-    ds = xr.Dataset({"a": (("lat", "lon"), np.zeros(g.shape)), "b": (("lat", "lon"), np.ones(g.shape))},
-                    coords={"lat": g.lat, "lon": g.lon})
+    ds = xr.Dataset(
+        {"a": (("lat", "lon"), np.zeros(g.shape)), "b": (("lat", "lon"), np.ones(g.shape))},
+        coords={"lat": g.lat, "lon": g.lon},
+    )
     ds.to_netcdf(tmp_path / "two.nc")
     with pytest.raises(MaskError, match=r"two\.nc: cannot tell which variable is the mask"):
         RegionMask.from_file(tmp_path / "two.nc")
@@ -106,7 +151,9 @@ def test_netcdf_round_trip_keeps_exact_bounds(tmp_path):
 
     lat_e = np.array([-90.0, -30.0, 10.0, 12.5, 90.0])
     lon_e = np.array([0.0, 100.0, 101.0, 360.0])
-    g = CellBounds(np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]]))
+    g = CellBounds(
+        np.column_stack([lat_e[:-1], lat_e[1:]]), np.column_stack([lon_e[:-1], lon_e[1:]])
+    )
     m = RegionMask(("r",), np.linspace(0, 1, 12).reshape(1, 4, 3), g)
     m.to_netcdf(tmp_path / "m.nc")
     back = RegionMask.from_file(tmp_path / "m.nc")

@@ -16,7 +16,9 @@ from gridflux.kernels.grids import EARTH_RADIUS, gaussian_grid, global_grid
 
 from .cfio import griddes_lonlat, read_var, run_tool, which, write_cf
 
-requires_cdo = pytest.mark.skipif(which("cdo") is None, reason="cdo is not installed (apt-get install cdo)")
+requires_cdo = pytest.mark.skipif(
+    which("cdo") is None, reason="cdo is not installed (apt-get install cdo)"
+)
 
 
 def _field(grid, nt=3, seed=3):
@@ -27,8 +29,12 @@ def _field(grid, nt=3, seed=3):
 def _as_curvilinear(data, grid):
     """The same cells presented as a curvilinear grid: dims (y, x) with 2-D lat/lon coordinates."""
     lat2, lon2 = np.meshgrid(grid.lat, grid.lon, indexing="ij")
-    return xr.DataArray(data, dims=("time", "y", "x"),
-                        coords={"lat": (("y", "x"), lat2), "lon": (("y", "x"), lon2)}, name="x")
+    return xr.DataArray(
+        data,
+        dims=("time", "y", "x"),
+        coords={"lat": (("y", "x"), lat2), "lon": (("y", "x"), lon2)},
+        name="x",
+    )
 
 
 @requires_cdo
@@ -39,7 +45,17 @@ def test_curvilinear_source_with_cdo_gencon_weights_equals_cdo_remapcon(tmp_path
     write_cf(fin, src, data)
     griddes_lonlat(tmp_path / "dst.txt", dst)
     run_tool(["cdo", "-s", f"gencon,{tmp_path / 'dst.txt'}", str(fin), str(tmp_path / "w.nc")])
-    run_tool(["cdo", "-s", "-b", "F64", f"remapcon,{tmp_path / 'dst.txt'}", str(fin), str(tmp_path / "out.nc")])
+    run_tool(
+        [
+            "cdo",
+            "-s",
+            "-b",
+            "F64",
+            f"remapcon,{tmp_path / 'dst.txt'}",
+            str(fin),
+            str(tmp_path / "out.nc"),
+        ]
+    )
     ref, lat, _ = read_var(tmp_path / "out.nc")
     if lat[1] < lat[0]:
         ref = ref[..., ::-1, :]
@@ -55,13 +71,35 @@ def test_unstructured_source_with_gridflux_esmf_file_equals_cdo_remapcon(tmp_pat
     data = _field(src, seed=5)
     write_cf(tmp_path / "in.nc", src, data)
     griddes_lonlat(tmp_path / "dst.txt", dst)
-    run_tool(["cdo", "-s", "-b", "F64", f"remapcon,{tmp_path / 'dst.txt'}", str(tmp_path / "in.nc"), str(tmp_path / "out.nc")])
+    run_tool(
+        [
+            "cdo",
+            "-s",
+            "-b",
+            "F64",
+            f"remapcon,{tmp_path / 'dst.txt'}",
+            str(tmp_path / "in.nc"),
+            str(tmp_path / "out.nc"),
+        ]
+    )
     ref, _, _ = read_var(tmp_path / "out.nc")
     write_weights(tmp_path / "w.nc", conservative_weights(src, dst))
     w = read_weights(tmp_path / "w.nc")
-    cells = xr.DataArray(data.reshape(data.shape[0], -1), dims=("time", "cell"))  # unstructured: one cell dim
-    w_flat = type(w)(w.matrix, (src.nlat * src.nlon,), w.dst_shape, w.frac_a, w.frac_b, w.area_a, w.area_b,
-                     w.normalization, w.dst_lat, w.dst_lon)
+    cells = xr.DataArray(
+        data.reshape(data.shape[0], -1), dims=("time", "cell")
+    )  # unstructured: one cell dim
+    w_flat = type(w)(
+        w.matrix,
+        (src.nlat * src.nlon,),
+        w.dst_shape,
+        w.frac_a,
+        w.frac_b,
+        w.area_a,
+        w.area_b,
+        w.normalization,
+        w.dst_lat,
+        w.dst_lon,
+    )
     out = regrid_with_weights(cells, w_flat)
     np.testing.assert_allclose(out.values, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
 
@@ -79,7 +117,9 @@ def test_sparse_native_weights_give_closed_form_band_total():
     c = 2.5e-9
     block = np.full((2,) + src.shape, c, dtype=np.float32)
     tot = weighted_sums(block, w)
-    exact = 0.4 * c * 2 * np.pi * EARTH_RADIUS**2 * (np.sin(np.radians(70)) - np.sin(np.radians(50)))
+    exact = (
+        0.4 * c * 2 * np.pi * EARTH_RADIUS**2 * (np.sin(np.radians(70)) - np.sin(np.radians(50)))
+    )
     assert np.allclose(tot[:, 0], float(np.float32(c)) / c * exact, rtol=1e-12)
 
 

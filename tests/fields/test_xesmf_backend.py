@@ -18,7 +18,10 @@ def _xesmf_importable() -> tuple[bool, str]:
     try:
         import xesmf  # noqa: F401
     except Exception as exc:  # ImportError, or ESMPy failing to load
-        return False, f"xESMF/ESMPy not importable here ({type(exc).__name__}: {exc}); conda-forge only"
+        return (
+            False,
+            f"xESMF/ESMPy not importable here ({type(exc).__name__}: {exc}); conda-forge only",
+        )
     return True, ""
 
 
@@ -29,8 +32,12 @@ requires_xesmf = pytest.mark.skipif(not _OK, reason=_WHY)
 def _field(grid):
     lat = np.radians(grid.lat)[:, None]
     lon = np.radians(grid.lon)[None, :]
-    return xr.DataArray((2 + np.cos(lat) * np.cos(lon))[None], dims=("time", "lat", "lon"),
-                        coords={"lat": grid.lat, "lon": grid.lon}, name="x")
+    return xr.DataArray(
+        (2 + np.cos(lat) * np.cos(lon))[None],
+        dims=("time", "lat", "lon"),
+        coords={"lat": grid.lat, "lon": grid.lon},
+        name="x",
+    )
 
 
 @requires_xesmf

@@ -7,9 +7,22 @@ import numpy as np
 import pytest
 
 
-def write_file(path, *, var="npp", units="kg m-2 s-1", data=None, lat=None, lon=None, time=None,
-               time_units="days since 2000-01-01", calendar="noleap", cell_methods=None, lat_bounds=None,
-               fill=1e20, nt=3):
+def write_file(
+    path,
+    *,
+    var="npp",
+    units="kg m-2 s-1",
+    data=None,
+    lat=None,
+    lon=None,
+    time=None,
+    time_units="days since 2000-01-01",
+    calendar="noleap",
+    cell_methods=None,
+    lat_bounds=None,
+    fill=1e20,
+    nt=3,
+):
     """Write a small CF file; returns its path. ``calendar=None`` leaves the attribute out."""
     lat = np.array([-45.0, 0.0, 45.0]) if lat is None else np.asarray(lat, dtype=float)
     lon = np.array([0.0, 90.0, 180.0, 270.0]) if lon is None else np.asarray(lon, dtype=float)
@@ -17,7 +30,9 @@ def write_file(path, *, var="npp", units="kg m-2 s-1", data=None, lat=None, lon=
         time = 15.0 + 30.0 * np.arange(nt)
     time = np.asarray(time, dtype=float)
     if data is None:
-        data = np.arange(time.size * lat.size * lon.size, dtype=np.float32).reshape(time.size, lat.size, lon.size)
+        data = np.arange(time.size * lat.size * lon.size, dtype=np.float32).reshape(
+            time.size, lat.size, lon.size
+        )
     with netCDF4.Dataset(path, "w") as nc:
         nc.createDimension("time", None)
         nc.createDimension("lat", lat.size)

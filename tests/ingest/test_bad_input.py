@@ -16,8 +16,14 @@ from gridflux.ingest.catalog import (
 
 
 def _rec(paths, variable="rh", raw=None, **kw):
-    return SeriesRecord(key=f"E.M.x.r1.{variable}", member="E.M.x.r1", variable=variable,
-                        raw_variable=raw or variable, paths=list(paths), **kw)
+    return SeriesRecord(
+        key=f"E.M.x.r1.{variable}",
+        member="E.M.x.r1",
+        variable=variable,
+        raw_variable=raw or variable,
+        paths=list(paths),
+        **kw,
+    )
 
 
 def test_truncated_netcdf(ncfile, tmp_path):
@@ -122,7 +128,9 @@ def test_bad_catalog_field_names_line_and_field(tmp_path):
     with pytest.raises(CatalogError) as info:
         load_catalog(str(tmp_path / "c.csv"))
     assert "line 3" in str(info.value) and "'fire'" in str(info.value)
-    (tmp_path / "d.csv").write_text("ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,tas,a.nc\n")
+    (tmp_path / "d.csv").write_text(
+        "ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,tas,a.nc\n"
+    )
     with pytest.raises(CatalogError, match="line 2.*'variable'"):
         load_catalog(str(tmp_path / "d.csv"))
 
@@ -133,9 +141,30 @@ def test_failing_series_never_stops_the_check(ncfile, tmp_path):
     bad.write_text("garbage")
     gap = ncfile("gap.nc", var="npp", time=[15.0, 105.0])
     rows = [
-        {"ensemble": "E", "source_id": "BAD", "experiment": "x", "member_id": "r1", "variable": "rh", "path": str(bad)},
-        {"ensemble": "E", "source_id": "GAP", "experiment": "x", "member_id": "r1", "variable": "npp", "path": gap},
-        {"ensemble": "E", "source_id": "GOOD", "experiment": "x", "member_id": "r1", "variable": "rh", "path": good},
+        {
+            "ensemble": "E",
+            "source_id": "BAD",
+            "experiment": "x",
+            "member_id": "r1",
+            "variable": "rh",
+            "path": str(bad),
+        },
+        {
+            "ensemble": "E",
+            "source_id": "GAP",
+            "experiment": "x",
+            "member_id": "r1",
+            "variable": "npp",
+            "path": gap,
+        },
+        {
+            "ensemble": "E",
+            "source_id": "GOOD",
+            "experiment": "x",
+            "member_id": "r1",
+            "variable": "rh",
+            "path": good,
+        },
     ]
     cat = write_catalog(rows, os.path.join(tmp_path, "cat.json"))
     res = {r.key: r for r in check_catalog(cat)}

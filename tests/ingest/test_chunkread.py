@@ -17,8 +17,21 @@ from gridflux.ingest.chunkread import ChunkReader, open_reader
 SHAPE = (14, 23, 37)  # not a multiple of any chunk below: edge chunks are partial
 
 
-def _write(path, *, dtype="f4", chunks=(1, 23, 37), zlib=True, shuffle=True, endian="native", fletcher32=False,
-           contiguous=False, fill=None, scale=None, skip_steps=(), values=None):
+def _write(
+    path,
+    *,
+    dtype="f4",
+    chunks=(1, 23, 37),
+    zlib=True,
+    shuffle=True,
+    endian="native",
+    fletcher32=False,
+    contiguous=False,
+    fill=None,
+    scale=None,
+    skip_steps=(),
+    values=None,
+):
     rng = np.random.default_rng(0)
     data = rng.normal(size=SHAPE) * 100 if values is None else values
     with netCDF4.Dataset(path, "w") as nc:
@@ -43,26 +56,33 @@ def _netcdf4(path, key=slice(None)):
         return np.asarray(v[key])
 
 
-@pytest.mark.parametrize("kw", [
-    dict(),
-    dict(shuffle=False),
-    dict(dtype="f8"),
-    dict(endian="big"),
-    dict(chunks=(3, 7, 11)),
-    dict(chunks=(5, 23, 37), dtype="i2"),
-    dict(zlib=False, shuffle=False),  # unfiltered chunks: byte ranges
-    dict(zlib=False, shuffle=False, chunks=(3, 7, 11), endian="big"),
-    dict(zlib=False, shuffle=False, contiguous=True),
-    dict(zlib=False, shuffle=False, contiguous=True, dtype="f8"),
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(),
+        dict(shuffle=False),
+        dict(dtype="f8"),
+        dict(endian="big"),
+        dict(chunks=(3, 7, 11)),
+        dict(chunks=(5, 23, 37), dtype="i2"),
+        dict(zlib=False, shuffle=False),  # unfiltered chunks: byte ranges
+        dict(zlib=False, shuffle=False, chunks=(3, 7, 11), endian="big"),
+        dict(zlib=False, shuffle=False, contiguous=True),
+        dict(zlib=False, shuffle=False, contiguous=True, dtype="f8"),
+    ],
+)
 def test_whole_and_partial_reads_equal_netcdf4(tmp_path, kw):
     path = str(tmp_path / "a.nc")
     _write(path, **kw)
     with ChunkReader(path, "x") as r:
         assert r.shape == SHAPE
-        for key in [(slice(None),) * 3, (slice(2, 9), slice(0, 23), slice(0, 37)),
-                    (slice(13, 14), slice(5, 18), slice(30, 37)), (slice(0, 1), slice(22, 23), slice(0, 1)),
-                    (slice(0, 3), slice(10, 20), slice(0, 37))]:  # rows of whole lines: partial unshuffle
+        for key in [
+            (slice(None),) * 3,
+            (slice(2, 9), slice(0, 23), slice(0, 37)),
+            (slice(13, 14), slice(5, 18), slice(30, 37)),
+            (slice(0, 1), slice(22, 23), slice(0, 1)),
+            (slice(0, 3), slice(10, 20), slice(0, 37)),
+        ]:  # rows of whole lines: partial unshuffle
             got = r.read(tuple(slice(*k.indices(n)[:2]) for k, n in zip(key, SHAPE, strict=True)))
             want = _netcdf4(path, key)
             assert got.dtype == want.dtype and got.shape == want.shape
@@ -79,10 +99,13 @@ def test_unwritten_chunks_read_as_the_fill_value(tmp_path, kw):
     assert np.all(got[3:5] == -999.0)
 
 
-@pytest.mark.parametrize("kw,why", [
-    (dict(fletcher32=True), "checksum filter"),
-    (dict(zlib=False, shuffle=False, fletcher32=True), "checksum filter alone"),
-])
+@pytest.mark.parametrize(
+    "kw,why",
+    [
+        (dict(fletcher32=True), "checksum filter"),
+        (dict(zlib=False, shuffle=False, fletcher32=True), "checksum filter alone"),
+    ],
+)
 def test_unsupported_layouts_are_left_to_netcdf4(tmp_path, kw, why):
     path = str(tmp_path / "a.nc")
     _write(path, **kw)
@@ -99,15 +122,23 @@ def test_xarray_view_decodes_like_the_netcdf4_engine(tmp_path):
     rng = np.random.default_rng(1)
     vals = rng.integers(-3000, 3000, size=SHAPE).astype("i2")
     vals[2, 3, 4] = -32767
-    _write(path, dtype="i2", chunks=(2, 10, 37), fill=np.int16(-32767), scale=(0.01, 5.0), values=vals)
+    _write(
+        path, dtype="i2", chunks=(2, 10, 37), fill=np.int16(-32767), scale=(0.01, 5.0), values=vals
+    )
     ref = xr.open_dataset(path, engine="netcdf4")
     raw = xr.open_dataset(path, engine="netcdf4", decode_cf=False)
     raw["x"] = chunk_variable(raw["x"].variable, path, "x")
     assert isinstance(raw["x"].variable._data, xr.core.indexing.LazilyIndexedArray)
     fast = xr.decode_cf(raw)
     assert np.isnan(fast["x"].values[2, 3, 4])
-    for sel in [dict(), dict(time=slice(3, 11)), dict(time=5), dict(lat=slice(None, None, -1)),
-                dict(time=slice(12, 1, -3), lon=slice(2, 30, 4)), dict(lat=[0, 5, 22])]:
+    for sel in [
+        dict(),
+        dict(time=slice(3, 11)),
+        dict(time=5),
+        dict(lat=slice(None, None, -1)),
+        dict(time=slice(12, 1, -3), lon=slice(2, 30, 4)),
+        dict(lat=[0, 5, 22]),
+    ]:
         np.testing.assert_array_equal(fast["x"].isel(sel).values, ref["x"].isel(sel).values)
     ref.close()
 
@@ -118,8 +149,10 @@ def test_backend_array_pickles_by_path(tmp_path):
     arr = pickle.loads(pickle.dumps(DeflateChunkArray(path, "x")))
     assert arr._reader is None  # the copy opens its file when it first reads, not when unpickled
     assert arr.shape == SHAPE and arr.dtype == np.float32
-    np.testing.assert_array_equal(arr[xr.core.indexing.BasicIndexer((slice(0, 2), slice(None), slice(None)))],
-                                  data[:2].astype("f4"))
+    np.testing.assert_array_equal(
+        arr[xr.core.indexing.BasicIndexer((slice(0, 2), slice(None), slice(None)))],
+        data[:2].astype("f4"),
+    )
 
 
 def test_backend_array_token_follows_the_file(tmp_path):
@@ -152,7 +185,9 @@ def test_a_corrupt_chunk_is_an_error_naming_file_variable_and_chunk(tmp_path):
         f.seek(info.byte_offset + info.size // 2)
         f.write(b"\xff" * 64)
     with ChunkReader(path, "x") as r:
-        np.testing.assert_array_equal(r.read((slice(0, 5), slice(0, 23), slice(0, 37))), _netcdf4(path, slice(0, 5)))
+        np.testing.assert_array_equal(
+            r.read((slice(0, 5), slice(0, 23), slice(0, 37))), _netcdf4(path, slice(0, 5))
+        )
         with pytest.raises(InputError) as e:
             r.read((slice(4, 7), slice(0, 23), slice(0, 37)))
     msg = str(e.value)
@@ -169,12 +204,16 @@ def test_a_truncated_unfiltered_file_is_an_error_naming_file_variable_and_chunk(
     path = str(tmp_path / "a.nc")
     _write(path, zlib=False, shuffle=False)
     with ChunkReader(path, "x") as r:
-        np.testing.assert_array_equal(r.read((slice(0, 14), slice(0, 23), slice(0, 37))), _netcdf4(path))
+        np.testing.assert_array_equal(
+            r.read((slice(0, 14), slice(0, 23), slice(0, 37))), _netcdf4(path)
+        )
         os.truncate(path, r._chunk_offset((13, 0, 0)) + 10)
         with pytest.raises(InputError) as e:
             r.read((slice(12, 14), slice(0, 23), slice(0, 37)))
     msg = str(e.value)
-    assert msg.startswith(f"{path}, variable 'x', attribute 'data': chunk at (13, 0, 0) is cut short (10 of"), msg
+    assert msg.startswith(
+        f"{path}, variable 'x', attribute 'data': chunk at (13, 0, 0) is cut short (10 of"
+    ), msg
     assert "truncated" in msg
 
 
@@ -191,24 +230,29 @@ def _split_files(tmp_path, lengths=(5, 4, 5)):
         with netCDF4.Dataset(path, "w") as nc:
             for d, size in zip(("time", "lat", "lon"), (n, *SHAPE[1:]), strict=True):
                 nc.createDimension(d, size)
-            v = nc.createVariable("x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 23, 37))
-            v[:] = whole[t0:t0 + n]
+            v = nc.createVariable(
+                "x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 23, 37)
+            )
+            v[:] = whole[t0 : t0 + n]
         t0 += n
         with xr.open_dataset(path, engine="netcdf4", decode_cf=False) as ds:
             variables.append(chunk_variable(ds["x"].variable, path, "x"))
     return whole.astype("f4"), variables
 
 
-@pytest.mark.parametrize("key", [
-    (slice(None), slice(None), slice(None)),
-    (slice(3, 11), slice(2, 9), slice(None)),  # across all three files
-    (slice(5, 9), slice(None), slice(4, 5)),  # exactly the middle file
-    (7, slice(0, 23), slice(0, 37)),  # one month
-    (-1, 4, slice(None)),
-    (slice(1, 13, 4), slice(None), 3),  # stepped
-    (slice(12, 2, -3), slice(None), slice(None)),
-    (slice(6, 6), slice(None), slice(None)),  # empty
-])
+@pytest.mark.parametrize(
+    "key",
+    [
+        (slice(None), slice(None), slice(None)),
+        (slice(3, 11), slice(2, 9), slice(None)),  # across all three files
+        (slice(5, 9), slice(None), slice(4, 5)),  # exactly the middle file
+        (7, slice(0, 23), slice(0, 37)),  # one month
+        (-1, 4, slice(None)),
+        (slice(1, 13, 4), slice(None), 3),  # stepped
+        (slice(12, 2, -3), slice(None), slice(None)),
+        (slice(6, 6), slice(None), slice(None)),  # empty
+    ],
+)
 def test_time_concatenated_array_equals_the_planted_field(tmp_path, key):
     from xarray.core.indexing import BasicIndexer
 

@@ -14,8 +14,14 @@ DAY = 86400.0
 
 
 def _record(paths, variable="npp", **kw):
-    return SeriesRecord(key=f"E.M.x.r1.{variable}", member="E.M.x.r1", variable=variable,
-                        raw_variable=kw.pop("raw_variable", variable), paths=list(paths), **kw)
+    return SeriesRecord(
+        key=f"E.M.x.r1.{variable}",
+        member="E.M.x.r1",
+        variable=variable,
+        raw_variable=kw.pop("raw_variable", variable),
+        paths=list(paths),
+        **kw,
+    )
 
 
 def test_descending_lat_units_sign_and_time(ncfile):
@@ -34,9 +40,14 @@ def test_descending_lat_units_sign_and_time(ncfile):
     # NPP positive into land -> negative canonical; g C m-2 d-1 -> kg m-2 s-1
     expected = -data[:, ::-1, :].astype(np.float64) * 1e-3 / DAY
     np.testing.assert_allclose(da.values, expected, rtol=1e-6)
-    assert list(out.time.values) == [cftime.datetime(2000, m, 1, calendar="360_day") for m in (1, 2, 3)]
+    assert list(out.time.values) == [
+        cftime.datetime(2000, m, 1, calendar="360_day") for m in (1, 2, 3)
+    ]
     np.testing.assert_array_equal(out.seconds_in_month.values, [30 * DAY] * 3)
-    assert "INFERRED" in da.attrs["gridflux_history"] and "sign flipped" in da.attrs["gridflux_history"]
+    assert (
+        "INFERRED" in da.attrs["gridflux_history"]
+        and "sign flipped" in da.attrs["gridflux_history"]
+    )
     assert da.attrs["gridflux_kind"] == "flux" and da.attrs["gridflux_element"] == "C"
     assert da.attrs["gridflux_gas"] == "CO2" and p in da.attrs["gridflux_source"]
 
@@ -67,8 +78,16 @@ def test_float_factor_precision_and_per_month_units(ncfile):
 def test_per_land_area_multiplied_by_sftlf_percent(ncfile, tmp_path):
     data = np.ones((3, 3, 4), dtype=np.float32)
     p = ncfile(var="rh", data=data, cell_methods="area: mean where land")
-    sft = xr.Dataset({"sftlf": (("lat", "lon"), np.array([[0, 50, 100, 25]] * 3, dtype=np.float32), {"units": "%"})},
-                     coords={"lat": [-45.0, 0.0, 45.0], "lon": [0.0, 90.0, 180.0, 270.0]})
+    sft = xr.Dataset(
+        {
+            "sftlf": (
+                ("lat", "lon"),
+                np.array([[0, 50, 100, 25]] * 3, dtype=np.float32),
+                {"units": "%"},
+            )
+        },
+        coords={"lat": [-45.0, 0.0, 45.0], "lon": [0.0, 90.0, 180.0, 270.0]},
+    )
     sp = str(tmp_path / "sftlf_fx.nc")
     sft.to_netcdf(sp)
     out = load_series(_record([p], variable="rh", fx_paths={"sftlf": sp}))
@@ -88,9 +107,21 @@ def test_fill_values_become_nan_with_missing_fraction(ncfile):
 
 def test_months_since_and_mid_year_split_files(ncfile):
     # file 1: Jan-Jul 2000 in 'months since', file 2: Aug 2000 - Mar 2001 in days; listed out of order
-    a = ncfile("a.nc", var="rh", time=np.arange(7) + 0.5, time_units="months since 2000-01-01", calendar="standard")
-    t2 = cftime.date2num([cftime.datetime(2000 + (7 + k) // 12, (7 + k) % 12 + 1, 10, calendar="standard")
-                          for k in range(8)], "days since 1990-01-01", calendar="standard")
+    a = ncfile(
+        "a.nc",
+        var="rh",
+        time=np.arange(7) + 0.5,
+        time_units="months since 2000-01-01",
+        calendar="standard",
+    )
+    t2 = cftime.date2num(
+        [
+            cftime.datetime(2000 + (7 + k) // 12, (7 + k) % 12 + 1, 10, calendar="standard")
+            for k in range(8)
+        ],
+        "days since 1990-01-01",
+        calendar="standard",
+    )
     b = ncfile("b.nc", var="rh", time=t2, time_units="days since 1990-01-01", calendar="standard")
     with raise_if_dask_computes():
         ds = open_series(_record([b, a], variable="rh"), chunks={"time": 4})

@@ -33,14 +33,20 @@ ISIMIP3B_FILE = re.compile(
 )
 # ISIMIP3 variable specifiers (protocol definitions) and MsTMIP standard names -> canonical variables
 ISIMIP_CANONICAL = {"gpp": "gpp", "npp": "npp", "ra": "ra", "rh": "rh", "ffire": "fFire"}
-MSTMIP_CANONICAL = {"GPP": "gpp", "NPP": "npp", "AutoResp": "ra", "HeteroResp": "rh", "TotSoilCarb": "cSoil",
-                    "TotLivBiom": "cVeg"}
+MSTMIP_CANONICAL = {
+    "GPP": "gpp",
+    "NPP": "npp",
+    "AutoResp": "ra",
+    "HeteroResp": "rh",
+    "TotSoilCarb": "cSoil",
+    "TotLivBiom": "cVeg",
+}
 SECRET_PATTERNS = [
-    re.compile(r"AKIA[0-9A-Z]{16}"),                 # AWS access key id
+    re.compile(r"AKIA[0-9A-Z]{16}"),  # AWS access key id
     re.compile(r"aws_secret_access_key", re.I),
     re.compile(r"\b(token|bearer|authorization)\s*[:=]", re.I),
     re.compile(r"password\s*[:=]\s*\S", re.I),
-    re.compile(r"https?://[^/\s:@]+:[^/\s@]+@"),    # user:password@host
+    re.compile(r"https?://[^/\s:@]+:[^/\s@]+@"),  # user:password@host
     re.compile(r"storage_options", re.I),
 ]
 
@@ -96,14 +102,20 @@ def test_isimip_catalog_rows_urls_and_names():
         if ens in ("ISIMIP3a", "ISIMIP3b"):
             m = (ISIMIP3A_FILE if ens == "ISIMIP3a" else ISIMIP3B_FILE).match(name)
             assert m, name
-            assert (m["model"], m["climate_forcing"], m["time_step"]) == (rec.traits["source_id"], rec.traits["forcing"],
-                                                                           "monthly")
+            assert (m["model"], m["climate_forcing"], m["time_step"]) == (
+                rec.traits["source_id"],
+                rec.traits["forcing"],
+                "monthly",
+            )
             assert m["climate_scenario"] == rec.traits["experiment"] and m["pft"] == "total"
             assert ISIMIP_CANONICAL[m["variable"]] == rec.variable
             assert rec.raw_variable == f"{m['variable']}-total"
             assert parts[4].lower() == m["model"]  # model directory is the model name
             if ens == "ISIMIP3b":
-                assert m["bias_adjustment"] == "w5e5" and (m["start_year"], m["end_year"]) == ("1850", "2014")
+                assert m["bias_adjustment"] == "w5e5" and (m["start_year"], m["end_year"]) == (
+                    "1850",
+                    "2014",
+                )
             else:
                 assert (m["start_year"], m["end_year"]) == ("1901", "2019")
         else:
@@ -111,10 +123,29 @@ def test_isimip_catalog_rows_urls_and_names():
             var = name.split("_global_monthly_")[0].rsplit("_", 1)[1]
             assert ISIMIP_CANONICAL[var] == rec.variable
     assert per_round == {"ISIMIP3a": 25, "ISIMIP3b": 125, "ISIMIP2b": 35, "ISIMIP2a": 35}
-    models3 = {r.traits["source_id"] for r in cat.series() if r.traits["ensemble"] in ("ISIMIP3a", "ISIMIP3b")}
-    assert models3 == {"jules", "orchidee-mict", "jsbach-wet", "jsbach-dry", "elm-eca"}  # PAPER.md's five
+    models3 = {
+        r.traits["source_id"]
+        for r in cat.series()
+        if r.traits["ensemble"] in ("ISIMIP3a", "ISIMIP3b")
+    }
+    assert models3 == {
+        "jules",
+        "orchidee-mict",
+        "jsbach-wet",
+        "jsbach-dry",
+        "elm-eca",
+    }  # PAPER.md's five
     prov = cat.provenance
-    for k in ("source", "host", "naming_protocol", "terms", "checked", "construction", "filter", "unconfirmed"):
+    for k in (
+        "source",
+        "host",
+        "naming_protocol",
+        "terms",
+        "checked",
+        "construction",
+        "filter",
+        "unconfirmed",
+    ):
         assert prov.get(k), k
     assert "not fetched" in spec["description"].lower() or "not fetched" in prov["checked"]
 
@@ -132,7 +163,11 @@ def test_isimip_rows_read_by_the_crawler_convention():
         d = parse_path(rel)
         assert d is not None, rel
         assert (d["ensemble"], d["source_id"], d["experiment"], d["variable"]) == (
-            rec.traits["ensemble"], rec.traits["source_id"], rec.traits["experiment"], rec.variable)
+            rec.traits["ensemble"],
+            rec.traits["source_id"],
+            rec.traits["experiment"],
+            rec.variable,
+        )
         n += 1
     assert n == 70
 
@@ -153,20 +188,31 @@ def test_mstmip_catalog_rows_urls_and_names():
     for rec in cat.series():
         (url,) = rec.paths
         _check_url(url, "data.ornldaac.earthdata.nasa.gov", base)
-        m = name_re.match(url[len(base):])
+        m = name_re.match(url[len(base) :])
         assert m, url
         assert m["model"] == rec.traits["source_id"] and rec.traits["ensemble"] == "MsTMIP"
         assert MSTMIP_CANONICAL[m["var"]] == rec.variable and rec.raw_variable == m["var"]
         assert rec.traits["experiment"] == "SG3"
     prov = cat.provenance
-    for k in ("source", "doi", "terms", "access", "checked", "construction", "filter", "unconfirmed"):
+    for k in (
+        "source",
+        "doi",
+        "terms",
+        "access",
+        "checked",
+        "construction",
+        "filter",
+        "unconfirmed",
+    ):
         assert prov.get(k), k
     assert "netrc" in prov["access"] and "never" in prov["access"]
 
 
 @pytest.mark.parametrize("which", ["isimip", "mstmip"])
 def test_shipped_files_are_what_the_generator_writes(tmp_path, which):
-    spec = importlib.util.spec_from_file_location("gen", os.path.join(CATALOGS, "generate_public_catalogs.py"))
+    spec = importlib.util.spec_from_file_location(
+        "gen", os.path.join(CATALOGS, "generate_public_catalogs.py")
+    )
     gen = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(gen)
     if which == "isimip":
@@ -177,4 +223,6 @@ def test_shipped_files_are_what_the_generator_writes(tmp_path, which):
         names = ["ornldaac-mstmip-v1-sg3-monthly.yaml"]
     for n in names:
         with open(tmp_path / n) as a, open(os.path.join(CATALOGS, n)) as b:
-            assert a.read() == b.read(), f"{n} differs from catalogs/generate_public_catalogs.py output"
+            assert a.read() == b.read(), (
+                f"{n} differs from catalogs/generate_public_catalogs.py output"
+            )

@@ -28,6 +28,8 @@ def test_pangeo_ls3mip_catalog_filters_and_pairs_fx(tmp_path):
     cat = load_catalog(str(tmp_path / "cat.json"))
     (rec,) = cat.series()
     assert rec.key == "LS3MIP.MPI-ESM1-2-LR.land-hist.r1i1p1f1.nbp" and rec.format == "zarr"
-    assert rec.paths == ["gs://cmip6/CMIP6/LS3MIP/MPI-M/MPI-ESM1-2-LR/land-hist/r1i1p1f1/Lmon/nbp/gn/v20190815/"]
+    assert rec.paths == [
+        "gs://cmip6/CMIP6/LS3MIP/MPI-M/MPI-ESM1-2-LR/land-hist/r1i1p1f1/Lmon/nbp/gn/v20190815/"
+    ]
     assert rec.fx_paths["sftlf"].endswith("/fx/sftlf/gn/v20190710/")
     assert cat.provenance["source"].startswith("Pangeo")

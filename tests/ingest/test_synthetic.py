@@ -19,11 +19,18 @@ def test_ensemble_structure_matches_the_paper():
     for s in series:
         members.setdefault(s.member, s)
     by_ens = collections.Counter(s.ensemble for s in members.values())
-    process = [s for s in members.values() if s.ensemble in ("PCN-MIP", "MsTMIP", "LS3MIP", "ISIMIP2a", "ISIMIP2b",
-                                                              "ISIMIP3a", "ISIMIP3b")]
+    process = [
+        s
+        for s in members.values()
+        if s.ensemble
+        in ("PCN-MIP", "MsTMIP", "LS3MIP", "ISIMIP2a", "ISIMIP2b", "ISIMIP3a", "ISIMIP3b")
+    ]
     assert len(process) == 52
     assert (by_ens["PCN-MIP"], by_ens["MsTMIP"], by_ens["LS3MIP"]) == (10, 14, 9)
-    assert by_ens["ISIMIP2a"] + by_ens["ISIMIP2b"] == 14 and by_ens["ISIMIP3a"] + by_ens["ISIMIP3b"] == 5
+    assert (
+        by_ens["ISIMIP2a"] + by_ens["ISIMIP2b"] == 14
+        and by_ens["ISIMIP3a"] + by_ens["ISIMIP3b"] == 5
+    )
     assert sum(s.layered_c for s in process) == 15
     assert sum(s.fire for s in process) == 26
     assert sum(s.layered_c and s.fire for s in process) == 14
@@ -32,13 +39,31 @@ def test_ensemble_structure_matches_the_paper():
     assert len(gmb) == 22 and len({s.group for s in gmb}) == 14
     assert [s.scale for s in members.values() if s.ensemble == "GNB"] == [1.0, 1.0, 15.0]
     # fire runs carry fFire
-    assert all(("fFire" in {x.variable for x in series if x.member == m.member}) == m.fire for m in process)
+    assert all(
+        ("fFire" in {x.variable for x in series if x.member == m.member}) == m.fire for m in process
+    )
     # variety: every calendar and unit of the brief appears
     cals = {s.calendar for s in series}
-    assert {"standard", "gregorian", "proleptic_gregorian", "julian", "noleap", "365_day", "360_day"} <= cals
+    assert {
+        "standard",
+        "gregorian",
+        "proleptic_gregorian",
+        "julian",
+        "noleap",
+        "365_day",
+        "360_day",
+    } <= cals
     units = {s.units for s in series}
-    assert {"kg m-2 s-1", "kg C m-2 s-1", "g m-2 day-1", "g C m-2 d-1", "mol m-2 s-1", "kg CH4 m-2 s-1",
-            "kg N2O m-2 s-1", "g N m-2 month-1"} <= units
+    assert {
+        "kg m-2 s-1",
+        "kg C m-2 s-1",
+        "g m-2 day-1",
+        "g C m-2 d-1",
+        "mol m-2 s-1",
+        "kg CH4 m-2 s-1",
+        "kg N2O m-2 s-1",
+        "g N m-2 month-1",
+    } <= units
     assert {s.grid.kind for s in series} >= {"regular", "gaussian", "polecentred", "regional"}
 
 
@@ -52,26 +77,44 @@ def test_region_weights_closed_form_single_box():
     assert w.sum() == pytest.approx(expected, rel=1e-13)
     # half-covered cells: a box edge inside a cell
     w2 = region_weights(lat_b, lon_b, (Box(61, 63, 1, 3, 1.0),))
-    assert w2.sum() == pytest.approx(R**2 * np.radians(2.0) * (np.sin(np.radians(63)) - np.sin(np.radians(61))),
-                                     rel=1e-13)
+    assert w2.sum() == pytest.approx(
+        R**2 * np.radians(2.0) * (np.sin(np.radians(63)) - np.sin(np.radians(61))), rel=1e-13
+    )
 
 
 def test_planted_truth_of_a_constant_field_by_hand(tmp_path, monkeypatch):
     c = -3.0e-9  # kg C m-2 s-1, canonical (positive to atmosphere)
     box = Box(60, 80, -170, -60, 0.35)
     monkeypatch.setattr(arch, "REGIONS", {"box": (box,)})
-    monkeypatch.setattr(arch, "_canonical_field",
-                        lambda s, lat, lon, keys, rng: np.full((keys.size, lat.size, lon.size), c))
-    s = arch.SynthSeries(ensemble="E", source_id="M", experiment="x", member_id="r1", variable="npp", raw_name="NPP",
-                         raw_into_land=True, units="g C m-2 d-1", gas="CO2",
-                         grid=arch.GridSpec("regular", 2.0, 2.0, lon0=0.0, descending=True, write_bounds=False),
-                         calendar="noleap", layout="single", start_year=2001, n_years=1)
+    monkeypatch.setattr(
+        arch,
+        "_canonical_field",
+        lambda s, lat, lon, keys, rng: np.full((keys.size, lat.size, lon.size), c),
+    )
+    s = arch.SynthSeries(
+        ensemble="E",
+        source_id="M",
+        experiment="x",
+        member_id="r1",
+        variable="npp",
+        raw_name="NPP",
+        raw_into_land=True,
+        units="g C m-2 d-1",
+        gas="CO2",
+        grid=arch.GridSpec("regular", 2.0, 2.0, lon0=0.0, descending=True, write_bounds=False),
+        calendar="noleap",
+        layout="single",
+        start_year=2001,
+        n_years=1,
+    )
     w = arch._write_series(str(tmp_path), s, 0, 0, {})
     got = {t[3]: t[4] for t in w.truths}
     days = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
     area = R**2 * np.radians(110.0) * (np.sin(np.radians(80)) - np.sin(np.radians(60)))
     for m, d in enumerate(days):
-        assert got[f"2001-{m + 1:02d}"] == pytest.approx(c * 0.35 * area * d * 86400 / 1e9, rel=2e-7)
+        assert got[f"2001-{m + 1:02d}"] == pytest.approx(
+            c * 0.35 * area * d * 86400 / 1e9, rel=2e-7
+        )
     # the file holds the inverse-converted numbers: -c in g C m-2 d-1, north to south
     ds = xr.open_dataset(w.files[0], decode_times=False)
     assert ds.lat.values[0] > ds.lat.values[-1]
@@ -103,7 +146,9 @@ def test_tiny_archive_truth_through_the_ingest_chain(tmp_path):
         c = np.nan_to_num(ds[rec.variable].values.astype(np.float64))
         labels = [f"{t.year:04d}-{t.month:02d}" for t in ds.time.values]
         for reg, boxes in REGIONS.items():
-            tot = np.einsum("tij,ij->t", c, region_weights(ds.lat_bnds.values, ds.lon_bnds.values, boxes))
+            tot = np.einsum(
+                "tij,ij->t", c, region_weights(ds.lat_bnds.values, ds.lon_bnds.values, boxes)
+            )
             if ds[rec.variable].attrs["gridflux_kind"] == "flux":
                 tot = tot * ds.seconds_in_month.values
             want = np.array([truth[(rec.member, rec.variable, reg, lab)] for lab in labels])

@@ -32,7 +32,9 @@ DAY = 86400.0
 )
 def test_seconds_in_month(calendar, feb2000, feb1900, jan):
     keys = np.array([12 * 2000 + 1, 12 * 1900 + 1, 12 * 2001 + 0])
-    np.testing.assert_array_equal(seconds_in_month(keys, calendar), np.array([feb2000, feb1900, jan]) * DAY)
+    np.testing.assert_array_equal(
+        seconds_in_month(keys, calendar), np.array([feb2000, feb1900, jan]) * DAY
+    )
 
 
 def test_standard_calendar_october_1582_has_21_days():
@@ -40,7 +42,9 @@ def test_standard_calendar_october_1582_has_21_days():
     assert seconds_in_month(np.array([12 * 1582 + 9]), "proleptic_gregorian")[0] == 31 * DAY
 
 
-@pytest.mark.parametrize("calendar", ["noleap", "360_day", "julian", "proleptic_gregorian", "all_leap"])
+@pytest.mark.parametrize(
+    "calendar", ["noleap", "360_day", "julian", "proleptic_gregorian", "all_leap"]
+)
 def test_start_middle_end_stamps_give_same_months(calendar):
     units = "days since 1999-12-01"
     starts, mids, ends = [], [], []
@@ -67,7 +71,9 @@ def test_bounds_midpoints_handle_stamps_at_next_month_start():
 
 
 def test_months_since_decoded_by_hand():
-    keys = decode_month_keys(np.array([0.5, 1.5, 13.5, 23.0]), "months since 1901-01-01", "standard")
+    keys = decode_month_keys(
+        np.array([0.5, 1.5, 13.5, 23.0]), "months since 1901-01-01", "standard"
+    )
     np.testing.assert_array_equal(keys, 12 * 1901 + np.array([0, 1, 13, 23]))
     starts = month_starts(keys[:2], "noleap")
     assert starts[1] == cftime.datetime(1901, 2, 1, calendar="noleap")

@@ -48,8 +48,15 @@ def test_month_units_give_per_month_factor():
 
 @pytest.mark.parametrize(
     ("units", "variable"),
-    [("W m-2", "npp"), ("kg m-2", "npp"), ("kg m-2 s-1", "cSoil"), ("bananas m-2 s-1", "npp"), ("", "npp"),
-     ("kg N2O m-2 s-1", "fch4"), ("g m-2 month-2", "fn2o")],
+    [
+        ("W m-2", "npp"),
+        ("kg m-2", "npp"),
+        ("kg m-2 s-1", "cSoil"),
+        ("bananas m-2 s-1", "npp"),
+        ("", "npp"),
+        ("kg N2O m-2 s-1", "fch4"),
+        ("g m-2 month-2", "fn2o"),
+    ],
 )
 def test_bad_units_name_file_variable_attribute(units, variable):
     with pytest.raises(InputError) as info:
@@ -62,7 +69,10 @@ def test_bad_units_name_file_variable_attribute(units, variable):
 def test_sign_table():
     flip = {n for n, s in VARIABLES.items() if s.into_land}
     assert flip == {"gpp", "npp", "nbp", "nep"}
-    assert ALIASES["netAtmosLandCO2Flux"].canonical == "nbp" and ALIASES["netAtmosLandCO2Flux"].into_land
+    assert (
+        ALIASES["netAtmosLandCO2Flux"].canonical == "nbp"
+        and ALIASES["netAtmosLandCO2Flux"].into_land
+    )
     assert ALIASES["SHR"].canonical == "rh" and not ALIASES["SHR"].into_land
     assert ALIASES["wetlandCH4"].canonical == "fch4"
     assert VARIABLES["fch4"].element == "C" and VARIABLES["fn2o"].element == "N"

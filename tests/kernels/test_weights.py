@@ -99,12 +99,21 @@ def test_same_cells_different_lon_origin_is_a_permutation():
     assert abs(m - expected).max() < 1e-14
 
 
-@pytest.mark.parametrize("src,dst", [
-    (global_grid(0.5), global_grid(0.5).subset(slice(270, 360))),  # the clipped cube of a 0.5 deg model
-    (global_grid(2.0, 2.5, lon0=0.0), global_grid(2.0, 2.5, lon0=-180.0)),  # shifted longitudes
-    (gaussian_grid(32), gaussian_grid(32).subset(slice(3, 20), slice(10, 40))),
-    (global_grid(1.0), global_grid(0.5).subset(slice(270, 360))),  # nested upsampling: a 1 deg model
-])
+@pytest.mark.parametrize(
+    "src,dst",
+    [
+        (
+            global_grid(0.5),
+            global_grid(0.5).subset(slice(270, 360)),
+        ),  # the clipped cube of a 0.5 deg model
+        (global_grid(2.0, 2.5, lon0=0.0), global_grid(2.0, 2.5, lon0=-180.0)),  # shifted longitudes
+        (gaussian_grid(32), gaussian_grid(32).subset(slice(3, 20), slice(10, 40))),
+        (
+            global_grid(1.0),
+            global_grid(0.5).subset(slice(270, 360)),
+        ),  # nested upsampling: a 1 deg model
+    ],
+)
 def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
     """Where every destination cell lies within one source cell (the same cells, or a nested finer
     grid), float32 cubes are the containing source cells' values (missing as zero; -0, inf and
@@ -123,21 +132,40 @@ def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
     np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32))
     # an independent truth: the source cell containing each destination cell's centre, NaN as zero
     lat_c, lon_c = dst.lat_bounds.mean(axis=1), dst.lon_bounds.mean(axis=1)
-    rows = np.array([int(np.flatnonzero((src.lat_bounds[:, 0] < c) & (c < src.lat_bounds[:, 1]))[0]) for c in lat_c])
-    cols = np.array([int(np.flatnonzero((src.lon_bounds[:, 0] - c) % 360 > (src.lon_bounds[:, 1] - c) % 360)[0])
-                     for c in lon_c])
-    np.testing.assert_array_equal(got, np.nan_to_num(x[:, rows][:, :, cols], nan=0.0, posinf=np.inf))
+    rows = np.array(
+        [
+            int(np.flatnonzero((src.lat_bounds[:, 0] < c) & (c < src.lat_bounds[:, 1]))[0])
+            for c in lat_c
+        ]
+    )
+    cols = np.array(
+        [
+            int(
+                np.flatnonzero((src.lon_bounds[:, 0] - c) % 360 > (src.lon_bounds[:, 1] - c) % 360)[
+                    0
+                ]
+            )
+            for c in lon_c
+        ]
+    )
+    np.testing.assert_array_equal(
+        got, np.nan_to_num(x[:, rows][:, :, cols], nan=0.0, posinf=np.inf)
+    )
 
 
 def test_cell_selection_only_where_each_destination_cell_is_in_one_source_cell():
     assert conservative_weights(global_grid(0.5), global_grid(1.0)).cell_selection is None  # 4 -> 1
-    assert conservative_weights(gaussian_grid(32), global_grid(0.5)).cell_selection is None  # not nested
+    assert (
+        conservative_weights(gaussian_grid(32), global_grid(0.5)).cell_selection is None
+    )  # not nested
     assert conservative_weights(global_grid(1.25, 1.875), global_grid(0.5)).cell_selection is None
     # float64 output or fracarea: the weighted sum (the shortcut is exact only when rounding to float32)
     g = global_grid(2.0)
     w = conservative_weights(g, g)
     x = np.random.default_rng(0).normal(size=(2, *g.shape))
-    np.testing.assert_array_equal(apply_separable(w, x), _apply_weighted_sum(w, x, "destarea", np.float64))
+    np.testing.assert_array_equal(
+        apply_separable(w, x), _apply_weighted_sum(w, x, "destarea", np.float64)
+    )
 
 
 @pytest.mark.parametrize("src_name,dst_name", [("T63", "1"), ("4x5", "T63"), ("1", "0.5")])
@@ -478,7 +506,9 @@ def _coarse_to_fine():
 def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
     src, dst = _coarse_to_fine()
     w = conservative_weights(src, dst)
-    assert w.cell_selection is None and w.lon.dense is not None and w.source_rows[2].dense is not None
+    assert (
+        w.cell_selection is None and w.lon.dense is not None and w.source_rows[2].dense is not None
+    )
     x = np.random.default_rng(3).normal(size=(4, *src.shape)).astype(np.float32)
     ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
     want = (ref @ x.reshape(4, -1).astype(np.float64).T).T.reshape(4, *dst.shape)
@@ -487,7 +517,9 @@ def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
         assert got.dtype == out_dtype
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * np.abs(want).max())
     # fracarea over a fully covered target equals destarea
-    np.testing.assert_allclose(apply_separable(w, x, normalization="fracarea"), want, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        apply_separable(w, x, normalization="fracarea"), want, rtol=1e-12, atol=1e-12
+    )
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -509,9 +541,13 @@ def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normaliz
     # other time steps: the same to rounding (the block took the sparse product, summing in another order)
     np.testing.assert_allclose(got[[0, 2]], clean[[0, 2]], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(got[1][~touched], clean[1][~touched], rtol=1e-13)
-    if np.isnan(bad):  # missing: with destarea it counts as zero; fracarea averages the rest (NaN if none)
+    if np.isnan(
+        bad
+    ):  # missing: with destarea it counts as zero; fracarea averages the rest (NaN if none)
         only_bad = (ref[:, iy * src.nlon + ix] > 1 - 1e-12).reshape(dst.shape)
-        np.testing.assert_array_equal(np.isfinite(got[1]), ~only_bad if normalization == "fracarea" else True)
+        np.testing.assert_array_equal(
+            np.isfinite(got[1]), ~only_bad if normalization == "fracarea" else True
+        )
         x[1, iy, ix] = 0.0
         if normalization == "destarea":
             np.testing.assert_allclose(got[1], apply_separable(w, x)[1], rtol=1e-13, atol=1e-15)

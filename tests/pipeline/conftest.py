@@ -21,7 +21,10 @@ from gridflux.kernels.grids import EARTH_RADIUS, gaussian_grid, global_grid, reg
 # region -> list of boxes (south, north, west, east, fraction) on whole degrees
 BOXES = {
     "north": [(50.0, 80.0, -180.0, 180.0, 1.0), (40.0, 50.0, -180.0, 180.0, 0.35)],
-    "box": [(55.0, 65.0, -20.0, 80.0, 1.0), (60.0, 70.0, 170.0, 200.0, 0.5)],  # second one crosses the dateline
+    "box": [
+        (55.0, 65.0, -20.0, 80.0, 1.0),
+        (60.0, 70.0, 170.0, 200.0, 0.5),
+    ],  # second one crosses the dateline
 }
 SECONDS_PER_DAY = 86400.0
 DAYS = {
@@ -66,21 +69,37 @@ def region_cell_weights(grid, region):
     return w
 
 
-def write_series(path, grid, values, calendar, start_year, *, descending=False, units="kg m-2 s-1",
-                 name="npp", bounds=True, deflate=False):
+def write_series(
+    path,
+    grid,
+    values,
+    calendar,
+    start_year,
+    *,
+    descending=False,
+    units="kg m-2 s-1",
+    name="npp",
+    bounds=True,
+    deflate=False,
+):
     """Write a CF file: ``values`` (months, lat, lon) float32 on ``grid`` (``deflate``: as CMOR
     writes, deflate level 1 + shuffle, one month per chunk)."""
     nmon = values.shape[0]
-    times = [cftime.datetime(start_year + k // 12, k % 12 + 1, 15, calendar=calendar) for k in range(nmon)]
+    times = [
+        cftime.datetime(start_year + k // 12, k % 12 + 1, 15, calendar=calendar)
+        for k in range(nmon)
+    ]
     lat, lb = grid.lat, grid.lat_bounds
     data = values
     if descending:
         data, lat, lb = values[:, ::-1], lat[::-1], lb[::-1, ::-1]
     ds = xr.Dataset(
         {name: (("time", "lat", "lon"), data.astype("f4"), {"units": units})},
-        coords={"time": times,
-                "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
-                "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"})},
+        coords={
+            "time": times,
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
     )
     if bounds:
         ds["lat_bnds"] = (("lat", "bnds"), lb)
@@ -89,7 +108,9 @@ def write_series(path, grid, values, calendar, start_year, *, descending=False, 
         ds.lon.attrs["bounds"] = "lon_bnds"
     ds.time.encoding.update(units=f"days since {start_year}-01-01", calendar=calendar)
     if deflate:
-        ds[name].encoding.update(zlib=True, complevel=1, shuffle=True, chunksizes=(1,) + data.shape[1:])
+        ds[name].encoding.update(
+            zlib=True, complevel=1, shuffle=True, chunksizes=(1,) + data.shape[1:]
+        )
     ds.to_netcdf(path)
 
 
@@ -114,9 +135,21 @@ def mini_archive(tmp_path_factory):
         season = 1.0 + 0.5 * np.sin(2 * np.pi * np.arange(nmon) / 12.0)
         values = (rng.random((nmon,) + grid.shape) * 2e-8 * season[:, None, None]).astype("f4")
         fname = f"npp_{src}.nc"
-        write_series(root / fname, grid, values, cal, start, descending=desc, deflate=src != "B")  # both read paths
-        rows.append(dict(ensemble="TEST", source_id=src, experiment="hist", member_id="r1", variable="npp",
-                         path=fname, layered_c=(k == 0), fire=(k != 0)))
+        write_series(
+            root / fname, grid, values, cal, start, descending=desc, deflate=src != "B"
+        )  # both read paths
+        rows.append(
+            dict(
+                ensemble="TEST",
+                source_id=src,
+                experiment="hist",
+                member_id="r1",
+                variable="npp",
+                path=fname,
+                layered_c=(k == 0),
+                fire=(k != 0),
+            )
+        )
         secs = np.array([DAYS[cal][m % 12] * SECONDS_PER_DAY for m in range(nmon)])
         months = [(start + m // 12, m % 12 + 1) for m in range(nmon)]
         for region in BOXES:

@@ -11,14 +11,28 @@ import pandas as pd
 
 
 def _gridflux(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "gridflux", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "gridflux", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
 
 
 def test_run_info_export(mini_archive, tmp_path):
     store = tmp_path / "s.zarr"
-    r = _gridflux("run", mini_archive["catalog"], "--mask", mini_archive["mask"], "--store", store,
-                  "--cluster", "none", "--no-progress")
+    r = _gridflux(
+        "run",
+        mini_archive["catalog"],
+        "--mask",
+        mini_archive["mask"],
+        "--store",
+        store,
+        "--cluster",
+        "none",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     import re
 
@@ -43,8 +57,19 @@ def test_run_exit_status_and_summary_name_failures(mini_archive, tmp_path):
     shutil.copytree(mini_archive["root"], root)
     (root / "npp_A.nc").write_bytes(b"not a netCDF file")
     summary = tmp_path / "summary.json"
-    r = _gridflux("run", root / "catalog.json", "--mask", root / "mask.nc", "--store", tmp_path / "s.zarr",
-                  "--cluster", "none", "--no-progress", "--summary-json", summary)
+    r = _gridflux(
+        "run",
+        root / "catalog.json",
+        "--mask",
+        root / "mask.nc",
+        "--store",
+        tmp_path / "s.zarr",
+        "--cluster",
+        "none",
+        "--no-progress",
+        "--summary-json",
+        summary,
+    )
     assert r.returncode == 1
     assert "failed TEST.A.hist.r1/npp" in r.stderr.replace("\n", " ") and "npp_A.nc" in r.stderr
     import json
@@ -56,7 +81,19 @@ def test_run_exit_status_and_summary_name_failures(mini_archive, tmp_path):
 
 
 def test_run_on_a_local_cluster_prints_a_localhost_dashboard(mini_archive, tmp_path):
-    r = _gridflux("run", mini_archive["catalog"], "--mask", mini_archive["mask"], "--store", tmp_path / "s.zarr",
-                  "--cluster", "local", "--workers", "2", "--no-cubes", "--no-progress")
+    r = _gridflux(
+        "run",
+        mini_archive["catalog"],
+        "--mask",
+        mini_archive["mask"],
+        "--store",
+        tmp_path / "s.zarr",
+        "--cluster",
+        "local",
+        "--workers",
+        "2",
+        "--no-cubes",
+        "--no-progress",
+    )
     assert r.returncode == 0, r.stderr
     assert "dask dashboard: http://127.0.0.1:" in r.stderr

@@ -25,7 +25,7 @@ def test_series_open_is_the_same_with_and_without_fast_inflate(mini_archive):
     finally:
         cr.ChunkReader.__init__ = real_init
     # every file was read by chunk: A and C are deflated (libdeflate), B uncompressed (byte ranges)
-    assert sorted(p.rsplit('/', 1)[-1] for p in set(opened)) == ['npp_A.nc', 'npp_B.nc', 'npp_C.nc']
+    assert sorted(p.rsplit("/", 1)[-1] for p in set(opened)) == ["npp_A.nc", "npp_B.nc", "npp_C.nc"]
     for rec, fast in series:
         with config.set_options(**{"pipeline.fast-inflate": False}):
             slow = load_series(rec)

@@ -49,7 +49,14 @@ def test_totals_equal_independent_truth(mini_archive, tmp_path):
 def test_regrid_mask_protocol_agrees(mini_archive, tmp_path):
     a, b = tmp_path / "a.zarr", tmp_path / "b.zarr"
     run(mini_archive["catalog"], mini_archive["mask"], str(a), cubes=False, progress=False)
-    run(mini_archive["catalog"], mini_archive["mask"], str(b), cubes=False, protocol="regrid-mask", progress=False)
+    run(
+        mini_archive["catalog"],
+        mini_archive["mask"],
+        str(b),
+        cubes=False,
+        protocol="regrid-mask",
+        progress=False,
+    )
     ta = xr.open_zarr(a)["totals"].values
     tb = xr.open_zarr(b)["totals"].values
     ok = np.isfinite(ta)
@@ -69,8 +76,15 @@ def test_cubes_sum_back_to_totals(mini_archive, tmp_path):
         frac = grid["mask"].sel(region=region).values
         # float32 cube: agreement to float32 rounding, summed over ~1e5 cells
         from_cube = (cube.values.astype(np.float64) * frac * area).sum(axis=(2, 3))
-        secs = np.array([[float(pd_days(t, "noleap" if m != "TEST.B.hist.r1" else "360_day")) * 86400.0
-                          for t in cube.indexes["time"]] for m in cube.member.values])
+        secs = np.array(
+            [
+                [
+                    float(pd_days(t, "noleap" if m != "TEST.B.hist.r1" else "360_day")) * 86400.0
+                    for t in cube.indexes["time"]
+                ]
+                for m in cube.member.values
+            ]
+        )
         expected = tot.sel(region=region).values
         ok = np.isfinite(expected)
         rel = np.abs(from_cube * secs / 1e9 - expected)[ok].max() / np.abs(expected[ok]).max()
@@ -166,7 +180,10 @@ def test_failing_member_is_recorded_and_others_finish(mini_archive, tmp_path):
     assert list(summary.failed) == ["TEST.C.hist.r1/npp"]
     assert "npp_C.nc" in summary.failed["TEST.C.hist.r1/npp"]
     man = Store(store).read_manifest()["series"]
-    assert man["TEST.C.hist.r1/npp"]["status"] == "failed" and "npp_C.nc" in man["TEST.C.hist.r1/npp"]["error"]
+    assert (
+        man["TEST.C.hist.r1/npp"]["status"] == "failed"
+        and "npp_C.nc" in man["TEST.C.hist.r1/npp"]["error"]
+    )
     # repair the file: the re-run retries only the failed member
     shutil.copy(mini_archive["root"] / "npp_C.nc", root / "npp_C.nc")
     again = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
@@ -188,12 +205,18 @@ def test_second_run_on_store_in_use_fails_clearly(mini_archive, tmp_path):
 def test_stale_lock_of_dead_process_is_taken_over(mini_archive, tmp_path):
     store = tmp_path / "s.zarr"
     store.mkdir()
-    proc = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
     dead_pid = int(proc.stdout)
     import socket
 
-    (store / ".gridflux.lock").write_text(json.dumps({"host": socket.gethostname(), "pid": dead_pid}))
-    summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), cubes=False, progress=False)
+    (store / ".gridflux.lock").write_text(
+        json.dumps({"host": socket.gethostname(), "pid": dead_pid})
+    )
+    summary = run(
+        mini_archive["catalog"], mini_archive["mask"], str(store), cubes=False, progress=False
+    )
     assert summary.ok
 
 
@@ -214,8 +237,17 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
             assert plan.error is None
             positions = np.arange(len(plan.months))
             for task_months, per_span in ((12, 1), (36, 3), (10_000, 10_000)):
-                job = SeriesJob(rec, "fp", tuple(plan.months), positions, mask_key(mask), "regrid-data",
-                                target_grid(), 6371007.181, 12)
+                job = SeriesJob(
+                    rec,
+                    "fp",
+                    tuple(plan.months),
+                    positions,
+                    mask_key(mask),
+                    "regrid-data",
+                    target_grid(),
+                    6371007.181,
+                    12,
+                )
                 tasks = series_tasks(job, dask.delayed(mask), None, task_months)
                 graph = {k: v for t in tasks for k, v in dict(t.__dask_graph__()).items()}
                 n_blocks = -(-len(plan.months) // 12)
@@ -230,31 +262,46 @@ def test_task_length_does_not_change_the_store(mini_archive, tmp_path, cubes):
     stores = []
     for task_months in (12, 24, 10_000):
         st = tmp_path / f"s{task_months}.zarr"
-        assert run(mini_archive["catalog"], mini_archive["mask"], str(st), cubes=cubes, task_months=task_months,
-                   progress=False).ok
+        assert run(
+            mini_archive["catalog"],
+            mini_archive["mask"],
+            str(st),
+            cubes=cubes,
+            task_months=task_months,
+            progress=False,
+        ).ok
         stores.append(st)
     ref = xr.open_zarr(stores[0])["totals"].values
     assert np.isfinite(ref).sum() > 0
     for st in stores[1:]:
         np.testing.assert_array_equal(xr.open_zarr(st)["totals"].values, ref)
         if cubes:
-            np.testing.assert_array_equal(xr.open_zarr(st, group="cubes/npp")["npp"].values,
-                                          xr.open_zarr(stores[0], group="cubes/npp")["npp"].values)
+            np.testing.assert_array_equal(
+                xr.open_zarr(st, group="cubes/npp")["npp"].values,
+                xr.open_zarr(stores[0], group="cubes/npp")["npp"].values,
+            )
 
 
 def test_totals_without_cubes_read_fewer_rows_and_are_the_same(mini_archive, tmp_path):
     """Without cubes workers read only the rows with nonzero weights; the sums are bit-identical."""
     a, b = tmp_path / "cubes.zarr", tmp_path / "nocubes.zarr"
     assert run(mini_archive["catalog"], mini_archive["mask"], str(a), cubes=True, progress=False).ok
-    assert run(mini_archive["catalog"], mini_archive["mask"], str(b), cubes=False, progress=False).ok
-    np.testing.assert_array_equal(xr.open_zarr(a)["totals"].values, xr.open_zarr(b)["totals"].values)
+    assert run(
+        mini_archive["catalog"], mini_archive["mask"], str(b), cubes=False, progress=False
+    ).ok
+    np.testing.assert_array_equal(
+        xr.open_zarr(a)["totals"].values, xr.open_zarr(b)["totals"].values
+    )
 
 
-def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_archive, tmp_path, monkeypatch):
+def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(
+    mini_archive, tmp_path, monkeypatch
+):
     """With cubes a block holds only the source rows that overlap the cube grid (the mask's bounding
     box, 40N..80N here), found independently from each grid's latitude bounds; totals and cubes are
     bit-identical to whole-field blocks."""
     from gridflux.pipeline import tasks as steps
+
     seen = []
     original = steps.process_block
 
@@ -265,7 +312,9 @@ def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_arch
     monkeypatch.setattr(steps, "process_block", recording)
     rows_store, whole_store = tmp_path / "rows.zarr", tmp_path / "whole.zarr"
     assert run(mini_archive["catalog"], mini_archive["mask"], str(rows_store), progress=False).ok
-    assert len({grid.shape for grid, _, _ in seen}) >= 3  # several source grids (1 deg, Gaussian, ...)
+    assert (
+        len({grid.shape for grid, _, _ in seen}) >= 3
+    )  # several source grids (1 deg, Gaussian, ...)
     for grid, n_rows, rows_read in seen:
         lat_b = grid.lat_bounds
         overlapping = np.flatnonzero((lat_b[:, 1] > 40.0) & (lat_b[:, 0] < 80.0))
@@ -275,7 +324,9 @@ def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(mini_arch
     seen.clear()
     assert run(mini_archive["catalog"], mini_archive["mask"], str(whole_store), progress=False).ok
     assert all(n_rows == grid.nlat for grid, n_rows, _ in seen)
-    np.testing.assert_array_equal(xr.open_zarr(rows_store)["totals"].values, xr.open_zarr(whole_store)["totals"].values)
+    np.testing.assert_array_equal(
+        xr.open_zarr(rows_store)["totals"].values, xr.open_zarr(whole_store)["totals"].values
+    )
     a = xr.open_zarr(rows_store, group="cubes/npp")["npp"].values
     b = xr.open_zarr(whole_store, group="cubes/npp")["npp"].values
     assert np.count_nonzero(a) > 0
@@ -289,7 +340,9 @@ def test_task_months_auto_gives_whole_series_when_there_are_enough_for_the_worke
     assert task_months_for("auto", 4, 2) is None  # two series per worker thread: one task each
     assert task_months_for("auto", 3, 2) == SPLIT_MONTHS == 120  # fewer: spread in 120-month spans
     assert task_months_for(None, 2, 0) is None  # no worker yet (adaptive cluster): as for one
-    assert task_months_for(24, 1000, 2) == 24 and task_months_for("36", 1, 1) == 36  # a number is used as is
+    assert (
+        task_months_for(24, 1000, 2) == 24 and task_months_for("36", 1, 1) == 36
+    )  # a number is used as is
     assert task_months_for(6, 1, 1, time_chunk=12) == 12  # but never less than one block
     for bad in ("often", 0):
         with pytest.raises(GridfluxError, match="pipeline.task-months must be"):
@@ -314,10 +367,17 @@ def test_auto_task_months_submits_one_task_per_series(mini_archive, tmp_path, mo
             handle.wait_for_workers(workers, timeout=60)
             store = tmp_path / f"s{workers}.zarr"
             with get_task_stream(client=handle.client) as ts:
-                summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), client=handle.client,
-                              progress=False)
+                summary = run(
+                    mini_archive["catalog"],
+                    mini_archive["mask"],
+                    str(store),
+                    client=handle.client,
+                    progress=False,
+                )
             assert summary.ok and len(summary.done) == 3
-            spans[workers] = sorted(str(t["key"]) for t in ts.data if str(t["key"]).startswith("gridflux-span-"))
+            spans[workers] = sorted(
+                str(t["key"]) for t in ts.data if str(t["key"]).startswith("gridflux-span-")
+            )
             _assert_matches_truth(store, mini_archive["truth"])
     assert len(spans[1]) == 3 and all(k.endswith("-0") for k in spans[1]), spans[1]
     assert len(spans[2]) == 2 + 3 + 2, spans[2]
@@ -366,9 +426,13 @@ def test_killed_driver_then_rerun_is_bit_identical(mini_archive, tmp_path):
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
     assert (killed / ".gridflux.lock").exists()  # the dead run left its lock behind
-    statuses = [e["status"] for e in json.loads((killed / "manifest.json").read_text())["series"].values()]
+    statuses = [
+        e["status"] for e in json.loads((killed / "manifest.json").read_text())["series"].values()
+    ]
     assert "pending" in statuses  # killed mid-run, not after
-    summary = run(mini_archive["catalog"], mini_archive["mask"], str(killed), progress=False, chunk_months=1)
+    summary = run(
+        mini_archive["catalog"], mini_archive["mask"], str(killed), progress=False, chunk_months=1
+    )
     assert summary.ok
     a, b = xr.open_zarr(clean), xr.open_zarr(killed)
     np.testing.assert_array_equal(a["totals"].values, b["totals"].values)
@@ -381,14 +445,19 @@ def test_done_series_are_skipped_without_opening_their_files(mini_archive, tmp_p
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
     store = tmp_path / "s.zarr"
-    assert len(run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False).done) == 3
+    assert (
+        len(run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False).done)
+        == 3
+    )
     # garble a file but keep its size and modification time: only opening it would notice
     path = root / "npp_A.nc"
     st = path.stat()
     path.write_bytes(b"\0" * st.st_size)
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
     again = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), progress=False)
-    assert sorted(again.skipped) == sorted(f"TEST.{s}.hist.r1/npp" for s in "ABC") and not again.failed
+    assert (
+        sorted(again.skipped) == sorted(f"TEST.{s}.hist.r1/npp" for s in "ABC") and not again.failed
+    )
 
 
 def test_a_run_where_every_series_fails_reports_instead_of_crashing(mini_archive, tmp_path):
@@ -396,7 +465,9 @@ def test_a_run_where_every_series_fails_reports_instead_of_crashing(mini_archive
     shutil.copytree(mini_archive["root"], root)
     for s in "ABC":
         (root / f"npp_{s}.nc").write_bytes(b"garbage")
-    summary = run(str(root / "catalog.json"), str(root / "mask.nc"), str(tmp_path / "s.zarr"), progress=False)
+    summary = run(
+        str(root / "catalog.json"), str(root / "mask.nc"), str(tmp_path / "s.zarr"), progress=False
+    )
     assert len(summary.failed) == 3 and not summary.done
     assert all(f"npp_{k[5]}.nc" in err for k, err in summary.failed.items())
     man = Store(tmp_path / "s.zarr").read_manifest()["series"]
@@ -406,7 +477,9 @@ def test_a_run_where_every_series_fails_reports_instead_of_crashing(mini_archive
 def test_long_blocks_give_the_same_totals(mini_archive, tmp_path):
     """--chunk-months 60 (fewer, larger tasks for big clusters) changes nothing in the results."""
     store = tmp_path / "long.zarr"
-    summary = run(mini_archive["catalog"], mini_archive["mask"], str(store), chunk_months=60, progress=False)
+    summary = run(
+        mini_archive["catalog"], mini_archive["mask"], str(store), chunk_months=60, progress=False
+    )
     assert summary.ok
     _assert_matches_truth(store, mini_archive["truth"])
     cube = xr.open_zarr(store, group="cubes/npp")["npp"]
@@ -423,7 +496,11 @@ def test_catalog_time_ranges_stream_and_a_wrong_range_fails_only_its_series(mini
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
     rows = pd.read_csv(root / "catalog.csv", dtype=str, keep_default_na=False).to_dict("records")
-    declared = {"A": "200001-200112", "B": "200001-200112", "C": "200101-200206"}  # B really ends 2002-12
+    declared = {
+        "A": "200001-200112",
+        "B": "200001-200112",
+        "C": "200101-200206",
+    }  # B really ends 2002-12
     for r in rows:
         r["time_range"] = declared[r["source_id"]]
     cat = write_catalog(rows, root / "ranged.json")
@@ -454,16 +531,26 @@ def test_temp_files_of_a_write_killed_mid_chunk_are_removed_by_the_next_run(mini
     next run on the store deletes it (and a dead driver's manifest temp) and changes nothing else."""
     store = tmp_path / "s.zarr"
     run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
-    before = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"}
-    proc = subprocess.run([sys.executable, "-c", _DIE_INSIDE_A_CHUNK_WRITE, str(store)], capture_output=True)
+    before = {
+        p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", _DIE_INSIDE_A_CHUNK_WRITE, str(store)], capture_output=True
+    )
     assert proc.returncode == 9, proc.stderr.decode()
     partial = [p for p in store.rglob("*.partial")]
-    assert partial and all("/cubes/npp/npp/c/" in str(p) for p in partial)  # cube chunks' temp files
-    (store / "manifest.json.tmp-999999").write_bytes(b"{}")  # a driver killed while saving the manifest
+    assert partial and all(
+        "/cubes/npp/npp/c/" in str(p) for p in partial
+    )  # cube chunks' temp files
+    (store / "manifest.json.tmp-999999").write_bytes(
+        b"{}"
+    )  # a driver killed while saving the manifest
     again = run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
     assert len(again.skipped) == 3 and not again.failed
     assert not list(store.rglob("*.partial")) and not (store / "manifest.json.tmp-999999").exists()
-    after = {p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    after = {
+        p: p.read_bytes() for p in store.rglob("*") if p.is_file() and p.name != "manifest.json"
+    }
     assert after == before  # the interrupted write never reached the chunk itself
 
 
@@ -486,12 +573,19 @@ def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_pat
     store = tmp_path / "s.zarr"
     with make_cluster("local", n_workers=2) as handle:
         handle.wait_for_workers(2, timeout=60)
-        summary = run(str(root / "catalog.json"), str(root / "mask.nc"), str(store), client=handle.client,
-                      task_months=12, progress=False)
+        summary = run(
+            str(root / "catalog.json"),
+            str(root / "mask.nc"),
+            str(store),
+            client=handle.client,
+            task_months=12,
+            progress=False,
+        )
         # nothing is left on the scheduler (releases travel asynchronously: wait for them)
         deadline = time.monotonic() + 10
-        while (left := handle.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))) and \
-                time.monotonic() < deadline:
+        while (
+            left := handle.client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        ) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert left == 0
     assert sorted(summary.done) == ["TEST.B.hist.r1/npp", "TEST.C.hist.r1/npp"]
@@ -511,7 +605,9 @@ def test_progress_bar_counts_series_and_shows_the_bytes_read():
     reporter = _Progress(True, 3)
     try:
         for nbytes in (2_000_000, 500_000):
-            reporter.advance(SeriesPlan(key="k", member="m", variable="v", record=None, nbytes=nbytes))
+            reporter.advance(
+                SeriesPlan(key="k", member="m", variable="v", record=None, nbytes=nbytes)
+            )
         task = reporter.bar.tasks[0]
         assert (task.total, task.completed) == (3, 2)
         assert task.fields["read"].startswith("2.5 MB read, ")
@@ -533,7 +629,9 @@ def test_rows_to_read_for_sources_that_miss_the_mask_or_the_cube(mini_archive):
 
     mask = RegionMask.from_file(mini_archive["mask"])  # fractions 40N..80N
     target = target_grid()
-    cube_grid = regional_grid(40.0, 80.0, -180.0, 180.0, 0.5, 0.5)  # the mask's bounding box on the target
+    cube_grid = regional_grid(
+        40.0, 80.0, -180.0, 180.0, 0.5, 0.5
+    )  # the mask's bounding box on the target
 
     def job(src):
         return BlockJob(src, mask_key(mask), "regrid-data", target, 6371007.181, "flux", cube_grid)

@@ -28,8 +28,15 @@ def tiny_archive(tmp_path_factory):
 @pytest.fixture
 def fast_remote():
     """Retries that are quick to exhaust and a 1 s timeout (a test server stalls for 3 s)."""
-    with config.set_options(**{"remote.retries": 4, "remote.backoff": 0.01, "remote.backoff-max": 0.05,
-                               "remote.timeout": 1.0, "remote.connect-timeout": 1.0}):
+    with config.set_options(
+        **{
+            "remote.retries": 4,
+            "remote.backoff": 0.01,
+            "remote.backoff-max": 0.05,
+            "remote.timeout": 1.0,
+            "remote.connect-timeout": 1.0,
+        }
+    ):
         yield
 
 

@@ -90,7 +90,9 @@ def _handler(root: str, plan: FaultPlan):
         def _headers(self, full: str, size: int) -> None:
             st = os.stat(full)
             self.send_header("Accept-Ranges", "bytes")
-            self.send_header("ETag", '"' + hashlib.md5(f"{size}-{st.st_mtime_ns}".encode()).hexdigest() + '"')
+            self.send_header(
+                "ETag", '"' + hashlib.md5(f"{size}-{st.st_mtime_ns}".encode()).hexdigest() + '"'
+            )
             self.send_header("Last-Modified", email.utils.formatdate(st.st_mtime, usegmt=True))
             self.send_header("Content-Type", "application/octet-stream")
 
@@ -140,12 +142,16 @@ def _handler(root: str, plan: FaultPlan):
             with open(full, "rb") as f:
                 f.seek(start)
                 body = f.read(end - start)
-            if fault == "truncate":  # the object is cut at byte `arg`: a short, self-consistent body
+            if (
+                fault == "truncate"
+            ):  # the object is cut at byte `arg`: a short, self-consistent body
                 body = body[: max(0, int(arg) - start)]
             self.send_response(206 if partial else 200)
             self._headers(full, size)
             if partial:
-                self.send_header("Content-Range", f"bytes {start}-{start + max(len(body), 1) - 1}/{size}")
+                self.send_header(
+                    "Content-Range", f"bytes {start}-{start + max(len(body), 1) - 1}/{size}"
+                )
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             try:

@@ -21,7 +21,10 @@ from gridflux.pipeline.runner import run
 from .conftest import selected, truth_subset
 from .faultserver import FaultServer
 
-QUERY = {"ensemble": ["LS3MIP", "GCB", "GNB"], "source_id": ["CESM2", "CAMS", "MIROC4-ACTM", "INVICAT"]}
+QUERY = {
+    "ensemble": ["LS3MIP", "GCB", "GNB"],
+    "source_id": ["CESM2", "CAMS", "MIROC4-ACTM", "INVICAT"],
+}
 FAIL_503 = "GCB/CAMS/CAMS_GCB2021_r1_land_flux_2000-2001.nc"
 STALL = "GCB/MIROC4-ACTM/MIROC4-ACTM_GCB2021_r1_land_flux_2000-2001.nc"
 DROP = "CMIP6/LS3MIP/INST0/CESM2/land-hist/r1i1p1f1/Lmon/npp/gn/v20190815/npp_Lmon_CESM2_land-hist_r1i1p1f1_gn_200007-200012.nc"
@@ -38,10 +41,10 @@ def test_faulty_http_archive_run_and_rerun(tiny_archive, fast_remote, tmp_path):
     good = sorted(keys - {TRUNCATED_KEY})
     with FaultServer(tiny_archive.root) as srv:
         plan = srv.plan
-        plan.fail_first[FAIL_503] = 2          # HEAD and GET answer 503 once each
-        plan.stall_once[STALL] = 3.0           # > remote.timeout = 1 s
+        plan.fail_first[FAIL_503] = 2  # HEAD and GET answer 503 once each
+        plan.stall_once[STALL] = 3.0  # > remote.timeout = 1 s
         plan.drop_once.add(DROP)
-        plan.truncate[TRUNCATED] = 3000        # HEAD says the full size; bodies end at byte 3000
+        plan.truncate[TRUNCATED] = 3000  # HEAD says the full size; bodies end at byte 3000
 
         t0 = time.perf_counter()
         s1 = run(srv.url + "/catalog.json", tiny_archive.mask, str(store), query=QUERY, cubes=False)
@@ -50,7 +53,11 @@ def test_faulty_http_archive_run_and_rerun(tiny_archive, fast_remote, tmp_path):
         # every fault really happened
         kinds = [(k, p) for k, _, p in plan.events]
         assert kinds.count(("503", FAIL_503)) == 2
-        assert ("stall", STALL) in kinds and ("drop", DROP) in kinds and ("truncate", TRUNCATED) in kinds
+        assert (
+            ("stall", STALL) in kinds
+            and ("drop", DROP) in kinds
+            and ("truncate", TRUNCATED) in kinds
+        )
         # the stall was abandoned after the 1 s timeout and retried, not waited out many times over
         assert elapsed < 30.0
         assert plan.gets[STALL] >= 2
@@ -90,8 +97,13 @@ def test_retries_exhausted_is_a_clear_error(tiny_archive, fast_remote, tmp_path)
 
     with FaultServer(tiny_archive.root) as srv, config.set_options(**{"remote.retries": 2}):
         srv.plan.fail_first[FAIL_503] = 100
-        s = run(srv.url + "/catalog.json", tiny_archive.mask, str(tmp_path / "s.zarr"),
-                query={"ensemble": "GCB", "source_id": ["CAMS", "MIROC4-ACTM"]}, cubes=False)
+        s = run(
+            srv.url + "/catalog.json",
+            tiny_archive.mask,
+            str(tmp_path / "s.zarr"),
+            query={"ensemble": "GCB", "source_id": ["CAMS", "MIROC4-ACTM"]},
+            cubes=False,
+        )
         assert s.done == ["GCB.MIROC4-ACTM.GCB2021.r1/fco2"]
         err = s.failed["GCB.CAMS.GCB2021.r1/fco2"]
         assert f"{srv.url}/{FAIL_503}" in err and "3 attempts" in err and "503" in err
@@ -110,8 +122,13 @@ def test_missing_remote_file_is_not_retried(tiny_archive, fast_remote, tmp_path)
     for name in ("catalog.json", "catalog.csv"):
         shutil.copy(f"{tiny_archive.root}/{name}", root / name)
     with FaultServer(str(root)) as srv:
-        s = run(srv.url + "/catalog.json", tiny_archive.mask, str(tmp_path / "s.zarr"),
-                query={"ensemble": "GCB", "source_id": ["CAMS", "MIROC4-ACTM"]}, cubes=False)
+        s = run(
+            srv.url + "/catalog.json",
+            tiny_archive.mask,
+            str(tmp_path / "s.zarr"),
+            query={"ensemble": "GCB", "source_id": ["CAMS", "MIROC4-ACTM"]},
+            cubes=False,
+        )
         assert s.done == ["GCB.MIROC4-ACTM.GCB2021.r1/fco2"]
         err = s.failed["GCB.CAMS.GCB2021.r1/fco2"]
         assert "file not found" in err and f"{srv.url}/{FAIL_503}" in err

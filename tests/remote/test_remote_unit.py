@@ -20,7 +20,14 @@ NC = "GCB/CAMS/CAMS_GCB2021_r1_land_flux_2000-2001.nc"
 
 
 def _policy(**kw):
-    base = dict(retries=3, backoff=0.001, backoff_max=0.01, timeout=1.0, connect_timeout=1.0, block_size=65536)
+    base = dict(
+        retries=3,
+        backoff=0.001,
+        backoff_max=0.01,
+        timeout=1.0,
+        connect_timeout=1.0,
+        block_size=65536,
+    )
     base.update(kw)
     return remote.RemotePolicy(**base)
 
@@ -37,8 +44,10 @@ def _aiohttp_status(status):
 def _boto(code, status):
     from botocore.exceptions import ClientError
 
-    return ClientError({"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
-                       "GetObject")
+    return ClientError(
+        {"Error": {"Code": code, "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": status}},
+        "GetObject",
+    )
 
 
 def _fnf_from(cause):
@@ -48,32 +57,55 @@ def _fnf_from(cause):
         return exc
 
 
-@pytest.mark.parametrize(("exc", "transient"), [
-    (ConnectionResetError(104, "reset"), True),
-    (ConnectionRefusedError(111, "refused"), True),
-    (TimeoutError(), True),
-    (remote.ShortReadError("short"), True),
-    (OSError(104, "Connection reset by peer"), True),
-    (OSError(5, "I/O error"), False),
-    (FileNotFoundError("gone"), False),
-    (PermissionError("denied"), False),
-    (ValueError("bad file"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "transient"),
+    [
+        (ConnectionResetError(104, "reset"), True),
+        (ConnectionRefusedError(111, "refused"), True),
+        (TimeoutError(), True),
+        (remote.ShortReadError("short"), True),
+        (OSError(104, "Connection reset by peer"), True),
+        (OSError(5, "I/O error"), False),
+        (FileNotFoundError("gone"), False),
+        (PermissionError("denied"), False),
+        (ValueError("bad file"), False),
+    ],
+)
 def test_transient_builtin_errors(exc, transient):
     assert remote.is_transient(exc) is transient
 
 
-@pytest.mark.parametrize(("status", "transient"), [(500, True), (502, True), (503, True), (504, True), (429, True),
-                                                   (408, True), (404, False), (403, False), (416, False)])
+@pytest.mark.parametrize(
+    ("status", "transient"),
+    [
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (429, True),
+        (408, True),
+        (404, False),
+        (403, False),
+        (416, False),
+    ],
+)
 def test_transient_http_status(status, transient):
     assert remote.is_transient(_aiohttp_status(status)) is transient
     # fsspec's HTTP info() raises FileNotFoundError *from* the response error: judged by the cause
     assert remote.is_transient(_fnf_from(_aiohttp_status(status))) is transient
 
 
-@pytest.mark.parametrize(("code", "status", "transient"), [
-    ("SlowDown", 503, True), ("InternalError", 500, True), ("RequestTimeout", 400, True),
-    ("NoSuchKey", 404, False), ("AccessDenied", 403, False), ("InvalidRange", 416, False)])
+@pytest.mark.parametrize(
+    ("code", "status", "transient"),
+    [
+        ("SlowDown", 503, True),
+        ("InternalError", 500, True),
+        ("RequestTimeout", 400, True),
+        ("NoSuchKey", 404, False),
+        ("AccessDenied", 403, False),
+        ("InvalidRange", 416, False),
+    ],
+)
 def test_transient_s3_codes(code, status, transient):
     err = _boto(code, status)
     assert remote.is_transient(err) is transient
@@ -109,16 +141,24 @@ def test_permanent_error_is_not_retried(monkeypatch):
         raise FileNotFoundError("nope")
 
     with pytest.raises(FileNotFoundError):
-        remote.call_with_retries(missing, url="s3://b/k", what="read", policy=remote.RemotePolicy(retries=5))
+        remote.call_with_retries(
+            missing, url="s3://b/k", what="read", policy=remote.RemotePolicy(retries=5)
+        )
     assert len(calls) == 1
 
 
 # -- secrets, options, policy -----------------------------------------------------------------
 def test_scrub_removes_userinfo_tokens_and_option_secrets():
-    so = {"key": "AKIAXYZ123", "secret": "SECRET-do-not-store-123", "endpoint_url": "http://127.0.0.1:9000",
-          "s3": {"token": "tok-abcdef"}}
-    text = ("https://alice:pw123@example.org/a.nc?X-Amz-Signature=deadbeef&x=1 failed with key AKIAXYZ123 "
-            "secret SECRET-do-not-store-123 token tok-abcdef at http://127.0.0.1:9000")
+    so = {
+        "key": "AKIAXYZ123",
+        "secret": "SECRET-do-not-store-123",
+        "endpoint_url": "http://127.0.0.1:9000",
+        "s3": {"token": "tok-abcdef"},
+    }
+    text = (
+        "https://alice:pw123@example.org/a.nc?X-Amz-Signature=deadbeef&x=1 failed with key AKIAXYZ123 "
+        "secret SECRET-do-not-store-123 token tok-abcdef at http://127.0.0.1:9000"
+    )
     out = remote.scrub(text, so)
     for s in ("pw123", "alice", "deadbeef", "AKIAXYZ123", "SECRET-do-not-store-123", "tok-abcdef"):
         assert s not in out
@@ -132,16 +172,34 @@ def test_timeouts_are_injected_and_user_settings_win():
     pol = remote.RemotePolicy(timeout=7.0, connect_timeout=3.0, retries=2)
     http = remote.with_timeouts("https://h/x", {}, pol)
     t = http["client_kwargs"]["timeout"]
-    assert isinstance(t, aiohttp.ClientTimeout) and t.sock_read == 7.0 and t.sock_connect == 3.0 and t.total is None
-    s3 = remote.with_timeouts("s3://b/k", {"config_kwargs": {"read_timeout": 99}}, pol)["config_kwargs"]
-    assert s3 == {"read_timeout": 99, "connect_timeout": 3.0, "retries": {"max_attempts": 3, "mode": "standard"}}
+    assert (
+        isinstance(t, aiohttp.ClientTimeout)
+        and t.sock_read == 7.0
+        and t.sock_connect == 3.0
+        and t.total is None
+    )
+    s3 = remote.with_timeouts("s3://b/k", {"config_kwargs": {"read_timeout": 99}}, pol)[
+        "config_kwargs"
+    ]
+    assert s3 == {
+        "read_timeout": 99,
+        "connect_timeout": 3.0,
+        "retries": {"max_attempts": 3, "mode": "standard"},
+    }
 
 
 def test_per_protocol_sections():
-    so = {"anon": True, "s3": {"endpoint_url": "http://e"}, "https": {"headers": {"a": "b"}},
-          "simplecache": {"cache_storage": "/c"}}
+    so = {
+        "anon": True,
+        "s3": {"endpoint_url": "http://e"},
+        "https": {"headers": {"a": "b"}},
+        "simplecache": {"cache_storage": "/c"},
+    }
     assert remote.options_for("s3://b/k", so) == {"anon": True, "endpoint_url": "http://e"}
-    assert remote.options_for("simplecache::https://h/x", so) == {"anon": True, "headers": {"a": "b"}}
+    assert remote.options_for("simplecache::https://h/x", so) == {
+        "anon": True,
+        "headers": {"a": "b"},
+    }
 
 
 def test_policy_from_packaged_defaults_and_overrides():
@@ -193,7 +251,9 @@ def test_lazy_remote_dataset_survives_pickling(tiny_archive):
     with xr.open_dataset(os.path.join(tiny_archive.root, NC), decode_times=False) as ds0:
         want = ds0["land_flux"].values
     with FaultServer(tiny_archive.root) as srv:
-        ds = remote.open_netcdf(f"{srv.url}/{NC}", None, _policy(), decode_times=False, chunks={"time": 6})
+        ds = remote.open_netcdf(
+            f"{srv.url}/{NC}", None, _policy(), decode_times=False, chunks={"time": 6}
+        )
         blob = pickle.dumps(ds["land_flux"].data)
         remote._BLOCKS.clear()
         before = srv.plan.gets[NC]
@@ -219,7 +279,8 @@ def test_simplecache_second_open_is_local(tiny_archive, tmp_path):
         assert sum(srv.plan.requests.values()) == n1  # no request at all: read from the cache
         cached = remote.cache_path(url, so)
         assert cached.startswith(str(cache)) and os.path.getsize(cached) == os.path.getsize(
-            os.path.join(tiny_archive.root, NC))
+            os.path.join(tiny_archive.root, NC)
+        )
 
 
 def test_truncated_download_leaves_no_cache_entry(tiny_archive, tmp_path):
@@ -238,13 +299,18 @@ def test_zarr_over_http_retries_its_reads(tiny_archive, tmp_path):
         ds0 = ds0.load()
     # over plain HTTP nothing can be listed: a zarr store needs consolidated metadata there
     ds0.to_zarr(tmp_path / "x.zarr", zarr_format=3, consolidated=True)
-    chunk_files = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "x.zarr" / "land_flux").rglob("*")
-                         if p.is_file() and p.name != "zarr.json")
+    chunk_files = sorted(
+        str(p.relative_to(tmp_path))
+        for p in (tmp_path / "x.zarr" / "land_flux").rglob("*")
+        if p.is_file() and p.name != "zarr.json"
+    )
     assert chunk_files
     with FaultServer(str(tmp_path)) as srv:
         srv.plan.fail_first[chunk_files[0]] = 2
         srv.plan.fail_first["x.zarr/zarr.json"] = 1
-        ds = remote.open_zarr(f"{srv.url}/x.zarr", None, _policy(), consolidated=None, decode_times=False)
+        ds = remote.open_zarr(
+            f"{srv.url}/x.zarr", None, _policy(), consolidated=None, decode_times=False
+        )
         np.testing.assert_array_equal(ds["land_flux"].values, ds0["land_flux"].values)
         assert ("503", "GET", chunk_files[0]) in srv.plan.events
         assert ("503", "GET", "x.zarr/zarr.json") in srv.plan.events

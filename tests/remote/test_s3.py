@@ -23,8 +23,10 @@ try:  # moto's server needs flask (both in the dev extra)
     import boto3
     from moto.server import ThreadedMotoServer
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    pytest.skip(f"moto[server]/flask/boto3 are not installed ({exc}); pip install -e '.[dev]'",
-                allow_module_level=True)
+    pytest.skip(
+        f"moto[server]/flask/boto3 are not installed ({exc}); pip install -e '.[dev]'",
+        allow_module_level=True,
+    )
 
 KEY = "AKIAGRIDFLUXTESTKEY77"
 SECRET = "SECRET-do-not-store-123"
@@ -54,8 +56,13 @@ def s3_env(monkeypatch):
 
 
 def _client(endpoint):
-    return boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=KEY, aws_secret_access_key=SECRET,
-                        region_name="us-east-1")
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id=KEY,
+        aws_secret_access_key=SECRET,
+        region_name="us-east-1",
+    )
 
 
 def _upload(client, bucket, root, prefix):
@@ -82,8 +89,11 @@ def _stage_s3_archive(archive, dest):
     assert len(zrec) == 1 and len(zrec[0].paths) == 1
     stage(archive, rels, dest)
     wanted = {os.path.join(archive.root, r) for r in rels}
-    rows = [r.model_copy(update={"path": str(dest / os.path.relpath(r.path, archive.root))})
-            for r in cat.rows if r.path in wanted]
+    rows = [
+        r.model_copy(update={"path": str(dest / os.path.relpath(r.path, archive.root))})
+        for r in cat.rows
+        if r.path in wanted
+    ]
     src_nc = zrec[0].paths[0]
     zpath = dest / "zarr" / "MIROC4-ACTM_fco2.zarr"
     with xr.open_dataset(src_nc, decode_times=False) as ds:
@@ -96,7 +106,9 @@ def _stage_s3_archive(archive, dest):
 
 
 @pytest.mark.slow
-def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_path, caplog, capfd):
+def test_pipeline_inputs_and_store_on_s3(
+    tiny_archive, s3_endpoint, s3_env, tmp_path, caplog, capfd
+):
     from distributed import Client, LocalCluster
 
     from gridflux.cli.demo import check_against_truth
@@ -107,15 +119,34 @@ def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_
     client.create_bucket(Bucket=bucket)
     keys = _stage_s3_archive(tiny_archive, tmp_path / "archive")
     _upload(client, bucket, tmp_path / "archive", "archive")
-    so = {"key": KEY, "secret": SECRET, "endpoint_url": s3_endpoint, "client_kwargs": {"region_name": "us-east-1"}}
+    so = {
+        "key": KEY,
+        "secret": SECRET,
+        "endpoint_url": s3_endpoint,
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
     store = f"s3://{bucket}/store.zarr"
 
     caplog.set_level(logging.INFO)
     caplog.set_level(logging.DEBUG, logger="gridflux")
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      host="127.0.0.1") as cluster, Client(cluster) as dask_client:
-        summary = run(f"s3://{bucket}/archive/catalog.json", tiny_archive.mask, store, storage_options=so,
-                      store_options=so, client=dask_client)
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as dask_client,
+    ):
+        summary = run(
+            f"s3://{bucket}/archive/catalog.json",
+            tiny_archive.mask,
+            store,
+            storage_options=so,
+            store_options=so,
+            client=dask_client,
+        )
     assert not summary.failed, summary.failed
     assert sorted(summary.done) == keys and len(keys) == 4
 
@@ -133,8 +164,12 @@ def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_
     times = pd.to_datetime(ds["time"].values).strftime("%Y-%m").tolist()
     tot = ds["totals"].values
     for row in truth.itertuples():
-        got = tot[members.index(row.member), variables.index(row.variable), regions.index(row.region),
-                  times.index(row.time)]
+        got = tot[
+            members.index(row.member),
+            variables.index(row.variable),
+            regions.index(row.region),
+            times.index(row.time),
+        ]
         assert got == pytest.approx(row.value, rel=1e-10, abs=1e-10 * abs(truth["value"]).max())
     # the zarr input's cube reached S3 from the workers: its months are filled, elsewhere NaN
     cube = xr.open_zarr(store, group="cubes/fco2", storage_options=so)["fco2"]
@@ -143,18 +178,25 @@ def test_pipeline_inputs_and_store_on_s3(tiny_archive, s3_endpoint, s3_env, tmp_
 
     # credentials never appear: not in any object of the bucket but the inputs, not in logs or output
     out, err = capfd.readouterr()
-    texts = {"captured stdout": out.encode(), "captured stderr": err.encode(),
-             "log records": "\n".join(r.getMessage() for r in caplog.records).encode()}
+    texts = {
+        "captured stdout": out.encode(),
+        "captured stderr": err.encode(),
+        "log records": "\n".join(r.getMessage() for r in caplog.records).encode(),
+    }
     stored = _objects(client, bucket, "store.zarr")
     assert "store.zarr/manifest.json" in stored and len(stored) > 10
     manifest = stored["store.zarr/manifest.json"].decode()
     assert f"s3://{bucket}/archive/" in manifest  # the input paths are there ...
     for name, blob in {**stored, **texts}.items():
         for secret in (KEY, SECRET):
-            assert secret.encode() not in blob, f"{secret!r} found in {name}"  # ... the credentials are not
+            assert secret.encode() not in blob, (
+                f"{secret!r} found in {name}"
+            )  # ... the credentials are not
 
 
-def test_catalog_from_s3_with_the_users_credential_chain(tiny_archive, s3_endpoint, s3_env, monkeypatch, tmp_path):
+def test_catalog_from_s3_with_the_users_credential_chain(
+    tiny_archive, s3_endpoint, s3_env, monkeypatch, tmp_path
+):
     """No key in the catalog or the options: credentials come from the environment (AWS_* here)."""
     from gridflux.ingest.catalog import fingerprint, load_catalog, open_series
 
@@ -171,7 +213,9 @@ def test_catalog_from_s3_with_the_users_credential_chain(tiny_archive, s3_endpoi
     rec = cat.series({"ensemble": "GCB", "source_id": "CAMS"})[0]
     assert rec.paths == [f"s3://{bucket}/a/{rels[0]}"]
     fp = fingerprint(rec, so)
-    assert fp["paths"][0]["size"] == os.path.getsize(records[0].paths[0]) and fp["paths"][0].get("etag")
+    assert fp["paths"][0]["size"] == os.path.getsize(records[0].paths[0]) and fp["paths"][0].get(
+        "etag"
+    )
     ds = open_series(rec, storage_options=so)
     with xr.open_dataset(records[0].paths[0], decode_times=False) as local:
         raw = ds.attrs["gridflux_raw_variable"]
