@@ -155,7 +155,7 @@ class Overlap1D:
             return np.add.reduceat(gathered, self.indptr[:-1], axis=axis)
         out = np.zeros(out_shape)
         if nonempty.size:
-            idx = [slice(None)] * x.ndim
+            idx: list[slice | np.ndarray] = [slice(None)] * x.ndim
             idx[axis] = nonempty
             out[tuple(idx)] = np.add.reduceat(gathered, self.indptr[nonempty], axis=axis)
         return out
@@ -362,7 +362,8 @@ def _apply_weighted_sum(
     r0, r1, lat = weights.source_rows
     out = np.empty((nt,) + dst.shape, dtype=out_dtype)
     step = max(1, _PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
-    dst_frac = weights.dst_fraction if normalization == "fracarea" else None
+    # only read (and only computed) under fracarea normalisation
+    dst_frac = weights.dst_fraction if normalization == "fracarea" else np.ones(0)
     # nested grids keep the sparse product, whose single term per output is what the cell
     # selection reproduces bit for bit (a dense sum of zeros would turn a -0 into +0)
     may_use_dense = weights.cell_selection is None
