@@ -262,6 +262,8 @@ class Run:
         storage_options: dict | None = None,
         retry_failed: bool = True,
     ):
+        import dask
+
         self.settings = settings
         self.mask = mask
         self.store = store
@@ -285,7 +287,10 @@ class Run:
         self.var_index: dict[str, int] = {}
         self.axis_pos: dict[tuple[int, int], int] = {}
         self.task_months: int | None = None  # months per task, set by execute
-        self.mask_ref: Any = None  # the mask's delayed, or on a cluster its future
+        # the mask as one graph key; on a cluster execute computes it once per run and the
+        # series' tasks refer to its future, so that its bytes are not packed into every graph
+        self.mask_delayed: Any = dask.delayed(mask, pure=True, name=f"gridflux-mask-{self.mkey}")
+        self.mask_ref: Any = self.mask_delayed  # what the series' tasks take: delayed or future
         self.progress: Progress = Progress(None, 0)
         self.last_manifest_write = time.perf_counter()
 
@@ -537,8 +542,6 @@ class Run:
     ) -> None:
         """Compute ``todo``: in this process (``client`` None) or on the client's cluster, at most
         ``batch_size`` series in flight; each outcome goes to :meth:`collect`."""
-        import dask
-
         n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
         self.task_months = task_months_for(
             self.settings.task_setting, len(todo), n_slots, self.settings.time_chunk
@@ -551,17 +554,14 @@ class Run:
             if self.task_months is None
             else f"tasks of at most {self.task_months} months",
         )
-        # the mask as one graph key; on a cluster it is computed once per run and the series'
-        # tasks refer to its future, so that its bytes are not packed into every series' graph
-        mask_delayed = dask.delayed(self.mask, pure=True, name=f"gridflux-mask-{self.mkey}")
         mask_future = None
         if client is not None and todo:
             # every worker, also one a nanny restarts, has the task stack imported, its first
             # open done and netCDF-C's chunk cache limited before its first task
             client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
             # held while the run lasts: the scheduler reruns it if the worker holding it dies
-            mask_future = client.compute(mask_delayed)
-        self.mask_ref = mask_delayed if mask_future is None else mask_future
+            mask_future = client.compute(self.mask_delayed)
+        self.mask_ref = self.mask_delayed if mask_future is None else mask_future
         # started with the computing, so that its rate is of the reading (not the cluster's start)
         self.progress = Progress(progress, len(todo))
         t_compute = time.perf_counter()
@@ -574,6 +574,7 @@ class Run:
             self.progress.close()
             if mask_future is not None:
                 mask_future.release()
+                self.mask_ref = self.mask_delayed
         self.summary.compute_seconds = time.perf_counter() - t_compute
 
     def _execute_in_process(self, todo: list[SeriesPlan]) -> None:
