@@ -83,7 +83,9 @@ def get(key: str, default: Any = None, override: Any = None) -> Any:
 
 
 def set_options(**options: Any) -> dask.config.set:
-    """Context manager / setter for gridflux options, e.g. ``set_options(**{"regrid.backend": "xesmf"})``.
+    """Context manager / setter for gridflux options.
+
+    E.g. ``set_options(**{"regrid.backend": "xesmf"})`` (``-`` or ``_`` in a key alike).
 
     Raises
     ------

@@ -172,7 +172,7 @@ def month_label(month: tuple[int, int]) -> str:
 
 
 def span_label(months) -> str:
-    """'N months YYYY-MM..YYYY-MM' of a sequence of ``(year, month)`` pairs ('no months' if empty)."""
+    """'N months YYYY-MM..YYYY-MM' of a sequence of ``(year, month)`` ('no months' if empty)."""
     if not len(months):
         return "no months"
     return f"{len(months)} months {month_label(months[0])}..{month_label(months[-1])}"

@@ -209,7 +209,8 @@ def series_id(member: str, variable: str) -> str:
 class SeriesRecord(BaseModel):
     """All files of one member's variable, with what is needed to open and normalize them.
 
-    ``key`` = :func:`series_id` (``member/variable``); ``member`` = ``ensemble.source_id.experiment.member_id``.
+    ``key`` = :func:`series_id` (``member/variable``);
+    ``member`` = ``ensemble.source_id.experiment.member_id``.
     ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one path.
     """
 
@@ -321,7 +322,7 @@ class Catalog:
             fmts = {r.format for r in rows}
             if len(fmts) > 1:
                 raise CatalogError(
-                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats {sorted(fmts)}"
+                    f"{self.path}: series {ens}.{src}.{exp}.{mem}/{var} mixes formats {sorted(fmts)}"
                 )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or VARIABLES[var].gas

@@ -82,7 +82,8 @@ def error_text(exc: BaseException) -> str:
 
 
 def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
-    """The regrid-data target grid: a CellBounds, ``"0.5"``, ``"1x1.25"`` (dlat x dlon) or config."""
+    """The regrid-data target grid: a CellBounds, ``"0.5"``, ``"1x1.25"`` (dlat x dlon), or None
+    for ``gridflux.target-grid`` of the config."""
     if isinstance(spec, CellBounds):
         return spec
     if spec is None:

@@ -421,7 +421,8 @@ class Run:
         outside = months_outside(p.months, self.template.months)
         if outside:
             raise StoreError(
-                f"{p.key}: {outside}; the catalog's time_range may be wrong, or write to a new store"
+                f"{p.key}: {outside}; the catalog's time_range may be wrong, "
+                "or write to a new store"
             )
         return SeriesJob(
             record=p.record,
