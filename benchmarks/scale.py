@@ -288,7 +288,7 @@ class GraphBuilder:
         return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
 
     def submitted(self, plan) -> list:
-        """What ``pipeline._execute`` hands to ``client.compute`` for one series: its span tasks."""
+        """What ``runner.Run.execute`` hands to ``client.compute`` for one series: its span tasks."""
         return self.tasks(plan)
 
 
@@ -325,7 +325,7 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
         blocks.append(builder.blocks(p))
         all_keys |= set(g)
     per_series_a, blocks_a = np.array(per_series), np.array(blocks)
-    # batches as _execute forms them: the first batch_size series of the catalog order, and the
+    # batches as Run.execute forms them: the first batch_size series of the catalog order, and the
     # model-run batch (longest series) which is the largest
     batch = [builder.submitted(p) for p in builder.plans[:batch_size]]
     bgraph = graph_of(batch)
