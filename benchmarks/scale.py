@@ -288,7 +288,7 @@ class GraphBuilder:
         return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
 
     def submitted(self, plan) -> list:
-        """What ``runner.Run.execute`` hands to ``client.compute`` for one series: its span tasks."""
+        """What ``Run.execute`` hands to ``client.compute`` for one series: its span tasks."""
         return self.tasks(plan)
 
 
