@@ -200,10 +200,17 @@ class CatalogRow(BaseModel):
         return dict(self.model_extra or {})
 
 
+def series_id(member: str, variable: str) -> str:
+    """The one spelling of a series id, ``member/variable`` (members hold dots, never a slash):
+    the key of a series in catalogs' records, the store's manifest and a run's summary."""
+    return f"{member}/{variable}"
+
+
 class SeriesRecord(BaseModel):
     """All files of one member's variable, with what is needed to open and normalize them.
 
-    ``key`` = ``member + "." + variable``; ``member`` = ``ensemble.source_id.experiment.member_id``.
+    ``key`` = :func:`series_id` (``member/variable``);
+    ``member`` = ``ensemble.source_id.experiment.member_id``.
     ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one path.
     """
 
@@ -315,7 +322,8 @@ class Catalog:
             fmts = {r.format for r in rows}
             if len(fmts) > 1:
                 raise CatalogError(
-                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats {sorted(fmts)}"
+                    f"{self.path}: series {series_id('.'.join([ens, src, exp, mem]), var)} "
+                    f"mixes formats {sorted(fmts)}"
                 )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or VARIABLES[var].gas
@@ -324,7 +332,7 @@ class Catalog:
             member = ".".join([ens, src, exp, mem])
             out.append(
                 SeriesRecord(
-                    key=f"{member}.{var}",
+                    key=series_id(member, var),
                     member=member,
                     variable=var,
                     raw_variable=raw or var,
