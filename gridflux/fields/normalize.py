@@ -45,7 +45,7 @@ def _is_dask(x: Any) -> bool:
     return dask.is_dask_collection(x)
 
 
-def _find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> str:
+def find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> str:
     """The dimension of ``da`` that is the latitude / longitude / time axis."""
     names = {"lat": _LAT_NAMES, "lon": _LON_NAMES, "time": _TIME_NAMES}[axis]
     std = {"lat": "latitude", "lon": "longitude", "time": "time"}[axis]
@@ -272,9 +272,9 @@ def normalize(
     da = ds[raw]
     history: list[str] = []
 
-    tdim = _find_dim(da, ds, "time", path)
-    ydim = _find_dim(da, ds, "lat", path)
-    xdim = _find_dim(da, ds, "lon", path)
+    tdim = find_dim(da, ds, "time", path)
+    ydim = find_dim(da, ds, "lat", path)
+    xdim = find_dim(da, ds, "lon", path)
     extra = [d for d in da.dims if d not in (tdim, ydim, xdim)]
     for d in extra:
         if da.sizes[d] == 1:
