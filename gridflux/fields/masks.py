@@ -106,11 +106,11 @@ class RegionMask:
     ) -> RegionMask:
         """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``; ``grid``
         (default: from the array's coordinates) gives exact bounds when the file has them."""
-        from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
+        from gridflux.fields.axes import canonical_order, find_latlon, grid_of
 
         lat, lon = find_latlon(da)
         grid = grid_of(da) if grid is None else grid
-        da = to_ascending_lat(da)
+        da = canonical_order(da)
         if da.ndim == 2:
             return cls(
                 (name or str(da.name or "region"),), da.transpose(lat, lon).values[None], grid
@@ -162,7 +162,7 @@ class RegionMask:
             if variable not in ds:
                 raise MaskError(f"{p}: no variable {variable!r}; found {list(ds.data_vars)}")
             try:
-                from gridflux.fields.regrid import grid_of
+                from gridflux.fields.axes import grid_of
 
                 return cls.from_dataarray(ds[variable].load(), name=variable, grid=grid_of(ds))
             except MaskError as exc:
