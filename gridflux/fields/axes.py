@@ -227,15 +227,20 @@ def _values(obj: xr.DataArray | xr.Dataset, name: str) -> np.ndarray:
     return np.asarray(obj[name].values, dtype=np.float64)
 
 
-def grid_of(obj: xr.DataArray | xr.Dataset, path: str | None = None) -> CellBounds:
+def grid_of(
+    obj: xr.DataArray | xr.Dataset, ds: xr.Dataset | None = None, path: str | None = None
+) -> CellBounds:
     """The canonical :class:`CellBounds` of an object's lat-lon grid (file bounds or inferred).
 
-    Latitude north to south and longitude east to west are accepted: the grid is canonical
-    (ascending), and :func:`canonical_order` puts the data in the same order.
+    ``ds`` is the dataset a DataArray came from (its coordinates and bounds variables); the grid
+    is that of ``obj``'s own latitude/longitude dimensions. Latitude north to south and
+    longitude east to west are accepted: the grid is canonical (ascending), and
+    :func:`canonical_order` puts the data in the same order.
     """
-    lat, lon = find_latlon(obj, path=path)
-    lat_v, lon_v = _values(obj, lat), _values(obj, lon)
-    lat_b, lon_b = bounds_of(obj, lat), bounds_of(obj, lon)
+    lat, lon = find_latlon(obj, ds, path=path)
+    src = obj if ds is None else ds
+    lat_v, lon_v = _values(src, lat), _values(src, lon)
+    lat_b, lon_b = bounds_of(src, lat), bounds_of(src, lon)
     lat_bv = None if lat_b is None else np.asarray(lat_b.values, dtype=np.float64)
     lon_bv = None if lon_b is None else np.asarray(lon_b.values, dtype=np.float64)
     if lon_decreasing(lon_v):

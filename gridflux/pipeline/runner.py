@@ -462,6 +462,7 @@ def run(
     radius = float(config.get("earth-radius"))
     target_g = target_grid(target)
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
+    region_mask.check_nonempty()  # a region with no cell inside is an error at start
 
     cat = (
         catalog
