@@ -717,6 +717,8 @@ def run(
         batch_size=batch_size,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
+    region_mask.check_nonempty()  # a region with no cell inside is an error at start
+
     cat = (
         catalog
         if hasattr(catalog, "series")

@@ -126,7 +126,8 @@ def open_series(
     """
     import xarray as xr
 
-    from gridflux.fields.normalize import find_dim, resolve_variable
+    from gridflux.fields.axes import find_dim
+    from gridflux.fields.normalize import resolve_variable
     from gridflux.fields.timeaxis import (
         canonical_calendar,
         decode_month_keys,
