@@ -20,25 +20,36 @@ def weights(
         str, typer.Option("--format", help="esmf (xESMF, ncremap) or scrip (cdo remap)")
     ] = "esmf",
 ) -> None:
-    """Write exact conservative weights between two files' grids (like `cdo gencon` / `ncremap -m`)."""
+    """Write exact conservative weights between two files' grids (like `cdo gencon` / `ncremap -m`).
+
+    Cells are numbered in each file's own storage order (north to south, any longitude origin),
+    so `cdo remap,DST,W` and `ncremap -m W` apply the file to the original files."""
     import time
 
     import xarray as xr
 
-    from gridflux.fields.regrid import grid_of
-    from gridflux.ingest.weightfiles import write_weights
+    from gridflux.fields.axes import grid_of
+    from gridflux.ingest.weightfiles import StorageOrder, write_weights
     from gridflux.kernels.conservative import conservative_weights
 
-    grids = []
+    grids, orders = [], []
     for path in (src, dst):
         with xr.open_dataset(path, decode_times=False) as ds:
-            grids.append(grid_of(ds))
+            grids.append(grid_of(ds, path=str(path)))
+            orders.append(StorageOrder.of(ds))
     t0 = time.perf_counter()
     w = conservative_weights(grids[0], grids[1])
-    write_weights(out, w, normalization=normalization, fmt=fmt)
+    write_weights(
+        out, w, normalization=normalization, fmt=fmt, src_order=orders[0], dst_order=orders[1]
+    )
+    stored = [
+        ("N->S" if o.lat_reversed else "S->N") + (", E->W" if o.lon_reversed else "")
+        for o in orders
+    ]
     typer.echo(
-        f"{out}: {w.to_coo().nnz} weights, {grids[0].shape} -> {grids[1].shape} (lat, lon), "
-        f"{normalization}, {fmt} format, built in {time.perf_counter() - t0:.3f} s"
+        f"{out}: {w.to_coo().nnz} weights, {grids[0].shape} ({stored[0]}) -> {grids[1].shape} "
+        f"({stored[1]}) (lat, lon, in the files' order), {normalization}, {fmt} format, "
+        f"built in {time.perf_counter() - t0:.3f} s"
     )
 
 
@@ -76,7 +87,7 @@ def mask(
         if grid is not None:
             import xarray as xr
 
-            from gridflux.fields.regrid import grid_of
+            from gridflux.fields.axes import grid_of
 
             with xr.open_dataset(grid, decode_times=False) as ds:
                 cells = grid_of(ds)

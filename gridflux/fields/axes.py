@@ -6,8 +6,8 @@ the bounds are. The rules are cf_xarray's tables (``cf_xarray.criteria``), read 
 
 1. attributes of the dimension's coordinate variable: ``standard_name``, ``units``,
    ``_CoordinateAxisType`` (``coordinate_criteria['latitude']`` ...); an ``axis`` attribute
-   (``Y``/``X``/``T``) counts when the units are degrees or absent (a projection coordinate in
-   metres is not a latitude);
+   (``Y``/``X``/``T``) counts when the units are degrees or absent and the standard_name is not
+   a rotated-pole or projection coordinate (``grid_latitude``, ``projection_y_coordinate``);
 2. the dimension's name, matched case-insensitively and in full against cf_xarray's name
    patterns (``lat``, ``latitude``, ``LAT``, ``nav_lat``, ``lat2``; ``lon`` ...; ``time``, ``t``).
 
@@ -77,6 +77,8 @@ def _attrs_say(c: xr.DataArray, axis: str) -> bool:
     if attrs.get("axis") == CF_AXIS[axis]:
         if axis == "time":
             return True
+        if attrs.get("standard_name") in coordinate_criteria[CF_AXIS[axis]]["standard_name"]:
+            return False  # grid_latitude (rotated pole), projection_y_coordinate: not degrees N
         units = attrs.get("units")
         return units is None or str(units) in _DEGREE_UNITS[axis]
     if axis == "time" and np.issubdtype(c.dtype, np.datetime64):
