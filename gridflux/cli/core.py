@@ -28,15 +28,15 @@ def weights(
 
     import xarray as xr
 
-    from gridflux.fields.axes import grid_of
-    from gridflux.ingest.weightfiles import StorageOrder, write_weights
+    from gridflux.fields.axes import grid_of, storage_order
+    from gridflux.ingest.weightfiles import write_weights
     from gridflux.kernels.conservative import conservative_weights
 
     grids, orders = [], []
     for path in (src, dst):
         with xr.open_dataset(path, decode_times=False) as ds:
             grids.append(grid_of(ds, path=str(path)))
-            orders.append(StorageOrder.of(ds))
+            orders.append(storage_order(ds))
     t0 = time.perf_counter()
     w = conservative_weights(grids[0], grids[1])
     write_weights(

@@ -22,7 +22,7 @@ names ``{coord}_bnds``, ``{coord}_bounds``, ``bounds_{coord}``, ``{coord}_bnd``.
 from __future__ import annotations
 
 from collections import ChainMap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -31,6 +31,9 @@ from cf_xarray.criteria import regex as cf_name_patterns
 
 from gridflux.errors import InputError
 from gridflux.kernels.grids import CellBounds, is_descending
+
+if TYPE_CHECKING:
+    from gridflux.kernels.sparse import StorageOrder
 
 #: gridflux's axis keys -> cf_xarray's coordinate keys and CF ``axis`` letters.
 CF_COORDINATE = {"lat": "latitude", "lon": "longitude", "time": "time"}
@@ -280,3 +283,14 @@ def canonical_order(da: xr.DataArray, ds: xr.Dataset | None = None) -> xr.DataAr
     if lon_decreasing(_values(src, lon)):
         flip[lon] = slice(None, None, -1)
     return da.isel(flip) if flip else da
+
+
+def storage_order(obj: Any) -> StorageOrder:
+    """How an xarray Dataset/DataArray stores its lat-lon grid's cells (N->S rows, E->W columns),
+    with its own centre values in degrees: what a weight file written for it must follow."""
+    from gridflux.kernels.sparse import StorageOrder
+
+    lat, lon = find_latlon(obj)
+    la = np.asarray(obj[lat].values, dtype=np.float64)
+    lo = np.asarray(obj[lon].values, dtype=np.float64)
+    return StorageOrder(is_descending(la), lon_decreasing(lo), la, lo)

@@ -209,7 +209,8 @@ def regrid_with_weights(
         fastest-varying dimension last, as ESMF/SCRIP number cells). A lat-lon field with 1-D
         coordinates may be in any latitude order; index dims are taken in the order of the
         file the weights were made for.
-    weights : ``SparseWeights`` or a path to a weight file
+    weights : :class:`~gridflux.kernels.sparse.SparseWeights`, e.g. read from a file with
+        :func:`gridflux.ingest.weightfiles.read_weights` (this layer reads no files)
     src_dims : names of the source grid dimensions (default: the trailing ``len(src_shape)`` dims)
     target : the destination lat-lon grid (for exact coordinates and bounds); default: centres
         from the weight file
@@ -221,9 +222,14 @@ def regrid_with_weights(
     order), lazy on dask input; NaN source values count as zero (the file's own normalisation is
     applied as it is).
     """
-    from gridflux.ingest.weightfiles import SparseWeights, read_weights
+    from gridflux.kernels.sparse import SparseWeights
 
-    w: SparseWeights = weights if isinstance(weights, SparseWeights) else read_weights(weights)
+    if not isinstance(weights, SparseWeights):
+        raise WeightsError(
+            f"regrid_with_weights takes SparseWeights, got {type(weights).__name__}: read a weight "
+            "file with gridflux.ingest.weightfiles.read_weights(path) first"
+        )
+    w = weights
     k = len(w.src_shape)
     src_dims = tuple(da.dims[-k:]) if src_dims is None else tuple(src_dims)
     if k == 2:
