@@ -18,7 +18,9 @@ def print_headline(run, console) -> None:
     shown = run.headline.drop(columns=["label"])
     for c in shown.columns:
         name, _, unit = str(c).partition(" [")
-        t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", no_wrap=True)
+        t.add_column(
+            name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
+        )
     for row in shown.itertuples(index=False):
         t.add_row(*[str(v) for v in row])
     console.print(t)
@@ -79,25 +81,21 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from gridflux.budget.api import compute_budget, write_budget
-        from gridflux.errors import GridfluxError
 
-        console = Console(width=max(Console().width, 200))
+        console = Console()  # the headline (asked for) on stdout, at the terminal's width
         if inputs == "store" and store is None:
-            console.print("[red]a STORE is required unless --inputs paper is given[/red]")
-            raise typer.Exit(2)
-        try:
-            run = compute_budget(
-                store,
-                recipe,
-                metric,
-                inputs=inputs,
-                region=region,
-                propagation=propagation,
-                interval_method=interval,
+            raise typer.BadParameter(
+                "a STORE is required unless --inputs paper is given", param_hint="STORE"
             )
-            files = write_budget(run, out, figures=figures)
-        except GridfluxError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+        run = compute_budget(
+            store,
+            recipe,
+            metric,
+            inputs=inputs,
+            region=region,
+            propagation=propagation,
+            interval_method=interval,
+        )
+        files = write_budget(run, out, figures=figures)
         print_headline(run, console)
-        console.print(f"wrote {len(files)} files to {out}")
+        typer.echo(f"wrote {len(files)} files to {out}", err=True)
