@@ -14,7 +14,9 @@ from gridflux.cli.exits import guard
 
 app = typer.Typer(
     name="gridflux",
-    help="Regional greenhouse-gas budgets from gridded model and inversion archives.",
+    help="Regional greenhouse-gas budgets from gridded model and inversion archives.\n\n"
+    "Exit codes (every command): 0 ok, 1 some series failed, 2 usage or input error, "
+    "3 store or file-system error, 4 cluster error, 5 unexpected error (a bug), 130 interrupted.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -39,11 +41,7 @@ def _root(
         False, "--version", callback=_version, is_eager=True, help="print the version and exit"
     ),
 ) -> None:
-    """gridflux: exact regridding, region totals and budgets for model and inversion ensembles.
-
-    Exit codes (every command): 0 ok, 1 some series failed, 2 usage or input error, 3 store or
-    file-system error, 4 cluster error, 5 unexpected error (a bug), 130 interrupted.
-    """
+    """gridflux: exact regridding, region totals and budgets for model and inversion ensembles."""
     import logging
 
     import dask.config

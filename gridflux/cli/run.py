@@ -228,8 +228,8 @@ def run_cmd(
     cluster: Annotated[
         str | None,
         typer.Option(
-            help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none "
-            "[default: gridflux.cluster.kind, local]"
+            help="local, slurm, pbs, kubernetes, gateway, tcp://HOST:PORT or none "
+            "\\[default: gridflux.cluster.kind, local]"
         ),
     ] = None,
     workers: Annotated[
@@ -242,21 +242,21 @@ def run_cmd(
         str | None,
         typer.Option(
             "--target-grid",
-            help="target resolution in degrees, e.g. 0.5 or 1x1.25 [default: gridflux.target-grid]",
+            help="target resolution in degrees, e.g. 0.5 or 1x1.25 \\[default: gridflux.target-grid]",
         ),
     ] = None,
     protocol: Annotated[
         str | None,
         typer.Option(
             help="regrid-data (process models) or regrid-mask (inversions) "
-            "[default: gridflux.pipeline.protocol]"
+            "\\[default: gridflux.pipeline.protocol]"
         ),
     ] = None,
     cubes: Annotated[
         bool | None,
         typer.Option(
             "--cubes/--no-cubes",
-            help="also write regridded cubes [default: gridflux.pipeline.cubes]",
+            help="also write regridded cubes \\[default: gridflux.pipeline.cubes]",
             show_default=False,
         ),
     ] = None,
@@ -266,7 +266,7 @@ def run_cmd(
             "--chunk-months",
             min=1,
             help="months per block (one read, one store time chunk) "
-            "[default: gridflux.pipeline.chunk-months]",
+            "\\[default: gridflux.pipeline.chunk-months]",
         ),
     ] = None,
     task_months: Annotated[
@@ -275,12 +275,12 @@ def run_cmd(
             "--task-months",
             help="months per task (consecutive blocks of a series), or 'auto': a whole series per "
             "task when there are >= 2 series per worker, else 120 "
-            "[default: gridflux.pipeline.task-months]",
+            "\\[default: gridflux.pipeline.task-months]",
         ),
     ] = None,
     zarr_format: Annotated[
         int | None,
-        typer.Option("--zarr-format", help="3 or 2 [default: gridflux.store.zarr-format]"),
+        typer.Option("--zarr-format", help="3 or 2 \\[default: gridflux.store.zarr-format]"),
     ] = None,
     option: Annotated[
         list[str] | None,
@@ -464,8 +464,15 @@ def export_cmd(
     df.to_csv(totals, index=False)
     series = df[["source_id", "variable"]].drop_duplicates()
     typer.echo(f"{totals}: {len(df)} rows of {len(series)} series", err=True)
-    for member, variable in series.itertuples(index=False):
-        typer.echo(f"  {member}.{variable}", err=True)
+    if len(series) <= EXPORT_LISTED:
+        for member, variable in series.itertuples(index=False):
+            typer.echo(f"  {member}/{variable}", err=True)
+    else:
+        typer.echo(f"  (`gridflux store info {store}` lists the series)", err=True)
+
+
+#: export names every series it wrote up to this many (then points to ``store info``)
+EXPORT_LISTED = 50
 
 
 def store_info_cmd(
@@ -533,6 +540,7 @@ def demo_cmd(
         try:
             return typer.confirm(message, default=False, err=True)
         except typer.Abort:  # no answer (stdin closed): not confirmed
+            typer.echo("", err=True)
             return False
 
     confirm = True if yes else ask
