@@ -23,6 +23,9 @@ app = typer.Typer(
 )
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
 def _version(value: bool) -> None:
     if value:
         from gridflux import __version__
@@ -51,6 +54,10 @@ def _root(
     exits.DEBUG = debug
 
     level = log_level.upper()
+    if level not in LOG_LEVELS:
+        raise typer.BadParameter(
+            f"{log_level!r}; expected one of {', '.join(LOG_LEVELS)}", param_hint="--log-level"
+        )
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # distributed configures its own loggers from dask config when first imported
     dask.config.set(

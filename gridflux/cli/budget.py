@@ -16,12 +16,7 @@ def print_headline(run, console) -> None:
         f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
-    first = str(shown.columns[0]) if len(shown.columns) else ""
-    longest = max((len(str(v)) for v in shown[first]), default=0) if first else 0
     for c in shown.columns:
-        if str(c) == first:  # the row labels: as wide as the longest, up to 16, folded beyond
-            t.add_column(first, overflow="fold", min_width=min(longest, 16))
-            continue
         name, _, unit = str(c).partition(" [")
         t.add_column(
             name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"

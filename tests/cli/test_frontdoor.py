@@ -135,3 +135,42 @@ def test_unknown_option_key_lists_the_known_ones(tmp_path):
     assert r.exit_code == 2
     flat = " ".join(r.output.split())
     assert "chunk-monts" in flat and "pipeline.chunk-months" in flat
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+def test_budget_headline_never_cuts_an_interval(width):
+    import io
+    from types import SimpleNamespace
+
+    import pandas as pd
+    from rich.console import Console
+
+    from gridflux.cli.budget import print_headline
+
+    cells = {
+        "item": ["bottom_up_plus_anthropogenic", "stock_change_top_down"],
+        "CO2 [Tg CO2-C/yr]": ["-163 (-671, 415)", "-1234.5 (-98765.4, 43210.9)"],
+        "CH4 [Tg CH4-C/yr]": ["66.1 (51.3, 79.4)", ""],
+        "N2O [Tg N2O-N/yr]": ["0.67 (0.07, 1.29)", "0.661 (0.655, 0.666)"],
+        "C [Tg C/yr]": ["", "-509 (-533, -477)"],
+        "N [Tg N/yr]": ["", "3.26 (2.56, 4.27)"],
+        "total [Tg CO2-C eq/yr (GWP100)]": ["763 (-8.78, 1592)", "265 (200, 327)"],
+    }
+    run = SimpleNamespace(
+        recipe=SimpleNamespace(title="RECCAP2 northern permafrost region GHG budget"),
+        source="/a/long/path/to/the/store.zarr",
+        metric="GWP100",
+        result=SimpleNamespace(propagation="linear", missing=[]),
+        headline=pd.DataFrame({"label": ["a", "b"], **cells}),
+        store=None,
+    )
+    out = io.StringIO()
+    print_headline(run, Console(file=out, width=width))
+    text = out.getvalue()
+    assert "…" not in text and max(map(len, text.splitlines())) <= width
+    assert run.source in text  # the title names the inputs whole
+    rows = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    for j, values in enumerate(cells.values()):
+        column = "".join(row[j] for row in rows).replace(" ", "")  # its folded pieces, in order
+        for v in values:
+            assert v.replace(" ", "") in column, (v, text)

@@ -363,3 +363,20 @@ def test_failed_series_on_a_cluster_one_clean_line_and_streams(mini_archive, tmp
     assert r.stdout == "" and "MB/s" in r.stderr  # the summary's column
     assert not re.search(r"[1-9][0-9.]* MB read", r.stderr)
     assert re.search(r"│\s+1\s+│\s+2\s+│\s+0\s+│", r.stderr), r.stderr  # 1 done, 2 skipped
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+def test_catalog_check_fits_the_terminal(mini_archive, columns):
+    r = subprocess.run(
+        [sys.executable, "-m", "gridflux", "catalog", "check", mini_archive["catalog"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=_env(COLUMNS=columns),
+    )
+    assert r.returncode == 0, r.stderr
+    assert max(len(line) for line in r.stdout.splitlines()) <= columns
+    assert "…" not in r.stdout
+    keys = _column(r.stdout, 0)
+    for src in "ABC":
+        assert f"TEST.{src}.hist.r1" in keys
