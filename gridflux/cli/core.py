@@ -10,7 +10,7 @@ import typer
 
 
 def open_cf(path: Path):
-    """Open a CF netCDF (or zarr) file for its grid; an InputError naming the file if it is not one."""
+    """Open a CF netCDF (or zarr) file for its grid; an InputError naming the file if not one."""
     import xarray as xr
 
     from gridflux.errors import InputError

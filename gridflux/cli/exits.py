@@ -97,7 +97,8 @@ def explain(exc: BaseException) -> tuple[ExitCode, str]:
         return code, one_line(msg)
     if type(exc).__module__.split(".")[0] == "zarr":  # e.g. GroupNotFoundError on a plain folder
         return ExitCode.STORE, one_line(
-            f"{exc} (not a zarr store: give the path of a gridflux store, e.g. gridflux-demo/store.zarr)"
+            f"{exc} (not a zarr store: give the path of a gridflux store, "
+            "e.g. gridflux-demo/store.zarr)"
         )
     return ExitCode.INTERNAL, one_line(
         f"unexpected {type(exc).__name__}: {exc} (a bug in gridflux: run again with "
@@ -106,7 +107,8 @@ def explain(exc: BaseException) -> tuple[ExitCode, str]:
 
 
 def fail(exc: BaseException) -> typer.Exit:
-    """Print ``exc`` as one line on stderr (its traceback first under --debug); the Exit to raise."""
+    """Print ``exc`` as one line on stderr (its traceback first under --debug); return the
+    Exit to raise."""
     code, message = explain(exc)
     if DEBUG:
         traceback.print_exception(exc, file=sys.stderr)

@@ -242,7 +242,8 @@ def run_cmd(
         str | None,
         typer.Option(
             "--target-grid",
-            help="target resolution in degrees, e.g. 0.5 or 1x1.25 \\[default: gridflux.target-grid]",
+            help="target resolution in degrees, e.g. 0.5 or 1x1.25 "
+            "\\[default: gridflux.target-grid]",
         ),
     ] = None,
     protocol: Annotated[

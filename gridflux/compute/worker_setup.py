@@ -52,7 +52,8 @@ class RecordedTaskErrors(logging.Filter):
 
 
 def quiet_recorded_task_errors() -> None:
-    """Install :class:`RecordedTaskErrors` on this process's ``distributed.worker`` logger (once)."""
+    """Install :class:`RecordedTaskErrors` on this process's ``distributed.worker`` logger
+    (once)."""
     logger = logging.getLogger("distributed.worker")
     if not any(isinstance(f, RecordedTaskErrors) for f in logger.filters):
         logger.addFilter(RecordedTaskErrors())

@@ -343,7 +343,8 @@ def _share_truth(mini_archive):
 def test_failed_series_on_a_cluster_one_clean_line_and_streams(mini_archive, tmp_path):
     root = tmp_path / "arch"
     shutil.copytree(mini_archive["root"], root)
-    # the header stays readable (the driver plans A), its deflated chunks do not: A fails on a worker
+    # the header stays readable (the driver plans A), its deflated chunks do not: A fails in a
+    # task on a worker
     size = (root / "npp_A.nc").stat().st_size
     with open(root / "npp_A.nc", "r+b") as f:
         f.seek(size // 2)
