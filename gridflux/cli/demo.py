@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,8 +87,12 @@ def run_demo(
     size: str = "tiny",
     n_workers: int = 2,
     console=None,
+    confirm: bool | Callable[[str], bool] | None = None,
 ) -> bool:
-    """Run the demo end to end; returns True when every series matches its planted truth."""
+    """Run the demo end to end; returns True when every series matches its planted truth.
+
+    ``confirm``: passed to :func:`gridflux.synthetic.build_archive` (True, or a callable that asks,
+    for ``size="paper"``: hundreds of GB)."""
     from rich.console import Console
 
     from gridflux.cli.run import print_summary
@@ -102,7 +107,7 @@ def run_demo(
     for p in (archive_dir, store):
         if p.exists():
             shutil.rmtree(p)
-    info = build_archive(archive_dir, size=size)
+    info = build_archive(archive_dir, size=size, confirm=confirm)
     console.print(
         f"[bold]1/4[/bold] synthetic archive: {info.n_series} series in {info.n_files} files "
         f"({info.nbytes / 1e6:.1f} MB) under {archive_dir} [{time.perf_counter() - t0:.1f} s]"

@@ -468,17 +468,51 @@ def write_cube_block(
     arr[member_index, time_slice] = data.astype(np.float32, copy=False)
 
 
+def require_store(url: str | os.PathLike, storage_options: dict | None = None) -> Store:
+    """The :class:`Store` at ``url``; a :class:`StoreError` naming the path when there is none.
+
+    Raises
+    ------
+    StoreError
+        No such path, or a path that holds no zarr hierarchy (no ``zarr.json`` / ``.zgroup``).
+    """
+    st = Store(url, storage_options)
+    if st.exists():
+        return st
+    hint = "check the path: a store is the directory given to `gridflux run --store`"
+    if not st.fs.exists(st.root):
+        raise StoreError(f"{st.url}: no such store (the path does not exist); {hint}")
+    raise StoreError(f"{st.url}: not a gridflux store (no zarr.json or .zgroup inside); {hint}")
+
+
 def open_store(
     url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None
 ):
     """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset.
 
+    The data (``totals``, cubes) stay lazy (dask); every coordinate without an index (the member
+    traits such as ``ensemble``, ``variable_kind``) is loaded into memory as numpy, so that
+    ``ds.totals.where(ds.ensemble == "X", drop=True)`` and ``ds.groupby("ensemble")`` work.
     String coordinates come back as ordinary numpy unicode arrays (zarr 3 decodes its
     variable-length strings to numpy's ``StringDType``, which ``.astype(str)`` cannot convert).
+
+    Raises
+    ------
+    StoreError
+        ``url`` is not a gridflux store (see :func:`require_store`).
     """
     import xarray as xr
 
-    return plain_strings(xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options))
+    require_store(url, storage_options)
+    ds = xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+    return plain_strings(eager_coords(ds))
+
+
+def eager_coords(ds):
+    """Load a Dataset's coordinates that have no index (one value per member, variable...) into
+    memory; xarray's ``open_zarr`` gives them as dask arrays."""
+    lazy = [name for name in ds.coords if name not in ds.indexes and ds[name].chunks is not None]
+    return ds.assign_coords({name: ds[name].compute() for name in lazy}) if lazy else ds
 
 
 def plain_strings(ds):
