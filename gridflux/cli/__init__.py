@@ -92,7 +92,8 @@ def _root(
 _COMMAND_MODULES = (
     "gridflux.cli.core",  # weights
     "gridflux.cli.ingest",  # catalog build/check, synth
-    "gridflux.cli.run",  # demo, run, export, store info
+    "gridflux.cli.run",  # run, export, store info
+    "gridflux.cli.demo",  # demo
     "gridflux.cli.budget",  # budget
     "gridflux.cli.bench",  # bench
 )

@@ -529,41 +529,8 @@ def store_info_cmd(
     )
 
 
-def demo_cmd(
-    workdir: Annotated[
-        Path, typer.Option("--workdir", help="where the synthetic archive and store go")
-    ] = Path("gridflux-demo"),
-    size: Annotated[str, typer.Option(help="tiny | small | paper (hundreds of GB)")] = "tiny",
-    workers: Annotated[int, typer.Option(min=1, help="local worker processes, at least 1")] = 2,
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", "-y", help="write --size paper (hundreds of GB) without asking"),
-    ] = False,
-) -> None:
-    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
-    from gridflux.cli.demo import run_demo
-
-    if size not in ("tiny", "small", "paper"):
-        raise typer.BadParameter(
-            f"size {size!r}; expected tiny, small or paper", param_hint="--size"
-        )
-
-    def ask(message: str) -> bool:
-        try:
-            return typer.confirm(message, default=False, err=True)
-        except typer.Abort:  # no answer (stdin closed): not confirmed
-            typer.echo("", err=True)
-            return False
-
-    confirm = True if yes else ask
-    ok = run_demo(workdir, size=size, n_workers=workers, confirm=confirm)
-    if not ok:
-        raise typer.Exit(1)
-
-
 def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
-    app.command("demo")(demo_cmd)
     app.command("export")(export_cmd)
     store_app.command("info")(store_info_cmd)
     app.add_typer(store_app, name="store")
