@@ -20,11 +20,9 @@ never written to the store.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
 import os
 import re
-import socket
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,61 +126,31 @@ class Store:
     def exists(self) -> bool:
         return self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))
 
-    # -- lock --------------------------------------------------------------------------------
+    # -- lock (gridflux/pipeline/lock.py) ---------------------------------------------------
     def acquire_lock(self) -> None:
-        """Mark the store as in use; fail clearly if another live run holds it."""
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
-        path = self._path(LOCK)
+        """Hold the store exclusively for this process, or raise :class:`StoreError` naming the
+        holder. A stale lock (its process dead on this host, or its heartbeat older than
+        ``store.lock-timeout``) is taken over by exactly one contender (see :mod:`.lock`)."""
+        from gridflux.pipeline.lock import StoreLock
+
         self.fs.makedirs(self.root, exist_ok=True)
-        if self.is_local:
-            for _ in range(2):
-                try:
-                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:
-                    if self._lock_is_stale(path):
-                        os.unlink(path)
-                        continue
-                    raise StoreError(self._lock_message(path)) from None
-                with os.fdopen(fd, "w") as f:
-                    json.dump(info, f)
-                return
-            raise StoreError(self._lock_message(path))
-        if self.fs.exists(path):
-            raise StoreError(self._lock_message(path))
-        self.fs.pipe(path, json.dumps(info).encode())
+        lock = StoreLock(self.fs, self._path(LOCK), self.url, is_local=self.is_local)
+        lock.acquire()
+        self.lock = lock
 
     def release_lock(self) -> None:
+        """Give the lock back (only if this process still holds it)."""
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.release()
+            self.lock = None
+
+    def lock_info(self) -> dict | None:
+        """The store's lock as its holder wrote it (token, host, pid, since, heartbeat), or None."""
         try:
-            self.fs.rm(self._path(LOCK))
+            return json.loads(self.fs.cat(self._path(LOCK)))
         except FileNotFoundError:
-            pass
-
-    def _lock_is_stale(self, path: str) -> bool:
-        try:
-            with open(path) as f:
-                info = json.load(f)
-        except (OSError, ValueError):
-            return False
-        if info.get("host") != socket.gethostname():
-            return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError):
-            return False
-        return False
-
-    def _lock_message(self, path: str) -> str:
-        try:
-            info = json.loads(self.fs.cat(path))
-        except Exception:
-            info = {}
-        return (
-            f"store {self.url} is in use by another gridflux run (host {info.get('host', '?')}, pid "
-            f"{info.get('pid', '?')}, since {info.get('since', '?')}). Wait for it to finish; if that run is dead, "
-            f"delete {path} and run again."
-        )
+            return None
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict:
@@ -484,6 +452,3 @@ def _trait_array(values: list[Any]) -> np.ndarray:
     # variable-length strings (object): zarr 3 has a spec for them, not for fixed-width UTF-32
     return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
 
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
