@@ -154,10 +154,35 @@ except ImportError:  # pragma: no cover - depends on the environment
 needs_moto = pytest.mark.skipif(ThreadedMotoServer is None, reason="moto[server] not installed")
 
 
+def _serialized_moto_server():
+    """moto's threaded S3 server with one request at a time: S3 applies a conditional write
+    atomically, while moto checks the condition and writes in the request's thread without a
+    lock, so concurrent requests are serialized here to give the contenders S3's semantics."""
+    import threading
+
+    from moto.server import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
+
+    class Server(ThreadedMotoServer):
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            one_at_a_time = threading.Lock()
+
+            def serialized(environ, start_response):
+                with one_at_a_time:
+                    return list(app(environ, start_response))
+
+            self._server = make_server(self._ip_address, self._port, serialized, True)
+            self._server_ready_event.set()
+            self._server.serve_forever()
+
+    return Server(ip_address="127.0.0.1", port=0, verbose=False)
+
+
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     """A bucket on moto's S3 server (127.0.0.1, free port) and the store options to reach it."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server = _serialized_moto_server()
     server.start()
     host, port = server.get_host_and_port()
     endpoint = f"http://{host}:{port}"
