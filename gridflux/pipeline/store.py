@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import warnings
@@ -33,11 +34,13 @@ from gridflux.errors import StoreError
 from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
+TEMPLATE_DONE = "gridflux-template.json"  # written last by Store.create: the template is complete
 LOCK = ".gridflux.lock"
 # zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 _MANIFEST_TMP = f"{MANIFEST}.tmp-"  # + the writer's pid: the manifest's temp file before its rename
 LAYOUT_VERSION = 1
+log = logging.getLogger(__name__)
 TG_PER_KG = 1e-9
 
 
@@ -124,7 +127,101 @@ class Store:
         return dict(self._storage_options)
 
     def exists(self) -> bool:
-        return self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))
+        """True when the store holds a complete template (see :meth:`template_state`)."""
+        return self.template_state() == "complete"
+
+    # -- template completeness (an interrupted create() is detected and redone) --------------
+    def template_state(self) -> str:
+        """``"complete"``, ``"absent"`` (nothing but a lock or a manifest), or ``"incomplete"``:
+        a template whose writing was interrupted (killed driver, Ctrl-C), which the next
+        :meth:`create` removes and writes again.
+
+        A template is complete once :data:`TEMPLATE_DONE` exists, which :meth:`create` writes
+        after everything else. Stores made before that marker existed count as complete when
+        their root carries the template signature and their manifest the run's config hash
+        (written only after the template)."""
+        if self.fs.exists(self._path(TEMPLATE_DONE)):
+            return "complete"
+        if not self.template_leftovers():
+            return "absent"
+        if self._is_legacy_complete():
+            return "complete"
+        return "incomplete"
+
+    def template_leftovers(self) -> list[str]:
+        """Paths at the store's root other than the lock, its takeover claims and the manifest."""
+        try:
+            names = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return []
+        keep = (LOCK, MANIFEST)
+        return [
+            n
+            for n in names
+            if not any(n.rstrip("/").rsplit("/", 1)[-1].startswith(k) for k in keep)
+        ]
+
+    def _is_legacy_complete(self) -> bool:
+        import zarr
+
+        if not (self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))):
+            return False
+        try:
+            attrs = zarr.open_group(self.zarr_store(), mode="r").attrs
+            has_signature = "template_signature" in attrs
+        except Exception:  # noqa: BLE001 - an unreadable root is not a complete store
+            return False
+        try:
+            manifest = self.read_manifest()
+        except StoreError:
+            return False
+        return has_signature and "config_hash" in manifest
+
+    def remove_incomplete_template(self) -> list[str]:
+        """Delete what an interrupted :meth:`create` left (call with the lock held); return the
+        removed paths. Refused if the manifest names a done series: such a store is damaged, not
+        a template in the making, and is never deleted."""
+        done = [
+            k
+            for k, e in self.read_manifest().get("series", {}).items()
+            if e.get("status") == "done"
+        ]
+        if done:
+            raise StoreError(
+                f"store {self.url} has no complete template ({TEMPLATE_DONE} is missing) but its "
+                f"manifest lists {len(done)} done series (e.g. {done[0]}); the store is damaged: "
+                "write to a new store"
+            )
+        removed = self.template_leftovers()
+        for path in removed:
+            self.fs.rm(path, recursive=True)
+        if removed:
+            log.warning(
+                "store %s: removed the incomplete template of an interrupted run (%d entries); "
+                "writing it again",
+                self.url,
+                len(removed),
+            )
+        return removed
+
+    def write_template_marker(self, template: StoreTemplate) -> None:
+        """Write :data:`TEMPLATE_DONE` (last step of :meth:`create`): the template is complete.
+        Holds the template's signature and the settings that shaped the store."""
+        info = {
+            "layout": LAYOUT_VERSION,
+            "signature": template.signature(),
+            "settings": self.settings_of(template),
+        }
+        data = json.dumps(info, indent=1, sort_keys=True).encode()
+        if self.is_local:
+            tmp = self._path(f"{TEMPLATE_DONE}.tmp-{os.getpid()}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path(TEMPLATE_DONE))
+        else:
+            self.fs.pipe(self._path(TEMPLATE_DONE), data)
 
     # -- lock (gridflux/pipeline/lock.py) ---------------------------------------------------
     def acquire_lock(self) -> None:
@@ -206,15 +303,19 @@ class Store:
             warnings.filterwarnings(
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
+            state = self.template_state()
+            if state == "complete":
+                raise StoreError(f"store {self.url} already exists; open it instead of creating it")
+            if state == "incomplete":
+                self.remove_incomplete_template()
             self._create(template)
+            self.write_template_marker(template)
 
     def _create(self, template: StoreTemplate) -> None:
         import dask.array as dsa
         import xarray as xr
         import zarr
 
-        if self.exists():
-            raise StoreError(f"store {self.url} already exists; open it instead of creating it")
         nm, nv, nr, nt = (
             len(template.members),
             len(template.variables),
@@ -285,7 +386,7 @@ class Store:
             grid.to_zarr(
                 store, group="grid", mode="a", zarr_format=self.zarr_format, consolidated=False
             )
-            tlat, tlon = min(g.nlat, 90), min(g.nlon, 180)
+            _, _, tlat, tlon = _cube_chunks(template)
             for var in template.cube_variables:
                 cube = xr.DataArray(
                     dsa.full(
@@ -333,6 +434,21 @@ class Store:
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
             zarr.consolidate_metadata(store)
+
+    # -- settings that shape the store (checked on every run that resumes it) ----------------
+    def settings_of(self, template: StoreTemplate) -> dict:
+        """The settings a run with ``template`` gives the store: zarr format, cube chunks and
+        compressor, cube grid and mask (as hashes)."""
+        out: dict[str, Any] = {"zarr_format": self.zarr_format}
+        if template.cube_grid is not None and template.cube_variables:
+            g = template.cube_grid
+            out["cube_chunks"] = list(_cube_chunks(template))
+            out["cube_compressors"] = [
+                _codec_config(c) for c in cube_compressors(self.zarr_format) or ()
+            ]
+            out["cube_grid"] = g.fingerprint()
+            out["mask_on_cube_grid"] = _array_hash(template.mask_on_cube_grid)
+        return out
 
     def _cube_codec(self) -> dict:
         return {"compressors": cube_compressors(self.zarr_format)}
@@ -441,6 +557,43 @@ def plain_strings(ds):
     return ds.assign_coords(fixes) if fixes else ds
 
 
+def _cube_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
+    """Chunks of the cubes ``(member, time, lat, lon)`` of a template."""
+    g = template.cube_grid
+    return (1, int(template.time_chunk), min(g.nlat, 90), min(g.nlon, 180))
+
+
+def _codec_config(codec: Any) -> dict:
+    """The settings of a compressor that change the stored bytes, for comparison."""
+    if hasattr(codec, "to_dict"):  # zarr 3 codec
+        d = codec.to_dict()
+        conf = dict(d.get("configuration", {}) or {})
+        conf["name"] = d.get("name")
+    else:  # numcodecs (format 2)
+        conf = dict(codec.get_config())
+        conf["name"] = conf.pop("id", None)
+    shuffle = conf.get("shuffle")
+    if isinstance(shuffle, int) and not isinstance(shuffle, bool):
+        conf["shuffle"] = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}.get(shuffle, shuffle)
+    return {k: conf.get(k) for k in ("name", "cname", "clevel", "shuffle", "blocksize")}
+
+
+def _array_hash(values: Any) -> str | None:
+    import hashlib
+
+    if values is None:
+        return None
+    a = np.ascontiguousarray(values)
+    return hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+
+
+def _grid_text(lat_b: np.ndarray, lon_b: np.ndarray) -> str:
+    return (
+        f"{lat_b.shape[0]} x {lon_b.shape[0]} cells, lat {lat_b.min():g}..{lat_b.max():g}, "
+        f"lon {lon_b.min():g}..{lon_b.max():g}"
+    )
+
+
 def _is_local_fs(fs) -> bool:
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
     return "file" in protocols or "local" in protocols
@@ -451,4 +604,3 @@ def _trait_array(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype=bool)
     # variable-length strings (object): zarr 3 has a spec for them, not for fixed-width UTF-32
     return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
-
