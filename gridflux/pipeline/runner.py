@@ -523,6 +523,7 @@ def run(
             plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months
         )
         if existing:
+            st.check_settings(template)  # integrity: zarr format, chunking, codecs, grid, mask
             template.months = _check_compatible(st, template)
         else:
             st.create(template)

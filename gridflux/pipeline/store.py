@@ -450,6 +450,78 @@ class Store:
             out["mask_on_cube_grid"] = _array_hash(template.mask_on_cube_grid)
         return out
 
+    def check_settings(self, template: StoreTemplate) -> None:
+        """Refuse (:class:`StoreError` naming the setting) a run whose settings would reshape or
+        mix into the existing store: another zarr format, cube time chunk (``--chunk-months``: two
+        tasks would write one chunk), cube compressor, target grid, or mask. Read from the store's
+        own metadata, so stores made before this check are checked as well."""
+        import zarr
+
+        fmt = 3 if self.fs.exists(self._path("zarr.json")) else 2
+        if fmt != self.zarr_format:
+            raise StoreError(
+                f"store {self.url} is zarr format {fmt}, but this run asks for format "
+                f"{self.zarr_format} (--zarr-format / store.zarr-format); run with --zarr-format "
+                f"{fmt}, or write to a new store"
+            )
+        if template.cube_grid is None or not template.cube_variables:
+            return
+        root = zarr.open_group(self.zarr_store(), mode="r", zarr_format=fmt)
+        want = _cube_chunks(template)
+        want_codecs = [_codec_config(c) for c in cube_compressors(self.zarr_format) or ()]
+        g = template.cube_grid
+        try:
+            lat_b = np.asarray(root["grid/lat_bnds"][:])
+            lon_b = np.asarray(root["grid/lon_bnds"][:])
+            mask = np.asarray(root["grid/mask"][:])
+        except KeyError:  # a store without its grid group: nothing to compare
+            lat_b = lon_b = mask = None
+        if lat_b is not None and (
+            lat_b.shape != g.lat_bounds.shape
+            or lon_b.shape != g.lon_bounds.shape
+            or not (np.array_equal(lat_b, g.lat_bounds) and np.array_equal(lon_b, g.lon_bounds))
+        ):
+            raise StoreError(
+                f"store {self.url} has cubes on another grid ({_grid_text(lat_b, lon_b)}) than this "
+                f"run ({_grid_text(g.lat_bounds, g.lon_bounds)}; the target grid --target-grid "
+                "clipped to the mask's bounding box); run with the store's target grid and mask, "
+                "or write to a new store"
+            )
+        new_mask = np.asarray(template.mask_on_cube_grid)
+        if mask is not None and (
+            mask.shape != new_mask.shape or not np.array_equal(mask, new_mask, equal_nan=True)
+        ):
+            raise StoreError(
+                f"store {self.url} was made with another mask (--mask): its regions' fractions on "
+                "the target grid differ from this run's; run with the store's mask, or write to a "
+                "new store"
+            )
+        for var in template.cube_variables:
+            try:
+                arr = root[f"cubes/{var}/{var}"]
+            except KeyError:
+                continue  # a variable the store lacks: refused by the signature check
+            chunks = tuple(int(c) for c in arr.chunks)
+            if chunks[1] != want[1]:
+                raise StoreError(
+                    f"store {self.url} has cubes in time chunks of {chunks[1]} months, but this run "
+                    f"asks for {want[1]} (--chunk-months / pipeline.chunk-months): two tasks would "
+                    f"write one chunk; run with --chunk-months {chunks[1]}, or write to a new store"
+                )
+            have_codecs = [_codec_config(c) for c in (getattr(arr, "compressors", None) or ())]
+            if have_codecs != want_codecs:
+                raise StoreError(
+                    f"store {self.url}: the cubes of {var!r} are compressed with {have_codecs or 'none'}, "
+                    f"this run is configured for {want_codecs or 'none'} (store.cube-compressor, "
+                    "store.cube-clevel, store.cube-blocksize); set them as the store has them, or "
+                    "write to a new store"
+                )
+            if chunks != want:
+                raise StoreError(
+                    f"store {self.url}: the cubes of {var!r} are chunked {chunks}, this run would "
+                    f"write chunks {want} (cube grid and chunking); write to a new store"
+                )
+
     def _cube_codec(self) -> dict:
         return {"compressors": cube_compressors(self.zarr_format)}
 
