@@ -28,6 +28,7 @@ from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.pipeline.fingerprint import series_fingerprint, unchanged  # integrity
 from gridflux.pipeline.store import Store, StoreTemplate, continuous_months
 from gridflux.pipeline.tasks import SeriesJob, process_span
 
@@ -120,6 +121,7 @@ def plan_series(
     storage_options: dict | None,
     chunk_months: int | None = None,
     fingerprint: dict | None = None,
+    verify: bool = False,  # integrity: hash the inputs' bytes into the fingerprint
 ) -> SeriesPlan:
     """Open one series lazily and describe it (never raises: errors are recorded).
 
@@ -131,9 +133,7 @@ def plan_series(
         key=series_key(record), member=record.member, variable=record.variable, record=record
     )
     try:
-        plan.fingerprint = fingerprint or catalog.fingerprint(
-            record, storage_options=storage_options
-        )
+        plan.fingerprint = fingerprint or series_fingerprint(record, storage_options, verify)
         ds = catalog.load_series(
             record,
             storage_options=storage_options,
@@ -158,19 +158,18 @@ def _plan_or_skip(
     storage_options: dict | None,
     chunk_months: int | None = None,
     open_files: bool = True,
+    verify: bool = False,  # integrity: hash the inputs' bytes into the fingerprint
 ) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
     read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
     (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
-    from gridflux.ingest import catalog
-
     fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
-            fp = catalog.fingerprint(record, storage_options=storage_options)
+            fp = series_fingerprint(record, storage_options, verify)  # integrity
         except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
-        if fp is not None and fp == entry.get("fingerprint"):
+        if unchanged(fp, entry.get("fingerprint"), verify):  # integrity
             return SeriesPlan(
                 key=series_key(record),
                 member=record.member,
@@ -181,7 +180,7 @@ def _plan_or_skip(
                 nbytes=int(entry.get("bytes", 0)),
             )
     if open_files:
-        return plan_series(record, storage_options, chunk_months, fingerprint=fp)
+        return plan_series(record, storage_options, chunk_months, fingerprint=fp, verify=verify)
     plan = SeriesPlan(
         key=series_key(record),
         member=record.member,
@@ -190,7 +189,7 @@ def _plan_or_skip(
         months=declared_months(record) or [],
     )
     try:
-        plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
+        plan.fingerprint = fp or series_fingerprint(record, storage_options, verify)  # integrity
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
         plan.error = _error_text(exc)
     return plan
@@ -420,6 +419,7 @@ def run(
     batch_size: int | None = None,
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
+    verify: bool | None = None,  # integrity: --verify
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -443,6 +443,8 @@ def run(
     store_options : fsspec options for the store
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
+    verify : hash every input file's bytes into its series' fingerprint, for archives whose
+        modification times cannot be trusted (default ``pipeline.verify``)
 
     Returns
     -------
@@ -459,6 +461,7 @@ def run(
         task_setting, 0, 1, time_chunk
     )  # a bad setting fails before anything is written
     batch_size = int(config.get("pipeline.batch-members", override=batch_size))
+    verify = bool(config.get("pipeline.verify", override=verify))  # integrity
     radius = float(config.get("earth-radius"))
     target_g = target_grid(target)
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
@@ -508,6 +511,7 @@ def run(
                     existing,
                     storage_options,
                     time_chunk,
+                    verify=verify,  # integrity
                 )
                 for r in records
             ]
@@ -570,6 +574,7 @@ def run(
                     storage_options,
                     time_chunk,
                     open_files=declared_months(p.record) is None,
+                    verify=verify,  # integrity
                 )
                 planned.previous_status = p.previous_status
                 p.__dict__.update(planned.__dict__)
