@@ -101,6 +101,14 @@ def run_cmd(
         ),
     ] = None,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="hash every input file's bytes into its series' fingerprint (reads all inputs "
+            "once more): for archives whose modification times cannot be trusted",
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
     account: Annotated[str | None, typer.Option(help="slurm/pbs: account to charge")] = None,
@@ -161,6 +169,7 @@ def run_cmd(
                 chunk_months=chunk_months,
                 task_months=task_months,
                 zarr_format=zarr_format,
+                verify=verify,
                 progress=progress,
                 storage_options=input_opts,
                 store_options=output_opts,
@@ -216,6 +225,7 @@ def run_cmd(
                         chunk_months=chunk_months,
                         task_months=task_months,
                         zarr_format=zarr_format,
+                        verify=verify,
                         client=client,
                         progress=progress,
                         storage_options=input_opts,

@@ -544,6 +544,10 @@ def run(
                 summary.skipped.append(p.key)
                 continue
             if p.error:
+                # integrity: a failed series keeps no values of an earlier run (NaN: export skips it)
+                st.clear_series(
+                    member_index[p.member], var_index[p.variable], p.variable if cubes else None
+                )
                 summary.failed[p.key] = p.error
                 manifest["series"][p.key] = _entry(p, "failed", chash, error=p.error)
                 continue
@@ -629,6 +633,10 @@ def run(
                 summary.done.append(p.key)
                 summary.bytes_read += p.nbytes
             else:
+                # integrity: no stale or half-written values of a failed series stay in the store
+                st.clear_series(
+                    member_index[p.member], var_index[p.variable], p.variable if cubes else None
+                )
                 manifest["series"][p.key] = _entry(p, "failed", chash, error=error, seconds=seconds)
                 summary.failed[p.key] = error
             # a finished series missing from a manifest that was not yet rewritten is merely recomputed
