@@ -544,7 +544,7 @@ def run(
                 summary.skipped.append(p.key)
                 continue
             if p.error:
-                # integrity: a failed series keeps no values of an earlier run (NaN: export skips it)
+                # integrity: a failed series keeps no values of an earlier run (export skips NaN)
                 st.clear_series(
                     member_index[p.member], var_index[p.variable], p.variable if cubes else None
                 )

@@ -482,8 +482,9 @@ class Store:
             or not (np.array_equal(lat_b, g.lat_bounds) and np.array_equal(lon_b, g.lon_bounds))
         ):
             raise StoreError(
-                f"store {self.url} has cubes on another grid ({_grid_text(lat_b, lon_b)}) than this "
-                f"run ({_grid_text(g.lat_bounds, g.lon_bounds)}; the target grid --target-grid "
+                f"store {self.url} has cubes on another grid ({_grid_text(lat_b, lon_b)}) than "
+                f"this run ({_grid_text(g.lat_bounds, g.lon_bounds)}; the target grid "
+                "--target-grid "
                 "clipped to the mask's bounding box); run with the store's target grid and mask, "
                 "or write to a new store"
             )
@@ -504,15 +505,17 @@ class Store:
             chunks = tuple(int(c) for c in arr.chunks)
             if chunks[1] != want[1]:
                 raise StoreError(
-                    f"store {self.url} has cubes in time chunks of {chunks[1]} months, but this run "
-                    f"asks for {want[1]} (--chunk-months / pipeline.chunk-months): two tasks would "
+                    f"store {self.url} has cubes in time chunks of {chunks[1]} months, but this "
+                    f"run asks for {want[1]} (--chunk-months / pipeline.chunk-months): two "
+                    "tasks would "
                     f"write one chunk; run with --chunk-months {chunks[1]}, or write to a new store"
                 )
             have_codecs = [_codec_config(c) for c in (getattr(arr, "compressors", None) or ())]
             if have_codecs != want_codecs:
                 raise StoreError(
-                    f"store {self.url}: the cubes of {var!r} are compressed with {have_codecs or 'none'}, "
-                    f"this run is configured for {want_codecs or 'none'} (store.cube-compressor, "
+                    f"store {self.url}: the cubes of {var!r} are compressed with "
+                    f"{have_codecs or 'none'}, this run is configured for "
+                    f"{want_codecs or 'none'} (store.cube-compressor, "
                     "store.cube-clevel, store.cube-blocksize); set them as the store has them, or "
                     "write to a new store"
                 )

@@ -1,5 +1,5 @@
-"""Every catalog field that can change a series' result is in its fingerprint: changing one makes the
-next run recompute the series, with the new field's values (issue 16, point 7). Before, flipping
+"""Every catalog field that can change a series' result is in its fingerprint: changing one makes
+the next run recompute the series, with the new field's values (issue 16, point 7). Before, flipping
 ``into_land`` left a done series skipped with its old sign (resumed -227 Tg, fresh +227 Tg)."""
 
 from __future__ import annotations
