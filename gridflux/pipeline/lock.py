@@ -79,6 +79,7 @@ class StoreLock:
         self.token = uuid.uuid4().hex
         self.etag: str | None = None  # S3: the ETag of our lock object
         self.held = False
+        self.lost = False  # set when a heartbeat finds the lock taken over by another run
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -320,6 +321,7 @@ class StoreLock:
                     self.fs.pipe(self.path, data)
             except Exception as exc:  # noqa: BLE001 - reported; the run goes on
                 if isinstance(exc, LockLost) or _is_precondition_failed(exc):
+                    self.lost = True
                     log.error("the lock of %s was taken over by another run", self.url)
                     return
                 log.warning("could not refresh the lock of %s: %s", self.url, exc)

@@ -263,6 +263,12 @@ class Store:
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
+        lock = getattr(self, "lock", None)
+        if lock is not None and lock.lost:  # another run took the store over: stop writing
+            raise StoreError(
+                f"store {self.url}: the lock of this run was taken over by another run (its "
+                "heartbeat was older than store.lock-timeout); this run stops writing"
+            )
         data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
         path = self._path(MANIFEST)
         if self.is_local:

@@ -144,6 +144,25 @@ def test_heartbeat_is_refreshed_while_held(tmp_path):
     assert not os.path.exists(os.path.join(url, LOCK))
 
 
+def test_a_run_whose_lock_was_taken_over_stops_writing_its_manifest(tmp_path):
+    """A holder paused past the timeout (its lock taken over) finds out at its next heartbeat."""
+    url = str(tmp_path / "s.zarr")
+    with config.set_options(**{"store.lock-heartbeat": 0.05}):
+        st = Store(url)
+        st.acquire_lock()
+        st.write_manifest({"series": {}})
+        thief = {"token": "other", "host": "elsewhere", "pid": 1, "heartbeat": time.time()}
+        with open(os.path.join(url, LOCK), "w") as f:
+            json.dump(thief, f)
+        deadline = time.time() + 30
+        while not st.lock.lost and time.time() < deadline:
+            time.sleep(0.05)
+        with pytest.raises(StoreError, match="taken over by another run"):
+            st.write_manifest({"series": {}})
+        st.release_lock()
+    assert Store(url).lock_info()["token"] == "other"  # the release left the new holder's lock
+
+
 # -- S3 ------------------------------------------------------------------------------------------
 try:  # moto's server needs flask (both in the dev extra)
     import boto3
