@@ -140,6 +140,7 @@ class Store:
         after everything else. Stores made before that marker existed count as complete when
         their root carries the template signature and their manifest the run's config hash
         (written only after the template)."""
+        self.fs.invalidate_cache(self.root)  # zarr wrote through its own file system object
         if self.fs.exists(self._path(TEMPLATE_DONE)):
             return "complete"
         if not self.template_leftovers():

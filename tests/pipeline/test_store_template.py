@@ -10,6 +10,7 @@ every array is bit-identical to the store built by one uninterrupted run.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -22,6 +23,9 @@ import gridflux.pipeline.store as store_mod
 from gridflux.errors import StoreError
 from gridflux.pipeline.runner import run
 from gridflux.pipeline.store import MANIFEST, TEMPLATE_DONE, Store
+
+from .test_store_lock import needs_moto
+from .test_store_lock import s3 as s3  # noqa: F401 - the fixture: moto's S3 server, bucket "locks"
 
 _KILL_AT_WRITE = """
 import os, signal, sys
@@ -58,8 +62,8 @@ sys.exit(3)  # not interrupted
 
 
 def zarr_arrays(path) -> dict[str, np.ndarray]:
-    """Every array of a store by path, read with zarr."""
-    root = zarr.open_group(str(path), mode="r")
+    """Every array of a store (a local path, or a zarr store object) by path, read with zarr."""
+    root = zarr.open_group(path if hasattr(path, "get") else str(path), mode="r")
     return {name: np.asarray(a[...]) for name, a in root.arrays()} | {
         f"{g}/{name}": np.asarray(a[...])
         for g, grp in root.groups()
@@ -202,3 +206,32 @@ def test_store_made_before_the_marker_is_still_complete(mini_archive, tmp_path):
     assert Store(store).exists()
     again = run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
     assert len(again.skipped) == 3
+
+
+@needs_moto
+def test_interrupted_template_on_s3_is_redone(mini_archive, template_writes, s3, monkeypatch):
+    """On S3: a template interrupted just before its marker is removed and written again."""
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    clean, _ = template_writes
+    url = "s3://locks/template.zarr"
+
+    def interrupted(self, template):
+        raise KeyboardInterrupt  # Ctrl-C after every zarr write of the template, before the marker
+
+    with monkeypatch.context() as m:
+        m.setattr(store_mod.Store, "write_template_marker", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            run(
+                mini_archive["catalog"], mini_archive["mask"], url, store_options=s3, progress=False
+            )
+    st = Store(url, s3)
+    assert st.template_state() == "incomplete" and st.lock_info() is None
+    summary = run(
+        mini_archive["catalog"], mini_archive["mask"], url, store_options=s3, progress=False
+    )
+    assert summary.ok and len(summary.done) == 3
+    assert Store(url, s3).exists()
+    assert_stores_equal(clean, Store(url, s3).zarr_store())
