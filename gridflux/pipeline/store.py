@@ -35,6 +35,7 @@ from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
 TEMPLATE_DONE = "gridflux-template.json"  # written last by Store.create: the template is complete
+_ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 LOCK = ".gridflux.lock"
 # zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
@@ -194,6 +195,12 @@ class Store:
                 "write to a new store"
             )
         removed = self.template_leftovers()
+        foreign = [p for p in removed if not self._is_template_part(p)]
+        if foreign:
+            raise StoreError(
+                f"store {self.url} holds {len(foreign)} entries that are not part of a gridflux "
+                f"store (e.g. {foreign[0]}); choose an empty or new --store location"
+            )
         for path in removed:
             self.fs.rm(path, recursive=True)
         if removed:
@@ -204,6 +211,14 @@ class Store:
                 len(removed),
             )
         return removed
+
+    def _is_template_part(self, path: str) -> bool:
+        """Whether a root entry is something :meth:`create` writes: zarr metadata, a zarr node
+        (a directory holding zarr metadata), or the marker's temp file."""
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name in _ZARR_META or name.startswith(TEMPLATE_DONE):
+            return True
+        return any(self.fs.exists(f"{path.rstrip('/')}/{meta}") for meta in _ZARR_META)
 
     def write_template_marker(self, template: StoreTemplate) -> None:
         """Write :data:`TEMPLATE_DONE` (last step of :meth:`create`): the template is complete.

@@ -199,6 +199,17 @@ def test_incomplete_template_with_done_series_is_refused_not_deleted(mini_archiv
     assert (store / "totals").exists()
 
 
+def test_a_directory_of_other_files_is_never_deleted_as_an_incomplete_template(
+    mini_archive, tmp_path
+):
+    store = tmp_path / "data"
+    store.mkdir()
+    (store / "precious.nc").write_bytes(b"not a store")
+    with pytest.raises(StoreError, match=r"not part of a gridflux store \(e.g. .*precious.nc"):
+        run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    assert (store / "precious.nc").read_bytes() == b"not a store"
+
+
 def test_store_made_before_the_marker_is_still_complete(mini_archive, tmp_path):
     store = tmp_path / "s.zarr"
     assert run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False).ok
