@@ -225,6 +225,15 @@ def run_cmd(
     store: Annotated[
         str, typer.Option("--store", help="zarr store path or URL (created or resumed)")
     ],
+    verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--verify/--no-verify",
+            help="hash every input file's bytes into its series' fingerprint (reads all inputs "
+            "once more): for archives whose modification times cannot be trusted "
+            "\\[default: gridflux.pipeline.verify]",
+        ),
+    ] = None,
     regions: Annotated[
         str | None,
         typer.Option(
@@ -368,6 +377,7 @@ def run_cmd(
         task_months=task_months,
         zarr_format=zarr_format,
         progress=bar if bar is not None else False,
+        verify=verify,
         storage_options=input_opts,
         store_options=output_opts,
     )

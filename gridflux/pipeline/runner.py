@@ -194,6 +194,7 @@ class RunSettings:
     batch_size: int  # series in flight at once
     radius: float  # m
     zarr_format: int
+    verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
 
     @classmethod
     def resolve(
@@ -206,6 +207,7 @@ class RunSettings:
         task_months: int | str | None = None,
         zarr_format: int | None = None,
         batch_size: int | None = None,
+        verify: bool | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -221,6 +223,7 @@ class RunSettings:
             batch_size=int(config.get("pipeline.batch-members", override=batch_size)),
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
+            verify=bool(config.get("pipeline.verify", override=verify)),
         )
 
 
@@ -320,6 +323,7 @@ class Run:
                     self.existing,
                     self.storage_options,
                     self.settings.time_chunk,
+                    verify=self.settings.verify,
                 )
                 for r in records
             ]
@@ -352,6 +356,8 @@ class Run:
             self.months,
         )
         if self.existing:
+            # zarr format, chunking, codecs, target grid and mask must match, or the run is refused
+            self.store.check_settings(template)
             template.months = check_compatible(self.store, template)
         else:
             self.store.create(template)
@@ -374,6 +380,7 @@ class Run:
                 self.record_skipped(p)
                 continue
             if p.error:
+                self.clear_values(p)
                 self.summary.failed[p.key] = p.error
                 self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
                 continue
@@ -387,6 +394,15 @@ class Run:
             todo.append(p)
         self.store.write_manifest(self.manifest)
         return todo
+
+    def clear_values(self, p: SeriesPlan) -> None:
+        """A failed series keeps no values of an earlier run or of its own blocks written before
+        it failed: its totals (and cube) become NaN, so export and the budget skip it."""
+        self.store.clear_series(
+            self.member_index[p.member],
+            self.var_index[p.variable],
+            p.variable if self.settings.cubes else None,
+        )
 
     def record_skipped(self, p: SeriesPlan, counted: bool = False) -> None:
         """A series done earlier with the same inputs and configuration. ``counted``: it is one of
@@ -409,6 +425,7 @@ class Run:
             self.storage_options,
             self.settings.time_chunk,
             open_files=declared_months(p.record) is None,
+            verify=self.settings.verify,
         )
         planned.previous_status = p.previous_status
         return planned
@@ -489,6 +506,7 @@ class Run:
             self.summary.done.append(p.key)
             self.summary.bytes_read += p.nbytes
         else:
+            self.clear_values(p)
             self.manifest["series"][p.key] = self.entry_for(
                 p, "failed", error=error, seconds=seconds
             )
@@ -672,6 +690,7 @@ def run(
     batch_size: int | None = None,
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
+    verify: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -699,6 +718,8 @@ def run(
     zarr_format : of a new store (default ``gridflux.store.zarr-format``)
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
+    verify : hash every input file's bytes into its series' fingerprint, for archives whose
+        modification times cannot be trusted (default ``gridflux.pipeline.verify``)
 
     Returns
     -------
@@ -715,6 +736,7 @@ def run(
         task_months=task_months,
         zarr_format=zarr_format,
         batch_size=batch_size,
+        verify=verify,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
