@@ -518,6 +518,20 @@ class Run:
             self.last_manifest_write = time.perf_counter()
         self.progress.advance(p.key, p.nbytes)
 
+    def release(self) -> None:
+        """Drop the plans' opened datasets, so that no input file stays open after the run (a
+        Run is referenced from cycles, e.g. its progress callback: waiting for the garbage
+        collector would keep files open, and locked against writers, after ``run`` returned)."""
+        import gc
+
+        for p in self.plans:
+            p.canonical = None
+        self.plans = []
+        # the opened series' chunk readers sit in reference cycles (xarray's lazily indexed
+        # arrays refer back to their backend array): collect them now, so that their HDF5
+        # handles close before run returns and a writer may open the inputs
+        gc.collect()
+
     # -- 6. record ----------------------------------------------------------------------------
     def record(self) -> None:
         """The final manifest, after removing temp files of interrupted writes (a worker killed
@@ -770,6 +784,7 @@ def run(
         r.execute(todo, client, progress)
         r.record()
     finally:
+        r.release()
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary
