@@ -24,10 +24,8 @@ def build(
     """Crawl DIRECTORY into an intake-esm catalog (JSON + CSV)."""
     from gridflux.ingest.catalog import build_catalog
 
-    path, n, skipped = build_catalog(directory, out, description=description)
-    typer.echo(f"wrote {path}: {n} files")
-    if skipped:
-        typer.echo(f"{len(skipped)} netCDF files matched no naming convention, e.g. {skipped[0]}")
+    result = build_catalog(directory, out, description=description)
+    typer.echo("\n".join(result.lines()))
 
 
 @catalog_app.command("check")
@@ -36,6 +34,19 @@ def check(
     anon: Annotated[
         bool, typer.Option(help="Anonymous access for s3:// or gs:// catalogs.")
     ] = False,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root", help="Let the catalog read local files outside its directory."
+        ),
+    ] = False,
+    allowed_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-prefix",
+            help="A directory outside its root the catalog may read (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Open every series lazily and report grid, calendar, units, coverage, gaps and problems."""
     from rich.console import Console
@@ -46,17 +57,31 @@ def check(
 
     so = {"anon": True} if anon else None
     try:
-        results = check_catalog(catalog, storage_options=so)
+        results = check_catalog(
+            catalog,
+            storage_options=so,
+            allow_outside_root=allow_outside_root or list(allowed_prefix or []),
+        )
     except CatalogError as exc:
         typer.echo(f"catalog error: {exc}", err=True)
         raise typer.Exit(2) from exc
     table = Table(title=f"{catalog}: {len(results)} series")
-    for col in ("series", "files", "grid", "calendar", "units", "coverage", "problems"):
+    for col in (
+        "series",
+        "files",
+        "statistic",
+        "grid",
+        "calendar",
+        "units",
+        "coverage",
+        "problems",
+    ):
         table.add_column(col, overflow="fold")
     for r in results:
         table.add_row(
-            r.key,
+            r.key + (f" [{r.table_id}]" if r.table_id else ""),
             str(r.files),
+            r.statistic,
             r.grid,
             r.calendar,
             r.units,

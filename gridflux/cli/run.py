@@ -135,6 +135,19 @@ def run_cmd(
             help="also write the run's summary (counts, failures, seconds) as JSON here",
         ),
     ] = None,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root", help="let the catalog read local files outside its directory"
+        ),
+    ] = False,
+    allowed_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-prefix",
+            help="a directory outside its root the catalog may read (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
     from rich.console import Console
@@ -149,6 +162,14 @@ def run_cmd(
         _json_option(store_options, "--store-options"),
     )
     try:
+        if allow_outside_root or allowed_prefix:
+            from gridflux.ingest.catalog import load_catalog
+
+            catalog = load_catalog(  # type: ignore[assignment] - run() takes a Catalog too
+                catalog,
+                storage_options=input_opts,
+                allow_outside_root=allow_outside_root or list(allowed_prefix or []),
+            )
         if cluster == "none":
             summary = run(
                 catalog,

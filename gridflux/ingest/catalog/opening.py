@@ -273,8 +273,26 @@ def load_series(
     storage_options: Mapping[str, Any] | None = None,
     allow_gaps: bool = False,
 ):
-    """The canonical field of a series: ``normalize(open_series(record))`` (lazy)."""
+    """The canonical field of a series: ``normalize(open_series(record))`` (lazy).
+
+    Raises
+    ------
+    InputError
+        For a variable gridflux does not compute (yet): the reason from
+        :func:`~gridflux.ingest.catalog.variables.classify`, e.g. a temperature (mean planned).
+    """
     from gridflux.fields.normalize import normalize
+    from gridflux.ingest.catalog.variables import classify
+
+    how = classify(record.variable, record.table_id)
+    if not how.computed:
+        raise InputError(
+            f"gridflux computes no region statistic of this variable: {how.label()}; "
+            "expected a variable of its table (gridflux.fields.units.VARIABLES) or an alias",
+            path=record.paths[0] if record.paths else record.catalog or None,
+            variable=record.variable,
+            attribute="name",
+        )
 
     ds = open_series(record, chunks=chunks, storage_options=storage_options)
     return normalize(
