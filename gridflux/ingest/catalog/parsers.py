@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,7 +39,7 @@ _ENGINES = ("netcdf4", "h5netcdf")
 LIMITS: dict[str, int] = {
     "max-bytes": 1 << 30,  # a catalog file (JSON, YAML or CSV), bytes
     "max-depth": 64,  # nesting of JSON / YAML containers
-    "max-nodes": 1_000_000,  # YAML nodes after alias expansion; JSON values
+    "max-nodes": 1_000_000,  # YAML nodes once aliases are expanded
     "max-rows": 5_000_000,  # catalog rows (CSV lines, catalog_dict entries, YAML urlpaths)
 }
 #: Keys of a collection's ``gridflux`` block (docs/ingest.md).
@@ -181,49 +182,54 @@ def _load_path(path: str, storage_options, allow: AllowOutsideRoot) -> Catalog:
     return _load_esm(path, spec, storage_options, allow)
 
 
-def _json_depth(text: str, max_depth: int) -> int | None:
-    """The offset where JSON ``text`` nests deeper than ``max_depth`` (brackets outside
-    strings), or None. Linear, no recursion."""
-    import re
+_NESTING_TOKENS = re.compile(r"[\"'\\\[\]{}#\n]")
 
+
+def nesting_offset(text: str, max_depth: int) -> int | None:
+    """The offset where JSON or YAML ``text`` opens a bracket deeper than ``max_depth`` (flow
+    brackets outside quoted strings and comments), or None. Linear and without recursion, so
+    that a document nested 200,000 deep is refused before a recursive parser sees it."""
     depth = 0
-    in_str = False
-    for m in re.finditer(r'["\\\[\]{}]', text):
-        c = m.group()
-        if in_str:
-            if c == "\\":
-                continue
-            if c == '"' and not _escaped(text, m.start()):
-                in_str = False
+    quote = ""  # the open quote character, if inside a string
+    comment = False
+    skip_until = -1  # a backslash in a double-quoted string escapes the next character
+    for m in _NESTING_TOKENS.finditer(text):
+        c, i = m.group(), m.start()
+        if i < skip_until:
             continue
-        if c == '"':
-            in_str = True
+        if comment:
+            comment = c != "\n"
+        elif quote:
+            if c == "\\" and quote == '"':
+                skip_until = i + 2
+            elif c == quote:
+                quote = ""
+        elif c in "\"'":
+            quote = c
+        elif c == "#" and (i == 0 or text[i - 1] in " \t\n"):
+            comment = True
         elif c in "[{":
             depth += 1
             if depth > max_depth:
-                return m.start()
+                return i
         elif c in "]}":
-            depth -= 1
+            depth = max(depth - 1, 0)
     return None
 
 
-def _escaped(text: str, i: int) -> bool:
-    n = 0
-    while i > 0 and text[i - 1] == "\\":
-        n += 1
-        i -= 1
-    return n % 2 == 1
-
-
-def _parse_json(path: str, text: str) -> Any:
+def _too_deep(path: str, text: str, kind: str) -> None:
     max_depth = limit("max-depth")
-    at = _json_depth(text, max_depth)
+    at = nesting_offset(text, max_depth)
     if at is not None:
         line = text.count("\n", 0, at) + 1
         raise CatalogError(
-            f"{path}, line {line}: JSON nested deeper than {max_depth} levels; expected a flat "
-            "intake-esm collection"
+            f"{path}, line {line}: {kind} nested deeper than {max_depth} levels; expected a "
+            "flat catalog (or raise gridflux.catalog.max-depth)"
         )
+
+
+def _parse_json(path: str, text: str) -> Any:
+    _too_deep(path, text, "JSON")
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
@@ -417,6 +423,7 @@ def _load_datastore(obj: Any, root: str, allow: AllowOutsideRoot) -> Catalog:
     rows = []
     for i, raw in enumerate(df.to_dict("records")):
         data = {renames.get(str(k), str(k)): _plain(v) for k, v in raw.items()}
+        data = {k: v for k, v in data.items() if v is not None}  # missing: the column's default
         rows.append(_validate_row(data, root, f"{name}, row {i}", fixed_fmt, allow))
     return Catalog(name, root, rows, str(getattr(esmcat, "description", "") or ""), {})
 
@@ -435,66 +442,83 @@ def _plain(v: Any) -> Any:
     return v
 
 
-class _CountingLoader:
-    """Builds a YAML document from its node graph, counting every node as aliases expand and
-    refusing cycles, depth beyond ``max-depth`` and more than ``max-nodes`` nodes."""
+class _NodeBudget:
+    """Checks a composed YAML node graph before it is built: the size it would have once every
+    alias is expanded (computed per shared node, so a "billion laughs" costs its few distinct
+    nodes), its depth, and cycles (an alias inside the node it names)."""
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.max_nodes = limit("max-nodes")
         self.max_depth = limit("max-depth")
-        self.count = 0
+
+    def _error(self, node, what: str) -> CatalogError:
+        return CatalogError(f"{self.path}, line {node.start_mark.line + 1}: {what}")
 
     def check(self, root) -> None:
         import yaml
 
-        # iterative walk: (node, depth, ids of the mapping/sequence nodes above it)
-        stack: list[tuple[Any, int, frozenset[int]]] = [(root, 1, frozenset())]
+        size: dict[int, int] = {}
+        height: dict[int, int] = {}
+        open_ids: set[int] = set()
+        stack: list[tuple[Any, bool]] = [(root, False)]
         while stack:
-            node, depth, above = stack.pop()
-            self.count += 1
-            line = node.start_mark.line + 1
-            if self.count > self.max_nodes:
-                raise CatalogError(
-                    f"{self.path}, line {line}: more than {self.max_nodes} YAML nodes once "
-                    "aliases are expanded; expected a catalog without alias bombs (or raise "
-                    "gridflux.catalog.max-nodes)"
-                )
+            node, leaving = stack.pop()
+            key = id(node)
             if isinstance(node, yaml.ScalarNode):
+                size[key], height[key] = 1, 1
                 continue
-            if id(node) in above:
-                raise CatalogError(
-                    f"{self.path}, line {line}: a YAML alias refers to a node that contains it "
-                    "(a cyclic alias); expected a tree"
-                )
-            if depth > self.max_depth:
-                raise CatalogError(
-                    f"{self.path}, line {line}: YAML nested deeper than {self.max_depth} levels"
-                )
-            inner = above | {id(node)}
             children = (
                 [x for kv in node.value for x in kv]
                 if isinstance(node, yaml.MappingNode)
                 else list(node.value)
             )
-            stack.extend((c, depth + 1, inner) for c in children)
+            if leaving:
+                open_ids.discard(key)
+                size[key] = 1 + sum(size[id(c)] for c in children)
+                height[key] = 1 + max((height[id(c)] for c in children), default=0)
+                if size[key] > self.max_nodes:
+                    raise self._error(
+                        node,
+                        f"more than {self.max_nodes} YAML nodes once aliases are expanded; "
+                        "expected a catalog without alias bombs (or raise "
+                        "gridflux.catalog.max-nodes)",
+                    )
+                if height[key] > self.max_depth:
+                    raise self._error(node, f"YAML nested deeper than {self.max_depth} levels")
+                continue
+            if key in size:
+                continue  # a shared node (an alias): already measured
+            open_ids.add(key)
+            stack.append((node, True))
+            for c in children:
+                if id(c) in open_ids:
+                    raise self._error(
+                        c,
+                        "a YAML alias refers to a node that contains it (a cyclic alias); "
+                        "expected a tree",
+                    )
+                if id(c) not in size:
+                    stack.append((c, False))
 
 
 def _parse_yaml(path: str, text: str):
     """(node, document) of a YAML catalog, checked by :class:`_CountingLoader` before it is built."""
     import yaml
 
+    _too_deep(path, text, "YAML")
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None, None
-        _CountingLoader(path).check(node)
+        _NodeBudget(path).check(node)
         doc = loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f", line {mark.line + 1}" if mark else ""
-        raise CatalogError(f"{path}{line}: not valid YAML ({str(exc)[:300]})") from exc
+        text = " ".join(str(exc).split())[:300]
+        raise CatalogError(f"{path}{line}: not valid YAML ({text})") from exc
     finally:
         loader.dispose()
     return node, doc
