@@ -53,7 +53,8 @@ def test_our_catalog_opens_with_intake_and_the_datastore_is_a_catalog(archive, m
     monkeypatch.chdir(root)
     assert {s.key: s.paths for s in load_catalog(esm).series()} == mine
     (only_b,) = load_catalog(esm.search(source_id="B")).series()
-    assert only_b.key == "E.B.hist.r1.npp" and only_b.paths == mine["E.B.hist.r1.npp"]
+    assert (only_b.member, only_b.variable) == ("E.B.hist.r1", "npp")
+    assert only_b.paths == mine[only_b.key]
 
 
 def test_a_datastore_is_confined_to_its_root_too(archive):

@@ -25,8 +25,8 @@ One job per module:
 - :mod:`~gridflux.ingest.catalog.check`: :func:`check_series`, :func:`check_catalog`.
 
 API used by the pipeline: :func:`load_catalog`, :meth:`Catalog.series`, :class:`SeriesRecord`,
-:func:`open_series`, :func:`load_series`, :func:`fingerprint`; and by the CLI: :func:`build_catalog`,
-:func:`write_catalog`, :func:`check_catalog`.
+:func:`open_series`, :func:`load_series`, :func:`fingerprint`; and by the CLI:
+:func:`build_catalog`, :func:`write_catalog`, :func:`check_catalog`.
 """
 
 from gridflux.ingest.catalog.check import SeriesCheck, check_catalog, check_series

@@ -70,7 +70,8 @@ def check_series(
         chk.coverage = f"{key_label(keys[0])}..{key_label(keys[-1])} ({keys.size} months)"
         canon = load_series(record, storage_options=storage_options, allow_gaps=True)
         da = canon[record.variable]
-        chk.grid = f"{canon.sizes['lat']}x{canon.sizes['lon']} lat {float(canon.lat_bnds[0, 0]):g}..{float(canon.lat_bnds[-1, 1]):g}"
+        south, north = float(canon.lat_bnds[0, 0]), float(canon.lat_bnds[-1, 1])
+        chk.grid = f"{canon.sizes['lat']}x{canon.sizes['lon']} lat {south:g}..{north:g}"
         chk.gaps = da.attrs.get("gridflux_gaps", "")
         chk.history = da.attrs.get("gridflux_history", "")
         if chk.gaps:

@@ -59,7 +59,8 @@ class Catalog:
             fmts = {r.format for r in rows}
             if len(fmts) > 1:
                 raise CatalogError(
-                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats {sorted(fmts)}"
+                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} mixes formats "
+                    f"{sorted(fmts)}"
                 )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or (VARIABLES[var].gas if var in VARIABLES else None)

@@ -103,7 +103,8 @@ def _isimip(parts: list[str], name: str) -> dict[str, Any] | None:
     if len(head) < 3:
         return None
     model, forcing = head[0], head[1]
-    # ISIMIP2a/2b/3b: model_forcing_bias_scenario_soc_sens; ISIMIP3a: model_forcing_scenario_soc_sens
+    # ISIMIP2a/2b/3b: model_forcing_bias_scenario_soc_sens;
+    # ISIMIP3a: model_forcing_scenario_soc_sens
     exp_i = 3 if len(head) >= 6 else 2
     ens = next((p for p in parts[:-1] if re.fullmatch(r"ISIMIP\d[ab]", p, flags=re.I)), "ISIMIP")
     # the forcing belongs to the member: one model's runs under several GCMs are separate series

@@ -503,7 +503,7 @@ class _NodeBudget:
 
 
 def _parse_yaml(path: str, text: str):
-    """(node, document) of a YAML catalog, checked by :class:`_CountingLoader` before it is built."""
+    """(node, document) of a YAML catalog, checked by :class:`_NodeBudget` before it is built."""
     import yaml
 
     _too_deep(path, text, "YAML")

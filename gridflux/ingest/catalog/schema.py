@@ -182,7 +182,8 @@ class SeriesRecord(BaseModel):
     """All files of one member's variable, with what is needed to open and normalize them.
 
     ``key`` = ``member + "." + variable``; ``member`` = ``ensemble.source_id.experiment.member_id``.
-    ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one path.
+    ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one
+    path.
     """
 
     model_config = ConfigDict(frozen=False)

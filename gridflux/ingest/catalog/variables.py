@@ -2,7 +2,8 @@
 why). Tables as data (house rule 6), read by :func:`classify`.
 
 - **total**: extensive quantities (flux densities and stocks per area). gridflux computes region
-  totals of the carbon / methane / nitrous-oxide variables of :data:`gridflux.fields.units.VARIABLES`
+  totals of the carbon / methane / nitrous-oxide variables of
+  :data:`gridflux.fields.units.VARIABLES`
   (and their aliases); other extensive variables (:data:`EXTENSIVE`, e.g. the ocean's ``fgco2``)
   are classified as totals that gridflux does not compute yet.
 - **mean**: intensive quantities (temperature, mixing ratios, moisture and snow content,
