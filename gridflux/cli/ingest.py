@@ -53,7 +53,7 @@ def check(
     from rich.table import Table
 
     from gridflux.errors import CatalogError
-    from gridflux.ingest.catalog import check_catalog
+    from gridflux.ingest.catalog import check_catalog, summarize_checks
 
     so = {"anon": True} if anon else None
     try:
@@ -89,6 +89,7 @@ def check(
             "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]",
         )
     Console(width=200).print(table)
+    typer.echo("\n".join(summarize_checks(results)))
     bad = [r for r in results if not r.ok]
     typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} with problems")
     if bad:

@@ -172,3 +172,22 @@ def test_the_demo_archive_is_catalogued_whole(tmp_path):
     # CARDAMOM's NBE is named with the reason it is not computed
     nbe = [v for v in res.variables if v.variable.startswith("NBE")]
     assert nbe and all(v.statistic.startswith("none: unknown to gridflux") for v in nbe)
+
+
+def test_check_says_per_variable_what_gridflux_makes_of_it(tmp_path):
+    from gridflux.ingest.catalog import check_catalog, summarize_checks
+
+    _drs_tree(tmp_path)
+    path = build_catalog(tmp_path, tmp_path / "cat.json").path
+    results = check_catalog(path)  # two tables of pr: checked table by table, no error
+    lines = summarize_checks(results)
+    assert "pr [Amon]: 2 series -> mean (not computed yet: rate (taken as a rate)" in "\n".join(
+        lines
+    )
+    assert any(line.startswith("pr [day]: 2 series -> mean (") for line in lines)
+    # the 4-byte stand-ins are no netCDF: the one computed variable is opened and fails by name;
+    # the others are classified without being opened
+    assert any(line.startswith("gpp [Lmon]: 2 series, 2 with problems -> total") for line in lines)
+    assert all(r.ok for r in results if r.variable != "gpp")
+    only = check_catalog(path, query={"table_id": "day", "variable": "pr"})
+    assert [r.table_id for r in only] == ["day", "day"]

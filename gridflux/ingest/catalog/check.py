@@ -102,7 +102,8 @@ def check_catalog(
         )
     )
     tables = sorted({r.table_id for r in cat.rows if not r.is_fx})
-    if len(tables) < 2:
+    asked = [query] if isinstance(query, Mapping) else list(query or [])
+    if len(tables) < 2 or any("table_id" in q for q in asked):
         records = cat.series(query)
     else:
         records = [r for tab in tables for r in cat.series(with_column(query, "table_id", tab))]
@@ -154,3 +155,18 @@ def summarize_variables(rows: Iterable[Mapping[str, Any] | CatalogRow]) -> list[
         )
         for (v, t), n in sorted(files.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1]))
     ]
+
+
+def summarize_checks(results: Iterable[SeriesCheck]) -> list[str]:
+    """Per (variable, table) of checked series: how many, with problems, and the statistic
+    gridflux gives them (what ``gridflux catalog check`` prints under its table)."""
+    groups: dict[tuple[str, str], list[SeriesCheck]] = {}
+    for r in results:
+        groups.setdefault((r.variable, r.table_id), []).append(r)
+    out = []
+    for (var, tab), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1])):
+        bad = sum(not r.ok for r in rs)
+        where = f" [{tab}]" if tab else ""
+        problems = f", {bad} with problems" if bad else ""
+        out.append(f"{var}{where}: {len(rs)} series{problems} -> {rs[0].statistic}")
+    return out

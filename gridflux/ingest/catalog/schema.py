@@ -220,5 +220,7 @@ def row_error(where: str, exc: ValidationError) -> CatalogError:
     parts = []
     for e in exc.errors():
         loc = ".".join(str(x) for x in e.get("loc", ())) or "row"
-        parts.append(f"field {loc!r}: {e.get('msg')} (got {e.get('input')!r})")
+        got = repr(e.get("input"))
+        got = got if len(got) <= 120 else got[:120] + "..."
+        parts.append(f"field {loc!r}: {e.get('msg')} (got {got})")
     return CatalogError(f"{where}: " + "; ".join(parts))
