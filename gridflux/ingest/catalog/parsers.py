@@ -35,20 +35,15 @@ YAML_DRIVERS = {
     "intake_xarray.xzarr.ZarrSource": "zarr",
 }
 _ENGINES = ("netcdf4", "h5netcdf")
-#: Limits a catalog must keep (each overridable as ``gridflux.catalog.<name>`` in dask config).
-LIMITS: dict[str, int] = {
-    "max-bytes": 1 << 30,  # a catalog file (JSON, YAML or CSV), bytes
-    "max-depth": 64,  # nesting of JSON / YAML containers
-    "max-nodes": 1_000_000,  # YAML nodes once aliases are expanded
-    "max-rows": 5_000_000,  # catalog rows (CSV lines, catalog_dict entries, YAML urlpaths)
-}
+#: Limits a catalog must keep: settings ``catalog.<name>`` (defaults in gridflux.yaml).
+LIMITS = ("max-bytes", "max-depth", "max-nodes", "max-rows")
 #: Keys of a collection's ``gridflux`` block (docs/ingest.md).
 GRIDFLUX_KEYS = ("root", "columns", "defaults", "query")
 
 
 def limit(name: str) -> int:
-    """The limit ``name`` of :data:`LIMITS` (or its ``gridflux.catalog.<name>`` setting)."""
-    return int(config.get(f"catalog.{name}", LIMITS[name]))
+    """The limit ``name`` of :data:`LIMITS`: the setting ``catalog.<name>``."""
+    return int(config.get(f"catalog.{name}"))
 
 
 def read_text(path: str, storage_options: Mapping[str, Any] | None) -> str:
