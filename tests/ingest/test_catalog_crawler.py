@@ -185,6 +185,8 @@ def test_check_says_per_variable_what_gridflux_makes_of_it(tmp_path):
         lines
     )
     assert any(line.startswith("pr [day]: 2 series -> mean (") for line in lines)
+    # fixed fields form no series, and are named all the same
+    assert "orog [fx]: 2 series -> none: fixed field (table fx), no time axis" in lines
     # the 4-byte stand-ins are no netCDF: the one computed variable is opened and fails by name;
     # the others are classified without being opened
     assert any(line.startswith("gpp [Lmon]: 2 series, 2 with problems -> total") for line in lines)

@@ -13,9 +13,9 @@ from gridflux.ingest.catalog.collection import Catalog
 from gridflux.ingest.catalog.opening import load_series, open_series
 from gridflux.ingest.catalog.parsers import load_catalog
 from gridflux.ingest.catalog.paths import AllowOutsideRoot
-from gridflux.ingest.catalog.query import Query, canonical_of, with_column
+from gridflux.ingest.catalog.query import Query, canonical_of, matches, with_column
 from gridflux.ingest.catalog.schema import CatalogRow, SeriesRecord
-from gridflux.ingest.catalog.variables import classify
+from gridflux.ingest.catalog.variables import classify, frequency
 
 
 @dataclass
@@ -107,7 +107,31 @@ def check_catalog(
         records = cat.series(query)
     else:
         records = [r for tab in tables for r in cat.series(with_column(query, "table_id", tab))]
-    return [check_series(r, storage_options) for r in records]
+    checks = [check_series(r, storage_options) for r in records]
+    return checks + _fixed_fields(cat, query)
+
+
+def _fixed_fields(cat: Catalog, query: Query | None) -> list[SeriesCheck]:
+    """Rows of fixed-field tables that form no series (other than the paired ``sftlf`` /
+    ``areacella``), named so that the check leaves nothing out without a word."""
+    groups: dict[tuple[str, str, str], list[CatalogRow]] = {}
+    for row in cat.rows:
+        if row.is_fx or frequency(row.table_id) != "fx":
+            continue
+        if not matches(row.as_query_data(), query):
+            continue
+        member = ".".join([row.ensemble, row.source_id, row.experiment, row.member_id])
+        groups.setdefault((member, row.variable, row.table_id), []).append(row)
+    return [
+        SeriesCheck(
+            f"{member}.{var}",
+            var,
+            files=len(rows),
+            statistic=classify(var, tab).label(),
+            table_id=tab,
+        )
+        for (member, var, tab), rows in groups.items()
+    ]
 
 
 @dataclass
