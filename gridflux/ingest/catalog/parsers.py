@@ -535,7 +535,7 @@ def _load_yaml(
     meta = _mapping(doc.get("metadata"), f"{path}, field 'metadata'")
     defaults = _mapping(meta.get("columns"), f"{path}, field 'metadata.columns'")
     max_rows = limit("max-rows")
-    rows = []
+    rows: list[CatalogRow] = []
     for name, entry in doc["sources"].items():
         where = f"{path}, line {lines.get(str(name), '?')} (source {name!r})"
         if not isinstance(entry, dict):

@@ -168,7 +168,11 @@ def classify(variable: str, table_id: str = "") -> Classification:
             return Classification("total", False, sub_monthly)
         return Classification("total", True, "")
     base = variable.split("-", 1)[0]
-    for table, stat in ((INTENSIVE, "mean"), (EXTENSIVE, "total")):
+    lookups: tuple[tuple[dict[str, str], Statistic], ...] = (
+        (INTENSIVE, "mean"),
+        (EXTENSIVE, "total"),
+    )
+    for table, stat in lookups:
         hit = next((k for k in (variable, base) if k in table), None)
         if hit is None:
             low = {k.lower(): k for k in table}
