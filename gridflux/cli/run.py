@@ -343,6 +343,19 @@ def run_cmd(
             help="also write the run's summary (counts, failures, seconds) as JSON here",
         ),
     ] = None,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root", help="let the catalog read local files outside its directory"
+        ),
+    ] = False,
+    allowed_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-prefix",
+            help="a directory outside its root the catalog may read (repeatable)",
+        ),
+    ] = None,
 ) -> None:
     """Compute monthly region totals (and cubes) of every catalog series into a resumable store.
 
@@ -386,9 +399,10 @@ def run_cmd(
     wanted = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
     region_mask = RegionMask.from_file(mask, regions=wanted)
     console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
+    allow = allow_outside_root or list(allowed_prefix or [])  # local files outside the root
     try:
         if kind == "none":
-            cat = load_catalog(catalog, storage_options=input_opts)
+            cat = load_catalog(catalog, storage_options=input_opts, allow_outside_root=allow)
             check_query(cat, query)
             summary = run(cat, region_mask, store, **common)
         else:
@@ -411,6 +425,7 @@ def run_cmd(
                     address=gateway_address,
                 ),
                 scheduler_host,
+                allow,
             )
     finally:
         if bar is not None:
@@ -434,6 +449,7 @@ def _run_on_cluster(
     common: dict,
     settings: dict,
     scheduler_host: str | None,
+    allow_outside_root: bool | list[str] = False,
 ) -> Any:
     """Start the cluster (a local one while the catalog loads), run, close the cluster."""
     from concurrent.futures import Future, ThreadPoolExecutor
@@ -465,7 +481,9 @@ def _run_on_cluster(
             return handle.client
 
         try:
-            cat = load_catalog(catalog, storage_options=input_opts)
+            cat = load_catalog(
+                catalog, storage_options=input_opts, allow_outside_root=allow_outside_root
+            )
             check_query(cat, common["query"])
             return run(cat, mask, store, client=client, **common)
         finally:
