@@ -41,6 +41,8 @@ NOT_RESULT_FIELDS: dict[str, str] = {
     "key": "the series' name",
     "member": "the series' member: its place in the store, not its values",
     "catalog": "the catalog file the record came from",
+    "table_id": "the CMIP table the files came from: which files those are is in ``paths``, "
+    "and whether a field is per land area in ``per_land_area``",
     "traits": "member traits, stored as member coordinates of the template (gas is in "
     "RESULT_FIELDS through SeriesRecord.gas)",
 }
