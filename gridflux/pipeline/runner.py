@@ -27,6 +27,7 @@ import numpy as np
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
+from gridflux.ingest.remote import scrub, scrub_tree
 from gridflux.kernels.grids import CellBounds, global_grid
 from gridflux.pipeline.store import Store, StoreTemplate, continuous_months
 from gridflux.pipeline.tasks import SeriesJob, process_span
@@ -170,7 +171,7 @@ def _plan_or_skip(
             fp = catalog.fingerprint(record, storage_options=storage_options)
         except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
-        if fp is not None and fp == entry.get("fingerprint"):
+        if fp is not None and scrub_tree(fp) == entry.get("fingerprint"):
             return SeriesPlan(
                 key=series_key(record),
                 member=record.member,
@@ -322,7 +323,7 @@ def _error_text(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and str(cause) not in text:
         text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
+    return scrub(text)
 
 
 # -- graph building ---------------------------------------------------------------------------

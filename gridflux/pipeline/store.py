@@ -197,8 +197,15 @@ class Store:
             ) from exc
 
     def write_manifest(self, manifest: dict) -> None:
-        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
-        data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
+
+        Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
+        recorded by their identity (no user-info, no signing parameters), errors with secrets
+        masked, and the values of this store's own storage options never appear."""
+        from gridflux.ingest.remote import scrub_tree
+
+        clean = scrub_tree(manifest, self._storage_options)
+        data = json.dumps(clean, indent=1, sort_keys=True, default=str).encode()
         path = self._path(MANIFEST)
         if self.is_local:
             tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
