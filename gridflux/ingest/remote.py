@@ -939,7 +939,12 @@ def open_netcdf(
     policy = policy or RemotePolicy.from_config()
     layer, target = split_chain(url)
     if layer is not None or policy.cache:
+        from gridflux.ingest.chunkread import truncation
+
         local = cached_copy(target, storage_options, policy)
+        truncated = truncation(local)  # a whole object, shorter than its own header says
+        if truncated:
+            raise InputError(truncated, path=scrub(url, storage_options), attribute="size")
         return xr.open_dataset(local, engine="netcdf4", **xr_kwargs)
     return xr.open_dataset(
         RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs
