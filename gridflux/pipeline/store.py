@@ -133,7 +133,10 @@ class Store:
         """Mark the store as in use; fail clearly if another live run holds it."""
         info = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
         path = self._path(LOCK)
-        self.fs.makedirs(self.root, exist_ok=True)
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+        else:  # object stores have no directories; creating one would create a missing bucket
+            self.check_bucket()
         if self.is_local:
             for _ in range(2):
                 try:
@@ -150,6 +153,37 @@ class Store:
         if self.fs.exists(path):
             raise StoreError(self._lock_message(path))
         self.fs.pipe(path, json.dumps(info).encode())
+
+    def check_bucket(self) -> None:
+        """Fail clearly when the bucket (container) of a store on object storage does not exist:
+        gridflux never creates buckets (their region, access policy, encryption and lifecycle are
+        the owner's choice). A local store's directory is created as needed.
+
+        Raises
+        ------
+        StoreError
+            The bucket does not exist, is not visible with these credentials, or cannot be reached.
+        """
+        if self.is_local:
+            return
+        from gridflux.ingest.remote import scrub
+
+        bucket = self.root.split("/", 1)[0]
+        where = scrub(self.url, self._storage_options)
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp/gcsfs raise many types
+            raise StoreError(
+                f"store {where}: cannot check its bucket {bucket!r} "
+                f"({scrub(f'{type(exc).__name__}: {exc}', self._storage_options)}); check the "
+                "endpoint and credentials (--store-options)"
+            ) from None
+        if not found:
+            raise StoreError(
+                f"store {where}: bucket {bucket!r} does not exist (or these credentials cannot "
+                "see it). gridflux never creates buckets: create it with your provider's tools "
+                f"(e.g. aws s3 mb s3://{bucket}) or choose another --store"
+            )
 
     def release_lock(self) -> None:
         try:
