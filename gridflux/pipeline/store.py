@@ -186,10 +186,18 @@ class Store:
             )
 
     def release_lock(self) -> None:
+        """Remove the lock. A store that became read-only keeps it: the next run on this host
+        takes it over once this process has ended (the lock is stale)."""
         try:
             self.fs.rm(self._path(LOCK))
         except FileNotFoundError:
             pass
+        except OSError as exc:
+            import logging
+
+            logging.getLogger(__name__).warning(
+                "cannot remove the lock %s (%s); a later run takes it over", LOCK, exc.strerror
+            )
 
     def _lock_is_stale(self, path: str) -> bool:
         try:
@@ -241,15 +249,36 @@ class Store:
         clean = scrub_tree(manifest, self._storage_options)
         data = json.dumps(clean, indent=1, sort_keys=True, default=str).encode()
         path = self._path(MANIFEST)
-        if self.is_local:
-            tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe(path, data)
+        try:
+            if self.is_local:
+                tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        if os.path.exists(tmp):
+                            os.unlink(tmp)
+            else:
+                self.fs.pipe(path, data)
+        except OSError as exc:
+            raise self.write_error(MANIFEST, exc) from exc
+
+    def write_error(self, what: str, exc: OSError) -> StoreError:
+        """One line for a write that the file system refused (disk full, read-only, quota):
+        what failed, why, and that the store stays consistent for a re-run."""
+        from gridflux.ingest.remote import scrub
+
+        why = exc.strerror or type(exc).__name__
+        code = f" (errno {exc.errno})" if exc.errno else ""
+        return StoreError(
+            f"store {scrub(self.url, self._storage_options)}: cannot write {what}: {why}{code}. "
+            "What was written is consistent (series not marked done are recomputed): free space "
+            "or make the store writable, then run the same command again"
+        )
 
     def remove_partial_writes(self) -> list[str]:
         """Delete the temporary files that interrupted writes left behind; return their paths.
@@ -421,8 +450,11 @@ class Store:
         """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk write)."""
         import zarr
 
-        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
-        arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
+            arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        except OSError as exc:
+            raise self.write_error("totals", exc) from exc
 
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None
