@@ -41,6 +41,17 @@ def _json_option(text: str | None, name: str) -> dict | None:
     return value
 
 
+def _storage_option(text: str | None, name: str, env: str) -> dict | None:
+    """``--storage-options`` / ``--store-options``: ``@FILE`` (JSON), inline JSON without secrets,
+    or, when not given, the variable ``env`` (:func:`gridflux.ingest.remote.load_storage_options`)."""
+    from gridflux.ingest.remote import load_storage_options
+
+    try:
+        return load_storage_options(text, env)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
+
+
 def print_summary(summary, console=None) -> None:
     """A rich table of a run's outcome, then one line per failure."""
     from rich.console import Console
@@ -327,13 +338,16 @@ def run_cmd(
         str | None,
         typer.Option(
             "--storage-options",
-            help="fsspec options of the inputs as JSON, e.g. '{\"anon\": true}' (kept in memory)",
+            help="fsspec options of the inputs: @FILE.json, or JSON without secrets such as "
+            "'{\"anon\": true}'; default $GRIDFLUX_STORAGE_OPTIONS (kept in memory only)",
         ),
     ] = None,
     store_options: Annotated[
         str | None,
         typer.Option(
-            "--store-options", help="fsspec options of the store as JSON (kept in memory only)"
+            "--store-options",
+            help="fsspec options of the store: @FILE.json or JSON without secrets; default "
+            "$GRIDFLUX_STORE_OPTIONS (kept in memory only)",
         ),
     ] = None,
     summary_json: Annotated[
@@ -373,8 +387,8 @@ def run_cmd(
     query = _parse_query(select)
     settings = parse_options(option)
     input_opts, output_opts = (
-        _json_option(storage_options, "--storage-options"),
-        _json_option(store_options, "--store-options"),
+        _storage_option(storage_options, "--storage-options", "GRIDFLUX_STORAGE_OPTIONS"),
+        _storage_option(store_options, "--store-options", "GRIDFLUX_STORE_OPTIONS"),
     )
     check_mask_path(mask)
     if settings:

@@ -79,7 +79,9 @@ def error_text(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and str(cause) not in text:
         text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
+    from gridflux.ingest.remote import scrub
+
+    return scrub(text)  # a cause may carry a signed URL into the summary
 
 
 def target_grid(spec: str | CellBounds | None = None) -> CellBounds:

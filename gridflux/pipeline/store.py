@@ -263,10 +263,44 @@ class Store:
         ``store.lock-timeout``) is taken over by exactly one contender (see :mod:`.lock`)."""
         from gridflux.pipeline.lock import StoreLock
 
-        self.fs.makedirs(self.root, exist_ok=True)
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+        else:  # object stores have no directories; creating one would create a missing bucket
+            self.check_bucket()
         lock = StoreLock(self.fs, self._path(LOCK), self.url, is_local=self.is_local)
         lock.acquire()
         self.lock = lock
+
+    def check_bucket(self) -> None:
+        """Fail clearly when the bucket (container) of a store on object storage does not exist:
+        gridflux never creates buckets (their region, access policy, encryption and lifecycle are
+        the owner's choice). A local store's directory is created as needed.
+
+        Raises
+        ------
+        StoreError
+            The bucket does not exist, is not visible with these credentials, or cannot be reached.
+        """
+        if self.is_local:
+            return
+        from gridflux.ingest.remote import scrub
+
+        bucket = self.root.split("/", 1)[0]
+        where = scrub(self.url, self._storage_options)
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp/gcsfs raise many types
+            raise StoreError(
+                f"store {where}: cannot check its bucket {bucket!r} "
+                f"({scrub(f'{type(exc).__name__}: {exc}', self._storage_options)}); check the "
+                "endpoint and credentials (--store-options)"
+            ) from None
+        if not found:
+            raise StoreError(
+                f"store {where}: bucket {bucket!r} does not exist (or these credentials cannot "
+                "see it). gridflux never creates buckets: create it with your provider's tools "
+                f"(e.g. aws s3 mb s3://{bucket}) or choose another --store"
+            )
 
     def release_lock(self) -> None:
         """Give the lock back (only if this process still holds it)."""
@@ -295,24 +329,52 @@ class Store:
             ) from exc
 
     def write_manifest(self, manifest: dict) -> None:
-        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
+        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
+
+        Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
+        recorded by their identity (no user-info, no signing parameters), errors with secrets
+        masked, and the values of this store's own storage options never appear."""
+        from gridflux.ingest.remote import scrub_tree
+
         lock = getattr(self, "lock", None)
         if lock is not None and lock.lost:  # another run took the store over: stop writing
             raise StoreError(
                 f"store {self.url}: the lock of this run was taken over by another run (its "
                 "heartbeat was older than store.lock-timeout); this run stops writing"
             )
-        data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+        clean = scrub_tree(manifest, self._storage_options)
+        data = json.dumps(clean, indent=1, sort_keys=True, default=str).encode()
         path = self._path(MANIFEST)
-        if self.is_local:
-            tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe(path, data)
+        try:
+            if self.is_local:
+                tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        if os.path.exists(tmp):
+                            os.unlink(tmp)
+            else:
+                self.fs.pipe(path, data)
+        except OSError as exc:
+            raise self.write_error(MANIFEST, exc) from exc
+
+    def write_error(self, what: str, exc: OSError) -> StoreError:
+        """One line for a write that the file system refused (disk full, read-only, quota):
+        what failed, why, and that the store stays consistent for a re-run."""
+        from gridflux.ingest.remote import scrub
+
+        why = exc.strerror or type(exc).__name__
+        code = f" (errno {exc.errno})" if exc.errno else ""
+        return StoreError(
+            f"store {scrub(self.url, self._storage_options)}: cannot write {what}: {why}{code}. "
+            "What was written is consistent (series not marked done are recomputed): free space "
+            "or make the store writable, then run the same command again"
+        )
 
     def remove_partial_writes(self) -> list[str]:
         """Delete the temporary files that interrupted writes left behind; return their paths.
@@ -578,8 +640,11 @@ class Store:
         """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk write)."""
         import zarr
 
-        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
-        arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
+            arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        except OSError as exc:
+            raise self.write_error("totals", exc) from exc
 
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None

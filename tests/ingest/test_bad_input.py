@@ -31,9 +31,10 @@ def test_truncated_netcdf(ncfile, tmp_path):
     data = open(p, "rb").read()
     bad = tmp_path / "truncated.nc"
     bad.write_bytes(data[: len(data) // 3])
-    with pytest.raises(InputError, match="cannot be opened as netcdf") as info:
+    with pytest.raises(InputError, match="truncated: the file has") as info:
         load_series(_rec([str(bad)]))
-    assert str(bad) in str(info.value) and info.value.attribute == "format"
+    assert str(bad) in str(info.value) and info.value.attribute == "size"
+    assert "HDF error" not in str(info.value)  # netCDF-C's words for it (issue 20 point 7)
 
 
 def test_not_a_netcdf_file(tmp_path):

@@ -46,7 +46,7 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     """
     import xarray as xr
 
-    from gridflux.ingest import remote
+    from gridflux.ingest import chunkread, remote
 
     so = dict(storage_options or {})
     where = remote.scrub(path, so)
@@ -62,6 +62,8 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
             return xr.open_zarr(local, decode_times=False, chunks=None, consolidated=None)
         if not os.path.exists(local):
             raise InputError("file not found", path=path, attribute="path")
+        if truncated := chunkread.truncation(local):  # size vs header: netCDF-C says "HDF error"
+            raise InputError(truncated, path=path, attribute="size")  # (classic: reads zeros)
         limit_netcdf_chunk_cache()
         if not config.get("pipeline.fast-inflate", True):
             return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
