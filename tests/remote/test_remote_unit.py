@@ -416,13 +416,23 @@ def test_cli_reads_storage_options_from_a_file_and_refuses_inline_secrets(tmp_pa
         return runner_mod.RunSummary(store="s")
 
     monkeypatch.setattr(runner_mod, "run", fake_run)
+    # the command reads its mask and catalog before the run: a real mask, a stand-in catalog
+    import numpy as np
+
+    import gridflux.ingest.catalog as catalog_mod
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import global_grid
+
+    grid = global_grid(30.0)
+    RegionMask(("all",), np.ones((1,) + grid.shape), grid).to_netcdf(tmp_path / "m.nc")
+    monkeypatch.setattr(catalog_mod, "load_catalog", lambda *a, **k: object())
     f = tmp_path / "so.json"
     f.write_text('{"key": "AKIA-FILE", "secret": "S3CR3T"}')
     base = [
         "run",
         "cat.json",
         "--mask",
-        "m.nc",
+        str(tmp_path / "m.nc"),
         "--store",
         str(tmp_path / "s"),
         "--cluster",
