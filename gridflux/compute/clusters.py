@@ -14,8 +14,8 @@ Rules every kind follows
 * Worker **processes with one thread each**: libhdf5 (netCDF4, h5py) is not thread-safe, so threads
   gain nothing on netCDF reads and risk crashes (docs/deploy.md).
 * The nanny's ``MALLOC_TRIM_THRESHOLD_`` is left unset (``gridflux.cluster.malloc-trim-threshold:
-  null``): dask's default of 65536 disables glibc's dynamic mmap threshold and makes block streaming
-  1.7x slower. Local nannies get it through ``dask.config``; remote workers through
+  null``): dask's default of 65536 disables glibc's dynamic mmap threshold and slows block
+  streaming (figures: docs/benchmarks.md, "Figures the code relies on"). Local nannies get it through ``dask.config``; remote workers through
   :func:`worker_env`, which jobqueue job scripts, Kubernetes pods and gateway servers export.
 * ``dask_jobqueue``, ``dask_kubernetes`` and ``dask_gateway`` are imported lazily, and their
   import-time copy of a default YAML into ``~/.config/dask`` is suppressed: nothing is written into the

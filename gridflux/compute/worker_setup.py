@@ -72,12 +72,13 @@ def dask_setup(worker: Any = None) -> None:
     limit_netcdf_chunk_cache()
     from xarray.backends import list_engines
 
-    list_engines()  # xarray's first open_dataset loads every engine's entry point (~0.1 s); cached
+    list_engines()  # xarray's first open_dataset loads every engine's entry point; cached
     da.ones((2, 2), chunks=1)[:1].compute(
         scheduler="sync"
     )  # dask's first compute loads its optimizers
     _first_open()
-    # not built here: pint's unit registry (0.3 s), needed only for files not in canonical units
+    # not built here: pint's unit registry (slow to build), needed only for files not in
+    # canonical units
 
 
 def _first_open() -> None:

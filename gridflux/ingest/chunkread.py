@@ -2,9 +2,9 @@
 exact byte ranges.
 
 Almost every CMIP/TRENDY/ISIMIP file is netCDF-4 with the deflate filter (often with shuffle),
-and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib, at ~300-450 MB/s
-of output here. libdeflate (the ``deflate`` package) inflates the same zlib streams about 3.5x
-faster, so gridflux reads such variables itself: h5py hands over each stored chunk's bytes
+and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib; libdeflate (the
+``deflate`` package) inflates the same zlib streams several times faster (docs/benchmarks.md,
+"Figures the code relies on"), so gridflux reads such variables itself: h5py hands over each stored chunk's bytes
 (``read_direct_chunk``: no filter runs), libdeflate inflates them, numcodecs undoes the shuffle
 filter. No well-kept library does this (h5py, netCDF4 and hdf5plugin all inflate through zlib;
 kerchunk/VirtualiZarr need a reference file first), hence this small module.

@@ -170,7 +170,7 @@ def series_tasks(
     name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
     # one graph key for the job: dask would otherwise unpack the dataclass into every span task;
     # traverse=False: the job holds no dask collections, and walking its fields (every month of the
-    # series, the grids' bounds) cost the driver ~10 ms per series
+    # series, the grids' bounds) is a measurable driver cost per series (docs/benchmarks.md)
     job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}", traverse=False)
     step = dask.delayed(process_span, pure=True)
     return [

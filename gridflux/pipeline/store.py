@@ -680,8 +680,8 @@ def blosc_compressors(
     ``cname`` None or "none".
 
     The block size is set rather than left to Blosc: for zstd at level 1 Blosc picks small blocks,
-    which on a noisy float32 0.5 deg cube compress 1.28x at ~0.7 GB/s; 256 KiB blocks (the
-    packaged default) give 1.30-1.31x at ~1.5 GB/s (docs/store.md)."""
+    which compress noisy float32 cubes less and more slowly than 256 KiB blocks (the packaged
+    default; figures: docs/benchmarks.md, "Figures the code relies on")."""
     if cname in (None, "none"):
         return None
     if zarr_format == 3:

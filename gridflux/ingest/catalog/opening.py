@@ -90,7 +90,7 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
 
 def _chunk_read_fields(ds, path: str):
     """``ds`` (opened undecoded) with its fields (variables of 3 or more dimensions) read by
-    :mod:`gridflux.ingest.chunkread` (libdeflate: ~3.5x faster inflate) where their filters
+    :mod:`gridflux.ingest.chunkread` (libdeflate: a faster inflate than zlib's) where their filters
     allow."""
     from gridflux.ingest.chunkarray import chunk_variable
 
