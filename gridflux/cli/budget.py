@@ -12,8 +12,8 @@ def print_headline(run, console) -> None:
     from rich.table import Table
 
     t = Table(
-        title=f"{run.recipe.title} - inputs: {run.source}, {run.metric}, "
-        f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
+        title=f"{run.recipe.title} - region {run.region!r} - inputs: {run.source}, "
+        f"{run.metric.label}, {run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
     for c in shown.columns:
@@ -22,10 +22,15 @@ def print_headline(run, console) -> None:
     for row in shown.itertuples(index=False):
         t.add_row(*[str(v) for v in row])
     console.print(t)
-    if run.result.missing:
+    for m in run.blank_totals:
+        console.print(f"[red]no total[/red] for {m['item']}: {m['reason']}")
+    other = [m for m in run.missing if m["gas"] != "total"]
+    if other:
         console.print(
-            f"[yellow]{len(run.result.missing)} item/gas combinations not computed "
-            "(see missing.csv)[/yellow]"
+            f"[yellow]{len(other)} item/gas combinations not computed (see missing.csv); "
+            "inputs without data: "
+            + ", ".join(sorted({m["item"] for m in other if m["gas"] == "*"}) or ["none"])
+            + "[/yellow]"
         )
     if run.store is not None:
         ex = run.store.members[run.store.members["status"] == "excluded"]
@@ -52,8 +57,23 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="packaged recipe name or recipe YAML path")
         ] = "reccap2-permafrost",
         metric: Annotated[
-            str, typer.Option(help="GWP20 | GWP100 | GWP500 | *-nonfossil | AR5-GWP20 | AR5-GWP100")
+            str, typer.Option(help="CO2-eq time horizon: GWP20 | GWP100 | GWP500")
         ] = "GWP100",
+        gwp_set: Annotated[
+            str,
+            typer.Option(
+                help="warming-potential set: ar6-per-source | ar6-fossil | ar6-nonfossil | ar5 "
+                "| reccap2-paper"
+            ),
+        ] = "ar6-per-source",
+        allow_partial: Annotated[
+            bool,
+            typer.Option(help="exit 0 even when a CO2-eq total is blank because a gas is missing"),
+        ] = False,
+        coverage: Annotated[
+            str | None,
+            typer.Option(help="period-mean coverage: full | partial (default: the recipe's)"),
+        ] = None,
         out: Annotated[
             str, typer.Option(help="output directory for tables and figures")
         ] = "budget-out",
@@ -94,6 +114,8 @@ def register(app: typer.Typer) -> None:
                 region=region,
                 propagation=propagation,
                 interval_method=interval,
+                gwp_set=gwp_set,
+                coverage=coverage,
             )
             files = write_budget(run, out, figures=figures)
         except GridfluxError as exc:
@@ -101,3 +123,9 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(1) from exc
         print_headline(run, console)
         console.print(f"wrote {len(files)} files to {out}")
+        if not run.complete and not allow_partial:
+            console.print(
+                f"[red]{len(run.blank_totals)} CO2-eq totals are blank because inputs are "
+                "missing; exit 3 (pass --allow-partial to accept a partial budget)[/red]"
+            )
+            raise typer.Exit(3)
