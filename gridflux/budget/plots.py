@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import textwrap
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -63,20 +64,30 @@ def _plt():
 
 
 def tick_overlaps(fig: Any) -> list[str]:
-    """Pairs of tick labels (per axis) whose drawn boxes overlap, as ``'a' / 'b'`` strings."""
+    """Pairs of tick labels whose drawn boxes overlap (within an axis, and across the axes of the
+    figure, e.g. the 90E of one polar map and the 90W of the next), as ``'a' / 'b'`` strings."""
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
-    out = []
+    labels = []
     for ax in fig.axes:
         if not ax.get_visible():
             continue
         for axis in (ax.xaxis, ax.yaxis):
-            labels = [t for t in axis.get_ticklabels() if t.get_visible() and t.get_text()]
-            boxes = [t.get_window_extent(r) for t in labels]
-            for i in range(len(boxes)):
-                for j in range(i + 1, len(boxes)):
-                    if boxes[i].overlaps(boxes[j]):
-                        out.append(f"{labels[i].get_text()!r} / {labels[j].get_text()!r}")
+            lo, hi = sorted(axis.get_view_interval())
+            span = (hi - lo) * 1e-9
+            labels += [
+                t.label1
+                for t in axis.get_major_ticks()
+                if t.label1.get_visible()
+                and t.label1.get_text()
+                and lo - span <= t.get_loc() <= hi + span  # ticks outside the view are not drawn
+            ]
+    boxes = [t.get_window_extent(r) for t in labels]
+    out = []
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            if boxes[i].overlaps(boxes[j]):
+                out.append(f"{labels[i].get_text()!r} / {labels[j].get_text()!r}")
     return out
 
 
@@ -282,9 +293,11 @@ def series_selection(run: Any, input_name: str, gas: str) -> dict[str, Any] | No
     ispec = dict(run.recipe.interval)
     ispec.update(s.get("interval") or {})
     method = str(ispec.get("method", "percentile"))
+    est = run.result.items.get(input_name, {}).get(gas)
     return {
         "variable": s["variable"],
         "period": s["period"],
+        "period_label": est.period if est is not None and est.period else s["period"],
         "members": list(used["member"]),
         "groups": dict(zip(used["member"], used["group"], strict=True)),
         "group_first": bool(s.get("group_first")),
@@ -301,9 +314,21 @@ def _group_rows(values: np.ndarray, members: list[str], sel: Mapping[str, Any]) 
     out = []
     for g in dict.fromkeys(labels):
         rows = values[[lab == g for lab in labels]]
-        with np.errstate(all="ignore"):
-            out.append(np.nanmean(rows, axis=0))
+        out.append(_nanmean(rows, axis=0))
     return np.array(out)
+
+
+def _max_n_locator(n: int) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(n)
+
+
+def _nanmean(a: np.ndarray, axis: int) -> np.ndarray:
+    """``np.nanmean`` that gives NaN for all-NaN slices without a warning."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.nanmean(a, axis=axis)
 
 
 def _band(values: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -329,7 +354,7 @@ def seasonal_values(run: Any, sel: Mapping[str, Any]) -> np.ndarray:
 
     t = run.totals.sel(region=run.region)
     t = t.sel(member=[m for m in sel["members"] if m in t["member"].values])
-    if sel["variable"] not in [str(v) for v in t["variable"].values]:
+    if sel["variable"] in ("nep", "nbp"):  # as the tables: the formula, stored values as fill
         t = derive(t, ("nep", "nbp"))
     da = t.sel(variable=sel["variable"])
     years = np.array([d.year for d in pd.to_datetime(_as_datetimes(da["time"].values))])
@@ -340,8 +365,7 @@ def seasonal_values(run: Any, sel: Mapping[str, Any]) -> np.ndarray:
     for k in range(12):
         cols = vals[:, months == k + 1]
         if cols.size:
-            with np.errstate(all="ignore"):
-                clim[:, k] = np.nanmean(cols, axis=1)
+            clim[:, k] = _nanmean(cols, axis=1)
     return _group_rows(clim, list(da["member"].values.astype(str)), sel)
 
 
@@ -454,6 +478,7 @@ def polar_map(
         vmin=-vmax,
         vmax=vmax,
         shading="flat",
+        rasterized=True,  # the SVG embeds the mesh as an image (small, fast); vectors stay vectors
     )
     if mask is not None and np.any(mask > 0):
         ax.contour(
@@ -511,13 +536,14 @@ def plot_maps(run: Any, out_dir: str) -> dict[str, str]:
             c = c.isel(time=np.flatnonzero(_years_in(sel["period"], years)))
             per_member = np.asarray(c.mean("time", skipna=True).values, dtype=float)
             vals = _group_rows(per_member.reshape(len(members), -1), members, sel)
-            with np.errstate(all="ignore"):
-                field = np.nanmean(vals, axis=0).reshape(per_member.shape[1:])
+            field = _nanmean(vals, axis=0).reshape(per_member.shape[1:])
             field = field * 1000.0 * SECONDS_PER_YEAR  # kg m-2 s-1 -> g m-2 yr-1
             mask = None
             if grid is not None and run.region in grid["region"].values.astype(str):
                 mk = grid["mask"].sel(region=run.region)
                 mask = np.asarray(mk.sel(lat=c["lat"], lon=c["lon"]).values, dtype=float)
+            if not np.isfinite(field).any():
+                continue  # the cube holds no value of these members (e.g. a derived variable)
             panels.append((side, sel, field, mask, c))
         if not panels:
             continue
@@ -549,14 +575,17 @@ def plot_maps(run: Any, out_dir: str) -> dict[str, str]:
                 else len(sel["members"])
             )
             ax.set_title(
-                f"{side}: {sel['variable']} ({n} {unit}, {sel['period']})", fontsize=9, pad=14
+                f"{side}: {sel['variable']} ({n} {unit}, {sel['period_label']})", fontsize=9, pad=14
             )
         element = "N" if gas == "N2O" else "C"
-        cb = fig.colorbar(im, ax=list(axes.flat), shrink=0.7, pad=0.08)
+        cb = fig.colorbar(
+            im, ax=list(axes.flat), shrink=0.6, pad=0.08, orientation="horizontal", aspect=40
+        )
+        cb.ax.xaxis.set_major_locator(_max_n_locator(5))
         cb.set_label(f"g {element} m-2 yr-1 (positive to the atmosphere)", fontsize=8)
         cb.ax.tick_params(labelsize=7)
         fig.suptitle(
-            f"{gas}: mean flux, region {run.region!r} (outline = region mask)", fontsize=10
+            f"{gas}: mean flux, region {run.region!r} (outline = region mask)", fontsize=10, y=1.02
         )
         files.update(save_figure(fig, os.path.join(out_dir, f"map_{gas}.png")))
     return files

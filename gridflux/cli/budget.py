@@ -18,7 +18,9 @@ def print_headline(run, console) -> None:
     shown = run.headline.drop(columns=["label"])
     for c in shown.columns:
         name, _, unit = str(c).partition(" [")
-        t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", no_wrap=True)
+        t.add_column(
+            name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
+        )
     for row in shown.itertuples(index=False):
         t.add_row(*[str(v) for v in row])
     console.print(t)
