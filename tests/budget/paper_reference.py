@@ -71,8 +71,9 @@ def input_rounding(result, item: str, gas: str, stat: str, metric=None) -> float
     return tol
 
 
+@functools.cache
 def table(name: str) -> pd.DataFrame:
-    """A paper table fixture, index = row, cells as printed strings."""
+    """A paper table fixture, index = row, cells as printed strings (cached: do not modify)."""
     return pd.read_csv(os.path.join(DATA, name), dtype=str).set_index("row")
 
 

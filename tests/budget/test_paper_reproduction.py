@@ -137,8 +137,9 @@ def t7_cases():
     ]
 
 
-def t7_ok(result, row, gas, stat, printed):
-    eq = co2eq_rows(result, "GWP100", "reccap2-paper")
+def t7_ok(result, row, gas, stat, printed, eq=None):
+    if eq is None:
+        eq = co2eq_rows(result, "GWP100", "reccap2-paper")
     if gas not in eq.get(row, {}):
         return False, f"table 7 {row} has no {gas}"
     item = next(r["item"] for r in result.recipe.co2eq if r["row"] == row)
