@@ -93,7 +93,11 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="linear | quadrature | montecarlo (default: the recipe's)"),
         ] = None,
         interval: Annotated[
-            str | None, typer.Option(help="ensemble interval method (default: percentile 2.5-97.5)")
+            str | None,
+            typer.Option(
+                help="interval for every ensemble: percentile | normal | student-t | minmax "
+                "(default: each ensemble's own method, from the recipe)"
+            ),
         ] = None,
         figures: Annotated[bool, typer.Option(help="write figures")] = True,
     ) -> None:
