@@ -78,7 +78,7 @@ MEMBERS = PROCESS + OTHER
 #: ISIMIP forcings the recipe's process-model set accepts (GSWP3 for 2a, GFDL-ESM4 for 3b)
 FORCING = {"ISIMIP2a": "GSWP3", "ISIMIP3b": "gfdl-esm4"}
 #: the N2O system the recipe excludes by name
-SOURCE_ID = {"n2o2": "MIROC4-N2O"}
+SOURCE_ID = {"n2o2": "MIROC4-N2O", "pm3": "jules"}
 
 
 def make_totals(years=YEARS, regions=("permafrost", "tundra")) -> xr.DataArray:

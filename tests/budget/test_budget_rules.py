@@ -227,3 +227,33 @@ def test_headline_shows_the_papers_rule_beside_the_chosen_one():
     assert len(cols) == 2 and "quadrature" in cols[0] and "paper's rule" in cols[1]
     run = compute_budget(None, inputs="paper")
     assert len([c for c in run.headline.columns if c.startswith("total")]) == 1
+
+
+def test_process_model_set_gives_the_papers_runs_from_the_shipped_isimip_catalog():
+    """ISIMIP2a GSWP3 + ISIMIP2b IPSL-CM5A-LR = 14 runs, ISIMIP3 = the paper's 5 models once each:
+    19 ISIMIP runs (unrestricted, the shipped catalog would give 44)."""
+    import os
+
+    from gridflux.budget.inputs import resolve_ensembles, select_from_sets
+
+    cat = os.path.join(
+        os.path.dirname(__file__), "..", "..", "catalogs", "isimip-carbon-monthly.csv"
+    )
+    runs = (
+        pd.read_csv(cat, dtype=str, keep_default_na=False)
+        .drop_duplicates(["ensemble", "source_id", "experiment", "member_id", "forcing"])
+        .reset_index(drop=True)
+    )
+    runs.index = runs.index.astype(str)
+    r = load_recipe("reccap2-permafrost")
+    sel = runs.loc[select_from_sets(runs, resolve_ensembles(r, "process_models"))]
+    n = sel.groupby("ensemble").size().to_dict()
+    assert n == {"ISIMIP2a": 7, "ISIMIP2b": 7, "ISIMIP3a": 2, "ISIMIP3b": 3}
+    assert set(sel.loc[sel["ensemble"].str.startswith("ISIMIP3"), "source_id"]) == {
+        "jules",
+        "orchidee-mict",
+        "jsbach-wet",
+        "jsbach-dry",
+        "elm-eca",
+    }
+    assert len(runs) == 44

@@ -69,3 +69,16 @@ def test_cardamom_quantile_files_in_order(truth):
     w = c.pivot_table(index="time", columns="member", values="value")
     q = {k.rsplit(".", 1)[1]: w[k] for k in w.columns}
     assert (q["p025"] <= q["p50"]).all() and (q["p50"] <= q["p975"]).all()
+
+
+def test_recipe_selects_the_52_synthetic_process_runs():
+    from gridflux.budget.inputs import resolve_ensembles, select_from_sets
+    from gridflux.budget.recipes import load_recipe
+    from gridflux.synthetic.archive import archive_series
+
+    runs = {}
+    for s in archive_series("tiny"):
+        runs[s.member] = {"ensemble": s.ensemble, "source_id": s.source_id, "forcing": s.forcing}
+    members = pd.DataFrame.from_dict(runs, orient="index")
+    r = load_recipe("reccap2-permafrost")
+    assert len(select_from_sets(members, resolve_ensembles(r, "process_models"))) == 52
