@@ -152,3 +152,22 @@ def test_cli_store_and_paper(store_path, tmp_path):
     assert r["mean"] == pytest.approx(15 * 79.7 * 16 / 44)
     res = runner.invoke(app, ["budget", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "STORE is required" in res.output
+
+
+def test_figures_average_the_members_the_tables_use(totals):
+    """The series figures read the same members (exclusions applied) and average group-first:
+    their period mean equals the table's ensemble mean."""
+    from gridflux.budget.plots import annual_values, seasonal_values, series_selection
+
+    run = compute_budget(totals)
+    n2o = series_selection(run, "inversions_full_period", "N2O")
+    assert "n2o2" not in n2o["members"] and len(n2o["members"]) == 2
+    ch4 = series_selection(run, "inversions_full_period", "CH4")
+    years, vals = annual_values(run, ch4)
+    assert vals.shape[0] == 2  # two groups, not three submissions
+    assert vals.mean() == pytest.approx(run.result.items["inversions_full_period"]["CH4"].mean)
+    clim = seasonal_values(run, ch4)
+    assert clim.shape == (2, 12) and 12 * clim.mean() == pytest.approx(27.0)
+    nbp = series_selection(run, "model_nbp", "CO2")
+    _, v = annual_values(run, nbp)
+    assert v.mean() == pytest.approx(run.result.items["model_nbp"]["CO2"].mean)
