@@ -34,7 +34,9 @@ figcaption{font-size:.85em;color:#555}
 
 
 def _table(df: pd.DataFrame, css_class: str = "") -> str:
-    return df.to_html(index=False, na_rep="", classes=css_class, border=0, escape=True)
+    """An HTML table; missing values (NaN, <NA>) as empty cells, numbers in full precision."""
+    shown = df.astype(object).where(df.notna(), "")
+    return shown.to_html(index=False, na_rep="", classes=css_class, border=0, escape=True)
 
 
 def store_fingerprint(path: str | None) -> str:
