@@ -362,6 +362,11 @@ def store_inputs(
                 reasons.setdefault(
                     name, f"no member of {var} in {per} passed selection and coverage"
                 )
+        if not item and name not in reasons:
+            sel_txt = ", ".join(
+                f"{g}: {s_['variable']} in {s_['period']}" for g, s_ in specs[name].items()
+            )
+            reasons[name] = f"no selected member has data ({sel_txt})"
         items[name] = item
     for m, why in excluded_by_name.items():
         if not any(r["member"] == m for r in rows):

@@ -62,12 +62,12 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="CO2-eq time horizon: GWP20 | GWP100 | GWP500")
         ] = "GWP100",
         gwp_set: Annotated[
-            str,
+            str | None,
             typer.Option(
-                help="warming-potential set: ar6-per-source | ar6-fossil | ar6-nonfossil | ar5 "
-                "| reccap2-paper"
+                help="warming-potential set: ar6-per-source (default) | ar6-fossil | "
+                "ar6-nonfossil | ar5 | reccap2-paper"
             ),
-        ] = "ar6-per-source",
+        ] = None,
         allow_partial: Annotated[
             bool,
             typer.Option(help="exit 0 even when a CO2-eq total is blank because a gas is missing"),
