@@ -9,21 +9,30 @@ import typer
 
 def print_headline(run, console) -> None:
     """Print a budget run's headline table, what was not computed and which members were excluded."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(
-        title=f"{run.recipe.title} - region {run.region!r} - inputs: {run.source}, "
+    title = (
+        f"{run.recipe.title} - region {run.region!r} - inputs: {run.source}, "
         f"{run.metric.label}, {run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
-    for c in shown.columns:
-        name, _, unit = str(c).partition(" [")
-        t.add_column(
-            name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
-        )
-    for row in shown.itertuples(index=False):
-        t.add_row(*[str(v) for v in row])
-    console.print(t)
+    if console.width < 140:  # a narrow terminal: one block per item, one line per gas
+        console.print(f"[bold]{escape(title)}[/bold]")
+        for row in shown.to_dict("records"):
+            console.print(f"[bold]{row.pop('item')}[/bold]")
+            for col, v in row.items():
+                if v:
+                    name, _, unit = str(col).partition(" [")
+                    console.print(f"  {name:<8} {v}  [dim]{escape(unit.rstrip(']'))}[/dim]")
+    else:
+        t = Table(title=title)
+        for c in shown.columns:
+            name, _, unit = str(c).partition(" [")
+            t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]")
+        for row in shown.itertuples(index=False):
+            t.add_row(*[str(v) for v in row])
+        console.print(t)
     for m in run.blank_totals:
         console.print(f"[red]no total[/red] for {m['item']}: {m['reason']}")
     other = [m for m in run.missing if m["gas"] != "total"]
