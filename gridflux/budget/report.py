@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gridflux.budget.gwp import values_table
@@ -34,8 +35,16 @@ figcaption{font-size:.85em;color:#555}
 
 
 def _table(df: pd.DataFrame, css_class: str = "") -> str:
-    """An HTML table; missing values (NaN, <NA>) as empty cells, numbers in full precision."""
-    shown = df.astype(object).where(df.notna(), "")
+    """An HTML table; missing values (NaN, <NA>) as empty cells, numbers to 6 significant digits."""
+
+    def cell(v: object) -> str:
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, (float, np.floating)):
+            return f"{float(v):.6g}"
+        return str(v)
+
+    shown = df.map(cell) if len(df) else df
     return shown.to_html(index=False, na_rep="", classes=css_class, border=0, escape=True)
 
 
@@ -101,7 +110,10 @@ def write_report(run: Any, path: str, files: Mapping[str, str] | None = None) ->
         _table(run.table.assign(label=[run.recipe.label(i) for i in run.table["item"]]), "budget"),
     ]
     if run.missing:
-        parts += ['<h2 id="missing">Not computed</h2>', _table(pd.DataFrame(run.missing))]
+        parts += [
+            '<h2 id="missing">Not computed</h2>',
+            _table(pd.DataFrame(run.missing, columns=["item", "gas", "reason"]), "missing"),
+        ]
     if run.result.by_design:
         parts += ["<h2>Gases absent by design</h2>", _table(pd.DataFrame(run.result.by_design))]
     if run.store is not None:
@@ -119,10 +131,15 @@ def write_report(run: Any, path: str, files: Mapping[str, str] | None = None) ->
                 _table(traits.reset_index(), "traits"),
             ]
         if not s.incomplete_years.empty:
-            parts += ["<h2>Incomplete years (excluded)</h2>", _table(s.incomplete_years)]
+            parts += [
+                "<h2>Incomplete years (excluded)</h2>",
+                _table(s.incomplete_years, "incomplete_years"),
+            ]
         parts += [
             '<h2 id="comparisons">Mann-Whitney U tests between sub-ensembles</h2>',
             _table(s.comparisons, "comparisons"),
+            '<h2 id="coverage">Period coverage per member</h2>',
+            _table(s.coverage, "period_coverage"),
         ]
     svgs = [(n, p) for n, p in files.items() if n.endswith(".svg")]
     if svgs:
