@@ -54,6 +54,17 @@ class BudgetRun:
         return [m for m in self.missing if m["gas"] == "total"]
 
     @property
+    def title(self) -> str:
+        """The run's title, naming its region (and, for another region than the recipe's, that
+        the recipe was written for that one)."""
+        if self.region == self.recipe.region:
+            return f"{self.recipe.title} - region {self.region!r}"
+        return (
+            f"Budget of region {self.region!r} by the {self.recipe.name} recipe (written for "
+            f"region {self.recipe.region!r}: only components declared for {self.region!r} used)"
+        )
+
+    @property
     def complete(self) -> bool:
         """True when every CO2-eq total the recipe defines could be given."""
         return not self.blank_totals
@@ -239,7 +250,7 @@ def write_budget(
     put("headline.csv", run.headline)
     put("missing.csv", pd.DataFrame(run.missing, columns=["item", "gas", "reason"]))
     put("gwp_values.csv", values_table(run.metric))
-    title = f"{run.recipe.title} - region {region!r}"
+    title = run.title
     md = [
         f"# {title}",
         "",

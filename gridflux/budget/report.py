@@ -83,7 +83,7 @@ def write_report(run: Any, path: str, files: Mapping[str, str] | None = None) ->
     """Write ``report.html`` for ``run`` (figures inlined from ``files``' SVGs); returns path."""
     files = files or {}
     e = html.escape
-    title = f"{run.recipe.title} - region {run.region!r}"
+    title = run.title
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

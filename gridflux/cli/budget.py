@@ -13,7 +13,7 @@ def print_headline(run, console) -> None:
     from rich.table import Table
 
     title = (
-        f"{run.recipe.title} - region {run.region!r} - inputs: {run.source}, "
+        f"{run.title} - inputs: {run.source}, "
         f"{run.metric.label}, {run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
