@@ -33,6 +33,10 @@ def print_headline(run, console) -> None:
         for row in shown.itertuples(index=False):
             t.add_row(*[str(v) for v in row])
         console.print(t)
+    from gridflux.budget.gwp import values_table
+
+    for o in values_table(run.metric).query("item != ''").itertuples(index=False):
+        console.print(f"[yellow]warming-potential override[/yellow] for {o.item}: {o.note}")
     for m in run.blank_totals:
         console.print(f"[red]no total[/red] for {m['item']}: {m['reason']}")
     other = [m for m in run.missing if m["gas"] != "total"]
