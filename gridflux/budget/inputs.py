@@ -35,17 +35,6 @@ from gridflux.pipeline.store import MEMBER_TRAITS
 
 #: member coordinates that describe traits (read from the store's ``member`` coords)
 TRAIT_COORDS = MEMBER_TRAITS
-TRAIT_COORDS = (
-    "ensemble",
-    "source_id",
-    "experiment",
-    "member_id",
-    "gas",
-    "group",
-    "forcing",
-    "layered_c",
-    "fire",
-)
 
 
 def member_table(da: xr.DataArray) -> pd.DataFrame:
