@@ -263,7 +263,11 @@ def process_span(
         part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
         block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
         empty = no_data_months(block)
-        if empty.any() and rows_read.indices(data.shape[1])[:2] != (0, data.shape[1]):
+        whole_fields = rows_read is None or rows_read.indices(data.shape[1])[:2] == (
+            0,
+            data.shape[1],
+        )
+        if empty.any() and not whole_fields:
             # no value in the rows read: a missing month only if the whole field has none (rare,
             # so those months alone are read again whole)
             for k in np.flatnonzero(empty):

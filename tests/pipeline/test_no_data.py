@@ -199,3 +199,22 @@ def test_cli_names_missing_months_and_exits_1(nodata_archive, nodata_run, tmp_pa
     info = CliRunner().invoke(app, ["store", "info", str(store)])
     assert info.exit_code == 0, info.output
     assert "1: 2000-05" in info.output and '"missing_months": 1' in info.output
+
+
+def test_the_budget_never_takes_a_missing_month_as_zero(nodata_archive, nodata_run):
+    """The budget's annual sums (main's gridflux.budget) of the store: the year holding the missing
+    month is incomplete (NaN, reported with its 11 months), never the sum of 11 months plus a 0."""
+    from gridflux.budget.annual import annual_totals
+    from gridflux.budget.api import open_totals
+
+    store, _ = nodata_run
+    res = annual_totals(open_totals(str(store)))
+    annual = res.annual.sel(year=2000, variable="npp")
+    for region in BOXES:
+        one = float(annual.sel(member="TEST.ONE.hist.r1", region=region))
+        assert np.isnan(one), region
+        ok = float(annual.sel(member="TEST.OK.hist.r1", region=region))
+        want = nodata_archive["truth"][("TEST.OK.hist.r1", region)].sum()
+        assert ok == pytest.approx(want, rel=1e-10)
+    rep = res.incomplete[res.incomplete["member"] == "TEST.ONE.hist.r1"]
+    assert set(rep["n_months"]) == {NMON - 1} and set(rep["year"]) == {2000}
