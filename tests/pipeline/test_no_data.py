@@ -218,3 +218,23 @@ def test_the_budget_never_takes_a_missing_month_as_zero(nodata_archive, nodata_r
         assert ok == pytest.approx(want, rel=1e-10)
     rep = res.incomplete[res.incomplete["member"] == "TEST.ONE.hist.r1"]
     assert set(rep["n_months"]) == {NMON - 1} and set(rep["year"]) == {2000}
+
+
+def test_catalog_check_names_months_and_series_with_no_data(nodata_archive):
+    from gridflux.cli import app
+    from gridflux.ingest.catalog import check_catalog
+
+    checks = {c.key: c for c in check_catalog(nodata_archive["catalog"], scan_data=True)}
+    for src in ("NAN", "FILL", "MV"):
+        (problem,) = checks[_key(src)].problems
+        assert f"npp_{src}.nc" in problem and "variable 'npp'" in problem
+        assert "no finite value in any month" in problem
+    (problem,) = checks[_key("ONE")].problems
+    assert "in 1 month(s): 2000-05 " in problem
+    assert checks[_key("OK")].ok and checks[_key("LAND")].ok
+    # without the scan only the metadata is looked at: nothing is said (documented)
+    quick = {c.key: c for c in check_catalog(nodata_archive["catalog"])}
+    assert quick[_key("NAN")].ok
+    res = CliRunner().invoke(app, ["catalog", "check", nodata_archive["catalog"]])
+    assert res.exit_code == 1, res.output
+    assert "2 ok, 4 with problems" in res.output
