@@ -238,3 +238,16 @@ def test_catalog_check_names_months_and_series_with_no_data(nodata_archive):
     res = CliRunner().invoke(app, ["catalog", "check", nodata_archive["catalog"]])
     assert res.exit_code == 1, res.output
     assert "2 ok, 4 with problems" in res.output
+
+
+def test_export_writes_no_zero_for_missing_data(nodata_run):
+    from gridflux.pipeline.export import totals_table
+
+    store, _ = nodata_run
+    df = totals_table(store)
+    for src in ("NAN", "FILL", "MV"):
+        assert not (df["source_id"] == f"TEST.{src}.hist.r1").any()
+    one = df[df["source_id"] == "TEST.ONE.hist.r1"]
+    assert "2000-05" not in set(one["time"]) and len(one) == (NMON - 1) * len(BOXES)
+    land = df[df["source_id"] == "TEST.LAND.hist.r1"]
+    assert len(land) == NMON * len(BOXES) and (land["value"] == 0.0).all()
