@@ -639,7 +639,7 @@ class Run:
             try:
                 self.store.write_manifest(self.manifest)
             except StoreError as again:  # e.g. still full: the last manifest written stands
-                log.warning("the manifest could not be rewritten after the fault: %s", again)
+                log.info("the manifest could not be rewritten after the fault: %s", again)
         return RunStopped(line, self.summary)
 
     def entry_for(

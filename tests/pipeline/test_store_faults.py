@@ -147,3 +147,30 @@ def test_cli_prints_the_summary_and_one_error_line_when_stopped(
     errors = [line for line in res.output.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "cannot write totals: Read-only file system" in errors[0]
     assert "Traceback" not in res.output
+
+
+def test_on_a_cluster_a_refused_cube_write_stops_the_run(mini_archive, tmp_path, monkeypatch):
+    """The same on a dask cluster (threads in this process, so that the fault reaches the worker):
+    the worker's OSError comes back through distributed and stops the run."""
+    from distributed import Client
+
+    from gridflux.pipeline.runner import RunStopped
+
+    store = tmp_path / "s.zarr"
+    _refuse_array_writes_after(monkeypatch, "cubes/npp/npp", 0, errno.EROFS)
+    with Client(processes=False, n_workers=1, threads_per_worker=1, dashboard_address=None) as c:
+        with pytest.raises(RunStopped) as info:
+            run(
+                mini_archive["catalog"],
+                mini_archive["mask"],
+                str(store),
+                client=c,
+                batch_size=1,
+                progress=False,
+            )
+    assert "cannot write a cube block: Read-only file system" in str(info.value)
+    assert not info.value.summary.failed and not info.value.summary.done
+    monkeypatch.undo()
+    again = run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
+    assert again.ok and len(again.done) == 3
+    _assert_matches_truth(store, mini_archive["truth"])
