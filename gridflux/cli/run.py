@@ -575,8 +575,8 @@ def store_info_cmd(
     t.add_column("status", no_wrap=True)
     t.add_column("seconds", justify="right", no_wrap=True)
     t.add_column("MB", justify="right", no_wrap=True)
-    t.add_column("missing months", overflow="fold", ratio=1)
     t.add_column("error", overflow="fold", ratio=2)
+    t.add_column("missing months", overflow="fold", ratio=1)
     counts: dict[str, int] = {}
     missing_total = 0
     for key, e in sorted(man.get("series", {}).items()):
@@ -589,8 +589,8 @@ def store_info_cmd(
             e["status"],
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
             f"{e.get('bytes', 0) / 1e6:.1f}",
-            f"{len(missing)}: {_month_list(missing)}" if missing else "",
             e.get("error") or "",
+            f"{len(missing)}: {_month_list(missing)}" if missing else "",
         )
     c = Console()
     c.print(t)
