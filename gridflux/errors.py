@@ -69,6 +69,11 @@ class StoreError(GridfluxError, RuntimeError):
     """The zarr store is in use, inconsistent, or was written by an incompatible layout."""
 
 
+class StoreWriteError(StoreError):
+    """The file system refused a write to the store (disk full, read-only, quota): a fault of the
+    place, not of the data; a run stops submitting, records what it can and says so in one line."""
+
+
 class ClusterError(GridfluxError, RuntimeError):
     """A cluster cannot be created; the message says which setting is missing and where."""
 

@@ -109,10 +109,13 @@ def explain(exc: BaseException) -> tuple[ExitCode, str]:
 def fail(exc: BaseException) -> typer.Exit:
     """Print ``exc`` as one line on stderr (its traceback first under --debug); return the
     Exit to raise."""
+    from gridflux.ingest.remote import scrub
+
     code, message = explain(exc)
     if DEBUG:
         traceback.print_exception(exc, file=sys.stderr)
-    print(f"error: {message}", file=sys.stderr, flush=True)
+    # no user-info or signing token of any URL (e.g. a catalog's root in a CatalogError) is shown
+    print(f"error: {scrub(message)}", file=sys.stderr, flush=True)
     return typer.Exit(int(code))
 
 

@@ -47,8 +47,17 @@ def check(
             help="A directory outside its root the catalog may read (repeatable).",
         ),
     ] = None,
+    scan_data: Annotated[
+        bool,
+        typer.Option(
+            "--scan-data/--no-scan-data",
+            help="Read every value once and name months with no data (all NaN or fill); "
+            "--no-scan-data: metadata only (quick, for large remote archives).",
+        ),
+    ] = True,
 ) -> None:
-    """Open every series lazily and report grid, calendar, units, coverage, gaps and problems."""
+    """Open every series and report grid, calendar, units, coverage, gaps, months with no data
+    and problems."""
     from rich.console import Console
     from rich.table import Table
 
@@ -59,6 +68,7 @@ def check(
         catalog,
         storage_options=so,
         allow_outside_root=allow_outside_root or list(allowed_prefix or []),
+        scan_data=scan_data,
     )
     table = Table(title=f"{catalog}: {len(results)} series")
     for col in (

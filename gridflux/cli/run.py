@@ -74,6 +74,26 @@ def print_summary(summary, console=None) -> None:
     console.print(t)
     for key, err in summary.failed.items():
         console.print(f"[red]failed[/red] {key}: {err}")
+    missing = getattr(summary, "missing", {}) or {}
+    if missing:
+        n = sum(len(v) for v in missing.values())
+        console.print(
+            f"[yellow]missing months[/yellow] (no value in the field: NaN in the store, not 0): "
+            f"{n} in {len(missing)} series"
+        )
+        for key, months in missing.items():
+            console.print(f"[yellow]missing[/yellow] {key}: {len(months)}: {_month_list(months)}")
+    if getattr(summary, "stopped", ""):
+        console.print(
+            "[red]stopped[/red]: the store refused a write; series not listed done are "
+            "recomputed by the same command"
+        )
+
+
+def _month_list(months: list[str], shown: int = 12) -> str:
+    """``YYYY-MM, ...`` of at most ``shown`` months, then how many more."""
+    more = f" ... (+{len(months) - shown})" if len(months) > shown else ""
+    return ", ".join(months[:shown]) + more
 
 
 class StderrProgress:
@@ -414,6 +434,10 @@ def run_cmd(
     region_mask = RegionMask.from_file(mask, regions=wanted)
     console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
     allow = allow_outside_root or list(allowed_prefix or [])  # local files outside the root
+    from gridflux.cli.exits import fail
+    from gridflux.pipeline.runner import RunStopped
+
+    stopped: RunStopped | None = None
     try:
         if kind == "none":
             cat = load_catalog(catalog, storage_options=input_opts, allow_outside_root=allow)
@@ -441,6 +465,8 @@ def run_cmd(
                 scheduler_host,
                 allow,
             )
+    except RunStopped as exc:  # disk full or read-only midway: the summary, then one error line
+        summary, stopped = exc.summary, exc
     finally:
         if bar is not None:
             bar.close()
@@ -448,6 +474,8 @@ def run_cmd(
     if summary_json:
         with open(summary_json, "w") as f:
             json.dump({**summary.as_dict(), "store": summary.store}, f, indent=1)
+    if stopped is not None:
+        raise fail(stopped)  # the store's one line, exit code 3 (ExitCode.STORE)
     if summary.failed:
         raise typer.Exit(1)
 
@@ -540,14 +568,20 @@ def store_info_cmd(
 
     st = require_store(store)
     man = st.read_manifest()
-    t = Table(title=f"{store}", title_justify="left")
+    from gridflux.ingest.remote import scrub
+
+    t = Table(title=scrub(store), title_justify="left")
     t.add_column("series", overflow="fold", ratio=3, min_width=20)
     t.add_column("status", no_wrap=True)
     t.add_column("seconds", justify="right", no_wrap=True)
     t.add_column("MB", justify="right", no_wrap=True)
     t.add_column("error", overflow="fold", ratio=2)
+    t.add_column("missing months", overflow="fold", ratio=1)
     counts: dict[str, int] = {}
+    missing_total = 0
     for key, e in sorted(man.get("series", {}).items()):
+        missing = e.get("missing_months") or []
+        missing_total += len(missing)
         counts[e["status"]] = counts.get(e["status"], 0) + 1
         seconds = e.get("seconds")
         t.add_row(
@@ -556,6 +590,7 @@ def store_info_cmd(
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
             f"{e.get('bytes', 0) / 1e6:.1f}",
             e.get("error") or "",
+            f"{len(missing)}: {_month_list(missing)}" if missing else "",
         )
     c = Console()
     c.print(t)
@@ -563,6 +598,7 @@ def store_info_cmd(
         json.dumps(
             {
                 "counts": counts,
+                "missing_months": missing_total,
                 "config_hash": man.get("config_hash"),
                 "versions": man.get("versions"),
             }

@@ -79,10 +79,38 @@ def nonzero_rows(weights: np.ndarray) -> slice:
     return slice(int(rows[0]), int(rows[-1]) + 1)
 
 
+def no_data_months(block: np.ndarray) -> np.ndarray:
+    """``(t,)`` bool: True where a month's field holds no value at all (every cell NaN).
+
+    Decoded ``_FillValue`` and ``missing_value`` are NaN, so a month of only fill is a month with
+    no data: a *missing month*, whose totals are NaN (never 0). A month with data in some cells and
+    only fill inside a region totals 0 for that region (e.g. ocean cells of a land model).
+    Infinite values are data. Cheap: a sample of each month is looked at first, and only a month
+    whose sample is all NaN is scanned whole.
+
+    Parameters
+    ----------
+    block : (t, ...) array of any float dtype
+    """
+    nt = block.shape[0]
+    flat = block.reshape(nt, -1)
+    out = np.zeros(nt, dtype=bool)
+    if flat.shape[1] == 0:
+        out[:] = True
+        return out
+    step = max(1, flat.shape[1] // 4096)
+    for t in range(nt):
+        if np.isnan(flat[t, ::step]).all():
+            out[t] = bool(np.isnan(flat[t]).all())
+    return out
+
+
 def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = None) -> np.ndarray:
     """``out[t, r] = sum_ij block[t, i, j] * weights[r, i, j]`` in float64, NaN counted as zero.
 
-    Infinite values are not missing data: they propagate into the totals.
+    Infinite values are not missing data: they propagate into the totals. A month with no value
+    at all is not detected here (``block`` may hold only some rows of the field): callers mark it
+    with :func:`no_data_months` (:func:`region_totals` and the pipeline's blocks do).
 
     ``block`` may be float32: it is converted piece by piece (a few latitude rows at a time)
     into a small float64 scratch buffer, so no float64 copy of the whole block is made and the
@@ -136,7 +164,9 @@ def region_totals(
     Parameters
     ----------
     da : DataArray (..., lat, lon), or a canonical Dataset with one field variable
-        A density per unit cell area (e.g. kg m-2 s-1, positive to the atmosphere); NaN = 0.
+        A density per unit cell area (e.g. kg m-2 s-1, positive to the atmosphere). NaN cells
+        count as 0 (e.g. ocean cells of a land model), but a field with no value at all (every
+        cell NaN: fill) has NaN totals for every region (a missing month, never 0).
         Lazy input stays lazy: one task per input chunk.
     mask : RegionMask
     protocol : ``regrid-data`` or ``regrid-mask`` (see module docstring)
@@ -169,7 +199,10 @@ def region_totals(
 
     def _kernel(x: np.ndarray) -> np.ndarray:
         lead = x.shape[:-2]
-        return weighted_sums(x.reshape((-1,) + x.shape[-2:]), w, rows).reshape(lead + (w.shape[0],))
+        flat = x.reshape((-1,) + x.shape[-2:])
+        sums = weighted_sums(flat, w, rows)
+        sums[no_data_months(flat)] = np.nan  # no value anywhere: a missing field, not 0
+        return sums.reshape(lead + (w.shape[0],))
 
     out = xr.apply_ufunc(
         _kernel,

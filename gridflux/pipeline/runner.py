@@ -19,6 +19,7 @@ by :meth:`Run.execute`), :meth:`Run.collect` (one series' outcome) and :meth:`Ru
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from gridflux import __version__, config
-from gridflux.errors import GridfluxError, StoreError
+from gridflux.errors import GridfluxError, StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.plan import (
@@ -55,6 +56,7 @@ __all__ = [
     "SPLIT_MONTHS",
     "Run",
     "RunSettings",
+    "RunStopped",
     "RunSummary",
     "SeriesJob",
     "SeriesPlan",
@@ -84,11 +86,15 @@ class RunSummary:
     bytes_read: int = 0
     seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
     compute_seconds: float = 0.0  # from the first submitted series to the last finished one
-    store: str = ""
+    store: str = ""  # the store's URL, scrubbed (no user-info, no signing tokens)
+    #: months with no data (every cell NaN or fill) per series: NaN in the store, never 0
+    missing: dict[str, list[str]] = field(default_factory=dict)
+    #: the one-line error that stopped the run early (the store refused a write), or ""
+    stopped: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.stopped
 
     def as_dict(self) -> dict:
         return {
@@ -96,11 +102,39 @@ class RunSummary:
             "skipped": len(self.skipped),
             "failed": len(self.failed),
             "failures": self.failed,
+            "missing_months": sum(len(v) for v in self.missing.values()),
+            "missing": self.missing,
+            "stopped": self.stopped,
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
             "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0,
         }
+
+
+class RunStopped(StoreWriteError):
+    """The store refused a write midway (disk full, read-only, quota): the run stopped submitting
+    and recorded what it could. ``summary`` is the run's summary so far; the message is the store's
+    one line."""
+
+    def __init__(self, message: str, summary: RunSummary):
+        super().__init__(message)
+        self.summary = summary
+
+
+#: OS errors of the place the store lives, not of one series: a run stops on them
+STORE_FAULT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def is_store_fault(exc: BaseException) -> bool:
+    """True when ``exc`` (e.g. a worker's failed cube write) says the store cannot be written."""
+    while exc is not None:
+        if isinstance(exc, StoreWriteError):
+            return True
+        if isinstance(exc, OSError) and exc.errno in STORE_FAULT_ERRNOS:
+            return True
+        exc = exc.__cause__
+    return False
 
 
 # -- graph building ---------------------------------------------------------------------------
@@ -280,7 +314,9 @@ class Run:
             mask, settings.target, settings.protocol, settings.cubes, settings.radius
         )
         self.mkey = mask_key(mask)
-        self.summary = RunSummary(store=store.url)
+        from gridflux.ingest.remote import scrub
+
+        self.summary = RunSummary(store=scrub(store.url, store.storage_options))
         self.existing = False
         self.manifest: dict = {"series": {}}
         self.plans: list[SeriesPlan] = []
@@ -408,6 +444,9 @@ class Run:
         """A series done earlier with the same inputs and configuration. ``counted``: it is one of
         the series the progress counts (a placeholder found unchanged when planned late)."""
         self.summary.skipped.append(p.key)
+        missing = self.entry(p.key).get("missing_months")
+        if missing:  # named on every run, also when the series is not recomputed
+            self.summary.missing[p.key] = list(missing)
         if counted:
             self.progress.advance(p.key, 0)
 
@@ -482,6 +521,8 @@ class Run:
                     p.variable if self.settings.cubes else None,
                 )
             tasks = series_tasks(job, self.mask_ref, self.store.storage_options, self.task_months)
+        except StoreWriteError:
+            raise  # the store cannot be written: the run stops (:meth:`stop`)
         except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
             self.collect(p, None, error_text(exc), time.perf_counter() - t0)
             return p, None, t0
@@ -495,14 +536,23 @@ class Run:
         either way into the manifest (rewritten at most every :data:`MANIFEST_INTERVAL` s) and
         the summary. No other series' entry or values are touched."""
         assert self.template is not None
+        missing: list[str] = []
         if error is None:
             values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
             p.nbytes = 0
             for pos, tot, nbytes in (block for span in results or [] for block in span):
                 values[:, pos] = tot.T
                 p.nbytes += nbytes
+            missing = self.missing_months(p, values)
+            if p.months and len(missing) == len(p.months):
+                error = self.no_data_error(p)
+        if error is None:
             self.store.write_totals(self.member_index[p.member], self.var_index[p.variable], values)
-            self.manifest["series"][p.key] = self.entry_for(p, "done", seconds=seconds)
+            entry = self.entry_for(p, "done", seconds=seconds)
+            if missing:
+                entry["missing_months"] = missing
+                self.summary.missing[p.key] = missing
+            self.manifest["series"][p.key] = entry
             self.summary.done.append(p.key)
             self.summary.bytes_read += p.nbytes
         else:
@@ -517,6 +567,24 @@ class Run:
             self.store.write_manifest(self.manifest)
             self.last_manifest_write = time.perf_counter()
         self.progress.advance(p.key, p.nbytes)
+
+    def missing_months(self, p: SeriesPlan, values: np.ndarray) -> list[str]:
+        """The series' months (``YYYY-MM``) whose totals are NaN in every region: months whose
+        field holds no value at all (:func:`gridflux.fields.totals.no_data_months`)."""
+        from gridflux.fields.timeaxis import month_label
+
+        empty = np.isnan(values).all(axis=0) if values.shape[0] else np.zeros(values.shape[1], bool)
+        return [month_label(m) for m in p.months if empty[self.axis_pos[m]]]
+
+    def no_data_error(self, p: SeriesPlan) -> str:
+        """The one line of a series with no value in any month (all NaN, ``_FillValue`` or
+        ``missing_value``): a series with no data fails, it never totals 0."""
+        files = ", ".join(p.record.paths[:3]) + (" ..." if len(p.record.paths) > 3 else "")
+        return (
+            f"{files}: variable {p.variable!r}: no finite value in any of its {len(p.months)} "
+            "months (every cell is NaN, _FillValue or missing_value); a series with no data is "
+            "not zero: check the files, or leave the series out of the catalog"
+        )
 
     def release(self) -> None:
         """Drop the plans' opened datasets, so that no input file stays open after the run (a
@@ -544,6 +612,35 @@ class Run:
                 self.store.url,
             )
         self.store.write_manifest(self.manifest)
+
+    def raise_store_fault(self, exc: BaseException) -> None:
+        """Raise a :class:`StoreWriteError` when a series' error is the store's (a worker's cube
+        write refused: disk full, read-only, quota); return for any other error (the series
+        fails alone)."""
+        if isinstance(exc, StoreWriteError):
+            raise exc
+        if is_store_fault(exc):
+            cause = exc
+            while not isinstance(cause, OSError) and cause.__cause__ is not None:
+                cause = cause.__cause__
+            if isinstance(cause, OSError):
+                raise self.store.write_error("a cube block", cause) from exc
+
+    def stop(self, exc: StoreWriteError) -> RunStopped:
+        """After the store refused a write midway: no more series are submitted (the caller has
+        left :meth:`execute`), the state of every series that can be recorded is (series done so
+        far stay done; series in flight stay pending, so a re-run recomputes them), and the
+        summary names the error. Returns the :class:`RunStopped` to raise."""
+        from gridflux.ingest.remote import scrub
+
+        line = scrub(" ".join(str(exc).split()), self.store.storage_options)
+        self.summary.stopped = line
+        if self.template is not None:
+            try:
+                self.store.write_manifest(self.manifest)
+            except StoreError as again:  # e.g. still full: the last manifest written stands
+                log.info("the manifest could not be rewritten after the fault: %s", again)
+        return RunStopped(line, self.summary)
 
     def entry_for(
         self,
@@ -624,6 +721,7 @@ class Run:
                 try:
                     results = dask.compute(*tasks, scheduler="sync")
                 except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+                    self.raise_store_fault(exc)
                     self.collect(p, None, error_text(exc), time.perf_counter() - t0)
                 else:
                     self.collect(p, list(results), None, time.perf_counter() - t0)
@@ -666,6 +764,8 @@ class Run:
                 f.release()
             return s
 
+        # a store fault (raise_store_fault) leaves this loop: the futures in flight, referenced
+        # only here, are released with it and the scheduler drops their tasks
         submit_next()
         for fut in ac:
             key = series_of.get(fut.key)
@@ -676,6 +776,7 @@ class Run:
                 s.results[fut.key] = fut.result()
             except Exception as exc:  # noqa: BLE001 - the series fails; its other spans dropped
                 retire(key)
+                self.raise_store_fault(exc)
                 self.collect(s.plan, None, error_text(exc), time.perf_counter() - s.t0)
             else:
                 if len(s.results) < len(s.futures):
@@ -783,6 +884,8 @@ def run(
             client = client() if todo else None
         r.execute(todo, client, progress)
         r.record()
+    except StoreWriteError as exc:  # disk full or read-only midway: stop, record, say so
+        raise r.stop(exc) from exc
     finally:
         r.release()
         st.release_lock()

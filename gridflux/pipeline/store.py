@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gridflux.errors import StoreError
+from gridflux.errors import StoreError, StoreWriteError
 from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
@@ -363,14 +363,14 @@ class Store:
         except OSError as exc:
             raise self.write_error(MANIFEST, exc) from exc
 
-    def write_error(self, what: str, exc: OSError) -> StoreError:
+    def write_error(self, what: str, exc: OSError) -> StoreWriteError:
         """One line for a write that the file system refused (disk full, read-only, quota):
         what failed, why, and that the store stays consistent for a re-run."""
         from gridflux.ingest.remote import scrub
 
         why = exc.strerror or type(exc).__name__
         code = f" (errno {exc.errno})" if exc.errno else ""
-        return StoreError(
+        return StoreWriteError(
             f"store {scrub(self.url, self._storage_options)}: cannot write {what}: {why}{code}. "
             "What was written is consistent (series not marked done are recomputed): free space "
             "or make the store writable, then run the same command again"
@@ -654,11 +654,17 @@ class Store:
         import zarr
 
         store = self.zarr_store()
-        arr = zarr.open_array(store, path="totals", mode="r+")
-        arr[member_index, variable_index] = np.nan
-        if cube_variable:
-            cube = zarr.open_array(store, path=f"cubes/{cube_variable}/{cube_variable}", mode="r+")
-            cube[member_index] = np.nan
+        try:
+            arr = zarr.open_array(store, path="totals", mode="r+")
+            arr[member_index, variable_index] = np.nan
+            if cube_variable:
+                path = f"cubes/{cube_variable}/{cube_variable}"
+                cube = zarr.open_array(store, path=path, mode="r+")
+                cube[member_index] = np.nan
+        except OSError as exc:
+            raise self.write_error(
+                "totals" if not cube_variable else "a series' values", exc
+            ) from exc
 
 
 def cube_compressors(zarr_format: int) -> tuple | None:

@@ -24,7 +24,12 @@ from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import cached_weights
 from gridflux.fields.timeaxis import span_label
-from gridflux.fields.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.fields.totals import (
+    no_data_months,
+    nonzero_rows,
+    protocol_weights,
+    weighted_sums,
+)
 from gridflux.kernels.conservative import apply_separable
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.store import TG_PER_KG, write_cube_block
@@ -96,8 +101,13 @@ def process_block(
     mask: RegionMask,
     storage_options: dict | None = None,
     rows_read: slice | None = None,
+    empty: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Totals (Tg per month, or Tg for stocks) of one block; writes its cube piece if asked.
+
+    A month whose whole field holds no value (all NaN: ``_FillValue``, ``missing_value``) is a
+    missing month: its totals are NaN for every region, and its cube piece NaN. NaN cells of a
+    month with data elsewhere count as 0 (ocean cells of a land model).
 
     Parameters
     ----------
@@ -107,6 +117,8 @@ def process_block(
     job, mask : the series' job description and the region mask
     rows_read : the block holds only these latitude rows of the series' grid (they must cover
         :func:`rows_to_read`); None: whole fields
+    empty : (t,) bool, the months whose whole field has no value (:func:`no_data_months` of the
+        whole fields); None: taken from ``block`` (right when it holds whole fields)
 
     Returns
     -------
@@ -123,6 +135,8 @@ def process_block(
     if job.kind == "flux":
         sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
     totals = sums * TG_PER_KG
+    empty = no_data_months(block) if empty is None else np.asarray(empty, dtype=bool)
+    totals[empty] = np.nan  # a missing month is NaN, never 0
     if job.cube_grid is not None and job.store_url is not None:
         cube = apply_separable(
             cached_weights(src_grid, job.cube_grid, job.radius),
@@ -130,6 +144,7 @@ def process_block(
             normalization="destarea",
             out_dtype=np.float32,
         )
+        cube[empty] = np.nan
         for sl, part in _contiguous_runs(positions, cube):
             write_cube_block(
                 job.store_url,
@@ -247,6 +262,18 @@ def process_span(
     for i0, i1 in blocks:
         part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
         block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
+        empty = no_data_months(block)
+        whole_fields = rows_read is None or rows_read.indices(data.shape[1])[:2] == (
+            0,
+            data.shape[1],
+        )
+        if empty.any() and not whole_fields:
+            # no value in the rows read: a missing month only if the whole field has none (rare,
+            # so those months alone are read again whole)
+            for k in np.flatnonzero(empty):
+                month = data[i0 + k]
+                whole = month.compute(scheduler="sync") if hasattr(month, "dask") else month
+                empty[k] = bool(no_data_months(np.asarray(whole)[None])[0])
         pos, tot = process_block(
             block,
             seconds[i0:i1],
@@ -255,6 +282,7 @@ def process_span(
             mask,
             storage_options,
             rows_read=rows_read,
+            empty=empty,
         )
         out.append((pos, tot, bytes_per_month * (i1 - i0)))
     return out

@@ -177,3 +177,23 @@ def test_every_malformed_catalog_is_one_catalog_error(tmp_path, name, text, matc
     with pytest.raises(CatalogError, match=match) as info:
         load_catalog(p)
     assert str(p) in _one_line(info)
+
+
+@pytest.mark.parametrize(
+    "tag",
+    [
+        "!!python/object/apply:os.system ['touch {flag}']",
+        "!!python/object/new:os.system ['touch {flag}']",
+        "!!python/name:os.system",
+    ],
+)
+def test_yaml_python_tags_are_refused_and_never_run(tmp_path, tag):
+    """A catalog's YAML is read with the safe loader: ``!!python/*`` tags are one CatalogError
+    naming the file, and their code never runs (issue 20's review: held; pinned here)."""
+    flag = tmp_path / "ran"
+    p = tmp_path / "tagged.yaml"
+    p.write_text(ENTRY + f"      payload: {tag.format(flag=flag)}\n")
+    with pytest.raises(CatalogError) as info:
+        load_catalog(p)
+    assert str(p) in _one_line(info)
+    assert not flag.exists()

@@ -305,9 +305,11 @@ def test_cubes_read_only_the_rows_that_reach_the_cube_and_are_the_same(
     seen = []
     original = steps.process_block
 
-    def recording(block, seconds, positions, job, mask, storage_options=None, rows_read=None):
+    def recording(block, seconds, positions, job, mask, storage_options=None, rows_read=None, **kw):
         seen.append((job.src_grid, block.shape[1], rows_read))
-        return original(block, seconds, positions, job, mask, storage_options, rows_read=rows_read)
+        return original(
+            block, seconds, positions, job, mask, storage_options, rows_read=rows_read, **kw
+        )
 
     monkeypatch.setattr(steps, "process_block", recording)
     rows_store, whole_store = tmp_path / "rows.zarr", tmp_path / "whole.zarr"

@@ -172,3 +172,43 @@ def test_no_secret_reaches_store_logs_or_outputs(
     # the planted-secret search itself finds what it looks for
     assert _grep({"x": remote.url_identity(_signed("http://h/x", 1)).encode()}, secrets) == []
     assert _grep({"x": _signed("http://h/x", 1).encode()}, secrets)
+
+
+def test_the_cli_error_line_is_scrubbed(capsys):
+    """A CatalogError (or any error) holding a catalog root's user-info or a signed URL is printed
+    by the CLI's one-line printer without them."""
+    from gridflux.cli.exits import ExitCode, fail
+    from gridflux.errors import CatalogError
+
+    url = f"http://{USER}:{PASSWORD}@catalogs.example.org/root/"
+    exc = CatalogError(f"{url}a.json: row 3: path escapes the catalog root {_signed(url, 1)}")
+    code = fail(exc).exit_code
+    err = capsys.readouterr().err
+    assert code == ExitCode.USAGE and err.startswith("error: http://***@catalogs.example.org/root/")
+    assert not _grep({"stderr": err.encode()}, _planted(1))
+
+
+def test_the_run_summary_and_its_table_hold_no_store_credentials(capsys):
+    """``RunSummary.store`` (and so the summary table's title and ``--summary-json``) is the store's
+    URL scrubbed: no user-info, no signing tokens."""
+    import numpy as np
+
+    from gridflux.cli.run import print_summary
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import global_grid
+    from gridflux.pipeline.runner import Run, RunSettings
+    from gridflux.pipeline.store import Store
+
+    grid = global_grid(10.0)
+    mask = RegionMask(("a",), np.ones((1,) + grid.shape), grid)
+    url = _signed(f"memory://{USER}:{PASSWORD.replace('@', '%40')}@bucket/s.zarr", 1)
+    r = Run(settings=RunSettings.resolve(target="10"), mask=mask, store=Store(url, None, 3))
+    assert r.summary.store.startswith("memory://***@bucket/s.zarr")
+    print_summary(r.summary)
+    out = capsys.readouterr()
+    blobs = {
+        "store": r.summary.store.encode(),
+        "json": json.dumps(r.summary.as_dict() | {"store": r.summary.store}).encode(),
+        "table": (out.out + out.err).encode(),
+    }
+    assert not _grep(blobs, _planted(1) + ["pw-PLANTED-7f3a%40x"])

@@ -42,9 +42,16 @@ class SeriesCheck:
 
 
 def check_series(
-    record: SeriesRecord, storage_options: Mapping[str, Any] | None = None
+    record: SeriesRecord,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    scan_data: bool = False,
 ) -> SeriesCheck:
     """Open and normalize one series lazily; record problems instead of raising.
+
+    ``scan_data``: also read every value once (a year at a time) and name the months whose field
+    has no value at all (every cell NaN, ``_FillValue`` or ``missing_value``): missing months of a
+    run (NaN in its store, never 0); a series with no value in any month is a problem.
 
     A series of a variable gridflux does not compute (:func:`classify`) is not opened: its
     ``statistic`` says why, and that is no problem of the files."""
@@ -76,11 +83,39 @@ def check_series(
         chk.history = da.attrs.get("gridflux_history", "")
         if chk.gaps:
             chk.problems.append(f"missing months: {chk.gaps}")
+        if scan_data:
+            empty = empty_months(da, keys)
+            if empty and len(empty) == keys.size:
+                chk.problems.append(
+                    f"{', '.join(record.paths[:3])}: variable {record.raw_variable!r}: no finite "
+                    "value in any month (all NaN, _FillValue or missing_value): a run fails it"
+                )
+            elif empty:
+                shown = ", ".join(empty[:12]) + (
+                    f" ... (+{len(empty) - 12})" if len(empty) > 12 else ""
+                )
+                chk.problems.append(
+                    f"no data (every cell NaN or fill) in {len(empty)} month(s): {shown} "
+                    "(missing months of a run: NaN in the store, not 0)"
+                )
     except GridfluxError as exc:
         chk.problems.append(f"{type(exc).__name__}: {exc}")
     except Exception as exc:  # noqa: BLE001 - a failing series never stops the check of the others
         chk.problems.append(f"unexpected {type(exc).__name__}: {exc}")
     return chk
+
+
+def empty_months(da: Any, keys: np.ndarray, months_per_read: int = 12) -> list[str]:
+    """``YYYY-MM`` of the months of ``da`` (time, lat, lon; lazy) whose field holds no value,
+    read ``months_per_read`` months at a time (:func:`gridflux.fields.totals.no_data_months`)."""
+    from gridflux.fields.timeaxis import key_label
+    from gridflux.fields.totals import no_data_months
+
+    out: list[str] = []
+    for t0 in range(0, da.sizes["time"], months_per_read):
+        block = np.asarray(da.isel(time=slice(t0, t0 + months_per_read)).values)
+        out += [key_label(keys[t0 + k]) for k in np.flatnonzero(no_data_months(block))]
+    return out
 
 
 def check_catalog(
@@ -89,6 +124,7 @@ def check_catalog(
     storage_options: Mapping[str, Any] | None = None,
     query: Query | None = None,
     allow_outside_root: AllowOutsideRoot = False,
+    scan_data: bool = False,
 ) -> list[SeriesCheck]:
     """Check every series of a catalog (each failure recorded, none stops the others).
 
@@ -107,7 +143,7 @@ def check_catalog(
         records = cat.series(query)
     else:
         records = [r for tab in tables for r in cat.series(with_column(query, "table_id", tab))]
-    checks = [check_series(r, storage_options) for r in records]
+    checks = [check_series(r, storage_options, scan_data=scan_data) for r in records]
     return checks + _fixed_fields(cat, query)
 
 
