@@ -314,7 +314,7 @@ def profile(root: str, work: str, select: list[str], env: dict, top: int = 25) -
     """The one-process run under cProfile: cumulative ms per series of its stages."""
     import pstats
 
-    prof = os.path.join(work, "run.prof")
+    prof = os.path.join(os.path.dirname(work), "run.prof")  # kept for pstats
     store = os.path.join(work, "store-profile")
     shutil.rmtree(store, ignore_errors=True)
     argv = [sys.executable, "-m", "cProfile", "-o", prof, "-m", "gridflux", "run"]
@@ -341,6 +341,8 @@ def profile(root: str, work: str, select: list[str], env: dict, top: int = 25) -
     for k, v in out["ms_per_series"].items():
         print(f"  {k:45s} {v:8.2f} ms/series")
     st.sort_stats("cumulative").print_stats(top)
+    st.sort_stats("tottime").print_stats(top)
+    print(f"profile kept in {prof}")
     return out
 
 

@@ -177,18 +177,20 @@ class SeriesJob:
 
 
 def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
-    """The series' canonical dataset (lazy), opened once per worker process and inputs' version.
+    """The series' canonical field for reading blocks (``fastopen.FastSeries``, or a
+    ``fastopen.DatasetView`` of ``catalog.load_series``), opened once per worker process and
+    inputs' version.
 
     Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
-    from gridflux.ingest import catalog
+    from gridflux.ingest import fastopen
 
     key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
     ds = _OPENED.get(key)
     if ds is None:
-        ds = catalog.load_series(
+        ds = fastopen.open_series_view(
             job.record, storage_options=storage_options, chunks={"time": job.time_chunk}
         )
-        found = tuple((int(t.year), int(t.month)) for t in ds["time"].values)
+        found = ds.months
         if found != tuple(job.months):
             raise StoreError(
                 f"{job.record.key}: the files ({', '.join(job.record.paths[:2])}{' ...' if len(job.record.paths) > 2 else ''}) "
@@ -226,19 +228,15 @@ def process_span(
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
     block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per block.
     """
-    from gridflux.fields.regrid import grid_of
-
     ds = open_canonical(job, storage_options)
-    name = ds.attrs["gridflux_variable"]
-    data = ds[name].data
-    seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
+    seconds = ds.seconds
     bjob = BlockJob(
-        grid_of(ds),
+        ds.grid,
         job.mask_key,
         job.protocol,
         job.target,
         job.radius,
-        ds[name].attrs.get("gridflux_kind", "flux"),
+        ds.kind,
         job.cube_grid,
         job.store_url,
         job.zarr_format,
@@ -248,11 +246,10 @@ def process_span(
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)
     rows_read = rows_to_read(bjob, mask)
-    bytes_per_month = int(np.dtype(data.dtype).itemsize * np.prod(data.shape[1:]))
+    bytes_per_month = int(ds.value_dtype.itemsize * np.prod(ds.shape[1:]))
     out = []
     for i0, i1 in blocks:
-        part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
-        block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
+        block = ds.read(i0, i1, rows_read)
         pos, tot = process_block(
             block,
             seconds[i0:i1],
