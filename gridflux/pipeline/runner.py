@@ -28,12 +28,12 @@ from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.pipeline import manifest as manifest_journal
 from gridflux.pipeline.store import Store, StoreTemplate, continuous_months
 from gridflux.pipeline.tasks import SeriesJob, process_span
 
 log = logging.getLogger(__name__)
 
-MANIFEST_INTERVAL = 1.0  # seconds between manifest rewrites during a run
 SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are split
 TRAITS = (
     "ensemble",
@@ -618,21 +618,19 @@ def run(
                 for pos, tot, nbytes in (block for span in results for block in span):
                     values[:, pos] = tot.T
                     p.nbytes += nbytes
-                st.write_totals(member_index[p.member], var_index[p.variable], values)
+                totals_writer.write(member_index[p.member], var_index[p.variable], values)
                 manifest["series"][p.key] = _entry(p, "done", chash, seconds=seconds)
                 summary.done.append(p.key)
                 summary.bytes_read += p.nbytes
             else:
                 manifest["series"][p.key] = _entry(p, "failed", chash, error=error, seconds=seconds)
                 summary.failed[p.key] = error
-            # a finished series missing from a manifest that was not yet rewritten is merely recomputed
-            # by the next run, so rewrite it at most about once a second (not after every series)
-            if time.perf_counter() - last_manifest_write[0] > MANIFEST_INTERVAL:
-                st.write_manifest(manifest)
-                last_manifest_write[0] = time.perf_counter()
+            # O(1) per series: one journal line (gridflux/pipeline/manifest.py), after the totals
+            journal.record(p.key, manifest["series"][p.key])
             reporter.advance(p)
 
-        last_manifest_write = [time.perf_counter()]
+        journal = manifest_journal.Journal(st.fs, f"{st.root}/{manifest_journal.JOURNAL_DIR}")
+        totals_writer = manifest_journal.TotalsWriter(st)
         if callable(client) and not hasattr(client, "submit"):
             client = client() if todo else None
         n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
@@ -662,6 +660,7 @@ def run(
             if mask_future is not None:
                 mask_future.release()
         summary.compute_seconds = time.perf_counter() - t_compute
+        journal.flush()
         # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
         leftovers = st.remove_partial_writes()
         if leftovers:

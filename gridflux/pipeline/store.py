@@ -186,15 +186,20 @@ class Store:
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict:
+        """``manifest.json`` with the per-series journal of runs since its last full write applied
+        (gridflux/pipeline/manifest.py)."""
+        from gridflux.pipeline import manifest as journal
+
         path = self._path(MANIFEST)
         if not self.fs.exists(path):
-            return {"series": {}}
+            return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
         try:
-            return json.loads(self.fs.cat(path))
+            data = json.loads(self.fs.cat(path))
         except ValueError as exc:
             raise StoreError(
                 f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
             ) from exc
+        return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
@@ -209,6 +214,9 @@ class Store:
             os.replace(tmp, path)
         else:
             self.fs.pipe(path, data)
+        from gridflux.pipeline import manifest as journal
+
+        journal.clear(self.fs, self._path(journal.JOURNAL_DIR))  # the full manifest supersedes it
 
     def remove_partial_writes(self) -> list[str]:
         """Delete the temporary files that interrupted writes left behind; return their paths.
