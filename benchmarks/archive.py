@@ -361,9 +361,13 @@ def summarize(records: list[dict], n_series: int) -> list[dict]:
             xs = [r[field] for r in recs if r.get(field) is not None]
             if xs:
                 row[field] = statistics.median(xs)
-        for field, key in (("seconds", "ratio"), ("compute_seconds", "compute_ratio")):
+        for field, key, ref in (
+            ("seconds", "ratio", "seconds"),
+            ("compute_seconds", "compute_ratio", "seconds"),
+            ("cpu", "cpu_ratio", "cpu"),
+        ):
             ratios = [
-                r[field] / by_round[r["round"]]["raw"]["seconds"]
+                r[field] / by_round[r["round"]]["raw"][ref]
                 for r in recs
                 if r.get(field) is not None and "raw" in by_round[r["round"]]
             ]
@@ -395,8 +399,8 @@ def per_series(rows: list[dict], n_series: int) -> dict:
 
 def table(rows: list[dict], costs: dict) -> str:
     lines = [
-        "| method | s (median) | x raw | computing s | computing x raw | CPU s | failed |",
-        "|---|---|---|---|---|---|---|",
+        "| method | s (median) | x raw | computing s | computing x raw | CPU s | CPU x raw | failed |",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x, fmt="{:.2f}"):
@@ -409,6 +413,7 @@ def table(rows: list[dict], costs: dict) -> str:
         lines.append(
             f"| {r['method']} | {f(r.get('seconds'))} | {f(r.get('ratio'))} | "
             f"{f(r.get('compute_seconds'))} | {f(r.get('compute_ratio'))} | {f(r.get('cpu'))} | "
+            f"{f(r.get('cpu_ratio'))} | "
             f"{'' if failed is None else failed} |"
         )
     lines.append("")
@@ -422,6 +427,15 @@ def table(rows: list[dict], costs: dict) -> str:
         + "."
     )
     return "\n".join(lines)
+
+
+def results_head(result: dict) -> str:
+    ar = result["archive"]
+    return (
+        f"## Whole archive (`python benchmarks/archive.py`): `gridflux synth --size {ar['size']}`, "
+        f"{ar['series']} series, {ar['files']} files, {result['rounds']} round(s), "
+        f"{result['machine']['when']}, {result['machine']['cpus']} CPUs\n"
+    )
 
 
 def write_results_md(path: str, text: str) -> None:
@@ -451,11 +465,29 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--json", default=None, help="write the records here (default: none)")
     p.add_argument("--results-md", default=None, help="write the section into this RESULTS.md")
     p.add_argument("--profile", action="store_true", help="cProfile the one-process run only")
+    p.add_argument(
+        "--from-json", default=None, help="re-render the table (and --results-md) of a saved run"
+    )
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> dict:
     a = parse(argv)
+    if a.from_json:
+        with open(a.from_json) as f:
+            saved = json.load(f)
+        n = saved["archive"]["series"]
+        summary = summarize(saved["records"], n)
+        costs = per_series(summary, n)
+        saved.update(summary=summary, per_series=costs)
+        text = table(summary, costs)
+        print(text)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(saved, f, indent=1)
+        if a.results_md:
+            write_results_md(a.results_md, results_head(saved) + "\n" + text)
+        return saved
     env = os.environ.copy()
     env["PYTHONPATH"] = ROOT + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     os.makedirs(a.cache, exist_ok=True)
@@ -525,12 +557,7 @@ def main(argv: list[str] | None = None) -> dict:
             with open(a.json, "w") as f:
                 json.dump(result, f, indent=1)
         if a.results_md:
-            head = (
-                f"## Whole archive (`python benchmarks/archive.py`): `gridflux synth --size {a.size}`, "
-                f"{n_series} series, {len(files)} files, {rounds} round(s), "
-                f"{result['machine']['when']}\n"
-            )
-            write_results_md(a.results_md, head + "\n" + text)
+            write_results_md(a.results_md, results_head(result) + "\n" + text)
         return result
     finally:
         shutil.rmtree(work, ignore_errors=True)

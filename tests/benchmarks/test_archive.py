@@ -35,6 +35,7 @@ def test_ratios_are_per_round_medians_and_costs_per_series():
     get = {r["method"]: r for r in rows}
     assert get["gridflux-1p"]["ratio"] == pytest.approx(2.25)
     assert get["gridflux-1p"]["compute_ratio"] == pytest.approx((2.0 + 0.5) / 2)
+    assert get["gridflux-1p"]["cpu_ratio"] == pytest.approx(2.5)
     costs = archive.per_series(rows, 100)
     assert costs["worker_ms_per_series"] == pytest.approx(1e3 * (5.0 - 1.0 - 2.0) / 100)
     assert costs["driver_ms_per_series"] == pytest.approx(1e3 * 0.5 / 100)
