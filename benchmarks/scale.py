@@ -194,9 +194,6 @@ def paper_plans(series: list[LazySeries] | None = None, chunk_months: int = 12) 
         da = ds[s.variable]
         plans.append(
             SeriesPlan(
-                key=f"{s.member}/{s.variable}",
-                member=s.member,
-                variable=s.variable,
                 record=s,
                 canonical=ds,
                 grid=grid_of(ds),
@@ -262,19 +259,19 @@ class GraphBuilder:
 
         positions = np.array([self.axis_pos[m] for m in plan.months], dtype=np.int64)
         return SeriesJob(
-            plan.record,
-            "fingerprint",
-            tuple(plan.months),
-            positions,
-            self.mkey,
-            self.protocol,
-            self.target,
-            self.radius,
-            self.time_chunk,
-            self.cube_grid if self.cubes else None,
-            self.store_url if self.cubes else None,
-            3,
-            self.members[plan.member],
+            record=plan.record,
+            fingerprint_key="fingerprint",
+            months=tuple(plan.months),
+            positions=positions,
+            mask_key=self.mkey,
+            protocol=self.protocol,
+            target=self.target,
+            radius=self.radius,
+            time_chunk=self.time_chunk,
+            cube_grid=self.cube_grid if self.cubes else None,
+            store_url=self.store_url if self.cubes else None,
+            zarr_format=3,
+            member_index=self.members[plan.member],
         )
 
     def tasks(self, plan) -> list:
@@ -291,7 +288,7 @@ class GraphBuilder:
         return sum(len(sp) for sp in span_blocks(job.positions, self.time_chunk, self.task_months))
 
     def submitted(self, plan) -> list:
-        """What ``pipeline._execute`` hands to ``client.compute`` for one series: its span tasks."""
+        """What ``Run.execute`` hands to ``client.compute`` for one series: its span tasks."""
         return self.tasks(plan)
 
 
@@ -328,7 +325,7 @@ def graph_stats(builder: GraphBuilder, batch_size: int) -> dict:
         blocks.append(builder.blocks(p))
         all_keys |= set(g)
     per_series_a, blocks_a = np.array(per_series), np.array(blocks)
-    # batches as _execute forms them: the first batch_size series of the catalog order, and the
+    # batches as Run.execute forms them: the first batch_size series of the catalog order, and the
     # model-run batch (longest series) which is the largest
     batch = [builder.submitted(p) for p in builder.plans[:batch_size]]
     bgraph = graph_of(batch)
@@ -507,7 +504,12 @@ def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
     secs = np.full(12, 86400.0 * 30)
     pos = np.arange(12)
     job = BlockJob(
-        plan.grid, builder.mkey, builder.protocol, builder.target, builder.radius, "flux"
+        src_grid=plan.grid,
+        mask_key=builder.mkey,
+        protocol=builder.protocol,
+        target=builder.target,
+        radius=builder.radius,
+        kind="flux",
     )
     process_block(block, secs, pos, job, builder.mask)  # weights built and memoised
     t0 = time.perf_counter()

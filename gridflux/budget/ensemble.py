@@ -32,6 +32,7 @@ import pandas as pd
 from scipy import stats
 
 from gridflux.errors import BudgetError
+from gridflux.pipeline.store import BOOL_TRAITS as STORE_BOOL_TRAITS
 
 #: interval method name -> numpy percentile method (None: not a percentile method)
 INTERVAL_METHODS: dict[str, str | None] = {
@@ -44,7 +45,7 @@ INTERVAL_METHODS: dict[str, str | None] = {
 }
 
 #: traits stored as booleans on the ``member`` coordinate of a store
-BOOL_TRAITS = ("layered_c", "fire")
+BOOL_TRAITS = STORE_BOOL_TRAITS
 
 
 @dataclass

@@ -30,8 +30,10 @@ from gridflux.budget.ensemble import (
 )
 from gridflux.budget.recipes import Recipe
 from gridflux.errors import BudgetError
+from gridflux.pipeline.store import MEMBER_TRAITS
 
 #: member coordinates that describe traits (read from the store's ``member`` coords)
+TRAIT_COORDS = MEMBER_TRAITS
 TRAIT_COORDS = (
     "ensemble",
     "source_id",

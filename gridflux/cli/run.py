@@ -73,6 +73,12 @@ def run_cmd(
     store: Annotated[
         str, typer.Option("--store", help="zarr store path or URL (created or resumed)")
     ],
+    regions: Annotated[
+        str | None,
+        typer.Option(
+            "--regions", help="regions of the mask file to compute, e.g. a,b (default all)"
+        ),
+    ] = None,
     cluster: Annotated[
         str, typer.Option(help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none")
     ] = "local",
@@ -149,10 +155,15 @@ def run_cmd(
         _json_option(store_options, "--store-options"),
     )
     try:
+        from gridflux.fields.masks import RegionMask
+
+        wanted = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
+        region_mask = RegionMask.from_file(mask, regions=wanted)
+        console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
         if cluster == "none":
             summary = run(
                 catalog,
-                mask,
+                region_mask,
                 store,
                 query=query,
                 target=target_grid,
@@ -207,7 +218,7 @@ def run_cmd(
                 try:
                     summary = run(
                         catalog,
-                        mask,
+                        region_mask,
                         store,
                         query=query,
                         target=target_grid,

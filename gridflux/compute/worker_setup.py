@@ -57,7 +57,7 @@ def dask_setup(worker: Any = None) -> None:
 
 def _first_open() -> None:
     """Open and read a tiny netCDF-4 file through the path a task opens a series by
-    (``catalog._open_one``: chunk reader, CF decoding; then a dask block read), so that what a process
+    (``catalog.open_one``: chunk reader, CF decoding; then a dask block read), so that what a process
     does only on its first open (HDF5's start-up, xarray's chunk-manager discovery through entry
     points, its decoders' first calls: ~15-40 ms) is done before the first task, not in it."""
     import os
@@ -66,7 +66,7 @@ def _first_open() -> None:
     import netCDF4
     import numpy as np
 
-    from gridflux.ingest.catalog import _open_one
+    from gridflux.ingest.catalog import open_one
 
     with tempfile.TemporaryDirectory(prefix="gridflux-warmup-") as tmp:
         path = os.path.join(tmp, "warmup.nc")
@@ -77,5 +77,5 @@ def _first_open() -> None:
                 "x", "f4", ("time", "lat", "lon"), zlib=True, shuffle=True, chunksizes=(1, 2, 2)
             )
             var[:] = np.zeros((2, 2, 2), dtype="f4")
-        with _open_one(path, "netcdf", None) as ds:
+        with open_one(path, "netcdf", None) as ds:
             ds["x"].chunk({"time": 1}).data[:, :1].compute(scheduler="sync")

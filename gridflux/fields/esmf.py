@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from gridflux.errors import WeightsError
+from gridflux.fields.axes import canonical_order, find_latlon, grid_of
 from gridflux.kernels.grids import CellBounds
 
 
@@ -37,14 +38,11 @@ def regrid_xesmf(
 ):
     """Regrid with ``xesmf.Regridder(method="conservative")`` between explicit cell bounds."""
     xesmf = _import_xesmf()
-    from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
 
     src = grid_of(da) if grid is None else grid
     lat, lon = find_latlon(da)
     da = (
-        to_ascending_lat(da)
-        .rename({lat: "lat", lon: "lon"})
-        .assign_coords(lat=src.lat, lon=src.lon)
+        canonical_order(da).rename({lat: "lat", lon: "lon"}).assign_coords(lat=src.lat, lon=src.lon)
     )
     method = "conservative_normed" if normalization == "fracarea" else "conservative"
     regridder = xesmf.Regridder(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gridflux.errors import MaskError
+from gridflux.errors import GridError, MaskError
 from gridflux.kernels.conservative import apply_separable, conservative_weights
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
 
@@ -52,9 +52,10 @@ class RegionMask:
         lo, hi = float(f.min()), float(f.max())
         if lo < -_TOL or hi > 1 + _TOL:
             k = int(np.unravel_index(np.argmax((f < -_TOL) | (f > 1 + _TOL)), f.shape)[0])
+            hint = " (a percentage mask: divide it by 100)" if lo >= 0 and hi <= 100 else ""
             raise MaskError(
-                f"region {names[k]!r}: mask values range over [{lo:g}, {hi:g}]; expected fractions in [0, 1] "
-                "(a percentage mask must be divided by 100)"
+                f"region {names[k]!r}: mask values range over [{lo:g}, {hi:g}]; expected "
+                f"fractions in [0, 1]{hint}"
             )
         f = np.clip(f, 0.0, 1.0)
         f.setflags(write=False)
@@ -99,42 +100,133 @@ class RegionMask:
         w = conservative_weights(self.grid, grid)
         return RegionMask(self.names, np.clip(apply_separable(w, self.fractions), 0.0, 1.0), grid)
 
+    def check_nonempty(self, source: str | None = None) -> None:
+        """Raise :class:`MaskError` naming every region that has no cell inside it (all zero)."""
+        empty = [n for n, f in zip(self.names, self.fractions, strict=True) if not np.any(f > 0)]
+        if empty:
+            where = f"{source}: " if source else ""
+            raise MaskError(
+                f"{where}region(s) {', '.join(map(repr, empty))} have no cell inside (every "
+                "value 0 or missing): their totals would be 0 for every series; fix the mask or "
+                "leave them out with --regions"
+            )
+
     # -- I/O ----------------------------------------------------------------------------------
     @classmethod
     def from_dataarray(
-        cls, da, name: str | None = None, grid: CellBounds | None = None
+        cls,
+        da,
+        name: str | None = None,
+        grid: CellBounds | None = None,
+        *,
+        ds=None,
+        source: str | None = None,
     ) -> RegionMask:
-        """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``; ``grid``
-        (default: from the array's coordinates) gives exact bounds when the file has them."""
-        from gridflux.fields.regrid import find_latlon, grid_of, to_ascending_lat
+        """From an xarray DataArray with dims ``(region, lat, lon)`` or ``(lat, lon)``.
 
-        lat, lon = find_latlon(da)
-        grid = grid_of(da) if grid is None else grid
-        da = to_ascending_lat(da)
-        if da.ndim == 2:
-            return cls(
-                (name or str(da.name or "region"),), da.transpose(lat, lon).values[None], grid
-            )
-        rdim = next((d for d in da.dims if d not in (lat, lon)), None)
-        if da.ndim != 3 or rdim is None:
+        Parameters
+        ----------
+        da : the mask variable: fractions in [0, 1] (NaN = outside); any latitude order
+        name : the region's name for a 2-D variable (default: the variable's name)
+        grid : exact bounds (default: from the coordinates of ``da`` or ``ds``)
+        ds : the dataset ``da`` came from (its coordinates, bounds and time axis)
+        source : the file, for messages
+
+        Raises
+        ------
+        MaskError
+            Naming file and variable: a time axis, extra dimensions, values outside [0, 1], a
+            region with no cell inside (all 0 or all NaN).
+        """
+        from gridflux.errors import InputError
+        from gridflux.fields.axes import canonical_order, find_dim, find_latlon, grid_of
+
+        var = str(da.name) if da.name is not None else (name or "mask")
+        where = f"{source}: variable {var!r}" if source else f"variable {var!r}"
+        try:
+            lat, lon = find_latlon(da, ds, path=source)
+            grid = grid_of(da, ds, path=source) if grid is None else grid
+        except InputError as exc:
+            raise MaskError(str(exc)) from exc
+        except GridError as exc:
+            raise MaskError(f"{where}: {exc}") from exc
+        others = [str(d) for d in da.dims if d not in (lat, lon)]
+        if others:
+            try:
+                tdim = find_dim(da, ds, "time")
+            except InputError:
+                tdim = None
+            if tdim is not None:
+                raise MaskError(
+                    f"{where} has a time axis {tdim!r} ({da.sizes[tdim]} steps), so it is not a "
+                    f"region mask (a data file given as the mask?); expected (lat, lon) or "
+                    f"(region, lat, lon) fractions in [0, 1]"
+                )
+        if len(others) > 1:
             raise MaskError(
-                f"mask variable {da.name!r} has dims {da.dims}; expected (region, lat, lon)"
+                f"{where} has dims {tuple(map(str, da.dims))}; expected (lat, lon) or "
+                "(region, lat, lon)"
             )
-        names = (
-            [str(v) for v in da[rdim].values]
-            if rdim in da.coords
-            else [f"region{i}" for i in range(da.sizes[rdim])]
-        )
-        return cls(tuple(names), da.transpose(rdim, lat, lon).values, grid)
+        da = canonical_order(da, ds)
+        if not others:
+            names = [name or var]
+            values = da.transpose(lat, lon).values[None]
+        else:
+            rdim = others[0]
+            if rdim in da.coords:
+                names = [str(v) for v in np.asarray(da[rdim].values).ravel()]
+            elif var == "mask":
+                names = [f"region{i}" for i in range(da.sizes[rdim])]
+            else:
+                names = [f"{var}_{i}" for i in range(da.sizes[rdim])]
+            values = da.transpose(rdim, lat, lon).values
+        values = np.asarray(values, dtype=np.float64)
+        finite = np.isfinite(values)
+        if finite.any():
+            lo, hi = float(values[finite].min()), float(values[finite].max())
+            if lo < -_TOL or hi > 1 + _TOL:
+                hint = (
+                    " (a percentage mask: divide it by 100)"
+                    if lo >= 0 and hi <= 100
+                    else " (not a fraction mask: a data variable?)"
+                )
+                raise MaskError(
+                    f"{where}: values range over [{lo:g}, {hi:g}]; expected fractions of cell "
+                    f"area in [0, 1]{hint}"
+                )
+        for n, ok in zip(names, finite, strict=True):
+            if not ok.any():
+                raise MaskError(f"{where}: region {n!r} is all missing (NaN): no cell inside")
+        try:
+            mask = cls(tuple(names), values, grid)
+        except MaskError as exc:
+            raise MaskError(f"{where}: {exc}") from exc
+        mask.check_nonempty(where)
+        return mask
 
     @classmethod
     def from_file(
         cls,
         path: str | os.PathLike,
+        regions: Sequence[str] | None = None,
+        *,
         variable: str | None = None,
         storage_options: dict | None = None,
     ) -> RegionMask:
-        """Read a mask from netCDF or zarr; ``variable`` defaults to ``mask`` or the only 2-D/3-D variable."""
+        """Read every region of a mask file (netCDF or zarr), or the ``regions`` asked for.
+
+        A file may hold regions as a ``region`` dimension of one variable (named by its
+        coordinate), as separate 2-D ``(lat, lon)`` variables (named by the variable), or both.
+        Bounds variables are part of the grid; 0-d variables (``crs``) are metadata. Any other
+        variable must be a mask: one on another grid, with a time axis or with values outside
+        [0, 1] is an error that names it. ``variable`` reads that variable only.
+
+        Raises
+        ------
+        MaskError
+            Naming the file and the variable; also for an unknown region in ``regions``, a name
+            that two variables give, and a region with no cell inside.
+        """
         import xarray as xr
 
         p = os.fspath(path)
@@ -146,27 +238,45 @@ class RegionMask:
         except Exception as exc:
             raise MaskError(f"{p}: cannot open the region mask: {exc}") from exc
         with ds:
-            if variable is None:
-                candidates = [
-                    v for v in ds.data_vars if ds[v].ndim in (2, 3) and "bnds" not in ds[v].dims
-                ]
-                variable = (
-                    "mask"
-                    if "mask" in ds.data_vars
-                    else (candidates[0] if len(candidates) == 1 else None)
-                )
-                if variable is None:
-                    raise MaskError(
-                        f"{p}: cannot tell which variable is the mask among {candidates}; pass variable="
-                    )
-            if variable not in ds:
+            if variable is not None and variable not in ds.data_vars:
                 raise MaskError(f"{p}: no variable {variable!r}; found {list(ds.data_vars)}")
-            try:
-                from gridflux.fields.regrid import grid_of
-
-                return cls.from_dataarray(ds[variable].load(), name=variable, grid=grid_of(ds))
-            except MaskError as exc:
-                raise MaskError(f"{p}: variable {variable!r}: {exc}") from exc
+            names = [variable] if variable is not None else mask_variables(ds)
+            if not names:
+                raise MaskError(
+                    f"{p}: no mask variable; expected (lat, lon) or (region, lat, lon) fractions, "
+                    f"found {sorted(map(str, ds.data_vars))}"
+                )
+            masks = [cls.from_dataarray(ds[v].load(), name=str(v), ds=ds, source=p) for v in names]
+        seen: dict[str, str] = {}
+        for v, m in zip(names, masks, strict=True):
+            for n in m.names:
+                if n in seen:
+                    raise MaskError(
+                        f"{p}: region name {n!r} is given by variable {seen[n]!r} and by {v!r}"
+                    )
+                seen[n] = str(v)
+        grid = masks[0].grid
+        for v, m in zip(names[1:], masks[1:], strict=True):
+            if m.grid != grid:
+                raise MaskError(
+                    f"{p}: variable {v!r} is on {m.grid!r}, not on the grid of {names[0]!r} "
+                    f"({grid!r}); a mask file holds one grid"
+                )
+        mask = cls(
+            tuple(n for m in masks for n in m.names),
+            np.concatenate([m.fractions for m in masks]),
+            grid,
+        )
+        if regions is not None:
+            wanted = [str(r) for r in regions]
+            unknown = [r for r in wanted if r not in mask.names]
+            if unknown:
+                raise MaskError(
+                    f"{p}: no region {', '.join(map(repr, unknown))}; the file holds "
+                    f"{', '.join(mask.names)}"
+                )
+            mask = mask.select(wanted)
+        return mask
 
     def to_dataarray(self):
         """The mask as an xarray DataArray ``(region, lat, lon)`` with CF bounds."""
@@ -289,3 +399,28 @@ class RegionMask:
                 g = shape(geom)
                 polys[name] = shapely.union(polys[name], g) if name in polys else g
         return cls.from_polygons(polys, grid)
+
+
+def mask_variables(ds) -> list[str]:
+    """The data variables of a mask file that must be masks: all but bounds and 0-d metadata.
+
+    Text variables (region labels) are metadata too. Bounds are the variables a coordinate names
+    in its CF ``bounds`` attribute and those with a
+    trailing dimension of size 2 named like ``bnds``/``nv``/``vertices``.
+    """
+    bounds = set()
+    for v in ds.variables.values():
+        b = v.attrs.get("bounds") or v.encoding.get("bounds")
+        if b:
+            bounds.add(str(b))
+    out = []
+    for n, v in ds.data_vars.items():
+        if str(n) in bounds or v.ndim == 0 or v.dtype.kind in "SUO":
+            continue  # bounds belong to the grid; 0-d and text variables are metadata
+        if v.ndim >= 1 and str(v.dims[-1]) in _BOUNDS_DIMS and v.shape[-1] == 2:
+            continue
+        out.append(str(n))
+    return out
+
+
+_BOUNDS_DIMS = ("bnds", "bounds", "nv", "nvertex", "vertices", "nb2", "d2", "two")

@@ -20,6 +20,7 @@ import numpy as np
 import xarray as xr
 
 from gridflux.errors import GridError, InputError
+from gridflux.fields.axes import bounds_of, find_dim, lon_decreasing
 from gridflux.fields.timeaxis import (
     canonical_calendar,
     check_month_keys,
@@ -34,62 +35,13 @@ from gridflux.kernels import grids
 #: Values at or beyond this magnitude are missing even when the file declares no fill value.
 FILL_THRESHOLD = 1e19
 
-_LAT_NAMES = ("lat", "latitude", "nav_lat", "LAT", "Latitude", "y")
-_LON_NAMES = ("lon", "longitude", "nav_lon", "LON", "Longitude", "x")
-_TIME_NAMES = ("time", "t", "Time", "TIME")
+__all__ = ["FILL_THRESHOLD", "normalize", "resolve_variable"]
 
 
 def _is_dask(x: Any) -> bool:
     import dask
 
     return dask.is_dask_collection(x)
-
-
-def _find_dim(da: xr.DataArray, ds: xr.Dataset, axis: str, path: str | None) -> str:
-    """The dimension of ``da`` that is the latitude / longitude / time axis."""
-    names = {"lat": _LAT_NAMES, "lon": _LON_NAMES, "time": _TIME_NAMES}[axis]
-    std = {"lat": "latitude", "lon": "longitude", "time": "time"}[axis]
-    units = {
-        "lat": ("degrees_north", "degree_north", "degN"),
-        "lon": ("degrees_east", "degree_east", "degE"),
-        "time": (),
-    }[axis]
-    for d in da.dims:
-        c = ds[d] if d in ds.variables else None
-        attrs = c.attrs if c is not None else {}
-        if (
-            attrs.get("standard_name") == std
-            or attrs.get("units") in units
-            or attrs.get("axis") == axis[0].upper()
-        ):
-            if (
-                axis != "time"
-                or d in names
-                or attrs.get("standard_name") == "time"
-                or attrs.get("axis") == "T"
-            ):
-                return str(d)
-    for d in da.dims:
-        if d in names:
-            return str(d)
-    raise InputError(
-        f"has no {axis} dimension (dims {tuple(da.dims)}); expected one of {names} or a coordinate with "
-        f"standard_name={std!r}",
-        path=path,
-        variable=str(da.name),
-        attribute="dimensions",
-    )
-
-
-def _bounds_of(ds: xr.Dataset, coord: str) -> xr.DataArray | None:
-    cands = []
-    if coord in ds.variables and "bounds" in ds[coord].attrs:
-        cands.append(ds[coord].attrs["bounds"])
-    cands += [f"{coord}_bnds", f"{coord}_bounds", f"bounds_{coord}", f"{coord}_bnd"]
-    for c in cands:
-        if c in ds.variables and ds[c].ndim == 2:
-            return ds[c]
-    return None
 
 
 def _values(x: xr.DataArray) -> np.ndarray:
@@ -272,9 +224,9 @@ def normalize(
     da = ds[raw]
     history: list[str] = []
 
-    tdim = _find_dim(da, ds, "time", path)
-    ydim = _find_dim(da, ds, "lat", path)
-    xdim = _find_dim(da, ds, "lon", path)
+    tdim = find_dim(da, ds, "time", path)
+    ydim = find_dim(da, ds, "lat", path)
+    xdim = find_dim(da, ds, "lon", path)
     extra = [d for d in da.dims if d not in (tdim, ydim, xdim)]
     for d in extra:
         if da.sizes[d] == 1:
@@ -302,12 +254,12 @@ def normalize(
         raise InputError(
             "coordinate values are missing", path=path, variable=ydim, attribute="values"
         )
-    lat_b = _bounds_of(ds, ydim)
-    lon_b = _bounds_of(ds, xdim)
+    lat_b = bounds_of(ds, ydim)
+    lon_b = bounds_of(ds, xdim)
     lat_bv = None if lat_b is None else _values(lat_b).astype(np.float64)
     lon_bv = None if lon_b is None else _values(lon_b).astype(np.float64)
-    flip_lat = lat.size > 1 and lat[1] < lat[0]
-    flip_lon = lon.size > 1 and np.all(np.diff(lon) < 0)
+    flip_lat = grids.is_descending(lat)
+    flip_lon = lon_decreasing(lon)
     if flip_lat:
         lat = lat[::-1]
         lat_bv = None if lat_bv is None else lat_bv[::-1]

@@ -1,6 +1,7 @@
-"""The xarray/dask front of the regridding kernels: ``grid_of`` and ``regrid``.
+"""The xarray/dask front of the regridding kernels (``gridflux.kernels.conservative``): ``regrid``.
 
-The xarray front of the regridding kernels (``gridflux.kernels.conservative``). Works on DataArrays with any leading dimensions,
+Axes and bounds are found by :mod:`gridflux.fields.axes` (``grid_of``, ``find_latlon`` are
+re-exported here for callers of the front). Works on DataArrays with any leading dimensions,
 stays lazy on dask input (one task per input chunk, no Python loop over time steps) and keeps
 attributes and CF bounds.
 """
@@ -15,70 +16,22 @@ import xarray as xr
 
 from gridflux import config
 from gridflux.errors import GridError, WeightsError
+from gridflux.fields.axes import canonical_order, find_latlon, grid_of
 from gridflux.kernels.conservative import (
     NORMALIZATIONS,
     SeparableWeights,
     apply_separable,
     conservative_weights,
 )
-from gridflux.kernels.grids import CellBounds, is_descending
+from gridflux.kernels.grids import CellBounds
 
-LAT_NAMES = ("lat", "latitude", "nav_lat", "y")
-LON_NAMES = ("lon", "longitude", "nav_lon", "x")
 BACKENDS = ("native", "xesmf")
 
 _WEIGHTS_CACHE: OrderedDict[tuple[str, str, float], SeparableWeights] = OrderedDict()
 _CACHE_SIZE = 32
 
-
-def find_latlon(obj: xr.DataArray | xr.Dataset) -> tuple[str, str]:
-    """Names of the latitude and longitude dimension coordinates (CF ``standard_name`` or usual names)."""
-    lat = lon = None
-    for name in obj.dims:
-        coord = obj.coords.get(name)
-        sn = str(coord.attrs.get("standard_name", "")) if coord is not None else ""
-        units = str(coord.attrs.get("units", "")) if coord is not None else ""
-        if sn == "latitude" or units in ("degrees_north", "degree_north", "degrees_N"):
-            lat = name
-        elif sn == "longitude" or units in ("degrees_east", "degree_east", "degrees_E"):
-            lon = name
-    lat = lat or next((n for n in LAT_NAMES if n in obj.dims), None)
-    lon = lon or next((n for n in LON_NAMES if n in obj.dims), None)
-    if lat is None or lon is None:
-        raise GridError(
-            f"cannot find 1-D latitude/longitude dimensions among {tuple(obj.dims)}; expected one of "
-            f"{LAT_NAMES} and {LON_NAMES} or CF standard_name/units (curvilinear grids: use a weight file)",
-            variable=getattr(obj, "name", None) or "dataset",
-        )
-    return lat, lon
-
-
-def _bounds_of(obj: xr.DataArray | xr.Dataset, coord: str) -> np.ndarray | None:
-    names = []
-    c = obj.coords[coord]
-    if "bounds" in c.attrs:
-        names.append(c.attrs["bounds"])
-    names += [f"{coord}_bnds", f"{coord}_bounds", f"{coord}_bnd"]
-    for n in names:
-        if n in obj.coords or (isinstance(obj, xr.Dataset) and n in obj.data_vars):
-            b = obj[n]
-            if b.ndim == 2 and coord in b.dims:
-                other = [d for d in b.dims if d != coord][0]
-                return np.asarray(b.transpose(coord, other).values, dtype=np.float64)
-    return None
-
-
-def grid_of(obj: xr.DataArray | xr.Dataset) -> CellBounds:
-    """The canonical :class:`CellBounds` of an object's lat-lon grid (file bounds or inferred)."""
-    lat, lon = find_latlon(obj)
-    return CellBounds.from_centers(
-        obj[lat].values,
-        obj[lon].values,
-        _bounds_of(obj, lat),
-        _bounds_of(obj, lon),
-        lat_name=lat,
-        lon_name=lon,
-    )
+#: kept for callers of the regrid front (``fields.totals``): the canonical (ascending) order
+to_ascending_lat = canonical_order
 
 
 def grid_coords(grid: CellBounds) -> dict[str, Any]:
@@ -131,14 +84,6 @@ def cached_weights(
         if len(_WEIGHTS_CACHE) > _CACHE_SIZE:
             _WEIGHTS_CACHE.popitem(last=False)
     return w
-
-
-def to_ascending_lat(da: xr.DataArray) -> xr.DataArray:
-    """Reverse a north-to-south latitude axis lazily (a view per chunk, no copy)."""
-    lat, _ = find_latlon(da)
-    if is_descending(da[lat].values):
-        return da.isel({lat: slice(None, None, -1)})
-    return da
 
 
 def _apply(data: np.ndarray, *, weights: SeparableWeights, normalization: str) -> np.ndarray:
@@ -201,7 +146,7 @@ def regrid(
             f"{(da.sizes[lat], da.sizes[lon])}",
             variable=str(da.name),
         )
-    da = to_ascending_lat(da)
+    da = canonical_order(da)
     weights = cached_weights(src, target)
     if da.chunks is not None:
         da = da.chunk({lat: -1, lon: -1})

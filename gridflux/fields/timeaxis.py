@@ -161,6 +161,23 @@ def key_label(key: int) -> str:
     return f"{key // 12:04d}-{key % 12 + 1:02d}"
 
 
+def month_key(month: tuple[int, int]) -> int:
+    """The month key ``12 * year + (month - 1)`` of a ``(year, month)`` pair."""
+    return 12 * int(month[0]) + int(month[1]) - 1
+
+
+def month_label(month: tuple[int, int]) -> str:
+    """'YYYY-MM' of a ``(year, month)`` pair (:func:`key_label` of its key)."""
+    return key_label(month_key(month))
+
+
+def span_label(months) -> str:
+    """'N months YYYY-MM..YYYY-MM' of a sequence of ``(year, month)`` ('no months' if empty)."""
+    if not len(months):
+        return "no months"
+    return f"{len(months)} months {month_label(months[0])}..{month_label(months[-1])}"
+
+
 def check_month_keys(
     keys: np.ndarray, *, path: str | None = None, variable: str = "time", allow_gaps: bool = True
 ) -> MonthCheck:

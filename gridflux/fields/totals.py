@@ -21,12 +21,10 @@ import numpy as np
 
 from gridflux.errors import MaskError
 from gridflux.fields.masks import RegionMask
-from gridflux.kernels.conservative import native_weight_field
+from gridflux.kernels.conservative import PIECE_BYTES, native_weight_field
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
 
 PROTOCOLS = ("regrid-data", "regrid-mask")
-# Bytes of float64 scratch per piece in weighted_sums: small enough to stay in L2/L3 cache.
-_PIECE_BYTES = 2 * 1024 * 1024
 
 
 def protocol_weights(
@@ -108,7 +106,7 @@ def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = N
     out = np.zeros((nt, nr), dtype=np.float64)
     if r1 <= r0 or nt == 0:
         return out
-    step = max(1, min(r1 - r0, _PIECE_BYTES // (8 * nt * nx)))
+    step = max(1, min(r1 - r0, PIECE_BYTES // (8 * nt * nx)))
     scratch = np.empty((nt, step * nx), dtype=np.float64)
     for y0 in range(r0, r1, step):
         y1 = min(y0 + step, r1)

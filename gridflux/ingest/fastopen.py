@@ -44,17 +44,22 @@ from gridflux.fields.timeaxis import (
 from gridflux.fields.units import ALIASES, VARIABLES, unit_factor
 from gridflux.kernels import grids
 
-LAT_NAMES = ("lat", "latitude", "nav_lat", "LAT", "Latitude", "y")
-LON_NAMES = ("lon", "longitude", "nav_lon", "LON", "Longitude", "x")
-TIME_NAMES = ("time", "t", "Time", "TIME")
 PACKING = ("scale_factor", "add_offset", "_Unsigned")
 FILL_ATTRS = ("_FillValue", "missing_value")
 CACHE_MAX = 256
 
 _TIME_CACHE: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _GRID_CACHE: OrderedDict[str, tuple] = OrderedDict()
+_AXES_CACHE: OrderedDict[str, tuple] = OrderedDict()
 _UNIT_CACHE: dict[tuple, Any] = {}
-STATS = {"time_parsed": 0, "time_cached": 0, "grid_parsed": 0, "grid_cached": 0}
+STATS = {
+    "time_parsed": 0,
+    "time_cached": 0,
+    "grid_parsed": 0,
+    "grid_cached": 0,
+    "axes_parsed": 0,
+    "axes_cached": 0,
+}
 
 
 def _remember(cache: OrderedDict, key: str, value: Any) -> Any:
@@ -201,34 +206,53 @@ def _fill_values(attrs: dict) -> tuple[float, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def _axis_of(
-    dims: tuple[str, ...], attrs_of: dict[str, dict], axis: str, names: tuple[str, ...]
-) -> str | None:
-    """The dimension that is the lat / lon / time axis, by the rules of ``normalize``."""
-    std = {"lat": "latitude", "lon": "longitude", "time": "time"}[axis]
-    units = {
-        "lat": ("degrees_north", "degree_north", "degN"),
-        "lon": ("degrees_east", "degree_east", "degE"),
-        "time": (),
-    }[axis]
-    for d in dims:
-        a = attrs_of.get(d, {})
-        if (
-            a.get("standard_name") == std
-            or a.get("units") in units
-            or a.get("axis") == axis[0].upper()
-        ):
-            if (
-                axis != "time"
-                or d in names
-                or a.get("standard_name") == "time"
-                or a.get("axis") == "T"
-            ):
-                return d
-    for d in dims:
-        if d in names:
-            return d
-    return None
+def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | None]:
+    """(time, lat, lon dimension, lat bounds, lon bounds variable) of a file's field, by the rules
+    ``open_series`` and ``normalize`` apply (:func:`gridflux.fields.axes.find_dim` and
+    :func:`~gridflux.fields.axes.bounds_of` on a data-free dataset of the file's small variables),
+    cached by content: the names, dimensions, dtypes and attributes of those variables and the
+    values of the dimension coordinates."""
+    variables = nc.variables
+    v = variables[raw]
+    dims = tuple(v.dimensions)
+    small = {n: x for n, x in variables.items() if n != raw and x.ndim <= 2 and x.dtype != str}
+    desc = []
+    values = {}
+    for n, x in small.items():
+        attrs = _attrs(x)
+        desc.append((n, tuple(x.dimensions), tuple(x.shape), str(x.dtype), sorted(attrs.items())))
+        if x.ndim == 1 and x.dimensions == (n,):
+            values[n] = _raw_values(x)
+    key = _digest(raw, dims, tuple(v.shape), str(v.dtype), repr(desc), *values.values())
+    hit = _AXES_CACHE.get(key)
+    if hit is not None:
+        STATS["axes_cached"] += 1
+        return hit
+    STATS["axes_parsed"] += 1
+    import xarray as xr
+
+    from gridflux.fields.axes import bounds_of, find_dim
+
+    sizes = dict(zip(dims, v.shape, strict=True))
+    data_vars, coords = {}, {}
+    for n, x in small.items():
+        attrs = _attrs(x)
+        if n in values:
+            coords[n] = xr.Variable((n,), values[n], attrs)
+        else:
+            data_vars[n] = xr.Variable(
+                tuple(x.dimensions), np.broadcast_to(np.zeros((), x.dtype), x.shape), attrs
+            )
+        for d, m in zip(x.dimensions, x.shape, strict=True):
+            sizes.setdefault(d, m)
+    probe = xr.Variable(dims, np.broadcast_to(np.float32(0), tuple(v.shape)), _attrs(v))
+    ds = xr.Dataset({raw: probe, **data_vars}, coords=coords)
+    da = ds[raw]
+    t, y, x = (find_dim(da, ds, axis) for axis in ("time", "lat", "lon"))
+    sub = ds.drop_vars([n for n in ds.variables if t in ds[n].dims and n != t])
+    yb, xb = bounds_of(sub, y), bounds_of(sub, x)
+    out = (t, y, x, None if yb is None else str(yb.name), None if xb is None else str(xb.name))
+    return _remember(_AXES_CACHE, key, out)
 
 
 def _time_keys(values: np.ndarray, units: str, cal: str, bounds: np.ndarray | None, path: str):
@@ -282,15 +306,6 @@ def _unit_factor(raw_units, canonical, gas, mass_basis, path, raw):
         )
         _UNIT_CACHE[key] = hit
     return hit
-
-
-def _bounds_name(var_attrs: dict, coord: str, variables: dict) -> str | None:
-    cands = [var_attrs["bounds"]] if "bounds" in var_attrs else []
-    cands += [f"{coord}_bnds", f"{coord}_bounds", f"bounds_{coord}", f"{coord}_bnd"]
-    for c in cands:
-        if c in variables and variables[c].ndim == 2:
-            return c
-    return None
 
 
 def _land_fraction(vals: np.ndarray, units: str, shape: tuple[int, int]) -> np.ndarray | None:
@@ -358,9 +373,7 @@ def _open(record: Any) -> FastSeries | None:
             if any(a in attrs for a in PACKING):
                 return None
             attrs_of = {d: _attrs(variables[d]) for d in dims if d in variables}
-            tdim = _axis_of(dims, attrs_of, "time", TIME_NAMES)
-            ydim = _axis_of(dims, attrs_of, "lat", LAT_NAMES)
-            xdim = _axis_of(dims, attrs_of, "lon", LON_NAMES)
+            tdim, ydim, xdim, ybn, xbn = _resolve_axes(nc, raw)
             if (tdim, ydim, xdim) != dims or tdim not in variables:
                 return None
             if ydim not in variables or xdim not in variables:
@@ -397,7 +410,7 @@ def _open(record: Any) -> FastSeries | None:
                         return None
                 lat = _raw_values(variables[ydim])
                 lon = _raw_values(variables[xdim])
-                bn = {d: _bounds_name(attrs_of[d], d, variables) for d in (ydim, xdim)}
+                bn = {ydim: ybn, xdim: xbn}
                 bvals = {}
                 for d, n in bn.items():
                     if n is None:

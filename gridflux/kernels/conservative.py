@@ -31,8 +31,11 @@ from gridflux.errors import WeightsError
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_band_widths
 
 NORMALIZATIONS = ("destarea", "fracarea")
-# Bytes of float64 work per piece when applying weights: small enough to stay in cache.
-_PIECE_BYTES = 4 * 1024 * 1024
+#: Bytes of float64 scratch per piece of a block (a few rows or time steps at a time), here and in
+#: ``fields.totals.weighted_sums``: small enough to stay in L2/L3 cache. One value for both: 2 MiB
+#: (the totals' value; a regrid piece is a run of whole time steps, so its size does not change
+#: a result except where a piece mixes finite steps with steps holding NaN).
+PIECE_BYTES = 2 * 1024 * 1024
 # A 1-D overlap matrix with at most this many dense entries per stored nonzero is applied as a dense
 # BLAS product, whose throughput per multiply-add is far above the gather + reduceat's. Measured on
 # 12-month blocks onto the 0.5 deg target clipped to 45-90N: 2 x 2.5, 1.25 x 1.875 and T63 sources
@@ -361,7 +364,7 @@ def _apply_weighted_sum(
     nt = x.shape[0]
     r0, r1, lat = weights.source_rows
     out = np.empty((nt,) + dst.shape, dtype=out_dtype)
-    step = max(1, _PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
+    step = max(1, PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
     # only read (and only computed) under fracarea normalisation
     dst_frac = weights.dst_fraction if normalization == "fracarea" else np.ones(0)
     # nested grids keep the sparse product, whose single term per output is what the cell

@@ -92,9 +92,7 @@ class Journal:
         self.seq = 0
         self.buffer: list[str] = []
         self.last_sync = time.monotonic()
-        self.records = 0
-        if self.local:
-            os.makedirs(directory, exist_ok=True)
+        self.records = 0  # the directory is made by the first record (not before the store)
 
     def record(self, key: str, entry: dict) -> None:
         """Append one series' manifest entry (O(1): independent of the number of series)."""

@@ -1,21 +1,24 @@
 """The pipeline: catalog -> series -> one dask graph per series -> the store.
 
 The only module that builds graphs. Each step it wires is a small function elsewhere:
-``catalog.load_catalog`` (ingest), ``steps.process_span`` (a worker opens a series and, block by
-block, computes totals and writes cube pieces), ``store.Store`` (template, region writes,
-manifest). A series is one (member, variable) of the catalog. The driver only plans: it takes the
-inputs' fingerprints (file sizes and times) and the months, which the catalog declares
-(``time_range``, as DRS crawls record it) or which the driver reads from the files' time axes
-when it does not. The data files are opened and read on the workers, so the driver's cost per
-series is milliseconds and the series' opening runs in parallel with everything else. Series are
+``catalog.load_catalog`` (ingest), :mod:`~gridflux.pipeline.plan` (series plans, fingerprints,
+the store's template), ``tasks.process_span`` (a worker opens a series and, block by block,
+computes totals and writes cube pieces), ``store.Store`` (template, region writes, manifest). A
+series is one (member, variable) of the catalog. The driver only plans: it takes the inputs'
+fingerprints (file sizes and times) and the months, which the catalog declares (``time_range``,
+as DRS crawls record it) or which the driver reads from the files' time axes when it does not.
+The data files are opened and read on the workers, so the driver's cost per series is
+milliseconds and the series' opening runs in parallel with everything else. Series are
 submitted in batches, so the scheduler never holds the whole archive; a failing series is
 recorded in the manifest with its error and the others go on.
+
+A run is a :class:`Run` whose phases are methods with explicit state: :meth:`Run.plan`,
+:meth:`Run.make_template`, :meth:`Run.select`, :meth:`Run.prepare` (a series' tasks, submitted
+by :meth:`Run.execute`), :meth:`Run.collect` (one series' outcome) and :meth:`Run.record`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -27,44 +30,47 @@ import numpy as np
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
-from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
-from gridflux.pipeline.store import Store, StoreTemplate, continuous_months
+from gridflux.pipeline.plan import (
+    PlanError,
+    SeriesPlan,
+    build_template,
+    check_compatible,
+    config_hash,
+    declared_months,
+    error_text,
+    fingerprint_key,
+    mask_key,
+    months_outside,
+    plan_or_skip,
+    plan_series,
+    target_grid,
+)
+from gridflux.pipeline.progress import Progress
+from gridflux.pipeline.store import Store, StoreTemplate
 from gridflux.pipeline.tasks import SeriesJob, process_span
+
+__all__ = [
+    "SPLIT_MONTHS",
+    "Run",
+    "RunSettings",
+    "RunSummary",
+    "SeriesJob",
+    "SeriesPlan",
+    "block_chunks",
+    "mask_key",
+    "plan_series",
+    "run",
+    "series_tasks",
+    "span_blocks",
+    "target_grid",
+    "task_months_for",
+]
 
 log = logging.getLogger(__name__)
 
 SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are split
-TRAITS = (
-    "ensemble",
-    "source_id",
-    "experiment",
-    "member_id",
-    "gas",
-    "group",
-    "forcing",
-    "layered_c",
-    "fire",
-)
-
-
-@dataclass
-class SeriesPlan:
-    """One series, opened lazily on the driver and ready to become tasks."""
-
-    key: str
-    member: str
-    variable: str
-    record: Any
-    canonical: Any = None  # canonical xr.Dataset
-    grid: CellBounds | None = None
-    months: list[tuple[int, int]] = field(default_factory=list)
-    fingerprint: dict | None = None
-    error: str | None = None
-    nbytes: int = 0
-    previous_status: str | None = None
-    skip: bool = False  # done earlier with the same inputs and configuration: not even opened
-    planned: bool = True  # False: a placeholder, opened just before its tasks are submitted
 
 
 @dataclass
@@ -94,235 +100,6 @@ class RunSummary:
             "compute_seconds": self.compute_seconds,
             "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0,
         }
-
-
-# -- planning ---------------------------------------------------------------------------------
-def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
-    """The regrid-data target grid: a CellBounds, ``"0.5"``, ``"1x1.25"`` (dlat x dlon) or config."""
-    if isinstance(spec, CellBounds):
-        return spec
-    if spec is None:
-        t = config.get("target-grid")
-        return global_grid(float(t["dlat"]), float(t["dlon"]), float(t["lon0"]))
-    parts = str(spec).lower().replace("deg", "").split("x")
-    try:
-        dlat = float(parts[0])
-        dlon = float(parts[1]) if len(parts) > 1 else dlat
-    except ValueError:
-        raise GridfluxError(
-            f"target grid {spec!r}: expected a resolution in degrees such as '0.5' or '1x1.25'"
-        ) from None
-    return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
-
-
-def plan_series(
-    record: Any,
-    storage_options: dict | None,
-    chunk_months: int | None = None,
-    fingerprint: dict | None = None,
-) -> SeriesPlan:
-    """Open one series lazily and describe it (never raises: errors are recorded).
-
-    ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
-    from gridflux.fields.regrid import grid_of
-    from gridflux.ingest import catalog
-
-    plan = SeriesPlan(
-        key=series_key(record), member=record.member, variable=record.variable, record=record
-    )
-    try:
-        plan.fingerprint = fingerprint or catalog.fingerprint(
-            record, storage_options=storage_options
-        )
-        ds = catalog.load_series(
-            record,
-            storage_options=storage_options,
-            chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))},
-        )
-        plan.canonical = ds
-        plan.grid = grid_of(ds)
-        times = ds["time"].values
-        plan.months = [(int(t.year), int(t.month)) for t in times]
-        da = ds[record.variable]
-        plan.nbytes = int(da.dtype.itemsize * np.prod(da.shape))
-    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
-        plan.error = _error_text(exc)
-    return plan
-
-
-def _plan_or_skip(
-    record: Any,
-    entry: dict,
-    chash: str,
-    existing: bool,
-    storage_options: dict | None,
-    chunk_months: int | None = None,
-    open_files: bool = True,
-) -> SeriesPlan:
-    """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
-    read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
-    (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
-    from gridflux.ingest import catalog
-
-    fp = None
-    if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
-        try:
-            fp = catalog.fingerprint(record, storage_options=storage_options)
-        except Exception:  # noqa: BLE001 - unreadable now: recorded below
-            fp = None
-        if fp is not None and fp == entry.get("fingerprint"):
-            return SeriesPlan(
-                key=series_key(record),
-                member=record.member,
-                variable=record.variable,
-                record=record,
-                fingerprint=fp,
-                skip=True,
-                nbytes=int(entry.get("bytes", 0)),
-            )
-    if open_files:
-        return plan_series(record, storage_options, chunk_months, fingerprint=fp)
-    plan = SeriesPlan(
-        key=series_key(record),
-        member=record.member,
-        variable=record.variable,
-        record=record,
-        months=declared_months(record) or [],
-    )
-    try:
-        plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
-    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
-        plan.error = _error_text(exc)
-    return plan
-
-
-def _check_compatible(st: Store, template: StoreTemplate) -> list[tuple[int, int]]:
-    """The existing store's month axis, after checking that this run's members, variables, regions
-    and cube grid are the store's (each series' months are checked when it is opened)."""
-    sig = st.signature()
-    new = template.signature()
-    for field_name in ("members", "variables", "regions", "cube_variables", "cube_grid"):
-        if sig.get(field_name) != new.get(field_name):
-            raise StoreError(
-                f"store {st.url} was created for different {field_name} than this run selects "
-                f"(store: {_brief(sig.get(field_name))}; run: {_brief(new.get(field_name))}); write to a new store "
-                "(or delete this one) to change them"
-            )
-    return [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
-
-
-def _brief(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 4:
-        return f"{value[:3]} ... ({len(value)} in all)"
-    return str(value)
-
-
-def series_key(record: Any) -> str:
-    return f"{record.member}/{record.variable}"
-
-
-def config_hash(
-    mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float
-) -> str:
-    """Hash of everything besides the inputs that changes a series' results."""
-    h = hashlib.sha1()
-    h.update(
-        json.dumps(
-            {
-                "protocol": protocol,
-                "cubes": cubes,
-                "radius": radius,
-                "target": target.fingerprint(),
-                "regions": list(mask.names),
-                "layout": 1,
-            }
-        ).encode()
-    )
-    h.update(mask.grid.fingerprint().encode())
-    h.update(np.ascontiguousarray(mask.fractions).tobytes())
-    return h.hexdigest()[:16]
-
-
-def mask_key(mask: RegionMask) -> str:
-    h = hashlib.sha1(np.ascontiguousarray(mask.fractions).tobytes())
-    h.update(mask.grid.fingerprint().encode())
-    return h.hexdigest()[:16]
-
-
-def declared_months(record: Any) -> list[tuple[int, int]] | None:
-    """The months a series' catalog rows declare (``time_range`` ``YYYYMM-YYYYMM`` or ``YYYY-YYYY``
-    per file), or None when any row does not say: then the files must be opened to know."""
-    ranges = list(getattr(record, "time_ranges", []) or [])
-    if not ranges or len(ranges) != len(record.paths):
-        return None
-    months: list[tuple[int, int]] = []
-    for r in ranges:
-        parts = str(r).replace("_", "-").split("-")
-        if len(parts) != 2 or not all(p.isdigit() and len(p) in (4, 6) for p in parts):
-            return None
-        (a, b) = parts
-        first = (int(a[:4]), int(a[4:6]) if len(a) == 6 else 1)
-        last = (int(b[:4]), int(b[4:6]) if len(b) == 6 else 12)
-        months += continuous_months(first, last)
-    return months
-
-
-def build_template(
-    plans: list[SeriesPlan],
-    mask: RegionMask,
-    cube_grid: CellBounds | None,
-    mask_on_cube: np.ndarray | None,
-    cubes: bool,
-    time_chunk: int,
-    months: list[tuple[int, int]] | None = None,
-) -> StoreTemplate:
-    """The store template for a set of series (failed ones keep their place: they may be fixed).
-
-    ``months`` (the months the series cover) defaults to those of the opened plans."""
-    members = sorted({p.member for p in plans})
-    variables = sorted({p.variable for p in plans})
-    first = {p.member: p for p in plans}
-    traits = {t: [_trait(first[m].record, t) for m in members] for t in TRAITS}
-    months = [m for p in plans for m in p.months] if months is None else months
-    axis = continuous_months(min(months), max(months)) if months else []
-    from gridflux.fields.units import VARIABLES
-
-    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
-    cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
-    return StoreTemplate(
-        members,
-        traits,
-        variables,
-        kinds,
-        list(mask.names),
-        axis,
-        cube_grid if cubes else None,
-        mask_on_cube if cubes else None,
-        cube_vars,
-        time_chunk,
-    )
-
-
-def _trait(record: Any, name: str) -> Any:
-    traits = getattr(record, "traits", {}) or {}
-    v = traits.get(name, getattr(record, name, None))
-    if name in ("layered_c", "fire"):
-        return bool(v) if v not in (None, "") else False
-    return "" if v is None else v
-
-
-class _PlanError(Exception):
-    """A series that could not be opened; its message is already the recorded error text."""
-
-
-def _error_text(exc: BaseException) -> str:
-    if isinstance(exc, _PlanError):
-        return str(exc)
-    text = f"{type(exc).__name__}: {exc}"
-    cause = exc.__cause__
-    if cause is not None and str(cause) not in text:
-        text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
 
 
 # -- graph building ---------------------------------------------------------------------------
@@ -402,6 +179,484 @@ def series_tasks(
 
 
 # -- running ----------------------------------------------------------------------------------
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """A run's settings, each an argument of :func:`run` or (when that is None) its
+    ``gridflux.pipeline.*`` / ``gridflux.*`` value in dask's config (``gridflux.yaml``, the user's
+    dask config, ``DASK_GRIDFLUX__*`` variables, :func:`gridflux.set_options`)."""
+
+    target: CellBounds
+    protocol: str
+    cubes: bool
+    time_chunk: int  # months per block and per store time chunk
+    task_setting: int | str  # "auto" or months per task (:func:`task_months_for`)
+    batch_size: int  # series in flight at once
+    radius: float  # m
+    zarr_format: int
+
+    @classmethod
+    def resolve(
+        cls,
+        *,
+        target: str | CellBounds | None = None,
+        protocol: str | None = None,
+        cubes: bool | None = None,
+        chunk_months: int | None = None,
+        task_months: int | str | None = None,
+        zarr_format: int | None = None,
+        batch_size: int | None = None,
+    ) -> RunSettings:
+        """Each argument, or its configured value when it is None (a bad task-months fails here,
+        before anything is written)."""
+        time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
+        task_setting = config.get("pipeline.task-months", override=task_months)
+        task_months_for(task_setting, 0, 1, time_chunk)
+        return cls(
+            target=target_grid(target),
+            protocol=config.get("pipeline.protocol", override=protocol),
+            cubes=bool(config.get("pipeline.cubes", override=cubes)),
+            time_chunk=time_chunk,
+            task_setting=task_setting,
+            batch_size=int(config.get("pipeline.batch-members", override=batch_size)),
+            radius=float(config.get("earth-radius")),
+            zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
+        )
+
+
+@dataclass
+class _SeriesInFlight:
+    """A submitted series: its plan, start time, span futures (in span order) and results so far."""
+
+    plan: SeriesPlan
+    t0: float
+    futures: list
+    results: dict = field(default_factory=dict)
+
+
+class Run:
+    """One run of the pipeline over a set of series into a store, its state explicit.
+
+    Phases, in order (:func:`run` calls them; each can be called and tested on its own):
+
+    1. :meth:`plan` -- a :class:`SeriesPlan` per record: skipped (done with the same inputs and
+       configuration), opened, or a placeholder planned just before submission (streaming);
+    2. :meth:`make_template` -- the store's template (union of months), the store created or
+       checked against it;
+    3. :meth:`select` -- the series to compute; skipped and failed ones recorded;
+    4. :meth:`prepare` -- one series' tasks (a placeholder planned first), submitted by
+       :meth:`execute` in batches of ``batch_size`` series;
+    5. :meth:`collect` -- one series' outcome into the store, the manifest and the summary (a
+       failure touches no other series);
+    6. :meth:`record` -- the final manifest.
+
+    The store's lock is the caller's (:func:`run` holds it around the phases).
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: RunSettings,
+        mask: RegionMask,
+        store: Store,
+        storage_options: dict | None = None,
+        retry_failed: bool = True,
+    ):
+        import dask
+
+        self.settings = settings
+        self.mask = mask
+        self.store = store
+        self.storage_options = storage_options
+        self.retry_failed = retry_failed
+        mask_on_target = mask.to_grid(settings.target)
+        rows, cols = mask_on_target.bounding_rows_cols()
+        self.cube_grid: CellBounds = settings.target.subset(rows, cols)
+        self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
+        self.chash = config_hash(
+            mask, settings.target, settings.protocol, settings.cubes, settings.radius
+        )
+        self.mkey = mask_key(mask)
+        self.summary = RunSummary(store=store.url)
+        self.existing = False
+        self.manifest: dict = {"series": {}}
+        self.plans: list[SeriesPlan] = []
+        self.months: list[tuple[int, int]] | None = None  # declared months (streaming), or None
+        self.template: StoreTemplate | None = None
+        self.member_index: dict[str, int] = {}
+        self.var_index: dict[str, int] = {}
+        self.axis_pos: dict[tuple[int, int], int] = {}
+        self.task_months: int | None = None  # months per task, set by execute
+        # the mask as one graph key; on a cluster execute computes it once per run and the
+        # series' tasks refer to its future, so that its bytes are not packed into every graph
+        self.mask_delayed: Any = dask.delayed(mask, pure=True, name=f"gridflux-mask-{self.mkey}")
+        self.mask_ref: Any = self.mask_delayed  # what the series' tasks take: delayed or future
+        self.progress: Progress = Progress(None, 0)
+        # finished series: one journal line each (O(1)), totals through an array opened once
+        self.journal = manifest_journal.Journal(
+            store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}"
+        )
+        self.totals_writer = manifest_journal.TotalsWriter(store)
+
+    # -- 1. plan ------------------------------------------------------------------------------
+    def entry(self, key: str) -> dict:
+        """The manifest's entry of a series ({} if it has none)."""
+        return self.manifest["series"].get(key, {})
+
+    def plan(self, records: list) -> list[SeriesPlan]:
+        """A plan per record. When the store exists (its month axis is fixed) or the catalog
+        declares every file's months, series are placeholders planned one by one just before
+        their tasks are submitted, so that opening files on the driver overlaps with the workers'
+        computing; otherwise every series is planned (opened) now."""
+        self.existing = self.store.exists()
+        self.manifest = self.store.read_manifest() if self.existing else {"series": {}}
+        self.manifest.setdefault("series", {})
+        declared = [declared_months(r) for r in records]
+        if self.existing or all(d is not None for d in declared):
+            self.plans = [SeriesPlan(record=r, planned=False) for r in records]
+            self.months = [m for d in declared if d for m in d]
+        else:
+            self.plans = [
+                plan_or_skip(
+                    r,
+                    self.entry(r.key),
+                    self.chash,
+                    self.existing,
+                    self.storage_options,
+                    self.settings.time_chunk,
+                )
+                for r in records
+            ]
+            self.months = None
+        return self.plans
+
+    def nothing_to_compute(self) -> bool:
+        """True (every series then recorded as failed) when no opened plan can be computed."""
+        if self.months is not None or any(not p.skip and not p.error for p in self.plans):
+            return False
+        for p in self.plans:
+            self.summary.failed[p.key] = p.error or "nothing to compute"
+        self.store.write_manifest(
+            {"series": {p.key: self.entry_for(p, "failed", error=p.error) for p in self.plans}}
+        )
+        return True
+
+    # -- 2. template --------------------------------------------------------------------------
+    def make_template(self) -> StoreTemplate:
+        """The store's template from the plans; a new store is created with it, an existing one
+        checked against it (and its month axis kept)."""
+        s = self.settings
+        template = build_template(
+            self.plans,
+            self.mask,
+            self.cube_grid,
+            self.mask_on_cube,
+            s.cubes,
+            s.time_chunk,
+            self.months,
+        )
+        if self.existing:
+            template.months = check_compatible(self.store, template)
+        else:
+            self.store.create(template)
+        self.manifest["config_hash"] = self.chash
+        self.manifest["versions"] = versions()
+        self.member_index = {m: i for i, m in enumerate(template.members)}
+        self.var_index = {v: i for i, v in enumerate(template.variables)}
+        self.axis_pos = {ym: i for i, ym in enumerate(template.months)}
+        self.template = template
+        return template
+
+    # -- 3. select ----------------------------------------------------------------------------
+    def select(self) -> list[SeriesPlan]:
+        """The series to compute. Skipped ones and ones that failed to open are recorded (and
+        ones that failed in an earlier run, unless ``retry_failed``); the manifest is written."""
+        todo: list[SeriesPlan] = []
+        for p in self.plans:
+            entry = self.entry(p.key)
+            if p.skip:
+                self.record_skipped(p)
+                continue
+            if p.error:
+                self.summary.failed[p.key] = p.error
+                self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
+                continue
+            if entry.get("status") == "failed" and not self.retry_failed:
+                self.summary.failed[p.key] = entry.get("error", "failed earlier")
+                continue
+            if entry.get("status"):
+                p.previous_status = entry["status"]
+            if p.planned:
+                self.manifest["series"][p.key] = self.entry_for(p, "pending")
+            todo.append(p)
+        self.store.write_manifest(self.manifest)
+        return todo
+
+    def record_skipped(self, p: SeriesPlan, counted: bool = False) -> None:
+        """A series done earlier with the same inputs and configuration. ``counted``: it is one of
+        the series the progress counts (a placeholder found unchanged when planned late)."""
+        self.summary.skipped.append(p.key)
+        if counted:
+            self.progress.advance(p.key, 0)
+
+    # -- 4. submit ----------------------------------------------------------------------------
+    def plan_late(self, p: SeriesPlan) -> SeriesPlan:
+        """A placeholder's plan (from the catalog's declared months when it has them, else by
+        opening it); a planned series as it is."""
+        if p.planned:
+            return p
+        planned = plan_or_skip(
+            p.record,
+            self.entry(p.key),
+            self.chash,
+            self.existing,
+            self.storage_options,
+            self.settings.time_chunk,
+            open_files=declared_months(p.record) is None,
+        )
+        planned.previous_status = p.previous_status
+        return planned
+
+    def job_of(self, p: SeriesPlan) -> SeriesJob:
+        """The worker's description of a planned series (its months checked against the store's
+        axis: :class:`~gridflux.errors.StoreError` if any lies outside)."""
+        s = self.settings
+        assert self.template is not None, "make_template comes before the series' jobs"
+        outside = months_outside(p.months, self.template.months)
+        if outside:
+            raise StoreError(
+                f"{p.key}: {outside}; the catalog's time_range may be wrong, "
+                "or write to a new store"
+            )
+        return SeriesJob(
+            record=p.record,
+            fingerprint_key=fingerprint_key(p.fingerprint),
+            months=tuple(p.months),
+            positions=np.array([self.axis_pos[m] for m in p.months], dtype=np.int64),
+            mask_key=self.mkey,
+            protocol=s.protocol,
+            target=s.target,
+            radius=s.radius,
+            time_chunk=s.time_chunk,
+            cube_grid=self.cube_grid if s.cubes else None,
+            store_url=self.store.url if s.cubes else None,
+            zarr_format=self.store.zarr_format,
+            member_index=self.member_index[p.member],
+        )
+
+    def prepare(self, p: SeriesPlan) -> tuple[SeriesPlan, list | None, float]:
+        """One series' tasks: ``(plan, tasks, start time)``; the plan replaces a placeholder.
+
+        ``tasks`` is None when the series turned out to be skipped (recorded) or failed to be
+        planned (recorded by :meth:`collect`)."""
+        t0 = time.perf_counter()
+        try:
+            late = not p.planned
+            p = self.plan_late(p)
+            if p.skip:
+                self.record_skipped(p, counted=True)
+                return p, None, t0
+            if p.error:
+                raise PlanError(p.error)
+            if late:
+                self.manifest["series"][p.key] = self.entry_for(p, "pending")
+            p.canonical = None  # the workers open the series; the driver keeps no file handle
+            job = self.job_of(p)
+            if p.previous_status:  # recomputing: no stale months of an older version may survive
+                self.store.clear_series(
+                    self.member_index[p.member],
+                    self.var_index[p.variable],
+                    p.variable if self.settings.cubes else None,
+                )
+            tasks = series_tasks(job, self.mask_ref, self.store.storage_options, self.task_months)
+        except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+            self.collect(p, None, error_text(exc), time.perf_counter() - t0)
+            return p, None, t0
+        return p, tasks, t0
+
+    # -- 5. collect ---------------------------------------------------------------------------
+    def collect(
+        self, p: SeriesPlan, results: list | None, error: str | None, seconds: float
+    ) -> None:
+        """One series' outcome: its spans' totals into the store (``error`` None), or its error;
+        either way into the manifest (one journal line: gridflux/pipeline/manifest.py) and the
+        summary. No other series' entry or values are touched."""
+        assert self.template is not None
+        if error is None:
+            values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
+            p.nbytes = 0
+            for pos, tot, nbytes in (block for span in results or [] for block in span):
+                values[:, pos] = tot.T
+                p.nbytes += nbytes
+            self.totals_writer.write(
+                self.member_index[p.member], self.var_index[p.variable], values
+            )
+            self.manifest["series"][p.key] = self.entry_for(p, "done", seconds=seconds)
+            self.summary.done.append(p.key)
+            self.summary.bytes_read += p.nbytes
+        else:
+            self.manifest["series"][p.key] = self.entry_for(
+                p, "failed", error=error, seconds=seconds
+            )
+            self.summary.failed[p.key] = error
+        # O(1) per series, after its totals: a kill loses at most the line being written
+        self.journal.record(p.key, self.manifest["series"][p.key])
+        self.progress.advance(p.key, p.nbytes)
+
+    # -- 6. record ----------------------------------------------------------------------------
+    def record(self) -> None:
+        """The final manifest, after removing temp files of interrupted writes (a worker killed
+        mid-write whose task the scheduler reran elsewhere)."""
+        leftovers = self.store.remove_partial_writes()
+        if leftovers:
+            log.info(
+                "removed %d temporary file(s) of interrupted writes from %s",
+                len(leftovers),
+                self.store.url,
+            )
+        self.store.write_manifest(self.manifest)
+
+    def entry_for(
+        self,
+        p: SeriesPlan,
+        status: str,
+        *,
+        error: str | None = None,
+        seconds: float | None = None,
+    ) -> dict:
+        """A series' manifest entry."""
+        e = {
+            "status": status,
+            "member": p.member,
+            "variable": p.variable,
+            "fingerprint": p.fingerprint,
+            "config_hash": self.chash,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "bytes": p.nbytes,
+        }
+        if error:
+            e["error"] = error
+        if seconds is not None:
+            e["seconds"] = round(seconds, 4)
+        return e
+
+    # -- submitting and collecting ------------------------------------------------------------
+    def execute(
+        self, todo: list[SeriesPlan], client: Any, progress: bool | Callable | None = None
+    ) -> None:
+        """Compute ``todo``: in this process (``client`` None) or on the client's cluster, at most
+        ``batch_size`` series in flight; each outcome goes to :meth:`collect`."""
+        n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
+        self.task_months = task_months_for(
+            self.settings.task_setting, len(todo), n_slots, self.settings.time_chunk
+        )
+        log.info(
+            "%d series on %d worker thread(s): %s",
+            len(todo),
+            n_slots,
+            "one task per series"
+            if self.task_months is None
+            else f"tasks of at most {self.task_months} months",
+        )
+        mask_future = None
+        if client is not None and todo:
+            # every worker, also one a nanny restarts, has the task stack imported, its first
+            # open done and netCDF-C's chunk cache limited before its first task
+            client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
+            # held while the run lasts: the scheduler reruns it if the worker holding it dies
+            mask_future = client.compute(self.mask_delayed)
+        self.mask_ref = self.mask_delayed if mask_future is None else mask_future
+        # started with the computing, so that its rate is of the reading (not the cluster's start)
+        self.progress = Progress(progress, len(todo))
+        t_compute = time.perf_counter()
+        try:
+            if client is None:
+                self._execute_in_process(todo)
+            else:
+                self._execute_on_cluster(todo, client)
+        finally:
+            self.progress.close()
+            if mask_future is not None:
+                mask_future.release()
+                self.mask_ref = self.mask_delayed
+        self.summary.compute_seconds = time.perf_counter() - t_compute
+        self.journal.flush()
+
+    def _execute_in_process(self, todo: list[SeriesPlan]) -> None:
+        """Each series' tasks on the synchronous scheduler, one series after another."""
+        import dask
+
+        from gridflux.pipeline.tasks import forget_opened
+
+        try:
+            for placeholder in todo:
+                p, tasks, t0 = self.prepare(placeholder)
+                if tasks is None:
+                    continue
+                try:
+                    results = dask.compute(*tasks, scheduler="sync")
+                except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+                    self.collect(p, None, error_text(exc), time.perf_counter() - t0)
+                else:
+                    self.collect(p, list(results), None, time.perf_counter() - t0)
+        finally:
+            forget_opened()  # no file handle outlives an in-process run
+
+    def _execute_on_cluster(self, todo: list[SeriesPlan], client: Any) -> None:
+        """Submit series as earlier ones finish (at most ``batch_size`` in flight); a failed span
+        fails its series and cancels the series' other spans."""
+        from distributed import as_completed
+
+        pending = list(todo)
+        in_flight: dict[str, _SeriesInFlight] = {}  # by series key
+        series_of: dict[Any, str] = {}  # span future key -> series key
+        ac = as_completed()
+
+        def submit_next() -> None:
+            while pending and len(in_flight) < self.settings.batch_size:
+                p, tasks, t0 = self.prepare(pending.pop(0))
+                if tasks is None:
+                    continue
+                try:  # the series' span tasks straight to the scheduler: no gathering task
+                    futures = client.compute(tasks, optimize_graph=False)
+                except Exception as exc:  # noqa: BLE001
+                    self.collect(p, None, error_text(exc), time.perf_counter() - t0)
+                    continue
+                in_flight[p.key] = _SeriesInFlight(p, t0, futures)
+                for f in futures:
+                    series_of[f.key] = p.key
+                    ac.add(f)
+
+        def retire(key: str) -> _SeriesInFlight:
+            """Take a series out of flight: cancel its unfinished spans, release its futures."""
+            s = in_flight.pop(key)
+            unfinished = [f for f in s.futures if not f.done()]
+            if unfinished:
+                client.cancel(unfinished)
+            for f in s.futures:
+                series_of.pop(f.key, None)
+                f.release()
+            return s
+
+        submit_next()
+        for fut in ac:
+            key = series_of.get(fut.key)
+            if key is None:  # a span of a series that already failed (cancelled with it)
+                continue
+            s = in_flight[key]
+            try:
+                s.results[fut.key] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the series fails; its other spans dropped
+                retire(key)
+                self.collect(s.plan, None, error_text(exc), time.perf_counter() - s.t0)
+            else:
+                if len(s.results) < len(s.futures):
+                    continue
+                retire(key)
+                results = [s.results[f.key] for f in s.futures]
+                self.collect(s.plan, results, None, time.perf_counter() - s.t0)
+            submit_next()
+
+
 def run(
     catalog: str | Any,
     mask: str | RegionMask,
@@ -423,15 +678,18 @@ def run(
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
+    Every setting left None comes from dask's config under ``gridflux`` (``gridflux.yaml``, the
+    user's dask config, ``DASK_GRIDFLUX__*`` variables, :func:`gridflux.set_options`).
+
     Parameters
     ----------
     catalog : path/URL of an intake-esm catalog (or a loaded ``Catalog``)
     mask : RegionMask or path of a mask file
     store : path or URL of the zarr store (created on first run, resumed after)
     query : catalog selection, e.g. ``{"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}``
-    target : regrid-data target grid (default 0.5 deg global)
-    protocol : ``regrid-data`` (default) or ``regrid-mask``
-    cubes : write regridded cubes as well as totals (default from config)
+    target : regrid-data target grid (default ``gridflux.target-grid``: 0.5 deg global)
+    protocol : ``regrid-data`` or ``regrid-mask`` (default ``gridflux.pipeline.protocol``)
+    cubes : write regridded cubes as well as totals (default ``gridflux.pipeline.cubes``)
     chunk_months : months per block: one read and one store time chunk (default 12)
     task_months : months per task, consecutive blocks of one series; default ``"auto"``: a whole
         series per task when there are at least two series per worker thread, else 120
@@ -441,6 +699,7 @@ def run(
         computes in this process (synchronous scheduler)
     storage_options : fsspec options for the inputs (credentials stay in memory)
     store_options : fsspec options for the store
+    zarr_format : of a new store (default ``gridflux.store.zarr-format``)
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
 
@@ -451,17 +710,17 @@ def run(
     from gridflux.ingest import catalog as catalog_mod
 
     t_start = time.perf_counter()
-    protocol = config.get("pipeline.protocol", override=protocol)
-    cubes = bool(config.get("pipeline.cubes", override=cubes))
-    time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
-    task_setting = config.get("pipeline.task-months", override=task_months)
-    task_months_for(
-        task_setting, 0, 1, time_chunk
-    )  # a bad setting fails before anything is written
-    batch_size = int(config.get("pipeline.batch-members", override=batch_size))
-    radius = float(config.get("earth-radius"))
-    target_g = target_grid(target)
+    settings = RunSettings.resolve(
+        target=target,
+        protocol=protocol,
+        cubes=cubes,
+        chunk_months=chunk_months,
+        task_months=task_months,
+        zarr_format=zarr_format,
+        batch_size=batch_size,
+    )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
+    region_mask.check_nonempty()  # a region with no cell inside is an error at start
 
     cat = (
         catalog
@@ -472,324 +731,35 @@ def run(
     if not records:
         raise GridfluxError(f"the catalog selection {query or {}} matched no series")
 
-    mask_on_target = region_mask.to_grid(target_g)
-    rows, cols = mask_on_target.bounding_rows_cols()
-    cube_grid = target_g.subset(rows, cols)
-    mask_on_cube = mask_on_target.fractions[:, rows, cols]
-    chash = config_hash(region_mask, target_g, protocol, cubes, radius)
-    mkey = mask_key(region_mask)
-
-    st = Store(store, store_options, zarr_format)
+    st = Store(store, store_options, settings.zarr_format)
+    r = Run(
+        settings=settings,
+        mask=region_mask,
+        store=st,
+        storage_options=storage_options,
+        retry_failed=retry_failed,
+    )
     st.acquire_lock()
-    summary = RunSummary(store=st.url)
     try:
-        existing = st.exists()
-        manifest = st.read_manifest() if existing else {"series": {}}
-        manifest.setdefault("series", {})
-        # When the store exists (its month axis is fixed) or the catalog declares every file's
-        # months, series are opened one by one just before their tasks are submitted, so opening
-        # files on the driver overlaps with the workers' computing; otherwise all are opened first.
-        declared = [declared_months(r) for r in records]
-        stream = existing or all(d is not None for d in declared)
-        if stream:
-            plans = [
-                SeriesPlan(
-                    key=series_key(r), member=r.member, variable=r.variable, record=r, planned=False
-                )
-                for r in records
-            ]
-            months = [m for d in declared if d for m in d]
-        else:
-            plans = [
-                _plan_or_skip(
-                    r,
-                    manifest["series"].get(series_key(r), {}),
-                    chash,
-                    existing,
-                    storage_options,
-                    time_chunk,
-                )
-                for r in records
-            ]
-            months = None
-            if not any(not p.skip and not p.error for p in plans):
-                for p in plans:
-                    summary.failed[p.key] = p.error or "nothing to compute"
-                st.write_manifest(
-                    {"series": {p.key: _entry(p, "failed", chash, error=p.error) for p in plans}}
-                )
-                return summary
-        template = build_template(
-            plans, region_mask, cube_grid, mask_on_cube, cubes, time_chunk, months
-        )
-        if existing:
-            template.months = _check_compatible(st, template)
-        else:
-            st.create(template)
-        manifest["config_hash"] = chash
-        manifest["versions"] = _versions()
-        member_index = {m: i for i, m in enumerate(template.members)}
-        var_index = {v: i for i, v in enumerate(template.variables)}
-        axis_pos = {ym: i for i, ym in enumerate(template.months)}
-
-        todo: list[SeriesPlan] = []
-        for p in plans:
-            entry = manifest["series"].get(p.key, {})
-            if p.skip:
-                summary.skipped.append(p.key)
-                continue
-            if p.error:
-                summary.failed[p.key] = p.error
-                manifest["series"][p.key] = _entry(p, "failed", chash, error=p.error)
-                continue
-            if entry.get("status") == "failed" and not retry_failed:
-                summary.failed[p.key] = entry.get("error", "failed earlier")
-                continue
-            if entry.get("status"):
-                p.previous_status = entry["status"]
-            if p.planned:
-                manifest["series"][p.key] = _entry(p, "pending", chash)
-            todo.append(p)
-        st.write_manifest(manifest)
-
-        import dask
-
-        # the mask as one graph key; on a cluster it is computed once per run and the series' tasks
-        # refer to its future, so that its bytes are not packed into every series' graph again
-        mask_ref = dask.delayed(region_mask, pure=True, name=f"gridflux-mask-{mkey}")
-
-        def make_tasks(p: SeriesPlan) -> list | None:
-            """The series' tasks, planning it first if it is a placeholder; None = skipped."""
-            if not p.planned:
-                planned = _plan_or_skip(
-                    p.record,
-                    manifest["series"].get(p.key, {}),
-                    chash,
-                    existing,
-                    storage_options,
-                    time_chunk,
-                    open_files=declared_months(p.record) is None,
-                )
-                planned.previous_status = p.previous_status
-                p.__dict__.update(planned.__dict__)
-                if p.skip:
-                    summary.skipped.append(p.key)
-                    return None
-                if p.error:
-                    raise _PlanError(p.error)
-                manifest["series"][p.key] = _entry(p, "pending", chash)
-            p.canonical = None  # the workers open the series; the driver keeps no file handle
-            outside = [m for m in p.months if m not in axis_pos]
-            if outside:
-                raise StoreError(
-                    f"{p.key}: months {outside[0][0]:04d}-{outside[0][1]:02d}.. lie outside the store's time axis "
-                    f"({template.months[0][0]:04d}-{template.months[0][1]:02d}..{template.months[-1][0]:04d}-"
-                    f"{template.months[-1][1]:02d}); the catalog's time_range may be wrong, or write to a new store"
-                )
-            positions = np.array([axis_pos[m] for m in p.months], dtype=np.int64)
-            fp_key = hashlib.sha1(
-                json.dumps(p.fingerprint, sort_keys=True, default=str).encode()
-            ).hexdigest()[:12]
-            job = SeriesJob(
-                p.record,
-                fp_key,
-                tuple(p.months),
-                positions,
-                mkey,
-                protocol,
-                target_g,
-                radius,
-                time_chunk,
-                cube_grid if cubes else None,
-                st.url if cubes else None,
-                st.zarr_format,
-                member_index[p.member],
-            )
-            if p.previous_status:  # recomputing: no stale months of an older version may survive
-                st.clear_series(
-                    member_index[p.member], var_index[p.variable], p.variable if cubes else None
-                )
-            return series_tasks(job, mask_ref, st.storage_options, task_months)
-
-        def finish(p: SeriesPlan, results: list | None, error: str | None, seconds: float) -> None:
-            if error is None:
-                values = np.full((len(template.regions), len(template.months)), np.nan)
-                p.nbytes = 0
-                for pos, tot, nbytes in (block for span in results for block in span):
-                    values[:, pos] = tot.T
-                    p.nbytes += nbytes
-                totals_writer.write(member_index[p.member], var_index[p.variable], values)
-                manifest["series"][p.key] = _entry(p, "done", chash, seconds=seconds)
-                summary.done.append(p.key)
-                summary.bytes_read += p.nbytes
-            else:
-                manifest["series"][p.key] = _entry(p, "failed", chash, error=error, seconds=seconds)
-                summary.failed[p.key] = error
-            # O(1) per series: one journal line (gridflux/pipeline/manifest.py), after the totals
-            journal.record(p.key, manifest["series"][p.key])
-            reporter.advance(p)
-
-        journal = manifest_journal.Journal(st.fs, f"{st.root}/{manifest_journal.JOURNAL_DIR}")
-        totals_writer = manifest_journal.TotalsWriter(st)
+        r.plan(records)
+        if r.nothing_to_compute():
+            return r.summary
+        r.make_template()
+        todo = r.select()
         if callable(client) and not hasattr(client, "submit"):
             client = client() if todo else None
-        n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
-        task_months = task_months_for(task_setting, len(todo), n_slots, time_chunk)
-        log.info(
-            "%d series on %d worker thread(s): %s",
-            len(todo),
-            n_slots,
-            "one task per series"
-            if task_months is None
-            else f"tasks of at most {task_months} months",
-        )
-        mask_future = None
-        if client is not None and todo:
-            # every worker, also one a nanny restarts, has the task stack imported, its first open
-            # done and netCDF-C's chunk cache limited before its first task
-            client.register_plugin(_worker_setup_plugin(), name="gridflux-worker-setup")
-            # held while the run lasts: the scheduler reruns it if the worker holding it dies
-            mask_future = mask_ref = client.compute(mask_ref)
-        # started with the computing, so that its rate is of the reading (not of the cluster's start)
-        reporter = _Progress(progress, len(todo))
-        t_compute = time.perf_counter()
-        try:
-            _execute(todo, make_tasks, finish, client, batch_size, skipped=reporter.advance)
-        finally:
-            reporter.close()
-            if mask_future is not None:
-                mask_future.release()
-        summary.compute_seconds = time.perf_counter() - t_compute
-        journal.flush()
-        # a worker killed mid-write (the scheduler reran its task elsewhere) leaves a temp file
-        leftovers = st.remove_partial_writes()
-        if leftovers:
-            log.info(
-                "removed %d temporary file(s) of interrupted writes from %s", len(leftovers), st.url
-            )
-        st.write_manifest(manifest)
+        r.execute(todo, client, progress)
+        r.record()
     finally:
         st.release_lock()
-        summary.seconds = time.perf_counter() - t_start
-    return summary
-
-
-def _execute(
-    todo: list[SeriesPlan],
-    make_tasks: Callable,
-    finish: Callable,
-    client: Any,
-    batch_size: int,
-    skipped: Callable | None = None,
-) -> None:
-    """Run the series' tasks, at most ``batch_size`` series in flight; record each outcome.
-
-    ``make_tasks(plan)`` returns the series' tasks, or None when it turns out to be skipped
-    (``skipped(plan)`` is then called instead of ``finish``)."""
-
-    def prepare(p: SeriesPlan) -> tuple[list | None, float]:
-        """The series' tasks (None if it failed to open, now recorded, or is skipped) and start time."""
-        t0 = time.perf_counter()
-        try:
-            tasks = make_tasks(p)
-        except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
-            finish(p, None, _error_text(exc), time.perf_counter() - t0)
-            return None, t0
-        if tasks is None and skipped:
-            skipped(p)
-        return tasks, t0
-
-    if client is None:
-        from gridflux.pipeline.tasks import forget_opened
-
-        try:
-            _run_in_process(todo, prepare, finish)
-        finally:
-            forget_opened()  # no file handle outlives an in-process run
-        return
-
-    from distributed import as_completed
-
-    pending = list(todo)
-    in_flight: dict[str, _SeriesInFlight] = {}  # by series key
-    series_of: dict[Any, str] = {}  # span future key -> series key
-    ac = as_completed()
-
-    def submit_next() -> None:
-        while pending and len(in_flight) < batch_size:
-            p = pending.pop(0)
-            tasks, t0 = prepare(p)
-            if tasks is None:
-                continue
-            try:  # the series' span tasks straight to the scheduler: no gathering task of its own
-                futures = client.compute(tasks, optimize_graph=False)
-            except Exception as exc:  # noqa: BLE001
-                finish(p, None, _error_text(exc), time.perf_counter() - t0)
-                continue
-            in_flight[p.key] = _SeriesInFlight(p, t0, futures)
-            for f in futures:
-                series_of[f.key] = p.key
-                ac.add(f)
-
-    def retire(key: str) -> _SeriesInFlight:
-        """Take a series out of flight: cancel its unfinished spans, release all its futures."""
-        s = in_flight.pop(key)
-        unfinished = [f for f in s.futures if not f.done()]
-        if unfinished:
-            client.cancel(unfinished)
-        for f in s.futures:
-            series_of.pop(f.key, None)
-            f.release()
-        return s
-
-    submit_next()
-    for fut in ac:
-        key = series_of.get(fut.key)
-        if key is None:  # a span of a series that already failed (cancelled with it)
-            continue
-        s = in_flight[key]
-        try:
-            s.results[fut.key] = fut.result()
-        except Exception as exc:  # noqa: BLE001 - the series fails; its other spans are dropped
-            retire(key)
-            finish(s.plan, None, _error_text(exc), time.perf_counter() - s.t0)
-        else:
-            if len(s.results) < len(s.futures):
-                continue
-            retire(key)
-            finish(s.plan, [s.results[f.key] for f in s.futures], None, time.perf_counter() - s.t0)
-        submit_next()
-
-
-@dataclass
-class _SeriesInFlight:
-    """A submitted series: its plan, start time, span futures (in span order) and results so far."""
-
-    plan: SeriesPlan
-    t0: float
-    futures: list
-    results: dict = field(default_factory=dict)
-
-
-def _run_in_process(todo: list[SeriesPlan], prepare: Callable, finish: Callable) -> None:
-    """Each series' tasks on the synchronous scheduler, one series after another."""
-    import dask
-
-    for p in todo:
-        tasks, t0 = prepare(p)
-        if tasks is None:
-            continue
-        try:
-            results = dask.compute(*tasks, scheduler="sync")
-            finish(p, list(results), None, time.perf_counter() - t0)
-        except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
-            finish(p, None, _error_text(exc), time.perf_counter() - t0)
+        r.summary.seconds = time.perf_counter() - t_start
+    return r.summary
 
 
 def _worker_setup_plugin():
-    """A worker plugin that runs :func:`gridflux.compute.worker_setup.dask_setup` (imports, netCDF-C's chunk
-    cache) on every worker, also one started later (a class made here so that ``distributed`` is
-    imported only when a cluster is used; cloudpickle ships it by value)."""
+    """A worker plugin that runs :func:`gridflux.compute.worker_setup.dask_setup` (imports,
+    netCDF-C's chunk cache) on every worker, also one started later (a class made here so that
+    ``distributed`` is imported only when a cluster is used; cloudpickle ships it by value)."""
     from distributed import WorkerPlugin
 
     from gridflux.compute.worker_setup import dask_setup
@@ -801,31 +771,8 @@ def _worker_setup_plugin():
     return WorkerSetup()
 
 
-def _entry(
-    p: SeriesPlan,
-    status: str,
-    chash: str,
-    *,
-    error: str | None = None,
-    seconds: float | None = None,
-) -> dict:
-    e = {
-        "status": status,
-        "member": p.member,
-        "variable": p.variable,
-        "fingerprint": p.fingerprint,
-        "config_hash": chash,
-        "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "bytes": p.nbytes,
-    }
-    if error:
-        e["error"] = error
-    if seconds is not None:
-        e["seconds"] = round(seconds, 4)
-    return e
-
-
-def _versions() -> dict:
+def versions() -> dict:
+    """Versions of gridflux and the libraries its results depend on (recorded in the manifest)."""
     import importlib.metadata as md
 
     out = {"gridflux": __version__}
@@ -835,53 +782,3 @@ def _versions() -> dict:
         except md.PackageNotFoundError:
             pass
     return out
-
-
-class _Progress:
-    """A rich progress bar over series (with the bytes read and their rate beside it), or a user
-    callback, or nothing. The bar counts series, whose number is known at the start; the bytes of
-    a series are known only once its files are opened, which in a streaming run is on a worker."""
-
-    def __init__(self, progress: bool | Callable | None, total: int):
-        self.callback = progress if callable(progress) else None
-        self.bar = None
-        self.n = 0
-        self.total = total
-        self.bytes = 0
-        self.t0 = time.perf_counter()
-        if progress is True and total:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeRemainingColumn,
-            )
-
-            self.bar = Progress(
-                "series",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[read]}"),
-                TimeRemainingColumn(),
-                transient=False,
-            )
-            self.task = self.bar.add_task("series", total=total, read=self._read_text())
-            self.bar.start()
-
-    def _read_text(self) -> str:
-        seconds = max(time.perf_counter() - self.t0, 1e-9)
-        amount = f"{self.bytes / 1e9:.2f} GB" if self.bytes >= 1e9 else f"{self.bytes / 1e6:.1f} MB"
-        return f"{amount} read, {self.bytes / 1e6 / seconds:.0f} MB/s"
-
-    def advance(self, p: SeriesPlan) -> None:
-        self.n += 1
-        self.bytes += p.nbytes
-        if self.callback:
-            self.callback(self.n, self.total, p.key)
-        if self.bar is not None:
-            self.bar.update(self.task, advance=1, read=self._read_text())
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

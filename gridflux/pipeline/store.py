@@ -43,7 +43,24 @@ LAYOUT_VERSION = 1
 TG_PER_KG = 1e-9
 
 
-@dataclass
+#: Member traits the store holds as coordinates of ``member`` (the one list: the runner writes
+#: them, the budget reads them); the catalog's ``grid_label`` is not one of them.
+MEMBER_TRAITS: tuple[str, ...] = (
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "gas",
+    "group",
+    "forcing",
+    "layered_c",
+    "fire",
+)
+#: Traits stored as booleans.
+BOOL_TRAITS: tuple[str, ...] = ("layered_c", "fire")
+
+
+@dataclass(kw_only=True)
 class StoreTemplate:
     """Everything the store's shape depends on (fixed when the store is created)."""
 

@@ -23,19 +23,19 @@ import numpy as np
 from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import cached_weights
+from gridflux.fields.timeaxis import span_label
 from gridflux.fields.totals import nonzero_rows, protocol_weights, weighted_sums
 from gridflux.kernels.conservative import apply_separable
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.store import TG_PER_KG, write_cube_block
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
-_OPENED: OrderedDict[tuple, Any] = (
-    OrderedDict()
-)  # canonical datasets this worker process has opened
+# canonical datasets this worker process has opened
+_OPENED: OrderedDict[tuple, Any] = OrderedDict()
 OPENED_MAX = 8
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class BlockJob:
     """What a worker needs to process the blocks of one series (small; pickled once per task)."""
 
@@ -153,7 +153,7 @@ def _contiguous_runs(positions: np.ndarray, data: np.ndarray):
         yield slice(int(positions[idx[0]]), int(positions[idx[-1]]) + 1), data[idx[0] : idx[-1] + 1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SeriesJob:
     """What a worker needs to compute any span of one series (small; one graph key per series).
 
@@ -192,10 +192,11 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
         )
         found = ds.months
         if found != tuple(job.months):
+            files = ", ".join(job.record.paths[:2]) + (" ..." if len(job.record.paths) > 2 else "")
             raise StoreError(
-                f"{job.record.key}: the files ({', '.join(job.record.paths[:2])}{' ...' if len(job.record.paths) > 2 else ''}) "
-                f"hold {_span_label(found)}, but {_span_label(tuple(job.months))} were expected (the catalog's "
-                "time_range, or the months the store was planned with); fix the catalog or write to a new store"
+                f"{job.record.key}: the files ({files}) hold {span_label(found)}, but "
+                f"{span_label(job.months)} were expected (the catalog's time_range, or the months "
+                "the store was planned with); fix the catalog or write to a new store"
             )
         _OPENED[key] = ds
         while len(_OPENED) > OPENED_MAX:
@@ -208,13 +209,6 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
 def forget_opened() -> None:
     """Drop this process's opened series (their file handles close)."""
     _OPENED.clear()
-
-
-def _span_label(months: tuple) -> str:
-    if not months:
-        return "no months"
-    (y0, m0), (y1, m1) = months[0], months[-1]
-    return f"{len(months)} months {y0:04d}-{m0:02d}..{y1:04d}-{m1:02d}"
 
 
 def process_span(
@@ -231,17 +225,17 @@ def process_span(
     ds = open_canonical(job, storage_options)
     seconds = ds.seconds
     bjob = BlockJob(
-        ds.grid,
-        job.mask_key,
-        job.protocol,
-        job.target,
-        job.radius,
-        ds.kind,
-        job.cube_grid,
-        job.store_url,
-        job.zarr_format,
-        job.record.variable,
-        job.member_index,
+        src_grid=ds.grid,
+        mask_key=job.mask_key,
+        protocol=job.protocol,
+        target=job.target,
+        radius=job.radius,
+        kind=ds.kind,
+        cube_grid=job.cube_grid,
+        store_url=job.store_url,
+        zarr_format=job.zarr_format,
+        variable=job.record.variable,
+        member_index=job.member_index,
     )
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)

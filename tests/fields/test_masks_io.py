@@ -131,17 +131,21 @@ def test_cli_mask_from_geojson_and_bad_input(tmp_path):
     assert not (tmp_path / "n.nc").exists()
 
 
-def test_mask_file_without_a_clear_variable_is_an_error(tmp_path):
+def test_mask_file_with_two_variables_reads_both(tmp_path):
+    """Two 2-D variables are two regions named by the variable (no longer an error)."""
     import xarray as xr
 
     g = global_grid(10.0)
+    a = np.zeros(g.shape)
+    a[-2:] = 1.0  # 70..90 N
     ds = xr.Dataset(
-        {"a": (("lat", "lon"), np.zeros(g.shape)), "b": (("lat", "lon"), np.ones(g.shape))},
+        {"a": (("lat", "lon"), a), "b": (("lat", "lon"), np.ones(g.shape))},
         coords={"lat": g.lat, "lon": g.lon},
     )
     ds.to_netcdf(tmp_path / "two.nc")
-    with pytest.raises(MaskError, match=r"two\.nc: cannot tell which variable is the mask"):
-        RegionMask.from_file(tmp_path / "two.nc")
+    m = RegionMask.from_file(tmp_path / "two.nc")
+    assert m.names == ("a", "b")
+    assert np.isclose(m.areas()["a"], _cap_area(70, 90, -180, 180), rtol=1e-12)
     assert RegionMask.from_file(tmp_path / "two.nc", variable="b").names == ("b",)
 
 

@@ -20,7 +20,7 @@ from kernels.reference import (  # tests/ is pytest's rootdir, not a package
     ref_cell_areas,
 )
 
-from gridflux.errors import GridError, MaskError
+from gridflux.errors import InputError, MaskError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import grid_of, regrid
 from gridflux.fields.totals import region_totals
@@ -88,7 +88,7 @@ def test_grid_of_without_bounds_infers():
 
 def test_grid_of_error_names_dims():
     bad = xr.DataArray(np.zeros((2, 3)), dims=("y_", "x_"), name="v")
-    with pytest.raises(GridError) as ei:
+    with pytest.raises(InputError) as ei:
         grid_of(bad)
     assert "y_" in str(ei.value) and "'v'" in str(ei.value)
 

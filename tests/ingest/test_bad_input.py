@@ -168,8 +168,8 @@ def test_failing_series_never_stops_the_check(ncfile, tmp_path):
     ]
     cat = write_catalog(rows, os.path.join(tmp_path, "cat.json"))
     res = {r.key: r for r in check_catalog(cat)}
-    assert not res["E.BAD.x.r1.rh"].ok and "cannot be opened" in res["E.BAD.x.r1.rh"].problems[0]
-    assert not res["E.GAP.x.r1.npp"].ok and "2000-02..2000-03" in res["E.GAP.x.r1.npp"].problems[0]
-    assert res["E.GOOD.x.r1.rh"].ok and res["E.GOOD.x.r1.rh"].calendar == "noleap"
-    assert res["E.GOOD.x.r1.rh"].coverage.startswith("2000-01..2000-03")
+    assert not res["E.BAD.x.r1/rh"].ok and "cannot be opened" in res["E.BAD.x.r1/rh"].problems[0]
+    assert not res["E.GAP.x.r1/npp"].ok and "2000-02..2000-03" in res["E.GAP.x.r1/npp"].problems[0]
+    assert res["E.GOOD.x.r1/rh"].ok and res["E.GOOD.x.r1/rh"].calendar == "noleap"
+    assert res["E.GOOD.x.r1/rh"].coverage.startswith("2000-01..2000-03")
     np.testing.assert_equal(len(res), 3)

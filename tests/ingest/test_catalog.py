@@ -112,7 +112,7 @@ def test_build_pairs_fx_from_another_version_and_keeps_newest(tmp_path):
     out, n, skipped = build_catalog(tmp_path, tmp_path / "cat.json")
     assert n == 2 and not skipped
     (rec,) = load_catalog(out).series()
-    assert rec.key == "LS3MIP.M1.land-hist.r1i1p1f1.rh" and "v20190101" in rec.paths[0]
+    assert rec.key == "LS3MIP.M1.land-hist.r1i1p1f1/rh" and "v20190101" in rec.paths[0]
     assert rec.fx_paths["sftlf"].endswith("sftlf_fx_M1_historical_r1i1p1f1_gn.nc")
     with raise_if_dask_computes():
         ds = open_series(rec)
@@ -152,7 +152,7 @@ def test_yaml_catalog_allow_list(tmp_path):
     )
     (rec,) = load_catalog(str(good)).series()
     assert (
-        rec.key == "GMB.CAMS.v1.surface.fch4" and rec.traits["group"] == "CAMS" and rec.gas == "CH4"
+        rec.key == "GMB.CAMS.v1.surface/fch4" and rec.traits["group"] == "CAMS" and rec.gas == "CH4"
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(

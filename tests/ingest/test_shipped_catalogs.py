@@ -27,7 +27,7 @@ def test_pangeo_ls3mip_catalog_filters_and_pairs_fx(tmp_path):
     (tmp_path / "cat.json").write_text(json.dumps(spec))
     cat = load_catalog(str(tmp_path / "cat.json"))
     (rec,) = cat.series()
-    assert rec.key == "LS3MIP.MPI-ESM1-2-LR.land-hist.r1i1p1f1.nbp" and rec.format == "zarr"
+    assert rec.key == "LS3MIP.MPI-ESM1-2-LR.land-hist.r1i1p1f1/nbp" and rec.format == "zarr"
     assert rec.paths == [
         "gs://cmip6/CMIP6/LS3MIP/MPI-M/MPI-ESM1-2-LR/land-hist/r1i1p1f1/Lmon/nbp/gn/v20190815/"
     ]

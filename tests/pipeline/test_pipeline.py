@@ -238,15 +238,15 @@ def test_graph_has_bounded_tasks_per_series(mini_archive, raise_if_dask_computes
             positions = np.arange(len(plan.months))
             for task_months, per_span in ((12, 1), (36, 3), (10_000, 10_000)):
                 job = SeriesJob(
-                    rec,
-                    "fp",
-                    tuple(plan.months),
-                    positions,
-                    mask_key(mask),
-                    "regrid-data",
-                    target_grid(),
-                    6371007.181,
-                    12,
+                    record=rec,
+                    fingerprint_key="fp",
+                    months=tuple(plan.months),
+                    positions=positions,
+                    mask_key=mask_key(mask),
+                    protocol="regrid-data",
+                    target=target_grid(),
+                    radius=6371007.181,
+                    time_chunk=12,
                 )
                 tasks = series_tasks(job, dask.delayed(mask), None, task_months)
                 graph = {k: v for t in tasks for k, v in dict(t.__dask_graph__()).items()}
@@ -599,22 +599,20 @@ def test_a_span_failing_on_a_cluster_fails_its_series_only(mini_archive, tmp_pat
 def test_progress_bar_counts_series_and_shows_the_bytes_read():
     """The bar's total is the number of series (known before any file is opened); the bytes read
     are shown beside it as series finish (a streaming run learns them on the workers)."""
-    from gridflux.pipeline.runner import SeriesPlan, _Progress
+    from gridflux.pipeline.progress import Progress
 
-    reporter = _Progress(True, 3)
+    reporter = Progress(True, 3)
     try:
         for nbytes in (2_000_000, 500_000):
-            reporter.advance(
-                SeriesPlan(key="k", member="m", variable="v", record=None, nbytes=nbytes)
-            )
+            reporter.advance("k", nbytes)
         task = reporter.bar.tasks[0]
         assert (task.total, task.completed) == (3, 2)
         assert task.fields["read"].startswith("2.5 MB read, ")
     finally:
         reporter.close()
     called = []
-    cb = _Progress(lambda n, total, key: called.append((n, total, key)), 2)
-    cb.advance(SeriesPlan(key="a/b", member="a", variable="b", record=None))
+    cb = Progress(lambda n, total, key: called.append((n, total, key)), 2)
+    cb.advance("a/b", 0)
     assert called == [(1, 2, "a/b")] and cb.bar is None
 
 
@@ -633,7 +631,15 @@ def test_rows_to_read_for_sources_that_miss_the_mask_or_the_cube(mini_archive):
     )  # the mask's bounding box on the target
 
     def job(src):
-        return BlockJob(src, mask_key(mask), "regrid-data", target, 6371007.181, "flux", cube_grid)
+        return BlockJob(
+            src_grid=src,
+            mask_key=mask_key(mask),
+            protocol="regrid-data",
+            target=target,
+            radius=6371007.181,
+            kind="flux",
+            cube_grid=cube_grid,
+        )
 
     south = regional_grid(-60.0, -10.0, -180.0, 180.0, 2.0, 2.0)  # meets neither
     assert rows_to_read(job(south), mask) == slice(0, south.nlat)

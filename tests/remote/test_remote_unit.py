@@ -236,12 +236,12 @@ def test_remote_file_reads_exact_bytes_through_faults(tiny_archive):
 
 def test_cut_file_is_a_clear_error(tiny_archive, tmp_path):
     """A file cut short (the server is honest about its short size): HDF5 sees the truncation."""
-    from gridflux.ingest.catalog import _open_one
+    from gridflux.ingest.catalog import open_one
 
     data = open(os.path.join(tiny_archive.root, NC), "rb").read()
     (tmp_path / "cut.nc").write_bytes(data[: len(data) // 2])
     with FaultServer(str(tmp_path)) as srv, pytest.raises(InputError) as err:
-        _open_one(f"{srv.url}/cut.nc", "netcdf", None)
+        open_one(f"{srv.url}/cut.nc", "netcdf", None)
     assert f"{srv.url}/cut.nc" in str(err.value) and "truncated" in str(err.value)
 
 

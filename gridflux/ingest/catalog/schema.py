@@ -1,0 +1,222 @@
+"""The catalog's schema: one row (:class:`CatalogRow`) and one series (:class:`SeriesRecord`),
+validated with pydantic; the columns and allow-listed formats as data."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gridflux.errors import CatalogError
+from gridflux.fields.units import ALIASES, VARIABLES
+
+#: Columns of a gridflux intake-esm catalog, in the order written.
+COLUMNS: tuple[str, ...] = (
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "variable",
+    "gas",
+    "group",
+    "grid_label",
+    "forcing",
+    "layered_c",
+    "fire",
+    "path",
+    "format",
+    "raw_variable",
+    "units",
+    "per_land_area",
+    "calendar",
+    "mass_basis",
+    "into_land",
+    "table_id",
+    "version",
+    "time_range",
+)
+#: Member traits (columns copied into ``SeriesRecord.traits`` and the store's member coords).
+TRAIT_COLUMNS: tuple[str, ...] = (
+    "ensemble",
+    "source_id",
+    "experiment",
+    "member_id",
+    "gas",
+    "group",
+    "grid_label",
+    "forcing",
+    "layered_c",
+    "fire",
+)
+#: Allow-listed file formats -> how they are read (never chosen by the catalog beyond this).
+FORMATS = ("netcdf", "zarr")
+#: fx variables paired with the model's series.
+FX_VARIABLES = ("sftlf", "areacella")
+_BOOL_TRUE = {"true", "1", "yes", "y", "t"}
+_BOOL_FALSE = {"false", "0", "no", "n", "f"}
+
+
+def parse_bool(v: Any) -> bool | None:
+    if v is None or isinstance(v, bool):
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        if v in (0, 1):
+            return bool(v)
+        raise ValueError(f"{v!r} is not a boolean")
+    s = str(v).strip().lower()
+    if s in ("", "nan", "none", "null"):
+        return None
+    if s in _BOOL_TRUE:
+        return True
+    if s in _BOOL_FALSE:
+        return False
+    raise ValueError(f"{v!r} is not a boolean; expected true/false")
+
+
+class CatalogRow(BaseModel):
+    """One catalog row: a file holding one variable of one member, with the member's traits."""
+
+    model_config = ConfigDict(extra="allow", str_strip_whitespace=True)
+
+    ensemble: str = Field(min_length=1)
+    source_id: str = Field(min_length=1)
+    experiment: str = ""
+    member_id: str = ""
+    variable: str = Field(min_length=1)
+    gas: Literal["CO2", "CH4", "N2O"] | None = None
+    group: str = ""
+    grid_label: str = ""
+    forcing: str = ""
+    layered_c: bool | None = None
+    fire: bool | None = None
+    path: str = Field(min_length=1)
+    format: Literal["netcdf", "zarr"] = "netcdf"
+    raw_variable: str = ""
+    units: str = ""
+    per_land_area: bool | None = None
+    calendar: str = ""
+    mass_basis: Literal["C", "N", "CO2", "CH4", "N2O"] | None = None
+    into_land: bool | None = None
+    table_id: str = ""
+    version: str = ""
+    time_range: str = ""
+
+    @field_validator("gas", "mass_basis", mode="before")
+    @classmethod
+    def _empty_is_none(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v.strip() in ("", "nan", "None")):
+            return None
+        return v
+
+    @field_validator("layered_c", "fire", "per_land_area", "into_land", mode="before")
+    @classmethod
+    def _bool(cls, v: Any) -> bool | None:
+        return parse_bool(v)
+
+    @field_validator("format", mode="before")
+    @classmethod
+    def _format(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return "netcdf"
+        s = str(v).strip().lower()
+        if s in ("nc", "netcdf4", "netcdf3", "nc4"):
+            return "netcdf"
+        return s
+
+    @field_validator("variable")
+    @classmethod
+    def _variable(cls, v: str) -> str:
+        if v in FX_VARIABLES or v in ALIASES:
+            return v
+        raise ValueError(
+            f"{v!r} is not a canonical variable, known alias or fx variable; expected one of "
+            f"{sorted(VARIABLES)} or {list(FX_VARIABLES)} (put a file's own name in raw_variable)"
+        )
+
+    @field_validator("calendar")
+    @classmethod
+    def _calendar(cls, v: str) -> str:
+        from gridflux.fields.timeaxis import CALENDARS
+
+        if v and v.lower() not in CALENDARS:
+            raise ValueError(f"{v!r} is not a calendar; expected one of {sorted(CALENDARS)}")
+        return v
+
+    @model_validator(mode="after")
+    def _gas_matches(self) -> CatalogRow:
+        if self.variable in FX_VARIABLES:
+            return self
+        spec = VARIABLES[ALIASES[self.variable].canonical]
+        if (
+            self.gas is not None
+            and spec.gas != self.gas
+            and not (spec.gas == "CO2" and spec.kind == "stock")
+        ):
+            raise ValueError(
+                f"gas {self.gas!r} does not match variable {self.variable!r} (a {spec.gas} flux)"
+            )
+        return self
+
+    @property
+    def is_fx(self) -> bool:
+        return self.variable in FX_VARIABLES
+
+    @property
+    def canonical(self) -> str:
+        return self.variable if self.is_fx else ALIASES[self.variable].canonical
+
+    def extras(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+    def as_query_data(self) -> dict[str, Any]:
+        """The row's columns (extra ones included) as the query matcher sees them."""
+        return self.model_dump() | self.extras()
+
+
+def series_id(member: str, variable: str) -> str:
+    """The one spelling of a series id, ``member/variable`` (members hold dots, never a slash):
+    the key of a series in catalogs' records, the store's manifest and a run's summary."""
+    return f"{member}/{variable}"
+
+
+class SeriesRecord(BaseModel):
+    """All files of one member's variable, with what is needed to open and normalize them.
+
+    ``key`` = :func:`series_id` (``member/variable``);
+    ``member`` = ``ensemble.source_id.experiment.member_id``.
+    ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one path.
+    """
+
+    model_config = ConfigDict(frozen=False)
+
+    key: str
+    member: str
+    variable: str
+    raw_variable: str
+    paths: list[str]
+    format: Literal["netcdf", "zarr"] = "netcdf"
+    fx_paths: dict[str, str] = {}
+    traits: dict[str, str | bool | None] = {}
+    units: str | None = None
+    per_land_area: bool | None = None
+    calendar: str | None = None
+    mass_basis: str | None = None
+    into_land: bool | None = None
+    catalog: str = ""
+    time_ranges: list[
+        str
+    ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
+
+    @property
+    def gas(self) -> str:
+        g = self.traits.get("gas")
+        return str(g) if g else VARIABLES[self.variable].gas
+
+
+def row_error(where: str, exc: ValidationError) -> CatalogError:
+    """One :class:`CatalogError` naming ``where`` and every bad field of a pydantic error."""
+    parts = []
+    for e in exc.errors():
+        loc = ".".join(str(x) for x in e.get("loc", ())) or "row"
+        parts.append(f"field {loc!r}: {e.get('msg')} (got {e.get('input')!r})")
+    return CatalogError(f"{where}: " + "; ".join(parts))

@@ -1,0 +1,311 @@
+"""Planning a run: which series to compute, what they hold, and the store they go to.
+
+A :class:`SeriesPlan` describes one series (one member's variable) before its tasks exist: its
+inputs' fingerprint (file sizes and times, no data read), its months (declared by the catalog's
+``time_range`` or read from the files' time axes), or the error that stops it. A series that is
+done with the same fingerprint and configuration hash (:func:`config_hash`) is skipped without
+opening it (:func:`plan_or_skip`). :func:`build_template` turns the plans into the store's
+template (members, their traits, variables, regions, the union of months).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gridflux import config
+from gridflux.errors import GridfluxError, StoreError
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.timeaxis import month_label
+from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.pipeline.store import (
+    BOOL_TRAITS,
+    MEMBER_TRAITS,
+    Store,
+    StoreTemplate,
+    continuous_months,
+)
+
+Month = tuple[int, int]  # (year, month 1-12), the pipeline's one spelling of a month
+
+
+@dataclass(kw_only=True)
+class SeriesPlan:
+    """One series, described on the driver and ready to become tasks.
+
+    ``skip``: done earlier with the same inputs and configuration (not even opened).
+    ``planned``: False for a placeholder, planned just before its tasks are submitted
+    (:meth:`gridflux.pipeline.runner.Run.prepare` replaces it by its plan)."""
+
+    record: Any  # catalog.SeriesRecord
+    canonical: Any = None  # canonical xr.Dataset
+    grid: CellBounds | None = None
+    months: list[Month] = field(default_factory=list)
+    fingerprint: dict | None = None
+    error: str | None = None
+    nbytes: int = 0
+    previous_status: str | None = None
+    skip: bool = False
+    planned: bool = True
+
+    @property
+    def key(self) -> str:
+        """The series id (``member/variable``, :func:`gridflux.ingest.catalog.series_id`)."""
+        return self.record.key
+
+    @property
+    def member(self) -> str:
+        return self.record.member
+
+    @property
+    def variable(self) -> str:
+        return self.record.variable
+
+
+class PlanError(Exception):
+    """A series that could not be opened; its message is already the recorded error text."""
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a series' error: its type and message, and its cause when that adds to it."""
+    if isinstance(exc, PlanError):
+        return str(exc)
+    text = f"{type(exc).__name__}: {exc}"
+    cause = exc.__cause__
+    if cause is not None and str(cause) not in text:
+        text += f" (caused by {type(cause).__name__}: {cause})"
+    return text
+
+
+def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
+    """The regrid-data target grid: a CellBounds, ``"0.5"``, ``"1x1.25"`` (dlat x dlon), or None
+    for ``gridflux.target-grid`` of the config."""
+    if isinstance(spec, CellBounds):
+        return spec
+    if spec is None:
+        t = config.get("target-grid")
+        return global_grid(float(t["dlat"]), float(t["dlon"]), float(t["lon0"]))
+    parts = str(spec).lower().replace("deg", "").split("x")
+    try:
+        dlat = float(parts[0])
+        dlon = float(parts[1]) if len(parts) > 1 else dlat
+    except ValueError:
+        raise GridfluxError(
+            f"target grid {spec!r}: expected a resolution in degrees such as '0.5' or '1x1.25'"
+        ) from None
+    return global_grid(dlat, dlon, float(config.get("target-grid.lon0")))
+
+
+def plan_series(
+    record: Any,
+    storage_options: dict | None,
+    chunk_months: int | None = None,
+    fingerprint: dict | None = None,
+) -> SeriesPlan:
+    """Open one series lazily and describe it (never raises: errors are recorded).
+
+    ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
+    from gridflux.fields.regrid import grid_of
+    from gridflux.ingest import catalog
+
+    plan = SeriesPlan(record=record)
+    try:
+        plan.fingerprint = fingerprint or catalog.fingerprint(
+            record, storage_options=storage_options
+        )
+        ds = catalog.load_series(
+            record,
+            storage_options=storage_options,
+            chunks={"time": int(config.get("pipeline.chunk-months", override=chunk_months))},
+        )
+        plan.canonical = ds
+        plan.grid = grid_of(ds)
+        times = ds["time"].values
+        plan.months = [(int(t.year), int(t.month)) for t in times]
+        da = ds[record.variable]
+        plan.nbytes = int(da.dtype.itemsize * np.prod(da.shape))
+    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+        plan.error = error_text(exc)
+    return plan
+
+
+def is_unchanged(entry: dict, chash: str, fingerprint: dict | None) -> bool:
+    """Whether a manifest entry is a done series with this configuration and these inputs."""
+    return (
+        entry.get("status") == "done"
+        and entry.get("config_hash") == chash
+        and fingerprint is not None
+        and fingerprint == entry.get("fingerprint")
+    )
+
+
+def plan_or_skip(
+    record: Any,
+    entry: dict,
+    chash: str,
+    existing: bool,
+    storage_options: dict | None,
+    chunk_months: int | None = None,
+    open_files: bool = True,
+) -> SeriesPlan:
+    """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
+    read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
+    (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
+    from gridflux.ingest import catalog
+
+    fp = None
+    if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
+        try:
+            fp = catalog.fingerprint(record, storage_options=storage_options)
+        except Exception:  # noqa: BLE001 - unreadable now: recorded below
+            fp = None
+        if is_unchanged(entry, chash, fp):
+            return SeriesPlan(
+                record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0))
+            )
+    if open_files:
+        return plan_series(record, storage_options, chunk_months, fingerprint=fp)
+    plan = SeriesPlan(record=record, months=declared_months(record) or [])
+    try:
+        plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
+    except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
+        plan.error = error_text(exc)
+    return plan
+
+
+def check_compatible(st: Store, template: StoreTemplate) -> list[Month]:
+    """The existing store's month axis, after checking that this run's members, variables, regions
+    and cube grid are the store's (each series' months are checked when it is opened)."""
+    sig = st.signature()
+    new = template.signature()
+    for field_name in ("members", "variables", "regions", "cube_variables", "cube_grid"):
+        if sig.get(field_name) != new.get(field_name):
+            raise StoreError(
+                f"store {st.url} was created for different {field_name} than this run selects "
+                f"(store: {_brief(sig.get(field_name))}; run: {_brief(new.get(field_name))}); "
+                "write to a new store (or delete this one) to change them"
+            )
+    return [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, list) and len(value) > 4:
+        return f"{value[:3]} ... ({len(value)} in all)"
+    return str(value)
+
+
+def config_hash(
+    mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float
+) -> str:
+    """Hash of everything besides the inputs that changes a series' results."""
+    h = hashlib.sha1()
+    h.update(
+        json.dumps(
+            {
+                "protocol": protocol,
+                "cubes": cubes,
+                "radius": radius,
+                "target": target.fingerprint(),
+                "regions": list(mask.names),
+                "layout": 1,
+            }
+        ).encode()
+    )
+    h.update(mask.grid.fingerprint().encode())
+    h.update(np.ascontiguousarray(mask.fractions).tobytes())
+    return h.hexdigest()[:16]
+
+
+def mask_key(mask: RegionMask) -> str:
+    """A short hash of the mask's fractions and grid (the mask's graph key)."""
+    h = hashlib.sha1(np.ascontiguousarray(mask.fractions).tobytes())
+    h.update(mask.grid.fingerprint().encode())
+    return h.hexdigest()[:16]
+
+
+def fingerprint_key(fingerprint: dict | None) -> str:
+    """A short hash of a series' input fingerprint (a changed file gets a new key)."""
+    text = json.dumps(fingerprint, sort_keys=True, default=str)
+    return hashlib.sha1(text.encode()).hexdigest()[:12]
+
+
+def declared_months(record: Any) -> list[Month] | None:
+    """The months a series' catalog rows declare (``time_range`` ``YYYYMM-YYYYMM`` or ``YYYY-YYYY``
+    per file), or None when any row does not say: then the files must be opened to know."""
+    ranges = list(getattr(record, "time_ranges", []) or [])
+    if not ranges or len(ranges) != len(record.paths):
+        return None
+    months: list[Month] = []
+    for r in ranges:
+        parts = str(r).replace("_", "-").split("-")
+        if len(parts) != 2 or not all(p.isdigit() and len(p) in (4, 6) for p in parts):
+            return None
+        (a, b) = parts
+        first = (int(a[:4]), int(a[4:6]) if len(a) == 6 else 1)
+        last = (int(b[:4]), int(b[4:6]) if len(b) == 6 else 12)
+        months += continuous_months(first, last)
+    return months
+
+
+def months_outside(months: list[Month], axis: list[Month]) -> str | None:
+    """None if every month lies on the store's axis, else a sentence naming the first outside."""
+    on_axis = set(axis)
+    outside = [m for m in months if m not in on_axis]
+    if not outside:
+        return None
+    return (
+        f"months {month_label(outside[0])}.. lie outside the store's time axis "
+        f"({month_label(axis[0])}..{month_label(axis[-1])})"
+        if axis
+        else f"months {month_label(outside[0])}.. lie outside the store's (empty) time axis"
+    )
+
+
+def build_template(
+    plans: list[SeriesPlan],
+    mask: RegionMask,
+    cube_grid: CellBounds | None,
+    mask_on_cube: np.ndarray | None,
+    cubes: bool,
+    time_chunk: int,
+    months: list[Month] | None = None,
+) -> StoreTemplate:
+    """The store template for a set of series (failed ones keep their place: they may be fixed).
+
+    ``months`` (the months the series cover) defaults to those of the opened plans; the store's
+    axis runs continuously from the first to the last of them."""
+    from gridflux.fields.units import VARIABLES
+
+    members = sorted({p.member for p in plans})
+    variables = sorted({p.variable for p in plans})
+    first = {p.member: p for p in plans}
+    traits = {t: [member_trait(first[m].record, t) for m in members] for t in MEMBER_TRAITS}
+    months = [m for p in plans for m in p.months] if months is None else months
+    axis = continuous_months(min(months), max(months)) if months else []
+    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
+    return StoreTemplate(
+        members=members,
+        traits=traits,
+        variables=variables,
+        variable_kinds=kinds,
+        regions=list(mask.names),
+        months=axis,
+        cube_grid=cube_grid if cubes else None,
+        mask_on_cube_grid=mask_on_cube if cubes else None,
+        cube_variables=cube_vars,
+        time_chunk=time_chunk,
+    )
+
+
+def member_trait(record: Any, name: str) -> Any:
+    """A member's trait as the store holds it (booleans for :data:`BOOL_TRAITS`, "" if unset)."""
+    traits = getattr(record, "traits", {}) or {}
+    v = traits.get(name, getattr(record, name, None))
+    if name in BOOL_TRAITS:
+        return bool(v) if v not in (None, "") else False
+    return "" if v is None else v
