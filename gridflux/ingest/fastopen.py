@@ -210,20 +210,18 @@ def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | N
     """(time, lat, lon dimension, lat bounds, lon bounds variable) of a file's field, by the rules
     ``open_series`` and ``normalize`` apply (:func:`gridflux.fields.axes.find_dim` and
     :func:`~gridflux.fields.axes.bounds_of` on a data-free dataset of the file's small variables),
-    cached by content: the names, dimensions, dtypes and attributes of those variables and the
-    values of the dimension coordinates."""
+    cached by content: the names, dimensions, shapes, dtypes and attributes of those variables (the
+    rules look at nothing else: not at coordinate values, so the files of a series, whose time
+    values differ, share one entry)."""
     variables = nc.variables
     v = variables[raw]
     dims = tuple(v.dimensions)
     small = {n: x for n, x in variables.items() if n != raw and x.ndim <= 2 and x.dtype != str}
     desc = []
-    values = {}
     for n, x in small.items():
         attrs = _attrs(x)
         desc.append((n, tuple(x.dimensions), tuple(x.shape), str(x.dtype), sorted(attrs.items())))
-        if x.ndim == 1 and x.dimensions == (n,):
-            values[n] = _raw_values(x)
-    key = _digest(raw, dims, tuple(v.shape), str(v.dtype), repr(desc), *values.values())
+    key = _digest(raw, dims, tuple(v.shape), str(v.dtype), repr(desc))
     hit = _AXES_CACHE.get(key)
     if hit is not None:
         STATS["axes_cached"] += 1
@@ -237,12 +235,13 @@ def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | N
     data_vars, coords = {}, {}
     for n, x in small.items():
         attrs = _attrs(x)
-        if n in values:
-            coords[n] = xr.Variable((n,), values[n], attrs)
+        var = xr.Variable(
+            tuple(x.dimensions), np.broadcast_to(np.zeros((), x.dtype), x.shape), attrs
+        )
+        if x.ndim == 1 and x.dimensions == (n,):
+            coords[n] = var
         else:
-            data_vars[n] = xr.Variable(
-                tuple(x.dimensions), np.broadcast_to(np.zeros((), x.dtype), x.shape), attrs
-            )
+            data_vars[n] = var
         for d, m in zip(x.dimensions, x.shape, strict=True):
             sizes.setdefault(d, m)
     probe = xr.Variable(dims, np.broadcast_to(np.float32(0), tuple(v.shape)), _attrs(v))

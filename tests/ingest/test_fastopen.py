@@ -78,6 +78,7 @@ def test_every_synthetic_series_is_bit_identical(records):
 def test_shared_grids_and_time_axes_are_parsed_once(records):
     fastopen._GRID_CACHE.clear()
     fastopen._TIME_CACHE.clear()
+    fastopen._AXES_CACHE.clear()
     before = dict(fastopen.STATS)
     n_files = 0
     for rec in records:
@@ -89,6 +90,11 @@ def test_shared_grids_and_time_axes_are_parsed_once(records):
     assert parsed < len(records) / 4  # a handful of grids in the whole archive
     tparsed = fastopen.STATS["time_parsed"] - before["time_parsed"]
     assert tparsed < n_files / 2
+    # the axes of a file layout are resolved once, whatever the files' time values
+    aparsed = fastopen.STATS["axes_parsed"] - before["axes_parsed"]
+    acached = fastopen.STATS["axes_cached"] - before["axes_cached"]
+    assert aparsed + acached == n_files
+    assert aparsed < n_files / 2
 
 
 def test_uncommon_inputs_take_the_xarray_path(records, tmp_path):
