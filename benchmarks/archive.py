@@ -299,12 +299,16 @@ def run_method(method: str, root: str, work: str, files_txt: str, rows_csv: str,
 
 # -- the profile ----------------------------------------------------------------------------------
 PROFILED = {
-    "open series (catalog.load_series)": "load_series",
-    "  open_series": "open_series",
-    "  normalize": "normalize",
-    "read + totals (process_block and reads)": "process_span",
-    "store totals (write_totals)": "write_totals",
-    "manifest (write_manifest)": "write_manifest",
+    "open series (tasks.open_canonical)": "open_canonical",
+    "  fast path (fastopen.open_fast)": "open_fast",
+    "  xarray path: catalog.load_series": "load_series",
+    "  xarray path: normalize": "normalize",
+    "read blocks (FastSeries.read / DatasetView.read)": "read",
+    "totals and cube (process_block)": "process_block",
+    "a series' tasks (process_span: all of the above)": "process_span",
+    "store totals (TotalsWriter.write)": "write",
+    "manifest journal (Journal.record)": "record",
+    "full manifest writes (write_manifest)": "write_manifest",
     "graph (series_tasks)": "series_tasks",
     "fingerprint": "fingerprint",
 }
@@ -331,7 +335,14 @@ def profile(root: str, work: str, select: list[str], env: dict, top: int = 25) -
     cum: dict[str, float] = defaultdict(float)
     for (fname, _line, func), (_cc, _nc, _tt, ct, callers) in st.stats.items():
         for label, name in PROFILED.items():
-            if func == name and "gridflux" in fname:
+            if (
+                func == name
+                and "gridflux" in fname
+                and not (
+                    name in ("read", "write", "record")
+                    and not fname.endswith(("fastopen.py", "manifest.py"))
+                )
+            ):
                 # only outermost calls: a recursive or nested call is inside its caller's time
                 if not any(c[2] == name for c in callers):
                     cum[label] += ct

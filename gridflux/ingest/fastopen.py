@@ -220,6 +220,11 @@ def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | N
     desc = []
     for n, x in small.items():
         attrs = _attrs(x)
+        # a time unit's reference date does not decide any axis (only that it says "since"):
+        # the files of a series, each with its own reference date, share one entry
+        units = attrs.get("units")
+        if isinstance(units, str) and " since " in units:
+            attrs["units"] = units.split(" since ")[0] + " since *"
         desc.append((n, tuple(x.dimensions), tuple(x.shape), str(x.dtype), sorted(attrs.items())))
     key = _digest(raw, dims, tuple(v.shape), str(v.dtype), repr(desc))
     hit = _AXES_CACHE.get(key)
