@@ -410,7 +410,8 @@ def per_series(rows: list[dict], n_series: int) -> dict:
 
 def table(rows: list[dict], costs: dict) -> str:
     lines = [
-        "| method | s (median) | x raw | computing s | computing x raw | CPU s | CPU x raw | failed |",
+        "| method | s (median) | x raw | computing s | computing x raw | CPU s | CPU x raw "
+        "| failed |",
         "|---|---|---|---|---|---|---|---|",
     ]
 
@@ -429,7 +430,8 @@ def table(rows: list[dict], costs: dict) -> str:
         )
     lines.append("")
     lines.append(
-        f"{costs['series']} series. Per series (derived from CPU seconds, see benchmarks/archive.py): "
+        f"{costs['series']} series. Per series (derived from CPU seconds, see "
+        "benchmarks/archive.py): "
         + ", ".join(
             f"{k.replace('_ms_per_series', '')} {v:.1f} ms"
             for k, v in costs.items()

@@ -259,7 +259,9 @@ def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | N
     return _remember(_AXES_CACHE, key, out)
 
 
-def _time_keys(values: np.ndarray, units: str, cal: str, bounds: np.ndarray | None, path: str):
+def _time_keys(
+    values: np.ndarray, units: str | None, cal: str, bounds: np.ndarray | None, path: str
+):
     """(month keys, seconds per month) of one file's time axis, cached by content."""
     key = _digest(values, units, cal, bounds)
     hit = _TIME_CACHE.get(key)
@@ -279,7 +281,7 @@ def _canonical_grid(lat, lon, lat_b, lon_b, ydim: str, xdim: str):
         STATS["grid_cached"] += 1
         return hit
     STATS["grid_parsed"] += 1
-    history = []
+    history: list[str] = []
     lat = np.asarray(lat, dtype=np.float64)
     lon = np.asarray(lon, dtype=np.float64)
     lat_bv = None if lat_b is None else np.asarray(lat_b).astype(np.float64)
@@ -415,7 +417,7 @@ def _open(record: Any) -> FastSeries | None:
                 lat = _raw_values(variables[ydim])
                 lon = _raw_values(variables[xdim])
                 bn = {ydim: ybn, xdim: xbn}
-                bvals = {}
+                bvals: dict[str, np.ndarray | None] = {}
                 for d, n in bn.items():
                     if n is None:
                         bvals[d] = None
@@ -463,8 +465,8 @@ def _open(record: Any) -> FastSeries | None:
         return None
     if any(m["shape"][1:] != files[0]["shape"][1:] for m in files):
         return None
-    for a, b in zip(files, files[1:], strict=False):
-        if b["keys"][0] <= a["keys"][-1]:
+    for prev, nxt in zip(files, files[1:], strict=False):
+        if nxt["keys"][0] <= prev["keys"][-1]:
             return None
     fm = files[0]
     if fm is not first_meta:  # the first file by months must hold the coordinates used

@@ -1,4 +1,5 @@
-"""Per-series manifest records in O(1): a journal beside ``manifest.json``, compacted by a full write.
+"""Per-series manifest records in O(1): a journal beside ``manifest.json``, compacted by a full
+write.
 
 ``manifest.json`` holds every series of a store (status, fingerprint, timings, errors), so
 rewriting it after each finished series costs time proportional to the archive: on 10,000
@@ -132,7 +133,7 @@ class TotalsWriter:
 
     def __init__(self, store: Any):
         self.store = store
-        self.array = None
+        self.array: Any = None
 
     def write(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
         if self.array is None:
