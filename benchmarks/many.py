@@ -17,8 +17,8 @@ Measured, each a whole ``gridflux run`` process (``--no-cubes``):
    own CPU per series at both sizes (planning and scheduling are linear when the per-series
    figures agree), and the driver's peak RSS (``getrusage`` of the driver process; target 1 GB);
 2. the same N-series run SIGKILLed once half of its series are recorded in the manifest journal
-   (``manifest.d/``), then run again: the second run must skip every series the first recorded as
-   done, compute only the others, and end with all N done.
+   (``manifest.json.d/``), then run again: the second run must skip every series the first
+   recorded as done, compute only the others, and end with all N done.
 
 Writes ``benchmarks/many.json`` (with ``--json``) and prints a summary.
 """
@@ -138,7 +138,7 @@ def gridflux_argv(cat: str, mask: str, store: str, cluster: str, rusage: str, su
 
 def journal_done(store: str) -> int:
     n = 0
-    for f in glob.glob(os.path.join(store, "manifest.d", "*.jsonl")):
+    for f in glob.glob(os.path.join(store, "manifest.json.d", "*.jsonl")):
         with open(f) as fh:
             n += fh.read().count('"status": "done"')
     return n

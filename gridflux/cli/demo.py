@@ -11,11 +11,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-import numpy as np
-import pandas as pd
+import typer
 
 
 @dataclass
@@ -52,6 +53,9 @@ def check_against_truth(
     and regions (months whose truth is zero are compared on that scale, not divided by zero).
     ``storage_options``: fsspec options of a store at a URL (e.g. ``s3://``).
     """
+    import numpy as np
+    import pandas as pd
+
     from gridflux.pipeline.export import totals_table
 
     truth = pd.read_csv(truth_csv, dtype={"time": str})
@@ -86,8 +90,12 @@ def run_demo(
     size: str = "tiny",
     n_workers: int = 2,
     console=None,
+    confirm: bool | Callable[[str], bool] | None = None,
 ) -> bool:
-    """Run the demo end to end; returns True when every series matches its planted truth."""
+    """Run the demo end to end; returns True when every series matches its planted truth.
+
+    ``confirm``: passed to :func:`gridflux.synthetic.build_archive` (True, or a callable that asks,
+    for ``size="paper"``: hundreds of GB)."""
     from rich.console import Console
 
     from gridflux.cli.run import print_summary
@@ -102,7 +110,7 @@ def run_demo(
     for p in (archive_dir, store):
         if p.exists():
             shutil.rmtree(p)
-    info = build_archive(archive_dir, size=size)
+    info = build_archive(archive_dir, size=size, confirm=confirm)
     console.print(
         f"[bold]1/4[/bold] synthetic archive: {info.n_series} series in {info.n_files} files "
         f"({info.nbytes / 1e6:.1f} MB) under {archive_dir} [{time.perf_counter() - t0:.1f} s]"
@@ -137,3 +145,37 @@ def run_demo(
     expected_failures = set(getattr(info, "expected_failures", []) or [])
     unexpected = set(summary.failed) - expected_failures
     return check.ok and not unexpected
+
+
+def demo_cmd(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="where the synthetic archive and store go")
+    ] = Path("gridflux-demo"),
+    size: Annotated[str, typer.Option(help="tiny | small | paper (hundreds of GB)")] = "tiny",
+    workers: Annotated[int, typer.Option(min=1, help="local worker processes, at least 1")] = 2,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="write --size paper (hundreds of GB) without asking"),
+    ] = False,
+) -> None:
+    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
+    if size not in ("tiny", "small", "paper"):
+        raise typer.BadParameter(
+            f"size {size!r}; expected tiny, small or paper", param_hint="--size"
+        )
+
+    def ask(message: str) -> bool:
+        try:
+            return typer.confirm(message, default=False, err=True)
+        except typer.Abort:  # no answer (stdin closed): not confirmed
+            typer.echo("", err=True)
+            return False
+
+    confirm = True if yes else ask
+    ok = run_demo(workdir, size=size, n_workers=workers, confirm=confirm)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)

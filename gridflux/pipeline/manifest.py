@@ -4,7 +4,7 @@ write.
 ``manifest.json`` holds every series of a store (status, fingerprint, timings, errors), so
 rewriting it after each finished series costs time proportional to the archive: on 10,000
 series, ~10,000 x 3 MB. Instead, a run appends each finished series' entry as one JSON line to a
-journal in ``manifest.d/`` (locally: open, append, close, fsync at most once per
+journal in ``manifest.json.d/`` (locally: open, append, close, fsync at most once per
 :data:`FSYNC_INTERVAL`; on object stores: a new small shard object at most once per
 :data:`SHARD_INTERVAL` holding the lines since the last one), and rewrites ``manifest.json`` only
 at the start and the end of the run. :func:`replay` applies the journal over ``manifest.json``
@@ -31,7 +31,9 @@ from typing import Any
 
 import numpy as np
 
-JOURNAL_DIR = "manifest.d"
+from gridflux.errors import StoreError
+
+JOURNAL_DIR = "manifest.json.d"
 FSYNC_INTERVAL = 1.0  # seconds between fsyncs of a local journal
 SHARD_INTERVAL = 1.0  # seconds between shard objects of a remote journal
 
@@ -83,11 +85,15 @@ class Journal:
     Parameters
     ----------
     fs : the store's fsspec file system
-    directory : the journal directory (``<store>/manifest.d``)
+    directory : the journal directory (``<store>/manifest.json.d``)
+    store : the :class:`~gridflux.pipeline.store.Store`, when there is one: its entries are then
+        scrubbed as ``Store.write_manifest`` scrubs the manifest (no credentials, URLs by their
+        identity), nothing is written once its lock was taken over by another run, and a refused
+        write is the store's one-line :class:`~gridflux.errors.StoreError`
     """
 
-    def __init__(self, fs: Any, directory: str):
-        self.fs, self.directory = fs, directory
+    def __init__(self, fs: Any, directory: str, store: Any = None):
+        self.fs, self.directory, self.store = fs, directory, store
         self.local = _is_local(fs)
         self.name = f"{time.time_ns():020d}-{os.getpid()}"
         self.seq = 0
@@ -97,8 +103,26 @@ class Journal:
 
     def record(self, key: str, entry: dict) -> None:
         """Append one series' manifest entry (O(1): independent of the number of series)."""
+        if self.store is not None:
+            from gridflux.ingest.remote import scrub_tree
+
+            lock = getattr(self.store, "lock", None)
+            if lock is not None and lock.lost:  # another run took the store over: stop writing
+                raise StoreError(
+                    f"store {self.store.url}: the lock of this run was taken over by another run "
+                    "(its heartbeat was older than store.lock-timeout); this run stops writing"
+                )
+            entry = scrub_tree(entry, self.store.storage_options)
         line = json.dumps({"key": key, "entry": entry}, sort_keys=True, default=str) + "\n"
         self.records += 1
+        try:
+            self._append(line)
+        except OSError as exc:
+            if self.store is not None:
+                raise self.store.write_error("the manifest journal", exc) from exc
+            raise
+
+    def _append(self, line: str) -> None:
         if self.local:
             os.makedirs(self.directory, exist_ok=True)  # a compaction may have removed it
             path = posixpath.join(self.directory, f"{self.name}.jsonl")
@@ -120,7 +144,12 @@ class Journal:
         if self.buffer:
             self.seq += 1
             path = posixpath.join(self.directory, f"{self.name}-{self.seq:08d}.jsonl")
-            self.fs.pipe(path, "".join(self.buffer).encode())
+            try:
+                self.fs.pipe(path, "".join(self.buffer).encode())
+            except OSError as exc:
+                if self.store is not None:
+                    raise self.store.write_error("the manifest journal", exc) from exc
+                raise
             self.buffer = []
         self.last_sync = time.monotonic()
 
@@ -136,8 +165,11 @@ class TotalsWriter:
         self.array: Any = None
 
     def write(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
-        if self.array is None:
-            import zarr
+        try:
+            if self.array is None:
+                import zarr
 
-            self.array = zarr.open_array(self.store.zarr_store(), path="totals", mode="r+")
-        self.array[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+                self.array = zarr.open_array(self.store.zarr_store(), path="totals", mode="r+")
+            self.array[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        except OSError as exc:
+            raise self.store.write_error("totals", exc) from exc

@@ -169,7 +169,7 @@ def series_tasks(
     name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
     # one graph key for the job: dask would otherwise unpack the dataclass into every span task;
     # traverse=False: the job holds no dask collections, and walking its fields (every month of the
-    # series, the grids' bounds) cost the driver ~10 ms per series
+    # series, the grids' bounds) is a measurable driver cost per series (docs/benchmarks.md)
     job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}", traverse=False)
     step = dask.delayed(process_span, pure=True)
     return [
@@ -193,6 +193,7 @@ class RunSettings:
     batch_size: int  # series in flight at once
     radius: float  # m
     zarr_format: int
+    verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
 
     @classmethod
     def resolve(
@@ -205,6 +206,7 @@ class RunSettings:
         task_months: int | str | None = None,
         zarr_format: int | None = None,
         batch_size: int | None = None,
+        verify: bool | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -220,6 +222,7 @@ class RunSettings:
             batch_size=int(config.get("pipeline.batch-members", override=batch_size)),
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
+            verify=bool(config.get("pipeline.verify", override=verify)),
         )
 
 
@@ -293,7 +296,7 @@ class Run:
         self.progress: Progress = Progress(None, 0)
         # finished series: one journal line each (O(1)), totals through an array opened once
         self.journal = manifest_journal.Journal(
-            store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}"
+            store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}", store
         )
         self.totals_writer = manifest_journal.TotalsWriter(store)
 
@@ -323,6 +326,7 @@ class Run:
                     self.existing,
                     self.storage_options,
                     self.settings.time_chunk,
+                    verify=self.settings.verify,
                 )
                 for r in records
             ]
@@ -355,6 +359,8 @@ class Run:
             self.months,
         )
         if self.existing:
+            # zarr format, chunking, codecs, target grid and mask must match, or the run is refused
+            self.store.check_settings(template)
             template.months = check_compatible(self.store, template)
         else:
             self.store.create(template)
@@ -377,6 +383,7 @@ class Run:
                 self.record_skipped(p)
                 continue
             if p.error:
+                self.clear_values(p)
                 self.summary.failed[p.key] = p.error
                 self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
                 continue
@@ -390,6 +397,15 @@ class Run:
             todo.append(p)
         self.store.write_manifest(self.manifest)
         return todo
+
+    def clear_values(self, p: SeriesPlan) -> None:
+        """A failed series keeps no values of an earlier run or of its own blocks written before
+        it failed: its totals (and cube) become NaN, so export and the budget skip it."""
+        self.store.clear_series(
+            self.member_index[p.member],
+            self.var_index[p.variable],
+            p.variable if self.settings.cubes else None,
+        )
 
     def record_skipped(self, p: SeriesPlan, counted: bool = False) -> None:
         """A series done earlier with the same inputs and configuration. ``counted``: it is one of
@@ -412,6 +428,7 @@ class Run:
             self.storage_options,
             self.settings.time_chunk,
             open_files=declared_months(p.record) is None,
+            verify=self.settings.verify,
         )
         planned.previous_status = p.previous_status
         return planned
@@ -494,6 +511,7 @@ class Run:
             self.summary.done.append(p.key)
             self.summary.bytes_read += p.nbytes
         else:
+            self.clear_values(p)
             self.manifest["series"][p.key] = self.entry_for(
                 p, "failed", error=error, seconds=seconds
             )
@@ -501,6 +519,20 @@ class Run:
         # O(1) per series, after its totals: a kill loses at most the line being written
         self.journal.record(p.key, self.manifest["series"][p.key])
         self.progress.advance(p.key, p.nbytes)
+
+    def release(self) -> None:
+        """Drop the plans' opened datasets, so that no input file stays open after the run (a
+        Run is referenced from cycles, e.g. its progress callback: waiting for the garbage
+        collector would keep files open, and locked against writers, after ``run`` returned)."""
+        import gc
+
+        for p in self.plans:
+            p.canonical = None
+        self.plans = []
+        # the opened series' chunk readers sit in reference cycles (xarray's lazily indexed
+        # arrays refer back to their backend array): collect them now, so that their HDF5
+        # handles close before run returns and a writer may open the inputs
+        gc.collect()
 
     # -- 6. record ----------------------------------------------------------------------------
     def record(self) -> None:
@@ -675,6 +707,7 @@ def run(
     batch_size: int | None = None,
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
+    verify: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -702,6 +735,8 @@ def run(
     zarr_format : of a new store (default ``gridflux.store.zarr-format``)
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
+    verify : hash every input file's bytes into its series' fingerprint, for archives whose
+        modification times cannot be trusted (default ``gridflux.pipeline.verify``)
 
     Returns
     -------
@@ -718,6 +753,7 @@ def run(
         task_months=task_months,
         zarr_format=zarr_format,
         batch_size=batch_size,
+        verify=verify,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
@@ -751,6 +787,7 @@ def run(
         r.execute(todo, client, progress)
         r.record()
     finally:
+        r.release()
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary

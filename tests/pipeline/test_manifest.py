@@ -20,7 +20,7 @@ from gridflux.pipeline.store import Store
 
 def test_journal_lines_replay_in_order_and_a_torn_line_is_ignored(tmp_path):
     fs = fsspec.filesystem("file")
-    d = str(tmp_path / "manifest.d")
+    d = str(tmp_path / "manifest.json.d")
     j = mj.Journal(fs, d)
     j.record("a/npp", {"status": "pending"})
     j.record("b/npp", {"status": "done", "bytes": 3})
@@ -64,7 +64,7 @@ def test_a_record_appends_one_line_and_never_rewrites_the_manifest(tmp_path):
 def test_object_store_journal_writes_shards(tmp_path, monkeypatch):
     fs = fsspec.filesystem("memory")
     monkeypatch.setattr(mj, "SHARD_INTERVAL", 3600.0)
-    j = mj.Journal(fs, "/bucket/s.zarr/manifest.d")
+    j = mj.Journal(fs, "/bucket/s.zarr/manifest.json.d")
     for i in range(5):
         j.record(f"m{i}/npp", {"status": "done"})
     assert mj.journal_files(fs, j.directory) == []  # buffered until the interval passes
@@ -114,3 +114,14 @@ def test_sigkill_after_half_the_series_resumes_without_redoing_them(mini_archive
         xr.open_zarr(killed, group="cubes/npp")["npp"].values,
     )
     assert mj.journal_files(Store(str(killed)).fs, str(killed / mj.JOURNAL_DIR)) == []
+
+
+def test_journal_lines_are_scrubbed_like_the_manifest(tmp_path):
+    """No credential reaches the journal: entries go through the same scrub as manifest.json."""
+    st = Store(str(tmp_path / "s.zarr"))
+    os.makedirs(st.root)
+    j = mj.Journal(st.fs, os.path.join(st.root, mj.JOURNAL_DIR), st)
+    j.record("m/npp", {"status": "failed", "error": "cannot read s3://AKIA:SECRETXYZ@bkt/a.nc"})
+    (path,) = mj.journal_files(st.fs, j.directory)
+    text = open(path).read()
+    assert "SECRETXYZ" not in text and "bkt/a.nc" in text

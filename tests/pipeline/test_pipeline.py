@@ -418,7 +418,7 @@ def test_killed_driver_then_rerun_is_bit_identical(mini_archive, tmp_path):
     deadline = time.time() + 60
     while time.time() < deadline:
         # finished series are journal lines beside manifest.json (gridflux/pipeline/manifest.py)
-        lines = [f.read_text() for f in (killed / "manifest.d").glob("*.jsonl")]
+        lines = [f.read_text() for f in (killed / "manifest.json.d").glob("*.jsonl")]
         if (killed / "manifest.json").exists() and any('"done"' in t for t in lines):
             break
         time.sleep(0.02)
