@@ -48,6 +48,14 @@ def bench_cmd(
         bool | None, typer.Option("--scaling/--no-scaling", help="ensemble scaling runs")
     ] = None,
     cache: Annotated[Path | None, typer.Option("--cache", help="input cache directory")] = None,
+    archive: Annotated[
+        bool,
+        typer.Option(
+            "--archive",
+            help="the whole-archive benchmark (benchmarks/archive.py; takes --quick, --rounds, "
+            "--json, --methods, --cache)",
+        ),
+    ] = False,
 ) -> None:
     """Time gridflux against the decode limit, CDO, NCO, xarray-regrid and xESMF on the same files."""
     run_py = harness_path()
@@ -59,6 +67,17 @@ def bench_cmd(
         )
         raise typer.Exit(2)
     argv = [sys.executable, str(run_py)]
+    if archive:
+        argv = [sys.executable, str(run_py.parent / "archive.py")]
+        argv += ["--quick"] if quick else []
+        argv += ["--rounds", str(rounds)] if rounds else []
+        argv += ["--json", str(json_out)] if json_out else []
+        argv += ["--methods", *methods] if methods else []
+        argv += ["--cache", str(cache)] if cache else []
+        code = subprocess.run(argv, env=os.environ.copy()).returncode
+        if code:
+            raise typer.Exit(code)
+        return
     if quick and tiny:
         raise typer.BadParameter(
             "--quick and --tiny exclude each other", param_hint="--quick/--tiny"

@@ -32,6 +32,7 @@ from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
 from gridflux.kernels.grids import CellBounds
+from gridflux.pipeline import manifest as manifest_journal
 from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
@@ -52,7 +53,6 @@ from gridflux.pipeline.store import Store, StoreTemplate
 from gridflux.pipeline.tasks import SeriesJob, process_span
 
 __all__ = [
-    "MANIFEST_INTERVAL",
     "SPLIT_MONTHS",
     "Run",
     "RunSettings",
@@ -72,7 +72,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-MANIFEST_INTERVAL = 1.0  # seconds between manifest rewrites during a run
 SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are split
 
 
@@ -331,7 +330,11 @@ class Run:
         self.mask_delayed: Any = dask.delayed(mask, pure=True, name=f"gridflux-mask-{self.mkey}")
         self.mask_ref: Any = self.mask_delayed  # what the series' tasks take: delayed or future
         self.progress: Progress = Progress(None, 0)
-        self.last_manifest_write = time.perf_counter()
+        # finished series: one journal line each (O(1)), totals through an array opened once
+        self.journal = manifest_journal.Journal(
+            store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}", store
+        )
+        self.totals_writer = manifest_journal.TotalsWriter(store)
 
     # -- 1. plan ------------------------------------------------------------------------------
     def entry(self, key: str) -> dict:
@@ -533,8 +536,8 @@ class Run:
         self, p: SeriesPlan, results: list | None, error: str | None, seconds: float
     ) -> None:
         """One series' outcome: its spans' totals into the store (``error`` None), or its error;
-        either way into the manifest (rewritten at most every :data:`MANIFEST_INTERVAL` s) and
-        the summary. No other series' entry or values are touched."""
+        either way into the manifest (one journal line: gridflux/pipeline/manifest.py) and the
+        summary. No other series' entry or values are touched."""
         assert self.template is not None
         missing: list[str] = []
         if error is None:
@@ -547,7 +550,9 @@ class Run:
             if p.months and len(missing) == len(p.months):
                 error = self.no_data_error(p)
         if error is None:
-            self.store.write_totals(self.member_index[p.member], self.var_index[p.variable], values)
+            self.totals_writer.write(
+                self.member_index[p.member], self.var_index[p.variable], values
+            )
             entry = self.entry_for(p, "done", seconds=seconds)
             if missing:
                 entry["missing_months"] = missing
@@ -561,11 +566,8 @@ class Run:
                 p, "failed", error=error, seconds=seconds
             )
             self.summary.failed[p.key] = error
-        # a finished series missing from a manifest that was not yet rewritten is merely
-        # recomputed by the next run, so rewrite it at most about once a second
-        if time.perf_counter() - self.last_manifest_write > MANIFEST_INTERVAL:
-            self.store.write_manifest(self.manifest)
-            self.last_manifest_write = time.perf_counter()
+        # O(1) per series, after its totals: a kill loses at most the line being written
+        self.journal.record(p.key, self.manifest["series"][p.key])
         self.progress.advance(p.key, p.nbytes)
 
     def missing_months(self, p: SeriesPlan, values: np.ndarray) -> list[str]:
@@ -706,6 +708,7 @@ class Run:
                 mask_future.release()
                 self.mask_ref = self.mask_delayed
         self.summary.compute_seconds = time.perf_counter() - t_compute
+        self.journal.flush()
 
     def _execute_in_process(self, todo: list[SeriesPlan]) -> None:
         """Each series' tasks on the synchronous scheduler, one series after another."""

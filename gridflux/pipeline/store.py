@@ -318,15 +318,20 @@ class Store:
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict:
+        """``manifest.json`` with the per-series journal of runs since its last full write applied
+        (gridflux/pipeline/manifest.py)."""
+        from gridflux.pipeline import manifest as journal
+
         path = self._path(MANIFEST)
         if not self.fs.exists(path):
-            return {"series": {}}
+            return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
         try:
-            return json.loads(self.fs.cat(path))
+            data = json.loads(self.fs.cat(path))
         except ValueError as exc:
             raise StoreError(
                 f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
             ) from exc
+        return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
@@ -362,6 +367,9 @@ class Store:
                 self.fs.pipe(path, data)
         except OSError as exc:
             raise self.write_error(MANIFEST, exc) from exc
+        from gridflux.pipeline import manifest as journal
+
+        journal.clear(self.fs, self._path(journal.JOURNAL_DIR))  # the full manifest supersedes it
 
     def write_error(self, what: str, exc: OSError) -> StoreWriteError:
         """One line for a write that the file system refused (disk full, read-only, quota):

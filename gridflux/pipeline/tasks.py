@@ -192,18 +192,20 @@ class SeriesJob:
 
 
 def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
-    """The series' canonical dataset (lazy), opened once per worker process and inputs' version.
+    """The series' canonical field for reading blocks (``fastopen.FastSeries``, or a
+    ``fastopen.DatasetView`` of ``catalog.load_series``), opened once per worker process and
+    inputs' version.
 
     Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
-    from gridflux.ingest import catalog
+    from gridflux.ingest import fastopen
 
     key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
     ds = _OPENED.get(key)
     if ds is None:
-        ds = catalog.load_series(
+        ds = fastopen.open_series_view(
             job.record, storage_options=storage_options, chunks={"time": job.time_chunk}
         )
-        found = tuple((int(t.year), int(t.month)) for t in ds["time"].values)
+        found = ds.months
         if found != tuple(job.months):
             files = ", ".join(job.record.paths[:2]) + (" ..." if len(job.record.paths) > 2 else "")
             raise StoreError(
@@ -235,19 +237,15 @@ def process_span(
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
     block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per block.
     """
-    from gridflux.fields.regrid import grid_of
-
     ds = open_canonical(job, storage_options)
-    name = ds.attrs["gridflux_variable"]
-    data = ds[name].data
-    seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
+    seconds = ds.seconds
     bjob = BlockJob(
-        src_grid=grid_of(ds),
+        src_grid=ds.grid,
         mask_key=job.mask_key,
         protocol=job.protocol,
         target=job.target,
         radius=job.radius,
-        kind=ds[name].attrs.get("gridflux_kind", "flux"),
+        kind=ds.kind,
         cube_grid=job.cube_grid,
         store_url=job.store_url,
         zarr_format=job.zarr_format,
@@ -257,23 +255,18 @@ def process_span(
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)
     rows_read = rows_to_read(bjob, mask)
-    bytes_per_month = int(np.dtype(data.dtype).itemsize * np.prod(data.shape[1:]))
+    bytes_per_month = int(ds.value_dtype.itemsize * np.prod(ds.shape[1:]))
     out = []
     for i0, i1 in blocks:
-        part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
-        block = np.asarray(part.compute(scheduler="sync") if hasattr(part, "dask") else part)
+        block = ds.read(i0, i1, rows_read)
         empty = no_data_months(block)
-        whole_fields = rows_read is None or rows_read.indices(data.shape[1])[:2] == (
-            0,
-            data.shape[1],
-        )
+        whole_fields = rows_read is None or rows_read.indices(ds.shape[1])[:2] == (0, ds.shape[1])
         if empty.any() and not whole_fields:
             # no value in the rows read: a missing month only if the whole field has none (rare,
             # so those months alone are read again whole)
             for k in np.flatnonzero(empty):
-                month = data[i0 + k]
-                whole = month.compute(scheduler="sync") if hasattr(month, "dask") else month
-                empty[k] = bool(no_data_months(np.asarray(whole)[None])[0])
+                whole = ds.read(i0 + k, i0 + k + 1, None)
+                empty[k] = bool(no_data_months(whole)[0])
         pos, tot = process_block(
             block,
             seconds[i0:i1],
