@@ -51,7 +51,12 @@ def print_headline(run, console) -> None:
     )
     shown = run.headline.drop(columns=["label"])
     t = Table(title=title)
+    first = str(shown.columns[0]) if len(shown.columns) else None
     for c in shown.columns:
+        if str(c) == first:  # item names whole (too wide: a row per value, below)
+            longest = max((len(str(v)) for v in shown[c]), default=0)
+            t.add_column(first, overflow="fold", min_width=min(longest, 30))
+            continue
         name, _, unit = str(c).partition(" [")
         t.add_column(
             name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
