@@ -168,9 +168,9 @@ def _explain_missing(
         f"{'degrees_north' if axis == 'lat' else 'degrees_east'!r} or axis {CF_AXIS[axis]!r}, "
         f"or a name like {'lat, latitude, nav_lat' if axis == 'lat' else 'lon, longitude, nav_lon'}"
     )
-    dims = tuple(map(str, da.dims))
+    dim_names = tuple(map(str, da.dims))
     raise InputError(
-        f"has no {CF_COORDINATE[axis]} dimension (dims {dims}); expected {expected}",
+        f"has no {CF_COORDINATE[axis]} dimension (dims {dim_names}); expected {expected}",
         path=path,
         variable=name,
         attribute="dimensions",

@@ -65,7 +65,7 @@ def field_variables(ds: xr.Dataset) -> list[str]:
     """Data variables of a Dataset that are fields on its lat-lon grid (bounds excluded)."""
     lat, lon = find_latlon(ds)
     return [
-        v
+        str(v)
         for v in ds.data_vars
         if lat in ds[v].dims and lon in ds[v].dims and "bnds" not in ds[v].dims
     ]
@@ -179,6 +179,8 @@ def _source_in_canonical_order(da: xr.DataArray, src_dims: tuple[str, ...], w) -
         d in da.coords and da[d].ndim == 1 and da[d].dtype.kind in "iuf" for d in src_dims
     )
     if has_coords:
+        lat: str | None
+        lon: str | None
         try:
             lat, lon = find_latlon(da)
         except GridfluxError:
@@ -231,7 +233,7 @@ def regrid_with_weights(
         )
     w = weights
     k = len(w.src_shape)
-    src_dims = tuple(da.dims[-k:]) if src_dims is None else tuple(src_dims)
+    src_dims = tuple(map(str, da.dims[-k:])) if src_dims is None else tuple(src_dims)
     if k == 2:
         da = _source_in_canonical_order(da, src_dims, w)
     if tuple(da.sizes[d] for d in src_dims) != tuple(w.src_shape):

@@ -378,7 +378,7 @@ def _age(info: dict) -> str:
         return "none"
 
 
-def _is_precondition_failed(exc: BaseException) -> bool:
+def _is_precondition_failed(exc: BaseException | None) -> bool:
     """S3 refused a conditional write: 412 Precondition Failed, or 409 for concurrent ones."""
     seen = set()
     while exc is not None and id(exc) not in seen:

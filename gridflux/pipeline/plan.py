@@ -288,7 +288,7 @@ def build_template(
     traits = {t: [member_trait(first[m].record, t) for m in members] for t in MEMBER_TRAITS}
     months = [m for p in plans for m in p.months] if months is None else months
     axis = continuous_months(min(months), max(months)) if months else []
-    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    kinds: list[str] = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
     cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
     return StoreTemplate(
         members=members,

@@ -125,7 +125,7 @@ class RunStopped(StoreWriteError):
 STORE_FAULT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 
-def is_store_fault(exc: BaseException) -> bool:
+def is_store_fault(exc: BaseException | None) -> bool:
     """True when ``exc`` (e.g. a worker's failed cube write) says the store cannot be written."""
     while exc is not None:
         if isinstance(exc, StoreWriteError):
@@ -653,7 +653,7 @@ class Run:
         seconds: float | None = None,
     ) -> dict:
         """A series' manifest entry."""
-        e = {
+        e: dict[str, Any] = {
             "status": status,
             "member": p.member,
             "variable": p.variable,
