@@ -485,3 +485,81 @@ def _step_days(dates: list) -> float:
         return 1.0
     steps = [(b - a).total_seconds() / 86400 for a, b in zip(dates[:-1], dates[1:], strict=True)]
     return float(np.median(steps))
+
+
+# -- units of region statistics -----------------------------------------------------------------
+#: Units region means are stored in (CMIP6 data request units); a file in other units of the
+#: same dimension (degC, g kg-1, mm day-1...) is converted with pint. Others keep the file's.
+MEAN_UNITS: dict[str, str] = {
+    **dict.fromkeys(
+        ("tas", "tasmax", "tasmin", "ts", "ta", "tsl", "tsn", "tob", "tos", "thetao"), "K"
+    ),
+    **dict.fromkeys(("hus", "huss"), "1"),
+    **dict.fromkeys(("hur", "hurs", "clt", "treeFrac", "grassFrac", "cropFrac", "sftlf"), "%"),
+    **dict.fromkeys(("pr", "prc", "prsn", "evspsbl", "mrro", "mrros", "tran"), "kg m-2 s-1"),
+    **dict.fromkeys(("mrso", "mrsos", "snw", "prw", "mrfso", "lwsnl"), "kg m-2"),
+    **dict.fromkeys(("psl", "ps"), "Pa"),
+    **dict.fromkeys(("ua", "va", "uas", "vas", "sfcWind"), "m s-1"),
+}
+#: How the store and exports name a total's unit: Tg of the element, the species named when the
+#: element is counted in a species other than CO2 (per month for fluxes: one value per month).
+ELEMENT_LABEL = {("C", "CO2"): "C", ("C", "CH4"): "CH4-C", ("N", "N2O"): "N2O-N"}
+
+
+def total_unit(element: str, gas: str) -> str:
+    """``Tg C``, ``Tg CH4-C`` or ``Tg N2O-N``: the unit of a monthly total (or a stock)."""
+    return f"Tg {ELEMENT_LABEL.get((element, gas), element)}"
+
+
+def mean_unit(variable: str, file_units: str | None = None) -> str:
+    """The unit a region mean of ``variable`` is stored in (:data:`MEAN_UNITS`, else the
+    file's own)."""
+    return MEAN_UNITS.get(variable, file_units or "")
+
+
+def mean_conversion(
+    units: str | None, to: str, *, path: str | None = None, variable: str | None = None
+) -> tuple[float, float, str]:
+    """``(scale, offset, description)`` with ``value_to = value * scale + offset`` (pint; affine
+    for temperatures: degC -> K adds 273.15). Identity when the units are equal or ``to`` is "".
+
+    Raises
+    ------
+    InputError
+        Units missing, unknown, or of another dimension than ``to``.
+    """
+    u = " ".join(str(units or "").split())
+    if not to or u == to:
+        return 1.0, 0.0, f"units {u!r} kept"
+    if not u:
+        raise InputError(
+            f"units are missing; expected units convertible to {to!r}",
+            path=path,
+            variable=variable,
+            attribute="units",
+        )
+    from gridflux.fields.units import unit_registry
+
+    ureg = unit_registry()
+
+    def parse(s: str):
+        if s == "%":
+            return ureg.Quantity(1.0, "percent").units
+        if s == "1":
+            return ureg.dimensionless
+        s2 = re.sub(r"(?<=[a-zA-Z])(-?\d+)", r"**\1", s)
+        return ureg.Unit(" * ".join(s2.split()))
+
+    try:
+        a, b = parse(u), parse(to)
+        q0 = ureg.Quantity(0.0, a).to(b).magnitude
+        q1 = ureg.Quantity(1.0, a).to(b).magnitude
+    except Exception as exc:  # noqa: BLE001 - pint's several error types
+        raise InputError(
+            f"units={u!r} cannot be converted to {to!r} ({exc})",
+            path=path,
+            variable=variable,
+            attribute="units",
+        ) from exc
+    scale, offset = float(q1 - q0), float(q0)
+    return scale, offset, f"units {u!r} -> {to!r}: x {scale:.12g} + {offset:.12g}"

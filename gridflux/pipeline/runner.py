@@ -195,6 +195,7 @@ class RunSettings:
     radius: float  # m
     zarr_format: int
     verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
+    sel: str | None = None  # level selection of 4-D fields (``--sel plev=85000``)
 
     @classmethod
     def resolve(
@@ -208,6 +209,7 @@ class RunSettings:
         zarr_format: int | None = None,
         batch_size: int | None = None,
         verify: bool | None = None,
+        sel: str | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -224,6 +226,7 @@ class RunSettings:
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
             verify=bool(config.get("pipeline.verify", override=verify)),
+            sel=sel or None,
         )
 
 
@@ -276,8 +279,9 @@ class Run:
         rows, cols = mask_on_target.bounding_rows_cols()
         self.cube_grid: CellBounds = settings.target.subset(rows, cols)
         self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
-        self.chash = config_hash(
-            mask, settings.target, settings.protocol, settings.cubes, settings.radius
+        self.chash = with_selection(
+            config_hash(mask, settings.target, settings.protocol, settings.cubes, settings.radius),
+            settings.sel,
         )
         self.mkey = mask_key(mask)
         self.summary = RunSummary(store=store.url)
@@ -705,6 +709,7 @@ def run(
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
     verify: bool | None = None,
+    sel: str | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -734,6 +739,8 @@ def run(
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
     verify : hash every input file's bytes into its series' fingerprint, for archives whose
         modification times cannot be trusted (default ``gridflux.pipeline.verify``)
+    sel : level selection of 4-D fields, ``"plev=85000"`` (one level) or ``"depth=0:1"`` (a
+        layer: integral of stocks, thickness-weighted mean of means); part of the config hash
 
     Returns
     -------
@@ -751,6 +758,7 @@ def run(
         zarr_format=zarr_format,
         batch_size=batch_size,
         verify=verify,
+        sel=sel,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
@@ -763,6 +771,7 @@ def run(
     records = cat.series(query)
     if not records:
         raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+    apply_selection(records, settings.sel)
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(
@@ -788,6 +797,22 @@ def run(
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary
+
+
+def with_selection(chash: str, sel: str | None) -> str:
+    """The config hash of a run with a level selection (unchanged without one)."""
+    if not sel:
+        return chash
+    import hashlib
+
+    return hashlib.sha256(f"{chash}|sel={sel}".encode()).hexdigest()[: len(chash)]
+
+
+def apply_selection(records: list, sel: str | None) -> None:
+    """Give every series the run's level selection (read by the workers' ``load_series``)."""
+    if sel:
+        for rec in records:
+            rec.traits["sel"] = sel
 
 
 def _worker_setup_plugin():
