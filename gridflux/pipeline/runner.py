@@ -567,11 +567,24 @@ class Run:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
+        e.update(self.statistic_of(p.variable))
         if error:
             e["error"] = error
         if seconds is not None:
             e["seconds"] = round(seconds, 4)
         return e
+
+    def statistic_of(self, variable: str) -> dict:
+        """A series' statistic for its manifest entry: ``total`` or ``mean``, and the run's level
+        selection (``sel``) when there is one."""
+        out: dict = {}
+        t = self.template
+        if t is not None and variable in t.variables:
+            kind = t.variable_kinds[t.variables.index(variable)]
+            out["statistic"] = "mean" if kind == "mean" else "total"
+        if self.settings.sel:
+            out["sel"] = self.settings.sel
+        return out
 
     # -- submitting and collecting ------------------------------------------------------------
     def execute(

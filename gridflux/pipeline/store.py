@@ -79,6 +79,15 @@ def variable_units(variables: list[str], kinds: list[str]) -> list[str]:
     return out
 
 
+def cube_units(variable: str, template: StoreTemplate) -> str:
+    """A cube's unit: ``kg m-2 s-1`` (or ``kg m-2`` for stocks) of a total's canonical field,
+    the stored unit of a mean's field (``K``)."""
+    kind = template.variable_kinds[template.variables.index(variable)]
+    if kind == "mean":
+        return variable_units([variable], [kind])[0]
+    return "kg m-2" if kind == "stock" else "kg m-2 s-1"
+
+
 @dataclass(kw_only=True)
 class StoreTemplate:
     """Everything the store's shape depends on (fixed when the store is created)."""
@@ -525,7 +534,7 @@ class Store:
                     },
                     name=var,
                     attrs={
-                        "units": "kg m-2 s-1",
+                        "units": cube_units(var, template),
                         "sign_convention": "fluxes positive to the atmosphere",
                         "grid": "target grid clipped to the mask's bounding box; see /grid",
                     },
