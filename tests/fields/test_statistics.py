@@ -295,3 +295,46 @@ def test_resample_month_incomplete_month_is_nan_and_named():
     out = resample_month(da)
     assert out.values[0] == 1.0 and np.isnan(out.values[1])
     assert out.attrs["gridflux_incomplete_months"] == "2001-02"
+
+
+# -- units ---------------------------------------------------------------------------------------
+def test_mean_units_convert_with_pint_and_totals_name_the_species():
+    from gridflux.fields.statistics import mean_conversion, total_unit
+
+    assert mean_conversion("degC", "K")[:2] == (1.0, 273.15)
+    assert mean_conversion("g kg-1", "1")[:2] == pytest.approx((1e-3, 0.0))
+    assert mean_conversion("hPa", "Pa")[:2] == (100.0, 0.0)
+    assert mean_conversion("K", "K")[:2] == (1.0, 0.0)
+    with pytest.raises(InputError, match="cannot be converted"):
+        mean_conversion("m", "K", path="f.nc", variable="ta")
+    assert total_unit("C", "CO2") == "Tg C"
+    assert total_unit("C", "CH4") == "Tg CH4-C"
+    assert total_unit("N", "N2O") == "Tg N2O-N"
+
+
+def test_normalize_a_mean_field_in_celsius_at_one_level():
+    """A 4-D ta in degC, stored N->S: the canonical mean field is the 850 hPa level in K,
+    latitude ascending, values otherwise untouched."""
+    from gridflux.fields.normalize import normalize
+
+    lat = np.array([45.0, 15.0, -15.0, -45.0])
+    lon = np.array([0.0, 90.0, 180.0, 270.0])
+    x = np.arange(2 * 3 * 4 * 4, dtype=float).reshape(2, 3, 4, 4)
+    ds = xr.Dataset(
+        {"ta": (("time", "plev", "lat", "lon"), x, {"units": "degC"})},
+        coords={
+            "time": (
+                "time",
+                [15.0, 45.0],
+                {"units": "days since 2000-01-01", "calendar": "noleap"},
+            ),
+            "plev": ("plev", [100000.0, 85000.0, 50000.0]),
+            "lat": ("lat", lat, {"standard_name": "latitude", "units": "degrees_north"}),
+            "lon": ("lon", lon, {"standard_name": "longitude", "units": "degrees_east"}),
+        },
+    )
+    out = normalize(ds, "ta", statistic="mean", sel="plev=85000", path="ta.nc")
+    assert out["ta"].attrs["units"] == "K" and out["ta"].attrs["gridflux_kind"] == "mean"
+    np.testing.assert_array_equal(out["ta"].values, x[:, 1, ::-1, :] + 273.15)
+    with pytest.raises(InputError, match="extra dimension 'plev'.*--sel plev"):
+        normalize(ds, "ta", statistic="mean", path="ta.nc")
