@@ -74,11 +74,12 @@ def derive(annual: xr.DataArray, names: tuple[str, ...] | None = None) -> xr.Dat
         val = top / sum(_term(annual, v) for v in den) if den else top
         if name in present:
             val = val.fillna(annual.sel(variable=name, drop=True))
-        pieces.append(
-            val.expand_dims(variable=[name]).assign_coords(
-                variable_kind=("variable", [kind]), variable_units=("variable", [units])
-            )
+        piece = val.expand_dims(variable=[name]).assign_coords(
+            variable_kind=("variable", [kind]), variable_units=("variable", [units])
         )
+        if "variable_statistic" in annual.coords:  # derived budget terms are totals
+            piece = piece.assign_coords(variable_statistic=("variable", ["total"]))
+        pieces.append(piece)
     keep = annual.sel(variable=[v for v in present if v not in names])
     if "variable_kind" not in keep.coords:
         from gridflux.budget.annual import STOCK_VARIABLES

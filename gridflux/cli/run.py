@@ -284,6 +284,14 @@ def run_cmd(
     select: Annotated[
         list[str] | None, typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")
     ] = None,
+    sel: Annotated[
+        str | None,
+        typer.Option(
+            "--sel",
+            help="level of 4-D fields: DIM=VALUE (plev=85000) or a layer DIM=LO:HI (depth=0:1, "
+            "integral of stocks, thickness-weighted mean of intensive fields)",
+        ),
+    ] = None,
     target_grid: Annotated[
         str | None,
         typer.Option(
@@ -425,6 +433,7 @@ def run_cmd(
         zarr_format=zarr_format,
         progress=bar if bar is not None else False,
         verify=verify,
+        sel=sel,
         storage_options=input_opts,
         store_options=output_opts,
     )
@@ -539,7 +548,8 @@ def export_cmd(
     store: Annotated[str, typer.Argument(help="gridflux store (path or URL)")],
     totals: Annotated[Path, typer.Option("--totals", help="CSV file to write")],
 ) -> None:
-    """Write the tidy totals table: source_id,variable,region,time,value,unit (Tg of element per month)."""
+    """Write the tidy table: source_id,variable,region,time,statistic,value,unit (totals in Tg of
+    the element per month, e.g. Tg C, Tg CH4-C, Tg N2O-N; means in the variable's unit, e.g. K)."""
     from gridflux.pipeline.export import totals_table
 
     df = totals_table(store)

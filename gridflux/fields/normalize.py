@@ -169,6 +169,8 @@ def normalize(
     into_land: bool | None = None,
     calendar: str | None = None,
     allow_gaps: bool = False,
+    statistic: str | None = None,
+    sel: str | None = None,
 ) -> xr.Dataset:
     """Turn one variable of a raw dataset into the canonical field.
 
@@ -189,6 +191,12 @@ def normalize(
     into_land : override the raw sign convention (True: positive into land, flip)
     calendar : override / supply the calendar (e.g. when the file lacks the attribute)
     allow_gaps : accept missing months (recorded in ``gridflux_gaps``) instead of raising
+    statistic : ``'mean'`` for an intensive variable of any name (temperature, moisture...):
+        its values keep their quantity (converted to :data:`~gridflux.fields.statistics.MEAN_UNITS`
+        when listed), no sign or land-fraction change, ``gridflux_kind='mean'``
+        (:mod:`gridflux.fields.statistics`); default: a carbon/N variable of the table (total)
+    sel : level selection of a 4-D field, ``'plev=85000'`` or ``'depth=0:1'`` (a layer:
+        integral for totals, thickness-weighted mean for means)
 
     Returns
     -------
@@ -204,8 +212,12 @@ def normalize(
     """
     path = path or ds.attrs.get("gridflux_source") or ds.encoding.get("source")
     path = str(path) if path else None
+    is_mean = statistic == "mean"
     try:
-        canonical, raw = resolve_variable(ds, variable, raw_name)
+        if is_mean:
+            canonical, raw = variable, raw_name or variable
+        else:
+            canonical, raw = resolve_variable(ds, variable, raw_name)
     except KeyError:
         raise InputError(
             f"is not a known variable; expected a canonical name {sorted(VARIABLES)} or an alias",
@@ -220,9 +232,16 @@ def normalize(
             variable=raw,
             attribute="name",
         )
-    spec = VARIABLES[canonical]
-    da = ds[raw]
+    spec = None if is_mean else VARIABLES[canonical]
     history: list[str] = []
+    if sel:
+        from gridflux.fields.statistics import parse_sel, select_levels
+
+        sel_level = parse_sel(sel)
+        da = select_levels(ds, raw, sel_level, "mean" if is_mean else "total", path=path)
+        history.append(f"level selection {da.attrs['gridflux_level']}")
+    else:
+        da = ds[raw]
 
     tdim = find_dim(da, ds, "time", path)
     ydim = find_dim(da, ds, "lat", path)
@@ -234,7 +253,7 @@ def normalize(
         else:
             raise InputError(
                 f"has an extra dimension {d!r} of size {da.sizes[d]}; expected (time, lat, lon) "
-                "(select one level in the catalog)",
+                f"(select a level or layer: --sel {d}=VALUE or --sel {d}=LO:HI)",
                 path=path,
                 variable=raw,
                 attribute="dimensions",
@@ -292,6 +311,25 @@ def normalize(
 
     # -- values ----------------------------------------------------------------------------
     raw_units = units if units is not None else da.attrs.get("units")
+    if is_mean:
+        return _mean_field(
+            ds,
+            da,
+            canonical,
+            raw,
+            raw_units,
+            grid,
+            lat,
+            lon_u,
+            keys,
+            cal,
+            secs,
+            check,
+            history,
+            path,
+            (tdim, ydim, xdim),
+            (flip_lat, flip_lon),
+        )
     uf = unit_factor(raw_units, canonical, gas=gas, mass_basis=mass_basis, path=path, raw_name=raw)
     raw_into_land = (
         into_land
@@ -410,3 +448,56 @@ def _mask_fill(data: Any) -> Any:
 
         return dsa.where(abs(data) >= FILL_THRESHOLD, np.nan, data)
     return np.where(np.abs(data) >= FILL_THRESHOLD, np.nan, data).astype(data.dtype, copy=False)
+
+
+def _mean_field(
+    ds, da, name, raw, raw_units, grid, lat, lon, keys, cal, secs, check, history, path, dims, flips
+) -> xr.Dataset:
+    """The canonical field of an intensive variable (statistic ``mean``): values in
+    :func:`~gridflux.fields.statistics.mean_unit` (pint conversion, affine for temperatures),
+    fill values masked, no sign or land-fraction change."""
+    from gridflux.fields.statistics import mean_conversion, mean_unit
+
+    tdim, ydim, xdim = dims
+    flip_lat, flip_lon = flips
+    to = mean_unit(name, str(raw_units or ""))
+    scale, offset, how = mean_conversion(raw_units, to, path=path, variable=raw)
+    if flip_lat:
+        da = da.isel({ydim: slice(None, None, -1)})
+    if flip_lon:
+        da = da.isel({xdim: slice(None, None, -1)})
+    data = _mask_fill(da.variable.data)
+    if scale != 1.0 or offset != 0.0:
+        data = data.astype(np.float64) * scale + offset
+        history.append(how)
+    out = xr.Dataset(
+        {
+            name: xr.Variable(("time", "lat", "lon"), data),
+            "lat_bnds": (("lat", "bnds"), grid.lat_bounds.copy()),
+            "lon_bnds": (("lon", "bnds"), grid.lon_bounds.copy()),
+        },
+        coords={
+            "time": xr.coding.cftimeindex.CFTimeIndex(month_starts(keys, cal)),
+            "lat": ("lat", lat),
+            "lon": ("lon", lon),
+            "seconds_in_month": ("time", secs),
+        },
+    )
+    out["lat"].attrs.update(standard_name="latitude", units="degrees_north", bounds="lat_bnds")
+    out["lon"].attrs.update(standard_name="longitude", units="degrees_east", bounds="lon_bnds")
+    out[name].attrs.update(
+        units=to,
+        long_name=str(da.attrs.get("long_name", name)),
+        standard_name=str(da.attrs.get("standard_name", "")),
+        gridflux_kind="mean",
+        gridflux_statistic="mean",
+        gridflux_raw_variable=raw,
+        gridflux_raw_units=str(raw_units),
+        gridflux_calendar=cal,
+        gridflux_history="; ".join(history),
+        gridflux_source=path or "",
+        gridflux_gaps=", ".join(check.gap_labels()),
+        gridflux_level=str(da.attrs.get("gridflux_level", "")),
+    )
+    out.attrs.update(gridflux_variable=name, gridflux_source=path or "")
+    return out

@@ -9,10 +9,14 @@ import pandas as pd
 
 
 def totals_table(store: str | os.PathLike, storage_options: dict | None = None) -> pd.DataFrame:
-    """Tidy totals: ``source_id, variable, region, time (YYYY-MM), value, unit`` without NaN rows.
+    """Tidy statistics: ``source_id, variable, region, time (YYYY-MM), statistic, value, unit``
+    without NaN rows.
 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
-    ``value`` is Tg of element per month (fluxes) or Tg (stocks).
+    ``statistic`` is ``total`` or ``mean``; ``value`` is Tg of the element in the month (fluxes:
+    unit ``Tg C``, ``Tg CH4-C``, ``Tg N2O-N``), Tg at the month (stocks) or the region mean in
+    the variable's unit (``K``). Stores written before statistics existed: every variable a
+    total, units as stored.
     """
     from gridflux.pipeline.store import open_store
 
@@ -20,15 +24,22 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     tot = ds["totals"].load()
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
-    units = dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True))
+    names = [str(v) for v in ds["variable"].values]
+    units = dict(zip(names, map(str, ds["variable_units"].values), strict=True))
+    stats = (
+        dict(zip(names, map(str, ds["variable_statistic"].values), strict=True))
+        if "variable_statistic" in ds.coords
+        else dict.fromkeys(names, "total")
+    )
     out = pd.DataFrame(
         {
             "source_id": df["member"].astype(str),
             "variable": df["variable"].astype(str),
             "region": df["region"].astype(str),
             "time": pd.to_datetime(df["time"]).dt.strftime("%Y-%m"),
+            "statistic": df["variable"].astype(str).map(stats),
             "value": df["value"].astype(float),
-            "unit": df["variable"].map(units).astype(str),
+            "unit": df["variable"].astype(str).map(units),
         }
     )
     return out.reset_index(drop=True)

@@ -280,7 +280,6 @@ def build_template(
 
     ``months`` (the months the series cover) defaults to those of the opened plans; the store's
     axis runs continuously from the first to the last of them."""
-    from gridflux.fields.units import VARIABLES
 
     members = sorted({p.member for p in plans})
     variables = sorted({p.variable for p in plans})
@@ -288,7 +287,9 @@ def build_template(
     traits = {t: [member_trait(first[m].record, t) for m in members] for t in MEMBER_TRAITS}
     months = [m for p in plans for m in p.months] if months is None else months
     axis = continuous_months(min(months), max(months)) if months else []
-    kinds: list[str] = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    kinds: list[str] = [
+        variable_kind(v, next(p.record for p in plans if p.variable == v)) for v in variables
+    ]
     cube_vars = [v for v in variables if cubes] if cube_grid is not None else []
     return StoreTemplate(
         members=members,
@@ -302,6 +303,19 @@ def build_template(
         cube_variables=cube_vars,
         time_chunk=time_chunk,
     )
+
+
+def variable_kind(variable: str, record: Any) -> str:
+    """``flux`` or ``stock`` (a total, :data:`~gridflux.fields.units.VARIABLES`) or ``mean`` (an
+    intensive variable, or the catalog's ``statistic=mean``)."""
+    from gridflux.fields.units import VARIABLES
+    from gridflux.ingest.catalog.variables import classify
+
+    if variable in VARIABLES:
+        return VARIABLES[variable].kind
+    traits = getattr(record, "traits", {}) or {}
+    how = classify(variable, getattr(record, "table_id", ""), override=traits.get("statistic"))
+    return "mean" if how.statistic == "mean" else "flux"
 
 
 def member_trait(record: Any, name: str) -> Any:

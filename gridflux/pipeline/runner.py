@@ -228,6 +228,7 @@ class RunSettings:
     radius: float  # m
     zarr_format: int
     verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
+    sel: str | None = None  # level selection of 4-D fields (``--sel plev=85000``)
 
     @classmethod
     def resolve(
@@ -241,6 +242,7 @@ class RunSettings:
         zarr_format: int | None = None,
         batch_size: int | None = None,
         verify: bool | None = None,
+        sel: str | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -257,6 +259,7 @@ class RunSettings:
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
             verify=bool(config.get("pipeline.verify", override=verify)),
+            sel=sel or None,
         )
 
 
@@ -309,8 +312,9 @@ class Run:
         rows, cols = mask_on_target.bounding_rows_cols()
         self.cube_grid: CellBounds = settings.target.subset(rows, cols)
         self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
-        self.chash = config_hash(
-            mask, settings.target, settings.protocol, settings.cubes, settings.radius
+        self.chash = with_selection(
+            config_hash(mask, settings.target, settings.protocol, settings.cubes, settings.radius),
+            settings.sel,
         )
         self.mkey = mask_key(mask)
         from gridflux.ingest.remote import scrub
@@ -662,11 +666,24 @@ class Run:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
+        e.update(self.statistic_of(p.variable))
         if error:
             e["error"] = error
         if seconds is not None:
             e["seconds"] = round(seconds, 4)
         return e
+
+    def statistic_of(self, variable: str) -> dict:
+        """A series' statistic for its manifest entry: ``total`` or ``mean``, and the run's level
+        selection (``sel``) when there is one."""
+        out: dict = {}
+        t = self.template
+        if t is not None and variable in t.variables:
+            kind = t.variable_kinds[t.variables.index(variable)]
+            out["statistic"] = "mean" if kind == "mean" else "total"
+        if self.settings.sel:
+            out["sel"] = self.settings.sel
+        return out
 
     # -- submitting and collecting ------------------------------------------------------------
     def execute(
@@ -809,6 +826,7 @@ def run(
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
     verify: bool | None = None,
+    sel: str | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -838,6 +856,8 @@ def run(
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
     verify : hash every input file's bytes into its series' fingerprint, for archives whose
         modification times cannot be trusted (default ``gridflux.pipeline.verify``)
+    sel : level selection of 4-D fields, ``"plev=85000"`` (one level) or ``"depth=0:1"`` (a
+        layer: integral of stocks, thickness-weighted mean of means); part of the config hash
 
     Returns
     -------
@@ -855,6 +875,7 @@ def run(
         zarr_format=zarr_format,
         batch_size=batch_size,
         verify=verify,
+        sel=sel,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
@@ -867,6 +888,7 @@ def run(
     records = cat.series(query)
     if not records:
         raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+    apply_selection(records, settings.sel)
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(
@@ -894,6 +916,22 @@ def run(
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary
+
+
+def with_selection(chash: str, sel: str | None) -> str:
+    """The config hash of a run with a level selection (unchanged without one)."""
+    if not sel:
+        return chash
+    import hashlib
+
+    return hashlib.sha256(f"{chash}|sel={sel}".encode()).hexdigest()[: len(chash)]
+
+
+def apply_selection(records: list, sel: str | None) -> None:
+    """Give every series the run's level selection (read by the workers' ``load_series``)."""
+    if sel:
+        for rec in records:
+            rec.traits["sel"] = sel
 
 
 def _worker_setup_plugin():

@@ -62,6 +62,32 @@ MEMBER_TRAITS: tuple[str, ...] = (
 BOOL_TRAITS: tuple[str, ...] = ("layered_c", "fire")
 
 
+def variable_units(variables: list[str], kinds: list[str]) -> list[str]:
+    """Each variable's unit in the store: a total's ``Tg C`` / ``Tg CH4-C`` / ``Tg N2O-N`` of
+    the month (a stock's Tg at the month), a mean's own unit (``K``...)."""
+    from gridflux.fields.statistics import mean_unit, total_unit
+    from gridflux.fields.units import VARIABLES
+
+    out = []
+    for v, k in zip(variables, kinds, strict=True):
+        if k == "mean":
+            out.append(mean_unit(v))
+        elif v in VARIABLES:
+            out.append(total_unit(VARIABLES[v].element, VARIABLES[v].gas))
+        else:
+            out.append("Tg")
+    return out
+
+
+def cube_units(variable: str, template: StoreTemplate) -> str:
+    """A cube's unit: ``kg m-2 s-1`` (or ``kg m-2`` for stocks) of a total's canonical field,
+    the stored unit of a mean's field (``K``)."""
+    kind = template.variable_kinds[template.variables.index(variable)]
+    if kind == "mean":
+        return variable_units([variable], [kind])[0]
+    return "kg m-2" if kind == "stock" else "kg m-2 s-1"
+
+
 @dataclass(kw_only=True)
 class StoreTemplate:
     """Everything the store's shape depends on (fixed when the store is created)."""
@@ -440,9 +466,11 @@ class Store:
             "variable_kind": ("variable", _trait_array(template.variable_kinds)),
             "variable_units": (
                 "variable",
-                _trait_array(
-                    ["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds]
-                ),
+                _trait_array(variable_units(template.variables, template.variable_kinds)),
+            ),
+            "variable_statistic": (
+                "variable",
+                _trait_array(["mean" if k == "mean" else "total" for k in template.variable_kinds]),
             ),
         }
         for name, values in template.traits.items():
@@ -452,8 +480,9 @@ class Store:
             dims=("member", "variable", "region", "time"),
             name="totals",
             attrs={
-                "long_name": "monthly region total",
-                "units": "Tg month-1 (of element: C or N); Tg for stocks",
+                "long_name": "monthly region total (or mean: variable_statistic)",
+                "units": "per variable: variable_units (Tg of element per month, Tg for stocks, "
+                "the variable's own unit for means)",
                 "sign_convention": "fluxes positive to the atmosphere",
                 "description": "rate x seconds of the month in the member's own calendar / 1e9",
             },
@@ -513,7 +542,7 @@ class Store:
                     },
                     name=var,
                     attrs={
-                        "units": "kg m-2 s-1",
+                        "units": cube_units(var, template),
                         "sign_convention": "fluxes positive to the atmosphere",
                         "grid": "target grid clipped to the mask's bounding box; see /grid",
                     },

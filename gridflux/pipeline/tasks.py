@@ -23,6 +23,7 @@ import numpy as np
 from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import cached_weights
+from gridflux.fields.statistics import weighted_means
 from gridflux.fields.timeaxis import span_label
 from gridflux.fields.totals import (
     no_data_months,
@@ -49,7 +50,7 @@ class BlockJob:
     protocol: str
     target: CellBounds
     radius: float
-    kind: str  # flux | stock
+    kind: str  # flux | stock (totals) | mean
     cube_grid: CellBounds | None = None
     store_url: str | None = None
     zarr_format: int = 3
@@ -131,10 +132,13 @@ def process_block(
         w = w[:, r0:r1]
         rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
         src_grid = src_grid.subset(slice(r0, r1))  # the same cells: the same overlaps with the cube
-    sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
-    if job.kind == "flux":
-        sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
-    totals = sums * TG_PER_KG
+    if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
+        totals = weighted_means(block, w, rows)[0]
+    else:
+        sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
+        if job.kind == "flux":
+            sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
+        totals = sums * TG_PER_KG
     empty = no_data_months(block) if empty is None else np.asarray(empty, dtype=bool)
     totals[empty] = np.nan  # a missing month is NaN, never 0
     if job.cube_grid is not None and job.store_url is not None:

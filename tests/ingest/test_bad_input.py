@@ -4,6 +4,7 @@ import os
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from gridflux.errors import CatalogError, InputError
 from gridflux.ingest.catalog import (
@@ -136,20 +137,28 @@ def test_bad_catalog_field_names_line_and_field(tmp_path):
         load_catalog(str(tmp_path / "d.csv"))
 
 
-def test_a_variable_gridflux_does_not_compute_is_catalogued_and_fails_by_name(ncfile, tmp_path):
-    """tas is a valid catalog row (issue 17: every CMIP variable is catalogued); computing it is
-    refused with the reason (a mean, not computed yet), not with a KeyError."""
+def test_an_intensive_variable_is_catalogued_and_opens_as_a_mean(ncfile, tmp_path):
+    """tas is a valid catalog row (issue 17: every CMIP variable is catalogued) and opens as a
+    mean field (statistic 'mean', its own unit K, values untouched); a variable gridflux does
+    not know is refused by name with the reason, not with a KeyError."""
     p = ncfile("tas.nc", var="tas", units="K")
+    q = ncfile("foo.nc", var="foo", units="K")
     (tmp_path / "t.csv").write_text(
         f"ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,tas,{p}\n"
+        f"E,M,x,r1,foo,{q}\n"
     )
-    (rec,) = load_catalog(str(tmp_path / "t.csv")).series()
-    assert rec.variable == "tas" and rec.gas == ""
-    with pytest.raises(InputError, match="mean.*not computed yet: temperature") as info:
-        load_series(rec)
-    assert info.value.variable == "tas" and p in str(info.value)
-    (chk,) = check_catalog(str(tmp_path / "t.csv"))
-    assert chk.ok and chk.statistic.startswith("mean (not computed yet")
+    tas, foo = load_catalog(str(tmp_path / "t.csv")).series()
+    assert tas.variable == "tas" and tas.gas == ""
+    field = load_series(tas)
+    assert field["tas"].attrs["gridflux_kind"] == "mean" and field["tas"].attrs["units"] == "K"
+    with xr.open_dataset(p) as raw:
+        np.testing.assert_array_equal(field["tas"].values, raw["tas"].values)
+    with pytest.raises(InputError, match="no region statistic.*unknown to gridflux") as info:
+        load_series(foo)
+    assert info.value.variable == "foo" and q in str(info.value)
+    chk = {c.variable: c for c in check_catalog(str(tmp_path / "t.csv"))}
+    assert chk["tas"].ok and chk["tas"].statistic == "mean (computed)"
+    assert chk["foo"].statistic.startswith("none: unknown")
 
 
 def test_failing_series_never_stops_the_check(ncfile, tmp_path):

@@ -45,8 +45,16 @@ def test_run_info_export(mini_archive, tmp_path):
     ex = _gridflux("export", store, "--totals", out)
     assert ex.returncode == 0, ex.stderr
     df = pd.read_csv(out, dtype={"time": str})
-    assert list(df.columns) == ["source_id", "variable", "region", "time", "value", "unit"]
-    assert set(df["unit"]) == {"Tg month-1"}
+    assert list(df.columns) == [
+        "source_id",
+        "variable",
+        "region",
+        "time",
+        "statistic",
+        "value",
+        "unit",
+    ]
+    assert set(df["unit"]) == {"Tg C"} and set(df["statistic"]) == {"total"}
     for (member, region), (months, expected) in mini_archive["truth"].items():
         sel = df[(df.source_id == member) & (df.region == region)].sort_values("time")
         assert list(sel["time"]) == [f"{y:04d}-{m:02d}" for y, m in months]

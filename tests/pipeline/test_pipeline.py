@@ -115,7 +115,8 @@ def test_store_layout_opens_with_plain_xarray(mini_archive, tmp_path):
     assert list(ds["layered_c"].values) == [True, False, False]
     assert list(ds["fire"].values) == [False, True, True]
     assert ds["totals"].attrs["sign_convention"].startswith("fluxes positive to the atmosphere")
-    assert str(ds["variable_units"].values[0]) == "Tg month-1"
+    assert str(ds["variable_units"].values[0]) == "Tg C"
+    assert str(ds["variable_statistic"].values[0]) == "total"
 
 
 def _cube_compressor(store):

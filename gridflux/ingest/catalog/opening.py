@@ -292,7 +292,7 @@ def load_series(
     from gridflux.fields.normalize import normalize
     from gridflux.ingest.catalog.variables import classify
 
-    how = classify(record.variable, record.table_id)
+    how = classify(record.variable, record.table_id, override=record.traits.get("statistic"))
     if not how.computed:
         raise InputError(
             f"gridflux computes no region statistic of this variable: {how.label()}; "
@@ -315,4 +315,6 @@ def load_series(
         into_land=record.into_land,
         calendar=record.calendar,
         allow_gaps=allow_gaps,
+        statistic="mean" if how.statistic == "mean" else None,
+        sel=str(record.traits.get("sel") or "") or None,
     )

@@ -8,7 +8,8 @@ why). Tables as data (house rule 6), read by :func:`classify`.
   are classified as totals that gridflux does not compute yet.
 - **mean**: intensive quantities (temperature, mixing ratios, moisture and snow content,
   precipitation and other rates taken as rates, radiation, fractions: :data:`INTENSIVE`): the
-  planned statistic is the area-weighted region mean; gridflux does not compute it yet.
+  exact area-weighted region mean (:mod:`gridflux.fields.statistics`), for monthly tables; a
+  catalog ``statistic=mean`` column makes any other variable a mean.
 - **none**: fixed fields other than the fx files gridflux pairs with a series, and variables it
   does not know (the reason says how to map them).
 
@@ -143,13 +144,14 @@ def known_variable(raw: str) -> str | None:
     return None
 
 
-def classify(variable: str, table_id: str = "") -> Classification:
+def classify(variable: str, table_id: str = "", override: str | None = None) -> Classification:
     """The statistic gridflux gives ``variable`` (a catalog variable or a file's own name).
 
     Parameters
     ----------
     variable : name as in a catalog row (canonical, alias, fx, or any other)
     table_id : CMIP6 table id when known (sets the frequency)
+    override : the catalog's ``statistic`` column (``mean``: any variable is averaged)
     """
     freq = frequency(table_id)
     name = known_variable(variable) or variable
@@ -167,6 +169,10 @@ def classify(variable: str, table_id: str = "") -> Classification:
         if sub_monthly:
             return Classification("total", False, sub_monthly)
         return Classification("total", True, "")
+    if override and str(override).strip().lower() == "mean":
+        if sub_monthly:
+            return Classification("mean", False, sub_monthly)
+        return Classification("mean", True, "catalog override (statistic=mean)")
     base = variable.split("-", 1)[0]
     lookups: tuple[tuple[dict[str, str], Statistic], ...] = (
         (INTENSIVE, "mean"),
@@ -178,11 +184,9 @@ def classify(variable: str, table_id: str = "") -> Classification:
             low = {k.lower(): k for k in table}
             hit = low.get(variable.lower()) or low.get(base.lower())
         if hit is not None:
-            why = table[hit] + (
-                "; region means are planned"
-                if stat == "mean"
-                else "; not in gridflux's variable table"
-            )
+            if stat == "mean" and not sub_monthly:
+                return Classification("mean", True, table[hit])
+            why = table[hit] + ("" if stat == "mean" else "; not in gridflux's variable table")
             return Classification(stat, False, f"{why}{'; ' + sub_monthly if sub_monthly else ''}")
     return Classification(
         "none",
