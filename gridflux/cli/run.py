@@ -66,7 +66,13 @@ def print_summary(summary, console=None) -> None:
 
 
 def run_cmd(
-    catalog: Annotated[str, typer.Argument(help="intake-esm catalog (JSON) path or URL")],
+    catalogs: Annotated[
+        list[str],
+        typer.Argument(
+            help="catalogs (intake-esm JSON/CSV, intake YAML; several may be mixed), paths or URLs",
+            metavar="CATALOG...",
+        ),
+    ],
     mask: Annotated[
         str, typer.Option("--mask", help="region mask file (netCDF/zarr, dims region x lat x lon)")
     ],
@@ -162,7 +168,7 @@ def run_cmd(
         console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
         if cluster == "none":
             summary = run(
-                catalog,
+                catalogs,
                 region_mask,
                 store,
                 query=query,
@@ -217,7 +223,7 @@ def run_cmd(
 
                 try:
                     summary = run(
-                        catalog,
+                        catalogs,
                         region_mask,
                         store,
                         query=query,

@@ -654,8 +654,55 @@ class Run:
             submit_next()
 
 
+def catalog_records(
+    catalogs: str | Any | list, query: dict | None, storage_options: dict | None
+) -> list:
+    """The series of one or several catalogs (paths/URLs of intake-esm JSON/CSV or intake YAML,
+    or loaded ``Catalog`` objects, mixed), in catalog order.
+
+    Raises
+    ------
+    GridfluxError
+        When the selection matches no series.
+    CatalogError
+        When one series is in two catalogs (naming both catalogs, the series and their files).
+    """
+    from gridflux.errors import CatalogError
+    from gridflux.ingest import catalog as catalog_mod
+
+    items = list(catalogs) if isinstance(catalogs, (list, tuple)) else [catalogs]
+    if not items:
+        raise GridfluxError("no catalog given; expected at least one catalog path or URL")
+    records: list = []
+    seen: dict[str, Any] = {}
+    for item in items:
+        cat = (
+            item
+            if hasattr(item, "series")
+            else catalog_mod.load_catalog(item, storage_options=storage_options)
+        )
+        for rec in cat.series(query):
+            first = seen.get(rec.key)
+            if first is not None:
+                raise CatalogError(
+                    f"series {rec.key} is in two catalogs: {first.catalog} (files "
+                    f"{_brief_paths(first.paths)}) and {rec.catalog} (files "
+                    f"{_brief_paths(rec.paths)}); keep it in one of them"
+                )
+            seen[rec.key] = rec
+            records.append(rec)
+    if not records:
+        where = ", ".join(str(getattr(c, "path", c)) for c in items)
+        raise GridfluxError(f"the catalog selection {query or {}} matched no series in {where}")
+    return records
+
+
+def _brief_paths(paths: list[str]) -> str:
+    return ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
+
+
 def run(
-    catalog: str | Any,
+    catalog: str | Any | list,
     mask: str | RegionMask,
     store: str,
     *,
@@ -680,7 +727,8 @@ def run(
 
     Parameters
     ----------
-    catalog : path/URL of an intake-esm catalog (or a loaded ``Catalog``)
+    catalog : path/URL of a catalog (intake-esm JSON/CSV or intake YAML), a loaded ``Catalog``,
+        or a list of them (mixed formats); a series may be in only one of them
     mask : RegionMask or path of a mask file
     store : path or URL of the zarr store (created on first run, resumed after)
     query : catalog selection, e.g. ``{"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}``
@@ -704,8 +752,6 @@ def run(
     -------
     RunSummary (done / skipped / failed with errors, bytes read, wall time)
     """
-    from gridflux.ingest import catalog as catalog_mod
-
     t_start = time.perf_counter()
     settings = RunSettings.resolve(
         target=target,
@@ -719,14 +765,7 @@ def run(
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
 
-    cat = (
-        catalog
-        if hasattr(catalog, "series")
-        else catalog_mod.load_catalog(catalog, storage_options=storage_options)
-    )
-    records = cat.series(query)
-    if not records:
-        raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+    records = catalog_records(catalog, query, storage_options)
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(
