@@ -96,8 +96,12 @@ def run_cmd(
         str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")
     ] = "0.5",
     protocol: Annotated[
-        str, typer.Option(help="regrid-data (process models) or regrid-mask (inversions)")
-    ] = "regrid-data",
+        str | None,
+        typer.Option(
+            help="regrid-data or regrid-mask for every series (default: each series' catalog "
+            "protocol, else its ensemble kind's: inversions regrid-mask, process models regrid-data)"
+        ),
+    ] = None,
     cubes: Annotated[
         bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")
     ] = True,
@@ -276,7 +280,7 @@ def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")])
     st = Store(store)
     man = st.read_manifest()
     t = Table(title=f"{store}")
-    for col in ("series", "status", "seconds", "MB", "error"):
+    for col in ("series", "status", "protocol", "version", "seconds", "MB", "error"):
         t.add_column(col)
     counts: dict[str, int] = {}
     for key, e in sorted(man.get("series", {}).items()):
@@ -284,6 +288,8 @@ def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")])
         t.add_row(
             key,
             e["status"],
+            e.get("protocol", ""),
+            e.get("version", ""),
             str(e.get("seconds", "")),
             f"{e.get('bytes', 0) / 1e6:.1f}",
             (e.get("error") or "")[:80],

@@ -9,10 +9,12 @@ import pandas as pd
 
 
 def totals_table(store: str | os.PathLike, storage_options: dict | None = None) -> pd.DataFrame:
-    """Tidy totals: ``source_id, variable, region, time (YYYY-MM), value, unit`` without NaN rows.
+    """Tidy totals: ``source_id, variable, region, time (YYYY-MM), value, unit, protocol`` without
+    NaN rows.
 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
-    ``value`` is Tg of element per month (fluxes) or Tg (stocks).
+    ``value`` is Tg of element per month (fluxes) or Tg (stocks); ``protocol`` the series'
+    protocol (``regrid-data`` or ``regrid-mask``; "" for a store written before it was kept).
     """
     from gridflux.pipeline.store import open_store
 
@@ -21,6 +23,13 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
     units = dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True))
+    if "protocol" in ds.coords:
+        proto = ds["protocol"].to_series()
+        protocols = [
+            proto.get((m, v), "") for m, v in zip(df["member"], df["variable"], strict=True)
+        ]
+    else:
+        protocols = [""] * len(df)
     out = pd.DataFrame(
         {
             "source_id": df["member"].astype(str),
@@ -29,6 +38,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
             "time": pd.to_datetime(df["time"]).dt.strftime("%Y-%m"),
             "value": df["value"].astype(float),
             "unit": df["variable"].map(units).astype(str),
+            "protocol": np.asarray(protocols, dtype=str),
         }
     )
     return out.reset_index(drop=True)

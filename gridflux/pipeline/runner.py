@@ -46,6 +46,7 @@ from gridflux.pipeline.plan import (
     plan_series,
     target_grid,
 )
+from gridflux.fields.totals import PROTOCOLS
 from gridflux.pipeline.progress import Progress
 from gridflux.pipeline.store import Store, StoreTemplate
 from gridflux.pipeline.tasks import SeriesJob, process_span
@@ -180,6 +181,42 @@ def series_tasks(
 
 
 # -- running ----------------------------------------------------------------------------------
+def series_protocol(record: Any, override: str | None = None) -> str:
+    """The protocol of a series: ``override`` (``--protocol``, ``gridflux.pipeline.protocol``) if
+    given, else the catalog's ``protocol`` of the series, else the default of its ensemble's kind
+    (``gridflux.pipeline.protocols``; the kind is the catalog's ``ensemble_kind`` column, or the
+    kind ``gridflux.pipeline.ensemble-kinds`` lists the ensemble under, else ``process``):
+    inversions default to ``regrid-mask``, as the RECCAP2 paper computes them."""
+    if override is not None:
+        return override
+    chosen = getattr(record, "protocol", None)
+    if chosen:
+        return str(chosen)
+    kind = ensemble_kind(record)
+    by_kind = config.get("pipeline.protocols") or {}
+    protocol = by_kind.get(kind, by_kind.get("process", "regrid-data"))
+    if protocol not in PROTOCOLS:
+        raise GridfluxError(
+            f"gridflux.pipeline.protocols.{kind} = {protocol!r}: expected one of {list(PROTOCOLS)}"
+        )
+    return str(protocol)
+
+
+def ensemble_kind(record: Any) -> str:
+    """The kind of a series' ensemble (``process``, ``inversion``, ...): the catalog's
+    ``ensemble_kind`` column, or the kind ``gridflux.pipeline.ensemble-kinds`` lists its ensemble
+    under, else ``process``."""
+    traits = getattr(record, "traits", {}) or {}
+    kind = traits.get("ensemble_kind")
+    if kind:
+        return str(kind)
+    ensemble = traits.get("ensemble", "")
+    for name, ensembles in (config.get("pipeline.ensemble-kinds") or {}).items():
+        if ensemble in (ensembles or []):
+            return str(name)
+    return "process"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """A run's settings, each an argument of :func:`run` or (when that is None) its
@@ -187,7 +224,7 @@ class RunSettings:
     dask config, ``DASK_GRIDFLUX__*`` variables, :func:`gridflux.set_options`)."""
 
     target: CellBounds
-    protocol: str
+    protocol: str | None  # every series' protocol (an override), or None: per series
     cubes: bool
     time_chunk: int  # months per block and per store time chunk
     task_setting: int | str  # "auto" or months per task (:func:`task_months_for`)
@@ -212,9 +249,12 @@ class RunSettings:
         time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
         task_setting = config.get("pipeline.task-months", override=task_months)
         task_months_for(task_setting, 0, 1, time_chunk)
+        chosen = config.get("pipeline.protocol", override=protocol)
+        if chosen is not None and chosen not in PROTOCOLS:
+            raise GridfluxError(f"protocol {chosen!r}: expected one of {list(PROTOCOLS)}")
         return cls(
             target=target_grid(target),
-            protocol=config.get("pipeline.protocol", override=protocol),
+            protocol=chosen,
             cubes=bool(config.get("pipeline.cubes", override=cubes)),
             time_chunk=time_chunk,
             task_setting=task_setting,
@@ -273,9 +313,10 @@ class Run:
         rows, cols = mask_on_target.bounding_rows_cols()
         self.cube_grid: CellBounds = settings.target.subset(rows, cols)
         self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
-        self.chash = config_hash(
-            mask, settings.target, settings.protocol, settings.cubes, settings.radius
-        )
+        self.chashes: dict[str, str] = {
+            proto: config_hash(mask, settings.target, proto, settings.cubes, settings.radius)
+            for proto in PROTOCOLS
+        }
         self.mkey = mask_key(mask)
         self.summary = RunSummary(store=store.url)
         self.existing = False
@@ -295,6 +336,14 @@ class Run:
         self.last_manifest_write = time.perf_counter()
 
     # -- 1. plan ------------------------------------------------------------------------------
+    def protocol_of(self, record: Any) -> str:
+        """A series' protocol (:func:`series_protocol` under this run's override)."""
+        return series_protocol(record, self.settings.protocol)
+
+    def chash_of(self, record: Any) -> str:
+        """The configuration hash of a series (it depends on the series' protocol)."""
+        return self.chashes[self.protocol_of(record)]
+
     def entry(self, key: str) -> dict:
         """The manifest's entry of a series ({} if it has none)."""
         return self.manifest["series"].get(key, {})
@@ -316,7 +365,7 @@ class Run:
                 plan_or_skip(
                     r,
                     self.entry(r.key),
-                    self.chash,
+                    self.chash_of(r),
                     self.existing,
                     self.storage_options,
                     self.settings.time_chunk,
@@ -350,12 +399,13 @@ class Run:
             s.cubes,
             s.time_chunk,
             self.months,
+            protocol_of=self.protocol_of,
         )
         if self.existing:
             template.months = check_compatible(self.store, template)
         else:
             self.store.create(template)
-        self.manifest["config_hash"] = self.chash
+        self.manifest["config_hash"] = dict(self.chashes)
         self.manifest["versions"] = versions()
         self.member_index = {m: i for i, m in enumerate(template.members)}
         self.var_index = {v: i for i, v in enumerate(template.variables)}
@@ -404,7 +454,7 @@ class Run:
         planned = plan_or_skip(
             p.record,
             self.entry(p.key),
-            self.chash,
+            self.chash_of(p.record),
             self.existing,
             self.storage_options,
             self.settings.time_chunk,
@@ -430,7 +480,7 @@ class Run:
             months=tuple(p.months),
             positions=np.array([self.axis_pos[m] for m in p.months], dtype=np.int64),
             mask_key=self.mkey,
-            protocol=s.protocol,
+            protocol=self.protocol_of(p.record),
             target=s.target,
             radius=s.radius,
             time_chunk=s.time_chunk,
@@ -527,7 +577,9 @@ class Run:
             "member": p.member,
             "variable": p.variable,
             "fingerprint": p.fingerprint,
-            "config_hash": self.chash,
+            "config_hash": self.chash_of(p.record),
+            "protocol": self.protocol_of(p.record),
+            "version": getattr(p.record, "version", "") or "",
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
@@ -733,7 +785,8 @@ def run(
     store : path or URL of the zarr store (created on first run, resumed after)
     query : catalog selection, e.g. ``{"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}``
     target : regrid-data target grid (default ``gridflux.target-grid``: 0.5 deg global)
-    protocol : ``regrid-data`` or ``regrid-mask`` (default ``gridflux.pipeline.protocol``)
+    protocol : ``regrid-data`` or ``regrid-mask`` for every series (default
+        ``gridflux.pipeline.protocol``, null: each series' own, :func:`series_protocol`)
     cubes : write regridded cubes as well as totals (default ``gridflux.pipeline.cubes``)
     chunk_months : months per block: one read and one store time chunk (default 12)
     task_months : months per task, consecutive blocks of one series; default ``"auto"``: a whole

@@ -74,6 +74,15 @@ class StoreTemplate:
     mask_on_cube_grid: np.ndarray | None = None  # (region, lat, lon)
     cube_variables: list[str] = field(default_factory=list)
     time_chunk: int = 12
+    protocols: dict[str, str] = field(default_factory=dict)  # series id -> protocol
+
+    def protocol_array(self) -> np.ndarray:
+        """The ``protocol`` coordinate ``(member, variable)``: each series' protocol, "" where the
+        store holds no such series."""
+        return np.asarray(
+            [[self.protocols.get(f"{m}/{v}", "") for v in self.variables] for m in self.members],
+            dtype=object,
+        ).reshape(len(self.members), len(self.variables))
 
     def signature(self) -> dict:
         return {
@@ -286,6 +295,7 @@ class Store:
         }
         for name, values in template.traits.items():
             coords[name] = ("member", _trait_array(values))
+        coords["protocol"] = (("member", "variable"), template.protocol_array())
         totals = xr.DataArray(
             dsa.full((nm, nv, nr, nt), np.nan, chunks=(1, 1, nr, nt), dtype=np.float64),
             dims=("member", "variable", "region", "time"),

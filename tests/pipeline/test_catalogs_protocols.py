@@ -77,3 +77,109 @@ def test_the_same_series_in_two_catalogs_is_an_error_naming_both(mini_archive, t
     assert "TEST.B.hist.r1/npp" in msg and cat_ab in msg and cat_b in msg
     assert msg.count("npp_B.nc") == 2  # the files of both rows
     assert not (tmp_path / "s.zarr").exists()  # refused before anything is written
+
+
+def _with_protocol(mini_archive, name, protocols):
+    """The mini archive's catalog with a ``protocol`` column (source_id -> protocol or "")."""
+    rows = _rows(mini_archive["root"])
+    for r in rows:
+        r["protocol"] = protocols.get(r["source_id"], "")
+    return str(write_catalog(rows, mini_archive["root"] / name))
+
+
+def _totals(store):
+    ds = xr.open_zarr(store)
+    return ds["totals"].sel(variable="npp").load()
+
+
+def test_protocol_per_series_from_the_catalog_and_the_ensemble_kind(mini_archive, tmp_path):
+    import gridflux
+    from gridflux.pipeline.export import totals_table
+    from gridflux.pipeline.store import Store, open_store
+
+    # the references: every series with one protocol
+    data, mask = tmp_path / "data.zarr", tmp_path / "mask.zarr"
+    run(
+        mini_archive["catalog"],
+        mini_archive["mask"],
+        str(data),
+        protocol="regrid-data",
+        cubes=False,
+        progress=False,
+    )
+    run(
+        mini_archive["catalog"],
+        mini_archive["mask"],
+        str(mask),
+        protocol="regrid-mask",
+        cubes=False,
+        progress=False,
+    )
+    ref_d, ref_m = _totals(data), _totals(mask)
+    assert not np.array_equal(ref_d.values, ref_m.values, equal_nan=True)  # they do differ
+
+    cat = _with_protocol(mini_archive, "proto.json", {"B": "regrid-mask"})
+    mixed = tmp_path / "mixed.zarr"
+    # the ensemble TEST is of kind "inversion": its default protocol is regrid-mask ...
+    with gridflux.set_options(
+        **{
+            "pipeline.ensemble-kinds": {"inversion": ["TEST"]},
+            "pipeline.protocols": {"process": "regrid-data", "inversion": "regrid-data"},
+        }
+    ):
+        s = run(cat, mini_archive["mask"], str(mixed), cubes=False, progress=False)
+    assert s.ok
+    got = _totals(mixed)
+    for src, ref in (("A", ref_d), ("B", ref_m), ("C", ref_d)):  # ... B's catalog column wins
+        m = f"TEST.{src}.hist.r1"
+        assert np.array_equal(got.sel(member=m).values, ref.sel(member=m).values, equal_nan=True)
+    man = Store(mixed).read_manifest()["series"]
+    assert {k: e["protocol"] for k, e in man.items()} == {
+        "TEST.A.hist.r1/npp": "regrid-data",
+        "TEST.B.hist.r1/npp": "regrid-mask",
+        "TEST.C.hist.r1/npp": "regrid-data",
+    }
+    ds = open_store(mixed)
+    assert ds["protocol"].sel(member="TEST.B.hist.r1", variable="npp").item() == "regrid-mask"
+    table = totals_table(mixed)
+    assert set(table[table.source_id == "TEST.B.hist.r1"].protocol) == {"regrid-mask"}
+    assert set(table[table.source_id == "TEST.A.hist.r1"].protocol) == {"regrid-data"}
+
+
+def test_inversion_kind_defaults_to_regrid_mask_and_protocol_overrides(mini_archive, tmp_path):
+    import gridflux
+
+    ref = tmp_path / "ref.zarr"
+    run(
+        mini_archive["catalog"],
+        mini_archive["mask"],
+        str(ref),
+        protocol="regrid-mask",
+        cubes=False,
+        progress=False,
+    )
+    kinds = {"pipeline.ensemble-kinds": {"inversion": ["TEST"]}}
+    with gridflux.set_options(**kinds):
+        inv = tmp_path / "inv.zarr"
+        run(mini_archive["catalog"], mini_archive["mask"], str(inv), cubes=False, progress=False)
+        assert np.array_equal(_totals(inv).values, _totals(ref).values, equal_nan=True)
+        # --protocol beats both the catalog column and the kind
+        cat = _with_protocol(mini_archive, "proto2.json", {"A": "regrid-mask"})
+        over = tmp_path / "over.zarr"
+        run(
+            cat,
+            mini_archive["mask"],
+            str(over),
+            protocol="regrid-data",
+            cubes=False,
+            progress=False,
+        )
+    plain = tmp_path / "plain.zarr"
+    run(mini_archive["catalog"], mini_archive["mask"], str(plain), cubes=False, progress=False)
+    assert np.array_equal(_totals(over).values, _totals(plain).values, equal_nan=True)
+
+
+def test_a_bad_protocol_in_a_catalog_names_the_file_and_field(mini_archive):
+    cat = _with_protocol(mini_archive, "bad.json", {"A": "regrid-both"})
+    with pytest.raises(CatalogError, match=r"bad\.csv.*protocol.*regrid-both"):
+        run(cat, mini_archive["mask"], "unused.zarr", progress=False)

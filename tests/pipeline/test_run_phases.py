@@ -89,7 +89,11 @@ def test_template_holds_the_union_of_months_and_the_members_traits(mini_archive,
         SeriesPlan(record=rec2, months=[(2001, 2)]),
     ]
     t2 = build_template(plans, r.mask, None, None, False, 12)
-    assert len(t2.months) == 16 and t2.months[0] == (1999, 11) and t2.months[-1] == (2001, 2)
+    # the axis starts at the start of the 12-month chunk of the first month (January), so that a
+    # store's chunks fall on the same months however its axis grows
+    assert len(t2.months) == 26 and t2.months[0] == (1999, 1) and t2.months[-1] == (2001, 2)
+    t3 = build_template(plans, r.mask, None, None, False, 24)  # chunks of 2 years from year 0
+    assert t3.months[0] == (1998, 1) and t3.months[-1] == (2001, 2)
     assert t2.traits["fire"] == [False, True] and t2.traits["ensemble"] == ["", ""]
 
 

@@ -54,6 +54,13 @@ class Catalog:
                     f"{self.path}: series {series_id('.'.join([ens, src, exp, mem]), var)} "
                     f"mixes formats {sorted(fmts)}"
                 )
+            protocols = {r.protocol for r in rows}
+            if len(protocols) > 1:
+                raise CatalogError(
+                    f"{self.path}: series {series_id('.'.join([ens, src, exp, mem]), var)} "
+                    f"mixes protocols {sorted(p or 'unset' for p in protocols)} in its rows; "
+                    "give every file of a series the same protocol"
+                )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or VARIABLES[var].gas
             for k2, v2 in first.extras().items():
@@ -76,6 +83,8 @@ class Catalog:
                     into_land=first.into_land,
                     catalog=self.path,
                     time_ranges=[r.time_range for r in rows],
+                    version=max(r.version for r in rows),
+                    protocol=first.protocol,
                 )
             )
         return out
