@@ -30,6 +30,7 @@ import numpy as np
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
+from gridflux.fields.totals import PROTOCOLS
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.plan import (
     PlanError,
@@ -46,7 +47,6 @@ from gridflux.pipeline.plan import (
     plan_series,
     target_grid,
 )
-from gridflux.fields.totals import PROTOCOLS
 from gridflux.pipeline.progress import Progress
 from gridflux.pipeline.store import Store, StoreTemplate
 from gridflux.pipeline.tasks import SeriesJob, process_span
