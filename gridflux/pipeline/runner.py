@@ -36,7 +36,6 @@ from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
     build_template,
-    check_compatible,
     config_hash,
     declared_months,
     error_text,
@@ -82,6 +81,9 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)  # removed from the store (``prune``)
+    not_in_catalogs: list[str] = field(default_factory=list)  # in the store, kept (no ``prune``)
+    grew: dict = field(default_factory=dict)  # what the store gained (GrowthPlan.describe)
     bytes_read: int = 0
     seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
     compute_seconds: float = 0.0  # from the first submitted series to the last finished one
@@ -97,6 +99,9 @@ class RunSummary:
             "skipped": len(self.skipped),
             "failed": len(self.failed),
             "failures": self.failed,
+            "pruned": len(self.pruned),
+            "not_in_catalogs": len(self.not_in_catalogs),
+            "grew": self.grew,
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
@@ -301,14 +306,29 @@ class Run:
         store: Store,
         storage_options: dict | None = None,
         retry_failed: bool = True,
+        prune: bool = False,
     ):
         import dask
+
+        from gridflux.pipeline.growth import region_hashes
 
         self.settings = settings
         self.mask = mask
         self.store = store
         self.storage_options = storage_options
         self.retry_failed = retry_failed
+        self.prune = prune
+        self.region_hashes = region_hashes(mask)
+        self.region_pos: np.ndarray = np.arange(len(mask.names))  # mask region -> store region
+        self.previous: dict[str, dict] = {}  # manifest entries of this run's series before it
+        self.records_keys: set[str] = set()  # the series of this run's catalogs
+        self.history: dict[str, Any] = {
+            "started": _utc_now(),
+            "added": [],
+            "replaced": [],
+            "recomputed": [],
+            "failed": [],
+        }
         mask_on_target = mask.to_grid(settings.target)
         rows, cols = mask_on_target.bounding_rows_cols()
         self.cube_grid: CellBounds = settings.target.subset(rows, cols)
@@ -356,8 +376,17 @@ class Run:
         self.existing = self.store.exists()
         self.manifest = self.store.read_manifest() if self.existing else {"series": {}}
         self.manifest.setdefault("series", {})
+        self.records_keys = {r.key for r in records}
+        self.previous = {
+            r.key: self.manifest["series"][r.key]
+            for r in records
+            if r.key in self.manifest["series"]
+        }
+        self.history["catalogs"] = sorted({str(getattr(r, "catalog", "")) for r in records})
         declared = [declared_months(r) for r in records]
-        if self.existing or all(d is not None for d in declared):
+        # the store's axis may grow: the months must be known before its template (a series
+        # done with the same inputs keeps its months and is not opened)
+        if all(d is not None for d in declared):
             self.plans = [SeriesPlan(record=r, planned=False) for r in records]
             self.months = [m for d in declared if d for m in d]
         else:
@@ -377,13 +406,13 @@ class Run:
 
     def nothing_to_compute(self) -> bool:
         """True (every series then recorded as failed) when no opened plan can be computed."""
-        if self.months is not None or any(not p.skip and not p.error for p in self.plans):
+        if self.months is not None or any(not p.error for p in self.plans):
             return False
         for p in self.plans:
             self.summary.failed[p.key] = p.error or "nothing to compute"
-        self.store.write_manifest(
-            {"series": {p.key: self.entry_for(p, "failed", error=p.error) for p in self.plans}}
-        )
+        for p in self.plans:
+            self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
+        self.store.write_manifest(self.manifest)
         return True
 
     # -- 2. template --------------------------------------------------------------------------
@@ -401,8 +430,10 @@ class Run:
             self.months,
             protocol_of=self.protocol_of,
         )
+        template.region_hashes = dict(self.region_hashes)
+        template.target = s.target.fingerprint()
         if self.existing:
-            template.months = check_compatible(self.store, template)
+            template = self.grow(template)
         else:
             self.store.create(template)
         self.manifest["config_hash"] = dict(self.chashes)
@@ -410,8 +441,60 @@ class Run:
         self.member_index = {m: i for i, m in enumerate(template.members)}
         self.var_index = {v: i for i, v in enumerate(template.variables)}
         self.axis_pos = {ym: i for i, ym in enumerate(template.months)}
+        self.region_pos = np.array([template.regions.index(n) for n in self.mask.names])
         self.template = template
+        if self.existing:
+            self.prune_series()
         return template
+
+    def grow(self, template: StoreTemplate) -> StoreTemplate:
+        """Grow the existing store to hold this run's series (or refuse: :mod:`.growth`); with
+        ``prune``, members and variables none of whose series is in the catalogs are dropped."""
+        from gridflux.pipeline.growth import apply_growth, plan_growth
+
+        gone = [k for k in self.manifest["series"] if k not in self.records_keys]
+        drop_m: set[str] = set()
+        drop_v: set[str] = set()
+        if self.prune and gone:
+            kept = [k.split("/", 1) for k in self.manifest["series"] if k in self.records_keys]
+            kept_m = {m for m, _ in kept} | set(template.members)
+            kept_v = {v for _, v in kept} | set(template.variables)
+            drop_m = {k.split("/", 1)[0] for k in gone} - kept_m
+            drop_v = {k.split("/", 1)[1] for k in gone} - kept_v
+        growth = plan_growth(self.store, template, drop_m, drop_v)
+        apply_growth(self.store, growth)
+        self.summary.grew = growth.describe()
+        self.history["grew"] = self.summary.grew
+        return growth.template
+
+    def prune_series(self) -> None:
+        """Series in the store but in none of the catalogs: removed (values and manifest entry)
+        with ``prune``, else kept and named in the summary."""
+        assert self.template is not None
+        gone = sorted(k for k in self.manifest["series"] if k not in self.records_keys)
+        if not self.prune:
+            self.summary.not_in_catalogs = gone
+            if gone:
+                log.warning(
+                    "%d series of %s are in none of the catalogs and were kept (prune removes "
+                    "them): %s",
+                    len(gone),
+                    self.store.url,
+                    ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else ""),
+                )
+            return
+        for key in gone:
+            member, variable = key.split("/", 1)
+            if member in self.member_index and variable in self.var_index:
+                self.store.clear_series(
+                    self.member_index[member],
+                    self.var_index[variable],
+                    variable if variable in self.template.cube_variables else None,
+                )
+            del self.manifest["series"][key]
+        self.summary.pruned = gone
+        self.history["pruned"] = gone
+        self.store.write_manifest(self.manifest)
 
     # -- 3. select ----------------------------------------------------------------------------
     def select(self) -> list[SeriesPlan]:
@@ -532,17 +615,21 @@ class Run:
             values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
             p.nbytes = 0
             for pos, tot, nbytes in (block for span in results or [] for block in span):
-                values[:, pos] = tot.T
+                values[np.ix_(self.region_pos, pos)] = tot.T
                 p.nbytes += nbytes
             self.store.write_totals(self.member_index[p.member], self.var_index[p.variable], values)
             self.manifest["series"][p.key] = self.entry_for(p, "done", seconds=seconds)
             self.summary.done.append(p.key)
+            self.note_history(p)
             self.summary.bytes_read += p.nbytes
         else:
             self.manifest["series"][p.key] = self.entry_for(
                 p, "failed", error=error, seconds=seconds
             )
             self.summary.failed[p.key] = error
+            self.history["failed"].append(
+                {"series": p.key, "version": getattr(p.record, "version", ""), "error": error}
+            )
         # a finished series missing from a manifest that was not yet rewritten is merely
         # recomputed by the next run, so rewrite it at most about once a second
         if time.perf_counter() - self.last_manifest_write > MANIFEST_INTERVAL:
@@ -561,7 +648,28 @@ class Run:
                 len(leftovers),
                 self.store.url,
             )
+        self.history["finished"] = _utc_now()
+        self.history["done"] = len(self.summary.done)
+        self.history["skipped"] = len(self.summary.skipped)
+        self.manifest.setdefault("history", []).append(self.history)
         self.store.write_manifest(self.manifest)
+
+    def note_history(self, p: SeriesPlan) -> None:
+        """A computed series in this run's history: added (new to the store), replaced (its
+        inputs or version changed; with both versions) or recomputed (same inputs, another
+        configuration, or retried)."""
+        before = self.previous.get(p.key)
+        version = getattr(p.record, "version", "") or ""
+        if before is None:
+            self.history["added"].append({"series": p.key, "version": version})
+        elif before.get("status") == "done" and (
+            before.get("fingerprint") != p.fingerprint or before.get("version", "") != version
+        ):
+            self.history["replaced"].append(
+                {"series": p.key, "from": before.get("version", ""), "to": version}
+            )
+        else:
+            self.history["recomputed"].append(p.key)
 
     def entry_for(
         self,
@@ -771,6 +879,7 @@ def run(
     batch_size: int | None = None,
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
+    prune: bool = False,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -800,6 +909,9 @@ def run(
     zarr_format : of a new store (default ``gridflux.store.zarr-format``)
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
+    retry_failed : compute series that failed in an earlier run again
+    prune : remove from the store the series that are in none of the catalogs (else they are
+        kept and named in the summary's ``not_in_catalogs``)
 
     Returns
     -------
@@ -827,7 +939,9 @@ def run(
         store=st,
         storage_options=storage_options,
         retry_failed=retry_failed,
+        prune=prune,
     )
+    st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
         r.plan(records)
@@ -858,6 +972,10 @@ def _worker_setup_plugin():
             dask_setup(worker)
 
     return WorkerSetup()
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def versions() -> dict:
