@@ -61,6 +61,21 @@ def print_summary(summary, console=None) -> None:
         f"{d['compute_seconds']:.1f}",
     )
     console.print(t)
+    if summary.grew:
+        grew = ", ".join(
+            f"{k.replace('_', ' ')} {v if isinstance(v, (int, str)) else ', '.join(v)}"
+            for k, v in summary.grew.items()
+        )
+        console.print(f"store grew: {grew}")
+    if summary.pruned:
+        console.print(f"pruned {len(summary.pruned)} series: {', '.join(summary.pruned[:5])}")
+    if summary.not_in_catalogs:
+        n = len(summary.not_in_catalogs)
+        console.print(
+            f"[yellow]kept[/yellow] {n} series of the store that are in none of the catalogs "
+            f"({', '.join(summary.not_in_catalogs[:3])}{' ...' if n > 3 else ''}); --prune "
+            "removes them"
+        )
     for key, err in summary.failed.items():
         console.print(f"[red]failed[/red] {key}: {err}")
 
@@ -117,6 +132,12 @@ def run_cmd(
         ),
     ] = None,
     zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="remove from the store the series that are in none of the catalogs"
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
     account: Annotated[str | None, typer.Option(help="slurm/pbs: account to charge")] = None,
@@ -185,6 +206,7 @@ def run_cmd(
                 progress=progress,
                 storage_options=input_opts,
                 store_options=output_opts,
+                prune=prune,
             )
         else:
             from gridflux.compute.clusters import make_cluster
@@ -241,6 +263,7 @@ def run_cmd(
                         progress=progress,
                         storage_options=input_opts,
                         store_options=output_opts,
+                        prune=prune,
                     )
                 finally:
                     try:

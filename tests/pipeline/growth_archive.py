@@ -42,13 +42,15 @@ def write_mask(root: Path, regions: tuple[str, ...] = tuple(BOXES)) -> str:
 def member_file(root: Path, src: str, variable: str, start: int, years: int, version: str) -> str:
     """One file of ``years`` years from ``start``; values depend on (src, variable, version, year)
     only, so the same year of two releases is the same field."""
+    name = f"{variable}_{src}_{version}_{start}-{start + years - 1}.nc"
+    if (root / name).exists():  # the same file of an earlier release (its name says what it holds)
+        return name
     grid = GRIDS[src]
     blocks = []
     for y in range(start, start + years):
         seed = int(hashlib.sha1(f"{src}{variable}{version}{y}".encode()).hexdigest()[:8], 16)
         rng = np.random.default_rng(seed)
         blocks.append((rng.random((12,) + grid.shape) * 2e-8).astype("f4"))
-    name = f"{variable}_{src}_{version}_{start}-{start + years - 1}.nc"
     write_series(root / name, grid, np.concatenate(blocks), CALENDARS[src], start)
     return name
 

@@ -169,3 +169,39 @@ def test_a_second_growth_run_on_a_store_in_use_is_refused(tmp_path):
         st.release_lock()
     manifest = json.loads((store / "manifest.json").read_text())
     assert manifest["series"].keys() == {"TEST.A.hist.r1/npp"}
+
+
+_KILL_IN_SWAP = """
+import os, signal
+from gridflux.pipeline.runner import run
+replace = os.replace
+def kill_before_second_rename(src, dst):
+    if str(src).endswith(".gridflux-next"):  # the old store is already out of the way
+        os.kill(os.getpid(), signal.SIGKILL)
+    return replace(src, dst)
+os.replace = kill_before_second_rename
+run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
+"""
+
+
+def test_a_driver_killed_between_the_renames_of_a_rebuild_is_finished_by_the_next_run(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    mask = write_mask(tmp_path)
+    r1 = write_release(tmp_path, "r1", {("A", "npp"): (2000, 2, "v1")})
+    r2 = write_release(
+        tmp_path, "r2", {("A", "npp"): (1999, 3, "v2"), ("B", "npp"): (2000, 2, "v1")}
+    )
+    store = tmp_path / "s.zarr"
+    _run(r1, mask, store)
+    code = _KILL_IN_SWAP.format(cat=r2, mask=mask, store=str(store), target=TARGET)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+    assert proc.returncode == -signal.SIGKILL
+    assert not store.exists() and (tmp_path / "s.zarr.gridflux-next").exists()
+    s = _run(r2, mask, store)
+    assert s.ok and not (tmp_path / "s.zarr.gridflux-old").exists()
+    once = tmp_path / "once.zarr"
+    _run(r2, mask, once)
+    assert_same_store(store, once)
