@@ -229,7 +229,9 @@ class Store:
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
-        data = json.dumps(manifest, indent=1, sort_keys=True, default=str).encode()
+        # compact: json's C encoder (an indented dump runs in Python, ~10x slower: 0.26 s for
+        # the manifest of 500 series, paid at every rewrite)
+        data = json.dumps(manifest, sort_keys=True, default=str, separators=(",", ":")).encode()
         path = self._path(MANIFEST)
         if self.is_local:
             tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
