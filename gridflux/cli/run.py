@@ -62,10 +62,13 @@ def print_summary(summary, console=None) -> None:
     )
     console.print(t)
     if summary.grew:
-        grew = ", ".join(
-            f"{k.replace('_', ' ')} {v if isinstance(v, (int, str)) else ', '.join(v)}"
-            for k, v in summary.grew.items()
-        )
+
+        def brief(v) -> str:
+            if isinstance(v, (int, str)):
+                return str(v)
+            return f"+{len(v)} ({', '.join(v[:3])}{' ...' if len(v) > 3 else ''})"
+
+        grew = "; ".join(f"{k.replace('_', ' ')} {brief(v)}" for k, v in summary.grew.items())
         console.print(f"store grew: {grew}")
     if summary.pruned:
         console.print(f"pruned {len(summary.pruned)} series: {', '.join(summary.pruned[:5])}")

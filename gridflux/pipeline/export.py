@@ -14,22 +14,26 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
     ``value`` is Tg of element per month (fluxes) or Tg (stocks); ``protocol`` the series'
-    protocol (``regrid-data`` or ``regrid-mask``; "" for a store written before it was kept).
+    protocol (``regrid-data`` or ``regrid-mask``, from the manifest; "" for a store written
+    before protocols were kept).
     """
-    from gridflux.pipeline.store import open_store
+    from gridflux.pipeline.store import Store, open_store
 
     ds = open_store(store, storage_options)
     tot = ds["totals"].load()
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
     units = dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True))
-    if "protocol" in ds.coords:
-        proto = ds["protocol"].to_series()
-        protocols = [
-            proto.get((m, v), "") for m, v in zip(df["member"], df["variable"], strict=True)
-        ]
-    else:
-        protocols = [""] * len(df)
+    series = Store(os.fspath(store), storage_options).read_manifest().get("series", {})
+    by_member = (
+        dict(zip(ds["member"].values, ds["protocol"].values, strict=True))
+        if "protocol" in ds.coords
+        else {}
+    )
+    protocols = [  # each series' own (the manifest), else its member's (the coordinate)
+        series.get(f"{m}/{v}", {}).get("protocol") or by_member.get(m, "")
+        for m, v in zip(df["member"], df["variable"], strict=True)
+    ]
     out = pd.DataFrame(
         {
             "source_id": df["member"].astype(str),

@@ -60,13 +60,11 @@ def stored_template(st: Store) -> StoreTemplate:
             traits[t] = [bool(v) for v in vals] if t in BOOL_TRAITS else [str(v) for v in vals]
         else:
             traits[t] = [False if t in BOOL_TRAITS else "" for _ in members]
-    protocols: dict[str, str] = {}
-    if "protocol" in ds.coords:
-        values = ds["protocol"].values
-        for i, m in enumerate(members):
-            for j, v in enumerate(variables):
-                if str(values[i, j]):
-                    protocols[f"{m}/{v}"] = str(values[i, j])
+    protocols = {
+        k: str(e["protocol"])
+        for k, e in st.read_manifest().get("series", {}).items()
+        if e.get("protocol")
+    }
     return StoreTemplate(
         members=members,
         traits=traits,

@@ -79,12 +79,17 @@ class StoreTemplate:
     target: str | None = None  # fingerprint of the target grid
 
     def protocol_array(self) -> np.ndarray:
-        """The ``protocol`` coordinate ``(member, variable)``: each series' protocol, "" where the
-        store holds no such series."""
-        return np.asarray(
-            [[self.protocols.get(f"{m}/{v}", "") for v in self.variables] for m in self.members],
-            dtype=object,
-        ).reshape(len(self.members), len(self.variables))
+        """The ``protocol`` coordinate of ``member``: the protocol of the member's series, their
+        protocols joined by ``+`` when they differ (each series' own is in the manifest)."""
+        out = []
+        for m in self.members:
+            found = {
+                self.protocols[k]
+                for k in (f"{m}/{v}" for v in self.variables)
+                if k in self.protocols
+            }
+            out.append("+".join(sorted(found)))
+        return np.asarray(out, dtype=object)
 
     def signature(self) -> dict:
         return {
@@ -302,7 +307,7 @@ class Store:
         }
         for name, values in template.traits.items():
             coords[name] = ("member", _trait_array(values))
-        coords["protocol"] = (("member", "variable"), template.protocol_array())
+        coords["protocol"] = ("member", template.protocol_array())
         totals = xr.DataArray(
             dsa.full((nm, nv, nr, nt), np.nan, chunks=(1, 1, nr, nt), dtype=np.float64),
             dims=("member", "variable", "region", "time"),

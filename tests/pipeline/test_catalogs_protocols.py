@@ -140,7 +140,9 @@ def test_protocol_per_series_from_the_catalog_and_the_ensemble_kind(mini_archive
         "TEST.C.hist.r1/npp": "regrid-data",
     }
     ds = open_store(mixed)
-    assert ds["protocol"].sel(member="TEST.B.hist.r1", variable="npp").item() == "regrid-mask"
+    # the member coordinate: the protocol of the member's series (each series' own: manifest)
+    assert ds["protocol"].sel(member="TEST.B.hist.r1").item() == "regrid-mask"
+    assert ds["protocol"].sel(member="TEST.A.hist.r1").item() == "regrid-data"
     table = totals_table(mixed)
     assert set(table[table.source_id == "TEST.B.hist.r1"].protocol) == {"regrid-mask"}
     assert set(table[table.source_id == "TEST.A.hist.r1"].protocol) == {"regrid-data"}
