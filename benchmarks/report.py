@@ -218,20 +218,27 @@ HEAD = [
 
 
 def print_tables(records: list[dict]) -> None:
+    """The method table (one per case, notes below it: readable at 80 columns), the other records
+    and the targets."""
     from rich.console import Console
     from rich.table import Table
 
     con = Console()
-    t = Table(
-        title="gridflux vs the decode limit and the peers (whole processes, medians of rounds)"
-    )
-    for h in HEAD:
-        t.add_column(
-            h, justify="left" if h in ("case", "method", "note") else "right", overflow="fold"
-        )
-    for row in method_rows(records):
-        t.add_row(*row)
-    con.print(t)
+    con.print("[bold]gridflux vs the decode limit and the peers[/bold] (whole processes, medians)")
+    rows = method_rows(records)
+    for case in dict.fromkeys(row[0] for row in rows):
+        t = Table(title=f"case {case}", title_justify="left")
+        t.add_column("method", overflow="fold")
+        for h in ("s median\n(min-max)", "MB/s", "x raw", "x CDO", "RSS MB", "max rel\ndiff"):
+            t.add_column(h, justify="right", no_wrap=True)
+        notes = []
+        for _, method, smin, smed, smax, *rest, note in (r for r in rows if r[0] == case):
+            t.add_row(method, f"{smed}\n({smin}-{smax})" if smed != "-" else "-", *rest)
+            if note:
+                notes.append(f"  {method}: {note}")
+        con.print(t)
+        for line in notes:
+            con.print(line)
     for kind in ("weights", "zarr", "memory", "import", "scaling"):
         rs = [r for r in records if r.get("kind") == kind]
         if rs:

@@ -58,7 +58,8 @@ def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tu
     whose time axis is shifted by 10 years per decade, laid out as a CMIP archive splits a long
     run (``rh_..._185001-185912.nc``, ``rh_..._186001-186912.nc``, ...). Copies, because HDF5
     shares one open-file structure (and chunk cache) between handles of the same inode. The
-    catalog sits beside (not above) the files, so its paths stay absolute.
+    catalog sits above the files (``workdir/<name>.json``, files in ``workdir/files``): a
+    catalog reads only inside its directory (docs/ingest.md).
     """
     import netCDF4
 
@@ -70,7 +71,6 @@ def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tu
         raise ValueError(f"{field}: multi-decade members need a 120-month field, not {n} months")
     files_dir = os.path.join(workdir, "files")
     os.makedirs(files_dir, exist_ok=True)
-    os.makedirs(os.path.join(workdir, "catalog"), exist_ok=True)
     paths, rows = [], []
     for i in range(members):
         for d in range(decades):
@@ -99,7 +99,7 @@ def make_catalog(field: str, workdir: str, members: int, decades: int = 1) -> tu
     name = f"bench-{members}" + (f"x{decades}" if decades > 1 else "")
     cat = write_catalog(
         rows,
-        os.path.join(workdir, "catalog", f"{name}.json"),
+        os.path.join(workdir, f"{name}.json"),
         description="gridflux scaling benchmark",
     )
     return cat, paths

@@ -26,7 +26,10 @@ def harness_path() -> Path | None:
 
 def bench_cmd(
     quick: Annotated[
-        bool, typer.Option("--quick", help="the 0.5 deg zlib case only, 2 rounds")
+        bool,
+        typer.Option(
+            "--quick", help="the 0.5 deg zlib case only, 1 timed round, 4-member scaling (< 2 min)"
+        ),
     ] = False,
     tiny: Annotated[bool, typer.Option("--tiny", help="tiny grids for CI (seconds)")] = False,
     rounds: Annotated[

@@ -7,8 +7,41 @@ from typing import Annotated
 import typer
 
 
+def fits(table, width: int) -> bool:
+    """Whether rich renders ``table`` whole at ``width`` columns (rich crops a table whose columns'
+    smallest widths add up to more than the width)."""
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=width, color_system=None).print(table)
+    tops = [line.rstrip() for line in buf.getvalue().splitlines() if line.startswith("┏")]
+    return all(line.endswith("┓") for line in tops)
+
+
+def long_headline(title, shown):
+    """The headline as one row per (item, gas) value: fits any terminal of 60 columns or more."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=title)
+    item = str(shown.columns[0])
+    t.add_column(item, overflow="fold")
+    t.add_column("gas \\[unit]", overflow="fold")
+    t.add_column("mean (2.5 %, 97.5 %)", overflow="fold")
+    for row in shown.itertuples(index=False):
+        for c, v in zip(shown.columns[1:], row[1:], strict=True):
+            if str(v).strip():
+                t.add_row(escape(str(row[0])), escape(str(c)), escape(str(v)))
+    return t
+
+
 def print_headline(run, console) -> None:
-    """Print a budget run's headline table, what was not computed and which members were excluded."""
+    """Print a budget run's headline table, what was not computed and which members were excluded.
+
+    A column per gas where the terminal is wide enough, else a row per (item, gas) value: every
+    value whole either way."""
     from rich.table import Table
 
     t = Table(
@@ -16,11 +49,20 @@ def print_headline(run, console) -> None:
         f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
+    first = str(shown.columns[0]) if len(shown.columns) else None
     for c in shown.columns:
+        if str(c) == first:  # row labels: at least 10 wide (bottom_up...), folded beyond
+            longest = max((len(str(v)) for v in shown[c]), default=0)
+            t.add_column(first, overflow="fold", min_width=min(longest, 10))
+            continue
         name, _, unit = str(c).partition(" [")
-        t.add_column(name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", no_wrap=True)
+        t.add_column(
+            name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
+        )
     for row in shown.itertuples(index=False):
         t.add_row(*[str(v) for v in row])
+    if not fits(t, console.width):
+        t = long_headline(t.title, shown)  # too narrow for a column per gas: a row per value
     console.print(t)
     if run.result.missing:
         console.print(
@@ -79,25 +121,21 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from gridflux.budget.api import compute_budget, write_budget
-        from gridflux.errors import GridfluxError
 
-        console = Console(width=max(Console().width, 200))
+        console = Console()  # the headline (asked for) on stdout, at the terminal's width
         if inputs == "store" and store is None:
-            console.print("[red]a STORE is required unless --inputs paper is given[/red]")
-            raise typer.Exit(2)
-        try:
-            run = compute_budget(
-                store,
-                recipe,
-                metric,
-                inputs=inputs,
-                region=region,
-                propagation=propagation,
-                interval_method=interval,
+            raise typer.BadParameter(
+                "a STORE is required unless --inputs paper is given", param_hint="STORE"
             )
-            files = write_budget(run, out, figures=figures)
-        except GridfluxError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from exc
+        run = compute_budget(
+            store,
+            recipe,
+            metric,
+            inputs=inputs,
+            region=region,
+            propagation=propagation,
+            interval_method=interval,
+        )
+        files = write_budget(run, out, figures=figures)
         print_headline(run, console)
-        console.print(f"wrote {len(files)} files to {out}")
+        typer.echo(f"wrote {len(files)} files to {out}", err=True)

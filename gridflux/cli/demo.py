@@ -15,11 +15,12 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
-import numpy as np
-import pandas as pd
+import typer
 
 
 @dataclass
@@ -56,6 +57,9 @@ def check_against_truth(
     and regions (months whose truth is zero are compared on that scale, not divided by zero).
     ``storage_options``: fsspec options of a store at a URL (e.g. ``s3://``).
     """
+    import numpy as np
+    import pandas as pd
+
     from gridflux.pipeline.export import totals_table
 
     truth = pd.read_csv(truth_csv, dtype={"time": str})
@@ -90,6 +94,7 @@ def run_demo(
     size: str = "tiny",
     n_workers: int = 2,
     console=None,
+    confirm: bool | Callable[[str], bool] | None = None,
 ) -> bool:
     """Run the demo end to end; returns True when every series matches its planted truth.
 
@@ -97,7 +102,10 @@ def run_demo(
     models of release 1; then release 1's inversions with their own protocol (``regrid-mask``,
     the default of the inversion ensembles); then release 2, which adds a model, replaces one
     series' version and extends every series by a year. Every series is checked against the
-    planted truths after the inversions and after release 2; the budget reads the one store."""
+    planted truths after the inversions and after release 2; the budget reads the one store.
+
+    ``confirm``: passed to :func:`gridflux.synthetic.releases.build_releases` (True, or a callable that asks,
+    for ``size="paper"``: hundreds of GB)."""
     from rich.console import Console
 
     from gridflux.cli.run import print_summary
@@ -112,7 +120,7 @@ def run_demo(
     for p in (archive_dir, store):
         if p.exists():
             shutil.rmtree(p)
-    rel = build_releases(archive_dir, size=size)
+    rel = build_releases(archive_dir, size=size, confirm=confirm)
     console.print(
         f"[bold]1/5[/bold] synthetic archive in two releases: {rel.first.n_series} series, then "
         f"{rel.second.n_series} (one year longer, {', '.join(rel.second.added)} added, "
@@ -168,3 +176,37 @@ def run_demo(
     print_headline(budget, console)
     console.print(f"demo finished in {time.perf_counter() - t0:.1f} s; store: {store}")
     return all(c.ok for c in checks) and not unexpected
+
+
+def demo_cmd(
+    workdir: Annotated[
+        Path, typer.Option("--workdir", help="where the synthetic archive and store go")
+    ] = Path("gridflux-demo"),
+    size: Annotated[str, typer.Option(help="tiny | small | paper (hundreds of GB)")] = "tiny",
+    workers: Annotated[int, typer.Option(min=1, help="local worker processes, at least 1")] = 2,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="write --size paper (hundreds of GB) without asking"),
+    ] = False,
+) -> None:
+    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
+    if size not in ("tiny", "small", "paper"):
+        raise typer.BadParameter(
+            f"size {size!r}; expected tiny, small or paper", param_hint="--size"
+        )
+
+    def ask(message: str) -> bool:
+        try:
+            return typer.confirm(message, default=False, err=True)
+        except typer.Abort:  # no answer (stdin closed): not confirmed
+            typer.echo("", err=True)
+            return False
+
+    confirm = True if yes else ask
+    ok = run_demo(workdir, size=size, n_workers=workers, confirm=confirm)
+    if not ok:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo_cmd)

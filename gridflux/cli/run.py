@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -39,6 +39,17 @@ def _json_option(text: str | None, name: str) -> dict | None:
             "expected a JSON object such as '{\"anon\": true}'", param_hint=name
         )
     return value
+
+
+def _storage_option(text: str | None, name: str, env: str) -> dict | None:
+    """``--storage-options`` / ``--store-options``: ``@FILE`` (JSON), inline JSON without secrets,
+    or, when not given, the variable ``env`` (:func:`gridflux.ingest.remote.load_storage_options`)."""
+    from gridflux.ingest.remote import load_storage_options
+
+    try:
+        return load_storage_options(text, env)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=name) from None
 
 
 def print_summary(summary, console=None) -> None:
@@ -83,6 +94,184 @@ def print_summary(summary, console=None) -> None:
         console.print(f"[red]failed[/red] {key}: {err}")
 
 
+class StderrProgress:
+    """The run's progress bar on stderr (where the summary goes too): series finished or skipped,
+    of all selected, with the elapsed and remaining time. Bytes and rates are left to the
+    summary, which counts only what this run read (a resumed series reads nothing)."""
+
+    def __init__(self) -> None:
+        self.bar: Any = None
+        self.task: Any = None
+
+    def __call__(self, done: int, total: int, key: str) -> None:
+        if self.bar is None:
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(
+                "series",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+            )
+            self.task = self.bar.add_task("series", total=total)
+            self.bar.start()
+        self.bar.update(self.task, completed=done)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def parse_options(items: list[str] | None) -> dict[str, Any]:
+    """``--option pipeline.chunk-months=24`` -> ``{"pipeline.chunk-months": 24}`` (YAML values).
+
+    Keys are those of the packaged ``gridflux.yaml`` (without the ``gridflux.`` prefix); an
+    unknown key is a usage error that lists the known ones."""
+    import dask.config
+    import yaml
+
+    from gridflux import config  # noqa: F401 - registers the packaged defaults
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        key = key.strip().removeprefix("gridflux.")
+        if not sep or not key:
+            raise typer.BadParameter(f"{item!r}: expected KEY=VALUE", param_hint="--option")
+        missing = object()
+        if dask.config.get(f"gridflux.{key}", default=missing) is missing:
+            raise typer.BadParameter(
+                f"{key!r} is not a gridflux setting; known: {', '.join(config_keys())}",
+                param_hint="--option",
+            )
+        try:
+            out[key] = yaml.safe_load(text)
+        except yaml.YAMLError:
+            out[key] = text
+    return out
+
+
+def config_keys() -> list[str]:
+    """Every leaf key of the ``gridflux`` config (``pipeline.chunk-months``, ...), sorted."""
+    import dask.config
+
+    from gridflux import config  # noqa: F401 - registers the packaged defaults
+
+    def leaves(d: dict, prefix: str) -> list[str]:
+        keys = []
+        for k, v in d.items():
+            name = f"{prefix}{k}"
+            keys += leaves(v, f"{name}.") if isinstance(v, dict) and v else [name]
+        return keys
+
+    return sorted(leaves(dask.config.get("gridflux", default={}), ""))
+
+
+MASK_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5", ".zarr")
+POLYGON_SUFFIXES = (".json", ".geojson", ".shp", ".gpkg", ".kml")
+
+
+def check_mask_path(mask: str) -> None:
+    """Refuse, in one line, a --mask that cannot be a region mask file (before anything starts)."""
+    from gridflux.errors import InputError
+
+    if "://" in mask or "::" in mask:
+        return  # remote: the reader says what is wrong
+    p = Path(mask)
+    if not p.exists():
+        raise InputError(
+            "no such file or directory; give a region mask file (netCDF or zarr with "
+            "mask(region, lat, lon))",
+            path=mask,
+        )
+    suffix = p.suffix.lower()
+    if suffix in POLYGON_SUFFIXES:
+        raise InputError(
+            f"a {suffix} file is polygons, not a region mask; make the mask first with "
+            f"`gridflux mask {mask} --out mask.nc` and pass --mask mask.nc",
+            path=mask,
+        )
+    if not p.is_dir() and suffix not in MASK_SUFFIXES:
+        raise InputError(
+            f"expected a region mask file ({', '.join(MASK_SUFFIXES)}) with mask(region, lat, lon)",
+            path=mask,
+        )
+
+
+def check_query(cat: Any, query: dict | None) -> None:
+    """Refuse a --select naming a column the catalog does not have (listing those it has), and
+    one that matches no series (listing the values each named column has)."""
+    from gridflux.errors import InputError
+    from gridflux.ingest.catalog import CatalogRow
+
+    if not query:
+        return
+    rows = [r for r in cat.rows if not r.is_fx]
+    columns = set(CatalogRow.model_fields) | {"canonical"}
+    for r in rows:
+        columns |= set(r.extras())
+    unknown = sorted(set(query) - columns)
+    if unknown:
+        raise InputError(
+            f"--select {', '.join(unknown)}: no such catalog column; the columns are "
+            f"{', '.join(sorted(columns))}",
+            path=str(cat.path),
+        )
+    if cat.series(query):
+        return
+    hints = []
+    for k in query:
+        values = sorted(
+            {
+                str(r.canonical if k == "variable" else {**r.model_dump(), **r.extras()}.get(k))
+                for r in rows
+            }
+        )
+        shown = ", ".join(values[:12]) + (
+            f" (+{len(values) - 12} more)" if len(values) > 12 else ""
+        )
+        hints.append(f"{k}: {shown}")
+    raise InputError(
+        f"the selection {query} matched no series; values in the catalog: {'; '.join(hints)}",
+        path=str(cat.path),
+    )
+
+
+def load_catalogs(
+    paths: list[str],
+    storage_options: dict | None,
+    allow_outside_root: bool | list[str],
+    query: dict | None,
+) -> list:
+    """Load every catalog; refuse a --select that no catalog can match (:func:`check_query`'s
+    message of the first catalog when none matches)."""
+    from gridflux.ingest.catalog import load_catalog
+
+    cats = [
+        load_catalog(p, storage_options=storage_options, allow_outside_root=allow_outside_root)
+        for p in paths
+    ]
+    first_error = None
+    for cat in cats:
+        try:
+            check_query(cat, query)
+            return cats
+        except Exception as exc:  # noqa: BLE001 - the first catalog's message if none matches
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return cats
+
+
 def run_cmd(
     catalogs: Annotated[
         list[str],
@@ -97,6 +286,15 @@ def run_cmd(
     store: Annotated[
         str, typer.Option("--store", help="zarr store path or URL (created or resumed)")
     ],
+    verify: Annotated[
+        bool | None,
+        typer.Option(
+            "--verify/--no-verify",
+            help="hash every input file's bytes into its series' fingerprint (reads all inputs "
+            "once more): for archives whose modification times cannot be trusted "
+            "\\[default: gridflux.pipeline.verify]",
+        ),
+    ] = None,
     regions: Annotated[
         str | None,
         typer.Option(
@@ -104,44 +302,82 @@ def run_cmd(
         ),
     ] = None,
     cluster: Annotated[
-        str, typer.Option(help="local|slurm|pbs|kubernetes|gateway|tcp://HOST:PORT|none")
-    ] = "local",
-    workers: Annotated[int | None, typer.Option(help="number of workers (processes)")] = None,
+        str | None,
+        typer.Option(
+            help="local, slurm, pbs, kubernetes, gateway, tcp://HOST:PORT or none "
+            "\\[default: gridflux.cluster.kind, local]"
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="number of workers (processes), at least 1")
+    ] = None,
     select: Annotated[
         list[str] | None, typer.Option("--select", help="catalog query KEY=V1,V2 (repeatable)")
     ] = None,
     target_grid: Annotated[
-        str, typer.Option("--target-grid", help="target resolution in degrees, e.g. 0.5 or 1x1.25")
-    ] = "0.5",
+        str | None,
+        typer.Option(
+            "--target-grid",
+            help="target resolution in degrees, e.g. 0.5 or 1x1.25 "
+            "\\[default: gridflux.target-grid]",
+        ),
+    ] = None,
     protocol: Annotated[
         str | None,
         typer.Option(
-            help="regrid-data or regrid-mask for every series (default: each series' catalog "
-            "protocol, else its ensemble kind's: inversions regrid-mask, process models regrid-data)"
+            help="regrid-data or regrid-mask for every series \\[default: each series' catalog "
+            "protocol, else its ensemble kind's (gridflux.pipeline.protocols): inversions "
+            "regrid-mask, process models regrid-data]"
         ),
     ] = None,
     cubes: Annotated[
-        bool, typer.Option("--cubes/--no-cubes", help="also write regridded cubes")
-    ] = True,
+        bool | None,
+        typer.Option(
+            "--cubes/--no-cubes",
+            help="also write regridded cubes \\[default: gridflux.pipeline.cubes]",
+            show_default=False,
+        ),
+    ] = None,
     chunk_months: Annotated[
-        int,
-        typer.Option("--chunk-months", help="months per block (one read, one store time chunk)"),
-    ] = 12,
+        int | None,
+        typer.Option(
+            "--chunk-months",
+            min=1,
+            help="months per block (one read, one store time chunk) "
+            "\\[default: gridflux.pipeline.chunk-months]",
+        ),
+    ] = None,
     task_months: Annotated[
         str | None,
         typer.Option(
             "--task-months",
-            help="months per task (consecutive blocks of a series), or 'auto': a whole series per task when there are >= 2 series per worker, else 120 (default)",
+            help="months per task (consecutive blocks of a series), or 'auto': a whole series per "
+            "task when there are >= 2 series per worker, else 120 "
+            "\\[default: gridflux.pipeline.task-months]",
         ),
     ] = None,
-    zarr_format: Annotated[int, typer.Option("--zarr-format", help="3 (default) or 2")] = 3,
+    zarr_format: Annotated[
+        int | None,
+        typer.Option("--zarr-format", help="3 or 2 \\[default: gridflux.store.zarr-format]"),
+    ] = None,
+    option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--option",
+            "--options",
+            "-O",
+            help="any gridflux setting KEY=VALUE (repeatable), e.g. -O pipeline.batch-members=32",
+        ),
+    ] = None,
+    progress: Annotated[
+        bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")
+    ] = True,
     prune: Annotated[
         bool,
         typer.Option(
             "--prune", help="remove from the store the series that are in none of the catalogs"
         ),
     ] = False,
-    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
     account: Annotated[str | None, typer.Option(help="slurm/pbs: account to charge")] = None,
     cores: Annotated[int | None, typer.Option(help="slurm/pbs: cores per job")] = None,
@@ -159,13 +395,16 @@ def run_cmd(
         str | None,
         typer.Option(
             "--storage-options",
-            help="fsspec options of the inputs as JSON, e.g. '{\"anon\": true}' (kept in memory only)",
+            help="fsspec options of the inputs: @FILE.json, or JSON without secrets such as "
+            "'{\"anon\": true}'; default $GRIDFLUX_STORAGE_OPTIONS (kept in memory only)",
         ),
     ] = None,
     store_options: Annotated[
         str | None,
         typer.Option(
-            "--store-options", help="fsspec options of the store as JSON (kept in memory only)"
+            "--store-options",
+            help="fsspec options of the store: @FILE.json or JSON without secrets; default "
+            "$GRIDFLUX_STORE_OPTIONS (kept in memory only)",
         ),
     ] = None,
     summary_json: Annotated[
@@ -175,107 +414,92 @@ def run_cmd(
             help="also write the run's summary (counts, failures, seconds) as JSON here",
         ),
     ] = None,
+    allow_outside_root: Annotated[
+        bool,
+        typer.Option(
+            "--allow-outside-root", help="let the catalog read local files outside its directory"
+        ),
+    ] = False,
+    allowed_prefix: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allowed-prefix",
+            help="a directory outside its root the catalog may read (repeatable)",
+        ),
+    ] = None,
 ) -> None:
-    """Compute monthly region totals (and cubes) of every catalog series into a resumable store."""
+    """Compute monthly region totals (and cubes) of every catalog series into a resumable store.
+
+    Options left out fall back to gridflux's settings (packaged gridflux.yaml, your dask config,
+    DASK_GRIDFLUX__... environment variables, --option KEY=VALUE).
+    """
+    import dask.config
     from rich.console import Console
 
-    from gridflux.errors import GridfluxError
+    from gridflux import config
     from gridflux.pipeline.runner import run
 
     console = Console(stderr=True)
     query = _parse_query(select)
+    settings = parse_options(option)
     input_opts, output_opts = (
-        _json_option(storage_options, "--storage-options"),
-        _json_option(store_options, "--store-options"),
+        _storage_option(storage_options, "--storage-options", "GRIDFLUX_STORAGE_OPTIONS"),
+        _storage_option(store_options, "--store-options", "GRIDFLUX_STORE_OPTIONS"),
     )
-    try:
-        from gridflux.fields.masks import RegionMask
+    check_mask_path(mask)
+    if settings:
+        dask.config.set({f"gridflux.{k}": v for k, v in settings.items()})
+    kind = cluster if cluster is not None else str(config.get("cluster.kind", default="local"))
+    bar = StderrProgress() if progress else None
+    common = dict(
+        query=query,
+        target=target_grid,
+        protocol=protocol,
+        cubes=cubes,
+        chunk_months=chunk_months,
+        task_months=task_months,
+        zarr_format=zarr_format,
+        progress=bar if bar is not None else False,
+        verify=verify,
+        storage_options=input_opts,
+        store_options=output_opts,
+        prune=prune,
+    )
+    from gridflux.fields.masks import RegionMask
 
-        wanted = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
-        region_mask = RegionMask.from_file(mask, regions=wanted)
-        console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
-        if cluster == "none":
-            summary = run(
+    wanted = [r.strip() for r in regions.split(",") if r.strip()] if regions else None
+    region_mask = RegionMask.from_file(mask, regions=wanted)
+    console.print(f"regions ({len(region_mask.names)}): {', '.join(region_mask.names)}")
+    allow = allow_outside_root or list(allowed_prefix or [])  # local files outside the root
+    try:
+        if kind == "none":
+            cats = load_catalogs(catalogs, input_opts, allow, query)
+            summary = run(cats, region_mask, store, **common)
+        else:
+            summary = _run_on_cluster(
+                kind,
+                workers,
+                console,
                 catalogs,
                 region_mask,
                 store,
-                query=query,
-                target=target_grid,
-                protocol=protocol,
-                cubes=cubes,
-                chunk_months=chunk_months,
-                task_months=task_months,
-                zarr_format=zarr_format,
-                progress=progress,
-                storage_options=input_opts,
-                store_options=output_opts,
-                prune=prune,
+                input_opts,
+                common,
+                dict(
+                    queue=queue,
+                    account=account,
+                    cores=cores,
+                    memory=memory,
+                    walltime=walltime,
+                    image=image,
+                    address=gateway_address,
+                ),
+                scheduler_host,
+                allow,
             )
-        else:
-            from gridflux.compute.clusters import make_cluster
-
-            overrides = {
-                k: v
-                for k, v in {
-                    "queue": queue,
-                    "account": account,
-                    "cores": cores,
-                    "memory": memory,
-                    "walltime": walltime,
-                    "image": image,
-                    "address": gateway_address,
-                }.items()
-                if v is not None
-            }
-            if scheduler_host:
-                overrides["scheduler_options"] = {
-                    "host": scheduler_host,
-                    "dashboard_address": f"{scheduler_host}:0",
-                }
-                overrides["worker_extra_args"] = ["--host", scheduler_host]
-            # a local cluster starts (worker processes importing the stack) while this process opens
-            # the catalog and plans the series, so the two fixed costs overlap; jobqueue clusters
-            # install signal handlers and must start in the main thread
-            from concurrent.futures import Future, ThreadPoolExecutor
-
-            with ThreadPoolExecutor(1) as pool:
-                if cluster == "local":
-                    starting = pool.submit(make_cluster, cluster, n_workers=workers, **overrides)
-                else:
-                    starting = Future()
-                    starting.set_result(make_cluster(cluster, n_workers=workers, **overrides))
-
-                def client():
-                    handle = starting.result()
-                    console.print(f"dask dashboard: {handle.dashboard_link}")
-                    return handle.client
-
-                try:
-                    summary = run(
-                        catalogs,
-                        region_mask,
-                        store,
-                        query=query,
-                        target=target_grid,
-                        protocol=protocol,
-                        cubes=cubes,
-                        chunk_months=chunk_months,
-                        task_months=task_months,
-                        zarr_format=zarr_format,
-                        client=client,
-                        progress=progress,
-                        storage_options=input_opts,
-                        store_options=output_opts,
-                        prune=prune,
-                    )
-                finally:
-                    try:
-                        starting.result().close()
-                    except Exception:  # noqa: BLE001 - a cluster that failed to start has nothing to close
-                        pass
-    except GridfluxError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    finally:
+        if bar is not None:
+            bar.close()
     print_summary(summary, console)
     if summary_json:
         with open(summary_json, "w") as f:
@@ -284,8 +508,59 @@ def run_cmd(
         raise typer.Exit(1)
 
 
+def _run_on_cluster(
+    kind: str,
+    workers: int | None,
+    console: Any,
+    catalogs: list[str],
+    mask: Any,
+    store: str,
+    input_opts: dict | None,
+    common: dict,
+    settings: dict,
+    scheduler_host: str | None,
+    allow_outside_root: bool | list[str] = False,
+) -> Any:
+    """Start the cluster (a local one while the catalog loads), run, close the cluster."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    from gridflux.compute.clusters import make_cluster
+    from gridflux.pipeline.runner import run
+
+    overrides: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
+    if scheduler_host:
+        overrides["scheduler_options"] = {
+            "host": scheduler_host,
+            "dashboard_address": f"{scheduler_host}:0",
+        }
+        overrides["worker_extra_args"] = ["--host", scheduler_host]
+    # a local cluster starts (worker processes importing the stack) while this process opens
+    # the catalog and plans the series, so the two fixed costs overlap; jobqueue clusters
+    # install signal handlers and must start in the main thread
+    with ThreadPoolExecutor(1) as pool:
+        if kind == "local":
+            starting = pool.submit(make_cluster, kind, n_workers=workers, **overrides)
+        else:
+            starting = Future()
+            starting.set_result(make_cluster(kind, n_workers=workers, **overrides))
+
+        def client():
+            handle = starting.result()
+            console.print(f"dask dashboard: {handle.dashboard_link}", soft_wrap=True)
+            return handle.client
+
+        try:
+            cats = load_catalogs(catalogs, input_opts, allow_outside_root, common["query"])
+            return run(cats, mask, store, client=client, **common)
+        finally:
+            try:
+                starting.result().close()
+            except Exception:  # noqa: BLE001 - a cluster that failed to start has nothing to close
+                pass
+
+
 def export_cmd(
-    store: Annotated[str, typer.Argument(help="gridflux store")],
+    store: Annotated[str, typer.Argument(help="gridflux store (path or URL)")],
     totals: Annotated[Path, typer.Option("--totals", help="CSV file to write")],
 ) -> None:
     """Write the tidy totals table: source_id,variable,region,time,value,unit (Tg of element per month)."""
@@ -293,32 +568,49 @@ def export_cmd(
 
     df = totals_table(store)
     df.to_csv(totals, index=False)
-    typer.echo(f"{totals}: {len(df)} rows")
+    series = df[["source_id", "variable"]].drop_duplicates()
+    typer.echo(f"{totals}: {len(df)} rows of {len(series)} series", err=True)
+    if len(series) <= EXPORT_LISTED:
+        for member, variable in series.itertuples(index=False):
+            typer.echo(f"  {member}/{variable}", err=True)
+    else:
+        typer.echo(f"  (`gridflux store info {store}` lists the series)", err=True)
 
 
-def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")]) -> None:
-    """Print the store's manifest: one line per series with status, time and error."""
+#: export names every series it wrote up to this many (then points to ``store info``)
+EXPORT_LISTED = 50
+
+
+def store_info_cmd(
+    store: Annotated[str, typer.Argument(help="gridflux store (path or URL)")],
+) -> None:
+    """Print the store's manifest: one row per series with status, time and error (stdout)."""
     from rich.console import Console
     from rich.table import Table
 
-    from gridflux.pipeline.store import Store
+    from gridflux.pipeline.store import require_store
 
-    st = Store(store)
+    st = require_store(store)
     man = st.read_manifest()
-    t = Table(title=f"{store}")
-    for col in ("series", "status", "protocol", "version", "seconds", "MB", "error"):
-        t.add_column(col)
+    t = Table(title=f"{store}", title_justify="left")
+    t.add_column("series", overflow="fold", ratio=3, min_width=20)
+    t.add_column("status", no_wrap=True)
+    t.add_column("seconds", justify="right", no_wrap=True)
+    t.add_column("MB", justify="right", no_wrap=True)
+    t.add_column("error", overflow="fold", ratio=2)
     counts: dict[str, int] = {}
     for key, e in sorted(man.get("series", {}).items()):
         counts[e["status"]] = counts.get(e["status"], 0) + 1
+        seconds = e.get("seconds")
         t.add_row(
-            key,
+            # the series, and under it its protocol and dataset version
+            "\n".join(
+                [key, " ".join(x for x in (e.get("protocol"), e.get("version")) if x)]
+            ).strip(),
             e["status"],
-            e.get("protocol", ""),
-            e.get("version", ""),
-            str(e.get("seconds", "")),
+            f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
             f"{e.get('bytes', 0) / 1e6:.1f}",
-            (e.get("error") or "")[:80],
+            e.get("error") or "",
         )
     c = Console()
     c.print(t)
@@ -329,28 +621,13 @@ def store_info_cmd(store: Annotated[str, typer.Argument(help="gridflux store")])
                 "config_hash": man.get("config_hash"),
                 "versions": man.get("versions"),
             }
-        )
+        ),
+        soft_wrap=True,
     )
-
-
-def demo_cmd(
-    workdir: Annotated[
-        Path, typer.Option("--workdir", help="where the synthetic archive and store go")
-    ] = Path("gridflux-demo"),
-    size: Annotated[str, typer.Option(help="tiny | small")] = "tiny",
-    workers: Annotated[int, typer.Option(help="local worker processes")] = 2,
-) -> None:
-    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
-    from gridflux.cli.demo import run_demo
-
-    ok = run_demo(workdir, size=size, n_workers=workers)
-    if not ok:
-        raise typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:
     app.command("run")(run_cmd)
-    app.command("demo")(demo_cmd)
     app.command("export")(export_cmd)
     store_app.command("info")(store_info_cmd)
     app.add_typer(store_app, name="store")

@@ -14,8 +14,8 @@ Rules every kind follows
 * Worker **processes with one thread each**: libhdf5 (netCDF4, h5py) is not thread-safe, so threads
   gain nothing on netCDF reads and risk crashes (docs/deploy.md).
 * The nanny's ``MALLOC_TRIM_THRESHOLD_`` is left unset (``gridflux.cluster.malloc-trim-threshold:
-  null``): dask's default of 65536 disables glibc's dynamic mmap threshold and makes block streaming
-  1.7x slower. Local nannies get it through ``dask.config``; remote workers through
+  null``): dask's default of 65536 disables glibc's dynamic mmap threshold and slows block
+  streaming (figures: docs/benchmarks.md, "Figures the code relies on"). Local nannies get it through ``dask.config``; remote workers through
   :func:`worker_env`, which jobqueue job scripts, Kubernetes pods and gateway servers export.
 * ``dask_jobqueue``, ``dask_kubernetes`` and ``dask_gateway`` are imported lazily, and their
   import-time copy of a default YAML into ``~/.config/dask`` is suppressed: nothing is written into the
@@ -64,6 +64,11 @@ _JOBQUEUE_CLUSTER_ONLY = {
     "scheduler_cls",
 }
 _SUBMIT_COMMAND = {"slurm": "sbatch", "pbs": "qsub"}
+
+#: where servers listen unless told otherwise: this machine only
+LOCALHOST = "127.0.0.1"
+#: ``dask worker`` options that choose where a worker (and its nanny) listens
+_WORKER_BIND_ARGS = ("--host", "--interface", "--listen-address")
 _CONFIG_HINT = (
     "set it in your dask config (~/.config/dask/gridflux.yaml: gridflux: cluster: {kind}: {key}: ...), "
     "as DASK_GRIDFLUX__CLUSTER__{KIND}__{KEY}=..., or pass it as an option ({option})"
@@ -480,12 +485,50 @@ def _jobqueue_kwargs(kind: str, prof: dict[str, Any]) -> tuple[dict[str, Any], d
     if kwargs.get("python") is None:
         kwargs["python"] = sys.executable
     kwargs.setdefault("job_name", "gridflux-worker")
+    closed_network(kwargs)
     exports = [f"export {k}={_shell_quote(v)}" for k, v in worker_env().items()]
     kwargs["job_script_prologue"] = exports + list(kwargs.get("job_script_prologue") or [])
     for key in ("job_extra_directives", "worker_extra_args"):
         if kwargs.get(key) is not None:
             kwargs[key] = list(kwargs[key])
     return scaling, kwargs
+
+
+def _has_option(args: list[str], names: tuple[str, ...]) -> bool:
+    return any(a in names or a.split("=", 1)[0] in names for a in map(str, args))
+
+
+def closed_network(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Make the keyword arguments of a jobqueue cluster listen on :data:`LOCALHOST` unless the
+    profile opens it on purpose (changes ``kwargs`` in place and returns it).
+
+    * The scheduler binds to ``127.0.0.1`` unless ``interface`` (e.g. ``ib0``) or
+      ``scheduler_options`` ``host``/``interface`` is given (``--scheduler-host``).
+    * The scheduler's dashboard binds to ``127.0.0.1:0`` (a free port, printed at start; reach it
+      with ``ssh -L``) unless ``scheduler_options["dashboard_address"]`` is given: opening the
+      scheduler to the workers' network does not open the dashboard.
+    * Workers: while the scheduler is on loopback (which only works with the workers on the same
+      node), they listen on ``127.0.0.1`` too (``--host``); their own dashboards always on
+      ``127.0.0.1:0`` unless ``worker_extra_args`` names a ``--dashboard-address``.
+    * ``tls: true`` encrypts and authenticates every connection with a temporary certificate
+      (``security=True`` of dask-jobqueue: the certificate goes to the workers through
+      ``shared_temp_directory``, which must then be on a file system the nodes share).
+    """
+    sched = dict(kwargs.get("scheduler_options") or {})
+    opened = bool(kwargs.get("interface")) or "host" in sched or "interface" in sched
+    if not opened:
+        sched["host"] = LOCALHOST
+    sched.setdefault("dashboard_address", f"{LOCALHOST}:0")
+    kwargs["scheduler_options"] = sched
+    args = [str(a) for a in kwargs.get("worker_extra_args") or []]
+    if not opened and not _has_option(args, _WORKER_BIND_ARGS):
+        args += ["--host", LOCALHOST]
+    if not _has_option(args, ("--dashboard-address", "--dashboard", "--no-dashboard")):
+        args += ["--dashboard-address", f"{LOCALHOST}:0"]
+    kwargs["worker_extra_args"] = args
+    if kwargs.pop("tls", False) and kwargs.get("security") is None:
+        kwargs["security"] = True
+    return kwargs
 
 
 def _shell_quote(value: str) -> str:
@@ -562,6 +605,14 @@ def render_cluster_spec(**overrides: Any) -> dict[str, Any]:
         scheduler_service_type=prof.get("scheduler-service-type") or "ClusterIP",
         idle_timeout=int(prof.get("idle-timeout") or 0),
     )
+    service = prof.get("scheduler-service-type") or "ClusterIP"
+    if service != "ClusterIP":
+        logger.warning(
+            "kubernetes scheduler-service-type=%s makes the scheduler (8786) and its dashboard "
+            "(8787) reachable from outside the cluster without TLS; prefer ClusterIP with "
+            "kubectl port-forward (docs/deploy.md)",
+            service,
+        )
     sched = spec["spec"]["scheduler"]["spec"]["containers"][0]
     sched["args"] = ["dask", "scheduler", "--host", "0.0.0.0"]
     worker = spec["spec"]["worker"]["spec"]["containers"][0]

@@ -13,6 +13,7 @@ chunk cache (see :func:`gridflux.ingest.catalog.limit_netcdf_chunk_cache`).
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 #: what a task imports (xarray's backends, the chunk reader, dask.array, gridflux's task modules;
@@ -36,8 +37,32 @@ TASK_MODULES = (
 )
 
 
+class RecordedTaskErrors(logging.Filter):
+    """Drop distributed's "Compute Failed" ERROR block of a gridflux task (key ``gridflux-...``):
+    the pipeline records that error, one line per series, in the run's summary and manifest. Shown
+    again when the worker's ``distributed.worker`` logger is at DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith("Compute Failed"):
+            return True
+        key = record.args[0] if isinstance(record.args, tuple) and record.args else ""
+        if not str(key).startswith("gridflux-"):
+            return True
+        return logging.getLogger("distributed.worker").isEnabledFor(logging.DEBUG)
+
+
+def quiet_recorded_task_errors() -> None:
+    """Install :class:`RecordedTaskErrors` on this process's ``distributed.worker`` logger
+    (once)."""
+    logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, RecordedTaskErrors) for f in logger.filters):
+        logger.addFilter(RecordedTaskErrors())
+
+
 def dask_setup(worker: Any = None) -> None:
-    """Import the task modules and limit the netCDF chunk cache (idempotent)."""
+    """Import the task modules and limit the netCDF chunk cache (idempotent); keep the ERROR
+    blocks of task failures that gridflux records out of the worker's log."""
+    quiet_recorded_task_errors()
     for name in TASK_MODULES:
         importlib.import_module(name)
     import dask.array as da
@@ -47,12 +72,13 @@ def dask_setup(worker: Any = None) -> None:
     limit_netcdf_chunk_cache()
     from xarray.backends import list_engines
 
-    list_engines()  # xarray's first open_dataset loads every engine's entry point (~0.1 s); cached
+    list_engines()  # xarray's first open_dataset loads every engine's entry point; cached
     da.ones((2, 2), chunks=1)[:1].compute(
         scheduler="sync"
     )  # dask's first compute loads its optimizers
     _first_open()
-    # not built here: pint's unit registry (0.3 s), needed only for files not in canonical units
+    # not built here: pint's unit registry (slow to build), needed only for files not in
+    # canonical units
 
 
 def _first_open() -> None:

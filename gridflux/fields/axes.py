@@ -6,8 +6,8 @@ the bounds are. The rules are cf_xarray's tables (``cf_xarray.criteria``), read 
 
 1. attributes of the dimension's coordinate variable: ``standard_name``, ``units``,
    ``_CoordinateAxisType`` (``coordinate_criteria['latitude']`` ...); an ``axis`` attribute
-   (``Y``/``X``/``T``) counts when the units are degrees or absent (a projection coordinate in
-   metres is not a latitude);
+   (``Y``/``X``/``T``) counts when the units are degrees or absent and the standard_name is not
+   a rotated-pole or projection coordinate (``grid_latitude``, ``projection_y_coordinate``);
 2. the dimension's name, matched case-insensitively and in full against cf_xarray's name
    patterns (``lat``, ``latitude``, ``LAT``, ``nav_lat``, ``lat2``; ``lon`` ...; ``time``, ``t``).
 
@@ -22,7 +22,7 @@ names ``{coord}_bnds``, ``{coord}_bounds``, ``bounds_{coord}``, ``{coord}_bnd``.
 from __future__ import annotations
 
 from collections import ChainMap
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
@@ -31,6 +31,9 @@ from cf_xarray.criteria import regex as cf_name_patterns
 
 from gridflux.errors import InputError
 from gridflux.kernels.grids import CellBounds, is_descending
+
+if TYPE_CHECKING:
+    from gridflux.kernels.sparse import StorageOrder
 
 #: gridflux's axis keys -> cf_xarray's coordinate keys and CF ``axis`` letters.
 CF_COORDINATE = {"lat": "latitude", "lon": "longitude", "time": "time"}
@@ -77,6 +80,8 @@ def _attrs_say(c: xr.DataArray, axis: str) -> bool:
     if attrs.get("axis") == CF_AXIS[axis]:
         if axis == "time":
             return True
+        if attrs.get("standard_name") in coordinate_criteria[CF_AXIS[axis]]["standard_name"]:
+            return False  # grid_latitude (rotated pole), projection_y_coordinate: not degrees N
         units = attrs.get("units")
         return units is None or str(units) in _DEGREE_UNITS[axis]
     if axis == "time" and np.issubdtype(c.dtype, np.datetime64):
@@ -278,3 +283,14 @@ def canonical_order(da: xr.DataArray, ds: xr.Dataset | None = None) -> xr.DataAr
     if lon_decreasing(_values(src, lon)):
         flip[lon] = slice(None, None, -1)
     return da.isel(flip) if flip else da
+
+
+def storage_order(obj: Any) -> StorageOrder:
+    """How an xarray Dataset/DataArray stores its lat-lon grid's cells (N->S rows, E->W columns),
+    with its own centre values in degrees: what a weight file written for it must follow."""
+    from gridflux.kernels.sparse import StorageOrder
+
+    lat, lon = find_latlon(obj)
+    la = np.asarray(obj[lat].values, dtype=np.float64)
+    lo = np.asarray(obj[lon].values, dtype=np.float64)
+    return StorageOrder(is_descending(la), lon_decreasing(lo), la, lo)

@@ -15,7 +15,7 @@ import numpy as np
 import xarray as xr
 
 from gridflux import config
-from gridflux.errors import GridError, WeightsError
+from gridflux.errors import GridError, GridfluxError, WeightsError
 from gridflux.fields.axes import canonical_order, find_latlon, grid_of
 from gridflux.kernels.conservative import (
     NORMALIZATIONS,
@@ -170,6 +170,29 @@ def regrid(
     return out
 
 
+def _source_in_canonical_order(da: xr.DataArray, src_dims: tuple[str, ...], w) -> xr.DataArray:
+    """The weights are canonical (``read_weights``): a lat-lon source with 1-D coordinates is put
+    in canonical order by its coordinates; index dims are taken as stored in the weight file's
+    source file (``w.src_order``), as CDO and ESMF take them."""
+    ydim, xdim = src_dims
+    has_coords = all(
+        d in da.coords and da[d].ndim == 1 and da[d].dtype.kind in "iuf" for d in src_dims
+    )
+    if has_coords:
+        try:
+            lat, lon = find_latlon(da)
+        except GridfluxError:
+            lat = lon = None
+        if (lat, lon) == (ydim, xdim):
+            return canonical_order(da)
+    flip = {}
+    if w.src_order.lat_reversed:
+        flip[ydim] = slice(None, None, -1)
+    if w.src_order.lon_reversed:
+        flip[xdim] = slice(None, None, -1)
+    return da.isel(flip) if flip else da
+
+
 def regrid_with_weights(
     da: xr.DataArray,
     weights,
@@ -183,8 +206,11 @@ def regrid_with_weights(
     Parameters
     ----------
     da : DataArray whose trailing dimensions are the weight file's source grid (C order: the
-        fastest-varying dimension last, as ESMF/SCRIP number cells)
-    weights : ``SparseWeights`` or a path to a weight file
+        fastest-varying dimension last, as ESMF/SCRIP number cells). A lat-lon field with 1-D
+        coordinates may be in any latitude order; index dims are taken in the order of the
+        file the weights were made for.
+    weights : :class:`~gridflux.kernels.sparse.SparseWeights`, e.g. read from a file with
+        :func:`gridflux.ingest.weightfiles.read_weights` (this layer reads no files)
     src_dims : names of the source grid dimensions (default: the trailing ``len(src_shape)`` dims)
     target : the destination lat-lon grid (for exact coordinates and bounds); default: centres
         from the weight file
@@ -192,14 +218,22 @@ def regrid_with_weights(
     Returns
     -------
     float64 DataArray with trailing dims ``(lat, lon)`` (or ``("cell",)`` for an unstructured
-    destination), lazy on dask input; NaN source values count as zero (the file's own
-    normalisation is applied as it is).
+    destination) in canonical order (latitude ascending, whatever the destination file's
+    order), lazy on dask input; NaN source values count as zero (the file's own normalisation is
+    applied as it is).
     """
-    from gridflux.ingest.weightfiles import SparseWeights, read_weights
+    from gridflux.kernels.sparse import SparseWeights
 
-    w: SparseWeights = weights if isinstance(weights, SparseWeights) else read_weights(weights)
+    if not isinstance(weights, SparseWeights):
+        raise WeightsError(
+            f"regrid_with_weights takes SparseWeights, got {type(weights).__name__}: read a weight "
+            "file with gridflux.ingest.weightfiles.read_weights(path) first"
+        )
+    w = weights
     k = len(w.src_shape)
     src_dims = tuple(da.dims[-k:]) if src_dims is None else tuple(src_dims)
+    if k == 2:
+        da = _source_in_canonical_order(da, src_dims, w)
     if tuple(da.sizes[d] for d in src_dims) != tuple(w.src_shape):
         raise WeightsError(
             f"{da.name!r}: source dims {src_dims} have sizes {tuple(da.sizes[d] for d in src_dims)} but the "

@@ -293,7 +293,7 @@ def unit_factor(
         mass_basis in (None, spec.element)
         and " ".join(str(units).split()) == CANONICAL_UNITS[spec.kind]
     ):
-        # already canonical (the CMIP convention): no pint registry needed (building it takes 0.3 s)
+        # already canonical (the CMIP convention): no pint registry needed (slow to build)
         desc = f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {spec.element}: mass of {spec.element}, scale 1"
         return UnitFactor(scale=1.0, per_month=False, description=desc)
     try:

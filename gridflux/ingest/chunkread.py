@@ -2,9 +2,9 @@
 exact byte ranges.
 
 Almost every CMIP/TRENDY/ISIMIP file is netCDF-4 with the deflate filter (often with shuffle),
-and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib, at ~300-450 MB/s
-of output here. libdeflate (the ``deflate`` package) inflates the same zlib streams about 3.5x
-faster, so gridflux reads such variables itself: h5py hands over each stored chunk's bytes
+and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib; libdeflate (the
+``deflate`` package) inflates the same zlib streams several times faster (docs/benchmarks.md,
+"Figures the code relies on"), so gridflux reads such variables itself: h5py hands over each stored chunk's bytes
 (``read_direct_chunk``: no filter runs), libdeflate inflates them, numcodecs undoes the shuffle
 filter. No well-kept library does this (h5py, netCDF4 and hdf5plugin all inflate through zlib;
 kerchunk/VirtualiZarr need a reference file first), hence this small module.
@@ -136,25 +136,27 @@ class ChunkReader:
             return self._stored_chunk(origin, sub)
         import deflate
 
+        failure: Exception | None = None
         with self._lock:
             try:
                 mask, data = self._dset.id.read_direct_chunk(origin)
-            except (KeyError, OSError, ValueError, RuntimeError):  # not allocated: the fill value
-                return np.full(self.chunks, self._fill, dtype=self.dtype)[sub]
+            except (KeyError, OSError, ValueError, RuntimeError) as exc:
+                failure = exc
+        if failure is not None:
+            if self._chunk_offset(origin) is not None:  # allocated, yet unreadable
+                raise self._unreadable(origin, failure) from failure
+            return np.full(self.chunks, self._fill, dtype=self.dtype)[sub]  # never written
         # filter_mask bit i set: filter i of the pipeline (shuffle, deflate or just deflate) was
         # skipped for this chunk (HDF5 may skip an optional filter that fails)
         deflated = not (mask >> (1 if self._shuffled else 0)) & 1
         try:
             raw = deflate.zlib_decompress(data, self._chunk_bytes) if deflated else data
         except Exception as exc:  # noqa: BLE001 - deflate.DeflateError and friends
-            from gridflux.errors import InputError
-
-            raise InputError(
+            raise self._unreadable(
+                origin,
+                exc,
                 f"chunk at {origin} cannot be inflated ({type(exc).__name__}: {exc}); the file is "
                 "corrupt or truncated",
-                path=self.path,
-                variable=self.variable,
-                attribute="data",
             ) from exc
         if len(raw) != self._chunk_bytes:
             from gridflux.errors import InputError
@@ -181,6 +183,30 @@ class ChunkReader:
         if flat is not None:
             return values.reshape(tuple(s.stop - s.start for s in sub))
         return values.reshape(self.chunks)[sub]
+
+    def _unreadable(
+        self, origin: tuple[int, ...], exc: BaseException, otherwise: str | None = None
+    ) -> Exception:
+        """The error of an allocated chunk that cannot be read or inflated: "truncated" when the
+        file is shorter than its header or this chunk's index entry says, else ``otherwise``."""
+        from gridflux.errors import InputError
+
+        why = truncation(self.path)
+        if why is None:
+            with self._lock:
+                info = self._dset.id.get_chunk_info_by_coord(origin)
+            size = os.path.getsize(self.path)
+            if info.byte_offset is not None and info.byte_offset + info.size > size:
+                why = (
+                    f"truncated: the chunk index puts chunk {origin} at bytes {info.byte_offset}-"
+                    f"{info.byte_offset + info.size - 1}, the file has {size} bytes"
+                )
+        return InputError(
+            why or otherwise or f"chunk at {origin} cannot be read ({type(exc).__name__}: {exc})",
+            path=self.path,
+            variable=self.variable,
+            attribute="size" if why else "data",
+        )
 
     def _stored_chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
         """``chunk[sub]`` of an unfiltered chunk, read from the file by byte range."""
@@ -244,6 +270,155 @@ def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, i
         return None
     a = int(np.ravel_multi_index([s.start for s in sub], chunks))
     return a, a + int(np.prod(sizes))
+
+
+# -- truncation: the file's size against what its header says -------------------------------------
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# bytes per element of netCDF classic types (1 byte .. 6 double; CDF-5: 7 ubyte .. 11 uint64)
+_CDF_TYPE_SIZE = {1: 1, 2: 1, 3: 2, 4: 4, 5: 4, 6: 8, 7: 1, 8: 2, 9: 4, 10: 8, 11: 8}
+
+
+def expected_size(path: str) -> tuple[str, int] | None:
+    """``(format, bytes)``: how long a netCDF/HDF5 file must be, read from its own header.
+
+    HDF5 (netCDF-4): the superblock's base address plus its end-of-file address (found at offset
+    0, 512, 1024, 2048 ... as the HDF5 format specification allows). netCDF classic (CDF-1, CDF-2
+    64-bit offset, CDF-5): the end of the last variable's data, from the header's variable list
+    (``begin`` offsets, dimension lengths, number of records). None when the file is neither, or
+    its header is itself cut short.
+    """
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if head[:3] == b"CDF" and len(head) == 8:
+            f.seek(0)
+            try:
+                return "netCDF classic", _classic_expected_size(f)
+            except (ValueError, IndexError, KeyError, EOFError):
+                return None
+        size = os.fstat(f.fileno()).st_size
+        pos = 0
+        while pos + 8 <= size:
+            f.seek(pos)
+            if f.read(8) == _HDF5_SIGNATURE:
+                return _hdf5_expected_size(f, pos)
+            pos = 512 if pos == 0 else pos * 2
+    return None
+
+
+def _hdf5_expected_size(f: Any, at: int) -> tuple[str, int] | None:
+    f.seek(at + 8)
+    block = f.read(96)
+    if len(block) < 16:
+        return None
+    version = block[0]
+    if version in (0, 1):
+        osize = block[5]
+        start = 16 if version == 0 else 20  # after the fixed fields (+4: indexed storage K)
+    elif version in (2, 3):
+        osize = block[1]
+        start = 4
+    else:
+        return None
+    if osize not in (2, 4, 8) or len(block) < start + 3 * osize:
+        return None
+
+    def address(i: int) -> int:
+        return int.from_bytes(block[start + i * osize : start + (i + 1) * osize], "little")
+
+    base, eof = address(0), address(2)  # base, (free-space | extension), end of file
+    return "HDF5", base + eof
+
+
+def _classic_expected_size(f: Any) -> int:
+    data = f.read(1 << 16)  # headers are small; a longer one is read on demand below
+    pos = 0
+
+    def take(n: int) -> bytes:
+        nonlocal data, pos
+        while pos + n > len(data):
+            more = f.read(1 << 16)
+            if not more:
+                raise EOFError("header cut short")
+            data += more
+        out = data[pos : pos + n]
+        pos += n
+        return out
+
+    version = take(4)[3]
+    big = version == 5  # CDF-5: 8-byte counts and lengths
+    nsize = 8 if big else 4
+    offset_size = 4 if version == 1 else 8
+
+    def count() -> int:
+        return int.from_bytes(take(nsize), "big")
+
+    def name() -> None:
+        n = count()
+        take(n + (-n) % 4)
+
+    numrecs = count()
+    if numrecs == (1 << (8 * nsize)) - 1:  # STREAMING: unknown number of records
+        raise ValueError("streaming file")
+    dims: list[int] = []
+    tag, n = int.from_bytes(take(4), "big"), count()
+    if tag == 0x0A:
+        for _ in range(n):
+            name()
+            dims.append(count())
+
+    def attributes() -> None:
+        tag, n = int.from_bytes(take(4), "big"), count()
+        if tag != 0x0C:
+            return
+        for _ in range(n):
+            name()
+            nc_type = int.from_bytes(take(4), "big")
+            nbytes = count() * _CDF_TYPE_SIZE[nc_type]
+            take(nbytes + (-nbytes) % 4)
+
+    attributes()
+    variables = []  # (is record variable, begin, unpadded bytes of one record or of all)
+    tag, n = int.from_bytes(take(4), "big"), count()
+    if tag == 0x0B:
+        for _ in range(n):
+            name()
+            ids = [count() for _ in range(count())]
+            attributes()
+            nc_type = int.from_bytes(take(4), "big")
+            count()  # vsize (capped for large variables: recomputed from the dimensions)
+            begin = int.from_bytes(take(offset_size), "big")
+            record = bool(ids) and dims[ids[0]] == 0
+            shape = [dims[i] for i in (ids[1:] if record else ids)]
+            variables.append((record, begin, int(np.prod(shape)) * _CDF_TYPE_SIZE[nc_type]))
+    records = [v for v in variables if v[0]]
+    if len(records) == 1:
+        recsize = records[0][2]
+    else:
+        recsize = sum(b + (-b) % 4 for _, _, b in records)
+    ends = [pos]
+    for record, begin, nbytes in variables:
+        if record and numrecs:
+            ends.append(begin + (numrecs - 1) * recsize + nbytes)
+        elif not record:
+            ends.append(begin + nbytes)
+    return max(ends)
+
+
+def truncation(path: str) -> str | None:
+    """Why a local netCDF/HDF5 file is truncated (its size against the size its header
+    expects), or None when it is complete or not such a file. See :func:`expected_size`."""
+    try:
+        got = expected_size(path)
+        size = os.path.getsize(path)
+    except OSError:
+        return None
+    if got is None or size >= got[1]:
+        return None
+    fmt, want = got
+    return (
+        f"truncated: the file has {size} bytes but its {fmt} header says it ends at byte {want} "
+        f"({want - size} bytes missing); an interrupted copy or download? Copy it again"
+    )
 
 
 def open_reader(path: str, variable: str) -> ChunkReader | None:

@@ -34,6 +34,7 @@ import asyncio
 import errno
 import hashlib
 import io
+import json
 import logging
 import os
 import random
@@ -208,10 +209,81 @@ def protocol_of(url: str) -> str:
     return url.split("://", 1)[0].lower() if "://" in url else "file"
 
 
-_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/@\s]+@")
+#: Query parameters whose values are secrets (masked as ``***`` in messages, dropped from
+#: identities): AWS SigV4/SigV2 and GCS signed URLs, Azure SAS, CloudFront, generic tokens and keys.
+SECRET_QUERY_PARAMS = frozenset(
+    {
+        "x-amz-signature",
+        "x-amz-credential",
+        "x-amz-security-token",
+        "awsaccesskeyid",
+        "signature",
+        "x-goog-signature",
+        "x-goog-credential",
+        "googleaccessid",
+        "sig",
+        "sas",
+        "policy",
+        "key-pair-id",
+        "token",
+        "access_token",
+        "id_token",
+        "refresh_token",
+        "key",
+        "apikey",
+        "api_key",
+        "api-key",
+        "password",
+        "passwd",
+        "secret",
+        "client_secret",
+        "auth",
+        "authorization",
+    }
+)
+#: Query parameters that carry no secret but change whenever a URL is signed again (dates, expiry,
+#: signed headers, Azure SAS fields): left out of a URL's identity with the secret ones.
+SIGNING_QUERY_PARAMS = frozenset(
+    {
+        "x-amz-algorithm",
+        "x-amz-date",
+        "x-amz-expires",
+        "x-amz-signedheaders",
+        "x-goog-algorithm",
+        "x-goog-date",
+        "x-goog-expires",
+        "x-goog-signedheaders",
+        "expires",
+        # Azure SAS (https://learn.microsoft.com/rest/api/storageservices/create-service-sas)
+        "sv",
+        "ss",
+        "srt",
+        "sp",
+        "se",
+        "st",
+        "spr",
+        "sr",
+        "si",
+        "sdd",
+        "ses",
+        "skoid",
+        "sktid",
+        "skt",
+        "ske",
+        "sks",
+        "skv",
+        "saoid",
+        "suoid",
+        "scid",
+    }
+)
+# user-info: everything between "scheme://" and the last "@" of the authority (a password may
+# hold a raw "@")
+_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.\-]*://)[^/\s?#'\"]*@")
 _QUERY_SECRET = re.compile(
-    r"(?i)(?P<k>[?&](?:x-amz-signature|x-amz-credential|x-amz-security-token|signature|sig|token|access_token|"
-    r"awsaccesskeyid|x-goog-signature|x-goog-credential|key|apikey|api_key)=)[^&\s'\"]+"
+    r"(?i)(?P<k>[?&;](?:"
+    + "|".join(re.escape(k) for k in sorted(SECRET_QUERY_PARAMS, key=len, reverse=True))
+    + r")=)[^&#\s'\"<>)\]]+"
 )
 
 
@@ -233,12 +305,115 @@ def _secrets(storage_options: Mapping[str, Any] | None) -> list[str]:
 
 
 def scrub(text: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """``text`` without URL user-info, signed-URL tokens and secret storage-option values."""
+    """``text`` without URL user-info, signed-URL tokens and secret storage-option values.
+
+    The one scrubbing function of gridflux: every message, log line, error, summary and manifest
+    string that may hold a URL goes through it (or :func:`scrub_tree`). User-info becomes ``***@``
+    and the value of every query parameter in :data:`SECRET_QUERY_PARAMS` becomes ``***``, so a
+    reader still sees that a URL was signed or credentialed.
+    """
     text = _USERINFO.sub(lambda m: m.group("scheme") + "***@", str(text))
     text = _QUERY_SECRET.sub(lambda m: m.group("k") + "***", text)
     for s in _secrets(storage_options):
         text = text.replace(s, "***")
     return text
+
+
+def url_identity(url: str) -> str:
+    """What identifies the object behind ``url``, for fingerprints and the manifest: the URL without
+    user-info and without the query parameters of signing (secrets, dates, expiry; see
+    :data:`SECRET_QUERY_PARAMS`, :data:`SIGNING_QUERY_PARAMS`). Other query parameters (e.g. a
+    ``versionId``) stay, in their order. Signing the same URL again gives the same identity, so
+    re-signed inputs are not recomputed.
+
+    >>> url_identity("https://u:p@h.org/a.nc?versionId=3&X-Amz-Signature=ab&X-Amz-Date=2026")
+    'https://h.org/a.nc?versionId=3'
+    """
+    from urllib.parse import parse_qsl, urlencode
+
+    text = _USERINFO.sub(lambda m: m.group("scheme"), str(url))
+    if "?" not in text or "://" not in text:
+        return text
+    base, _, rest = text.partition("?")
+    query, hash_, frag = rest.partition("#")
+    drop = SECRET_QUERY_PARAMS | SIGNING_QUERY_PARAMS
+    kept = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() not in drop]
+    out = base + ("?" + urlencode(kept) if kept else "")
+    return out + (hash_ + frag if hash_ else "")
+
+
+def scrub_tree(obj: Any, storage_options: Mapping[str, Any] | None = None) -> Any:
+    """A copy of a JSON-like ``obj`` (dicts, lists, strings, numbers) with every string scrubbed:
+    a string that is one URL becomes its :func:`url_identity`, any other string goes through
+    :func:`scrub`. Used where records leave the process (the store's manifest, run summaries) and
+    to compare a series' fingerprint with the one recorded in the manifest."""
+    if isinstance(obj, str):
+        if "://" in obj and not any(c.isspace() for c in obj):
+            return scrub(url_identity(obj), storage_options)
+        return scrub(obj, storage_options)
+    if isinstance(obj, Mapping):
+        return {
+            scrub_tree(k, storage_options): scrub_tree(v, storage_options) for k, v in obj.items()
+        }
+    if isinstance(obj, (list, tuple)):
+        return [scrub_tree(v, storage_options) for v in obj]
+    if obj is None or isinstance(obj, (bool, int, float)):
+        return obj
+    return scrub(str(obj), storage_options)  # what json.dumps(default=str) would write
+
+
+#: Environment variables that hold storage options (JSON, or ``@path`` of a JSON file) when the
+#: command line gives none: inputs, and the store.
+STORAGE_OPTIONS_ENV = "GRIDFLUX_STORAGE_OPTIONS"
+STORE_OPTIONS_ENV = "GRIDFLUX_STORE_OPTIONS"
+
+
+def load_storage_options(text: str | None, env: str | None = None) -> dict[str, Any] | None:
+    """Storage options from a command-line value or, when it is empty, the variable ``env``.
+
+    ``text`` is ``@path`` (a JSON file, e.g. ``@~/.config/gridflux/s3.json`` with mode 600) or an
+    inline JSON object. Secrets (keys, tokens, passwords: :data:`SECRET_KEYS`) are refused inline,
+    because a process's arguments are visible to every user of the machine (``ps``): they belong
+    in a file, in the environment variable, in fsspec's own configuration (``FSSPEC_S3_KEY`` ...,
+    ``~/.config/fsspec/``) or in the provider's credential chain (``AWS_*``, ``~/.aws``).
+
+    Raises
+    ------
+    ValueError
+        Not JSON, not an object, a file that cannot be read, or inline secrets (the message says
+        what to do instead and never repeats the value).
+    """
+    source = "the command line"
+    if not text and env:
+        text, source = os.environ.get(env) or None, f"${env}"
+    if not text:
+        return None
+    text = text.strip()
+    inline = not text.startswith("@")
+    if not inline:
+        path = os.path.expanduser(text[1:])
+        source = path
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as exc:
+            raise ValueError(f"{path}: cannot read the storage options ({exc.strerror})") from None
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"{source}: storage options are not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"{source}: storage options must be a JSON object such as '{{\"anon\": true}}'"
+        )
+    if inline and source == "the command line" and _secrets(value):
+        raise ValueError(
+            "secrets (key, secret, token, password ...) on the command line are visible to every "
+            "user of the machine (ps); put the options in a file and pass '@FILE', or set "
+            f"${env or STORAGE_OPTIONS_ENV}, or use fsspec's configuration or the provider's "
+            "credential chain (docs/ingest.md)"
+        )
+    return value
 
 
 # -- filesystems ------------------------------------------------------------------------------
@@ -764,7 +939,12 @@ def open_netcdf(
     policy = policy or RemotePolicy.from_config()
     layer, target = split_chain(url)
     if layer is not None or policy.cache:
+        from gridflux.ingest.chunkread import truncation
+
         local = cached_copy(target, storage_options, policy)
+        truncated = truncation(local)  # a whole object, shorter than its own header says
+        if truncated:
+            raise InputError(truncated, path=scrub(url, storage_options), attribute="size")
         return xr.open_dataset(local, engine="netcdf4", **xr_kwargs)
     return xr.open_dataset(
         RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs

@@ -8,6 +8,14 @@ centres ``xc/yc`` and corners ``xv/yv`` in degrees, and ``src_grid_dims``/``dst_
 centres and corners usually in radians. Cells are numbered with longitude fastest, which is the C
 order of ``(lat, lon)`` arrays, so a flattened numpy field lines up with the indices.
 
+Cells are indexed in each file's own storage order: a grid stored north to south, or east to
+west, is numbered as stored (as ``cdo gencon`` and ESMF number it), so that ``cdo remap`` and
+``ncremap -m`` applied to the original files give what ``cdo remapcon`` gives.
+:class:`StorageOrder` says how a file's order relates to gridflux's canonical one (latitude
+ascending, longitude increasing); :func:`write_weights` writes in the files' order and
+:func:`read_weights` maps a file's order back to the canonical one (found from the file's cell
+centres), so a :class:`SparseWeights` always works on canonical fields.
+
 Read either with :func:`read_weights`; apply with :meth:`SparseWeights.apply`. Weights read from a
 file keep the file's normalisation (``fracarea`` for CDO and ESMF defaults); :meth:`SparseWeights.as_destarea`
 converts with ``frac_b``.
@@ -16,7 +24,6 @@ converts with ``frac_b``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,107 +31,39 @@ import scipy.sparse as sp
 
 from gridflux.errors import WeightsError
 from gridflux.kernels.conservative import SeparableWeights
-from gridflux.kernels.grids import CellBounds, cell_areas
+from gridflux.kernels.grids import CellBounds
+from gridflux.kernels.sparse import CANONICAL, SparseWeights, StorageOrder, from_separable
 
 
-@dataclass(frozen=True, eq=False)
-class SparseWeights:
-    """A general sparse weight matrix ``(n_b, n_a)`` with its grids' shapes and fractions.
+def _cell_geometry(
+    grid: CellBounds, order: StorageOrder
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Cell centres and ``(n, 4)`` corners (counter-clockwise from south-west), degrees, flattened
+    in the file's storage order: lat, lon, xv, yv.
 
-    Attributes
-    ----------
-    matrix : csr (n_b, n_a)
-        ``dst = matrix @ src`` on flattened (C-order) fields.
-    src_shape, dst_shape : tuple
-        Shapes of the source and destination fields (e.g. ``(nlat, nlon)`` or ``(ny, nx)``).
-    frac_a, frac_b : (n_a,), (n_b,)
-        Fraction of each source cell used / of each destination cell covered.
-    area_a, area_b : (n_a,), (n_b,) or None
-        Cell areas in steradians (multiply by R^2 for m2).
-    normalization : str
-        ``destarea`` or ``fracarea``: how ``matrix`` was normalised.
-    dst_lat, dst_lon : (n_b,) or None, degrees
-        Destination cell centres (for building coordinates of the output).
+    Centres are the file's own values where ``order`` carries them (Gaussian latitudes, longitudes
+    in the file's origin), else the midpoints of the bounds; each column's longitude bounds are
+    moved by whole turns to surround its centre.
     """
-
-    matrix: sp.csr_matrix
-    src_shape: tuple[int, ...]
-    dst_shape: tuple[int, ...]
-    frac_a: np.ndarray
-    frac_b: np.ndarray
-    area_a: np.ndarray | None = None
-    area_b: np.ndarray | None = None
-    normalization: str = "fracarea"
-    dst_lat: np.ndarray | None = None
-    dst_lon: np.ndarray | None = None
-
-    @property
-    def n_a(self) -> int:
-        return int(np.prod(self.src_shape))
-
-    @property
-    def n_b(self) -> int:
-        return int(np.prod(self.dst_shape))
-
-    def as_destarea(self) -> SparseWeights:
-        """The same weights normalised by destination area (missing source counts as zero)."""
-        if self.normalization == "destarea":
-            return self
-        m = sp.diags(self.frac_b) @ self.matrix
-        return SparseWeights(
-            m.tocsr(),
-            self.src_shape,
-            self.dst_shape,
-            self.frac_a,
-            self.frac_b,
-            self.area_a,
-            self.area_b,
-            "destarea",
-            self.dst_lat,
-            self.dst_lon,
-        )
-
-    def apply(self, data: np.ndarray) -> np.ndarray:
-        """Regrid ``data[..., *src_shape]`` to ``[..., *dst_shape]`` in float64 (NaN counted as zero)."""
-        data = np.asarray(data)
-        k = len(self.src_shape)
-        if data.shape[-k:] != tuple(self.src_shape):
-            raise WeightsError(
-                f"data has trailing shape {data.shape[-k:]} but the weight file's source grid is {tuple(self.src_shape)}"
-            )
-        lead = data.shape[:-k]
-        x = data.reshape(-1, self.n_a)
-        x = np.where(np.isfinite(x), x, 0.0)
-        y = (self.matrix @ x.T.astype(np.float64, copy=False)).T
-        return y.reshape(lead + tuple(self.dst_shape))
-
-
-def from_separable(weights: SeparableWeights) -> SparseWeights:
-    """Full sparse form of exact separable weights (destarea normalisation)."""
-    m = weights.to_coo().tocsr()
-    return SparseWeights(
-        matrix=m,
-        src_shape=weights.src.shape,
-        dst_shape=weights.dst.shape,
-        frac_a=weights.src_fraction.ravel(),
-        frac_b=weights.dst_fraction.ravel(),
-        area_a=cell_areas(weights.src, radius=1.0).ravel(),  # steradians, as ESMF writes areas
-        area_b=cell_areas(weights.dst, radius=1.0).ravel(),
-        normalization="destarea",
-        dst_lat=np.repeat(weights.dst.lat, weights.dst.nlon),
-        dst_lon=np.tile(weights.dst.lon, weights.dst.nlat),
-    )
-
-
-def _corners(grid: CellBounds) -> tuple[np.ndarray, np.ndarray]:
-    """ESMF corner arrays ``(n, 4)`` counter-clockwise from south-west, degrees."""
+    lat_c, lon_c = grid.lat, grid.lon
+    if order.lat is not None and order.lat.size == grid.nlat:
+        lat_c = order.lat[::-1] if order.lat_reversed else order.lat
+    if order.lon is not None and order.lon.size == grid.nlon:
+        lon_c = order.lon[::-1] if order.lon_reversed else order.lon
+    lon_b = grid.lon_bounds + 360.0 * np.round((lon_c - grid.lon) / 360.0)[:, None]
     s, n = grid.lat_bounds[:, 0], grid.lat_bounds[:, 1]
-    w, e = grid.lon_bounds[:, 0], grid.lon_bounds[:, 1]
-    yv = np.stack(np.broadcast_arrays(s[:, None], s[:, None], n[:, None], n[:, None]), axis=-1)
-    xv = np.stack(np.broadcast_arrays(w[None, :], e[None, :], e[None, :], w[None, :]), axis=-1)
-    yv = np.broadcast_to(yv, grid.shape + (4,)).reshape(-1, 4)
-    xv = np.broadcast_to(xv, grid.shape + (4,)).reshape(-1, 4)
-    return xv, yv
+    w, e = lon_b[:, 0], lon_b[:, 1]
+    shape = grid.shape
+    yv = np.broadcast_to(np.stack([s, s, n, n], axis=-1)[:, None, :], shape + (4,))
+    xv = np.broadcast_to(np.stack([w, e, e, w], axis=-1)[None, :, :], shape + (4,))
+    lat2 = np.broadcast_to(np.asarray(lat_c, dtype=np.float64)[:, None], shape)
+    lon2 = np.broadcast_to(np.asarray(lon_c, dtype=np.float64)[None, :], shape)
+    return tuple(  # type: ignore[return-value]
+        np.ascontiguousarray(order.to_file_layout(a)).reshape(
+            (grid.nlat * grid.nlon,) + a.shape[2:]
+        )
+        for a in (lat2, lon2, xv, yv)
+    )
 
 
 def write_weights(
@@ -133,6 +72,8 @@ def write_weights(
     *,
     normalization: str = "fracarea",
     fmt: str = "esmf",
+    src_order: StorageOrder | None = None,
+    dst_order: StorageOrder | None = None,
 ) -> None:
     """Write exact weights between two lat-lon grids as an ESMF (default) or SCRIP weight file.
 
@@ -143,7 +84,13 @@ def write_weights(
     ``frac_b`` so that the file is interchangeable with ``ESMF_RegridWeightGen`` / ``ncremap`` /
     ``cdo gencon`` output; ``destarea`` writes the raw area fractions. The file is written to a
     temporary name and moved into place, so a crash never leaves a half-written weight file.
+
+    ``src_order``/``dst_order`` (:func:`gridflux.fields.axes.storage_order` of the source and destination files) number
+    the cells as the files store them (default: canonical, latitude ascending), so that the file
+    applies to the original files as ``cdo gencon``'s and ESMF's do.
     """
+    src_order = CANONICAL if src_order is None else src_order
+    dst_order = CANONICAL if dst_order is None else dst_order
     sw = from_separable(weights)
     m = sw.matrix.tocoo()
     s = m.data
@@ -157,15 +104,25 @@ def write_weights(
     writer = _WRITERS.get(fmt)
     if writer is None:
         raise WeightsError(f"weight file format {fmt!r} is not one of {tuple(_WRITERS)}")
+    f2c_a = src_order.file_to_canonical(weights.src.shape)
+    f2c_b = dst_order.file_to_canonical(weights.dst.shape)
+    rows = dst_order.canonical_to_file(weights.dst.shape)[m.row]
+    cols = src_order.canonical_to_file(weights.src.shape)[m.col]
+    in_file_order = SparseWeights(
+        sw.matrix,
+        sw.src_shape,
+        sw.dst_shape,
+        sw.frac_a[f2c_a],
+        sw.frac_b[f2c_b],
+        sw.area_a[f2c_a],
+        sw.area_b[f2c_b],
+        sw.normalization,
+        src_order=src_order,
+        dst_order=dst_order,
+    )
     tmp = f"{os.fspath(path)}.tmp-{os.getpid()}"
-    writer(tmp, weights, sw, m.row, m.col, s, normalization)
+    writer(tmp, weights, in_file_order, rows, cols, s, normalization)
     os.replace(tmp, path)
-
-
-def _cell_geometry(grid: CellBounds) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Flattened (C order) cell centres and ``(n, 4)`` corners of a grid, degrees: lat, lon, xv, yv."""
-    xv, yv = _corners(grid)
-    return np.repeat(grid.lat, grid.nlon), np.tile(grid.lon, grid.nlat), xv, yv
 
 
 def _set_header(nc: Any, conventions: str, normalization: str, grid_names: dict[str, str]) -> None:
@@ -219,12 +176,12 @@ def _write_esmf(
         nc.createDimension("dst_grid_rank", 2)
         nc.createVariable("src_grid_dims", "i4", ("src_grid_rank",))[:] = [src.nlon, src.nlat]
         nc.createVariable("dst_grid_dims", "i4", ("dst_grid_rank",))[:] = [dst.nlon, dst.nlat]
-        for suffix, grid, area, frac in (
-            ("a", src, sw.area_a, sw.frac_a),
-            ("b", dst, sw.area_b, sw.frac_b),
+        for suffix, grid, area, frac, order in (
+            ("a", src, sw.area_a, sw.frac_a, sw.src_order),
+            ("b", dst, sw.area_b, sw.frac_b, sw.dst_order),
         ):
             n = f"n_{suffix}"
-            lat2, lon2, xv, yv = _cell_geometry(grid)
+            lat2, lon2, xv, yv = _cell_geometry(grid, order)
             for name, data, dims, units in (
                 (f"yc_{suffix}", lat2, (n,), "degrees"),
                 (f"xc_{suffix}", lon2, (n,), "degrees"),
@@ -256,9 +213,9 @@ def _write_scrip(
         _set_header(
             nc, "SCRIP", normalization, {"source_grid": "source", "dest_grid": "destination"}
         )
-        for side, grid, area, frac in (
-            ("src", weights.src, sw.area_a, sw.frac_a),
-            ("dst", weights.dst, sw.area_b, sw.frac_b),
+        for side, grid, area, frac, order in (
+            ("src", weights.src, sw.area_a, sw.frac_a, sw.src_order),
+            ("dst", weights.dst, sw.area_b, sw.frac_b, sw.dst_order),
         ):
             n = grid.nlat * grid.nlon
             nc.createDimension(f"{side}_grid_size", n)
@@ -268,7 +225,7 @@ def _write_scrip(
                 grid.nlon,
                 grid.nlat,
             ]
-            lat2, lon2, xv, yv = _cell_geometry(grid)
+            lat2, lon2, xv, yv = _cell_geometry(grid, order)
             for name, data, dims in (
                 ("center_lat", lat2, (f"{side}_grid_size",)),
                 ("center_lon", lon2, (f"{side}_grid_size",)),
@@ -290,7 +247,14 @@ _WRITERS = {"esmf": _write_esmf, "scrip": _write_scrip}
 
 
 def read_weights(path: str | os.PathLike) -> SparseWeights:
-    """Read an ESMF (``row/col/S``) or SCRIP (``src_address/dst_address/remap_matrix``) weight file."""
+    """Read an ESMF (``row/col/S``) or SCRIP (``src_address/dst_address/remap_matrix``) weight file.
+
+    The result is in canonical order (latitude ascending, longitude increasing) whatever order
+    the file numbers its cells in: a lat-lon grid whose centres (``yc``/``xc``, or SCRIP's
+    ``*_grid_center_lat/lon``) run north to south or east to west is renumbered, and the file's
+    order is kept in ``src_order``/``dst_order``. Curvilinear and unstructured grids keep their
+    numbering.
+    """
     import netCDF4
 
     try:
@@ -310,6 +274,7 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
             frac_b = _opt(nc, "frac_b")
             area_a, area_b = _opt(nc, "area_a"), _opt(nc, "area_b")
             lat_b, lon_b = _opt_deg(nc, "yc_b"), _opt_deg(nc, "xc_b")
+            lat_a, lon_a = _opt_deg(nc, "yc_a"), _opt_deg(nc, "xc_a")
         elif {"src_address", "dst_address", "remap_matrix"} <= names:
             rows = np.asarray(nc["dst_address"][:], dtype=np.int64) - 1
             cols = np.asarray(nc["src_address"][:], dtype=np.int64) - 1
@@ -320,6 +285,7 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
             frac_a, frac_b = _opt(nc, "src_grid_frac"), _opt(nc, "dst_grid_frac")
             area_a, area_b = _opt(nc, "src_grid_area"), _opt(nc, "dst_grid_area")
             lat_b, lon_b = _opt_deg(nc, "dst_grid_center_lat"), _opt_deg(nc, "dst_grid_center_lon")
+            lat_a, lon_a = _opt_deg(nc, "src_grid_center_lat"), _opt_deg(nc, "src_grid_center_lon")
             map_method = str(getattr(nc, "map_method", "")).lower()
             if "conserv" in map_method and "normalization" not in nc.ncattrs():
                 norm = "fracarea"
@@ -333,6 +299,16 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
         raise WeightsError(
             f"{path}: cell indices out of range for grids of {n_a} source and {n_b} destination cells"
         )
+    src_order = _order_from_centres(lat_a, lon_a, src_dims)
+    dst_order = _order_from_centres(lat_b, lon_b, dst_dims)
+    # the file's numbering -> canonical: indices through f2c, per-cell arrays through c2f
+    rows = dst_order.file_to_canonical(dst_dims)[rows]
+    cols = src_order.file_to_canonical(src_dims)[cols]
+    c2f_a, c2f_b = src_order.canonical_to_file(src_dims), dst_order.canonical_to_file(dst_dims)
+    frac_a, area_a = (None if x is None else x[c2f_a] for x in (frac_a, area_a))
+    frac_b, area_b, lat_b, lon_b = (
+        None if x is None else x[c2f_b] for x in (frac_b, area_b, lat_b, lon_b)
+    )
     matrix = sp.csr_matrix((s, (rows, cols)), shape=(n_b, n_a))
     if frac_b is None:
         frac_b = np.asarray((matrix > 0).sum(axis=1)).ravel().clip(0, 1).astype(float)
@@ -341,8 +317,40 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
     if norm not in ("fracarea", "destarea"):
         norm = "fracarea" if "frac" in norm else "destarea"
     return SparseWeights(
-        matrix, src_dims, dst_dims, frac_a, frac_b, area_a, area_b, norm, lat_b, lon_b
+        matrix,
+        src_dims,
+        dst_dims,
+        frac_a,
+        frac_b,
+        area_a,
+        area_b,
+        norm,
+        lat_b,
+        lon_b,
+        src_order,
+        dst_order,
     )
+
+
+def _order_from_centres(
+    lat: np.ndarray | None, lon: np.ndarray | None, shape: tuple[int, ...]
+) -> StorageOrder:
+    """The storage order of a rank-2 lat-lon grid from its flattened cell centres (degrees).
+
+    Canonical for other ranks, for missing centres and for curvilinear grids (latitude not
+    constant along rows or longitude not constant down columns).
+    """
+    if lat is None or lon is None or len(shape) != 2 or lat.size != int(np.prod(shape)):
+        return CANONICAL
+    y, x = lat.reshape(shape), lon.reshape(shape)
+    turn = (x - x[:1, :] + 180.0) % 360.0 - 180.0  # longitude differences modulo a whole turn
+    if not (np.allclose(y, y[:, :1], atol=1e-9) and np.allclose(turn, 0.0, atol=1e-9)):
+        return CANONICAL
+    rows, cols = y[:, 0], x[0, :]
+    steps = (np.diff(cols) + 180.0) % 360.0 - 180.0
+    lat_rev = rows.size > 1 and bool(rows[1] < rows[0])
+    lon_rev = cols.size > 1 and bool(np.all(steps < 0))
+    return StorageOrder(lat_rev, lon_rev, rows.copy(), cols.copy())
 
 
 def _grid_dims(nc, name: str, size_dim: str, path) -> tuple[int, ...]:

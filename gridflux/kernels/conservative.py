@@ -37,10 +37,9 @@ NORMALIZATIONS = ("destarea", "fracarea")
 #: a result except where a piece mixes finite steps with steps holding NaN).
 PIECE_BYTES = 2 * 1024 * 1024
 # A 1-D overlap matrix with at most this many dense entries per stored nonzero is applied as a dense
-# BLAS product, whose throughput per multiply-add is far above the gather + reduceat's. Measured on
-# 12-month blocks onto the 0.5 deg target clipped to 45-90N: 2 x 2.5, 1.25 x 1.875 and T63 sources
-# (144-160 entries per nonzero) 2.3-4x faster, 0.75 deg (360) 1.5x; 0.5 deg and finer sources
-# (720) 1.4-4.5x slower, so they keep the sparse product.
+# BLAS product, whose throughput per multiply-add is far above the gather + reduceat's: faster for
+# coarse sources (144-360 entries per nonzero), slower for 0.5 deg and finer ones (720), which keep
+# the sparse product (figures: docs/benchmarks.md, "Figures the code relies on").
 _DENSE_ENTRIES_PER_NONZERO = 400
 
 

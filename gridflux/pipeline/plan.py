@@ -22,6 +22,7 @@ from gridflux.errors import GridfluxError, StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.timeaxis import month_label
 from gridflux.kernels.grids import CellBounds, global_grid
+from gridflux.pipeline.fingerprint import series_fingerprint, unchanged
 from gridflux.pipeline.store import (
     BOOL_TRAITS,
     MEMBER_TRAITS,
@@ -78,7 +79,9 @@ def error_text(exc: BaseException) -> str:
     cause = exc.__cause__
     if cause is not None and str(cause) not in text:
         text += f" (caused by {type(cause).__name__}: {cause})"
-    return text
+    from gridflux.ingest.remote import scrub
+
+    return scrub(text)  # a cause may carry a signed URL into the summary
 
 
 def target_grid(spec: str | CellBounds | None = None) -> CellBounds:
@@ -105,18 +108,18 @@ def plan_series(
     storage_options: dict | None,
     chunk_months: int | None = None,
     fingerprint: dict | None = None,
+    verify: bool = False,
 ) -> SeriesPlan:
     """Open one series lazily and describe it (never raises: errors are recorded).
 
-    ``fingerprint`` is the series' input fingerprint when the caller has already taken it."""
+    ``fingerprint`` is the series' input fingerprint when the caller has already taken it;
+    ``verify`` hashes the inputs' bytes into it (:func:`~gridflux.pipeline.fingerprint.series_fingerprint`)."""
     from gridflux.fields.regrid import grid_of
     from gridflux.ingest import catalog
 
     plan = SeriesPlan(record=record)
     try:
-        plan.fingerprint = fingerprint or catalog.fingerprint(
-            record, storage_options=storage_options
-        )
+        plan.fingerprint = fingerprint or series_fingerprint(record, storage_options, verify)
         ds = catalog.load_series(
             record,
             storage_options=storage_options,
@@ -133,13 +136,13 @@ def plan_series(
     return plan
 
 
-def is_unchanged(entry: dict, chash: str, fingerprint: dict | None) -> bool:
-    """Whether a manifest entry is a done series with this configuration and these inputs."""
+def is_unchanged(entry: dict, chash: str, fingerprint: dict | None, verify: bool = False) -> bool:
+    """Whether a manifest entry is a done series with this configuration and these inputs
+    (content hashes compared only under ``verify``: :func:`~gridflux.pipeline.fingerprint.unchanged`)."""
     return (
         entry.get("status") == "done"
         and entry.get("config_hash") == chash
-        and fingerprint is not None
-        and fingerprint == entry.get("fingerprint")
+        and unchanged(fingerprint, entry.get("fingerprint"), verify)
     )
 
 
@@ -151,27 +154,26 @@ def plan_or_skip(
     storage_options: dict | None,
     chunk_months: int | None = None,
     open_files: bool = True,
+    verify: bool = False,
 ) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
     read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
     (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
-    from gridflux.ingest import catalog
-
     fp = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
-            fp = catalog.fingerprint(record, storage_options=storage_options)
+            fp = series_fingerprint(record, storage_options, verify)
         except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
-        if is_unchanged(entry, chash, fp):
+        if is_unchanged(entry, chash, fp, verify):
             return SeriesPlan(
                 record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0))
             )
     if open_files:
-        return plan_series(record, storage_options, chunk_months, fingerprint=fp)
+        return plan_series(record, storage_options, chunk_months, fingerprint=fp, verify=verify)
     plan = SeriesPlan(record=record, months=declared_months(record) or [])
     try:
-        plan.fingerprint = fp or catalog.fingerprint(record, storage_options=storage_options)
+        plan.fingerprint = fp or series_fingerprint(record, storage_options, verify)
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
         plan.error = error_text(exc)
     return plan

@@ -176,7 +176,7 @@ def series_tasks(
     name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
     # one graph key for the job: dask would otherwise unpack the dataclass into every span task;
     # traverse=False: the job holds no dask collections, and walking its fields (every month of the
-    # series, the grids' bounds) cost the driver ~10 ms per series
+    # series, the grids' bounds) is a measurable driver cost per series (docs/benchmarks.md)
     job_d = dask.delayed(job, pure=True, name=f"gridflux-job-{name}", traverse=False)
     step = dask.delayed(process_span, pure=True)
     return [
@@ -236,6 +236,7 @@ class RunSettings:
     batch_size: int  # series in flight at once
     radius: float  # m
     zarr_format: int
+    verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
 
     @classmethod
     def resolve(
@@ -248,6 +249,7 @@ class RunSettings:
         task_months: int | str | None = None,
         zarr_format: int | None = None,
         batch_size: int | None = None,
+        verify: bool | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -266,6 +268,7 @@ class RunSettings:
             batch_size=int(config.get("pipeline.batch-members", override=batch_size)),
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
+            verify=bool(config.get("pipeline.verify", override=verify)),
         )
 
 
@@ -398,6 +401,7 @@ class Run:
                     self.existing,
                     self.storage_options,
                     self.settings.time_chunk,
+                    verify=self.settings.verify,
                 )
                 for r in records
             ]
@@ -433,6 +437,9 @@ class Run:
         template.region_hashes = dict(self.region_hashes)
         template.target = s.target.fingerprint()
         if self.existing:
+            # zarr format, chunking, codecs, target grid and the masks of the store's regions
+            # must match, or the run is refused; then the store grows to hold this run's series
+            self.store.check_settings(template)
             template = self.grow(template)
         else:
             self.store.create(template)
@@ -507,6 +514,7 @@ class Run:
                 self.record_skipped(p)
                 continue
             if p.error:
+                self.clear_values(p)
                 self.summary.failed[p.key] = p.error
                 self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
                 continue
@@ -520,6 +528,15 @@ class Run:
             todo.append(p)
         self.store.write_manifest(self.manifest)
         return todo
+
+    def clear_values(self, p: SeriesPlan) -> None:
+        """A failed series keeps no values of an earlier run or of its own blocks written before
+        it failed: its totals (and cube) become NaN, so export and the budget skip it."""
+        self.store.clear_series(
+            self.member_index[p.member],
+            self.var_index[p.variable],
+            p.variable if self.settings.cubes else None,
+        )
 
     def record_skipped(self, p: SeriesPlan, counted: bool = False) -> None:
         """A series done earlier with the same inputs and configuration. ``counted``: it is one of
@@ -542,6 +559,7 @@ class Run:
             self.storage_options,
             self.settings.time_chunk,
             open_files=declared_months(p.record) is None,
+            verify=self.settings.verify,
         )
         planned.previous_status = p.previous_status
         return planned
@@ -623,6 +641,7 @@ class Run:
             self.note_history(p)
             self.summary.bytes_read += p.nbytes
         else:
+            self.clear_values(p)
             self.manifest["series"][p.key] = self.entry_for(
                 p, "failed", error=error, seconds=seconds
             )
@@ -636,6 +655,20 @@ class Run:
             self.store.write_manifest(self.manifest)
             self.last_manifest_write = time.perf_counter()
         self.progress.advance(p.key, p.nbytes)
+
+    def release(self) -> None:
+        """Drop the plans' opened datasets, so that no input file stays open after the run (a
+        Run is referenced from cycles, e.g. its progress callback: waiting for the garbage
+        collector would keep files open, and locked against writers, after ``run`` returned)."""
+        import gc
+
+        for p in self.plans:
+            p.canonical = None
+        self.plans = []
+        # the opened series' chunk readers sit in reference cycles (xarray's lazily indexed
+        # arrays refer back to their backend array): collect them now, so that their HDF5
+        # handles close before run returns and a writer may open the inputs
+        gc.collect()
 
     # -- 6. record ----------------------------------------------------------------------------
     def record(self) -> None:
@@ -880,6 +913,7 @@ def run(
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
     prune: bool = False,
+    verify: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -912,6 +946,8 @@ def run(
     retry_failed : compute series that failed in an earlier run again
     prune : remove from the store the series that are in none of the catalogs (else they are
         kept and named in the summary's ``not_in_catalogs``)
+    verify : hash every input file's bytes into its series' fingerprint, for archives whose
+        modification times cannot be trusted (default ``gridflux.pipeline.verify``)
 
     Returns
     -------
@@ -926,6 +962,7 @@ def run(
         task_months=task_months,
         zarr_format=zarr_format,
         batch_size=batch_size,
+        verify=verify,
     )
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
@@ -954,6 +991,7 @@ def run(
         r.execute(todo, client, progress)
         r.record()
     finally:
+        r.release()
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary

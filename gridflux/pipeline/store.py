@@ -20,11 +20,10 @@ never written to the store.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
 import json
+import logging
 import os
 import re
-import socket
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,11 +34,14 @@ from gridflux.errors import StoreError
 from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
+TEMPLATE_DONE = "gridflux-template.json"  # written last by Store.create: the template is complete
+_ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 LOCK = ".gridflux.lock"
 # zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 _MANIFEST_TMP = f"{MANIFEST}.tmp-"  # + the writer's pid: the manifest's temp file before its rename
 LAYOUT_VERSION = 1
+log = logging.getLogger(__name__)
 TG_PER_KG = 1e-9
 
 
@@ -162,63 +164,176 @@ class Store:
         return dict(self._storage_options)
 
     def exists(self) -> bool:
-        return self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))
+        """True when the store holds a complete template (see :meth:`template_state`)."""
+        return self.template_state() == "complete"
 
-    # -- lock --------------------------------------------------------------------------------
-    def acquire_lock(self) -> None:
-        """Mark the store as in use; fail clearly if another live run holds it."""
-        info = {"host": socket.gethostname(), "pid": os.getpid(), "since": _now()}
-        path = self._path(LOCK)
-        self.fs.makedirs(self.root, exist_ok=True)
+    # -- template completeness (an interrupted create() is detected and redone) --------------
+    def template_state(self) -> str:
+        """``"complete"``, ``"absent"`` (nothing but a lock or a manifest), or ``"incomplete"``:
+        a template whose writing was interrupted (killed driver, Ctrl-C), which the next
+        :meth:`create` removes and writes again.
+
+        A template is complete once :data:`TEMPLATE_DONE` exists, which :meth:`create` writes
+        after everything else. Stores made before that marker existed count as complete when
+        their root carries the template signature and their manifest the run's config hash
+        (written only after the template)."""
+        self.fs.invalidate_cache(self.root)  # zarr wrote through its own file system object
+        if self.fs.exists(self._path(TEMPLATE_DONE)):
+            return "complete"
+        if not self.template_leftovers():
+            return "absent"
+        if self._is_legacy_complete():
+            return "complete"
+        return "incomplete"
+
+    def template_leftovers(self) -> list[str]:
+        """Paths at the store's root other than the lock, its takeover claims and the manifest."""
+        try:
+            names = self.fs.ls(self.root, detail=False)
+        except FileNotFoundError:
+            return []
+        keep = (LOCK, MANIFEST)
+        return [
+            n
+            for n in names
+            if not any(n.rstrip("/").rsplit("/", 1)[-1].startswith(k) for k in keep)
+        ]
+
+    def _is_legacy_complete(self) -> bool:
+        import zarr
+
+        if not (self.fs.exists(self._path("zarr.json")) or self.fs.exists(self._path(".zgroup"))):
+            return False
+        try:
+            attrs = zarr.open_group(self.zarr_store(), mode="r").attrs
+            has_signature = "template_signature" in attrs
+        except Exception:  # noqa: BLE001 - an unreadable root is not a complete store
+            return False
+        try:
+            manifest = self.read_manifest()
+        except StoreError:
+            return False
+        return has_signature and "config_hash" in manifest
+
+    def remove_incomplete_template(self) -> list[str]:
+        """Delete what an interrupted :meth:`create` left (call with the lock held); return the
+        removed paths. Refused if the manifest names a done series: such a store is damaged, not
+        a template in the making, and is never deleted."""
+        done = [
+            k
+            for k, e in self.read_manifest().get("series", {}).items()
+            if e.get("status") == "done"
+        ]
+        if done:
+            raise StoreError(
+                f"store {self.url} has no complete template ({TEMPLATE_DONE} is missing) but its "
+                f"manifest lists {len(done)} done series (e.g. {done[0]}); the store is damaged: "
+                "write to a new store"
+            )
+        removed = self.template_leftovers()
+        foreign = [p for p in removed if not self._is_template_part(p)]
+        if foreign:
+            raise StoreError(
+                f"store {self.url} holds {len(foreign)} entries that are not part of a gridflux "
+                f"store (e.g. {foreign[0]}); choose an empty or new --store location"
+            )
+        for path in removed:
+            self.fs.rm(path, recursive=True)
+        if removed:
+            log.warning(
+                "store %s: removed the incomplete template of an interrupted run (%d entries); "
+                "writing it again",
+                self.url,
+                len(removed),
+            )
+        return removed
+
+    def _is_template_part(self, path: str) -> bool:
+        """Whether a root entry is something :meth:`create` writes: zarr metadata, a zarr node
+        (a directory holding zarr metadata), or the marker's temp file."""
+        name = path.rstrip("/").rsplit("/", 1)[-1]
+        if name in _ZARR_META or name.startswith(TEMPLATE_DONE):
+            return True
+        return any(self.fs.exists(f"{path.rstrip('/')}/{meta}") for meta in _ZARR_META)
+
+    def write_template_marker(self, template: StoreTemplate) -> None:
+        """Write :data:`TEMPLATE_DONE` (last step of :meth:`create`): the template is complete.
+        Holds the template's signature and the settings that shaped the store."""
+        info = {
+            "layout": LAYOUT_VERSION,
+            "signature": template.signature(),
+            "settings": self.settings_of(template),
+        }
+        data = json.dumps(info, indent=1, sort_keys=True).encode()
         if self.is_local:
-            for _ in range(2):
-                try:
-                    fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                except FileExistsError:
-                    if self._lock_is_stale(path):
-                        os.unlink(path)
-                        continue
-                    raise StoreError(self._lock_message(path)) from None
-                with os.fdopen(fd, "w") as f:
-                    json.dump(info, f)
-                return
-            raise StoreError(self._lock_message(path))
-        if self.fs.exists(path):
-            raise StoreError(self._lock_message(path))
-        self.fs.pipe(path, json.dumps(info).encode())
+            tmp = self._path(f"{TEMPLATE_DONE}.tmp-{os.getpid()}")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, self._path(TEMPLATE_DONE))
+        else:
+            self.fs.pipe(self._path(TEMPLATE_DONE), data)
+
+    # -- lock (gridflux/pipeline/lock.py) ---------------------------------------------------
+    def acquire_lock(self) -> None:
+        """Hold the store exclusively for this process, or raise :class:`StoreError` naming the
+        holder. A stale lock (its process dead on this host, or its heartbeat older than
+        ``store.lock-timeout``) is taken over by exactly one contender (see :mod:`.lock`)."""
+        from gridflux.pipeline.lock import StoreLock
+
+        if self.is_local:
+            self.fs.makedirs(self.root, exist_ok=True)
+        else:  # object stores have no directories; creating one would create a missing bucket
+            self.check_bucket()
+        lock = StoreLock(self.fs, self._path(LOCK), self.url, is_local=self.is_local)
+        lock.acquire()
+        self.lock = lock
+
+    def check_bucket(self) -> None:
+        """Fail clearly when the bucket (container) of a store on object storage does not exist:
+        gridflux never creates buckets (their region, access policy, encryption and lifecycle are
+        the owner's choice). A local store's directory is created as needed.
+
+        Raises
+        ------
+        StoreError
+            The bucket does not exist, is not visible with these credentials, or cannot be reached.
+        """
+        if self.is_local:
+            return
+        from gridflux.ingest.remote import scrub
+
+        bucket = self.root.split("/", 1)[0]
+        where = scrub(self.url, self._storage_options)
+        try:
+            found = self.fs.exists(bucket)
+        except Exception as exc:  # noqa: BLE001 - botocore/aiohttp/gcsfs raise many types
+            raise StoreError(
+                f"store {where}: cannot check its bucket {bucket!r} "
+                f"({scrub(f'{type(exc).__name__}: {exc}', self._storage_options)}); check the "
+                "endpoint and credentials (--store-options)"
+            ) from None
+        if not found:
+            raise StoreError(
+                f"store {where}: bucket {bucket!r} does not exist (or these credentials cannot "
+                "see it). gridflux never creates buckets: create it with your provider's tools "
+                f"(e.g. aws s3 mb s3://{bucket}) or choose another --store"
+            )
 
     def release_lock(self) -> None:
+        """Give the lock back (only if this process still holds it)."""
+        lock = getattr(self, "lock", None)
+        if lock is not None:
+            lock.release()
+            self.lock = None
+
+    def lock_info(self) -> dict | None:
+        """The store's lock as its holder wrote it (token, host, pid, since, heartbeat), or None."""
         try:
-            self.fs.rm(self._path(LOCK))
+            return json.loads(self.fs.cat(self._path(LOCK)))
         except FileNotFoundError:
-            pass
-
-    def _lock_is_stale(self, path: str) -> bool:
-        try:
-            with open(path) as f:
-                info = json.load(f)
-        except (OSError, ValueError):
-            return False
-        if info.get("host") != socket.gethostname():
-            return False
-        try:
-            os.kill(int(info["pid"]), 0)
-        except ProcessLookupError:
-            return True
-        except (PermissionError, KeyError, ValueError):
-            return False
-        return False
-
-    def _lock_message(self, path: str) -> str:
-        try:
-            info = json.loads(self.fs.cat(path))
-        except Exception:
-            info = {}
-        return (
-            f"store {self.url} is in use by another gridflux run (host {info.get('host', '?')}, pid "
-            f"{info.get('pid', '?')}, since {info.get('since', '?')}). Wait for it to finish; if that run is dead, "
-            f"delete {path} and run again."
-        )
+            return None
 
     # -- manifest ----------------------------------------------------------------------------
     def read_manifest(self) -> dict:
@@ -233,20 +348,54 @@ class Store:
             ) from exc
 
     def write_manifest(self, manifest: dict) -> None:
-        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores)."""
+        """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
+
+        Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
+        recorded by their identity (no user-info, no signing parameters), errors with secrets
+        masked, and the values of this store's own storage options never appear."""
+        from gridflux.ingest.remote import scrub_tree
+
+        lock = getattr(self, "lock", None)
+        if lock is not None and lock.lost:  # another run took the store over: stop writing
+            raise StoreError(
+                f"store {self.url}: the lock of this run was taken over by another run (its "
+                "heartbeat was older than store.lock-timeout); this run stops writing"
+            )
+        clean = scrub_tree(manifest, self._storage_options)
         # compact: json's C encoder (an indented dump runs in Python, ~10x slower: 0.26 s for
         # the manifest of 500 series, paid at every rewrite)
-        data = json.dumps(manifest, sort_keys=True, default=str, separators=(",", ":")).encode()
+        data = json.dumps(clean, sort_keys=True, default=str, separators=(",", ":")).encode()
         path = self._path(MANIFEST)
-        if self.is_local:
-            tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
-            with open(tmp, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        else:
-            self.fs.pipe(path, data)
+        try:
+            if self.is_local:
+                tmp = self._path(f"{_MANIFEST_TMP}{os.getpid()}")
+                try:
+                    with open(tmp, "wb") as f:
+                        f.write(data)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    os.replace(tmp, path)
+                finally:
+                    with contextlib.suppress(OSError):
+                        if os.path.exists(tmp):
+                            os.unlink(tmp)
+            else:
+                self.fs.pipe(path, data)
+        except OSError as exc:
+            raise self.write_error(MANIFEST, exc) from exc
+
+    def write_error(self, what: str, exc: OSError) -> StoreError:
+        """One line for a write that the file system refused (disk full, read-only, quota):
+        what failed, why, and that the store stays consistent for a re-run."""
+        from gridflux.ingest.remote import scrub
+
+        why = exc.strerror or type(exc).__name__
+        code = f" (errno {exc.errno})" if exc.errno else ""
+        return StoreError(
+            f"store {scrub(self.url, self._storage_options)}: cannot write {what}: {why}{code}. "
+            "What was written is consistent (series not marked done are recomputed): free space "
+            "or make the store writable, then run the same command again"
+        )
 
     def remove_partial_writes(self) -> list[str]:
         """Delete the temporary files that interrupted writes left behind; return their paths.
@@ -276,15 +425,19 @@ class Store:
             warnings.filterwarnings(
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
+            state = self.template_state()
+            if state == "complete":
+                raise StoreError(f"store {self.url} already exists; open it instead of creating it")
+            if state == "incomplete":
+                self.remove_incomplete_template()
             self._create(template)
+            self.write_template_marker(template)
 
     def _create(self, template: StoreTemplate) -> None:
         import dask.array as dsa
         import xarray as xr
         import zarr
 
-        if self.exists():
-            raise StoreError(f"store {self.url} already exists; open it instead of creating it")
         nm, nv, nr, nt = (
             len(template.members),
             len(template.variables),
@@ -375,7 +528,7 @@ class Store:
         g = template.cube_grid
         assert g is not None
         nm, nt = len(template.members), len(template.months)
-        tlat, tlon = min(g.nlat, 90), min(g.nlon, 180)
+        _, _, tlat, tlon = _cube_chunks(template)
         cube = xr.DataArray(
             dsa.full(
                 (nm, nt, g.nlat, g.nlon),
@@ -473,6 +626,7 @@ class Store:
                 _rewrite(group, "member", _trait_array(template.members))
             root.attrs["template_signature"] = json.dumps(template.signature())
         self.consolidate()
+        self.write_template_marker(template)
 
     def rebuild_path(self, suffix: str) -> str:
         return f"{self.root}.gridflux-{suffix}"
@@ -577,6 +731,106 @@ class Store:
                 return True
         return False
 
+    # -- settings that shape the store (checked on every run that resumes it) ----------------
+    def settings_of(self, template: StoreTemplate) -> dict:
+        """The settings a run with ``template`` gives the store: zarr format, cube chunks and
+        compressor, cube grid and mask (as hashes)."""
+        out: dict[str, Any] = {"zarr_format": self.zarr_format}
+        if template.cube_grid is not None and template.cube_variables:
+            g = template.cube_grid
+            out["cube_chunks"] = list(_cube_chunks(template))
+            out["cube_compressors"] = [
+                _codec_config(c) for c in cube_compressors(self.zarr_format) or ()
+            ]
+            out["cube_grid"] = g.fingerprint()
+            out["mask_on_cube_grid"] = _array_hash(template.mask_on_cube_grid)
+        return out
+
+    def check_settings(self, template: StoreTemplate) -> None:
+        """Refuse (:class:`StoreError` naming the setting) a run whose settings would reshape or
+        mix into the existing store: another zarr format, cube time chunk (``--chunk-months``: two
+        tasks would write one chunk), cube compressor, target grid, or mask. Read from the store's
+        own metadata, so stores made before this check are checked as well."""
+        import zarr
+
+        fmt = 3 if self.fs.exists(self._path("zarr.json")) else 2
+        if fmt != self.zarr_format:
+            raise StoreError(
+                f"store {self.url} is zarr format {fmt}, but this run asks for format "
+                f"{self.zarr_format} (--zarr-format / store.zarr-format); run with --zarr-format "
+                f"{fmt}, or write to a new store"
+            )
+        if template.cube_grid is None or not template.cube_variables:
+            return
+        root = zarr.open_group(self.zarr_store(), mode="r", zarr_format=fmt)
+        want = _cube_chunks(template)
+        want_codecs = [_codec_config(c) for c in cube_compressors(self.zarr_format) or ()]
+        g = template.cube_grid
+        try:
+            lat_b = np.asarray(root["grid/lat_bnds"][:])
+            lon_b = np.asarray(root["grid/lon_bnds"][:])
+            mask = np.asarray(root["grid/mask"][:])
+        except KeyError:  # a store without its grid group: nothing to compare
+            lat_b = lon_b = mask = None
+        if lat_b is not None and (
+            lat_b.shape != g.lat_bounds.shape
+            or lon_b.shape != g.lon_bounds.shape
+            or not (np.array_equal(lat_b, g.lat_bounds) and np.array_equal(lon_b, g.lon_bounds))
+        ):
+            raise StoreError(
+                f"store {self.url} has cubes on another grid ({_grid_text(lat_b, lon_b)}) than "
+                f"this run ({_grid_text(g.lat_bounds, g.lon_bounds)}; the target grid "
+                "--target-grid "
+                "clipped to the mask's bounding box); run with the store's target grid and mask, "
+                "or write to a new store"
+            )
+        new_mask = np.asarray(template.mask_on_cube_grid)
+        if mask is not None:  # the store's regions (a run may add regions: the store grows)
+            try:
+                stored = [str(r) for r in np.asarray(root["grid/region"][:]).tolist()]
+            except KeyError:
+                stored = list(template.regions[: mask.shape[0]])
+            rows = [template.regions.index(r) for r in stored if r in template.regions]
+            if len(rows) == len(stored):  # a store's region missing from the run: growth refuses
+                new_mask = new_mask[rows]
+            else:
+                mask = None
+        if mask is not None and (
+            mask.shape != new_mask.shape or not np.array_equal(mask, new_mask, equal_nan=True)
+        ):
+            raise StoreError(
+                f"store {self.url} was made with another mask (--mask): its regions' fractions on "
+                "the target grid differ from this run's; run with the store's mask, or write to a "
+                "new store"
+            )
+        for var in template.cube_variables:
+            try:
+                arr = root[f"cubes/{var}/{var}"]
+            except KeyError:
+                continue  # a variable the store lacks: refused by the signature check
+            chunks = tuple(int(c) for c in arr.chunks)
+            if chunks[1] != want[1]:
+                raise StoreError(
+                    f"store {self.url} has cubes in time chunks of {chunks[1]} months, but this "
+                    f"run asks for {want[1]} (--chunk-months / pipeline.chunk-months): two "
+                    "tasks would "
+                    f"write one chunk; run with --chunk-months {chunks[1]}, or write to a new store"
+                )
+            have_codecs = [_codec_config(c) for c in (getattr(arr, "compressors", None) or ())]
+            if have_codecs != want_codecs:
+                raise StoreError(
+                    f"store {self.url}: the cubes of {var!r} are compressed with "
+                    f"{have_codecs or 'none'}, this run is configured for "
+                    f"{want_codecs or 'none'} (store.cube-compressor, "
+                    "store.cube-clevel, store.cube-blocksize); set them as the store has them, or "
+                    "write to a new store"
+                )
+            if chunks != want:
+                raise StoreError(
+                    f"store {self.url}: the cubes of {var!r} are chunked {chunks}, this run would "
+                    f"write chunks {want} (cube grid and chunking); write to a new store"
+                )
+
     def _cube_codec(self) -> dict:
         return {"compressors": cube_compressors(self.zarr_format)}
 
@@ -591,8 +845,11 @@ class Store:
         """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk write)."""
         import zarr
 
-        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
-        arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r+")
+            arr[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        except OSError as exc:
+            raise self.write_error("totals", exc) from exc
 
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None
@@ -628,8 +885,8 @@ def blosc_compressors(
     ``cname`` None or "none".
 
     The block size is set rather than left to Blosc: for zstd at level 1 Blosc picks small blocks,
-    which on a noisy float32 0.5 deg cube compress 1.28x at ~0.7 GB/s; 256 KiB blocks (the
-    packaged default) give 1.30-1.31x at ~1.5 GB/s (docs/store.md)."""
+    which compress noisy float32 cubes less and more slowly than 256 KiB blocks (the packaged
+    default; figures: docs/benchmarks.md, "Figures the code relies on")."""
     if cname in (None, "none"):
         return None
     if zarr_format == 3:
@@ -662,17 +919,51 @@ def write_cube_block(
     arr[member_index, time_slice] = data.astype(np.float32, copy=False)
 
 
+def require_store(url: str | os.PathLike, storage_options: dict | None = None) -> Store:
+    """The :class:`Store` at ``url``; a :class:`StoreError` naming the path when there is none.
+
+    Raises
+    ------
+    StoreError
+        No such path, or a path that holds no zarr hierarchy (no ``zarr.json`` / ``.zgroup``).
+    """
+    st = Store(url, storage_options)
+    if st.exists():
+        return st
+    hint = "check the path: a store is the directory given to `gridflux run --store`"
+    if not st.fs.exists(st.root):
+        raise StoreError(f"{st.url}: no such store (the path does not exist); {hint}")
+    raise StoreError(f"{st.url}: not a gridflux store (no zarr.json or .zgroup inside); {hint}")
+
+
 def open_store(
     url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None
 ):
     """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset.
 
+    The data (``totals``, cubes) stay lazy (dask); every coordinate without an index (the member
+    traits such as ``ensemble``, ``variable_kind``) is loaded into memory as numpy, so that
+    ``ds.totals.where(ds.ensemble == "X", drop=True)`` and ``ds.groupby("ensemble")`` work.
     String coordinates come back as ordinary numpy unicode arrays (zarr 3 decodes its
     variable-length strings to numpy's ``StringDType``, which ``.astype(str)`` cannot convert).
+
+    Raises
+    ------
+    StoreError
+        ``url`` is not a gridflux store (see :func:`require_store`).
     """
     import xarray as xr
 
-    return plain_strings(xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options))
+    require_store(url, storage_options)
+    ds = xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+    return plain_strings(eager_coords(ds))
+
+
+def eager_coords(ds):
+    """Load a Dataset's coordinates that have no index (one value per member, variable...) into
+    memory; xarray's ``open_zarr`` gives them as dask arrays."""
+    lazy = [name for name in ds.coords if name not in ds.indexes and ds[name].chunks is not None]
+    return ds.assign_coords({name: ds[name].compute() for name in lazy}) if lazy else ds
 
 
 def plain_strings(ds):
@@ -719,6 +1010,42 @@ def _chunk_name(idx: tuple[int, ...], zarr_format: int) -> str:
         return os.path.join("c", *(str(i) for i in idx))
     return ".".join(str(i) for i in idx)
 
+def _cube_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
+    """Chunks of the cubes ``(member, time, lat, lon)`` of a template."""
+    g = template.cube_grid
+    return (1, int(template.time_chunk), min(g.nlat, 90), min(g.nlon, 180))
+
+
+def _codec_config(codec: Any) -> dict:
+    """The settings of a compressor that change the stored bytes, for comparison."""
+    if hasattr(codec, "to_dict"):  # zarr 3 codec
+        d = codec.to_dict()
+        conf = dict(d.get("configuration", {}) or {})
+        conf["name"] = d.get("name")
+    else:  # numcodecs (format 2)
+        conf = dict(codec.get_config())
+        conf["name"] = conf.pop("id", None)
+    shuffle = conf.get("shuffle")
+    if isinstance(shuffle, int) and not isinstance(shuffle, bool):
+        conf["shuffle"] = {0: "noshuffle", 1: "shuffle", 2: "bitshuffle"}.get(shuffle, shuffle)
+    return {k: conf.get(k) for k in ("name", "cname", "clevel", "shuffle", "blocksize")}
+
+
+def _array_hash(values: Any) -> str | None:
+    import hashlib
+
+    if values is None:
+        return None
+    a = np.ascontiguousarray(values)
+    return hashlib.sha256(str(a.shape).encode() + a.tobytes()).hexdigest()[:16]
+
+
+def _grid_text(lat_b: np.ndarray, lon_b: np.ndarray) -> str:
+    return (
+        f"{lat_b.shape[0]} x {lon_b.shape[0]} cells, lat {lat_b.min():g}..{lat_b.max():g}, "
+        f"lon {lon_b.min():g}..{lon_b.max():g}"
+    )
+
 
 def _is_local_fs(fs) -> bool:
     protocols = fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)
@@ -730,7 +1057,3 @@ def _trait_array(values: list[Any]) -> np.ndarray:
         return np.asarray(values, dtype=bool)
     # variable-length strings (object): zarr 3 has a spec for them, not for fixed-width UTF-32
     return np.asarray(["" if v is None else str(v) for v in values], dtype=object)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -5,7 +5,7 @@ releases, each with its catalogs and planted truths:
 
 * **release 1** (``release1/``): the process models (``models.json``, intake-esm) and the
   inversions (``inversions.yaml``, intake YAML; GCB, GMB and GNB are inversion ensembles, whose
-  default protocol is ``regrid-mask``);
+  default protocol is ``regrid-mask``); all of it also in ``catalog.json`` at the root;
 * **release 2** (``release2/``): every series one year longer, one model (:data:`NEW_MEMBER`)
   more, and one series (:data:`REPLACED`) in a new dataset version with other values.
 
@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gridflux.synthetic.archive import (
     SIZES,
     archive_series,
+    estimate_bytes,
     write_inversions_yaml,
     write_series_files,
     write_truth_csv,
@@ -57,12 +59,31 @@ class Releases:
     second: Release
 
 
-def build_releases(root: str | os.PathLike, size: str = "tiny", seed: int = 0) -> Releases:
-    """Write release 1 and release 2 of the synthetic archive under ``root`` (see module doc)."""
+def build_releases(
+    root: str | os.PathLike,
+    size: str = "tiny",
+    seed: int = 0,
+    confirm: bool | Callable[[str], bool] | None = None,
+) -> Releases:
+    """Write release 1 and release 2 of the synthetic archive under ``root`` (see module doc).
+
+    ``confirm`` is required for ``size="paper"`` (twice the hundreds of GB of
+    :func:`~gridflux.synthetic.build_archive`): True, or a callable given the size message that
+    returns whether to go on; without it :class:`~gridflux.errors.GridfluxError` is raised
+    before anything is written."""
+    from gridflux.errors import GridfluxError
     from gridflux.ingest.catalog import write_catalog
 
-    if size not in SIZES or size == "paper":
-        raise ValueError(f"size {size!r}; expected 'tiny' or 'small'")
+    if size not in SIZES:
+        raise ValueError(f"size {size!r}; expected one of {SIZES}")
+    if size == "paper":
+        msg = (
+            f"paper-size synthetic archive in two releases: about "
+            f"{2 * estimate_bytes(size, seed) / 1e9:.0f} GB to write under {root}"
+        )
+        ok = confirm(msg + "; continue?") if callable(confirm) else bool(confirm)
+        if not ok:
+            raise GridfluxError(f"{msg}: not confirmed; pass confirm=True (CLI: --yes) to write it")
     root = os.path.abspath(os.fspath(root))
     series = archive_series(size, seed)
     indexed = list(enumerate(series))
@@ -79,6 +100,7 @@ def build_releases(root: str | os.PathLike, size: str = "tiny", seed: int = 0) -
     second_series = longer + [(len(series), dataclasses.replace(new, n_years=new.n_years + 1))]
 
     releases = []
+    all_rows = []
     for name, items in (("release1", indexed), ("release2", second_series)):
         d = os.path.join(root, name)
         _mkdir(d)
@@ -88,6 +110,7 @@ def build_releases(root: str | os.PathLike, size: str = "tiny", seed: int = 0) -
                 if r["source_id"] == template.source_id and r["ensemble"] == template.ensemble:
                     if r["variable"] == template.variable and r["member_id"] == template.member_id:
                         r["version"] = REPLACED_VERSION
+        all_rows.append(rows)
         inv = [r for r in rows if r["ensemble"] in INVERSION_ENSEMBLES]
         models = [r for r in rows if r["ensemble"] not in INVERSION_ENSEMBLES]
         cat = write_catalog(
@@ -105,6 +128,13 @@ def build_releases(root: str | os.PathLike, size: str = "tiny", seed: int = 0) -
                 n_series=len(items),
             )
         )
+    # release 1 in one catalog at the archive's root, as build_archive writes it
+    write_catalog(
+        all_rows[0],
+        os.path.join(root, "catalog.json"),
+        description=f"gridflux synthetic archive (size={size}, seed={seed}), release 1",
+        catalog_id=f"gridflux-synthetic-{size}",
+    )
     releases[1].added = [f"{new.member}/{new.variable}"]
     releases[1].replaced = [f"{template.member}/{template.variable}"]
     return Releases(mask=mask, first=releases[0], second=releases[1])

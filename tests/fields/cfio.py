@@ -22,6 +22,7 @@ def write_cf(
     swap_bounds_columns: bool = False,
     fill_value: float | None = None,
     lat_centres: np.ndarray | None = None,
+    wrap_lon: bool = False,
 ) -> None:
     """Write ``data[..., lat, lon]`` (ascending lat, like ``grid``) as a CF file with lat/lon bounds.
 
@@ -29,7 +30,10 @@ def write_cf(
     ``bounds=False`` omits the bounds variables (readers must infer them); NaN values are
     written as ``fill_value`` (``_FillValue``/``missing_value``) when it is given;
     ``lat_centres`` (ascending) replaces the bounds midpoints as the latitude values (e.g. the
-    Gaussian latitudes, which are not the midpoints of the Gauss-weight edges).
+    Gaussian latitudes, which are not the midpoints of the Gauss-weight edges);
+    ``wrap_lon`` stores longitude centres modulo 360 (each cell's bounds moved with it), so a
+    grid whose first column is not at the smallest longitude wraps inside the file (e.g.
+    181.875 ... 358.125, 1.875 ...).
     """
     import netCDF4
 
@@ -37,7 +41,10 @@ def write_cf(
     lat_b, x = np.asarray(grid.lat_bounds), np.asarray(data, dtype=np.float64)
     if descending:
         lat, lat_b, x = lat[::-1], lat_b[::-1], x[..., ::-1, :]
-    lon_b = np.asarray(grid.lon_bounds)
+    lon_c, lon_b = np.asarray(grid.lon), np.asarray(grid.lon_bounds)
+    if wrap_lon:  # each cell moved by whole turns with its centre, as files store them
+        turns = 360.0 * np.floor(lon_c / 360.0)
+        lon_c, lon_b = lon_c - turns, lon_b - turns[:, None]
     if swap_bounds_columns:
         lat_b, lon_b = lat_b[:, ::-1], lon_b[:, ::-1]
     with netCDF4.Dataset(path, "w", format="NETCDF4") as nc:
@@ -57,7 +64,7 @@ def write_cf(
         v[:] = lat
         v = nc.createVariable("lon", "f8", ("lon",))
         v.units, v.standard_name, v.axis = "degrees_east", "longitude", "X"
-        v[:] = grid.lon
+        v[:] = lon_c
         if bounds:
             nc.createDimension("bnds", 2)
             nc["lat"].bounds = "lat_bnds"

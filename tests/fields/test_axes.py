@@ -138,6 +138,10 @@ REFUSED = {
         lat_name="y",
         lat_attrs={"axis": "Y", "units": "m", "standard_name": "projection_y_coordinate"},
     ),
+    "rotated pole rlat": lambda: _file(
+        lat_name="rlat",
+        lat_attrs={"axis": "Y", "units": "degrees", "standard_name": "grid_latitude"},
+    ),
     "curvilinear": lambda: _curvilinear(),
 }
 

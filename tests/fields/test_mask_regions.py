@@ -258,3 +258,20 @@ def test_cli_run_prints_and_selects_regions(tmp_path):
     res = CliRunner().invoke(app, args + ["--regions", "taiga"])
     out = " ".join(res.output.split())  # rich wraps long lines
     assert res.exit_code != 0 and "m.nc: no region 'taiga'" in out and "regions (" not in out
+
+
+def test_180_rows_of_index_degrees_name_the_file(tmp_path):
+    """1-D 'latitude' values 0..179 (row numbers written as degrees): the error names the file."""
+    path = tmp_path / "rows.nc"
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("lat", 180)
+        nc.createDimension("lon", 360)
+        v = nc.createVariable("lat", "f8", ("lat",))
+        v.standard_name, v.units = "latitude", "degrees_north"
+        v[:] = np.arange(180.0)
+        v = nc.createVariable("lon", "f8", ("lon",))
+        v.standard_name, v.units = "longitude", "degrees_east"
+        v[:] = np.arange(360.0)
+        nc.createVariable("mask", "f8", ("lat", "lon"))[:] = np.ones((180, 360))
+    with pytest.raises(MaskError, match=r"rows\.nc: variable 'mask': 'lat': latitude 91 is beyond"):
+        RegionMask.from_file(path)

@@ -60,7 +60,7 @@ def test_curvilinear_source_with_cdo_gencon_weights_equals_cdo_remapcon(tmp_path
     if lat[1] < lat[0]:
         ref = ref[..., ::-1, :]
     da = _as_curvilinear(dsa.from_array(data, chunks=(1, -1, -1)), src)
-    out = regrid_with_weights(da, tmp_path / "w.nc", target=dst)
+    out = regrid_with_weights(da, read_weights(tmp_path / "w.nc"), target=dst)
     assert out.dims == ("time", "lat", "lon") and out.chunks is not None
     np.testing.assert_allclose(out.values, ref, rtol=0, atol=1e-9 * np.abs(ref).max())
 
@@ -111,7 +111,7 @@ def test_sparse_native_weights_give_closed_form_band_total():
     frac = np.zeros(mgrid.shape)
     frac[(mgrid.lat_bounds[:, 0] >= 50) & (mgrid.lat_bounds[:, 1] <= 70)] = 0.4
     mask = RegionMask(("band",), frac, mgrid)
-    from gridflux.ingest.weightfiles import from_separable
+    from gridflux.kernels.sparse import from_separable
 
     w = sparse_native_weights(from_separable(conservative_weights(src, target)), target, mask)
     c = 2.5e-9
@@ -125,9 +125,18 @@ def test_sparse_native_weights_give_closed_form_band_total():
 
 def test_weight_file_shape_mismatch_is_a_clear_error():
     from gridflux.errors import WeightsError
-    from gridflux.ingest.weightfiles import from_separable
+    from gridflux.kernels.sparse import from_separable
 
     w = from_separable(conservative_weights(global_grid(10.0), global_grid(20.0)))
     da = xr.DataArray(np.zeros((2, 5, 5)), dims=("time", "y", "x"), name="npp")
     with pytest.raises(WeightsError, match=r"'npp': source dims \('y', 'x'\) have sizes \(5, 5\)"):
         regrid_with_weights(da, w)
+
+
+def test_regrid_with_weights_reads_no_files(tmp_path):
+    """The fields layer takes weights, not paths: a path is refused with the reader to use."""
+    from gridflux.errors import WeightsError
+
+    da = xr.DataArray(np.zeros((2, 5, 5)), dims=("time", "y", "x"), name="npp")
+    with pytest.raises(WeightsError, match=r"read_weights\(path\)"):
+        regrid_with_weights(da, tmp_path / "w.nc")

@@ -196,4 +196,8 @@ def test_cli_weights(tmp_path):
     n_b, n_a = DST.nlat * DST.nlon, SRC.nlat * SRC.nlon
     m = sp.coo_matrix((f["S"], (f["row"] - 1, f["col"] - 1)), shape=(n_b, n_a)).toarray()
     ref = brute_destarea_weights(SRC.lat_bounds, SRC.lon_bounds, DST.lat_bounds, DST.lon_bounds)
+    # the destination file is stored north to south: its rows are numbered as stored
+    ref = ref.reshape(DST.nlat, DST.nlon, n_a)[::-1].reshape(n_b, n_a)
     np.testing.assert_allclose(m, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_array_equal(f["yc_b"][:: DST.nlon], DST.lat[::-1])
+    assert "(6, 8) (N->S)" in res.output

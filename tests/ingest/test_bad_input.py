@@ -31,9 +31,10 @@ def test_truncated_netcdf(ncfile, tmp_path):
     data = open(p, "rb").read()
     bad = tmp_path / "truncated.nc"
     bad.write_bytes(data[: len(data) // 3])
-    with pytest.raises(InputError, match="cannot be opened as netcdf") as info:
+    with pytest.raises(InputError, match="truncated: the file has") as info:
         load_series(_rec([str(bad)]))
-    assert str(bad) in str(info.value) and info.value.attribute == "format"
+    assert str(bad) in str(info.value) and info.value.attribute == "size"
+    assert "HDF error" not in str(info.value)  # netCDF-C's words for it (issue 20 point 7)
 
 
 def test_not_a_netcdf_file(tmp_path):
@@ -129,10 +130,26 @@ def test_bad_catalog_field_names_line_and_field(tmp_path):
         load_catalog(str(tmp_path / "c.csv"))
     assert "line 3" in str(info.value) and "'fire'" in str(info.value)
     (tmp_path / "d.csv").write_text(
-        "ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,tas,a.nc\n"
+        "ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,2 m air,a.nc\n"
     )
-    with pytest.raises(CatalogError, match="line 2.*'variable'"):
+    with pytest.raises(CatalogError, match="line 2.*'variable'.*not a variable name"):
         load_catalog(str(tmp_path / "d.csv"))
+
+
+def test_a_variable_gridflux_does_not_compute_is_catalogued_and_fails_by_name(ncfile, tmp_path):
+    """tas is a valid catalog row (issue 17: every CMIP variable is catalogued); computing it is
+    refused with the reason (a mean, not computed yet), not with a KeyError."""
+    p = ncfile("tas.nc", var="tas", units="K")
+    (tmp_path / "t.csv").write_text(
+        f"ensemble,source_id,experiment,member_id,variable,path\nE,M,x,r1,tas,{p}\n"
+    )
+    (rec,) = load_catalog(str(tmp_path / "t.csv")).series()
+    assert rec.variable == "tas" and rec.gas == ""
+    with pytest.raises(InputError, match="mean.*not computed yet: temperature") as info:
+        load_series(rec)
+    assert info.value.variable == "tas" and p in str(info.value)
+    (chk,) = check_catalog(str(tmp_path / "t.csv"))
+    assert chk.ok and chk.statistic.startswith("mean (not computed yet")
 
 
 def test_failing_series_never_stops_the_check(ncfile, tmp_path):

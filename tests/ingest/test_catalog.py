@@ -109,8 +109,14 @@ def test_build_pairs_fx_from_another_version_and_keeps_newest(tmp_path):
         {"sftlf": (("lat", "lon"), np.full((3, 4), 50.0, dtype=np.float32), {"units": "%"})},
         coords={"lat": [-45.0, 0.0, 45.0], "lon": [0.0, 90.0, 180.0, 270.0]},
     ).to_netcdf(fx / "sftlf_fx_M1_historical_r1i1p1f1_gn.nc")
-    out, n, skipped = build_catalog(tmp_path, tmp_path / "cat.json")
-    assert n == 2 and not skipped
+    res = build_catalog(tmp_path, tmp_path / "cat.json")
+    out = res.path
+    assert res.n_files == 2 and not res.unmatched
+    # the older version is named, not silently dropped
+    assert res.superseded == [
+        "CMIP6/LS3MIP/INST/M1/land-hist/r1i1p1f1/Lmon/rh/gn/v20180101/"
+        "rh_Lmon_M1_land-hist_r1i1p1f1_gn_200001-200003.nc"
+    ]
     (rec,) = load_catalog(out).series()
     assert rec.key == "LS3MIP.M1.land-hist.r1i1p1f1/rh" and "v20190101" in rec.paths[0]
     assert rec.fx_paths["sftlf"].endswith("sftlf_fx_M1_historical_r1i1p1f1_gn.nc")

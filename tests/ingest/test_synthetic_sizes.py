@@ -77,6 +77,6 @@ def test_cli_paper_asks_and_writes_nothing_when_declined(tmp_path):
     from gridflux.cli import app
 
     res = CliRunner().invoke(app, ["synth", str(tmp_path / "p"), "--size", "paper"], input="n\n")
-    assert res.exit_code == 1
+    assert res.exit_code == 2  # gridflux.cli.exits.ExitCode.USAGE: not confirmed
     assert "GB to write" in res.output and "continue?" in res.output
     assert not (tmp_path / "p").exists()

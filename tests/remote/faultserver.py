@@ -9,11 +9,13 @@ Faults (per file, keyed by the URL path without the leading slash):
   ``nbytes`` of the file (the body is consistent with its own Content-Length: no transport error,
   only fewer bytes than asked for) -- until the entry is removed.
 
-Every request is counted in ``requests[path]`` (and GETs in ``gets[path]``).
+Every request is counted in ``requests[path]`` (and GETs in ``gets[path]``). With
+``auth=(user, password)`` every request without that HTTP Basic authorization gets ``401``.
 """
 
 from __future__ import annotations
 
+import base64
 import email.utils
 import hashlib
 import os
@@ -64,7 +66,11 @@ class FaultPlan:
             return None, 0.0
 
 
-def _handler(root: str, plan: FaultPlan):
+def _handler(root: str, plan: FaultPlan, auth: tuple[str, str] | None = None):
+    expected = None
+    if auth is not None:
+        expected = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -103,6 +109,9 @@ def _handler(root: str, plan: FaultPlan):
             self._serve(head=False)
 
         def _serve(self, head: bool) -> None:
+            if expected is not None and self.headers.get("Authorization") != expected:
+                self._plain(401, "unauthorized")
+                return
             rel, full = self._file()
             fault, arg = plan.take(self.command, rel)
             if fault == "503":
@@ -171,10 +180,10 @@ def _handler(root: str, plan: FaultPlan):
 class FaultServer:
     """``with FaultServer(root) as srv: srv.url + "/file"`` -- serves ``root`` on 127.0.0.1:<free port>."""
 
-    def __init__(self, root: str) -> None:
+    def __init__(self, root: str, auth: tuple[str, str] | None = None) -> None:
         self.root = os.path.abspath(root)
         self.plan = FaultPlan()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.root, self.plan))
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self.root, self.plan, auth))
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"

@@ -314,3 +314,147 @@ def test_zarr_over_http_retries_its_reads(tiny_archive, tmp_path):
         np.testing.assert_array_equal(ds["land_flux"].values, ds0["land_flux"].values)
         assert ("503", "GET", chunk_files[0]) in srv.plan.events
         assert ("503", "GET", "x.zarr/zarr.json") in srv.plan.events
+
+
+# -- credentials in URLs and storage options (issue 20 point 4) -------------------------------
+SIGNED = (
+    "https://bucket.s3.amazonaws.com/a/b.nc?versionId=7&X-Amz-Algorithm=AWS4-HMAC-SHA256"
+    "&X-Amz-Credential=AKIAQQ%2F20261205%2Fus-east-1%2Fs3%2Faws4_request&X-Amz-Date=20261205T0"
+    "&X-Amz-Expires=900&X-Amz-SignedHeaders=host&X-Amz-Security-Token=STS-TOK"
+    "&X-Amz-Signature=f00dfeed"
+)
+
+
+@pytest.mark.parametrize(
+    "url, secrets, identity",
+    [
+        (
+            SIGNED,
+            ["AKIAQQ", "STS-TOK", "f00dfeed"],
+            "https://bucket.s3.amazonaws.com/a/b.nc?versionId=7",
+        ),
+        (
+            "https://storage.googleapis.com/b/o.nc?X-Goog-Algorithm=GOOG4-RSA-SHA256"
+            "&X-Goog-Credential=sa%40p.iam&X-Goog-Date=20261205T0&X-Goog-Expires=60"
+            "&X-Goog-SignedHeaders=host&X-Goog-Signature=0badc0de",
+            ["sa%40p.iam", "0badc0de"],
+            "https://storage.googleapis.com/b/o.nc",
+        ),
+        (
+            "https://acct.blob.core.windows.net/c/o.nc?sv=2022-11-02&se=2026-12-06&sr=b&sp=r"
+            "&sig=AzUrE%2Bsig%3D",
+            ["AzUrE%2Bsig%3D"],
+            "https://acct.blob.core.windows.net/c/o.nc",
+        ),
+        (
+            "http://alice:p%40ss@wor:d@host.org:8080/dir/f.nc?token=T0K&key=K3Y&access_token=A7",
+            ["alice", "p%40ss", "wor:d", "T0K", "K3Y", "A7"],
+            "http://host.org:8080/dir/f.nc",
+        ),
+        ("simplecache::s3://b/k.nc", [], "simplecache::s3://b/k.nc"),
+        ("/local/path/x.nc", [], "/local/path/x.nc"),
+    ],
+)
+def test_scrub_and_identity_of_credentialed_urls(url, secrets, identity):
+    masked = remote.scrub(url)
+    ident = remote.url_identity(url)
+    for s in secrets:
+        assert s not in masked and s not in ident
+    assert ident == identity
+    # the identity is what the manifest records: scrub_tree maps a URL string to it
+    assert remote.scrub_tree({"p": [url]}) == {"p": [identity]}
+    # signing again (other signature, date, token) keeps the identity
+    resigned = url.replace("f00dfeed", "cafe0001").replace("20261205T0", "20261206T0")
+    assert remote.url_identity(resigned) == identity
+    # inside a sentence a URL is masked, the rest of the text kept
+    text = remote.scrub_tree(f"failed to read {url} (404)")
+    assert text.startswith("failed to read ") and text.endswith(" (404)")
+    assert not [s for s in secrets if s in text]
+
+
+def test_scrub_tree_keeps_numbers_and_masks_option_values():
+    tree = {"size": 10, "ok": True, "none": None, "err": "key AKIA-OPT-123 refused", "x": 1.5}
+    out = remote.scrub_tree(tree, {"s3": {"key": "AKIA-OPT-123"}})
+    assert out == {"size": 10, "ok": True, "none": None, "err": "key *** refused", "x": 1.5}
+
+
+def test_storage_options_from_file_env_or_inline(tmp_path, monkeypatch):
+    f = tmp_path / "so.json"
+    f.write_text('{"key": "AKIA-FILE", "secret": "S3CR3T", "endpoint_url": "http://127.0.0.1:9"}')
+    assert remote.load_storage_options(f"@{f}")["secret"] == "S3CR3T"
+    monkeypatch.setenv("GF_TEST_SO", '{"anon": true}')
+    assert remote.load_storage_options(None, "GF_TEST_SO") == {"anon": True}
+    monkeypatch.setenv("GF_TEST_SO", f"@{f}")
+    assert remote.load_storage_options("", "GF_TEST_SO")["key"] == "AKIA-FILE"
+    assert remote.load_storage_options('{"anon": true}', "GF_TEST_SO") == {"anon": True}
+    monkeypatch.delenv("GF_TEST_SO")
+    assert remote.load_storage_options(None, "GF_TEST_SO") is None
+    # secrets inline on the command line are refused, and the message does not repeat them
+    with pytest.raises(ValueError, match="visible to every user") as e:
+        remote.load_storage_options('{"s3": {"secret": "S3CR3T-INLINE"}}', "GF_TEST_SO")
+    assert "S3CR3T-INLINE" not in str(e.value) and "@FILE" in str(e.value)
+    with pytest.raises(ValueError, match="not valid JSON"):
+        remote.load_storage_options("{anon: true}")
+    with pytest.raises(ValueError, match="JSON object"):
+        remote.load_storage_options("[1]")
+    with pytest.raises(ValueError, match="cannot read"):
+        remote.load_storage_options(f"@{tmp_path / 'missing.json'}")
+
+
+def test_cli_reads_storage_options_from_a_file_and_refuses_inline_secrets(tmp_path, monkeypatch):
+    """``gridflux run --storage-options @FILE`` passes the file's options to the run; inline
+    secrets stop the command before anything runs, without echoing the secret."""
+    from typer.testing import CliRunner
+
+    import gridflux.pipeline.runner as runner_mod
+    from gridflux.cli import app
+
+    seen = {}
+
+    def fake_run(*args, **kwargs):
+        seen.update(kwargs)
+        return runner_mod.RunSummary(store="s")
+
+    monkeypatch.setattr(runner_mod, "run", fake_run)
+    # the command reads its mask and catalog before the run: a real mask, a stand-in catalog
+    import numpy as np
+
+    import gridflux.ingest.catalog as catalog_mod
+    from gridflux.fields.masks import RegionMask
+    from gridflux.kernels.grids import global_grid
+
+    grid = global_grid(30.0)
+    RegionMask(("all",), np.ones((1,) + grid.shape), grid).to_netcdf(tmp_path / "m.nc")
+    monkeypatch.setattr(catalog_mod, "load_catalog", lambda *a, **k: object())
+    f = tmp_path / "so.json"
+    f.write_text('{"key": "AKIA-FILE", "secret": "S3CR3T"}')
+    base = [
+        "run",
+        "cat.json",
+        "--mask",
+        str(tmp_path / "m.nc"),
+        "--store",
+        str(tmp_path / "s"),
+        "--cluster",
+        "none",
+    ]
+    res = CliRunner().invoke(app, [*base, "--storage-options", f"@{f}", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    assert seen["storage_options"] == {"key": "AKIA-FILE", "secret": "S3CR3T"}
+    monkeypatch.setenv("GRIDFLUX_STORE_OPTIONS", f"@{f}")
+    res = CliRunner().invoke(app, [*base, "--no-progress"])
+    assert res.exit_code == 0 and seen["store_options"]["key"] == "AKIA-FILE"
+    res = CliRunner().invoke(app, [*base, "--storage-options", '{"secret": "S3CR3T-INLINE"}'])
+    assert res.exit_code == 2 and "S3CR3T-INLINE" not in res.output
+
+
+def test_fsspec_environment_configuration_reaches_remote_filesystems(monkeypatch):
+    """fsspec's own configuration (``FSSPEC_<PROTOCOL>_<KWARG>`` variables, read when fsspec is
+    imported, or files in ``~/.config/fsspec``) reaches the filesystems gridflux builds."""
+    import fsspec.config
+
+    conf = {}
+    fsspec.config.set_conf_env(conf, {"FSSPEC_S3_KEY": "AKIA-ENV", "FSSPEC_S3_SECRET": "S-ENV"})
+    monkeypatch.setattr(fsspec.config, "conf", conf)
+    fs, _ = remote.filesystem("s3://bucket/key.nc", {"endpoint_url": "http://127.0.0.1:9"})
+    assert fs.key == "AKIA-ENV" and fs.secret == "S-ENV"

@@ -220,3 +220,41 @@ def test_catalog_from_s3_with_the_users_credential_chain(
     with xr.open_dataset(records[0].paths[0], decode_times=False) as local:
         raw = ds.attrs["gridflux_raw_variable"]
         np.testing.assert_array_equal(ds[raw].values, local[raw].values)
+
+
+def test_store_in_a_missing_bucket_is_a_clear_error_and_no_bucket_is_created(
+    tiny_archive, s3_endpoint, s3_env, tmp_path
+):
+    """issue 20 point 7: one StoreError naming the bucket; gridflux never creates buckets."""
+    from gridflux.errors import StoreError
+    from gridflux.pipeline.runner import run
+    from gridflux.pipeline.store import Store
+
+    client = _client(s3_endpoint)
+    so = {
+        "key": KEY,
+        "secret": SECRET,
+        "endpoint_url": s3_endpoint,
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    before = {b["Name"] for b in client.list_buckets()["Buckets"]}
+    assert "gridflux-no-such-bucket" not in before
+    with pytest.raises(StoreError) as info:
+        run(
+            tiny_archive.catalog,
+            tiny_archive.mask,
+            "s3://gridflux-no-such-bucket/run/store.zarr",
+            query={"ensemble": "GCB", "source_id": "CAMS"},
+            cubes=False,
+            store_options=so,
+        )
+    msg = str(info.value)
+    assert "bucket 'gridflux-no-such-bucket' does not exist" in msg
+    assert "never creates buckets" in msg and SECRET not in msg and KEY not in msg
+    assert {b["Name"] for b in client.list_buckets()["Buckets"]} == before
+    # an existing bucket passes the check (and the lock still works there)
+    client.create_bucket(Bucket="gridflux-bucket-exists")
+    st = Store("s3://gridflux-bucket-exists/a/store.zarr", so)
+    st.check_bucket()
+    st.acquire_lock()
+    st.release_lock()

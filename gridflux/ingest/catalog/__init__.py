@@ -25,11 +25,16 @@ One job per module:
 - :mod:`~gridflux.ingest.catalog.check`: :func:`check_series`, :func:`check_catalog`.
 
 API used by the pipeline: :func:`load_catalog`, :meth:`Catalog.series`, :class:`SeriesRecord`,
-:func:`open_series`, :func:`load_series`, :func:`fingerprint`; and by the CLI: :func:`build_catalog`,
-:func:`write_catalog`, :func:`check_catalog`.
+:func:`open_series`, :func:`load_series`, :func:`fingerprint`; and by the CLI:
+:func:`build_catalog`, :func:`write_catalog`, :func:`check_catalog`.
 """
 
-from gridflux.ingest.catalog.check import SeriesCheck, check_catalog, check_series
+from gridflux.ingest.catalog.check import (
+    SeriesCheck,
+    check_catalog,
+    check_series,
+    summarize_checks,
+)
 from gridflux.ingest.catalog.collection import Catalog
 from gridflux.ingest.catalog.crawler import build_catalog, parse_path
 from gridflux.ingest.catalog.fingerprint import fingerprint
@@ -74,5 +79,6 @@ __all__ = [
     "open_one",
     "open_series",
     "parse_path",
+    "summarize_checks",
     "write_catalog",
 ]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +12,10 @@ from gridflux.errors import GridfluxError
 from gridflux.ingest.catalog.collection import Catalog
 from gridflux.ingest.catalog.opening import load_series, open_series
 from gridflux.ingest.catalog.parsers import load_catalog
-from gridflux.ingest.catalog.schema import SeriesRecord
+from gridflux.ingest.catalog.paths import AllowOutsideRoot
+from gridflux.ingest.catalog.query import Query, canonical_of, matches, with_column
+from gridflux.ingest.catalog.schema import CatalogRow, SeriesRecord
+from gridflux.ingest.catalog.variables import classify, frequency
 
 
 @dataclass
@@ -29,6 +32,8 @@ class SeriesCheck:
     coverage: str = ""
     gaps: str = ""
     history: str = ""
+    statistic: str = ""
+    table_id: str = ""
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -39,10 +44,23 @@ class SeriesCheck:
 def check_series(
     record: SeriesRecord, storage_options: Mapping[str, Any] | None = None
 ) -> SeriesCheck:
-    """Open and normalize one series lazily; record problems instead of raising."""
+    """Open and normalize one series lazily; record problems instead of raising.
+
+    A series of a variable gridflux does not compute (:func:`classify`) is not opened: its
+    ``statistic`` says why, and that is no problem of the files."""
     from gridflux.fields.timeaxis import key_label, keys_from_dates
 
-    chk = SeriesCheck(record.key, record.variable, record.raw_variable, files=len(record.paths))
+    how = classify(record.variable, record.table_id)
+    chk = SeriesCheck(
+        record.key,
+        record.variable,
+        record.raw_variable,
+        files=len(record.paths),
+        statistic=how.label(),
+        table_id=record.table_id,
+    )
+    if not how.computed:
+        return chk
     try:
         ds = open_series(record, storage_options=storage_options)
         raw = ds.attrs["gridflux_raw_variable"]
@@ -52,7 +70,8 @@ def check_series(
         chk.coverage = f"{key_label(keys[0])}..{key_label(keys[-1])} ({keys.size} months)"
         canon = load_series(record, storage_options=storage_options, allow_gaps=True)
         da = canon[record.variable]
-        chk.grid = f"{canon.sizes['lat']}x{canon.sizes['lon']} lat {float(canon.lat_bnds[0, 0]):g}..{float(canon.lat_bnds[-1, 1]):g}"
+        south, north = float(canon.lat_bnds[0, 0]), float(canon.lat_bnds[-1, 1])
+        chk.grid = f"{canon.sizes['lat']}x{canon.sizes['lon']} lat {south:g}..{north:g}"
         chk.gaps = da.attrs.get("gridflux_gaps", "")
         chk.history = da.attrs.get("gridflux_history", "")
         if chk.gaps:
@@ -68,12 +87,110 @@ def check_catalog(
     catalog: Catalog | str,
     *,
     storage_options: Mapping[str, Any] | None = None,
-    query: Mapping[str, Any] | None = None,
+    query: Query | None = None,
+    allow_outside_root: AllowOutsideRoot = False,
 ) -> list[SeriesCheck]:
-    """Check every series of a catalog (each failure recorded, none stops the others)."""
+    """Check every series of a catalog (each failure recorded, none stops the others).
+
+    A catalog holding several CMIP6 tables is checked table by table (so that ``Amon`` and
+    ``day`` files of one variable are two series here, where a run needs one selected)."""
     cat = (
         catalog
         if isinstance(catalog, Catalog)
-        else load_catalog(catalog, storage_options=storage_options)
+        else load_catalog(
+            catalog, storage_options=storage_options, allow_outside_root=allow_outside_root
+        )
     )
-    return [check_series(r, storage_options) for r in cat.series(query)]
+    tables = sorted({r.table_id for r in cat.rows if not r.is_fx})
+    asked = [query] if isinstance(query, Mapping) else list(query or [])
+    if len(tables) < 2 or any("table_id" in q for q in asked):
+        records = cat.series(query)
+    else:
+        records = [r for tab in tables for r in cat.series(with_column(query, "table_id", tab))]
+    checks = [check_series(r, storage_options) for r in records]
+    return checks + _fixed_fields(cat, query)
+
+
+def _fixed_fields(cat: Catalog, query: Query | None) -> list[SeriesCheck]:
+    """Rows of fixed-field tables that form no series (other than the paired ``sftlf`` /
+    ``areacella``), named so that the check leaves nothing out without a word."""
+    groups: dict[tuple[str, str, str], list[CatalogRow]] = {}
+    for row in cat.rows:
+        if row.is_fx or frequency(row.table_id) != "fx":
+            continue
+        if not matches(row.as_query_data(), query):
+            continue
+        member = ".".join([row.ensemble, row.source_id, row.experiment, row.member_id])
+        groups.setdefault((member, row.variable, row.table_id), []).append(row)
+    return [
+        SeriesCheck(
+            f"{member}.{var}",
+            var,
+            files=len(rows),
+            statistic=classify(var, tab).label(),
+            table_id=tab,
+        )
+        for (member, var, tab), rows in groups.items()
+    ]
+
+
+@dataclass
+class VariableSummary:
+    """One line of the per-variable summary of a catalog (``catalog build`` / ``check``).
+
+    ``variable`` is the canonical name where gridflux knows one; ``names`` the names the rows
+    carry (aliases such as ``Fire`` for ``fFire``)."""
+
+    variable: str
+    table_id: str
+    files: int
+    series: int
+    statistic: str
+    names: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        tab = f" [{self.table_id}]" if self.table_id else ""
+        alias = [n for n in self.names if n != self.variable]
+        also = f" (as {', '.join(self.names)})" if alias else ""
+        files = f"{self.files} file{'s' if self.files != 1 else ''}"
+        series = f"{self.series} series"
+        return f"{self.variable}{tab}{also}: {files}, {series} -> {self.statistic}"
+
+
+def summarize_variables(rows: Iterable[Mapping[str, Any] | CatalogRow]) -> list[VariableSummary]:
+    """Per (canonical variable, table): files, series and what gridflux makes of it
+    (:func:`classify`)."""
+    files: dict[tuple[str, str], int] = {}
+    series: dict[tuple[str, str], set] = {}
+    names: dict[tuple[str, str], set] = {}
+    for r in rows:
+        d = r.as_query_data() if isinstance(r, CatalogRow) else dict(r)
+        name = str(d.get("variable") or "")
+        k = (canonical_of(name), str(d.get("table_id") or ""))
+        files[k] = files.get(k, 0) + 1
+        member = tuple(
+            str(d.get(c) or "") for c in ("ensemble", "source_id", "experiment", "member_id")
+        )
+        series.setdefault(k, set()).add(member)
+        names.setdefault(k, set()).add(name)
+    return [
+        VariableSummary(
+            v, t, n, len(series[(v, t)]), classify(v, t).label(), tuple(sorted(names[(v, t)]))
+        )
+        for (v, t), n in sorted(files.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1]))
+    ]
+
+
+def summarize_checks(results: Iterable[SeriesCheck]) -> list[str]:
+    """Per (variable, table) of checked series: how many, with problems, and the statistic
+    gridflux gives them (what ``gridflux catalog check`` prints under its table)."""
+    groups: dict[tuple[str, str], list[SeriesCheck]] = {}
+    for r in results:
+        groups.setdefault((r.variable, r.table_id), []).append(r)
+    out = []
+    for (var, tab), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1])):
+        bad = sum(not r.ok for r in rs)
+        where = f" [{tab}]" if tab else ""
+        problems = f", {bad} with problems" if bad else ""
+        out.append(f"{var}{where}: {len(rs)} series{problems} -> {rs[0].statistic}")
+    return out

@@ -15,6 +15,7 @@ from gridflux.ingest.catalog.schema import (
     SeriesRecord,
     series_id,
 )
+from gridflux.ingest.catalog.variables import frequency
 
 
 @dataclass
@@ -32,19 +33,32 @@ class Catalog:
 
     def series(self, query: Query | None = None) -> list[SeriesRecord]:
         """Series matching ``query`` (rules: :mod:`gridflux.ingest.catalog.query`), in catalog
-        order, with fx files paired by model."""
+        order, with fx files paired by model.
+
+        Rows of a fixed-field table (``fx``, ``Ofx``... other than ``sftlf`` / ``areacella``,
+        which are paired) form no series: :func:`~gridflux.ingest.catalog.variables.classify`
+        names them. A variable of one member in several tables (``Amon`` and ``day`` ``pr``) is a
+        :class:`CatalogError` asking for a ``table_id`` in the query.
+        """
         groups: dict[tuple[str, ...], list[CatalogRow]] = {}
         fx: list[CatalogRow] = []
         for row in self.rows:
             if row.is_fx:
                 fx.append(row)
                 continue
-            if not matches(row.as_query_data(), query):
+            if frequency(row.table_id) == "fx" or not matches(row.as_query_data(), query):
                 continue
             k = (row.ensemble, row.source_id, row.experiment, row.member_id, row.canonical)
             groups.setdefault(k, []).append(row)
         out = []
         for (ens, src, exp, mem, var), rows in groups.items():
+            tables = sorted({r.table_id for r in rows})
+            if len(tables) > 1:
+                raise CatalogError(
+                    f"{self.path}: series {ens}.{src}.{exp}.{mem}.{var} has files in tables "
+                    f"{tables}; expected one table per series: select one, e.g. "
+                    f"table_id={tables[0]} (gridflux run --select table_id={tables[0]})"
+                )
             first = rows[0]
             raws = {r.raw_variable or (r.variable if r.variable != var else "") for r in rows}
             raw = sorted(raws)[0] if raws else ""
@@ -62,7 +76,7 @@ class Catalog:
                     "give every file of a series the same protocol"
                 )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
-            traits["gas"] = first.gas or VARIABLES[var].gas
+            traits["gas"] = first.gas or (VARIABLES[var].gas if var in VARIABLES else None)
             for k2, v2 in first.extras().items():
                 traits[k2] = v2
             member = ".".join([ens, src, exp, mem])
@@ -82,6 +96,7 @@ class Catalog:
                     mass_basis=first.mass_basis,
                     into_land=first.into_land,
                     catalog=self.path,
+                    table_id=first.table_id,
                     time_ranges=[r.time_range for r in rows],
                     version=max(r.version for r in rows),
                     protocol=first.protocol,

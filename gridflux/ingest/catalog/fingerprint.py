@@ -12,10 +12,11 @@ from gridflux.ingest.catalog.schema import SeriesRecord
 def fingerprint(
     record: SeriesRecord, storage_options: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec ``info``).
+    """Identity of a series' inputs: each path with size and mtime / ETag / checksum (fsspec
+    ``info``).
 
-    Remote objects are asked with retries (:func:`gridflux.ingest.remote.info`); a remote zarr store is
-    identified by its metadata object (``zarr.json``, else ``.zmetadata``/``.zgroup``).
+    Remote objects are asked with retries (:func:`gridflux.ingest.remote.info`); a remote zarr
+    store is identified by its metadata object (``zarr.json``, else ``.zmetadata``/``.zgroup``).
     """
     import fsspec
 

@@ -39,13 +39,14 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
     """Open one file lazily (backend-indexed arrays, no dask yet, times not decoded).
 
     Local files: netCDF4 engine (or zarr). URLs (``s3://``, ``gs://``, ``https://``,
-    ``simplecache::...``): through :mod:`gridflux.ingest.remote` -- netCDF with engine h5netcdf over a
-    retrying range-request file (or a verified local cached copy), zarr through a retrying fsspec
-    mapper; transport failures are :class:`~gridflux.ingest.remote.RemoteReadError` naming the URL.
+    ``simplecache::...``): through :mod:`gridflux.ingest.remote` -- netCDF with engine h5netcdf
+    over a retrying range-request file (or a verified local cached copy), zarr through a
+    retrying fsspec mapper; transport failures are
+    :class:`~gridflux.ingest.remote.RemoteReadError` naming the URL.
     """
     import xarray as xr
 
-    from gridflux.ingest import remote
+    from gridflux.ingest import chunkread, remote
 
     so = dict(storage_options or {})
     where = remote.scrub(path, so)
@@ -61,6 +62,8 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
             return xr.open_zarr(local, decode_times=False, chunks=None, consolidated=None)
         if not os.path.exists(local):
             raise InputError("file not found", path=path, attribute="path")
+        if truncated := chunkread.truncation(local):  # size vs header: netCDF-C says "HDF error"
+            raise InputError(truncated, path=path, attribute="size")  # (classic: reads zeros)
         limit_netcdf_chunk_cache()
         if not config.get("pipeline.fast-inflate", True):
             return xr.open_dataset(local, engine="netcdf4", decode_times=False, chunks=None)
@@ -87,7 +90,8 @@ def open_one(path: str, fmt: str, storage_options: Mapping[str, Any] | None):
 
 def _chunk_read_fields(ds, path: str):
     """``ds`` (opened undecoded) with its fields (variables of 3 or more dimensions) read by
-    :mod:`gridflux.ingest.chunkread` (libdeflate: ~3.5x faster inflate) where their filters allow."""
+    :mod:`gridflux.ingest.chunkread` (libdeflate: a faster inflate than zlib's) where their filters
+    allow."""
     from gridflux.ingest.chunkarray import chunk_variable
 
     for name, var in ds.data_vars.items():
@@ -147,7 +151,8 @@ def open_series(
                 raw2 = raw
             if raw2 not in ds.data_vars:
                 raise InputError(
-                    f"is not in the file; expected one of its data variables {sorted(map(str, ds.data_vars))}",
+                    "is not in the file; expected one of its data variables "
+                    f"{sorted(map(str, ds.data_vars))}",
                     path=p,
                     variable=raw,
                     attribute="name",
@@ -207,7 +212,8 @@ def open_series(
     for (k0, _, p0, *_), (k1, _, p1, *_) in zip(parts, parts[1:], strict=False):
         if k1[0] <= k0[-1]:
             raise InputError(
-                f"overlaps {p1} (months {key_label(k1[0])}..{key_label(min(k0[-1], k1[-1]))} in both); "
+                f"overlaps {p1} (months {key_label(k1[0])}.."
+                f"{key_label(min(k0[-1], k1[-1]))} in both); "
                 "expected files that follow each other",
                 path=p0,
                 variable="time",
@@ -254,7 +260,8 @@ def open_series(
         fv = fv.squeeze(drop=True) if fv.ndim > 2 else fv
         if fv.shape != (out.sizes[ydim], out.sizes[xdim]):
             raise InputError(
-                f"shape {fv.shape} does not match the data's (lat, lon) {(out.sizes[ydim], out.sizes[xdim])}",
+                f"shape {fv.shape} does not match the data's (lat, lon) "
+                f"{(out.sizes[ydim], out.sizes[xdim])}",
                 path=fxp,
                 variable=name,
                 attribute="shape",
@@ -274,8 +281,26 @@ def load_series(
     storage_options: Mapping[str, Any] | None = None,
     allow_gaps: bool = False,
 ):
-    """The canonical field of a series: ``normalize(open_series(record))`` (lazy)."""
+    """The canonical field of a series: ``normalize(open_series(record))`` (lazy).
+
+    Raises
+    ------
+    InputError
+        For a variable gridflux does not compute (yet): the reason from
+        :func:`~gridflux.ingest.catalog.variables.classify`, e.g. a temperature (mean planned).
+    """
     from gridflux.fields.normalize import normalize
+    from gridflux.ingest.catalog.variables import classify
+
+    how = classify(record.variable, record.table_id)
+    if not how.computed:
+        raise InputError(
+            f"gridflux computes no region statistic of this variable: {how.label()}; "
+            "expected a variable of its table (gridflux.fields.units.VARIABLES) or an alias",
+            path=record.paths[0] if record.paths else record.catalog or None,
+            variable=record.variable,
+            attribute="name",
+        )
 
     ds = open_series(record, chunks=chunks, storage_options=storage_options)
     return normalize(

@@ -59,3 +59,12 @@ def matches(data: Mapping[str, Any], query: Query | None) -> bool:
         if not have & wanted:
             return False
     return True
+
+
+def with_column(query: Query | None, column: str, value: Any) -> Query:
+    """``query`` AND ``column == value`` (each alternative of a list query gets the condition)."""
+    if not query:
+        return {column: value}
+    if isinstance(query, list):
+        return [{**q, column: value} for q in query]
+    return {**query, column: value}

@@ -3,6 +3,7 @@ validated with pydantic; the columns and allow-listed formats as data."""
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -37,6 +38,8 @@ COLUMNS: tuple[str, ...] = (
 )
 #: Protocols a catalog's ``protocol`` column may name (:mod:`gridflux.fields.totals`).
 PROTOCOLS: tuple[str, ...] = ("regrid-data", "regrid-mask")
+#: A variable name a catalog may hold (any CF/CMIP/ISIMIP name, e.g. ``tas``, ``npp-total``).
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 #: Member traits (columns copied into ``SeriesRecord.traits`` and the store's member coords).
 TRAIT_COLUMNS: tuple[str, ...] = (
     "ensemble",
@@ -129,11 +132,11 @@ class CatalogRow(BaseModel):
     @field_validator("variable")
     @classmethod
     def _variable(cls, v: str) -> str:
-        if v in FX_VARIABLES or v in ALIASES:
+        if v in FX_VARIABLES or v in ALIASES or _NAME.fullmatch(v):
             return v
         raise ValueError(
-            f"{v!r} is not a canonical variable, known alias or fx variable; expected one of "
-            f"{sorted(VARIABLES)} or {list(FX_VARIABLES)} (put a file's own name in raw_variable)"
+            f"{v!r} is not a variable name; expected a netCDF/CMIP name (letters, digits, '_', "
+            f"'-', '.'), e.g. one of {sorted(VARIABLES)} or {list(FX_VARIABLES)}"
         )
 
     @field_validator("calendar")
@@ -147,9 +150,9 @@ class CatalogRow(BaseModel):
 
     @model_validator(mode="after")
     def _gas_matches(self) -> CatalogRow:
-        if self.variable in FX_VARIABLES:
+        if self.variable in FX_VARIABLES or self.canonical not in VARIABLES:
             return self
-        spec = VARIABLES[ALIASES[self.variable].canonical]
+        spec = VARIABLES[self.canonical]
         if (
             self.gas is not None
             and spec.gas != self.gas
@@ -166,7 +169,9 @@ class CatalogRow(BaseModel):
 
     @property
     def canonical(self) -> str:
-        return self.variable if self.is_fx else ALIASES[self.variable].canonical
+        if self.is_fx or self.variable not in ALIASES:
+            return self.variable
+        return ALIASES[self.variable].canonical
 
     def extras(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
@@ -187,7 +192,8 @@ class SeriesRecord(BaseModel):
 
     ``key`` = :func:`series_id` (``member/variable``);
     ``member`` = ``ensemble.source_id.experiment.member_id``.
-    ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one path.
+    ``paths`` are absolute local paths or URLs; ``fx_paths`` maps ``sftlf``/``areacella`` to one
+    path.
     """
 
     model_config = ConfigDict(frozen=False)
@@ -206,6 +212,7 @@ class SeriesRecord(BaseModel):
     mass_basis: str | None = None
     into_land: bool | None = None
     catalog: str = ""
+    table_id: str = ""
     time_ranges: list[
         str
     ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
@@ -215,7 +222,9 @@ class SeriesRecord(BaseModel):
     @property
     def gas(self) -> str:
         g = self.traits.get("gas")
-        return str(g) if g else VARIABLES[self.variable].gas
+        if g:
+            return str(g)
+        return VARIABLES[self.variable].gas if self.variable in VARIABLES else ""
 
 
 def row_error(where: str, exc: ValidationError) -> CatalogError:
@@ -223,5 +232,7 @@ def row_error(where: str, exc: ValidationError) -> CatalogError:
     parts = []
     for e in exc.errors():
         loc = ".".join(str(x) for x in e.get("loc", ())) or "row"
-        parts.append(f"field {loc!r}: {e.get('msg')} (got {e.get('input')!r})")
+        got = repr(e.get("input"))
+        got = got if len(got) <= 120 else got[:120] + "..."
+        parts.append(f"field {loc!r}: {e.get('msg')} (got {got})")
     return CatalogError(f"{where}: " + "; ".join(parts))

@@ -25,6 +25,7 @@ def write_catalog(
     JSON's directory are written relative to it. Returns the JSON path."""
     json_path = os.fspath(json_path)
     root = os.path.dirname(os.path.abspath(json_path))
+    os.makedirs(root, exist_ok=True)
     csv_name = os.path.splitext(os.path.basename(json_path))[0] + ".csv"
     dicts = []
     extra_cols: list[str] = []

@@ -1,0 +1,193 @@
+"""What gridflux makes of a catalog's variable: a region total, a region mean, or nothing (and
+why). Tables as data (house rule 6), read by :func:`classify`.
+
+- **total**: extensive quantities (flux densities and stocks per area). gridflux computes region
+  totals of the carbon / methane / nitrous-oxide variables of
+  :data:`gridflux.fields.units.VARIABLES`
+  (and their aliases); other extensive variables (:data:`EXTENSIVE`, e.g. the ocean's ``fgco2``)
+  are classified as totals that gridflux does not compute yet.
+- **mean**: intensive quantities (temperature, mixing ratios, moisture and snow content,
+  precipitation and other rates taken as rates, radiation, fractions: :data:`INTENSIVE`): the
+  planned statistic is the area-weighted region mean; gridflux does not compute it yet.
+- **none**: fixed fields other than the fx files gridflux pairs with a series, and variables it
+  does not know (the reason says how to map them).
+
+The frequency comes from a CMIP6 table id (``Amon``, ``day``, ``fx``...): gridflux computes
+monthly series; a sub-monthly table is classified, with the reason, as not computed yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from gridflux.fields.units import ALIASES, VARIABLES
+from gridflux.ingest.catalog.schema import FX_VARIABLES
+
+Statistic = Literal["total", "mean", "none"]
+
+#: Intensive CMIP/ISIMIP variables (planned statistic: area-weighted region mean).
+INTENSIVE: dict[str, str] = {
+    **dict.fromkeys(
+        ("tas", "tasmax", "tasmin", "ts", "ta", "tos", "tob", "thetao", "tsl", "tsn", "sst"),
+        "temperature",
+    ),
+    **dict.fromkeys(("hus", "huss", "hur", "hurs", "co2", "o3", "xco2", "prw"), "mixing ratio"),
+    **dict.fromkeys(
+        ("mrso", "mrsos", "mrsol", "mrfso", "snw", "snd", "snc", "lwsnl", "soilmoist", "qs"),
+        "moisture or snow content",
+    ),
+    **dict.fromkeys(
+        ("pr", "prc", "prsn", "evspsbl", "evspsblsoi", "evspsblveg", "tran", "mrro", "mrros"),
+        "rate (taken as a rate)",
+    ),
+    **dict.fromkeys(
+        ("rsds", "rsus", "rlds", "rlus", "rsdt", "rsut", "rlut", "hfls", "hfss"), "radiation"
+    ),
+    **dict.fromkeys(
+        ("ua", "va", "wap", "uas", "vas", "sfcWind", "psl", "ps", "zg"), "wind or pressure"
+    ),
+    **dict.fromkeys(("clt", "clivi", "clwvi"), "cloud"),
+    **dict.fromkeys(
+        (
+            "lai",
+            "treeFrac",
+            "grassFrac",
+            "cropFrac",
+            "baresoilFrac",
+            "vegFrac",
+            "burntFractionAll",
+            "sic",
+            "siconc",
+        ),
+        "fraction",
+    ),
+    **dict.fromkeys(
+        ("so", "sos", "zos", "mlotst", "chl", "ph", "o2", "dissic", "talk", "spco2", "sithick"),
+        "ocean state",
+    ),
+}
+#: Extensive variables outside gridflux's variable table (planned statistic: region total).
+EXTENSIVE: dict[str, str] = {
+    **dict.fromkeys(("fgco2", "fgch4", "fgn2o", "intpp", "epc100"), "ocean flux"),
+    **dict.fromkeys(
+        ("fLuc", "fVegLitter", "fLitterSoil", "fHarvest", "fGrazing", "fNup", "fN2O", "fNloss"),
+        "land flux",
+    ),
+    **dict.fromkeys(
+        ("cLand", "cProduct", "cWood", "cRoot", "cLeaf", "cCwd", "nLand", "nSoil", "nVeg"),
+        "land stock",
+    ),
+}
+#: Fixed fields gridflux pairs with a series (the others are "none").
+PAIRED_FX = FX_VARIABLES
+#: CMIP6 table ids -> frequency ("mon", "yr", "day", "subday", "fx"); by prefix/suffix below.
+_FX_TABLES = ("fx", "Ofx", "Efx", "IfxAnt", "IfxGre", "AERfx")
+
+
+def frequency(table_id: str) -> str:
+    """The frequency of a CMIP6 table id: ``mon``, ``yr``, ``day``, ``subday``, ``fx`` or ``""``."""
+    t = table_id or ""
+    if not t:
+        return ""
+    if t in _FX_TABLES or t.endswith("fx"):
+        return "fx"
+    if "mon" in t.lower() or t.endswith("Clim"):
+        return "mon"
+    if t.endswith("yr") or t.endswith("Yr"):
+        return "yr"
+    if "day" in t.lower():
+        return "day"
+    if "hr" in t.lower():
+        return "subday"
+    return ""
+
+
+@dataclass(frozen=True)
+class Classification:
+    """How gridflux treats one variable.
+
+    Attributes
+    ----------
+    statistic : 'total', 'mean' or 'none'
+    computed : True when gridflux computes this statistic today
+    reason : one phrase for a person (why not computed, or what it is)
+    """
+
+    statistic: Statistic
+    computed: bool
+    reason: str
+
+    def label(self) -> str:
+        """``total (computed)``, ``mean (planned: temperature)``, ``none: <reason>``."""
+        if self.statistic == "none":
+            return f"none: {self.reason}"
+        if self.computed:
+            return f"{self.statistic} (computed)"
+        return f"{self.statistic} (not computed yet: {self.reason})"
+
+
+def known_variable(raw: str) -> str | None:
+    """The catalog variable (canonical, alias or fx name) that a file's variable name is, or None.
+
+    Case-insensitive; an ISIMIP3 vegetation suffix (``npp-total``, ``gpp-pft``) is dropped.
+    """
+    if raw in FX_VARIABLES or raw in ALIASES:
+        return raw
+    low = {k.lower(): k for k in ALIASES}
+    if raw.lower() in low:
+        return low[raw.lower()]
+    base = raw.split("-", 1)[0]
+    if base != raw and base.lower() in low:
+        return low[base.lower()]
+    return None
+
+
+def classify(variable: str, table_id: str = "") -> Classification:
+    """The statistic gridflux gives ``variable`` (a catalog variable or a file's own name).
+
+    Parameters
+    ----------
+    variable : name as in a catalog row (canonical, alias, fx, or any other)
+    table_id : CMIP6 table id when known (sets the frequency)
+    """
+    freq = frequency(table_id)
+    name = known_variable(variable) or variable
+    if name in PAIRED_FX:
+        return Classification("none", False, "fx field, paired with its model's series")
+    if freq == "fx":
+        return Classification("none", False, f"fixed field (table {table_id}), no time axis")
+    sub_monthly = (
+        f"table {table_id} is {'daily' if freq == 'day' else 'sub-daily'}; gridflux computes "
+        "monthly series"
+        if freq in ("day", "subday")
+        else ""
+    )
+    if name in ALIASES and ALIASES[name].canonical in VARIABLES:
+        if sub_monthly:
+            return Classification("total", False, sub_monthly)
+        return Classification("total", True, "")
+    base = variable.split("-", 1)[0]
+    lookups: tuple[tuple[dict[str, str], Statistic], ...] = (
+        (INTENSIVE, "mean"),
+        (EXTENSIVE, "total"),
+    )
+    for table, stat in lookups:
+        hit = next((k for k in (variable, base) if k in table), None)
+        if hit is None:
+            low = {k.lower(): k for k in table}
+            hit = low.get(variable.lower()) or low.get(base.lower())
+        if hit is not None:
+            why = table[hit] + (
+                "; region means are planned"
+                if stat == "mean"
+                else "; not in gridflux's variable table"
+            )
+            return Classification(stat, False, f"{why}{'; ' + sub_monthly if sub_monthly else ''}")
+    return Classification(
+        "none",
+        False,
+        "unknown to gridflux (not a carbon/CH4/N2O flux or stock it knows, nor a listed "
+        "intensive variable); map it in a catalog row (variable=<canonical>, "
+        f"raw_variable={variable})",
+    )

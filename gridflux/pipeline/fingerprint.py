@@ -1,0 +1,142 @@
+"""A series' fingerprint: what a done series was computed from, so that a re-run knows when to
+recompute it.
+
+It is the inputs' identity (:func:`gridflux.ingest.catalog.fingerprint`: each file's path, size and
+mtime / ETag) plus every field of the catalog record that can change the result
+(:data:`RESULT_FIELDS`: the normalization's arguments in ``catalog.load_series`` and what decides
+which months a series fills). Every field of :class:`~gridflux.ingest.catalog.SeriesRecord` is
+either in :data:`RESULT_FIELDS` or, with the reason, in :data:`NOT_RESULT_FIELDS`; a test keeps
+that so when the record gains a field.
+
+With ``verify`` (``gridflux run --verify``) each input file is also hashed (SHA-256 of its bytes;
+for a zarr directory, of every file in it), for archives whose modification times cannot be
+trusted (copies that restore mtimes, files rewritten in place). A series is then skipped only when
+its stored fingerprint holds the same hashes; a store whose series were done without ``--verify``
+recomputes them once on the first verified run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+#: Record fields that can change a series' totals or cube (or which months it fills).
+RESULT_FIELDS: tuple[str, ...] = (
+    "variable",  # the canonical variable: units, kind, sign convention
+    "raw_variable",  # the file's variable that is read
+    "paths",  # the files, in order
+    "format",  # netcdf / zarr: how they are opened
+    "fx_paths",  # land fraction (per_land_area) and cell areas
+    "units",  # units override
+    "per_land_area",  # multiply by the land fraction
+    "calendar",  # seconds in each month
+    "mass_basis",  # species of a bare mass unit (kg CO2 -> kg C)
+    "into_land",  # sign of the raw field
+    "gas",  # molecule counted by mol units (SeriesRecord.gas: the gas trait or the variable's)
+    "time_ranges",  # the months the catalog declares (where the series lands on the time axis)
+    "version",  # the dataset version (CMIP6 ``version``): a new one supersedes the series
+)
+#: Record fields that cannot change a result, and why.
+NOT_RESULT_FIELDS: dict[str, str] = {
+    "key": "the series' name",
+    "member": "the series' member: its place in the store, not its values",
+    "catalog": "the catalog file the record came from",
+    "protocol": "the series' protocol is in its configuration hash (the run's config hash of "
+    "that protocol), beside the fingerprint",
+    "table_id": "the CMIP table the files came from: which files those are is in ``paths``, "
+    "and whether a field is per land area in ``per_land_area``",
+    "traits": "member traits, stored as member coordinates of the template (gas is in "
+    "RESULT_FIELDS through SeriesRecord.gas)",
+}
+#: Keys of a file's entry that only ``verify`` adds.
+CONTENT_KEYS: tuple[str, ...] = ("sha256",)
+_BLOCK = 8 * 2**20
+
+
+def result_fields(record: Any) -> dict[str, Any]:
+    """The values of :data:`RESULT_FIELDS` of a record, JSON-ready."""
+    out: dict[str, Any] = {}
+    for name in RESULT_FIELDS:
+        value = getattr(record, name, None)
+        if isinstance(value, tuple):
+            value = list(value)
+        elif isinstance(value, Mapping):
+            value = {str(k): value[k] for k in sorted(value)}
+        out[name] = value
+    return out
+
+
+def series_fingerprint(
+    record: Any, storage_options: Mapping[str, Any] | None = None, verify: bool = False
+) -> dict[str, Any]:
+    """The fingerprint of a series: its inputs' identity, its result fields and, with ``verify``,
+    a SHA-256 of each input file's bytes (which reads every byte of the inputs once)."""
+    from gridflux.ingest import catalog
+
+    fp = catalog.fingerprint(record, storage_options=storage_options)
+    fp["fields"] = result_fields(record)
+    if verify:
+        for entry in list(fp.get("paths", [])) + list(fp.get("fx", {}).values()):
+            entry["sha256"] = content_hash(entry["path"], storage_options)
+    return fp
+
+
+def unchanged(new: Mapping | None, old: Mapping | None, verify: bool = False) -> bool:
+    """Whether a series done with fingerprint ``old`` may be skipped now that it is ``new``.
+
+    Without ``verify`` content hashes are left out of the comparison (a run without
+    ``--verify`` neither needs nor computes them); with it, ``old`` must hold the same hashes."""
+    if new is None or old is None:
+        return False
+    from gridflux.ingest.remote import scrub_tree
+
+    # the manifest holds fingerprints scrubbed of credentials (Store.write_manifest)
+    new = scrub_tree(new)
+    if verify:
+        return _jsonable(new) == _jsonable(old)
+    return _without_content(new) == _without_content(old)
+
+
+def content_hash(path: str, storage_options: Mapping[str, Any] | None = None) -> str:
+    """SHA-256 of a file's bytes; of a directory (zarr store), of each file's relative path and
+    bytes in sorted order."""
+    import fsspec
+
+    fs, root = fsspec.core.url_to_fs(path, **(storage_options or {}))
+    h = hashlib.sha256()
+    if fs.isdir(root):
+        files = sorted(fs.find(root))
+        for f in files:
+            h.update(f[len(root) :].lstrip("/").encode() + b"\0")
+            _update(h, fs, f)
+    else:
+        _update(h, fs, root)
+    return h.hexdigest()
+
+
+def _update(h: Any, fs: Any, path: str) -> None:
+    with fs.open(path, "rb") as f:
+        while True:
+            block = f.read(_BLOCK)
+            if not block:
+                break
+            h.update(block)
+
+
+def _without_content(fp: Mapping) -> Any:
+    def strip(entry: Any) -> Any:
+        if isinstance(entry, Mapping):
+            return {k: strip(v) for k, v in entry.items() if k not in CONTENT_KEYS}
+        if isinstance(entry, list):
+            return [strip(v) for v in entry]
+        return entry
+
+    return _jsonable(strip(fp))
+
+
+def _jsonable(value: Any) -> Any:
+    """As the manifest stores it (JSON round trip: tuples become lists, keys strings)."""
+    import json
+
+    return json.loads(json.dumps(value, sort_keys=True, default=str))
