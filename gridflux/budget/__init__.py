@@ -8,8 +8,9 @@ Pure functions on pandas/xarray (no I/O except :func:`write_budget` and opening 
   exclusions, Mann-Whitney U
 * :mod:`~gridflux.budget.components` - component tables (data-driven, inland waters, lateral ...)
 * :mod:`~gridflux.budget.recipes` - recipes as data, interval propagation
-* :mod:`~gridflux.budget.gwp` - GWP-20/100/500 (AR6, AR5) and CO2-C eq factors
-* :mod:`~gridflux.budget.tables`, :mod:`~gridflux.budget.plots` - outputs
+* :mod:`~gridflux.budget.gwp` - warming potentials per source (AR6, AR5; sets) and CO2-C eq
+* :mod:`~gridflux.budget.tables`, :mod:`~gridflux.budget.plots`, :mod:`~gridflux.budget.report` -
+  outputs (tables, figures, one self-contained HTML report)
 
 Names are imported lazily so that ``import gridflux.budget`` stays light.
 """
@@ -38,6 +39,11 @@ _API = {
     "mann_whitney": "gridflux.budget.ensemble",
     "co2eq_factor": "gridflux.budget.gwp",
     "gwp": "gridflux.budget.gwp",
+    "resolve_metric": "gridflux.budget.gwp",
+    "values_table": "gridflux.budget.gwp",
+    "co2eq_estimate": "gridflux.budget.recipes",
+    "budget_figures": "gridflux.budget.plots",
+    "write_report": "gridflux.budget.report",
     "load_recipe": "gridflux.budget.recipes",
     "run_recipe": "gridflux.budget.recipes",
     "co2eq_rows": "gridflux.budget.recipes",

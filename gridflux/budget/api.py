@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import xarray as xr
 
-from gridflux.budget.gwp import normalize_metric
+from gridflux.budget.gwp import Metric, resolve_metric
 from gridflux.budget.inputs import StoreInputs, paper_inputs, paper_interval_items, store_inputs
 from gridflux.budget.recipes import Recipe, RecipeResult, load_recipe, run_recipe
 from gridflux.budget.tables import headline_table, tidy_table, to_markdown
@@ -35,7 +35,7 @@ class BudgetRun:
     """
 
     recipe: Recipe
-    metric: str
+    metric: Metric
     result: RecipeResult
     table: pd.DataFrame
     headline: pd.DataFrame
@@ -44,6 +44,30 @@ class BudgetRun:
     source: str = "paper"
     store_path: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    region: str = "permafrost"
+    missing: list[dict[str, str]] = field(default_factory=list)
+    paper_rule: RecipeResult | None = None
+
+    @property
+    def blank_totals(self) -> list[dict[str, str]]:
+        """CO2-eq totals left blank because a gas they need is missing (with the reason)."""
+        return [m for m in self.missing if m["gas"] == "total"]
+
+    @property
+    def title(self) -> str:
+        """The run's title, naming its region (and, for another region than the recipe's, that
+        the recipe was written for that one)."""
+        if self.region == self.recipe.region:
+            return f"{self.recipe.title} - region {self.region!r}"
+        return (
+            f"Budget of region {self.region!r} by the {self.recipe.name} recipe (written for "
+            f"region {self.recipe.region!r}: only components declared for {self.region!r} used)"
+        )
+
+    @property
+    def complete(self) -> bool:
+        """True when every CO2-eq total the recipe defines could be given."""
+        return not self.blank_totals
 
 
 def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr.DataArray:
@@ -76,12 +100,14 @@ def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr
 def compute_budget(
     store: str | os.PathLike[str] | xr.Dataset | xr.DataArray | None = None,
     recipe: str | Recipe = "reccap2-permafrost",
-    metric: str = "GWP100",
+    metric: str | Metric = "GWP100",
     inputs: str = "store",
     region: str | None = None,
     propagation: str | None = None,
     interval_method: str | None = None,
     seed: int = 0,
+    gwp_set: str | None = None,
+    coverage: str | None = None,
 ) -> BudgetRun:
     """Run a recipe on a store (``inputs="store"``) or on the paper's published results (``"paper"``).
 
@@ -92,26 +118,38 @@ def compute_budget(
     recipe : name or Recipe
         ``reccap2-permafrost`` or a path to a recipe YAML.
     metric : str
-        CO2-eq metric (``GWP20``, ``GWP100``, ``GWP500``, ``AR5-GWP100``...).
+        CO2-eq horizon (``GWP20``, ``GWP100``, ``GWP500``).
+    gwp_set : str, optional
+        Warming-potential set (``ar6-per-source`` by default; ``ar6-fossil``, ``ar6-nonfossil``,
+        ``ar5``, ``reccap2-paper``), see :mod:`gridflux.budget.gwp`.
     inputs : {"store", "paper"}
     region : str, optional
         Region label in the store (the recipe's by default, ``permafrost``).
     propagation : {"linear", "quadrature", "montecarlo"}, optional
         Interval propagation (the recipe's default, ``linear``, otherwise).
     interval_method : str, optional
-        Ensemble interval method (see :mod:`gridflux.budget.ensemble`).
+        Ensemble interval method for every ensemble (overrides the recipe's per-ensemble methods;
+        see :mod:`gridflux.budget.ensemble`).
+    coverage : {"full", "partial"}, optional
+        Period-mean coverage rule (overrides the recipe's).
+
+    Returns
+    -------
+    BudgetRun
+        ``missing`` lists every item/gas not computed and every CO2-eq total left blank (with
+        the inputs lacking); ``complete`` is False when a total is blank.
     """
     r = load_recipe(recipe) if not isinstance(recipe, Recipe) else recipe
-    metric = normalize_metric(metric)
+    m = resolve_metric(metric, gwp_set)
+    region = region or r.region
     if inputs == "paper":
-        res = run_recipe(
-            r,
-            paper_inputs(r),
-            propagation=propagation,
-            paper_intervals=paper_interval_items(r),
-            seed=seed,
-            inputs_mode="paper",
-        )
+        if region != r.region:
+            raise BudgetError(
+                f"the paper's inputs are for region {r.region!r} only; "
+                f"--region {region!r} needs a store"
+            )
+        items = paper_inputs(r)
+        kw: dict[str, Any] = dict(paper_intervals=paper_interval_items(r), inputs_mode="paper")
         si, totals, source = None, None, "paper"
     elif inputs == "store":
         if store is None:
@@ -119,28 +157,44 @@ def compute_budget(
                 "a store is needed for inputs='store'; pass a store path, or use inputs='paper'"
             )
         totals = open_totals(store)
-        si = store_inputs(totals, r, region=region, interval_method=interval_method)
-        res = run_recipe(r, si.items, propagation=propagation, seed=seed, inputs_mode="store")
+        si = store_inputs(
+            totals, r, region=region, interval_method=interval_method, coverage=coverage
+        )
+        items = si.items
+        kw = dict(inputs_mode="store")
         source = os.fspath(store) if isinstance(store, (str, os.PathLike)) else "dataset"
     else:
         raise BudgetError(f"inputs={inputs!r} is unknown; expected 'store' or 'paper'")
+    res = run_recipe(r, items, propagation=propagation, seed=seed, **kw)
+    paper_rule = None
+    if res.propagation != "linear":
+        paper_rule = run_recipe(r, items, propagation="linear", seed=seed, **kw)
+    reasons = si.extra.get("reasons", {}) if si is not None else {}
+    for row in res.missing:
+        if row["gas"] == "*" and row["item"] in reasons:
+            row["reason"] = reasons[row["item"]]
+    missing = list(res.missing)
+    table = tidy_table(res, m, missing=missing)
     return BudgetRun(
         r,
-        metric,
+        m,
         res,
-        tidy_table(res, metric),
-        headline_table(res, metric),
+        table,
+        headline_table(res, m, paper_rule=paper_rule),
         si,
         totals,
         source,
         os.fspath(store) if isinstance(store, (str, os.PathLike)) else None,
+        region=region,
+        missing=missing,
+        paper_rule=paper_rule,
     )
 
 
 def budget_from_store(
     store: str | os.PathLike[str] | xr.Dataset | xr.DataArray,
     recipe: str = "reccap2-permafrost",
-    metric: str = "GWP100",
+    metric: str | Metric = "GWP100",
     **kwargs: Any,
 ) -> pd.DataFrame:
     """The tidy budget table (``item, gas, period, mean, lo, hi, n, unit``) of a store."""
@@ -148,7 +202,7 @@ def budget_from_store(
 
 
 def budget_from_paper(
-    recipe: str = "reccap2-permafrost", metric: str = "GWP100", **kwargs: Any
+    recipe: str = "reccap2-permafrost", metric: str | Metric = "GWP100", **kwargs: Any
 ) -> pd.DataFrame:
     """The tidy budget table from the paper's published ensemble results and component tables."""
     return compute_budget(None, recipe, metric, inputs="paper", **kwargs).table
@@ -167,50 +221,80 @@ def _cube_variables(path: str) -> list[str]:
 
 
 def write_budget(
-    run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool = True
+    run: BudgetRun, out_dir: str | os.PathLike[str], figures: bool = True, report: bool = True
 ) -> dict[str, str]:
-    """Write tables (CSV + Markdown) and figures of a budget run into ``out_dir``.
+    """Write tables (CSV + Markdown), figures (PNG 200 dpi + SVG) and ``report.html`` of a budget
+    run into ``out_dir``. Every CSV has a ``region`` column and every title names the region.
 
     Returns ``{name: path}`` of every file written.
     """
     from gridflux.budget import plots
+    from gridflux.budget.gwp import values_table
 
     out = os.fspath(out_dir)
     os.makedirs(out, exist_ok=True)
     files: dict[str, str] = {}
+    region = run.region
 
     def put(name: str, df: pd.DataFrame) -> None:
         p = os.path.join(out, name)
+        df = df.copy()
+        if "region" in df.columns:
+            df = df[df["region"].astype(str) == region] if len(df) else df
+        else:
+            df.insert(0, "region", region)
         df.to_csv(p, index=False)
         files[name] = p
 
     put("budget.csv", run.table)
     put("headline.csv", run.headline)
-    put("missing.csv", pd.DataFrame(run.result.missing, columns=["item", "gas", "reason"]))
+    put("missing.csv", pd.DataFrame(run.missing, columns=["item", "gas", "reason"]))
+    put("gwp_values.csv", values_table(run.metric))
+    title = run.title
     md = [
-        f"# {run.recipe.title}",
+        f"# {title}",
         "",
-        f"Inputs: {run.source}; metric: {run.metric}; interval propagation: {run.result.propagation}; "
-        "fluxes positive to the atmosphere (lateral fluxes and stock changes: positive = loss from land).",
+        f"Inputs: {run.source}; metric: {run.metric.label}; interval propagation: "
+        f"{run.result.propagation}; recipe {run.recipe.name} version {run.recipe.version or '-'}; "
+        "fluxes positive to the atmosphere (lateral fluxes and stock changes: positive = loss "
+        "from land).",
         "",
         "## Headline",
         "",
         to_markdown(run.headline),
+    ]
+    if run.blank_totals:
+        md += [
+            "**Totals not given (inputs missing):**",
+            "",
+            *[f"- {m['item']}: {m['reason']}" for m in run.blank_totals],
+            "",
+        ]
+    md += [
         "## All items",
         "",
         to_markdown(run.table.assign(label=[run.recipe.label(i) for i in run.table["item"]])),
+        f"## Warming potentials ({run.metric.label})",
+        "",
+        to_markdown(values_table(run.metric)),
     ]
-    if run.result.missing:
-        md += ["## Items not computed", "", to_markdown(pd.DataFrame(run.result.missing))]
+    if run.missing:
+        md += ["## Items not computed", "", to_markdown(pd.DataFrame(run.missing))]
+    if run.result.by_design:
+        md += ["## Gases absent by design", "", to_markdown(pd.DataFrame(run.result.by_design))]
     if run.store is not None:
         s = run.store
         put("members.csv", s.members)
         put("incomplete_years.csv", s.incomplete_years)
         put("period_coverage.csv", s.coverage)
         put("comparisons.csv", s.comparisons)
-        excl = s.members[s.members["status"] == "excluded"]
+        excl = s.members[s.members["status"] != "used"]
         if not excl.empty:
-            md += ["## Excluded members", "", to_markdown(excl)]
+            md += [
+                "## Members not used (excluded, partial coverage, no data)",
+                "",
+                to_markdown(excl),
+            ]
         if not s.incomplete_years.empty:
             md += ["## Incomplete years (excluded)", "", to_markdown(s.incomplete_years)]
         if not s.comparisons.empty:
@@ -220,24 +304,9 @@ def write_budget(
         f.write("\n".join(md))
     files["budget.md"] = p
     if figures:
-        fig = os.path.join(out, "figures")
-        files["budget_bars.png"] = plots.plot_budget_bars(
-            run.result, os.path.join(fig, "budget_bars.png"), run.metric
-        )
-        files["bottom_up_vs_top_down.png"] = plots.plot_bottom_up_vs_top_down(
-            run.result, os.path.join(fig, "bottom_up_vs_top_down.png")
-        )
-        if run.store is not None and run.totals is not None:
-            files["annual_series.png"] = plots.plot_annual_series(
-                run.store.annual, os.path.join(fig, "annual_series.png")
-            )
-            files["seasonal_cycle.png"] = plots.plot_seasonal_cycle(
-                run.totals, os.path.join(fig, "seasonal_cycle.png"), region=run.recipe.region
-            )
-        if run.store_path:
-            for var in [v for v in MAP_VARIABLES if v in _cube_variables(run.store_path)][:3]:
-                cube = xr.open_zarr(run.store_path, group=f"cubes/{var}")[var]
-                files[f"map_{var}.png"] = plots.plot_flux_map(
-                    cube, os.path.join(fig, f"map_{var}.png")
-                )
+        files.update(plots.budget_figures(run, os.path.join(out, "figures")))
+    if report:
+        from gridflux.budget.report import write_report
+
+        files["report.html"] = write_report(run, os.path.join(out, "report.html"), files)
     return files

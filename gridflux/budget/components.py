@@ -7,7 +7,7 @@ note``) under ``gridflux/budget/data/components/`` (the paper's ensembles in
 ``data/paper_ensembles.csv``). ``gas`` is CO2 / CH4 / N2O (fluxes in Tg CO2-C, Tg CH4-C,
 Tg N2O-N per year, positive to the atmosphere) or C / N (element fluxes in Tg C, Tg N per year,
 e.g. lateral export, positive = loss from land). A value published only in CO2-C equivalents
-(unit ``Tg CO2-C eq/yr (<metric>)``) is converted back to the gas' element mass with that metric.
+(unit ``Tg CO2-C eq/yr (<metric>[, <set>])``) is converted back to the gas' element mass with that metric.
 A user's own table (same columns) can be added with ``extra=[path, ...]``.
 """
 
@@ -50,7 +50,7 @@ COLUMNS = (
     "source",
     "note",
 )
-_EQ = re.compile(r"^Tg CO2-C eq/yr \((?P<metric>[^)]+)\)$")
+_EQ = re.compile(r"^Tg CO2-C eq/yr \((?P<metric>[^,)]+)(, (?P<set>[^)]+))?\)$")
 
 Item = dict[str, Estimate]
 
@@ -104,7 +104,8 @@ def _row_estimate(r: pd.Series) -> Estimate:
     f = 1.0
     m = _EQ.match(str(r["unit"]))
     if m:
-        f = 1.0 / co2eq_factor(str(r["gas"]), m.group("metric"))
+        # a value published in CO2-C eq: back to element mass with the set it was printed with
+        f = 1.0 / co2eq_factor(str(r["gas"]), m.group("metric"), gwp_set=m.group("set"))
     n = None if pd.isna(r.get("n")) or r.get("n") == "" else int(r["n"])
     period = None if pd.isna(r.get("period")) else str(r["period"])
     return Estimate(float(r["mean"]) * f, float(r["lo"]) * f, float(r["hi"]) * f, n, period)

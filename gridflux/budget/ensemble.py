@@ -16,7 +16,14 @@ Interval methods (``INTERVAL_METHODS``, selectable by name):
     ``weibull``, ``median_unbiased``), for comparison with tools that use them.
 ``normal``
     ``mean -/+ z sd`` with the sample standard deviation (ddof = 1) and ``z = 1.959964``
-    (the 97.5 % point of the standard normal): a Gaussian model of the member spread.
+    (the 97.5 % point of the standard normal): a Gaussian model of the member spread (the
+    paper's inversion intervals are symmetric and fit this to 1 Tg in all nine Table 5 cells).
+``student-t``
+    ``mean -/+ t sd`` with ``t`` the 97.5 % point of Student's t with n - 1 degrees of freedom
+    (wider than ``normal`` for few members: 12.71 for n = 2, 2.45 for n = 7).
+``quantile-layers`` (recipe only, :func:`gridflux.budget.inputs.quantile_layer_estimate`)
+    one member published as quantile layers (CARDAMOM's 2.5 / 50 / 97.5 % files): the median
+    layer with the outer layers as its interval.
 ``minmax``
     the smallest and largest member (the full range).
 """
@@ -41,6 +48,7 @@ INTERVAL_METHODS: dict[str, str | None] = {
     "percentile-weibull": "weibull",
     "percentile-median_unbiased": "median_unbiased",
     "normal": None,
+    "student-t": None,
     "minmax": None,
 }
 
@@ -63,6 +71,10 @@ class Estimate:
         The years the estimate covers (e.g. ``"2000-2009"``), ``"published"`` for tabulated values.
     samples : numpy.ndarray or None
         Monte Carlo samples when the recipe runs with ``propagation="montecarlo"``.
+    parts : dict or None
+        The estimate as a linear combination of recipe inputs: ``{(input id, gas): weight}``
+        (set by :func:`gridflux.budget.recipes.run_recipe`; used to give each source its own
+        warming potential).
     """
 
     mean: float
@@ -71,6 +83,7 @@ class Estimate:
     n: int | None = None
     period: str | None = None
     samples: np.ndarray | None = field(default=None, repr=False)
+    parts: dict[tuple[str, str], float] | None = field(default=None, repr=False)
 
     def scaled(self, factor: float) -> Estimate:
         """Multiply by ``factor`` (bounds swap when the factor is negative)."""
@@ -78,7 +91,8 @@ class Estimate:
         if factor < 0:
             lo, hi = hi, lo
         s = None if self.samples is None else self.samples * factor
-        return Estimate(self.mean * factor, lo, hi, self.n, self.period, s)
+        p = None if self.parts is None else {k: w * factor for k, w in self.parts.items()}
+        return Estimate(self.mean * factor, lo, hi, self.n, self.period, s, p)
 
 
 def interval(
@@ -117,10 +131,10 @@ def interval(
         return float(lo), float(hi)
     if method == "minmax":
         return float(x.min()), float(x.max())
-    # normal
+    # normal / student-t
     if x.size < 2:
         return float(x[0]), float(x[0])
-    z = stats.norm.ppf(1 - tail)
+    z = stats.norm.ppf(1 - tail) if method == "normal" else stats.t.ppf(1 - tail, x.size - 1)
     sd = x.std(ddof=1)
     return float(x.mean() - z * sd), float(x.mean() + z * sd)
 

@@ -42,7 +42,7 @@ import glob
 import operator
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -50,12 +50,15 @@ import yaml
 
 from gridflux.budget.components import UNITS, Item
 from gridflux.budget.ensemble import Estimate
-from gridflux.budget.gwp import co2eq_factor, metric_label
+from gridflux.budget.gwp import Metric, co2eq_factor, metric_label, resolve_metric
 from gridflux.errors import BudgetError
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "data", "recipes")
 PROPAGATION_METHODS = ("linear", "quadrature", "montecarlo")
 OPERATIONS = ("copy", "sum", "mean")
+#: period-mean coverage rules: ``full`` (every year of the period), ``partial`` (any year; the
+#: label states the years used)
+COVERAGE_RULES = ("full", "partial")
 Z95 = 1.959963984540054
 
 
@@ -77,6 +80,16 @@ class Recipe:
     headline: list[str]
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     path: str = ""
+    version: str = ""
+    absent_by_design: dict[str, dict[str, str]] = field(default_factory=dict)
+    coverage: dict[str, Any] = field(default_factory=lambda: {"rule": "full"})
+    exclusions: list[dict[str, Any]] = field(default_factory=list)
+    regions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    figures: dict[str, Any] = field(default_factory=dict)
+
+    def is_absent_by_design(self, item: str, gas: str) -> bool:
+        """Whether the recipe declares ``gas`` absent from ``item`` by design."""
+        return gas in self.absent_by_design.get(item, {})
 
     def label(self, item: str) -> str:
         """Human label of an input or step id."""
@@ -190,6 +203,15 @@ def load_recipe(name_or_path: str | os.PathLike[str]) -> Recipe:
         headline=list(raw.get("headline") or []),
         comparisons=list(raw.get("comparisons") or []),
         path=path,
+        version=str(raw.get("version", "")),
+        absent_by_design={
+            k: {g: str(why) for g, why in v.items()}
+            for k, v in (raw.get("absent_by_design") or {}).items()
+        },
+        coverage=dict(raw.get("coverage") or {"rule": "full"}),
+        exclusions=list(raw.get("exclusions") or []),
+        regions=dict(raw.get("regions") or {}),
+        figures=dict(raw.get("figures") or {}),
     )
     _validate(recipe)
     return recipe
@@ -234,6 +256,20 @@ def _validate(r: Recipe) -> None:
     for h in r.headline:
         if h not in known:
             raise BudgetError(f"{r.path}: headline item {h!r} is not defined")
+    for item in r.absent_by_design:
+        if item not in known:
+            raise BudgetError(f"{r.path}: absent_by_design names {item!r}, which is not defined")
+    if r.coverage.get("rule", "full") not in COVERAGE_RULES:
+        raise BudgetError(
+            f"{r.path}: coverage rule {r.coverage.get('rule')!r}; expected one of {COVERAGE_RULES}"
+        )
+    for name, spec in r.inputs.items():
+        for g, o in (spec.get("origin") or {}).items():
+            if o not in ("fossil", "non-fossil"):
+                raise BudgetError(
+                    f"{r.path}: input {name!r}: origin of {g} is {o!r}; "
+                    "expected fossil or non-fossil"
+                )
 
 
 # ----------------------------------------------------------------------------- propagation (pure)
@@ -265,6 +301,12 @@ def combine(terms: list[tuple[Estimate, float]], method: str = "linear") -> Esti
     samples = None
     if all(e.samples is not None for e in scaled) and scaled:
         samples = np.sum([e.samples for e in scaled], axis=0)
+    parts: dict[tuple[str, str], float] | None = None
+    if scaled and all(e.parts is not None for e in scaled):
+        parts = {}
+        for e in scaled:
+            for k, w in (e.parts or {}).items():
+                parts[k] = parts.get(k, 0.0) + w
     if method == "linear":
         lo, hi = float(sum(e.lo for e in scaled)), float(sum(e.hi for e in scaled))
     elif method == "quadrature":
@@ -277,7 +319,7 @@ def combine(terms: list[tuple[Estimate, float]], method: str = "linear") -> Esti
                 "propagation='montecarlo' so that inputs are sampled"
             )
         lo, hi = (float(v) for v in np.percentile(samples, [2.5, 97.5]))
-    return Estimate(mean, lo, hi, None, period, samples)
+    return Estimate(mean, lo, hi, None, period, samples, parts)
 
 
 def sample_estimate(e: Estimate, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -295,7 +337,9 @@ class RecipeResult:
 
     ``items``: id -> {gas: Estimate} in element-mass units (:data:`UNITS`), inputs first then steps
     in recipe order; ``missing``: rows ``{item, gas, reason}`` for every item-gas that could not be
-    computed (an input without data, a term lacking a gas); ``propagation`` the method used.
+    computed (an input without data, a term lacking a gas); ``by_design``: rows ``{item, gas,
+    reason}`` of gases a step left out because the recipe declares them absent by design;
+    ``propagation`` the method used.
     """
 
     recipe: Recipe
@@ -304,6 +348,34 @@ class RecipeResult:
     propagation: str
     inputs_mode: str = "paper"
     reports: dict[str, Any] = field(default_factory=dict)
+    by_design: list[dict[str, str]] = field(default_factory=list)
+
+    def missing_inputs(self, item: str, gas: str) -> list[str]:
+        """The recipe inputs without data behind a missing ``item``/``gas`` (``input (gas)``)."""
+        out: list[str] = []
+        seen: set[tuple[str, str]] = set()
+
+        def walk(name: str, g: str) -> None:
+            if (name, g) in seen:
+                return
+            seen.add((name, g))
+            if g in self.items.get(name, {}):
+                return
+            if name in self.recipe.inputs:
+                out.append(f"{name} ({g})")
+                return
+            for s in self.recipe.steps:
+                if s["id"] != name or g not in s.get("gases", []):
+                    continue
+                for t in s.get("terms", []):
+                    spec = {"item": t} if isinstance(t, str) else dict(t)
+                    tg = spec.get("gas", g)
+                    if self.recipe.is_absent_by_design(spec["item"], tg):
+                        continue
+                    walk(spec["item"], tg)
+
+        walk(item, gas)
+        return out
 
 
 def run_recipe(
@@ -329,6 +401,9 @@ def run_recipe(
         Component items for steps with ``paper_interval`` (used when running on the paper's inputs).
     n_samples, seed : int
         Monte Carlo sample count and random seed.
+
+    Every estimate carries ``parts``: itself as a linear combination of the inputs, so that each
+    source can later take its own warming potential (:func:`co2eq_estimate`).
     """
     r = load_recipe(recipe) if isinstance(recipe, str) else recipe
     method = propagation or r.propagation
@@ -338,13 +413,17 @@ def run_recipe(
         )
     items: dict[str, Item] = {}
     missing: list[dict[str, str]] = []
+    by_design: list[dict[str, str]] = []
     rng = np.random.default_rng(seed)
     for name in r.inputs:
-        item = {g: e for g, e in (inputs.get(name) or {}).items() if np.isfinite(e.mean)}
+        item = {
+            g: replace(e, parts={(name, g): 1.0})
+            for g, e in (inputs.get(name) or {}).items()
+            if np.isfinite(e.mean)
+        }
         if method == "montecarlo":
             item = {
-                g: Estimate(e.mean, e.lo, e.hi, e.n, e.period, sample_estimate(e, n_samples, rng))
-                for g, e in item.items()
+                g: replace(e, samples=sample_estimate(e, n_samples, rng)) for g, e in item.items()
             }
         if not item:
             missing.append({"item": name, "gas": "*", "reason": "no input data"})
@@ -359,7 +438,15 @@ def run_recipe(
                 src = items.get(spec["item"], {})
                 g = spec.get("gas", gas)
                 if g not in src:
-                    if spec.get("optional"):
+                    if r.is_absent_by_design(spec["item"], g):
+                        by_design.append(
+                            {
+                                "item": s["id"],
+                                "gas": gas,
+                                "reason": f"{spec['item']} has no {g} by design: "
+                                + r.absent_by_design[spec["item"]][g],
+                            }
+                        )
                         continue
                     why = f"term {spec['item']!r} has no {g}"
                     break
@@ -384,38 +471,103 @@ def run_recipe(
                 and gas in paper_intervals[given]
             ):
                 p = paper_intervals[given][gas]
-                est = Estimate(
-                    est.mean,
-                    est.mean - (p.mean - p.lo),
-                    est.mean + (p.hi - p.mean),
-                    None,
-                    est.period,
-                    est.samples,
-                )
+                est = replace(est, lo=est.mean - (p.mean - p.lo), hi=est.mean + (p.hi - p.mean))
             out[gas] = est
-    return RecipeResult(r, items, missing, method, inputs_mode)
+    return RecipeResult(r, items, missing, method, inputs_mode, by_design=by_design)
 
 
-def co2eq_rows(result: RecipeResult, metric: str = "GWP100") -> dict[str, Item]:
+GHGS = ("CO2", "CH4", "N2O")
+
+
+def input_origin(recipe: Recipe, name: str, gas: str) -> str | None:
+    """The declared origin (``fossil``/``non-fossil``) of ``gas`` in recipe input ``name``."""
+    spec = recipe.inputs.get(name, {})
+    return (spec.get("origin") or {}).get(gas)
+
+
+def co2eq_estimate(
+    result: RecipeResult, item: str, gas: str, metric: str | Metric, gwp_set: str | None = None
+) -> Estimate | None:
+    """One gas of one item in Tg CO2-C eq, each source at the warming potential of its origin.
+
+    When all sources of the item share one factor the item's estimate is scaled (its interval as
+    the recipe propagated it); when the factors differ (fossil and biogenic CH4 under
+    ``ar6-per-source``) it is recombined from the inputs with their own factors by the result's
+    propagation (for ``linear`` and ``montecarlo`` identical to scaling each part in place).
+    """
+    m = resolve_metric(metric, gwp_set)
+    e = result.items.get(item, {}).get(gas)
+    if e is None:
+        return None
+    if gas == "CO2":
+        return e
+    if not e.parts:
+        return e.scaled(co2eq_factor(gas, m, None, item=item))
+    f = {
+        k: co2eq_factor(k[1], m, input_origin(result.recipe, k[0], k[1]), item=item)
+        for k in e.parts
+    }
+    if len(set(f.values())) == 1:
+        return e.scaled(next(iter(f.values())))
+    method = result.propagation
+    terms = [(result.items[k[0]][k[1]], w * f[k]) for k, w in e.parts.items()]
+    out = combine(terms, method)
+    return replace(out, period=e.period, n=e.n)
+
+
+def co2eq_total(eq: Mapping[str, Estimate], method: str) -> Estimate:
+    """The CO2-eq total over gases, propagated like the budget (``linear``, ``quadrature`` or
+    ``montecarlo``; Monte Carlo sums the gases' samples)."""
+    if method == "montecarlo" and not all(e.samples is not None for e in eq.values()):
+        raise BudgetError("montecarlo propagation of a CO2-eq total needs samples on every gas")
+    return combine([(e, 1.0) for e in eq.values()], method)
+
+
+def row_gases(result: RecipeResult, row: Mapping[str, Any]) -> list[str]:
+    """The gases a co2eq row's total needs: its ``gases`` (default all three) minus those the
+    recipe declares absent by design for its item."""
+    gases = list(row.get("gases", GHGS))
+    return [g for g in gases if not result.recipe.is_absent_by_design(row["item"], g)]
+
+
+def co2eq_rows(
+    result: RecipeResult,
+    metric: str | Metric = "GWP100",
+    gwp_set: str | None = None,
+    missing: list[dict[str, str]] | None = None,
+) -> dict[str, Item]:
     """The recipe's ``co2eq`` rows: per-gas values in Tg CO2-C eq/yr and their ``total``.
 
-    Each gas is scaled by :func:`gridflux.budget.gwp.co2eq_factor`; the total over gases uses the
-    result's propagation method (linear in the paper).
+    A ``total`` is given only when every gas the row needs (:func:`row_gases`) is present;
+    otherwise it is left out and, if ``missing`` is a list, a row naming the missing inputs is
+    appended to it. The total uses the result's propagation.
     """
+    m = resolve_metric(metric, gwp_set)
     out: dict[str, Item] = {}
     for row in result.recipe.co2eq:
-        item = result.items.get(row["item"], {})
-        gases = row.get("gases", ["CO2", "CH4", "N2O"])
-        eq = {g: item[g].scaled(co2eq_factor(g, metric)) for g in gases if g in item}
-        if eq:
-            method = "linear" if result.propagation != "montecarlo" else "montecarlo"
-            if method == "montecarlo" and not all(e.samples is not None for e in eq.values()):
-                method = "linear"
-            eq["total"] = combine([(e, 1.0) for e in eq.values()], method)
+        need = row_gases(result, row)
+        eq: Item = {}
+        for g in need:
+            e = co2eq_estimate(result, row["item"], g, m)
+            if e is not None:
+                eq[g] = e
+        lacking = [g for g in need if g not in eq]
+        if eq and not lacking:
+            eq["total"] = co2eq_total(eq, result.propagation)
+        elif lacking and missing is not None:
+            inputs = [i for g in lacking for i in result.missing_inputs(row["item"], g)]
+            missing.append(
+                {
+                    "item": row["row"],
+                    "gas": "total",
+                    "reason": f"CO2-eq total not given: {', '.join(lacking)} missing"
+                    + (f" (inputs without data: {', '.join(inputs)})" if inputs else ""),
+                }
+            )
         out[row["row"]] = eq
     return out
 
 
-def unit_of(gas: str, metric: str | None = None) -> str:
+def unit_of(gas: str, metric: str | Metric | None = None) -> str:
     """Unit string of a gas value (or of CO2-eq values when ``metric`` is given)."""
     return metric_label(metric) if metric else UNITS[gas]

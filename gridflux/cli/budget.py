@@ -42,32 +42,38 @@ def print_headline(run, console) -> None:
 
     A column per gas where the terminal is wide enough, else a row per (item, gas) value: every
     value whole either way."""
+    from rich.markup import escape
     from rich.table import Table
 
-    t = Table(
-        title=f"{run.recipe.title} - inputs: {run.source}, {run.metric}, "
-        f"{run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
+    title = (
+        f"{run.title} - inputs: {run.source}, "
+        f"{run.metric.label}, {run.result.propagation} propagation (mean (2.5 %, 97.5 %))"
     )
     shown = run.headline.drop(columns=["label"])
-    first = str(shown.columns[0]) if len(shown.columns) else None
+    t = Table(title=title)
     for c in shown.columns:
-        if str(c) == first:  # row labels: at least 10 wide (bottom_up...), folded beyond
-            longest = max((len(str(v)) for v in shown[c]), default=0)
-            t.add_column(first, overflow="fold", min_width=min(longest, 10))
-            continue
         name, _, unit = str(c).partition(" [")
         t.add_column(
             name if not unit else f"{name}\n[dim]{unit.rstrip(']')}[/dim]", overflow="fold"
         )
     for row in shown.itertuples(index=False):
-        t.add_row(*[str(v) for v in row])
+        t.add_row(*[escape(str(v)) for v in row])
     if not fits(t, console.width):
         t = long_headline(t.title, shown)  # too narrow for a column per gas: a row per value
     console.print(t)
-    if run.result.missing:
+    from gridflux.budget.gwp import values_table
+
+    for o in values_table(run.metric).query("item != ''").itertuples(index=False):
+        console.print(f"[yellow]warming-potential override[/yellow] for {o.item}: {o.note}")
+    for m in run.blank_totals:
+        console.print(f"[red]no total[/red] for {m['item']}: {m['reason']}")
+    other = [m for m in run.missing if m["gas"] != "total"]
+    if other:
         console.print(
-            f"[yellow]{len(run.result.missing)} item/gas combinations not computed "
-            "(see missing.csv)[/yellow]"
+            f"[yellow]{len(other)} item/gas combinations not computed (see missing.csv); "
+            "inputs without data: "
+            + ", ".join(sorted({m["item"] for m in other if m["gas"] == "*"}) or ["none"])
+            + "[/yellow]"
         )
     if run.store is not None:
         ex = run.store.members[run.store.members["status"] == "excluded"]
@@ -94,8 +100,23 @@ def register(app: typer.Typer) -> None:
             str, typer.Option(help="packaged recipe name or recipe YAML path")
         ] = "reccap2-permafrost",
         metric: Annotated[
-            str, typer.Option(help="GWP20 | GWP100 | GWP500 | *-nonfossil | AR5-GWP20 | AR5-GWP100")
+            str, typer.Option(help="CO2-eq time horizon: GWP20 | GWP100 | GWP500")
         ] = "GWP100",
+        gwp_set: Annotated[
+            str | None,
+            typer.Option(
+                help="warming-potential set: ar6-per-source (default) | ar6-fossil | "
+                "ar6-nonfossil | ar5 | reccap2-paper"
+            ),
+        ] = None,
+        allow_partial: Annotated[
+            bool,
+            typer.Option(help="exit 0 even when a CO2-eq total is blank because a gas is missing"),
+        ] = False,
+        coverage: Annotated[
+            str | None,
+            typer.Option(help="period-mean coverage: full | partial (default: the recipe's)"),
+        ] = None,
         out: Annotated[
             str, typer.Option(help="output directory for tables and figures")
         ] = "budget-out",
@@ -113,7 +134,11 @@ def register(app: typer.Typer) -> None:
             typer.Option(help="linear | quadrature | montecarlo (default: the recipe's)"),
         ] = None,
         interval: Annotated[
-            str | None, typer.Option(help="ensemble interval method (default: percentile 2.5-97.5)")
+            str | None,
+            typer.Option(
+                help="interval for every ensemble: percentile | normal | student-t | minmax "
+                "(default: each ensemble's own method, from the recipe)"
+            ),
         ] = None,
         figures: Annotated[bool, typer.Option(help="write figures")] = True,
     ) -> None:
@@ -121,6 +146,7 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
 
         from gridflux.budget.api import compute_budget, write_budget
+        from gridflux.cli.exits import ExitCode
 
         console = Console()  # the headline (asked for) on stdout, at the terminal's width
         if inputs == "store" and store is None:
@@ -135,7 +161,16 @@ def register(app: typer.Typer) -> None:
             region=region,
             propagation=propagation,
             interval_method=interval,
+            gwp_set=gwp_set,
+            coverage=coverage,
         )
         files = write_budget(run, out, figures=figures)
         print_headline(run, console)
         typer.echo(f"wrote {len(files)} files to {out}", err=True)
+        if not run.complete and not allow_partial:
+            typer.echo(
+                f"error: {len(run.blank_totals)} CO2-eq totals are blank because inputs are "
+                "missing (see missing.csv); pass --allow-partial to accept a partial budget",
+                err=True,
+            )
+            raise typer.Exit(ExitCode.SERIES_FAILED)

@@ -928,7 +928,9 @@ def require_store(url: str | os.PathLike, storage_options: dict | None = None) -
         No such path, or a path that holds no zarr hierarchy (no ``zarr.json`` / ``.zgroup``).
     """
     st = Store(url, storage_options)
-    if st.exists():
+    # a zarr hierarchy is enough to read: a run's template marker (Store.exists) matters only to
+    # runs, and a store rewritten with xarray (a subset, a derived variable) is still readable
+    if st.exists() or any(st.fs.exists(st._path(n)) for n in ("zarr.json", ".zgroup")):
         return st
     hint = "check the path: a store is the directory given to `gridflux run --store`"
     if not st.fs.exists(st.root):

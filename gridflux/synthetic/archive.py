@@ -155,23 +155,31 @@ class SynthSeries:
 
 _KIND = {"cSoil": "stock", "cVeg": "stock", "cLitter": "stock"}
 _ELEMENT = {"fn2o": "N"}
-# typical magnitudes of canonical fields (kg element m-2 s-1, stocks kg m-2), signed to the atmosphere
+# typical magnitudes of canonical fields (kg element m-2 s-1, stocks kg m-2), signed to the
+# atmosphere, chosen so that the ensemble means of the permafrost region's annual totals are close
+# to Hugelius et al. (2024): NPP ~ -2000, SHR ~ 1550, fire ~ 130 Tg C/yr (NEP ~ -450, NBP of the
+# fire runs ~ -320; Table 2: -450, -350, 130), CARDAMOM NBP ~ -870 (-1780, 160), wetland CH4
+# ~ 12 and inversion CH4 ~ 15 Tg CH4-C/yr (x 1.25 per member, below), inversion CO2 ~ -590 Tg
+# CO2-C/yr, inversion N2O ~ 0.1 Tg N2O-N/yr (Tables 2 and 5); checked by
+# tests/budget/test_demo_magnitudes.py within a factor 1.5.
 _AMP = {
-    "gpp": -2.0e-8,
-    "npp": -1.0e-8,
-    "ra": 1.0e-8,
-    "rh": 0.8e-8,
-    "fFire": 1.0e-9,
-    "nbp": -1.0e-9,
-    "nep": -1.5e-9,
-    "nee": -1.2e-9,
-    "fco2": -1.0e-9,
-    "fch4": 1.0e-10,
-    "fn2o": 1.0e-12,
+    "gpp": -6.2e-9,
+    "npp": -3.11e-9,
+    "ra": 3.11e-9,
+    "rh": 2.41e-9,
+    "fFire": 1.98e-10,
+    "nbp": -1.17e-9,
+    "nep": -0.7e-9,
+    "nee": -0.7e-9,
+    "fco2": -0.87e-9,
+    "fch4": 1.79e-11,
+    "fn2o": 1.5e-13,
     "cSoil": 10.0,
     "cVeg": 5.0,
     "cLitter": 1.0,
 }
+#: per-ensemble multipliers of _AMP (the CH4 inversions see more CH4 than the wetland models)
+_ENSEMBLE_SCALE = {"GMB": 1.25}
 _CMIP_RAW = {
     "nbp": "nbp",
     "npp": "npp",
@@ -492,7 +500,9 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
                 out.append(s)
     # CARDAMOM: one member, per-pixel quantiles as three series
     cy0, cny = (2001, 19) if size == "paper" else (y0 + 1, ny)
-    for q, mid in (("p025", 0.6), ("p50", 1.0), ("p975", 1.5)):
+    # the 2.5 % layer is the median minus 1.05 x the spread, the 97.5 % layer plus 1.18 x (so in
+    # Tg/yr about -870 (-1780, 160) as the paper's Table 2, whose interval is skewed)
+    for q, mid in (("p025", -1.05), ("p50", 0.0), ("p975", 1.18)):
         out.append(
             SynthSeries(
                 ensemble="CARDAMOM",
@@ -671,21 +681,66 @@ def _secs(keys: np.ndarray, calendar: str) -> np.ndarray:
     return out
 
 
+#: seasonal shape per variable: (kind, phase month (0 = January), amplitude or width). The
+#: shapes average to 1 over a year, so an annual total is the amplitude's annual mean:
+#: ``cos``: 1 + a cos(2 pi (m - phase) / 12) (a > 1 changes sign: a net flux that is a sink in
+#: summer and a source in winter, as NBP, NEE and the inversions' land CO2 flux);
+#: ``pulse``: a Gaussian growing-season pulse of width w months, ~0 in winter (NPP, GPP, fire).
+_SEASON: dict[str, tuple[str, float, float]] = {
+    "gpp": ("pulse", 6.0, 1.6),
+    "npp": ("pulse", 6.0, 1.6),
+    "ra": ("cos", 6.0, 0.9),
+    "rh": ("cos", 6.5, 0.8),
+    "fFire": ("pulse", 6.5, 1.0),
+    "nbp": ("cos", 6.0, 3.0),
+    "nep": ("cos", 6.0, 3.0),
+    "nee": ("cos", 6.0, 3.0),
+    "fco2": ("cos", 6.0, 3.0),
+    "fch4": ("cos", 7.0, 0.9),
+    "fn2o": ("cos", 6.5, 0.6),
+}
+
+
+def seasonal_shape(variable: str, month: np.ndarray) -> np.ndarray:
+    """The seasonal factor of ``variable`` for months 0-11 (mean 1 over a year; stocks ~1)."""
+    kind, phase, a = _SEASON.get(variable, ("cos", 6.0, 0.03))
+    m = np.asarray(month, dtype=float)
+    if kind == "cos":
+        return 1.0 + a * np.cos(2 * np.pi * (m - phase) / 12.0)
+    d = (m - phase + 6.0) % 12.0 - 6.0
+    g = np.exp(-0.5 * (d / a) ** 2)
+    full = np.exp(-0.5 * (((np.arange(12) - phase + 6.0) % 12.0 - 6.0) / a) ** 2)
+    return g / full.mean()
+
+
 def _canonical_field(
     s: SynthSeries, lat: np.ndarray, lon: np.ndarray, keys: np.ndarray, rng: np.random.Generator
 ) -> np.ndarray:
-    """A designed canonical field (time, lat, lon) float64 with spatial and seasonal structure."""
-    amp = _AMP[s.variable] * s.scale
+    """A designed canonical field (time, lat, lon) float64 with spatial and seasonal structure.
+
+    Quantile-layer members (``extra['quantile']``: CARDAMOM's p025 / p50 / p975) share one median
+    field and add ``scale`` times a positive spread field, so that in every cell and month the
+    2.5 % layer <= the median <= the 97.5 % layer.
+    """
     la, lo = np.meshgrid(np.radians(lat), np.radians(lon), indexing="ij")
+    month = keys % 12
+    year = keys // 12 - keys[0] // 12
+    seas = (
+        seasonal_shape(s.variable, month)
+        if _KIND.get(s.variable) != "stock"
+        else (1.0 + 0.05 * np.cos(2 * np.pi * (month - 6) / 12.0))
+    )
+    trend = 1.0 + 0.01 * year
+    if "quantile" in s.extra:
+        qrng = np.random.default_rng(4242)  # the same median field for every layer
+        spatial = (0.4 + qrng.random(la.shape)) * (1.0 + 0.5 * np.cos(la))
+        median = _AMP[s.variable] * spatial[None] * (seas * trend)[:, None, None]
+        spread = abs(_AMP[s.variable]) * spatial[None] * np.ones((keys.size, 1, 1))
+        return median + s.scale * spread
+    amp = _AMP[s.variable] * s.scale * _ENSEMBLE_SCALE.get(s.ensemble, 1.0)
     spatial = (
         (0.4 + rng.random(la.shape)) * (1.0 + 0.5 * np.cos(la)) * (1.0 + 0.3 * np.sin(lo + 0.7))
     )
-    month = keys % 12
-    year = keys // 12 - keys[0] // 12
-    seas = 1.0 + 0.6 * np.cos(2 * np.pi * (month - 6) / 12.0) * (
-        1 if _KIND.get(s.variable) != "stock" else 0.05
-    )
-    trend = 1.0 + 0.01 * year
     return amp * spatial[None] * (seas * trend)[:, None, None]
 
 

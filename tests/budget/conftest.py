@@ -75,6 +75,10 @@ OTHER = [
     ("n2o2", "GNB-inversions", "", False, False, {"fn2o": 0.5}),  # > 10 x the others: excluded
 ]
 MEMBERS = PROCESS + OTHER
+#: ISIMIP forcings the recipe's process-model set accepts (GSWP3 for 2a, GFDL-ESM4 for 3b)
+FORCING = {"ISIMIP2a": "GSWP3", "ISIMIP3b": "gfdl-esm4"}
+#: the N2O system the recipe excludes by name
+SOURCE_ID = {"n2o2": "MIROC4-N2O", "pm3": "jules"}
 
 
 def make_totals(years=YEARS, regions=("permafrost", "tundra")) -> xr.DataArray:
@@ -96,7 +100,8 @@ def make_totals(years=YEARS, regions=("permafrost", "tundra")) -> xr.DataArray:
         "group": ("member", [m[2] for m in MEMBERS]),
         "layered_c": ("member", np.array([m[3] for m in MEMBERS])),
         "fire": ("member", np.array([m[4] for m in MEMBERS])),
-        "forcing": ("member", ["GSWP3" if m[1] == "ISIMIP2a" else "" for m in MEMBERS]),
+        "forcing": ("member", [FORCING.get(m[1], "") for m in MEMBERS]),
+        "source_id": ("member", [SOURCE_ID.get(m[0], m[0]) for m in MEMBERS]),
         "gas": (
             "member",
             ["CH4" if "fch4" in m[5] else "N2O" if "fn2o" in m[5] else "CO2" for m in MEMBERS],

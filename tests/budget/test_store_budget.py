@@ -33,27 +33,44 @@ def test_store_inputs_by_hand(totals):
     # CH4 inversions: group A = mean(12, 24) = 18, group B = 36 -> 27 over 2 groups
     r = _row(t, "inversions_full_period", "CH4")
     assert (r["mean"], r["n"]) == (pytest.approx(27.0), 2)
-    # N2O: the 6.0 system is > 10 x the others and excluded: mean(0.12, 0.24)
+    # inversions: mean -+ 1.96 sd (ddof 1) of the groups 18 and 36: sd = 9 sqrt(2)
+    z = 1.959963984540054
+    assert (r["lo"], r["hi"]) == pytest.approx((27 - z * 9 * 2**0.5, 27 + z * 9 * 2**0.5))
+    # N2O: the system named in the recipe (MIROC4-N2O) is excluded: mean(0.12, 0.24)
     r = _row(t, "inversions_full_period", "N2O")
     assert (r["mean"], r["n"]) == (pytest.approx(0.18), 2)
     # integrated bottom-up CO2 with the store's model NBP and the packaged components
     want = ((-66 * F + 19) + (-340 + 121)) / 2 + 231
     assert _row(t, "bottom_up", "CO2")["mean"] == pytest.approx(want)
-    # CO2-eq total of top-down at GWP100: -540 + 27 x 10.836 + 0.18 x 117
+    # CO2-eq total of top-down at GWP100 (ar6-per-source: inversion CH4 is biogenic, 27.0)
     eq = t[(t["item"] == "natural_top_down") & (t["gas"] == "total")].iloc[0]
-    assert eq["mean"] == pytest.approx(-540 + 27 * 29.8 * 16 / 44 + 0.18 * 273 * 12 / 28)
-    assert eq["unit"] == "Tg CO2-C eq/yr (GWP100)"
+    assert eq["mean"] == pytest.approx(-540 + 27 * 27.0 * 16 / 44 + 0.18 * 273 * 12 / 28)
+    assert eq["unit"] == "Tg CO2-C eq/yr (GWP100, ar6-per-source)"
 
 
 def test_exclusions_missing_periods_and_comparisons_reported(totals):
     run = compute_budget(totals)
     m = run.store.members
     ex = m[m["status"] == "excluded"]
-    assert set(ex["member"]) == {"n2o2"} and ex["reason"].str.startswith("ratio_to_others").all()
+    assert set(ex["member"]) == {"n2o2"} and ex["reason"].str.contains("by name").all()
+    # excluded from every period's input (the name, not a per-period ratio rule, decides)
+    assert set(ex["input"]) == {"inversions_first_decade", "inversions_full_period"}
     missing = {(r["item"], r["gas"]) for r in run.result.missing}
     assert ("inversions_second_decade", "*") in missing  # 2010s: no data in a 2000-2003 store
     assert ("cardamom_nbp", "*") in missing
     c = run.store.comparisons.set_index("id")
+    # the paper's comparisons are all reported; NPP flipped to positive into the land
+    assert {
+        "npp_layered_vs_bulk",
+        "gpp_layered_vs_bulk",
+        "ra_layered_vs_bulk",
+        "cue_layered_vs_bulk",
+        "mrt_layered_vs_bulk",
+    } <= set(c.index)
+    assert c.loc["npp_layered_vs_bulk", "mean_a"] == pytest.approx(12 * (30 + 25 + 35) / 3)
+    assert c.loc["ra_layered_vs_bulk", "status"] == "no ra in the store"
+    # CUE = npp/gpp: layered 0.5, 0.5, 0.5; bulk 0.4, 0.5
+    assert c.loc["cue_layered_vs_bulk", "mean_b"] == pytest.approx(0.45)
     # layered (pm0, pm1, pm4): NEP = -120, -36, -84 ; bulk (pm2, pm3): -120, -60
     assert c.loc["nep_layered_vs_bulk", "mean_a"] == pytest.approx(-80.0)
     assert c.loc["nep_layered_vs_bulk", "mean_b"] == pytest.approx(-90.0)
@@ -82,6 +99,14 @@ def test_region_selection_and_errors(totals):
 def test_outputs_and_figures_written(store_path, tmp_path):
     run = compute_budget(store_path, metric="GWP20")
     files = write_budget(run, tmp_path / "out")
+    figs = (
+        "gwp_bars",
+        "component_bars",
+        "integrated_budget",
+        "seasonal_cycle",
+        "annual_series",
+        "map_CO2",
+    )
     for name in (
         "budget.csv",
         "budget.md",
@@ -89,22 +114,25 @@ def test_outputs_and_figures_written(store_path, tmp_path):
         "members.csv",
         "incomplete_years.csv",
         "comparisons.csv",
-        "budget_bars.png",
-        "bottom_up_vs_top_down.png",
-        "annual_series.png",
-        "seasonal_cycle.png",
-        "map_fco2.png",
+        "gwp_values.csv",
+        "report.html",
+        *[f + ext for f in figs for ext in (".png", ".svg")],
     ):
         assert name in files and os.path.getsize(files[name]) > 0, name
-    import matplotlib.image as mpimg
+    from PIL import Image
 
     for name in [n for n in files if n.endswith(".png")]:
-        img = mpimg.imread(files[name])
-        assert img.shape[0] > 300 and img.shape[1] > 500
-        assert np.std(img[..., :3]) > 0.05, f"{name} looks blank"
+        with Image.open(files[name]) as im:
+            assert im.info["dpi"][0] == pytest.approx(200, abs=1), name
+            arr = np.asarray(im.convert("RGB"), dtype=float) / 255
+        assert arr.shape[0] > 300 and arr.shape[1] > 500
+        assert np.std(arr) > 0.05, f"{name} looks blank"
     back = pd.read_csv(files["budget.csv"])
-    assert len(back) == len(run.table)
-    assert "Excluded members" in open(files["budget.md"]).read()
+    assert len(back) == len(run.table) and (back["region"] == "permafrost").all()
+    for name in [n for n in files if n.endswith(".csv")]:
+        assert "region" in pd.read_csv(files[name]).columns, name
+    assert "Members not used" in open(files["budget.md"]).read()
+    assert "region 'permafrost'" in open(files["budget.md"]).read()
 
 
 def test_cli_store_and_paper(store_path, tmp_path):
@@ -121,6 +149,25 @@ def test_cli_store_and_paper(store_path, tmp_path):
     assert res.exit_code == 0, res.output
     t = pd.read_csv(tmp_path / "p" / "budget.csv")
     r = t[(t["item"] == "natural_top_down") & (t["gas"] == "CH4")].iloc[0]
-    assert r["mean"] == pytest.approx(15 * 82.5 * 16 / 44)
+    assert r["mean"] == pytest.approx(15 * 79.7 * 16 / 44)
     res = runner.invoke(app, ["budget", "--out", str(tmp_path / "x")])
     assert res.exit_code == 2 and "STORE is required" in res.output
+
+
+def test_figures_average_the_members_the_tables_use(totals):
+    """The series figures read the same members (exclusions applied) and average group-first:
+    their period mean equals the table's ensemble mean."""
+    from gridflux.budget.plots import annual_values, seasonal_values, series_selection
+
+    run = compute_budget(totals)
+    n2o = series_selection(run, "inversions_full_period", "N2O")
+    assert "n2o2" not in n2o["members"] and len(n2o["members"]) == 2
+    ch4 = series_selection(run, "inversions_full_period", "CH4")
+    years, vals = annual_values(run, ch4)
+    assert vals.shape[0] == 2  # two groups, not three submissions
+    assert vals.mean() == pytest.approx(run.result.items["inversions_full_period"]["CH4"].mean)
+    clim = seasonal_values(run, ch4)
+    assert clim.shape == (2, 12) and 12 * clim.mean() == pytest.approx(27.0)
+    nbp = series_selection(run, "model_nbp", "CO2")
+    _, v = annual_values(run, nbp)
+    assert v.mean() == pytest.approx(run.result.items["model_nbp"]["CO2"].mean)

@@ -156,12 +156,16 @@ def test_budget_headline_never_cuts_an_interval(width):
         "N [Tg N/yr]": ["", "3.26 (2.56, 4.27)"],
         "total [Tg CO2-C eq/yr (GWP100)]": ["763 (-8.78, 1592)", "265 (200, 327)"],
     }
+    from gridflux.budget.gwp import resolve_metric
+
     run = SimpleNamespace(
-        recipe=SimpleNamespace(title="RECCAP2 northern permafrost region GHG budget"),
+        title="RECCAP2 northern permafrost region GHG budget",
         source="/a/long/path/to/the/store.zarr",
-        metric="GWP100",
+        metric=resolve_metric("GWP100"),
         result=SimpleNamespace(propagation="linear", missing=[]),
         headline=pd.DataFrame({"label": ["a", "b"], **cells}),
+        blank_totals=[],
+        missing=[],
         store=None,
     )
     out = io.StringIO()

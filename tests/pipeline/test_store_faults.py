@@ -63,5 +63,5 @@ def test_cli_prints_one_error_line_without_traceback(mini_archive, tmp_path, mon
     store = tmp_path / "s.zarr"
     args = ["run", mini_archive["catalog"], "--mask", mini_archive["mask"], "--store", str(store)]
     res = CliRunner().invoke(app, [*args, "--cluster", "none", "--no-progress"])
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == 3, res.output  # ExitCode.STORE: the file system refused a write
     assert "No space left on device (errno 28)" in res.output and "Traceback" not in res.output
