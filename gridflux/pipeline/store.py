@@ -1012,6 +1012,7 @@ def _chunk_name(idx: tuple[int, ...], zarr_format: int) -> str:
         return os.path.join("c", *(str(i) for i in idx))
     return ".".join(str(i) for i in idx)
 
+
 def _cube_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
     """Chunks of the cubes ``(member, time, lat, lon)`` of a template."""
     g = template.cube_grid
