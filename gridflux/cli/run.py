@@ -72,6 +72,24 @@ def print_summary(summary, console=None) -> None:
         f"{d['compute_seconds']:.1f}",
     )
     console.print(t)
+    if summary.grew:
+
+        def brief(v) -> str:
+            if isinstance(v, (int, str)):
+                return str(v)
+            return f"+{len(v)} ({', '.join(v[:3])}{' ...' if len(v) > 3 else ''})"
+
+        grew = "; ".join(f"{k.replace('_', ' ')} {brief(v)}" for k, v in summary.grew.items())
+        console.print(f"store grew: {grew}")
+    if summary.pruned:
+        console.print(f"pruned {len(summary.pruned)} series: {', '.join(summary.pruned[:5])}")
+    if summary.not_in_catalogs:
+        n = len(summary.not_in_catalogs)
+        console.print(
+            f"[yellow]kept[/yellow] {n} series of the store that are in none of the catalogs "
+            f"({', '.join(summary.not_in_catalogs[:3])}{' ...' if n > 3 else ''}); --prune "
+            "removes them"
+        )
     for key, err in summary.failed.items():
         console.print(f"[red]failed[/red] {key}: {err}")
     missing = getattr(summary, "missing", {}) or {}
@@ -248,8 +266,40 @@ def check_query(cat: Any, query: dict | None) -> None:
     )
 
 
+def load_catalogs(
+    paths: list[str],
+    storage_options: dict | None,
+    allow_outside_root: bool | list[str],
+    query: dict | None,
+) -> list:
+    """Load every catalog; refuse a --select that no catalog can match (:func:`check_query`'s
+    message of the first catalog when none matches)."""
+    from gridflux.ingest.catalog import load_catalog
+
+    cats = [
+        load_catalog(p, storage_options=storage_options, allow_outside_root=allow_outside_root)
+        for p in paths
+    ]
+    first_error = None
+    for cat in cats:
+        try:
+            check_query(cat, query)
+            return cats
+        except Exception as exc:  # noqa: BLE001 - the first catalog's message if none matches
+            first_error = first_error or exc
+    if first_error is not None:
+        raise first_error
+    return cats
+
+
 def run_cmd(
-    catalog: Annotated[str, typer.Argument(help="intake-esm catalog (JSON) path or URL")],
+    catalogs: Annotated[
+        list[str],
+        typer.Argument(
+            help="catalogs (intake-esm JSON/CSV, intake YAML; several may be mixed), paths or URLs",
+            metavar="CATALOG...",
+        ),
+    ],
     mask: Annotated[
         str, typer.Option("--mask", help="region mask file (netCDF/zarr, dims region x lat x lon)")
     ],
@@ -303,8 +353,9 @@ def run_cmd(
     protocol: Annotated[
         str | None,
         typer.Option(
-            help="regrid-data (process models) or regrid-mask (inversions) "
-            "\\[default: gridflux.pipeline.protocol]"
+            help="regrid-data or regrid-mask for every series \\[default: each series' catalog "
+            "protocol, else its ensemble kind's (gridflux.pipeline.protocols): inversions "
+            "regrid-mask, process models regrid-data]"
         ),
     ] = None,
     cubes: Annotated[
@@ -349,6 +400,12 @@ def run_cmd(
     progress: Annotated[
         bool, typer.Option("--progress/--no-progress", help="progress bar on stderr")
     ] = True,
+    prune: Annotated[
+        bool,
+        typer.Option(
+            "--prune", help="remove from the store the series that are in none of the catalogs"
+        ),
+    ] = False,
     queue: Annotated[str | None, typer.Option(help="slurm/pbs: partition or queue")] = None,
     account: Annotated[str | None, typer.Option(help="slurm/pbs: account to charge")] = None,
     cores: Annotated[int | None, typer.Option(help="slurm/pbs: cores per job")] = None,
@@ -408,7 +465,6 @@ def run_cmd(
     from rich.console import Console
 
     from gridflux import config
-    from gridflux.ingest.catalog import load_catalog
     from gridflux.pipeline.runner import run
 
     console = Console(stderr=True)
@@ -436,6 +492,7 @@ def run_cmd(
         sel=sel,
         storage_options=input_opts,
         store_options=output_opts,
+        prune=prune,
     )
     from gridflux.fields.masks import RegionMask
 
@@ -449,15 +506,14 @@ def run_cmd(
     stopped: RunStopped | None = None
     try:
         if kind == "none":
-            cat = load_catalog(catalog, storage_options=input_opts, allow_outside_root=allow)
-            check_query(cat, query)
-            summary = run(cat, region_mask, store, **common)
+            cats = load_catalogs(catalogs, input_opts, allow, query)
+            summary = run(cats, region_mask, store, **common)
         else:
             summary = _run_on_cluster(
                 kind,
                 workers,
                 console,
-                catalog,
+                catalogs,
                 region_mask,
                 store,
                 input_opts,
@@ -493,7 +549,7 @@ def _run_on_cluster(
     kind: str,
     workers: int | None,
     console: Any,
-    catalog: str,
+    catalogs: list[str],
     mask: Any,
     store: str,
     input_opts: dict | None,
@@ -506,7 +562,6 @@ def _run_on_cluster(
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from gridflux.compute.clusters import make_cluster
-    from gridflux.ingest.catalog import load_catalog
     from gridflux.pipeline.runner import run
 
     overrides: dict[str, Any] = {k: v for k, v in settings.items() if v is not None}
@@ -532,11 +587,8 @@ def _run_on_cluster(
             return handle.client
 
         try:
-            cat = load_catalog(
-                catalog, storage_options=input_opts, allow_outside_root=allow_outside_root
-            )
-            check_query(cat, common["query"])
-            return run(cat, mask, store, client=client, **common)
+            cats = load_catalogs(catalogs, input_opts, allow_outside_root, common["query"])
+            return run(cats, mask, store, client=client, **common)
         finally:
             try:
                 starting.result().close()
@@ -595,7 +647,10 @@ def store_info_cmd(
         counts[e["status"]] = counts.get(e["status"], 0) + 1
         seconds = e.get("seconds")
         t.add_row(
-            key,
+            # the series, and under it its protocol and dataset version
+            "\n".join(
+                [key, " ".join(x for x in (e.get("protocol"), e.get("version")) if x)]
+            ).strip(),
             e["status"],
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
             f"{e.get('bytes', 0) / 1e6:.1f}",

@@ -9,16 +9,17 @@ import pandas as pd
 
 
 def totals_table(store: str | os.PathLike, storage_options: dict | None = None) -> pd.DataFrame:
-    """Tidy statistics: ``source_id, variable, region, time (YYYY-MM), statistic, value, unit``
-    without NaN rows.
+    """Tidy statistics: ``source_id, variable, region, time (YYYY-MM), statistic, value, unit,
+    protocol`` without NaN rows.
 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
     ``statistic`` is ``total`` or ``mean``; ``value`` is Tg of the element in the month (fluxes:
     unit ``Tg C``, ``Tg CH4-C``, ``Tg N2O-N``), Tg at the month (stocks) or the region mean in
     the variable's unit (``K``). Stores written before statistics existed: every variable a
-    total, units as stored.
+    total, units as stored. ``protocol`` the series' protocol (``regrid-data`` or
+    ``regrid-mask``, from the manifest; "" for a store written before protocols were kept).
     """
-    from gridflux.pipeline.store import open_store
+    from gridflux.pipeline.store import Store, open_store
 
     ds = open_store(store, storage_options)
     tot = ds["totals"].load()
@@ -31,6 +32,16 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
         if "variable_statistic" in ds.coords
         else dict.fromkeys(names, "total")
     )
+    series = Store(os.fspath(store), storage_options).read_manifest().get("series", {})
+    by_member = (
+        dict(zip(ds["member"].values, ds["protocol"].values, strict=True))
+        if "protocol" in ds.coords
+        else {}
+    )
+    protocols = [  # each series' own (the manifest), else its member's (the coordinate)
+        series.get(f"{m}/{v}", {}).get("protocol") or by_member.get(m, "")
+        for m, v in zip(df["member"], df["variable"], strict=True)
+    ]
     out = pd.DataFrame(
         {
             "source_id": df["member"].astype(str),
@@ -40,6 +51,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
             "statistic": df["variable"].astype(str).map(stats),
             "value": df["value"].astype(float),
             "unit": df["variable"].astype(str).map(units),
+            "protocol": np.asarray(protocols, dtype=str),
         }
     )
     return out.reset_index(drop=True)

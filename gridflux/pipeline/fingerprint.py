@@ -35,12 +35,15 @@ RESULT_FIELDS: tuple[str, ...] = (
     "into_land",  # sign of the raw field
     "gas",  # molecule counted by mol units (SeriesRecord.gas: the gas trait or the variable's)
     "time_ranges",  # the months the catalog declares (where the series lands on the time axis)
+    "version",  # the dataset version (CMIP6 ``version``): a new one supersedes the series
 )
 #: Record fields that cannot change a result, and why.
 NOT_RESULT_FIELDS: dict[str, str] = {
     "key": "the series' name",
     "member": "the series' member: its place in the store, not its values",
     "catalog": "the catalog file the record came from",
+    "protocol": "the series' protocol is in its configuration hash (the run's config hash of "
+    "that protocol), beside the fingerprint",
     "table_id": "the CMIP table the files came from: which files those are is in ``paths``, "
     "and whether a field is per land area in ``per_land_area``",
     "traits": "member traits, stored as member coordinates of the template (gas is in "

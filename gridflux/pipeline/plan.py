@@ -275,18 +275,22 @@ def build_template(
     cubes: bool,
     time_chunk: int,
     months: list[Month] | None = None,
+    protocol_of: Any = None,
 ) -> StoreTemplate:
     """The store template for a set of series (failed ones keep their place: they may be fixed).
 
     ``months`` (the months the series cover) defaults to those of the opened plans; the store's
-    axis runs continuously from the first to the last of them."""
+    axis runs continuously from the first to the last of them, its first month moved back to a
+    multiple of ``time_chunk`` months (counted from year 0), so that its chunks fall on the same
+    months whatever the axis' extent (a store that grows keeps its chunks; :func:`axis_start`).
+    ``protocol_of(record)`` gives each series' protocol (kept in the ``protocol`` coordinate)."""
 
     members = sorted({p.member for p in plans})
     variables = sorted({p.variable for p in plans})
     first = {p.member: p for p in plans}
     traits = {t: [member_trait(first[m].record, t) for m in members] for t in MEMBER_TRAITS}
     months = [m for p in plans for m in p.months] if months is None else months
-    axis = continuous_months(min(months), max(months)) if months else []
+    axis = continuous_months(axis_start(min(months), time_chunk), max(months)) if months else []
     kinds: list[str] = [
         variable_kind(v, next(p.record for p in plans if p.variable == v)) for v in variables
     ]
@@ -302,6 +306,7 @@ def build_template(
         mask_on_cube_grid=mask_on_cube if cubes else None,
         cube_variables=cube_vars,
         time_chunk=time_chunk,
+        protocols={p.key: protocol_of(p.record) for p in plans} if protocol_of else {},
     )
 
 
@@ -316,6 +321,13 @@ def variable_kind(variable: str, record: Any) -> str:
     traits = getattr(record, "traits", {}) or {}
     how = classify(variable, getattr(record, "table_id", ""), override=traits.get("statistic"))
     return "mean" if how.statistic == "mean" else "flux"
+
+
+def axis_start(first: Month, time_chunk: int) -> Month:
+    """The store axis' first month for a series starting at ``first``: the start of the chunk
+    (``time_chunk`` months counted from January of year 0) that holds ``first``."""
+    k = (first[0] * 12 + first[1] - 1) // time_chunk * time_chunk
+    return (k // 12, k % 12 + 1)
 
 
 def member_trait(record: Any, name: str) -> Any:

@@ -31,13 +31,13 @@ import numpy as np
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
+from gridflux.fields.totals import PROTOCOLS
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
 from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
     build_template,
-    check_compatible,
     config_hash,
     declared_months,
     error_text,
@@ -82,6 +82,9 @@ class RunSummary:
     done: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    pruned: list[str] = field(default_factory=list)  # removed from the store (``prune``)
+    not_in_catalogs: list[str] = field(default_factory=list)  # in the store, kept (no ``prune``)
+    grew: dict = field(default_factory=dict)  # what the store gained (GrowthPlan.describe)
     bytes_read: int = 0
     seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
     compute_seconds: float = 0.0  # from the first submitted series to the last finished one
@@ -104,6 +107,9 @@ class RunSummary:
             "missing_months": sum(len(v) for v in self.missing.values()),
             "missing": self.missing,
             "stopped": self.stopped,
+            "pruned": len(self.pruned),
+            "not_in_catalogs": len(self.not_in_catalogs),
+            "grew": self.grew,
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
@@ -213,6 +219,42 @@ def series_tasks(
 
 
 # -- running ----------------------------------------------------------------------------------
+def series_protocol(record: Any, override: str | None = None) -> str:
+    """The protocol of a series: ``override`` (``--protocol``, ``gridflux.pipeline.protocol``) if
+    given, else the catalog's ``protocol`` of the series, else the default of its ensemble's kind
+    (``gridflux.pipeline.protocols``; the kind is the catalog's ``ensemble_kind`` column, or the
+    kind ``gridflux.pipeline.ensemble-kinds`` lists the ensemble under, else ``process``):
+    inversions default to ``regrid-mask``, as the RECCAP2 paper computes them."""
+    if override is not None:
+        return override
+    chosen = getattr(record, "protocol", None)
+    if chosen:
+        return str(chosen)
+    kind = ensemble_kind(record)
+    by_kind = config.get("pipeline.protocols") or {}
+    protocol = by_kind.get(kind, by_kind.get("process", "regrid-data"))
+    if protocol not in PROTOCOLS:
+        raise GridfluxError(
+            f"gridflux.pipeline.protocols.{kind} = {protocol!r}: expected one of {list(PROTOCOLS)}"
+        )
+    return str(protocol)
+
+
+def ensemble_kind(record: Any) -> str:
+    """The kind of a series' ensemble (``process``, ``inversion``, ...): the catalog's
+    ``ensemble_kind`` column, or the kind ``gridflux.pipeline.ensemble-kinds`` lists its ensemble
+    under, else ``process``."""
+    traits = getattr(record, "traits", {}) or {}
+    kind = traits.get("ensemble_kind")
+    if kind:
+        return str(kind)
+    ensemble = traits.get("ensemble", "")
+    for name, ensembles in (config.get("pipeline.ensemble-kinds") or {}).items():
+        if ensemble in (ensembles or []):
+            return str(name)
+    return "process"
+
+
 @dataclass(frozen=True, kw_only=True)
 class RunSettings:
     """A run's settings, each an argument of :func:`run` or (when that is None) its
@@ -220,7 +262,7 @@ class RunSettings:
     dask config, ``DASK_GRIDFLUX__*`` variables, :func:`gridflux.set_options`)."""
 
     target: CellBounds
-    protocol: str
+    protocol: str | None  # every series' protocol (an override), or None: per series
     cubes: bool
     time_chunk: int  # months per block and per store time chunk
     task_setting: int | str  # "auto" or months per task (:func:`task_months_for`)
@@ -249,9 +291,12 @@ class RunSettings:
         time_chunk = int(config.get("pipeline.chunk-months", override=chunk_months))
         task_setting = config.get("pipeline.task-months", override=task_months)
         task_months_for(task_setting, 0, 1, time_chunk)
+        chosen = config.get("pipeline.protocol", override=protocol)
+        if chosen is not None and chosen not in PROTOCOLS:
+            raise GridfluxError(f"protocol {chosen!r}: expected one of {list(PROTOCOLS)}")
         return cls(
             target=target_grid(target),
-            protocol=config.get("pipeline.protocol", override=protocol),
+            protocol=chosen,
             cubes=bool(config.get("pipeline.cubes", override=cubes)),
             time_chunk=time_chunk,
             task_setting=task_setting,
@@ -300,22 +345,40 @@ class Run:
         store: Store,
         storage_options: dict | None = None,
         retry_failed: bool = True,
+        prune: bool = False,
     ):
         import dask
+
+        from gridflux.pipeline.growth import region_hashes
 
         self.settings = settings
         self.mask = mask
         self.store = store
         self.storage_options = storage_options
         self.retry_failed = retry_failed
+        self.prune = prune
+        self.region_hashes = region_hashes(mask)
+        self.region_pos: np.ndarray = np.arange(len(mask.names))  # mask region -> store region
+        self.previous: dict[str, dict] = {}  # manifest entries of this run's series before it
+        self.records_keys: set[str] = set()  # the series of this run's catalogs
+        self.history: dict[str, Any] = {
+            "started": _utc_now(),
+            "added": [],
+            "replaced": [],
+            "recomputed": [],
+            "failed": [],
+        }
         mask_on_target = mask.to_grid(settings.target)
         rows, cols = mask_on_target.bounding_rows_cols()
         self.cube_grid: CellBounds = settings.target.subset(rows, cols)
         self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
-        self.chash = with_selection(
-            config_hash(mask, settings.target, settings.protocol, settings.cubes, settings.radius),
-            settings.sel,
-        )
+        self.chashes: dict[str, str] = {
+            proto: with_selection(
+                config_hash(mask, settings.target, proto, settings.cubes, settings.radius),
+                settings.sel,
+            )
+            for proto in PROTOCOLS
+        }
         self.mkey = mask_key(mask)
         from gridflux.ingest.remote import scrub
 
@@ -341,6 +404,14 @@ class Run:
         self.totals_writer = manifest_journal.TotalsWriter(store)
 
     # -- 1. plan ------------------------------------------------------------------------------
+    def protocol_of(self, record: Any) -> str:
+        """A series' protocol (:func:`series_protocol` under this run's override)."""
+        return series_protocol(record, self.settings.protocol)
+
+    def chash_of(self, record: Any) -> str:
+        """The configuration hash of a series (it depends on the series' protocol)."""
+        return self.chashes[self.protocol_of(record)]
+
     def entry(self, key: str) -> dict:
         """The manifest's entry of a series ({} if it has none)."""
         return self.manifest["series"].get(key, {})
@@ -353,8 +424,17 @@ class Run:
         self.existing = self.store.exists()
         self.manifest = self.store.read_manifest() if self.existing else {"series": {}}
         self.manifest.setdefault("series", {})
+        self.records_keys = {r.key for r in records}
+        self.previous = {
+            r.key: self.manifest["series"][r.key]
+            for r in records
+            if r.key in self.manifest["series"]
+        }
+        self.history["catalogs"] = sorted({str(getattr(r, "catalog", "")) for r in records})
         declared = [declared_months(r) for r in records]
-        if self.existing or all(d is not None for d in declared):
+        # the store's axis may grow: the months must be known before its template (a series
+        # done with the same inputs keeps its months and is not opened)
+        if all(d is not None for d in declared):
             self.plans = [SeriesPlan(record=r, planned=False) for r in records]
             self.months = [m for d in declared if d for m in d]
         else:
@@ -362,7 +442,7 @@ class Run:
                 plan_or_skip(
                     r,
                     self.entry(r.key),
-                    self.chash,
+                    self.chash_of(r),
                     self.existing,
                     self.storage_options,
                     self.settings.time_chunk,
@@ -375,13 +455,13 @@ class Run:
 
     def nothing_to_compute(self) -> bool:
         """True (every series then recorded as failed) when no opened plan can be computed."""
-        if self.months is not None or any(not p.skip and not p.error for p in self.plans):
+        if self.months is not None or any(not p.error for p in self.plans):
             return False
         for p in self.plans:
             self.summary.failed[p.key] = p.error or "nothing to compute"
-        self.store.write_manifest(
-            {"series": {p.key: self.entry_for(p, "failed", error=p.error) for p in self.plans}}
-        )
+        for p in self.plans:
+            self.manifest["series"][p.key] = self.entry_for(p, "failed", error=p.error)
+        self.store.write_manifest(self.manifest)
         return True
 
     # -- 2. template --------------------------------------------------------------------------
@@ -397,20 +477,76 @@ class Run:
             s.cubes,
             s.time_chunk,
             self.months,
+            protocol_of=self.protocol_of,
         )
+        template.region_hashes = dict(self.region_hashes)
+        template.target = s.target.fingerprint()
         if self.existing:
-            # zarr format, chunking, codecs, target grid and mask must match, or the run is refused
+            # zarr format, chunking, codecs, target grid and the masks of the store's regions
+            # must match, or the run is refused; then the store grows to hold this run's series
             self.store.check_settings(template)
-            template.months = check_compatible(self.store, template)
+            template = self.grow(template)
         else:
             self.store.create(template)
-        self.manifest["config_hash"] = self.chash
+        self.manifest["config_hash"] = dict(self.chashes)
         self.manifest["versions"] = versions()
         self.member_index = {m: i for i, m in enumerate(template.members)}
         self.var_index = {v: i for i, v in enumerate(template.variables)}
         self.axis_pos = {ym: i for i, ym in enumerate(template.months)}
+        self.region_pos = np.array([template.regions.index(n) for n in self.mask.names])
         self.template = template
+        if self.existing:
+            self.prune_series()
         return template
+
+    def grow(self, template: StoreTemplate) -> StoreTemplate:
+        """Grow the existing store to hold this run's series (or refuse: :mod:`.growth`); with
+        ``prune``, members and variables none of whose series is in the catalogs are dropped."""
+        from gridflux.pipeline.growth import apply_growth, plan_growth
+
+        gone = [k for k in self.manifest["series"] if k not in self.records_keys]
+        drop_m: set[str] = set()
+        drop_v: set[str] = set()
+        if self.prune and gone:
+            kept = [k.split("/", 1) for k in self.manifest["series"] if k in self.records_keys]
+            kept_m = {m for m, _ in kept} | set(template.members)
+            kept_v = {v for _, v in kept} | set(template.variables)
+            drop_m = {k.split("/", 1)[0] for k in gone} - kept_m
+            drop_v = {k.split("/", 1)[1] for k in gone} - kept_v
+        growth = plan_growth(self.store, template, drop_m, drop_v)
+        apply_growth(self.store, growth)
+        self.summary.grew = growth.describe()
+        self.history["grew"] = self.summary.grew
+        return growth.template
+
+    def prune_series(self) -> None:
+        """Series in the store but in none of the catalogs: removed (values and manifest entry)
+        with ``prune``, else kept and named in the summary."""
+        assert self.template is not None
+        gone = sorted(k for k in self.manifest["series"] if k not in self.records_keys)
+        if not self.prune:
+            self.summary.not_in_catalogs = gone
+            if gone:
+                log.warning(
+                    "%d series of %s are in none of the catalogs and were kept (prune removes "
+                    "them): %s",
+                    len(gone),
+                    self.store.url,
+                    ", ".join(gone[:5]) + (" ..." if len(gone) > 5 else ""),
+                )
+            return
+        for key in gone:
+            member, variable = key.split("/", 1)
+            if member in self.member_index and variable in self.var_index:
+                self.store.clear_series(
+                    self.member_index[member],
+                    self.var_index[variable],
+                    variable if variable in self.template.cube_variables else None,
+                )
+            del self.manifest["series"][key]
+        self.summary.pruned = gone
+        self.history["pruned"] = gone
+        self.store.write_manifest(self.manifest)
 
     # -- 3. select ----------------------------------------------------------------------------
     def select(self) -> list[SeriesPlan]:
@@ -466,7 +602,7 @@ class Run:
         planned = plan_or_skip(
             p.record,
             self.entry(p.key),
-            self.chash,
+            self.chash_of(p.record),
             self.existing,
             self.storage_options,
             self.settings.time_chunk,
@@ -493,7 +629,7 @@ class Run:
             months=tuple(p.months),
             positions=np.array([self.axis_pos[m] for m in p.months], dtype=np.int64),
             mask_key=self.mkey,
-            protocol=s.protocol,
+            protocol=self.protocol_of(p.record),
             target=s.target,
             radius=s.radius,
             time_chunk=s.time_chunk,
@@ -548,7 +684,7 @@ class Run:
             values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
             p.nbytes = 0
             for pos, tot, nbytes in (block for span in results or [] for block in span):
-                values[:, pos] = tot.T
+                values[np.ix_(self.region_pos, pos)] = tot.T
                 p.nbytes += nbytes
             missing = self.missing_months(p, values)
             if p.months and len(missing) == len(p.months):
@@ -563,6 +699,7 @@ class Run:
                 self.summary.missing[p.key] = missing
             self.manifest["series"][p.key] = entry
             self.summary.done.append(p.key)
+            self.note_history(p)
             self.summary.bytes_read += p.nbytes
         else:
             self.clear_values(p)
@@ -570,6 +707,9 @@ class Run:
                 p, "failed", error=error, seconds=seconds
             )
             self.summary.failed[p.key] = error
+            self.history["failed"].append(
+                {"series": p.key, "version": getattr(p.record, "version", ""), "error": error}
+            )
         # O(1) per series, after its totals: a kill loses at most the line being written
         self.journal.record(p.key, self.manifest["series"][p.key])
         self.progress.advance(p.key, p.nbytes)
@@ -617,6 +757,10 @@ class Run:
                 len(leftovers),
                 self.store.url,
             )
+        self.history["finished"] = _utc_now()
+        self.history["done"] = len(self.summary.done)
+        self.history["skipped"] = len(self.summary.skipped)
+        self.manifest.setdefault("history", []).append(self.history)
         self.store.write_manifest(self.manifest)
 
     def raise_store_fault(self, exc: BaseException) -> None:
@@ -648,6 +792,23 @@ class Run:
                 log.info("the manifest could not be rewritten after the fault: %s", again)
         return RunStopped(line, self.summary)
 
+    def note_history(self, p: SeriesPlan) -> None:
+        """A computed series in this run's history: added (new to the store), replaced (its
+        inputs or version changed; with both versions) or recomputed (same inputs, another
+        configuration, or retried)."""
+        before = self.previous.get(p.key)
+        version = getattr(p.record, "version", "") or ""
+        if before is None:
+            self.history["added"].append({"series": p.key, "version": version})
+        elif before.get("status") == "done" and (
+            before.get("fingerprint") != p.fingerprint or before.get("version", "") != version
+        ):
+            self.history["replaced"].append(
+                {"series": p.key, "from": before.get("version", ""), "to": version}
+            )
+        else:
+            self.history["recomputed"].append(p.key)
+
     def entry_for(
         self,
         p: SeriesPlan,
@@ -662,7 +823,9 @@ class Run:
             "member": p.member,
             "variable": p.variable,
             "fingerprint": p.fingerprint,
-            "config_hash": self.chash,
+            "config_hash": self.chash_of(p.record),
+            "protocol": self.protocol_of(p.record),
+            "version": getattr(p.record, "version", "") or "",
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
@@ -807,8 +970,55 @@ class Run:
             submit_next()
 
 
+def catalog_records(
+    catalogs: str | Any | list, query: dict | None, storage_options: dict | None
+) -> list:
+    """The series of one or several catalogs (paths/URLs of intake-esm JSON/CSV or intake YAML,
+    or loaded ``Catalog`` objects, mixed), in catalog order.
+
+    Raises
+    ------
+    GridfluxError
+        When the selection matches no series.
+    CatalogError
+        When one series is in two catalogs (naming both catalogs, the series and their files).
+    """
+    from gridflux.errors import CatalogError
+    from gridflux.ingest import catalog as catalog_mod
+
+    items = list(catalogs) if isinstance(catalogs, (list, tuple)) else [catalogs]
+    if not items:
+        raise GridfluxError("no catalog given; expected at least one catalog path or URL")
+    records: list = []
+    seen: dict[str, Any] = {}
+    for item in items:
+        cat = (
+            item
+            if hasattr(item, "series")
+            else catalog_mod.load_catalog(item, storage_options=storage_options)
+        )
+        for rec in cat.series(query):
+            first = seen.get(rec.key)
+            if first is not None:
+                raise CatalogError(
+                    f"series {rec.key} is in two catalogs: {first.catalog} (files "
+                    f"{_brief_paths(first.paths)}) and {rec.catalog} (files "
+                    f"{_brief_paths(rec.paths)}); keep it in one of them"
+                )
+            seen[rec.key] = rec
+            records.append(rec)
+    if not records:
+        where = ", ".join(str(getattr(c, "path", c)) for c in items)
+        raise GridfluxError(f"the catalog selection {query or {}} matched no series in {where}")
+    return records
+
+
+def _brief_paths(paths: list[str]) -> str:
+    return ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
+
+
 def run(
-    catalog: str | Any,
+    catalog: str | Any | list,
     mask: str | RegionMask,
     store: str,
     *,
@@ -825,6 +1035,7 @@ def run(
     batch_size: int | None = None,
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
+    prune: bool = False,
     verify: bool | None = None,
     sel: str | None = None,
 ) -> RunSummary:
@@ -835,12 +1046,14 @@ def run(
 
     Parameters
     ----------
-    catalog : path/URL of an intake-esm catalog (or a loaded ``Catalog``)
+    catalog : path/URL of a catalog (intake-esm JSON/CSV or intake YAML), a loaded ``Catalog``,
+        or a list of them (mixed formats); a series may be in only one of them
     mask : RegionMask or path of a mask file
     store : path or URL of the zarr store (created on first run, resumed after)
     query : catalog selection, e.g. ``{"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}``
     target : regrid-data target grid (default ``gridflux.target-grid``: 0.5 deg global)
-    protocol : ``regrid-data`` or ``regrid-mask`` (default ``gridflux.pipeline.protocol``)
+    protocol : ``regrid-data`` or ``regrid-mask`` for every series (default
+        ``gridflux.pipeline.protocol``, null: each series' own, :func:`series_protocol`)
     cubes : write regridded cubes as well as totals (default ``gridflux.pipeline.cubes``)
     chunk_months : months per block: one read and one store time chunk (default 12)
     task_months : months per task, consecutive blocks of one series; default ``"auto"``: a whole
@@ -854,6 +1067,9 @@ def run(
     zarr_format : of a new store (default ``gridflux.store.zarr-format``)
     batch_size : series in flight at once (default ``gridflux.pipeline.batch-members``)
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
+    retry_failed : compute series that failed in an earlier run again
+    prune : remove from the store the series that are in none of the catalogs (else they are
+        kept and named in the summary's ``not_in_catalogs``)
     verify : hash every input file's bytes into its series' fingerprint, for archives whose
         modification times cannot be trusted (default ``gridflux.pipeline.verify``)
     sel : level selection of 4-D fields, ``"plev=85000"`` (one level) or ``"depth=0:1"`` (a
@@ -863,8 +1079,6 @@ def run(
     -------
     RunSummary (done / skipped / failed with errors, bytes read, wall time)
     """
-    from gridflux.ingest import catalog as catalog_mod
-
     t_start = time.perf_counter()
     settings = RunSettings.resolve(
         target=target,
@@ -880,14 +1094,7 @@ def run(
     region_mask = mask if isinstance(mask, RegionMask) else RegionMask.from_file(mask)
     region_mask.check_nonempty()  # a region with no cell inside is an error at start
 
-    cat = (
-        catalog
-        if hasattr(catalog, "series")
-        else catalog_mod.load_catalog(catalog, storage_options=storage_options)
-    )
-    records = cat.series(query)
-    if not records:
-        raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+    records = catalog_records(catalog, query, storage_options)
     apply_selection(records, settings.sel)
 
     st = Store(store, store_options, settings.zarr_format)
@@ -897,7 +1104,9 @@ def run(
         store=st,
         storage_options=storage_options,
         retry_failed=retry_failed,
+        prune=prune,
     )
+    st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
         r.plan(records)
@@ -947,6 +1156,10 @@ def _worker_setup_plugin():
             dask_setup(worker)
 
     return WorkerSetup()
+
+
+def _utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def versions() -> dict:

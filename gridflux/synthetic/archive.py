@@ -1243,3 +1243,37 @@ def _write_inversions_yaml(root: str, rows: list[dict[str, Any]]) -> str:
             sort_keys=False,
         )
     return path
+
+
+def write_series_files(
+    root: str, series: list[tuple[int, SynthSeries]], seed: int = 0
+) -> tuple[list[dict[str, Any]], list[tuple], list[str]]:
+    """Write ``(index, series)`` pairs under ``root`` as :func:`build_archive` does (``index``
+    seeds the series' field, so the same index and series give the same values); return the
+    catalog rows, the truth rows ``(member, variable, region, YYYY-MM, value, unit)`` and the
+    files written (used by :mod:`gridflux.synthetic.releases`)."""
+    rows: list[dict[str, Any]] = []
+    truths: list[tuple] = []
+    files: list[str] = []
+    cache: dict = {}
+    for i, s in series:
+        w = _write_series(root, s, i, seed, cache)
+        rows += w.rows
+        truths += w.truths
+        files += w.files
+    return rows, truths, files
+
+
+def write_truth_csv(path: str, truths: list[tuple]) -> str:
+    """``truth.csv``: member, variable, region, time (YYYY-MM), value, unit."""
+    with open(path, "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["member", "variable", "region", "time", "value", "unit"])
+        for t in truths:
+            wr.writerow([t[0], t[1], t[2], t[3], repr(t[4]), t[5]])
+    return path
+
+
+def write_inversions_yaml(root: str, rows: list[dict[str, Any]]) -> str:
+    """The intake YAML of the inversion rows (``inversions.yaml`` under ``root``)."""
+    return _write_inversions_yaml(root, rows)

@@ -53,8 +53,11 @@ def test_run_info_export(mini_archive, tmp_path):
         "statistic",
         "value",
         "unit",
+        "protocol",
     ]
     assert set(df["unit"]) == {"Tg C"} and set(df["statistic"]) == {"total"}
+    assert set(df["protocol"]) == {"regrid-data"}
+    assert info.stdout.count("regrid-data") >= 3  # store info shows each series' protocol
     for (member, region), (months, expected) in mini_archive["truth"].items():
         sel = df[(df.source_id == member) & (df.region == region)].sort_values("time")
         assert list(sel["time"]) == [f"{y:04d}-{m:02d}" for y, m in months]
@@ -105,6 +108,31 @@ def test_run_on_a_local_cluster_prints_a_localhost_dashboard(mini_archive, tmp_p
     )
     assert r.returncode == 0, r.stderr
     assert "dask dashboard: http://127.0.0.1:" in r.stderr
+
+
+def test_run_takes_several_catalogs_and_prunes_on_request(mini_archive, tmp_path):
+    import re
+
+    from gridflux.ingest.catalog import load_catalog, write_catalog
+
+    rows = load_catalog(mini_archive["catalog"]).rows
+    a = write_catalog([r for r in rows if r.source_id == "A"], mini_archive["root"] / "cli-a.json")
+    bc = write_catalog(
+        [r for r in rows if r.source_id != "A"], mini_archive["root"] / "cli-bc.json"
+    )
+    store = tmp_path / "s.zarr"
+    common = ["--mask", mini_archive["mask"], "--store", store, "--cluster", "none"]
+    r = _gridflux("run", a, bc, *common, "--no-progress", "--protocol", "regrid-mask")
+    assert r.returncode == 0, r.stderr
+    info = _gridflux("store", "info", store)
+    assert len(re.findall(r"│\s*regrid-mask\s*│", info.stdout)) == 3, info.stdout
+    # B and C left the catalogs: kept and named, then pruned on request
+    r = _gridflux("run", a, *common, "--no-progress", "--protocol", "regrid-mask")
+    assert r.returncode == 0 and "in none of the catalogs" in r.stderr, r.stderr
+    r = _gridflux("run", a, *common, "--no-progress", "--protocol", "regrid-mask", "--prune")
+    assert r.returncode == 0 and "pruned 2 series" in r.stderr, r.stderr
+    info = _gridflux("store", "info", store)
+    assert "TEST.B" not in info.stdout and "TEST.A.hist.r1/npp" in info.stdout
 
 
 # -- the front door on a real store (issue 15) ---------------------------------------------------

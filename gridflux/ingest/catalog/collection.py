@@ -68,6 +68,13 @@ class Catalog:
                     f"{self.path}: series {series_id('.'.join([ens, src, exp, mem]), var)} "
                     f"mixes formats {sorted(fmts)}"
                 )
+            protocols = {r.protocol for r in rows}
+            if len(protocols) > 1:
+                raise CatalogError(
+                    f"{self.path}: series {series_id('.'.join([ens, src, exp, mem]), var)} "
+                    f"mixes protocols {sorted(p or 'unset' for p in protocols)} in its rows; "
+                    "give every file of a series the same protocol"
+                )
             traits: dict[str, Any] = {c: getattr(first, c) for c in TRAIT_COLUMNS}
             traits["gas"] = first.gas or (VARIABLES[var].gas if var in VARIABLES else None)
             for k2, v2 in first.extras().items():
@@ -91,6 +98,8 @@ class Catalog:
                     catalog=self.path,
                     table_id=first.table_id,
                     time_ranges=[r.time_range for r in rows],
+                    version=max(r.version for r in rows),
+                    protocol=first.protocol,
                 )
             )
         return out

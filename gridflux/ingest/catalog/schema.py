@@ -36,6 +36,8 @@ COLUMNS: tuple[str, ...] = (
     "version",
     "time_range",
 )
+#: Protocols a catalog's ``protocol`` column may name (:mod:`gridflux.fields.totals`).
+PROTOCOLS: tuple[str, ...] = ("regrid-data", "regrid-mask")
 #: A variable name a catalog may hold (any CF/CMIP/ISIMIP name, e.g. ``tas``, ``npp-total``).
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
 #: Member traits (columns copied into ``SeriesRecord.traits`` and the store's member coords).
@@ -103,8 +105,9 @@ class CatalogRow(BaseModel):
     table_id: str = ""
     version: str = ""
     time_range: str = ""
+    protocol: Literal["regrid-data", "regrid-mask"] | None = None
 
-    @field_validator("gas", "mass_basis", mode="before")
+    @field_validator("gas", "mass_basis", "protocol", mode="before")
     @classmethod
     def _empty_is_none(cls, v: Any) -> Any:
         if v is None or (isinstance(v, str) and v.strip() in ("", "nan", "None")):
@@ -213,6 +216,8 @@ class SeriesRecord(BaseModel):
     time_ranges: list[
         str
     ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
+    version: str = ""  # the dataset version (CMIP6 ``version``; the newest of the rows), "" if none
+    protocol: str | None = None  # the catalog's ``protocol`` (None: the ensemble kind's default)
 
     @property
     def gas(self) -> str:

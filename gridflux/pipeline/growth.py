@@ -1,0 +1,262 @@
+"""Growing a store: what a run adds to an existing store, what it refuses, and how it is applied.
+
+A run on an existing store may bring new members, variables, regions and months (the time axis
+extends at either end). :func:`plan_growth` merges the store's template with the run's: the
+store's members, variables and regions keep their places and new ones are appended (labels, not
+positions, identify them: compare stores by label), the axis becomes the union of both (its first
+month on a chunk boundary counted from year 0, :func:`~gridflux.pipeline.plan.axis_start`, so a
+grown axis moves stored chunks by whole chunks). What a store cannot take is refused with
+:class:`~gridflux.errors.StoreError` naming the setting: another zarr format, chunk-months, target
+grid or cube grid (the mask's bounding box on the target grid), cubes on one run and off the
+other, another mask geometry for a region the store holds, or a mask without one of its regions.
+
+:func:`apply_growth` grows the store: new members and variables by resizing arrays in place
+(:meth:`Store.append`: the chunks of stored series are not touched), new regions, months or
+pruned members by writing the new layout beside the store and swapping (:meth:`Store.rebuild`:
+stored cube chunks are linked, so their bytes stay the same). Which series are then computed is
+the run's ordinary skip decision: a series done with the same inputs and configuration is
+skipped (a new region changes every series' configuration, so all are recomputed for it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gridflux.errors import StoreError
+from gridflux.fields.masks import RegionMask
+from gridflux.fields.timeaxis import month_label
+from gridflux.pipeline.plan import axis_start
+from gridflux.pipeline.store import BOOL_TRAITS, MEMBER_TRAITS, Store, StoreTemplate, open_store
+from gridflux.pipeline.store import continuous_months as _continuous
+
+Month = tuple[int, int]
+
+
+def region_hashes(mask: RegionMask) -> dict[str, str]:
+    """A short hash per region of its fractions and the mask's grid (its geometry)."""
+    grid = mask.grid.fingerprint().encode()
+    out = {}
+    for k, name in enumerate(mask.names):
+        h = hashlib.sha1(grid)
+        h.update(np.ascontiguousarray(mask.fractions[k], dtype=np.float64).tobytes())
+        out[name] = h.hexdigest()[:16]
+    return out
+
+
+def stored_template(st: Store) -> StoreTemplate:
+    """The template of an existing store: its signature, member traits and series' protocols."""
+    sig = st.signature()
+    ds = open_store(st.url, None if st.is_local else st.storage_options)
+    members = [str(m) for m in ds["member"].values]
+    variables = [str(v) for v in ds["variable"].values]
+    traits: dict[str, list[Any]] = {}
+    for t in MEMBER_TRAITS:
+        if t in ds.coords:
+            vals = ds[t].values.tolist()
+            traits[t] = [bool(v) for v in vals] if t in BOOL_TRAITS else [str(v) for v in vals]
+        else:
+            traits[t] = [False if t in BOOL_TRAITS else "" for _ in members]
+    protocols = {
+        k: str(e["protocol"])
+        for k, e in st.read_manifest().get("series", {}).items()
+        if e.get("protocol")
+    }
+    return StoreTemplate(
+        members=members,
+        traits=traits,
+        variables=variables,
+        variable_kinds=[str(k) for k in ds["variable_kind"].values],
+        regions=list(sig["regions"]),
+        months=[(int(m[:4]), int(m[5:7])) for m in sig["months"]],
+        cube_variables=list(sig.get("cube_variables", [])),
+        time_chunk=int(sig.get("time_chunk", 12)),
+        protocols=protocols,
+        region_hashes=dict(sig.get("region_hashes", {})),
+        target=sig.get("target"),
+    )
+
+
+@dataclass
+class GrowthPlan:
+    """How a run changes an existing store (``template``: the store after the run)."""
+
+    old: StoreTemplate
+    template: StoreTemplate
+    added_members: list[str] = field(default_factory=list)
+    added_variables: list[str] = field(default_factory=list)
+    added_regions: list[str] = field(default_factory=list)
+    months_before: int = 0  # months the axis grows at its start
+    months_after: int = 0  # months the axis grows at its end
+    dropped_members: list[str] = field(default_factory=list)
+    dropped_variables: list[str] = field(default_factory=list)
+    coords_changed: bool = False  # traits or protocols of stored members differ
+
+    @property
+    def rebuild(self) -> bool:
+        """Whether the layout changes (regions, time axis, dropped members or variables)."""
+        return bool(
+            self.added_regions
+            or self.months_before
+            or self.months_after
+            or self.dropped_members
+            or self.dropped_variables
+        )
+
+    @property
+    def changed(self) -> bool:
+        return bool(
+            self.rebuild or self.added_members or self.added_variables or self.coords_changed
+        )
+
+    def describe(self) -> dict:
+        """What grew, for the manifest's history (empty lists and zeros left out)."""
+        months = self.template.months
+        out: dict[str, Any] = {
+            "members": self.added_members,
+            "variables": self.added_variables,
+            "regions": self.added_regions,
+            "dropped_members": self.dropped_members,
+            "dropped_variables": self.dropped_variables,
+            "months_before": self.months_before,
+            "months_after": self.months_after,
+        }
+        out = {k: v for k, v in out.items() if v}
+        if self.months_before or self.months_after:
+            out["axis"] = f"{month_label(months[0])}..{month_label(months[-1])}"
+        return out
+
+
+def plan_growth(
+    st: Store,
+    run: StoreTemplate,
+    drop_members: set[str] | None = None,
+    drop_variables: set[str] | None = None,
+) -> GrowthPlan:
+    """Merge the store's template with this run's (``run``), or refuse what the store cannot take.
+
+    ``drop_members``/``drop_variables``: members and variables to remove (``--prune``: none of
+    their series is in the run's catalogs)."""
+    old = stored_template(st)
+    fmt = st.stored_format()
+    where = f"store {st.url}"
+    if fmt is not None and fmt != st.zarr_format:
+        raise StoreError(
+            f"{where} is zarr format {fmt}, this run writes format {st.zarr_format} "
+            f"(setting store.zarr-format / --zarr-format); run with --zarr-format {fmt}"
+        )
+    if old.time_chunk != run.time_chunk:
+        raise StoreError(
+            f"{where} has time chunks of {old.time_chunk} months, this run {run.time_chunk} "
+            f"(setting pipeline.chunk-months / --chunk-months); run with --chunk-months "
+            f"{old.time_chunk}"
+        )
+    if old.target is not None and run.target is not None and old.target != run.target:
+        raise StoreError(
+            f"{where} was computed on another target grid than this run's (setting target-grid "
+            "/ --target-grid); a store keeps one target grid: write a new store for another"
+        )
+    sig = st.signature()
+    if (sig.get("cube_grid") is None) != (run.cube_grid is None):
+        has = "has" if sig.get("cube_grid") is not None else "has no"
+        raise StoreError(
+            f"{where} {has} cubes and this run {'writes' if run.cube_grid is not None else 'does not'}"
+            " (setting pipeline.cubes / --cubes/--no-cubes); run with the store's setting"
+        )
+    if run.cube_grid is not None and sig.get("cube_grid") != run.cube_grid.fingerprint():
+        raise StoreError(
+            f"{where}: this run's cube grid (setting target-grid, and the mask's bounding box on "
+            "it) differs from the store's; a region reaching outside the store's bounding box, or "
+            "another target grid, needs a new store"
+        )
+    missing = [r for r in old.regions if r not in run.regions]
+    if missing:
+        raise StoreError(
+            f"{where} holds region(s) {missing} that this run's mask lacks (setting --mask / "
+            "--regions); give the mask with every region of the store (regions are never dropped)"
+        )
+    for r in old.regions:
+        if r in old.region_hashes and old.region_hashes[r] != run.region_hashes.get(r):
+            raise StoreError(
+                f"{where}: region {r!r} of this run's mask has another geometry (fractions or "
+                "grid) than the store's (setting --mask); a store keeps its regions' masks: "
+                "rename the region or write a new store"
+            )
+
+    drop_m, drop_v = set(drop_members or ()), set(drop_variables or ())
+    run_traits = {m: {t: run.traits[t][i] for t in run.traits} for i, m in enumerate(run.members)}
+    old_traits = {m: {t: old.traits[t][i] for t in old.traits} for i, m in enumerate(old.members)}
+    members = [m for m in old.members if m not in drop_m]
+    added_members = [m for m in run.members if m not in old_traits]
+    members += added_members
+    variables = [v for v in old.variables if v not in drop_v]
+    added_variables = [v for v in run.variables if v not in old.variables]
+    variables += added_variables
+    added_regions = [r for r in run.regions if r not in old.regions]
+    regions = old.regions + added_regions
+    traits = {
+        t: [run_traits.get(m, old_traits.get(m, {})).get(t, "") for m in members]
+        for t in MEMBER_TRAITS
+    }
+    coords_changed = any(m in old_traits and run_traits[m] != old_traits[m] for m in run.members)
+    protocols = {k: v for k, v in old.protocols.items() if k.split("/")[0] not in drop_m}
+    for k, v in run.protocols.items():
+        coords_changed |= k in protocols and protocols[k] != v
+        protocols[k] = v
+    first = [m for m in (old.months[:1] + run.months[:1]) if m]
+    last = [m for m in (old.months[-1:] + run.months[-1:]) if m]
+    months = _continuous(axis_start(min(first), run.time_chunk), max(last)) if first else []
+    months_before = months.index(old.months[0]) if old.months else 0
+    if months_before % run.time_chunk:
+        raise StoreError(
+            f"{where}: its time axis starts at {month_label(old.months[0])}, not at a "
+            f"{run.time_chunk}-month chunk boundary (a store of an older gridflux), so it "
+            f"cannot grow to {month_label(months[0])}; write a new store"
+        )
+    months_after = len(months) - months_before - len(old.months)
+    from gridflux.fields.units import VARIABLES
+
+    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    mask_on_cube = None
+    if run.mask_on_cube_grid is not None:
+        order = [run.regions.index(r) for r in regions]
+        mask_on_cube = np.asarray(run.mask_on_cube_grid)[order]
+    template = StoreTemplate(
+        members=members,
+        traits=traits,
+        variables=variables,
+        variable_kinds=kinds,
+        regions=regions,
+        months=months,
+        cube_grid=run.cube_grid,
+        mask_on_cube_grid=mask_on_cube,
+        cube_variables=list(variables) if run.cube_grid is not None else [],
+        time_chunk=run.time_chunk,
+        protocols=protocols,
+        region_hashes={r: run.region_hashes.get(r, old.region_hashes.get(r, "")) for r in regions},
+        target=run.target if run.target is not None else old.target,
+    )
+    return GrowthPlan(
+        old=old,
+        template=template,
+        added_members=added_members,
+        added_variables=added_variables,
+        added_regions=added_regions,
+        months_before=months_before,
+        months_after=months_after,
+        dropped_members=[m for m in old.members if m in drop_m],
+        dropped_variables=[v for v in old.variables if v in drop_v],
+        coords_changed=coords_changed,
+    )
+
+
+def apply_growth(st: Store, plan: GrowthPlan) -> None:
+    """Grow the store as planned: in place for new members and variables only, else by a
+    rebuild beside it and a swap (:meth:`Store.rebuild`)."""
+    if plan.rebuild:
+        st.rebuild(plan.template, plan.old, plan.months_before // plan.template.time_chunk)
+    elif plan.changed:
+        st.append(plan.template)

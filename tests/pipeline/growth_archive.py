@@ -1,0 +1,120 @@
+"""A tiny archive that changes between runs, and a comparison of stores by label (growth tests).
+
+Each member is one npp file (or several) on its own coarse grid with deterministic values, so a
+store grown over several runs can be compared with a store built in one run from the final
+catalog: by label (members, variables and regions keep their places in a grown store, new ones are
+appended), bit for bit.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gridflux.fields.masks import RegionMask
+from gridflux.ingest.catalog import write_catalog
+from gridflux.kernels.grids import global_grid, regional_grid
+
+from .conftest import BOXES, box_mask_fractions, write_series
+
+GRIDS = {
+    "A": global_grid(10.0, 12.0, 0.0),
+    "B": global_grid(6.0, 7.5, -180.0),
+    "C": regional_grid(30.0, 90.0, -180.0, 180.0, 5.0, 5.0),
+    "D": global_grid(9.0, 9.0, 0.0),
+}
+CALENDARS = {"A": "noleap", "B": "360_day", "C": "noleap", "D": "360_day"}
+TARGET = "2"  # a coarse target grid: small cubes
+
+
+def write_mask(root: Path, regions: tuple[str, ...] = tuple(BOXES)) -> str:
+    grid = global_grid(1.0)
+    f = box_mask_fractions(grid)
+    keep = [list(BOXES).index(r) for r in regions]
+    path = root / f"mask-{'-'.join(regions)}.nc"
+    RegionMask(tuple(regions), f[keep], grid).to_netcdf(path)
+    return str(path)
+
+
+def member_file(root: Path, src: str, variable: str, start: int, years: int, version: str) -> str:
+    """One file of ``years`` years from ``start``; values depend on (src, variable, version, year)
+    only, so the same year of two releases is the same field."""
+    name = f"{variable}_{src}_{version}_{start}-{start + years - 1}.nc"
+    if (root / name).exists():  # the same file of an earlier release (its name says what it holds)
+        return name
+    grid = GRIDS[src]
+    blocks = []
+    for y in range(start, start + years):
+        seed = int(hashlib.sha1(f"{src}{variable}{version}{y}".encode()).hexdigest()[:8], 16)
+        rng = np.random.default_rng(seed)
+        blocks.append((rng.random((12,) + grid.shape) * 2e-8).astype("f4"))
+    write_series(root / name, grid, np.concatenate(blocks), CALENDARS[src], start)
+    return name
+
+
+def write_release(root: Path, name: str, series: dict) -> str:
+    """A catalog ``name`` of ``series``: {(src, variable): (start, years, version)}."""
+    rows = []
+    for (src, variable), (start, years, version) in sorted(series.items()):
+        path = member_file(root, src, variable, start, years, version)
+        rows.append(
+            dict(
+                ensemble="TEST",
+                source_id=src,
+                experiment="hist",
+                member_id="r1",
+                variable=variable,
+                raw_variable="npp",
+                path=path,
+                version=version,
+                fire=src in ("B", "D"),
+                time_range=f"{start}01-{start + years - 1}12",
+            )
+        )
+    return str(write_catalog(rows, root / f"{name}.json"))
+
+
+def chunk_hashes(store: str | os.PathLike) -> dict[str, str]:
+    """sha1 of every file of a store (chunks and metadata), by path relative to the store."""
+    out = {}
+    for dirpath, _dirs, files in os.walk(store):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            with open(p, "rb") as fh:
+                out[os.path.relpath(p, store)] = hashlib.sha1(fh.read()).hexdigest()
+    return out
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint64 if a.dtype.itemsize == 8 else np.uint32)
+
+
+def assert_same_store(grown: str | os.PathLike, once: str | os.PathLike) -> None:
+    """Every array of two stores equal bit for bit, compared by label (member, variable, region,
+    time): totals, every coordinate, every cube and the grid group."""
+    from gridflux.pipeline.store import open_store
+
+    a, b = open_store(grown), open_store(once)
+    for dim in ("member", "variable", "region", "time"):
+        assert sorted(a[dim].values.tolist()) == sorted(b[dim].values.tolist()), dim
+    b = b.reindex(member=a.member, variable=a.variable, region=a.region)
+    assert np.array_equal(a["time"].values, b["time"].values)
+    assert np.array_equal(_bits(a["totals"].values), _bits(b["totals"].values)), "totals"
+    for name in a.coords:
+        if name in ("member", "variable", "region", "time"):
+            continue
+        assert np.array_equal(a[name].values, b[name].values), name
+    assert set(a.coords) == set(b.coords)
+    for var in a["variable"].values.tolist():
+        ca = open_store(grown, group=f"cubes/{var}")
+        cb = open_store(once, group=f"cubes/{var}").reindex(member=ca.member)
+        assert np.array_equal(ca["time"].values, cb["time"].values)
+        assert np.array_equal(_bits(ca[var].values), _bits(cb[var].values)), f"cube {var}"
+    ga, gb = open_store(grown, group="grid"), open_store(once, group="grid")
+    gb = gb.reindex(region=ga.region)
+    for name in ("lat_bnds", "lon_bnds", "cell_area", "mask"):
+        assert np.array_equal(_bits(ga[name].values), _bits(gb[name].values)), name

@@ -1,0 +1,108 @@
+"""Grown equals built once (issue 16, point 5): after any sequence of growth steps -- add a member,
+add a variable, extend months at the start or the end, replace a version, add a region, each
+possibly killed with SIGKILL at a chosen write and run again -- every array of the store is
+bit-identical (by label) to the store built in one run from the final catalog and mask."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gridflux.pipeline.runner import run
+
+from .growth_archive import TARGET, assert_same_store, write_mask, write_release
+
+STEPS = ("member", "variable", "start", "end", "version", "region")
+
+# the driver kills itself (SIGKILL) at the n-th write: a zarr chunk or metadata write or resize,
+# a manifest write, a link or rename of a rebuild (a growth run makes 70-190 of them); a run with
+# fewer writes is not killed
+_KILLER = """
+import os, signal, sys, zarr
+import gridflux.pipeline.store as store_mod
+from gridflux.pipeline.runner import run
+n = [0]
+def hook(f):
+    def g(*a, **k):
+        n[0] += 1
+        if n[0] == {at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return f(*a, **k)
+    return g
+zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
+zarr.Array.resize = hook(zarr.Array.resize)
+store_mod.Store.write_manifest = hook(store_mod.Store.write_manifest)
+os.link = hook(os.link)
+os.replace = hook(os.replace)
+run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
+"""
+
+
+def _apply(state: dict, regions: tuple, step: str, k: int) -> tuple[dict, tuple]:
+    """One growth step on the catalog state {(src, var): (start, years, version)}."""
+    state = dict(state)
+    members = sorted({s for s, _ in state})
+    src = members[k % len(members)]
+    if step == "member":
+        new = [m for m in "ABCD" if m not in members]
+        if new:
+            state[(new[k % len(new)], "npp")] = (2000, 1, "v1")
+    elif step == "variable":
+        state.setdefault((src, "rh"), (2000, 1, "v1"))
+    else:
+        key = (src, "npp")
+        start, years, version = state[key]
+        bump = f"v{int(version[1:]) + 1}"
+        if step == "start":
+            state[key] = (start - 1, years + 1, bump)
+        elif step == "end":
+            state[key] = (start, years + 1, bump)
+        elif step == "version":
+            state[key] = (start, years, bump)
+        elif step == "region":
+            regions = ("north", "box")
+    return state, regions
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(STEPS), st.integers(0, 3), st.integers(0, 200)),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_grown_equals_built_once(tmp_path_factory, steps):
+    root = tmp_path_factory.mktemp("grow")
+    state = {("A", "npp"): (2000, 1, "v1")}
+    regions: tuple = ("north",)
+    grown = root / "grown.zarr"
+    run(
+        write_release(root, "r0", state),
+        write_mask(root, regions),
+        str(grown),
+        target=TARGET,
+        progress=False,
+    )
+    killed = False
+    for i, (step, k, kill_at) in enumerate(steps):
+        state, regions = _apply(state, regions, step, k)
+        cat, mask = write_release(root, f"r{i + 1}", state), write_mask(root, regions)
+        if kill_at and not killed:  # at most one kill per sequence (each costs a process start)
+            killed = True
+            code = _KILLER.format(at=kill_at, cat=cat, mask=mask, store=str(grown), target=TARGET)
+            proc = subprocess.run([sys.executable, "-c", code], timeout=120)
+            assert proc.returncode in (0, -signal.SIGKILL)
+            # the lock of a killed driver is stale (its process is gone): the re-run takes it
+        assert run(cat, mask, str(grown), target=TARGET, progress=False).ok
+    once = root / "once.zarr"
+    run(cat, mask, str(once), target=TARGET, progress=False)
+    assert_same_store(grown, once)
