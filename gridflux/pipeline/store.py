@@ -647,8 +647,11 @@ class Store:
                 _rewrite(root, name, _trait_array(values))
             _rewrite(root, "variable", _trait_array(template.variables))
             _rewrite(root, "variable_kind", _trait_array(template.variable_kinds))
-            units = ["Tg" if k == "stock" else "Tg month-1" for k in template.variable_kinds]
+            units = variable_units(template.variables, template.variable_kinds)
             _rewrite(root, "variable_units", _trait_array(units))
+            if "variable_statistic" in root:  # stores written before means existed have none
+                stats = ["mean" if k == "mean" else "total" for k in template.variable_kinds]
+                _rewrite(root, "variable_statistic", _trait_array(stats))
             if "protocol" in root:  # a store written before protocols were kept has none
                 _rewrite(root, "protocol", template.protocol_array())
             for var in template.cube_variables:
