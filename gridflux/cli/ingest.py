@@ -47,8 +47,17 @@ def check(
             help="A directory outside its root the catalog may read (repeatable).",
         ),
     ] = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="A known defect of the files (gridflux/ingest/fixes.yaml, generic rules) is a "
+            "problem instead of being repaired.",
+        ),
+    ] = False,
 ) -> None:
-    """Open every series lazily and report grid, calendar, units, coverage, gaps and problems."""
+    """Open every series lazily and report grid, calendar, units, coverage, gaps, the repairs
+    of the files' defects, and problems."""
     from rich.console import Console
     from rich.table import Table
 
@@ -59,6 +68,7 @@ def check(
         catalog,
         storage_options=so,
         allow_outside_root=allow_outside_root or list(allowed_prefix or []),
+        strict=strict,
     )
     table = Table(title=f"{catalog}: {len(results)} series")
     for col in (
@@ -69,6 +79,7 @@ def check(
         "calendar",
         "units",
         "coverage",
+        "fixes",
         "problems",
     ):
         table.add_column(col, overflow="fold")
@@ -81,11 +92,15 @@ def check(
             r.calendar,
             r.units,
             r.coverage,
+            "[yellow]" + "; ".join(r.fixes) + "[/yellow]" if r.fixes else "",
             "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]",
         )
     Console().print(table)  # at the terminal's width: long keys and problems fold
     typer.echo("\n".join(summarize_checks(results)))
     bad = [r for r in results if not r.ok]
+    for r in results:  # every repair in full, whatever the terminal's width
+        for f in r.fixes:
+            typer.echo(f"fixed {r.key}: {f}")
     typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} with problems")
     if bad:
         raise typer.Exit(1)

@@ -35,14 +35,15 @@ RESULT_FIELDS: tuple[str, ...] = (
     "into_land",  # sign of the raw field
     "gas",  # molecule counted by mol units (SeriesRecord.gas: the gas trait or the variable's)
     "time_ranges",  # the months the catalog declares (where the series lands on the time axis)
+    "table_id",  # per land area by the table's convention (Lmon) where cell_methods is silent
+    "fixes",  # the fix-table entries that repair the files (a changed table recomputes)
+    "strict",  # repairs refused (a series that was repaired fails, one refused gets repaired)
 )
 #: Record fields that cannot change a result, and why.
 NOT_RESULT_FIELDS: dict[str, str] = {
     "key": "the series' name",
     "member": "the series' member: its place in the store, not its values",
     "catalog": "the catalog file the record came from",
-    "table_id": "the CMIP table the files came from: which files those are is in ``paths``, "
-    "and whether a field is per land area in ``per_land_area``",
     "traits": "member traits, stored as member coordinates of the template (gas is in "
     "RESULT_FIELDS through SeriesRecord.gas)",
 }

@@ -498,9 +498,11 @@ class Run:
         if error is None:
             values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
             p.nbytes = 0
-            for pos, tot, nbytes in (block for span in results or [] for block in span):
+            for pos, tot, nbytes, *fixes in (block for span in results or [] for block in span):
                 values[:, pos] = tot.T
                 p.nbytes += nbytes
+                if fixes and not p.fixes:  # repairs done by the worker's normalization
+                    p.fixes = list(fixes[0])
             self.store.write_totals(self.member_index[p.member], self.var_index[p.variable], values)
             self.manifest["series"][p.key] = self.entry_for(p, "done", seconds=seconds)
             self.summary.done.append(p.key)
@@ -563,6 +565,8 @@ class Run:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
+        if p.fixes:  # repairs of the files' defects (gridflux.ingest.fixes), kept in the store
+            e["fixes"] = list(p.fixes)
         if error:
             e["error"] = error
         if seconds is not None:
@@ -705,6 +709,7 @@ def run(
     progress: bool | Callable | None = None,
     retry_failed: bool = True,
     verify: bool | None = None,
+    strict: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -734,6 +739,9 @@ def run(
     progress : True for a rich progress bar, or a callable ``(done, total, key)``
     verify : hash every input file's bytes into its series' fingerprint, for archives whose
         modification times cannot be trusted (default ``gridflux.pipeline.verify``)
+    strict : refuse to repair the files' known defects (:mod:`gridflux.ingest.fixes`): such a
+        series fails naming the defect (default ``gridflux.strict``); part of each series'
+        fingerprint, so that changing it recomputes the series it concerns
 
     Returns
     -------
@@ -763,6 +771,8 @@ def run(
     records = cat.series(query)
     if not records:
         raise GridfluxError(f"the catalog selection {query or {}} matched no series")
+    strict_fixes = bool(config.get("strict", override=strict))
+    records = [rec.model_copy(update={"strict": strict_fixes}) for rec in records]
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(

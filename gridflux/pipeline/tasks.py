@@ -214,7 +214,7 @@ def process_span(
     blocks: tuple[tuple[int, int], ...],
     mask: RegionMask,
     storage_options: dict | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
+) -> list[tuple[np.ndarray, np.ndarray, int, list[str]]]:
     """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
@@ -243,6 +243,7 @@ def process_span(
     # inflated whole, but only those rows are unshuffled and copied)
     rows_read = rows_to_read(bjob, mask)
     bytes_per_month = int(np.dtype(data.dtype).itemsize * np.prod(data.shape[1:]))
+    fixes = [f for f in str(ds[name].attrs.get("gridflux_fixes", "")).split("; ") if f]
     out = []
     for i0, i1 in blocks:
         part = data[i0:i1] if rows_read is None else data[i0:i1, rows_read]
@@ -256,5 +257,5 @@ def process_span(
             storage_options,
             rows_read=rows_read,
         )
-        out.append((pos, tot, bytes_per_month * (i1 - i0)))
+        out.append((pos, tot, bytes_per_month * (i1 - i0), fixes))
     return out

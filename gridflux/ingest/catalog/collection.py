@@ -16,6 +16,7 @@ from gridflux.ingest.catalog.schema import (
     series_id,
 )
 from gridflux.ingest.catalog.variables import frequency
+from gridflux.ingest.fixes import fixes_for
 
 
 @dataclass
@@ -91,6 +92,7 @@ class Catalog:
                     catalog=self.path,
                     table_id=first.table_id,
                     time_ranges=[r.time_range for r in rows],
+                    fixes=fixes_for(first.as_query_data() | {"variable": var}),
                 )
             )
         return out

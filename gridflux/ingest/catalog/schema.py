@@ -213,6 +213,10 @@ class SeriesRecord(BaseModel):
     time_ranges: list[
         str
     ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
+    #: entries of the fix tables that match the series (:func:`gridflux.ingest.fixes.fixes_for`)
+    fixes: list[dict[str, Any]] = []
+    #: refuse to repair the files' defects (``--strict``): an error naming the defect instead
+    strict: bool = False
 
     @property
     def gas(self) -> str:
