@@ -95,12 +95,13 @@ def check(
             "[yellow]" + "; ".join(r.fixes) + "[/yellow]" if r.fixes else "",
             "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]",
         )
-    Console().print(table)  # at the terminal's width: long keys and problems fold
+    console = Console()
+    console.print(table)  # at the terminal's width: long keys and problems fold
     typer.echo("\n".join(summarize_checks(results)))
     bad = [r for r in results if not r.ok]
-    for r in results:  # every repair in full, whatever the terminal's width
+    for r in results:  # every repair in full, folded at the terminal's width
         for f in r.fixes:
-            typer.echo(f"fixed {r.key}: {f}")
+            console.print(f"fixed {r.key}: {f}", overflow="fold", markup=False, highlight=False)
     typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} with problems")
     if bad:
         raise typer.Exit(1)

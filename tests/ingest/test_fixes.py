@@ -460,3 +460,19 @@ def test_run_records_fixes_in_the_manifest_and_strict_recomputes(tmp_path):
     assert declared.done == [key], declared.failed
     entry = json.loads((tmp_path / "s2.zarr" / "manifest.json").read_text())["series"][key]
     assert any("clipped to +-90" in f for f in entry["fixes"])
+
+
+def test_catalog_check_cli_lists_the_fixes_and_strict_fails(tmp_path):
+    from typer.testing import CliRunner
+
+    from gridflux.cli import app
+
+    path, *_ = _cesm2_fv2(tmp_path)
+    cat = _catalog(tmp_path, path, "CESM2-FV2")
+    res = CliRunner().invoke(app, ["catalog", "check", cat], env={"COLUMNS": "100"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "fixed CMIP6.CESM2-FV2.historical.r1i1p1f1/rh: lat bounds: edge 90.9474" in text
+    assert "1 with repaired files" in text
+    res = CliRunner().invoke(app, ["catalog", "check", cat, "--strict"], env={"COLUMNS": "100"})
+    assert res.exit_code == 1 and "strict" in res.output and "fixed" not in res.output
