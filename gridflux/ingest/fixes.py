@@ -70,7 +70,8 @@ def _read(path: str) -> tuple[dict[str, Any], ...]:
         out.append(
             {
                 "match": match,
-                "defect": " ".join(str(e["defect"]).split()),
+                # one line, no "; " (gridflux_fixes separates repairs with it)
+                "defect": " ".join(str(e["defect"]).split()).replace("; ", ", "),
                 "repair": dict(repair),
                 "table": str(path),
             }

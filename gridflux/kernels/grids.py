@@ -622,7 +622,9 @@ def repair_bounds(
             return bounds, []
         kinds = {k for k, _ in defects}
         rule = "clip" if kinds == {"beyond-pole"} else "centres"
-    said = "; ".join(d for _, d in defects) or "known defect"
+    elif not defects and _same_as_repaired(c, b, axis, rule, lat_tol):
+        return bounds, []  # a tabled defect these files do not have (e.g. a corrected version)
+    said = ", ".join(d for _, d in defects) or "known defect"
     if strict:
         raise GridError(
             f"{said}; refused (strict): without strict gridflux would "
@@ -646,4 +648,17 @@ def repair_bounds(
         kind = "exact Gaussian edges" if is_gaussian(c, tol) else "midpoints between centres"
     else:
         kind = "midpoints between centres"
-    return None, [f"{axis} bounds: {said}: dropped, inferred from the centres ({kind}; {how})"]
+    return None, [f"{axis} bounds: {said}: dropped, inferred from the centres ({kind}, {how})"]
+
+
+def _same_as_repaired(
+    c: np.ndarray, b: np.ndarray, axis: str, rule: str, lat_tol: float | None
+) -> bool:
+    """Whether a tabled rule would leave these (defect-free) bounds as they are, to 1e-6 deg."""
+    if rule == "clip":
+        return bool(np.array_equal(np.clip(b, -90.0, 90.0), b)) or axis != "lat"
+    if axis == "lat":
+        new = infer_lat_bounds(c, latitude_precision(c) if lat_tol is None else lat_tol)
+    else:
+        new = infer_lon_bounds(c)
+    return bool(np.all(np.abs(new - b) <= _EDGE_TOL * np.maximum(1.0, np.abs(b))))

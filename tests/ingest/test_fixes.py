@@ -152,6 +152,7 @@ def test_cesm2_fv2_top_bound_is_clipped_and_equals_the_manual_clip(tmp_path):
     assert rec.fixes and rec.fixes[0]["repair"] == {"lat_bounds": "clip"}
     ds = load_series(rec)
     assert "clipped to +-90" in _fixes_of(ds) and "CESM2-FV2" in _fixes_of(ds)
+    assert len(_fixes_of(ds).split("; ")) == 1  # one repair, one entry
     assert "FIXED lat bounds" in ds["rh"].attrs["gridflux_history"]
 
     manual = np.clip(lat_b, -90.0, 90.0)  # the careful manual repair: clip
@@ -226,6 +227,11 @@ def test_noresm2_lm_first_longitude_cell_around_its_centre(tmp_path):
     assert np.array_equal(_totals(ds), _totals(ref))
     hand = _by_hand(_field(10, 144), _edges(lat_b), -1.25 + 2.5 * np.arange(145))
     np.testing.assert_allclose(_totals(ds), hand, rtol=1e-13)
+    # a corrected file of the same model: the tabled fix changes nothing and records nothing
+    good_b = np.column_stack([lon - 1.25, lon + 1.25])
+    good = _write(tmp_path / "good.nc", lat, lon, lat_b, good_b)
+    ok = load_series(_series(tmp_path, good, "NorESM2-LM", "good"))
+    assert _fixes_of(ok) == "" and np.array_equal(ok["lon_bnds"].values, good_b)
     # as stored, the first column would count half its area and the last one and a half
     as_stored = _by_hand(_field(10, 144), _edges(lat_b), _edges(lon_b))
     assert abs(as_stored[0] / hand[0] - 1) > 1e-5
