@@ -55,9 +55,17 @@ def check(
             "--no-scan-data: metadata only (quick, for large remote archives).",
         ),
     ] = True,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="A known defect of the files (gridflux/ingest/fixes.yaml, generic rules) is a "
+            "problem instead of being repaired.",
+        ),
+    ] = False,
 ) -> None:
-    """Open every series and report grid, calendar, units, coverage, gaps, months with no data
-    and problems."""
+    """Open every series and report grid, calendar, units, coverage, gaps, months with no data,
+    the repairs of the files' defects, and problems."""
     from rich.console import Console
     from rich.table import Table
 
@@ -69,6 +77,7 @@ def check(
         storage_options=so,
         allow_outside_root=allow_outside_root or list(allowed_prefix or []),
         scan_data=scan_data,
+        strict=strict,
     )
     table = Table(title=f"{catalog}: {len(results)} series")
     for col in (
@@ -79,6 +88,7 @@ def check(
         "calendar",
         "units",
         "coverage",
+        "fixes",
         "problems",
     ):
         table.add_column(col, overflow="fold")
@@ -91,11 +101,16 @@ def check(
             r.calendar,
             r.units,
             r.coverage,
+            "[yellow]" + "; ".join(r.fixes) + "[/yellow]" if r.fixes else "",
             "[red]" + "; ".join(r.problems) + "[/red]" if r.problems else "[green]ok[/green]",
         )
-    Console().print(table)  # at the terminal's width: long keys and problems fold
+    console = Console()
+    console.print(table)  # at the terminal's width: long keys and problems fold
     typer.echo("\n".join(summarize_checks(results)))
     bad = [r for r in results if not r.ok]
+    for r in results:  # every repair in full, folded at the terminal's width
+        for f in r.fixes:
+            console.print(f"fixed {r.key}: {f}", overflow="fold", markup=False, highlight=False)
     typer.echo(f"{len(results) - len(bad)} ok, {len(bad)} with problems")
     if bad:
         raise typer.Exit(1)

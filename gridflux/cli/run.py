@@ -315,6 +315,15 @@ def run_cmd(
             "\\[default: gridflux.pipeline.verify]",
         ),
     ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option(
+            "--strict/--no-strict",
+            help="refuse to repair known defects of the files (gridflux/ingest/fixes.yaml and "
+            "the generic rules): such a series fails naming the defect "
+            "\\[default: gridflux.strict]",
+        ),
+    ] = None,
     regions: Annotated[
         str | None,
         typer.Option(
@@ -490,6 +499,7 @@ def run_cmd(
         progress=bar if bar is not None else False,
         verify=verify,
         sel=sel,
+        strict=strict,
         storage_options=input_opts,
         store_options=output_opts,
         prune=prune,

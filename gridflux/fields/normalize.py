@@ -14,6 +14,7 @@ so an already canonical file costs no extra pass.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -35,7 +36,13 @@ from gridflux.kernels import grids
 #: Values at or beyond this magnitude are missing even when the file declares no fill value.
 FILL_THRESHOLD = 1e19
 
-__all__ = ["FILL_THRESHOLD", "normalize", "resolve_variable"]
+__all__ = [
+    "FILL_THRESHOLD",
+    "land_area_basis",
+    "normalize",
+    "repaired_bounds",
+    "resolve_variable",
+]
 
 
 def _is_dask(x: Any) -> bool:
@@ -48,8 +55,38 @@ def _values(x: xr.DataArray) -> np.ndarray:
     return np.asarray(x.values)
 
 
+def land_area_basis(
+    cell_methods: Any,
+    per_land_area: bool | None,
+    default: bool | None = None,
+    default_source: str = "",
+) -> tuple[bool, str]:
+    """Whether a field is per unit land area, and what says so.
+
+    In this order: ``per_land_area`` (the catalog's column or the caller); the variable's
+    ``cell_methods`` where it has an ``area:`` method (``area: mean where land`` -> True, any
+    other ``area:`` method -> False); ``default`` (e.g. the CMIP table's convention: ``Lmon``);
+    else False. The reason names the attribute, for the history and for errors.
+    """
+    if per_land_area is not None:
+        return bool(per_land_area), "the catalog's per_land_area"
+    cm = str(cell_methods or "")
+    if "where land" in cm:
+        return True, f"cell_methods {cm!r}"
+    if "area:" in cm:
+        return False, f"cell_methods {cm!r}"
+    if default is not None:
+        return bool(default), default_source or "the catalog's default"
+    return False, "no cell_methods area method"
+
+
 def _land_fraction(
-    ds: xr.Dataset, land_fraction: Any, shape: tuple[int, int], path: str | None, name: str
+    ds: xr.Dataset,
+    land_fraction: Any,
+    shape: tuple[int, int],
+    path: str | None,
+    name: str,
+    why: str = "cell_methods",
 ) -> tuple[np.ndarray, str]:
     """sftlf as a (lat, lon) float64 fraction in [0, 1] in the file's own orientation."""
     lf = land_fraction
@@ -59,13 +96,20 @@ def _land_fraction(
                 lf = ds[n]
                 break
     if lf is None:
+        attr = (
+            "cell_methods"
+            if why.startswith("cell_methods")
+            else "per_land_area"
+            if "per_land_area" in why
+            else "table_id"
+        )
         raise InputError(
-            "is given per unit land area (cell_methods 'area: mean where land' or the catalog's "
-            "per_land_area) but no land fraction is available; expected an 'sftlf' fx file in the "
-            "catalog for this model or the land_fraction argument",
+            f"is taken per unit land area ({why}) but no land fraction is available; expected "
+            "an 'sftlf' fx file in the catalog for this model or the land_fraction argument"
+            + ("" if attr == "cell_methods" else f", or per_land_area false if {why} is wrong"),
             path=path,
             variable=name,
-            attribute="cell_methods",
+            attribute=attr,
         )
     units = str(getattr(lf, "attrs", {}).get("units", "")).strip()
     vals = np.asarray(lf.values if isinstance(lf, xr.DataArray) else lf, dtype=np.float64)
@@ -95,6 +139,47 @@ def _land_fraction(
             attribute="units",
         )
     return np.clip(vals, 0.0, 1.0), how
+
+
+def repaired_bounds(
+    lat: np.ndarray,
+    lon: np.ndarray,
+    lat_bv: np.ndarray | None,
+    lon_bv: np.ndarray | None,
+    *,
+    rules: Mapping[str, str] | None = None,
+    reasons: Mapping[str, str] | None = None,
+    strict: bool = False,
+    lat_dtype: Any = None,
+) -> tuple[np.ndarray | None, np.ndarray | None, list[str]]:
+    """The file's lat/lon bounds after the fix rules (:func:`gridflux.kernels.grids.repair_bounds`):
+    latitude edges beyond +-90 clipped; bounds with gaps, overlaps or centres outside their cells
+    dropped (None: inferred from the centres); per axis a fix table's rule instead.
+
+    ``lat`` ascending and ``lon`` unwrapped, bounds in their order (degrees). Returns the
+    bounds to use and one note per repair (``gridflux_fixes``). ``strict`` raises
+    :class:`~gridflux.errors.GridError` instead of repairing.
+    """
+    rules = dict(rules or {})
+    reasons = dict(reasons or {})
+    tol = grids.latitude_precision(lat, lat_dtype)
+    notes: list[str] = []
+    out = []
+    for axis, centres, b in (("lat", lat, lat_bv), ("lon", lon, lon_bv)):
+        try:
+            nb, done = grids.repair_bounds(
+                centres, b, axis, rule=rules.get(axis), strict=strict, lat_tol=tol
+            )
+        except GridError as exc:
+            if not reasons.get(axis):
+                raise
+            msg = str(exc).split(": ", 1)[-1]
+            raise GridError(f"{msg} [{reasons[axis]}]", variable=exc.variable) from exc
+        if done and reasons.get(axis):
+            done = [f"{d} [{reasons[axis]}]" for d in done]
+        notes += done
+        out.append(nb)
+    return out[0], out[1], notes
 
 
 def _time_keys(
@@ -171,6 +256,11 @@ def normalize(
     allow_gaps: bool = False,
     statistic: str | None = None,
     sel: str | None = None,
+    bounds_rules: Mapping[str, str] | None = None,
+    fix_reasons: Mapping[str, str] | None = None,
+    strict: bool = False,
+    land_default: bool | None = None,
+    land_default_source: str = "",
 ) -> xr.Dataset:
     """Turn one variable of a raw dataset into the canonical field.
 
@@ -197,6 +287,14 @@ def normalize(
         (:mod:`gridflux.fields.statistics`); default: a carbon/N variable of the table (total)
     sel : level selection of a 4-D field, ``'plev=85000'`` or ``'depth=0:1'`` (a layer:
         integral for totals, thickness-weighted mean for means)
+    bounds_rules : per axis (``lat``/``lon``) the rule of a fix table for the file's bounds
+        (:data:`gridflux.kernels.grids.BOUNDS_RULES`); an axis not named gets the generic rules
+        (:func:`repaired_bounds`)
+    fix_reasons : per axis, the fix table's description of the defect (for the history)
+    strict : refuse to repair anything (an error naming the defect instead)
+    land_default : whether the field is per land area when neither ``per_land_area`` nor the
+        variable's ``cell_methods`` (an ``area:`` method) say (e.g. from the CMIP table)
+    land_default_source : where ``land_default`` comes from, for messages (e.g. "table Lmon")
 
     Returns
     -------
@@ -273,6 +371,7 @@ def normalize(
         raise InputError(
             "coordinate values are missing", path=path, variable=ydim, attribute="values"
         )
+    lat_dtype = ds[ydim].dtype
     lat_b = bounds_of(ds, ydim)
     lon_b = bounds_of(ds, xdim)
     lat_bv = None if lat_b is None else _values(lat_b).astype(np.float64)
@@ -289,13 +388,24 @@ def normalize(
         history.append("longitude reversed to increasing")
     try:
         lon_u = grids.unwrap_longitudes(lon, xdim)
+        lat_bv, lon_bv, fixes = repaired_bounds(
+            lat,
+            lon_u,
+            lat_bv,
+            lon_bv,
+            rules=bounds_rules,
+            reasons=fix_reasons,
+            strict=strict,
+            lat_dtype=lat_dtype,
+        )
         grid = grids.CellBounds.from_centers(
-            lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim
+            lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim, lat_dtype=lat_dtype
         )
     except GridError as exc:
         attr = "values" if exc.variable in (ydim, xdim) else "bounds"
         raise InputError(
-            f"invalid grid ({exc}); expected strictly monotonic, contiguous coordinates",
+            f"invalid grid ({exc}); expected strictly monotonic, contiguous coordinates"
+            + ("" if not strict else " (strict: no repair)"),
             path=path,
             variable=exc.variable or ydim,
             attribute=attr,
@@ -308,6 +418,7 @@ def normalize(
     history.append(
         "lon bounds from file" if lon_bv is not None else "lon bounds INFERRED from centres"
     )
+    history.extend(f"FIXED {f}" for f in fixes)
 
     # -- values ----------------------------------------------------------------------------
     raw_units = units if units is not None else da.attrs.get("units")
@@ -342,12 +453,13 @@ def normalize(
     if not uf.is_identity:
         history.append(uf.description)
 
-    if per_land_area is None:
-        per_land_area = "where land" in str(da.attrs.get("cell_methods", ""))
+    per_land_area, land_why = land_area_basis(
+        da.attrs.get("cell_methods"), per_land_area, land_default, land_default_source
+    )
     lf = None
     if per_land_area:
-        lf, how = _land_fraction(ds, land_fraction, shape2, path, raw)
-        history.append(f"per land area: multiplied by {how}")
+        lf, how = _land_fraction(ds, land_fraction, shape2, path, raw, land_why)
+        history.append(f"per land area ({land_why}): multiplied by {how}")
 
     enc = da.encoding
     declared_fill = (
@@ -423,6 +535,7 @@ def normalize(
         gridflux_missing_fraction=("not computed (lazy input)" if miss is None else float(miss)),
         gridflux_gaps=", ".join(check.gap_labels()),
         gridflux_sign_flipped=int(sign < 0),
+        gridflux_fixes="; ".join(fixes),
     )
     out.attrs.update(gridflux_variable=canonical, gridflux_source=path or "")
     return out

@@ -273,6 +273,15 @@ def _time_keys(
     return _remember(_TIME_CACHE, key, (keys, seconds_in_month(keys, cal)))
 
 
+def _has_defects(lat, lon, lat_b, lon_b) -> bool:
+    """Whether a file's bounds have a defect the fix rules repair (gridflux.kernels.grids)."""
+    lat_rows = np.sort(lat_b, axis=1)
+    lon_rows = grids.align_lon_bounds(np.sort(lon_b, axis=1), lon)
+    return bool(
+        grids.bounds_defects(lat, lat_rows, "lat") or grids.bounds_defects(lon, lon_rows, "lon")
+    )
+
+
 def _canonical_grid(lat, lon, lat_b, lon_b, ydim: str, xdim: str):
     """(flip_lat, flip_lon, canonical grid, history) of file coordinates, cached by content."""
     key = _digest(lat, lon, lat_b, lon_b, ydim, xdim)
@@ -295,6 +304,10 @@ def _canonical_grid(lat, lon, lat_b, lon_b, ydim: str, xdim: str):
         lon = lon[::-1]
         lon_bv = None if lon_bv is None else lon_bv[::-1]
     lon_u = grids.unwrap_longitudes(lon, xdim)
+    if lat_bv is None or lon_bv is None or _has_defects(lat, lon_u, lat_bv, lon_bv):
+        # bounds to infer or to repair: normalization's rules decide (Gaussian recognition to the
+        # files' precision, the fix rules), on the xarray path (open_fast falls back on raise)
+        raise ValueError("bounds to infer or repair")
     g = grids.CellBounds.from_centers(lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim)
     # as grid_of() builds it from the canonical dataset (coordinates lat, lon; bounds lat_bnds)
     canonical = grids.CellBounds.from_centers(
@@ -336,6 +349,12 @@ def eligible(record: Any, storage_options: Any = None) -> bool:
     if not config.get("pipeline.fast-open", True) or not config.get("pipeline.fast-inflate", True):
         return False
     if record.format != "netcdf" or not record.paths:
+        return False
+    # files with known defects (a fix-table entry, or strict refusal) and fields whose land basis
+    # needs the table's convention go the xarray path, where normalization repairs and explains
+    if getattr(record, "fixes", None) or getattr(record, "strict", False):
+        return False
+    if record.per_land_area is None and getattr(record, "table_id", "") in ("Lmon",):
         return False
     paths = list(record.paths) + list(record.fx_paths.values())
     return all("://" not in p and "::" not in p and not p.endswith(".zarr") for p in paths)
@@ -586,6 +605,9 @@ class DatasetView:
         self.grid = grid_of(ds)
         self.shape = tuple(self.data.shape)
         self.value_dtype = np.dtype(self.data.dtype)
+        #: repairs of the files' known defects that normalization made (gridflux.ingest.fixes)
+        notes = str(ds[self.variable].attrs.get("gridflux_fixes", ""))
+        self.fixes: tuple[str, ...] = tuple(f for f in notes.split("; ") if f)
 
     def read(self, i0: int, i1: int, rows: slice | None = None) -> np.ndarray:
         part = self.data[i0:i1] if rows is None else self.data[i0:i1, rows]

@@ -23,6 +23,14 @@ CDO_EARTH_RADIUS = 6371000.0
 
 # Relative tolerance (in degrees) for "these two edges are the same edge".
 _EDGE_TOL = 1e-6
+_EPS = float(np.finfo(np.float64).eps)
+#: Gaussian latitudes stored at full float64 precision are recognised to this (degrees).
+GAUSS_TOL_FLOAT64 = 1e-6
+#: ... stored as float32 numbers (also inside a float64 variable): 2 float32 ulps at 64..90 deg.
+GAUSS_TOL_FLOAT32 = 2.0 * 2.0**-17
+#: Never more than this (degrees): the regular grid nearest to any Gaussian grid of 4..4000 rows
+#: (equal steps between the same outer latitudes) is >= 6.7e-4 deg away from it somewhere.
+GAUSS_TOL_MAX = 1e-4
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,13 +132,16 @@ class CellBounds:
         *,
         lat_name: str = "lat",
         lon_name: str = "lon",
+        lat_dtype: np.dtype | str | None = None,
     ) -> CellBounds:
         """Build canonical bounds from a file's centres and (optional) bounds variables.
 
         Latitudes may be ascending or descending (the result is ascending: reverse the data's
         latitude axis when ``is_descending(lat)``); bounds rows may be in either order; longitudes
         may start anywhere and cross 0 or the dateline (they are unwrapped to increase).
-        Missing bounds are inferred (see :func:`infer_lat_bounds`, :func:`infer_lon_bounds`).
+        Missing bounds are inferred (see :func:`infer_lat_bounds`, :func:`infer_lon_bounds`);
+        ``lat_dtype`` is the dtype the file stores its latitudes with (Gaussian recognition to
+        that precision: :func:`latitude_precision`).
         """
         lat = _as_1d(lat, lat_name)
         lon = _as_1d(lon, lon_name)
@@ -141,14 +152,14 @@ class CellBounds:
         lon = unwrap_longitudes(lon, lon_name)
 
         if lat_bounds is None:
-            lat_b = infer_lat_bounds(lat)
+            lat_b = infer_lat_bounds(lat, latitude_precision(lat, lat_dtype))
         else:
             lat_b = _as_bounds(lat_bounds, lat.size, f"{lat_name}_bnds")
         if lon_bounds is None:
             lon_b = infer_lon_bounds(lon)
         else:
             lon_b = _as_bounds(lon_bounds, lon.size, f"{lon_name}_bnds")
-            lon_b = _align_lon_bounds(lon_b, lon)
+            lon_b = align_lon_bounds(lon_b, lon)
 
         lat_b = np.sort(lat_b, axis=1)
         lon_b = np.sort(lon_b, axis=1)
@@ -288,19 +299,20 @@ def unwrap_longitudes(lon: np.ndarray, name: str = "lon") -> np.ndarray:
     return lon
 
 
-def infer_lat_bounds(lat: np.ndarray) -> np.ndarray:
+def infer_lat_bounds(lat: np.ndarray, tol: float | None = None) -> np.ndarray:
     """Latitude bounds from centres, in the order of the input.
 
-    Gaussian latitudes (detected to 1e-6 degrees) get the exact Gaussian-grid edges, whose
-    ``sin`` differences are the Gauss weights; otherwise edges are the midpoints between
-    centres, the outer edges half a step beyond the outer centres, clipped to +-90 (so a
-    pole-centred grid gets half polar cells).
+    Gaussian latitudes (recognised to ``tol`` degrees; default :func:`latitude_precision` of the
+    values) get the exact Gaussian-grid edges, whose ``sin`` differences are the Gauss weights;
+    otherwise edges are the midpoints between centres, the outer edges half a step beyond the
+    outer centres, clipped to +-90 (so a pole-centred grid gets half polar cells).
     """
     lat = _as_1d(lat, "lat")
     _check_centres(lat, "lat", allow_descending=True)
     desc = is_descending(lat)
     asc = lat[::-1] if desc else lat
-    gauss = _gaussian_edges_if_gaussian(asc)
+    tol = latitude_precision(lat) if tol is None else tol
+    gauss = _gaussian_edges_if_gaussian(asc, tol)
     if gauss is not None:
         edges = gauss
     else:
@@ -366,14 +378,54 @@ def gaussian_latitudes(nlat: int) -> tuple[np.ndarray, np.ndarray]:
     return centres, edges
 
 
-def _gaussian_edges_if_gaussian(asc: np.ndarray) -> np.ndarray | None:
+def latitude_precision(lat: np.ndarray, dtype: np.dtype | str | None = None) -> float:
+    """How close (degrees) stored latitudes may be to the Gauss nodes and still be them.
+
+    The tolerance follows the precision the file stores its latitudes with:
+
+    - float32 (the variable's ``dtype``, or every value a float32 number inside a float64
+      variable, as NESM3's): :data:`GAUSS_TOL_FLOAT32` = 2 ulps of float32 at 64..90 deg
+      (1.5e-5 deg). Rounding to float32 costs half an ulp (3.8e-6 deg); nodes computed in
+      single precision are off by about one (NESM3: 4.4e-6 deg);
+    - float64 values written with ``k`` <= 7 decimals (MRI-ESM2-0's ``89.14152``): ``10**-k``
+      (half a unit of the last decimal from rounding, the other half for the node's own error;
+      MRI-ESM2-0: 1.1e-6 deg at ``k = 5``);
+    - full float64: :data:`GAUSS_TOL_FLOAT64` (1e-6 deg).
+
+    Never more than :data:`GAUSS_TOL_MAX` (1e-4 deg), far below the 6.7e-4 deg or more by which
+    any regular grid of 4..4000 rows differs from the Gaussian grid of as many rows.
+    """
+    vals = np.asarray(lat, dtype=np.float64)
+    if (dtype is not None and np.dtype(dtype) == np.float32) or np.array_equal(
+        vals.astype(np.float32).astype(np.float64), vals
+    ):
+        return min(GAUSS_TOL_FLOAT32, GAUSS_TOL_MAX)
+    for k in range(4, 8):
+        scaled = vals * 10.0**k
+        if np.all(np.abs(scaled - np.round(scaled)) <= 8 * _EPS * np.maximum(1.0, np.abs(scaled))):
+            return min(10.0**-k, GAUSS_TOL_MAX)
+    return GAUSS_TOL_FLOAT64
+
+
+def _gaussian_edges_if_gaussian(
+    asc: np.ndarray, tol: float = GAUSS_TOL_FLOAT64
+) -> np.ndarray | None:
     n = asc.size
-    if n < 4 or n > 4000 or abs(asc[0] + asc[-1]) > 1e-6:
+    if n < 4 or n > 4000 or abs(asc[0] + asc[-1]) > 2 * tol:
         return None
     centres, edges = gaussian_latitudes(n)
-    if np.max(np.abs(centres - asc)) < 1e-6:
+    if np.max(np.abs(centres - asc)) <= tol:
         return edges
     return None
+
+
+def is_gaussian(lat: np.ndarray, tol: float | None = None) -> bool:
+    """Whether latitudes (either order) are the Gauss nodes of their count, to ``tol`` degrees
+    (default :func:`latitude_precision`)."""
+    lat = _as_1d(lat, "lat")
+    asc = np.sort(lat)
+    tol = latitude_precision(lat) if tol is None else tol
+    return _gaussian_edges_if_gaussian(asc, tol) is not None
 
 
 # -- areas and standard grids ------------------------------------------------------------------
@@ -440,7 +492,7 @@ def gaussian_grid(nlat: int, nlon: int | None = None, lon0: float = 0.0) -> Cell
     )
 
 
-def _align_lon_bounds(lon_b: np.ndarray, lon: np.ndarray) -> np.ndarray:
+def align_lon_bounds(lon_b: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """Shift each bounds row by multiples of 360 so that it contains its (unwrapped) centre.
 
     A row like ``[359.5, 0.5]`` around a centre at 0 wraps: it means ``[-0.5, 0.5]``. Whether a
@@ -454,3 +506,159 @@ def _align_lon_bounds(lon_b: np.ndarray, lon: np.ndarray) -> np.ndarray:
     new_hi = np.where(inside, hi, lo + 360.0)
     shift = 360.0 * np.round((lon - 0.5 * (new_lo + new_hi)) / 360.0)
     return np.column_stack([new_lo + shift, new_hi + shift])
+
+
+# -- defects of a file's bounds and their repair ------------------------------------------------
+#: How a file's bounds of one axis are taken: ``None`` = the generic rules (:func:`repair_bounds`),
+#: ``clip`` = latitude edges clipped to +-90, ``centres`` = the file's bounds dropped and inferred
+#: from the centres (:func:`infer_lat_bounds` / :func:`infer_lon_bounds`), ``file`` = as they are.
+BOUNDS_RULES = ("clip", "centres", "file")
+
+
+def bounds_defects(centres: np.ndarray, bounds: np.ndarray, axis: str) -> list[tuple[str, str]]:
+    """The defects of one axis' bounds, as ``(kind, description)``; none for good bounds.
+
+    Parameters
+    ----------
+    centres : (n,) degrees, latitude ascending / longitude unwrapped to increase
+    bounds : (n, 2) degrees in the same order, each row sorted (longitude rows aligned to their
+        centres: :func:`align_lon_bounds`)
+    axis : ``lat`` or ``lon``
+
+    Kinds: ``beyond-pole`` (a latitude edge beyond +-90), ``gaps`` (cells that leave gaps or
+    overlap), ``outside`` (a centre not strictly inside its cell; a latitude centre at a pole may
+    sit on that pole's edge).
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    b = np.asarray(bounds, dtype=np.float64)
+    out: list[tuple[str, str]] = []
+    if axis == "lat" and (b.max() > 90.0 + _EDGE_TOL or b.min() < -90.0 - _EDGE_TOL):
+        bad = b.max() if b.max() > 90.0 + _EDGE_TOL else b.min()
+        out.append(("beyond-pole", f"edge {bad:.6g} beyond +-90"))
+    if b.shape[0] > 1:
+        gap = b[1:, 0] - b[:-1, 1]
+        tol = _EDGE_TOL * np.maximum(1.0, np.abs(b[1:, 0]))
+        bad_i = np.flatnonzero(np.abs(gap) > tol)
+        if bad_i.size:
+            i = int(bad_i[0])
+            what = "overlap" if gap[i] < 0 else "leave gaps"
+            out.append(
+                (
+                    "gaps",
+                    f"{bad_i.size} pair(s) of cells {what}, first cells {i} "
+                    f"[{b[i, 0]:.6g}, {b[i, 1]:.6g}] and {i + 1} [{b[i + 1, 0]:.6g}, "
+                    f"{b[i + 1, 1]:.6g}]",
+                )
+            )
+    tol_c = _EDGE_TOL * np.maximum(1.0, np.abs(c))
+    inside = (c - b[:, 0] > tol_c) & (b[:, 1] - c > tol_c)
+    if axis == "lat":
+        at_pole = (
+            (np.abs(np.abs(c) - 90.0) <= _EDGE_TOL) & (b[:, 0] < c + tol_c) & (b[:, 1] > c - tol_c)
+        )
+        inside |= at_pole
+    bad_c = np.flatnonzero(~inside)
+    if bad_c.size:
+        i = int(bad_c[0])
+        out.append(
+            (
+                "outside",
+                f"{bad_c.size} centre(s) not inside their cells, first {c[i]:.6g} in "
+                f"[{b[i, 0]:.6g}, {b[i, 1]:.6g}]",
+            )
+        )
+    return out
+
+
+def repair_bounds(
+    centres: np.ndarray,
+    bounds: np.ndarray | None,
+    axis: str,
+    *,
+    rule: str | None = None,
+    strict: bool = False,
+    lat_tol: float | None = None,
+) -> tuple[np.ndarray | None, list[str]]:
+    """A file's bounds of one axis, repaired by a stated rule; and what was done.
+
+    Generic rules (``rule=None``): latitude edges beyond +-90 are clipped to +-90 (when that
+    leaves no other defect); bounds with gaps or overlaps, or that do not surround their centres
+    (:func:`bounds_defects`), are dropped and inferred from the centres: the exact Gaussian edges
+    when the centres are Gauss nodes to their stored precision (:func:`latitude_precision`),
+    else midpoints between centres (outer edges half a step out, clipped to +-90). A ``rule``
+    (from a fix table) is applied whatever the detection says: ``clip``, ``centres`` or ``file``
+    (keep the file's bounds; any defect is then an error later).
+
+    Parameters
+    ----------
+    centres : (n,) degrees, latitude ascending / longitude unwrapped to increase
+    bounds : (n, 2) the file's bounds in the same order (None: none, nothing to repair)
+    axis : ``lat`` or ``lon``
+    rule : None (generic) or one of :data:`BOUNDS_RULES`
+    strict : refuse any repair: :class:`GridError` naming the defect
+    lat_tol : Gaussian recognition tolerance (degrees) of the latitudes
+
+    Returns
+    -------
+    bounds, notes
+        The bounds to use (None: infer from the centres) and one note per repair done (empty
+        when the file's bounds are used as they are).
+    """
+    if rule is not None and rule not in BOUNDS_RULES:
+        raise GridError(
+            f"unknown bounds rule {rule!r}; expected one of {BOUNDS_RULES}", variable=axis
+        )
+    if bounds is None or rule == "file":
+        return bounds, []
+    c = np.asarray(centres, dtype=np.float64)
+    b = np.sort(np.asarray(bounds, dtype=np.float64), axis=1)
+    if axis == "lon":
+        b = align_lon_bounds(b, c)
+    defects = bounds_defects(c, b, axis)
+    name = f"{axis}_bnds"
+    how = "fix table" if rule is not None else "generic rule"
+    if rule is None:
+        if not defects:
+            return bounds, []
+        kinds = {k for k, _ in defects}
+        rule = "clip" if kinds == {"beyond-pole"} else "centres"
+    elif not defects and _same_as_repaired(c, b, axis, rule, lat_tol):
+        return bounds, []  # a tabled defect these files do not have (e.g. a corrected version)
+    said = ", ".join(d for _, d in defects) or "known defect"
+    if strict:
+        raise GridError(
+            f"{said}; refused (strict): without strict gridflux would "
+            + ("clip them to +-90" if rule == "clip" else "infer them from the centres"),
+            variable=name,
+        )
+    if rule == "clip":
+        if axis != "lat":
+            raise GridError("the rule 'clip' is for latitude bounds only", variable=name)
+        clipped = np.clip(b, -90.0, 90.0)
+        if np.array_equal(clipped, b):
+            return bounds, []
+        rest = bounds_defects(c, clipped, axis)
+        if rest:
+            raise GridError(
+                f"{said}: clipped to +-90 they still have defects ({rest[0][1]})", variable=name
+            )
+        return clipped, [f"{axis} bounds: {said}: clipped to +-90 ({how})"]
+    if axis == "lat":
+        tol = latitude_precision(c) if lat_tol is None else lat_tol
+        kind = "exact Gaussian edges" if is_gaussian(c, tol) else "midpoints between centres"
+    else:
+        kind = "midpoints between centres"
+    return None, [f"{axis} bounds: {said}: dropped, inferred from the centres ({kind}, {how})"]
+
+
+def _same_as_repaired(
+    c: np.ndarray, b: np.ndarray, axis: str, rule: str, lat_tol: float | None
+) -> bool:
+    """Whether a tabled rule would leave these (defect-free) bounds as they are, to 1e-6 deg."""
+    if rule == "clip":
+        return bool(np.array_equal(np.clip(b, -90.0, 90.0), b)) or axis != "lat"
+    if axis == "lat":
+        new = infer_lat_bounds(c, latitude_precision(c) if lat_tol is None else lat_tol)
+    else:
+        new = infer_lon_bounds(c)
+    return bool(np.all(np.abs(new - b) <= _EDGE_TOL * np.maximum(1.0, np.abs(b))))

@@ -36,6 +36,9 @@ RESULT_FIELDS: tuple[str, ...] = (
     "gas",  # molecule counted by mol units (SeriesRecord.gas: the gas trait or the variable's)
     "time_ranges",  # the months the catalog declares (where the series lands on the time axis)
     "version",  # the dataset version (CMIP6 ``version``): a new one supersedes the series
+    "table_id",  # per land area by the table's convention (Lmon) where cell_methods is silent
+    "fixes",  # the fix-table entries that repair the files (a changed table recomputes)
+    "strict",  # repairs refused (a series that was repaired fails, one refused gets repaired)
 )
 #: Record fields that cannot change a result, and why.
 NOT_RESULT_FIELDS: dict[str, str] = {
@@ -44,8 +47,6 @@ NOT_RESULT_FIELDS: dict[str, str] = {
     "catalog": "the catalog file the record came from",
     "protocol": "the series' protocol is in its configuration hash (the run's config hash of "
     "that protocol), beside the fingerprint",
-    "table_id": "the CMIP table the files came from: which files those are is in ``paths``, "
-    "and whether a field is per land area in ``per_land_area``",
     "traits": "member traits, stored as member coordinates of the template (gas is in "
     "RESULT_FIELDS through SeriesRecord.gas)",
 }

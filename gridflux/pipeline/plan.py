@@ -52,6 +52,8 @@ class SeriesPlan:
     previous_status: str | None = None
     skip: bool = False
     planned: bool = True
+    #: repairs of the files' defects normalization did (the field's ``gridflux_fixes``)
+    fixes: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> str:
@@ -127,6 +129,8 @@ def plan_series(
         )
         plan.canonical = ds
         plan.grid = grid_of(ds)
+        done = str(ds[record.variable].attrs.get("gridflux_fixes", ""))
+        plan.fixes = [f for f in done.split("; ") if f]
         times = ds["time"].values
         plan.months = [(int(t.year), int(t.month)) for t in times]
         da = ds[record.variable]

@@ -683,9 +683,11 @@ class Run:
         if error is None:
             values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
             p.nbytes = 0
-            for pos, tot, nbytes in (block for span in results or [] for block in span):
+            for pos, tot, nbytes, *fixes in (block for span in results or [] for block in span):
                 values[np.ix_(self.region_pos, pos)] = tot.T
                 p.nbytes += nbytes
+                if fixes and not p.fixes:  # repairs done by the worker's normalization
+                    p.fixes = list(fixes[0])
             missing = self.missing_months(p, values)
             if p.months and len(missing) == len(p.months):
                 error = self.no_data_error(p)
@@ -830,6 +832,8 @@ class Run:
             "bytes": p.nbytes,
         }
         e.update(self.statistic_of(p.variable))
+        if p.fixes:  # repairs of the files' defects (gridflux.ingest.fixes), kept in the store
+            e["fixes"] = list(p.fixes)
         if error:
             e["error"] = error
         if seconds is not None:
@@ -1038,6 +1042,7 @@ def run(
     prune: bool = False,
     verify: bool | None = None,
     sel: str | None = None,
+    strict: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -1074,6 +1079,9 @@ def run(
         modification times cannot be trusted (default ``gridflux.pipeline.verify``)
     sel : level selection of 4-D fields, ``"plev=85000"`` (one level) or ``"depth=0:1"`` (a
         layer: integral of stocks, thickness-weighted mean of means); part of the config hash
+    strict : refuse to repair the files' known defects (:mod:`gridflux.ingest.fixes`): such a
+        series fails naming the defect (default ``gridflux.strict``); part of each series'
+        fingerprint, so that changing it recomputes the series it concerns
 
     Returns
     -------
@@ -1096,6 +1104,8 @@ def run(
 
     records = catalog_records(catalog, query, storage_options)
     apply_selection(records, settings.sel)
+    strict_fixes = bool(config.get("strict", override=strict))
+    records = [rec.model_copy(update={"strict": strict_fixes}) for rec in records]
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(

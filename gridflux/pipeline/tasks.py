@@ -235,7 +235,7 @@ def process_span(
     blocks: tuple[tuple[int, int], ...],
     mask: RegionMask,
     storage_options: dict | None = None,
-) -> list[tuple[np.ndarray, np.ndarray, int]]:
+) -> list[tuple[np.ndarray, np.ndarray, int, list[str]]]:
     """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
@@ -260,6 +260,7 @@ def process_span(
     # inflated whole, but only those rows are unshuffled and copied)
     rows_read = rows_to_read(bjob, mask)
     bytes_per_month = int(ds.value_dtype.itemsize * np.prod(ds.shape[1:]))
+    fixes = list(getattr(ds, "fixes", ()))
     out = []
     for i0, i1 in blocks:
         block = ds.read(i0, i1, rows_read)
@@ -281,5 +282,5 @@ def process_span(
             rows_read=rows_read,
             empty=empty,
         )
-        out.append((pos, tot, bytes_per_month * (i1 - i0)))
+        out.append((pos, tot, bytes_per_month * (i1 - i0), fixes))
     return out

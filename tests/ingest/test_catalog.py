@@ -36,7 +36,7 @@ def test_parse_cmip6_drs():
         and d["variable"] == "nbp"
         and d["time_range"] == "195001-201412"
     )
-    assert d["version"] == "v20190815" and d["per_land_area"] is True and d["table_id"] == "Lmon"
+    assert d["version"] == "v20190815" and d["per_land_area"] is None and d["table_id"] == "Lmon"
 
 
 @pytest.mark.parametrize(

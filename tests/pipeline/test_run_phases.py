@@ -126,7 +126,7 @@ def test_prepare_makes_a_series_tasks_and_fails_months_outside_the_store(mini_ar
     p, tasks, _ = r.prepare(todo[2])  # C: 18 months from 2001-01 = blocks of 12 and 6
     assert p.key == C and len(tasks) == 2
     spans = dask.compute(*tasks, scheduler="sync")
-    positions = np.concatenate([pos for span in spans for pos, _, _ in span])
+    positions = np.concatenate([pos for span in spans for pos, *_ in span])
     np.testing.assert_array_equal(positions, np.arange(12, 12 + 18))  # 2001-01 is month 12
     # a series whose months lie outside the store's axis fails, recorded, without tasks
     bad = SeriesPlan(record=plans[0].record, months=[(1990, 1)], fingerprint={})

@@ -66,6 +66,12 @@ def _b_record(archive, **fields):
         ("fx_paths", {"sftlf": "OTHER"}),
         ("paths", "OTHER"),
         ("variable", "gpp"),
+        ("strict", True),
+        ("table_id", "Lmon"),
+        (
+            "fixes",
+            [{"match": {"source_id": ["B"]}, "defect": "d", "repair": {"lat_bounds": "clip"}}],
+        ),
     ],
 )
 def test_each_result_field_changes_the_fingerprint(archive, field, value):

@@ -34,6 +34,8 @@ class SeriesCheck:
     history: str = ""
     statistic: str = ""
     table_id: str = ""
+    #: repairs of the files' defects (generic rules and fix table), as the history records them
+    fixes: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -46,6 +48,7 @@ def check_series(
     storage_options: Mapping[str, Any] | None = None,
     *,
     scan_data: bool = False,
+    strict: bool | None = None,
 ) -> SeriesCheck:
     """Open and normalize one series lazily; record problems instead of raising.
 
@@ -54,7 +57,9 @@ def check_series(
     run (NaN in its store, never 0); a series with no value in any month is a problem.
 
     A series of a variable gridflux does not compute (:func:`classify`) is not opened: its
-    ``statistic`` says why, and that is no problem of the files."""
+    ``statistic`` says why, and that is no problem of the files. Repairs of the files' defects
+    (:mod:`gridflux.ingest.fixes`) are listed in ``fixes``; with ``strict`` (default
+    ``record.strict``) a defect is a problem instead."""
     from gridflux.fields.timeaxis import key_label, keys_from_dates
 
     how = classify(record.variable, record.table_id)
@@ -75,12 +80,13 @@ def check_series(
         chk.calendar = ds.attrs.get("gridflux_calendar", "")
         keys = keys_from_dates(np.asarray(ds["time"].values))
         chk.coverage = f"{key_label(keys[0])}..{key_label(keys[-1])} ({keys.size} months)"
-        canon = load_series(record, storage_options=storage_options, allow_gaps=True)
+        canon = load_series(record, storage_options=storage_options, allow_gaps=True, strict=strict)
         da = canon[record.variable]
         south, north = float(canon.lat_bnds[0, 0]), float(canon.lat_bnds[-1, 1])
         chk.grid = f"{canon.sizes['lat']}x{canon.sizes['lon']} lat {south:g}..{north:g}"
         chk.gaps = da.attrs.get("gridflux_gaps", "")
         chk.history = da.attrs.get("gridflux_history", "")
+        chk.fixes = [f for f in str(da.attrs.get("gridflux_fixes", "")).split("; ") if f]
         if chk.gaps:
             chk.problems.append(f"missing months: {chk.gaps}")
         if scan_data:
@@ -125,8 +131,10 @@ def check_catalog(
     query: Query | None = None,
     allow_outside_root: AllowOutsideRoot = False,
     scan_data: bool = False,
+    strict: bool = False,
 ) -> list[SeriesCheck]:
-    """Check every series of a catalog (each failure recorded, none stops the others).
+    """Check every series of a catalog (each failure recorded, none stops the others); with
+    ``strict`` a defect gridflux would repair is a problem (as ``gridflux run --strict`` fails).
 
     A catalog holding several CMIP6 tables is checked table by table (so that ``Amon`` and
     ``day`` files of one variable are two series here, where a run needs one selected)."""
@@ -143,7 +151,7 @@ def check_catalog(
         records = cat.series(query)
     else:
         records = [r for tab in tables for r in cat.series(with_column(query, "table_id", tab))]
-    checks = [check_series(r, storage_options, scan_data=scan_data) for r in records]
+    checks = [check_series(r, storage_options, scan_data=scan_data, strict=strict) for r in records]
     return checks + _fixed_fields(cat, query)
 
 
@@ -226,7 +234,9 @@ def summarize_checks(results: Iterable[SeriesCheck]) -> list[str]:
     out = []
     for (var, tab), rs in sorted(groups.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1])):
         bad = sum(not r.ok for r in rs)
+        fixed = sum(bool(r.fixes) for r in rs)
         where = f" [{tab}]" if tab else ""
         problems = f", {bad} with problems" if bad else ""
-        out.append(f"{var}{where}: {len(rs)} series{problems} -> {rs[0].statistic}")
+        repaired = f", {fixed} with repaired files" if fixed else ""
+        out.append(f"{var}{where}: {len(rs)} series{problems}{repaired} -> {rs[0].statistic}")
     return out

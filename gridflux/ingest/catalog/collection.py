@@ -16,6 +16,7 @@ from gridflux.ingest.catalog.schema import (
     series_id,
 )
 from gridflux.ingest.catalog.variables import frequency
+from gridflux.ingest.fixes import fixes_for
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Catalog:
                     time_ranges=[r.time_range for r in rows],
                     version=max(r.version for r in rows),
                     protocol=first.protocol,
+                    fixes=fixes_for(first.as_query_data() | {"variable": var}),
                 )
             )
         return out

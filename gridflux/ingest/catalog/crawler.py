@@ -80,7 +80,9 @@ def _cmip6(parts: list[str], name: str) -> dict[str, Any] | None:
         "table_id": d["table_id"],
         "version": "",
         "time_range": d["time_range"] or "",
-        "per_land_area": True if d["table_id"] == "Lmon" else None,
+        # per land area: the file's cell_methods says ('area: mean where land'); the table
+        # (Lmon) is only the fallback where it does not (catalog.opening.load_series)
+        "per_land_area": None,
     }
     if len(parts) >= 10:
         activity, _inst, source, exp, member, table, var, grid, version = parts[-10:-1]

@@ -15,6 +15,9 @@ from gridflux.errors import GridfluxError, InputError
 from gridflux.ingest.catalog.schema import SeriesRecord
 
 _NETCDF_CACHE_SET = False
+#: CMIP tables whose fields are per unit land area by convention: the fallback where a file's
+#: ``cell_methods`` has no ``area:`` method (the file's own word comes first).
+LAND_TABLES: dict[str, bool] = {"Lmon": True}
 
 
 def limit_netcdf_chunk_cache() -> None:
@@ -280,8 +283,16 @@ def load_series(
     chunks: Mapping[str, int] | None = None,
     storage_options: Mapping[str, Any] | None = None,
     allow_gaps: bool = False,
+    strict: bool | None = None,
 ):
     """The canonical field of a series: ``normalize(open_series(record))`` (lazy).
+
+    The files' known defects are repaired by the generic rules and the record's fix-table
+    entries (``record.fixes``: :mod:`gridflux.ingest.fixes`), each repair recorded in the field's
+    ``gridflux_history`` and ``gridflux_fixes``; ``strict`` (default ``record.strict``) refuses
+    them instead. A field is per land area as its ``cell_methods`` says (``area: mean where
+    land``), the table (``Lmon``) only where it has no ``area:`` method; the catalog's
+    ``per_land_area`` or a fix entry overrides both.
 
     Raises
     ------
@@ -291,6 +302,7 @@ def load_series(
     """
     from gridflux.fields.normalize import normalize
     from gridflux.ingest.catalog.variables import classify
+    from gridflux.ingest.fixes import normalize_arguments
 
     how = classify(record.variable, record.table_id, override=record.traits.get("statistic"))
     if not how.computed:
@@ -303,13 +315,18 @@ def load_series(
         )
 
     ds = open_series(record, chunks=chunks, storage_options=storage_options)
+    fix = normalize_arguments(record.fixes)
+    per_land = record.per_land_area
+    if per_land is None:
+        per_land = fix.pop("per_land_area", None)
+    fix.pop("per_land_area", None)
     return normalize(
         ds,
         record.variable,
         raw_name=ds.attrs.get("gridflux_raw_variable", record.raw_variable),
         gas=record.gas,
         path=ds.attrs.get("gridflux_source"),
-        per_land_area=record.per_land_area,
+        per_land_area=per_land,
         units=record.units,
         mass_basis=record.mass_basis,
         into_land=record.into_land,
@@ -317,4 +334,8 @@ def load_series(
         allow_gaps=allow_gaps,
         statistic="mean" if how.statistic == "mean" else None,
         sel=str(record.traits.get("sel") or "") or None,
+        strict=record.strict if strict is None else bool(strict),
+        land_default=LAND_TABLES.get(record.table_id),
+        land_default_source=f"table_id {record.table_id}",
+        **fix,
     )

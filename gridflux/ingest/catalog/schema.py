@@ -218,6 +218,10 @@ class SeriesRecord(BaseModel):
     ] = []  # the rows' ``time_range`` (``YYYYMM-YYYYMM`` or ``YYYY-YYYY``), "" if unknown
     version: str = ""  # the dataset version (CMIP6 ``version``; the newest of the rows), "" if none
     protocol: str | None = None  # the catalog's ``protocol`` (None: the ensemble kind's default)
+    #: entries of the fix tables that match the series (:func:`gridflux.ingest.fixes.fixes_for`)
+    fixes: list[dict[str, Any]] = []
+    #: refuse to repair the files' defects (``--strict``): an error naming the defect instead
+    strict: bool = False
 
     @property
     def gas(self) -> str:
