@@ -51,7 +51,8 @@ METHODS = {
 }
 #: methods run by benchmarks/workers.py
 PYTHON_METHODS = ("raw", "raw-chunks", "startup", "fused", "cube", "xregrid", "xesmf")
-#: methods that read nothing (no MB/s; the projection leaves them out, as their records have no mb_per_s)
+#: methods that read nothing (no MB/s; the projection leaves them out, as their records have no
+#: mb_per_s)
 READS_NOTHING = ("startup",)
 #: methods that only read, or not even that (no totals to compare with the reference)
 READERS = ("raw", "raw-chunks", *READS_NOTHING)
@@ -192,11 +193,13 @@ def rel_diff(x: np.ndarray | None, ref: np.ndarray | None) -> float | None:
 
 # -- per-case preparation -------------------------------------------------------------------------
 def prepare_case(ctx: CaseContext, ins: inp.Inputs, log, extra: list[dict]) -> None:
-    """CDO reference (remapcon in double precision) on the same cell areas; CDO gencon weights and the NCO map (timed, once)."""
+    """CDO reference (remapcon in double precision) on the same cell areas; CDO gencon weights and
+    the NCO map (timed, once)."""
     if _which("cdo"):
         ref = os.path.join(ctx.workdir, "ref.nc")
-        # --double: CDO 2 keeps float32 input as float32 in memory, so the regridded intermediate would
-        # be rounded to float32 (~1e-9 relative in the totals); the reference is CDO's remapcon in double
+        # --double: CDO 2 keeps float32 input as float32 in memory, so the regridded intermediate
+        # would be rounded to float32 (~1e-9 relative in the totals); the reference is CDO's
+        # remapcon in double
         m = run_measured(
             [
                 "cdo",
@@ -481,7 +484,8 @@ def run_suite(
 
 
 def weight_timings(ins: inp.Inputs, log) -> list[dict]:
-    """Weight building for typical source grids -> the target: gridflux (in-process) vs cdo gencon."""
+    """Weight building for typical source grids -> the target: gridflux (in-process) vs cdo
+    gencon."""
     out = []
     m = run_measured(
         [PY, WORKERS, "weights", "--mask", ins.mask_nc, "--sources", *ins.weight_sources.values()]
@@ -523,7 +527,8 @@ def import_time(n: int = 5) -> dict:
             PY,
             "-c",
             "import sys, gridflux; print(len(sys.modules)); "
-            "print(' '.join(m for m in ('numpy','xarray','dask','zarr','scipy') if m in sys.modules))",
+            "print(' '.join(m for m in ('numpy','xarray','dask','zarr','scipy') if m in "
+            "sys.modules))",
         ],
         capture_output=True,
         text=True,

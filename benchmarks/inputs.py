@@ -239,7 +239,8 @@ def _write_2d(path: str, grid: CellBounds, name: str, values: np.ndarray, units:
 def write_region_mask(
     path: str, grid: CellBounds, names: tuple[str, ...], fractions: np.ndarray
 ) -> None:
-    """A RegionMask file ``mask(region, lat, lon)`` with CF bounds (read by ``RegionMask.from_file``)."""
+    """A RegionMask file ``mask(region, lat, lon)`` with CF bounds (read by
+    ``RegionMask.from_file``)."""
     import netCDF4
 
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -262,7 +263,8 @@ def cdo_grid_description(grid: CellBounds) -> str:
     dlon = float(grid.lon_bounds[0, 1] - grid.lon_bounds[0, 0])
     return (
         f"gridtype = lonlat\nxsize = {grid.nlon}\nysize = {grid.nlat}\n"
-        f"xfirst = {float(grid.lon[0])!r}\nxinc = {dlon!r}\nyfirst = {float(grid.lat[0])!r}\nyinc = {dlat!r}\n"
+        f"xfirst = {float(grid.lon[0])!r}\nxinc = {dlon!r}\nyfirst = {float(grid.lat[0])!r}\nyinc "
+        f"= {dlat!r}\n"
     )
 
 

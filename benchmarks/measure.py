@@ -9,9 +9,10 @@ Wall time is taken around ``Popen`` .. ``os.wait4``. The peak RSS is the larger 
 
 both polled every ``poll`` seconds, and, where GNU ``/usr/bin/time`` exists, the command runs under
 ``/usr/bin/time -f %M`` whose own tiny high-water mark is what its child inherits, so its ``%M``
-(the largest single process of the tree) is exact even for peaks between two polls. ``ru_maxrss`` from ``wait4`` is NOT used: Linux carries the
-parent's high-water mark across fork + exec, so a child of a 250 MB harness "peaks" at 250 MB.
-A process's own ``VmHWM`` starts afresh at exec, so it is exact up to the last poll.
+(the largest single process of the tree) is exact even for peaks between two polls. ``ru_maxrss``
+from ``wait4`` is NOT used: Linux carries the parent's high-water mark across fork + exec, so a
+child of a 250 MB harness "peaks" at 250 MB. A process's own ``VmHWM`` starts afresh at exec, so it
+is exact up to the last poll.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
     python benchmarks/memory.py [--json benchmarks/memory.json] [--quick]
 
-For each case a one-worker LocalCluster runs ``gridflux.pipeline.runner.run`` on one member while a thread
-samples the worker process's resident memory (psutil, every 20 ms; the kernel's own high-water mark
-``VmHWM`` of the worker is read at the end as well). Cases: totals only for a 0.5 deg member of 10
-and 40 years (memory must not grow with length and stay <= 256 MB), and totals + cubes for a
-170-year 1 deg member (<= 1 GB). Inputs are written with the benchmark's CMOR-like writer.
+For each case a one-worker LocalCluster runs ``gridflux.pipeline.runner.run`` on one member while a
+thread samples the worker process's resident memory (psutil, every 20 ms; the kernel's own
+high-water mark ``VmHWM`` of the worker is read at the end as well). Cases: totals only for a 0.5
+deg member of 10 and 40 years (memory must not grow with length and stay <= 256 MB), and totals +
+cubes for a 170-year 1 deg member (<= 1 GB). Inputs are written with the benchmark's CMOR-like
+writer.
 """
 
 from __future__ import annotations
@@ -124,8 +125,10 @@ def main(argv: list[str] | None = None) -> None:
         rec = measure(*case, workdir=args.workdir, mask_path=mask_path)
         records.append(rec)
         print(
-            f"{rec['case']:34s} input {rec['input_mb']:7.0f} MB  worker peak RSS {rec['worker_peak_rss_mb']:6.0f} MB "
-            f"(idle {rec['worker_rss_before_mb']:.0f} MB; limit {rec['limit_mb']:.0f})  {rec['seconds']:.1f} s  "
+            f"{rec['case']:34s} input {rec['input_mb']:7.0f} MB  worker peak RSS "
+            f"{rec['worker_peak_rss_mb']:6.0f} MB "
+            f"(idle {rec['worker_rss_before_mb']:.0f} MB; limit {rec['limit_mb']:.0f})  "
+            f"{rec['seconds']:.1f} s  "
             f"{'PASS' if rec['ok'] else 'FAIL'}",
             flush=True,
         )

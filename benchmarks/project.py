@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Paper-scale projection: core-hours and wall time of the RECCAP2 archive for gridflux, CDO and NCO.
+"""Paper-scale projection: core-hours and wall time of the RECCAP2 archive for gridflux, CDO and
+NCO.
 
     python benchmarks/project.py benchmarks/results.json [--fs-bandwidth 1 10] [--markdown]
 
@@ -12,8 +13,8 @@ Model, stated so it can be argued with:
 * **per-byte cost** of each method = its whole-process median seconds per decoded GB on the
   long 1.25 x 1.875 deg zlib case (``coarse-zlib``, 1200 months, the closest to a 1 deg
   171-year file), measured on one core by ``run.py``. For gridflux's pipeline the per-byte cost
-  comes from the ensemble-scaling run through ``gridflux.pipeline.runner.run`` with warm workers (task
-  overheads, xarray/dask opening and the manifest included).
+  comes from the ensemble-scaling run through ``gridflux.pipeline.runner.run`` with warm workers
+  (task overheads, xarray/dask opening and the manifest included).
 * **core-seconds** = decoded bytes x per-byte cost (``cdo -P 2`` counts 2 cores).
 * **wall time on N cores** = max of
   - compute: core-seconds / (N x efficiency), efficiency = the measured 1 -> 2 worker parallel
@@ -58,7 +59,8 @@ def per_gb_costs(records: list[dict], case: str | None = None) -> dict[str, dict
             else max(zl, key=lambda r: r["decoded_mb"])["case"]
         )
     for r in records:
-        # a method without MB/s read nothing (the start-up floor): it has no cost per byte to project
+        # a method without MB/s read nothing (the start-up floor): it has no cost per byte to
+        # project
         if (
             r.get("kind") == "method"
             and r["case"] == case
@@ -179,8 +181,10 @@ def _hours(h: float) -> str:
 def markdown(p: dict, cores=CORES) -> str:
     bws = p["bandwidths_gb_s"]
     lines = [
-        f"RECCAP2 archive: {p['fields']:,} monthly fields, {p['decoded_gb']:g} GB decoded, {p['disk_gb']:g} GB on disk, "
-        f"{p['files']} files. gridflux pipeline parallel efficiency assumed {p['efficiency_assumed']:.2f} at every N "
+        f"RECCAP2 archive: {p['fields']:,} monthly fields, {p['decoded_gb']:g} GB decoded, "
+        f"{p['disk_gb']:g} GB on disk, "
+        f"{p['files']} files. gridflux pipeline parallel efficiency assumed "
+        f"{p['efficiency_assumed']:.2f} at every N "
         "(measured 1 -> 2 workers). I/O ceiling: "
         + ", ".join(f"{k}: {v * 3600:.0f} s" for k, v in p["io_ceiling_hours"].items())
         + ".",
@@ -207,8 +211,10 @@ def markdown(p: dict, cores=CORES) -> str:
         )
     lines += [
         "",
-        f"Wall-time ranges span file-system bandwidths {max(bws):g}..{min(bws):g} GB/s; the word in brackets "
-        "names the bound at the higher bandwidth (compute, files = one process per file for CDO/NCO, or I/O).",
+        f"Wall-time ranges span file-system bandwidths {max(bws):g}..{min(bws):g} GB/s; the word "
+        "in brackets "
+        "names the bound at the higher bandwidth (compute, files = one process per file for "
+        "CDO/NCO, or I/O).",
     ]
     return "\n".join(lines) + "\n"
 

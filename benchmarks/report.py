@@ -62,7 +62,8 @@ def targets(records: list[dict]) -> list[dict]:
             if t and t.get("seconds_median") and f.get("seconds_median"):
                 floor = _get(records, c, "startup")
                 detail = (
-                    f"Python start-up alone: {floor['seconds_median'] / t['seconds_median']:.2f}x CDO's whole job"
+                    f"Python start-up alone: {floor['seconds_median'] / t['seconds_median']:.2f}x "
+                    "CDO's whole job"
                     if floor and floor.get("seconds_median")
                     else ""
                 )
@@ -121,7 +122,8 @@ def targets(records: list[dict]) -> list[dict]:
     if len(mem) >= 2:
         out.append(
             _target(
-                f"peak RSS flat in months ({mem[-1]['months']} vs {mem[0]['months']} months, ratio)",
+                f"peak RSS flat in months ({mem[-1]['months']} vs {mem[0]['months']} months, "
+                "ratio)",
                 mem[-1]["peak_rss_mb"] / mem[0]["peak_rss_mb"],
                 1.1,
                 "<=",
@@ -150,7 +152,8 @@ def targets(records: list[dict]) -> list[dict]:
     for s in (r for r in records if r.get("kind") == "scaling" and r.get("what") == "per-member"):
         out.append(
             _target(
-                f"per-member time at {s['members']} vs 1 member, {s['tool']} ({s['timing']}){_years(s)}",
+                f"per-member time at {s['members']} vs 1 member, {s['tool']} "
+                f"({s['timing']}){_years(s)}",
                 s["ratio"],
                 1.1,
                 "<=",
@@ -265,10 +268,12 @@ def markdown(records: list[dict]) -> str:
     h = next(r for r in records if r.get("kind") == "header")
     v = h["versions"]
     lines = [
-        f"Run on {h['date']} (`{h['command']}`, git {h.get('git_commit', '?')}, {h.get('rounds')} timed rounds "
+        f"Run on {h['date']} (`{h['command']}`, git {h.get('git_commit', '?')}, {h.get('rounds')} "
+        "timed rounds "
         f"after a warm-up, total {h.get('total_seconds', 0) / 60:.1f} min).",
         "",
-        f"Machine: {h['cores']} cores, {h['cpu']}, {h.get('memory_gb') or 0:.0f} GB; {h['platform']}; load average "
+        f"Machine: {h['cores']} cores, {h['cpu']}, {h.get('memory_gb') or 0:.0f} GB; "
+        f"{h['platform']}; load average "
         f"{', '.join(f'{x:.2f}' for x in h['load_average_start'])} at the start, "
         f"{', '.join(f'{x:.2f}' for x in h.get('load_average_end', []))} at the end.",
         "",
@@ -290,13 +295,15 @@ def markdown(records: list[dict]) -> str:
         "",
         "### Weight building (s)",
         "",
-        "| pair | gridflux conservative_weights | gridflux fused weight field | cdo gencon (process) |",
+        "| pair | gridflux conservative_weights | gridflux fused weight field | cdo gencon "
+        "(process) |",
         "|---|---|---|---|",
     ]
     for r in (r for r in records if r.get("kind") == "weights" and r.get("tool") == "gridflux"):
         lines.append(
             f"| {r['pair']} | {_fmt(r.get('conservative_weights_s'), '.4f')} | "
-            f"{_fmt(r.get('native_weight_field_s'), '.4f')} | {_fmt(r.get('cdo_gencon_s'), '.2f')} |"
+            f"{_fmt(r.get('native_weight_field_s'), '.4f')} | {_fmt(r.get('cdo_gencon_s'), '.2f')} "
+            "|"
         )
     for r in (r for r in records if r.get("kind") == "weights" and r.get("tool") != "gridflux"):
         lines.append(f"| {r['case']}: {r['tool']} | | | {_fmt(r.get('seconds'), '.2f')} |")
@@ -356,6 +363,7 @@ if __name__ == "__main__":
         recs = json.load(f)
     print(markdown(recs))
     print(
-        "### Projection to the RECCAP2 archive (`python benchmarks/project.py benchmarks/results.json --markdown`)\n"
+        "### Projection to the RECCAP2 archive (`python benchmarks/project.py "
+        "benchmarks/results.json --markdown`)\n"
     )
     print(project.markdown(project.project(recs)[0]))

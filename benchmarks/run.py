@@ -2,8 +2,8 @@
 """gridflux throughput benchmark: gridflux vs the decode limit, CDO, NCO, xarray-regrid, xESMF.
 
     python benchmarks/run.py                      # full run (< 20 min on 2 cores)
-    python benchmarks/run.py --quick              # 0.5 deg zlib case, 1 round, 4-member scaling (< 2 min)
-    python benchmarks/run.py --tiny --rounds 1    # CI: tiny grids, seconds
+    python benchmarks/run.py --quick              # 0.5 deg zlib case, 1 round, 4-member scaling (<
+    2 min) python benchmarks/run.py --tiny --rounds 1    # CI: tiny grids, seconds
     python benchmarks/run.py --json benchmarks/results.json
 
 Every method runs as a whole process on the same generated files, in interleaved rounds after a
@@ -92,7 +92,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=int,
         default=None,
         metavar="DECADES",
-        help="also scale members of this many decade files (default 4; quick and tiny: none; 0: none)",
+        help="also scale members of this many decade files (default 4; quick and tiny: none; 0: "
+        "none)",
     )
     p.add_argument(
         "--no-extras", action="store_true", help="skip weights/import/memory measurements"
@@ -178,10 +179,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 repeats=repeats,
             )
             if args.long_members and not args.tiny:
-                # members as long as a CMIP run split into decade files: fixed costs (imports, cluster
-                # start, the driver's catalog/mask/store) weigh as they do on a real archive
+                # members as long as a CMIP run split into decade files: fixed costs (imports,
+                # cluster start, the driver's catalog/mask/store) weigh as they do on a real archive
                 log(
-                    f"ensemble scaling: {members} members of {args.long_members} decade files each ..."
+                    f"ensemble scaling: {members} members of {args.long_members} decade files each "
+                    "..."
                 )
                 records += sc.run_scaling(
                     ins.fields[case],

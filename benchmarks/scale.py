@@ -182,7 +182,8 @@ def paper_mask():
 
 
 def paper_plans(series: list[LazySeries] | None = None, chunk_months: int = 12) -> list:
-    """SeriesPlan of each series (default: all of :func:`paper_series`): raw lazy -> ``normalize`` -> canonical."""
+    """SeriesPlan of each series (default: all of :func:`paper_series`): raw lazy -> ``normalize``
+    -> canonical."""
     from gridflux.fields.normalize import normalize
     from gridflux.fields.regrid import grid_of
     from gridflux.pipeline.runner import SeriesPlan
@@ -205,7 +206,8 @@ def paper_plans(series: list[LazySeries] | None = None, chunk_months: int = 12) 
 
 
 class GraphBuilder:
-    """What ``pipeline.run`` does between planning and submission, for lazy plans (no store touched)."""
+    """What ``pipeline.run`` does between planning and submission, for lazy plans (no store
+    touched)."""
 
     def __init__(
         self,
@@ -293,7 +295,8 @@ class GraphBuilder:
 
 
 def graph_of(objs: list) -> dict:
-    """The merged task graph (key -> task) of several series' span lists, as the scheduler gets it."""
+    """The merged task graph (key -> task) of several series' span lists, as the scheduler gets
+    it."""
     graph: dict = {}
     for spans in objs:
         for o in spans:
@@ -397,7 +400,8 @@ def _rss(pid: int) -> int:
 
 
 def scheduler_memory(builder: GraphBuilder, batch_size: int, n_batches: int = 2) -> dict:
-    """Submit ``n_batches`` batches to a worker-less scheduler process: tasks held, RSS growth, ingest time."""
+    """Submit ``n_batches`` batches to a worker-less scheduler process: tasks held, RSS growth,
+    ingest time."""
     import gc
 
     from distributed import Client
@@ -458,7 +462,8 @@ def _noop(x: Any = None) -> None:
 
 
 def scheduler_throughput(n_tasks: int = 4000, n_workers: int = 2) -> dict:
-    """No-op tasks on ``n_workers`` single-threaded worker processes: end-to-end seconds per task."""
+    """No-op tasks on ``n_workers`` single-threaded worker processes: end-to-end seconds per
+    task."""
     from distributed import Client, LocalCluster
 
     with (
@@ -487,7 +492,8 @@ def scheduler_throughput(n_tasks: int = 4000, n_workers: int = 2) -> dict:
 
 
 def block_compute(builder: GraphBuilder, repeat: int = 5) -> dict:
-    """Seconds per 1 deg 12-month block: netCDF read, totals, cube regrid (what one block task does).
+    """Seconds per 1 deg 12-month block: netCDF read, totals, cube regrid (what one block task
+    does).
 
     The read is of a deflate-1 float32 netCDF file written here (the CMIP6 layout: one chunk per
     month), from the page cache, i.e. a lower bound for a parallel file system or object store.
@@ -559,11 +565,11 @@ def project(stats: dict, sched: dict, thr: dict, blk: dict, workers=WORKERS) -> 
 
     Model: compute ``W = blocks x t_block`` spreads over N workers (a span task reads its blocks one
     after another); the scheduler handles one task at a time at ``c`` seconds per task (measured
-    no-op cost), so the run takes at least ``tasks x c``; graph ingest adds ``tasks x ingest`` before the first batch starts (later
-    batches overlap with compute). Reading: N workers need N x block_bytes / t_block bytes/s from
-    the file system. Efficiency = (W / N) / T(N). ``t_block`` holds a
-    page-cache read of a local file: a slower file system raises ``t_block`` and with it the worker
-    count at which the scheduler saturates.
+    no-op cost), so the run takes at least ``tasks x c``; graph ingest adds ``tasks x ingest``
+    before the first batch starts (later batches overlap with compute). Reading: N workers need N x
+    block_bytes / t_block bytes/s from the file system. Efficiency = (W / N) / T(N). ``t_block``
+    holds a page-cache read of a local file: a slower file system raises ``t_block`` and with it the
+    worker count at which the scheduler saturates.
     """
     t_block = blk["block_seconds"]
     tasks = stats["tasks_total_distinct"]

@@ -1,10 +1,12 @@
-"""Ensemble scaling through gridflux's own entry point, next to ``xr.open_mfdataset(parallel=True)``.
+"""Ensemble scaling through gridflux's own entry point, next to
+``xr.open_mfdataset(parallel=True)``.
 
 ``N`` members of the same 0.5 deg field (byte copies, not symlinks: HDF5 recognises a file
 opened twice by its inode and shares one chunk cache between the handles, so symlinked members
 would be served from memory) run through
 
-* ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes --summary-json F``
+* ``gridflux run CATALOG --mask M --store S --cluster local --workers W --no-cubes --summary-json
+  F``
   timed three ways: the whole process (imports and the cluster start-up included), the run as its
   own summary reports it (``seconds``: catalog, mask, store, planning, computing; the cluster
   starts meanwhile) and its computing phase (``compute_seconds``: first submitted series to last
@@ -22,7 +24,8 @@ would be served from memory) run through
   concat_dim="member")`` then ``(da * w).sum(("lat", "lon")).compute()`` on the same cluster kind,
   with the exact native weight field ``w`` (so only the graph differs, not the kernel).
 
-Parallel efficiency is ``t1 / (2 * t2)``; per-member cost is ``t(N members) / N`` vs ``t(1 member)``.
+Parallel efficiency is ``t1 / (2 * t2)``; per-member cost is ``t(N members) / N`` vs ``t(1
+member)``.
 
 ``python benchmarks/scaling.py worker ...`` is the in-process part (run as a subprocess).
 """
@@ -146,7 +149,8 @@ def _ceiling(
     files: list[str], mask: str, workdir: str, streams: int, log
 ) -> tuple[float, list[dict]] | None:
     """Seconds until the last of ``streams`` plain processes has done its share of ``files``, and
-    each process's own report (loop seconds, how late it started, files done); None if one failed."""
+    each process's own report (loop seconds, how late it started, files done); None if one
+    failed."""
     import subprocess
 
     cache = os.path.join(workdir, "ceiling-weights")
@@ -314,7 +318,8 @@ def _in_process(
 
 
 TOOLS = ("gridflux", "mfdataset", "gridflux-cli", "ceiling")
-#: the label of the reference runs: two plain processes without dask (benchmarks/report.py keys on it)
+#: the label of the reference runs: two plain processes without dask (benchmarks/report.py keys on
+#: it)
 CEILING_LABEL = "fused totals in independent processes"
 
 

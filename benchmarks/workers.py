@@ -8,9 +8,11 @@ per month) to ``--out`` and prints one JSON line of method-specific measurements
 
 Methods
 -------
-raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the limit.
-raw-chunks gridflux's own reader (``gridflux.ingest.chunkread``), nothing else: deflated chunks inflated
-           with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month blocks.
+raw        netCDF4 with auto mask/scale off, 12-month blocks read and decoded, nothing else: the
+limit. raw-chunks gridflux's own reader (``gridflux.ingest.chunkread``), nothing else: deflated
+chunks inflated
+           with libdeflate, unfiltered ones read by byte range, netCDF4 for other layouts; 12-month
+           blocks.
 startup    what a ``fused`` process does before it reads a byte: the interpreter starts, this script
            and numpy and h5py (gridflux's reader) are imported; nothing is read. The floor of any
            Python method, beside the whole job of a compiled tool.
@@ -21,8 +23,8 @@ cube       ``fused`` plus the regridded cube on the clipped target written to za
            Blosc zstd-1 + shuffle in 256 KiB blocks), as the pipeline's cube step does.
 xregrid    xarray-regrid: ``da.regrid.conservative(target)`` to the clipped target, then the
            weighted sum with the same ``maskarea`` the CDO reference uses.
-xesmf      xESMF conservative regridding (exits with status 3 and the reason when ESMPy does not import).
-weights    weight-building timings for grid pairs (gridflux), printed as JSON.
+xesmf      xESMF conservative regridding (exits with status 3 and the reason when ESMPy does not
+import). weights    weight-building timings for grid pairs (gridflux), printed as JSON.
 """
 
 from __future__ import annotations
@@ -222,7 +224,8 @@ def method_cube(args) -> dict:
     nt = blocks.shape[0] if args.months is None else args.months
     r, _ = mask.bounding_rows_cols()
     clip = mask.grid.subset(r)
-    # only the rows the totals and the cube need are read, as the pipeline does (gridflux.pipeline.tasks.rows_to_read)
+    # only the rows the totals and the cube need are read, as the pipeline does
+    # (gridflux.pipeline.tasks.rows_to_read)
     c0, c1, _ = conservative_weights(src, clip).source_rows  # S->N row order
     n = src.nlat
     f0, f1 = (n - c1, n - c0) if desc else (c0, c1)  # the same rows in the file's order
@@ -335,7 +338,8 @@ def method_xesmf(args) -> dict:
 
 
 def method_weights(args) -> dict:
-    """In-process timings (min of 5) of exact weights and the fused weight field, per source grid."""
+    """In-process timings (min of 5) of exact weights and the fused weight field, per source
+    grid."""
     import numpy as np
 
     from gridflux.kernels.conservative import conservative_weights, native_weight_field

@@ -31,7 +31,9 @@ ISIMIP_VARIABLES = {"gpp": "gpp", "npp": "npp", "ra": "ra", "rh": "rh", "ffire":
 #: dir:  <round>/OutputData/<sector>/<MODEL dir>/<climate-forcing>/<period>/
 #: file: see "head" (identifiers before the variable) and "tail" (after it).
 ISIMIP_ROUNDS: list[dict[str, Any]] = [
-    {  # ISIMIP3a: <model>_<climate-forcing>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
+    # ISIMIP3a: <model>_<climate-forcing>_<climate-scenario>_<soc>_<sens>_<var>-total_global_...
+    #   ..._monthly_<y0>_<y1>.nc
+    {
         "round": "ISIMIP3a",
         "sector": "biomes",
         "period": "historical",
@@ -50,10 +52,13 @@ ISIMIP_ROUNDS: list[dict[str, Any]] = [
             "jsbach-dry": "JSBACH-dry",
             "elm-eca": "ELM-ECA",
         },
-        "confidence": "file name pattern from the ISIMIP3 protocol (pattern/ISIMIP3a/OutputData/biomes.json); "
+        "confidence": "file name pattern from the ISIMIP3 protocol "
+        "(pattern/ISIMIP3a/OutputData/biomes.json); "
         "one real file name of this form seen for orchidee-mict (gpp-total, 1901_2019)",
     },
-    {  # ISIMIP3b: <model>_<gcm>_<bias-adj>_<climate-scenario>_<soc>_<sens>_<var>-total_global_monthly_<y0>_<y1>.nc
+    # ISIMIP3b: <model>_<gcm>_<bias-adj>_<climate-scenario>_<soc>_<sens>_<var>-total_global_...
+    #   ..._monthly_<y0>_<y1>.nc
+    {
         "round": "ISIMIP3b",
         "sector": "biomes",
         "period": "historical",
@@ -72,8 +77,10 @@ ISIMIP_ROUNDS: list[dict[str, Any]] = [
             "jsbach-dry": "JSBACH-dry",
             "elm-eca": "ELM-ECA",
         },
-        "confidence": "file name pattern from the ISIMIP3 protocol (pattern/ISIMIP3b/OutputData/biomes.json); "
-        "a real file name of this form seen for another biomes model (classic, npp-total, 1850_2014)",
+        "confidence": "file name pattern from the ISIMIP3 protocol "
+        "(pattern/ISIMIP3b/OutputData/biomes.json); "
+        "a real file name of this form seen for another biomes model (classic, npp-total, "
+        "1850_2014)",
     },
     {  # ISIMIP2b: <model>_<gcm>_ewembi_<scenario>_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
         "round": "ISIMIP2b",
@@ -96,7 +103,8 @@ ISIMIP_ROUNDS: list[dict[str, Any]] = [
             "orchidee": "ORCHIDEE",
             "visit": "VISIT",
         },
-        "confidence": "directory and file layout from a real ISIMIP2b biomes URL (LPJmL, future, .nc4); "
+        "confidence": "directory and file layout from a real ISIMIP2b biomes URL (LPJmL, future, "
+        ".nc4); "
         "historical period 1861_2005, histsoc_co2 and plain total variable names assumed",
     },
     {  # ISIMIP2a: <model>_<forcing>_nobc_hist_<soc>_<co2>_<var>_global_monthly_<y0>_<y1>.nc4
@@ -120,7 +128,8 @@ ISIMIP_ROUNDS: list[dict[str, Any]] = [
             "visit": "VISIT",
             "jules": "JULES",
         },
-        "confidence": "NOT confirmed: identifiers (nobc, hist, varsoc, co2), the years and the model list follow "
+        "confidence": "NOT confirmed: identifiers (nobc, hist, varsoc, co2), the years and the "
+        "model list follow "
         "the ISIMIP2 naming scheme as gridflux's crawler parses it; check against data.isimip.org",
     },
 ]
@@ -194,7 +203,8 @@ def write_isimip(directory: str = HERE) -> str:
         catalog_id="isimip-carbon-monthly",
         description=(
             "ISIMIP2a/2b/3a/3b monthly land carbon fluxes (gpp, npp, ra, rh, ffire) of the RECCAP2 "
-            "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org CONSTRUCTED "
+            "permafrost budget's ISIMIP models, as file URLs on https://files.isimip.org "
+            "CONSTRUCTED "
             "from the ISIMIP file-naming protocol (not fetched: some combinations may not exist)."
         ),
         provenance={
@@ -202,29 +212,39 @@ def write_isimip(directory: str = HERE) -> str:
             "host": ISIMIP_HOST,
             "browse": "https://data.isimip.org/search/tree/",
             "naming_protocol": [
-                "https://protocol.isimip.org/ (ISIMIP3a/ISIMIP3b, section 'Reporting model results')",
-                "https://github.blesdmm.dns-dynamic.net/ISI-MIP/isimip-protocol-3 pattern/ISIMIP3a/OutputData/biomes.json",
-                "https://github.blesdmm.dns-dynamic.net/ISI-MIP/isimip-protocol-3 pattern/ISIMIP3b/OutputData/biomes.json",
+                "https://protocol.isimip.org/ (ISIMIP3a/ISIMIP3b, section 'Reporting model "
+                "results')",
+                "https://github.blesdmm.dns-dynamic.net/ISI-MIP/isimip-protocol-3 "
+                "pattern/ISIMIP3a/OutputData/biomes.json",
+                "https://github.blesdmm.dns-dynamic.net/ISI-MIP/isimip-protocol-3 "
+                "pattern/ISIMIP3b/OutputData/biomes.json",
                 "https://www.isimip.org/protocol/preparing-simulation-files",
             ],
-            "terms": "ISIMIP output data are distributed under CC BY 4.0 (see each dataset's DOI landing page "
+            "terms": "ISIMIP output data are distributed under CC BY 4.0 (see each dataset's DOI "
+            "landing page "
             "on https://data.isimip.org and https://www.isimip.org/gettingstarted/terms-of-use/)",
-            "checked": f"{CHECKED}: naming checked against stored copies of the protocol repository and pages "
+            "checked": f"{CHECKED}: naming checked against stored copies of the protocol "
+            "repository and pages "
             "through an offline search index; no URL in this catalog was fetched or listed",
-            "construction": "URL = host/<round>/OutputData/<sector>/<MODEL dir>/<climate-forcing>/<period>/<file>; "
+            "construction": "URL = host/<round>/OutputData/<sector>/<MODEL "
+            "dir>/<climate-forcing>/<period>/<file>; "
             "file = identifiers joined by '_' per round (see generate_public_catalogs.py)",
-            "filter": "models: the five ISIMIP3 models named by the paper (JULES, ORCHIDEE-MICT, JSBACH wet/dry, "
+            "filter": "models: the five ISIMIP3 models named by the paper (JULES, ORCHIDEE-MICT, "
+            "JSBACH wet/dry, "
             "ELM-ECA) for 3a (gswp3-w5e5 obsclim) and 3b (historical, the five primary GCMs); "
             "ISIMIP2a (GSWP3) and 2b (IPSL-CM5A-LR) biomes models; variables gpp npp ra rh ffire; "
             "monthly; global 0.5 degree",
             "per_round_confidence": {r["round"]: r["confidence"] for r in ISIMIP_ROUNDS},
             "unconfirmed": [
-                "model specifiers and directory names of JULES, JSBACH-wet/-dry and ELM-ECA in ISIMIP3 "
-                "(e.g. a versioned name such as jules-es-...), and whether they report under biomes or permafrost",
+                "model specifiers and directory names of JULES, JSBACH-wet/-dry and ELM-ECA in "
+                "ISIMIP3 "
+                "(e.g. a versioned name such as jules-es-...), and whether they report under "
+                "biomes or permafrost",
                 "which model x GCM x variable combinations exist (not every model simulates fire)",
                 "ISIMIP2a identifiers and years",
             ],
-            "land_fraction": "ISIMIP reports per grid-cell land area on a 0.5 degree grid whose land mask is binary, "
+            "land_fraction": "ISIMIP reports per grid-cell land area on a 0.5 degree grid whose "
+            "land mask is binary, "
             "so no sftlf is paired (per_land_area left empty)",
             "access": "anonymous https; no credentials",
             "generator": "catalogs/generate_public_catalogs.py",
@@ -300,25 +320,34 @@ def write_mstmip(directory: str = HERE) -> str:
             "version": 1,
             "columns": {"ensemble": "MsTMIP"},
             "provenance": {
-                "source": "ORNL DAAC: NACP MsTMIP: Global 0.5-degree Model Outputs in Standard Format, Version 1.0",
+                "source": "ORNL DAAC: NACP MsTMIP: Global 0.5-degree Model Outputs in Standard "
+                "Format, Version 1.0",
                 "doi": "https://doi.org/10.3334/ORNLDAAC/1225",
                 "cmr": "https://cmr.earthdata.nasa.gov/search/concepts/C1515244932-ORNL_DAAC.html",
                 "user_guide_v2": "https://daac.ornl.gov/NACP/guides/NACP_MsTMIP_TBMO_V2.html",
-                "terms": "NASA EOSDIS data use and citation guidance (open, no restriction; cite Huntzinger et al.): "
+                "terms": "NASA EOSDIS data use and citation guidance (open, no restriction; cite "
+                "Huntzinger et al.): "
                 "https://www.earthdata.nasa.gov/engage/open-data-services-software-policies/data-use-guidance",
-                "access": "NASA Earthdata login. gridflux never stores credentials: the HTTPS client reads the "
-                "user's ~/.netrc (machine urs.earthdata.nasa.gov login ... password ...); alternatively "
-                "download the files (e.g. with earthaccess or wget --netrc) and point a copy of this "
+                "access": "NASA Earthdata login. gridflux never stores credentials: the HTTPS "
+                "client reads the "
+                "user's ~/.netrc (machine urs.earthdata.nasa.gov login ... password ...); "
+                "alternatively "
+                "download the files (e.g. with earthaccess or wget --netrc) and point a copy of "
+                "this "
                 "catalog at the local directory",
-                "checked": f"{CHECKED}: naming checked through an offline search index; no URL was fetched",
+                "checked": f"{CHECKED}: naming checked through an offline search index; no URL was "
+                "fetched",
                 "construction": f"{MSTMIP_BASE}/<MODEL>_{MSTMIP_SIMULATION}_Monthly_<Variable>.nc4",
-                "filter": "simulation SG3 (climate + land-use change + CO2), monthly, the 14 models of the paper's "
+                "filter": "simulation SG3 (climate + land-use change + CO2), monthly, the 14 "
+                "models of the paper's "
                 "MsTMIP count, variables GPP NPP AutoResp HeteroResp TotSoilCarb TotLivBiom",
-                "confirmed": "the file-name form <MODEL>_SG3_Monthly_<Var>.nc4 (seen in third-party code reading "
+                "confirmed": "the file-name form <MODEL>_SG3_Monthly_<Var>.nc4 (seen in "
+                "third-party code reading "
                 "MsTMIP files); period 1901-2010 at 0.5 degree (DAAC user guide)",
                 "unconfirmed": [
                     "the DAAC data path (protected/nacp/NACP_MsTMIP_TBMO/data) of the V1 dataset",
-                    "the spelling of each model in file names and the MsTMIP names of AutoResp, HeteroResp, "
+                    "the spelling of each model in file names and the MsTMIP names of AutoResp, "
+                    "HeteroResp, "
                     "TotSoilCarb, TotLivBiom",
                     "which models provide each variable (not all models ran all simulations)",
                     "the DOI 1225 <-> V1 title mapping (taken from catalogs/README.md and CMR)",

@@ -14,7 +14,8 @@ class DaskComputeError(RuntimeError):
 
 @contextlib.contextmanager
 def raise_if_dask_computes(max_computes: int = 0) -> Iterator[None]:
-    """Fail if more than ``max_computes`` dask computations run inside the block (proves laziness)."""
+    """Fail if more than ``max_computes`` dask computations run inside the block (proves
+    laziness)."""
     count = 0
 
     def scheduler(dsk, keys, **kwargs):

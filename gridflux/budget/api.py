@@ -71,7 +71,8 @@ class BudgetRun:
 
 
 def open_totals(store: str | os.PathLike[str] | xr.Dataset | xr.DataArray) -> xr.DataArray:
-    """The ``totals`` DataArray of a store given as a path/URL, an opened Dataset or the DataArray."""
+    """The ``totals`` DataArray of a store given as a path/URL, an opened Dataset or the
+    DataArray."""
     if isinstance(store, xr.DataArray):
         return store
     if isinstance(store, xr.Dataset):
@@ -109,7 +110,8 @@ def compute_budget(
     gwp_set: str | None = None,
     coverage: str | None = None,
 ) -> BudgetRun:
-    """Run a recipe on a store (``inputs="store"``) or on the paper's published results (``"paper"``).
+    """Run a recipe on a store (``inputs="store"``) or on the paper's published results
+    (``"paper"``).
 
     Parameters
     ----------

@@ -7,8 +7,8 @@ note``) under ``gridflux/budget/data/components/`` (the paper's ensembles in
 ``data/paper_ensembles.csv``). ``gas`` is CO2 / CH4 / N2O (fluxes in Tg CO2-C, Tg CH4-C,
 Tg N2O-N per year, positive to the atmosphere) or C / N (element fluxes in Tg C, Tg N per year,
 e.g. lateral export, positive = loss from land). A value published only in CO2-C equivalents
-(unit ``Tg CO2-C eq/yr (<metric>[, <set>])``) is converted back to the gas' element mass with that metric.
-A user's own table (same columns) can be added with ``extra=[path, ...]``.
+(unit ``Tg CO2-C eq/yr (<metric>[, <set>])``) is converted back to the gas' element mass with that
+metric. A user's own table (same columns) can be added with ``extra=[path, ...]``.
 """
 
 from __future__ import annotations
@@ -117,6 +117,7 @@ def component(name: str, tables: pd.DataFrame | None = None) -> Item:
     rows = t[t["component"] == name]
     if rows.empty:
         raise BudgetError(
-            f"component {name!r} is not in the component tables; have {sorted(t['component'].unique())}"
+            f"component {name!r} is not in the component tables; have "
+            f"{sorted(t['component'].unique())}"
         )
     return {str(r["gas"]): _row_estimate(r) for _, r in rows.iterrows()}

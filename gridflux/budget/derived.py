@@ -6,7 +6,8 @@ are negative numbers, ``rh`` and ``fFire`` positive. In that convention
 * ``nep`` (= NEE, atmospheric) = npp + rh = -(NPP - SHR)
 * ``nbp`` (atmospheric)        = npp + rh + fFire = -(NPP - SHR - Ffire)
 * ``cue``                      = npp / gpp (a ratio; the signs cancel)
-* ``mrt``                      = (cSoil + cLitter) / rh, in years (annual-mean stock over annual SHR)
+* ``mrt``                      = (cSoil + cLitter) / rh, in years (annual-mean stock over annual
+  SHR)
 
 so the derived fluxes keep the store's convention (a land sink is negative). Where a member
 lacks a term the formula gives NaN; if the store already has the derived variable itself (e.g.

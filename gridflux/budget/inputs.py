@@ -1,4 +1,5 @@
-"""Recipe inputs: from a store's ``totals`` (gridded ensembles) or from the paper's published results.
+"""Recipe inputs: from a store's ``totals`` (gridded ensembles) or from the paper's published
+results.
 
 Store mode (:func:`store_inputs`): monthly totals -> annual values (incomplete years dropped) ->
 derived quantities (nep, nbp, cue, mrt) -> per-member period means -> for each recipe input the

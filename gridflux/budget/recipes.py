@@ -143,7 +143,8 @@ def _eval_expr(expr: str, names: Mapping[str, float], where: str) -> float:
         if isinstance(node, ast.Name):
             if node.id not in names:
                 raise BudgetError(
-                    f"{where}: parameter {node.id!r} is not defined before use; have {sorted(names)}"
+                    f"{where}: parameter {node.id!r} is not defined before use; have "
+                    f"{sorted(names)}"
                 )
             return float(names[node.id])
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
@@ -241,11 +242,13 @@ def _validate(r: Recipe) -> None:
                 and t["scale"] not in r.parameters
             ):
                 raise BudgetError(
-                    f"{where}: scale {t['scale']!r} is not a recipe parameter; have {sorted(r.parameters)}"
+                    f"{where}: scale {t['scale']!r} is not a recipe parameter; have "
+                    f"{sorted(r.parameters)}"
                 )
         if s.get("propagation", r.propagation) not in PROPAGATION_METHODS:
             raise BudgetError(
-                f"{where}: propagation {s.get('propagation')!r}; expected one of {PROPAGATION_METHODS}"
+                f"{where}: propagation {s.get('propagation')!r}; expected one of "
+                f"{PROPAGATION_METHODS}"
             )
         known.add(s["id"])
     for row in r.co2eq:
@@ -323,7 +326,8 @@ def combine(terms: list[tuple[Estimate, float]], method: str = "linear") -> Esti
 
 
 def sample_estimate(e: Estimate, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Split-normal samples whose 2.5 / 97.5 % points are ``e.lo`` / ``e.hi`` and whose mode is ``e.mean``."""
+    """Split-normal samples whose 2.5 / 97.5 % points are ``e.lo`` / ``e.hi`` and whose mode is
+    ``e.mean``."""
     z = rng.standard_normal(n)
     s_lo = max(e.mean - e.lo, 0.0) / Z95
     s_hi = max(e.hi - e.mean, 0.0) / Z95

@@ -1,4 +1,5 @@
-"""Tidy budget tables (``item, gas, period, mean, lo, hi, n, unit``) and their CSV / Markdown forms."""
+"""Tidy budget tables (``item, gas, period, mean, lo, hi, n, unit``) and their CSV / Markdown
+forms."""
 
 from __future__ import annotations
 

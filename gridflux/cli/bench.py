@@ -57,11 +57,13 @@ def bench_cmd(
         ),
     ] = False,
 ) -> None:
-    """Time gridflux against the decode limit, CDO, NCO, xarray-regrid and xESMF on the same files."""
+    """Time gridflux against the decode limit, CDO, NCO, xarray-regrid and xESMF on the same
+    files."""
     run_py = harness_path()
     if run_py is None:
         typer.echo(
-            "error: gridflux bench needs a source checkout of gridflux (benchmarks/run.py was not found "
+            "error: gridflux bench needs a source checkout of gridflux (benchmarks/run.py was not "
+            "found "
             "next to the installed package); clone the repository and pip install -e .",
             err=True,
         )

@@ -104,7 +104,8 @@ def run_demo(
     series' version and extends every series by a year. Every series is checked against the
     planted truths after the inversions and after release 2; the budget reads the one store.
 
-    ``confirm``: passed to :func:`gridflux.synthetic.releases.build_releases` (True, or a callable that asks,
+    ``confirm``: passed to :func:`gridflux.synthetic.releases.build_releases` (True, or a callable
+    that asks,
     for ``size="paper"``: hundreds of GB)."""
     from rich.console import Console
 
@@ -189,7 +190,8 @@ def demo_cmd(
         typer.Option("--yes", "-y", help="write --size paper (hundreds of GB) without asking"),
     ] = False,
 ) -> None:
-    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check, budget."""
+    """Build the synthetic RECCAP2-like archive, run the pipeline on a local cluster, check,
+    budget."""
     if size not in ("tiny", "small", "paper"):
         raise typer.BadParameter(
             f"size {size!r}; expected tiny, small or paper", param_hint="--size"

@@ -31,7 +31,9 @@ class ExitCode(IntEnum):
     """Exit status of every ``gridflux`` command (the same table for all of them)."""
 
     OK = 0  #: everything asked for was done
-    SERIES_FAILED = 1  #: the command ran, but some series failed (or did not match a truth, or a budget total is blank)
+    #: the command ran, but some series failed (or did not match a truth, or a budget total is
+    #: blank)
+    SERIES_FAILED = 1
     USAGE = 2  #: usage or input error: bad option, missing/unreadable/invalid input file
     STORE = 3  #: store error: not a store, in use, damaged; or the file system refused a write
     CLUSTER = 4  #: a dask cluster could not be created or reached

@@ -1,4 +1,5 @@
-"""Ingest commands: ``gridflux catalog build|check`` and ``gridflux synth`` (thin fronts over the API)."""
+"""Ingest commands: ``gridflux catalog build|check`` and ``gridflux synth`` (thin fronts over the
+API)."""
 
 from __future__ import annotations
 
@@ -140,8 +141,10 @@ def synth(
         confirm=True if yes else (lambda msg: typer.confirm(msg, default=False)),
     )
     typer.echo(
-        f"wrote {info.n_files} files ({info.nbytes / 1e6:.1f} MB), {info.n_series} series of {info.n_members} members "
-        f"in {info.seconds:.1f} s\ncatalog: {info.catalog}\nmask: {info.mask}\ntruth: {info.truth}\n"
+        f"wrote {info.n_files} files ({info.nbytes / 1e6:.1f} MB), {info.n_series} series of "
+        f"{info.n_members} members "
+        f"in {info.seconds:.1f} s\ncatalog: {info.catalog}\nmask: {info.mask}\ntruth: "
+        f"{info.truth}\n"
         f"inversions (intake YAML): {info.inversions_yaml}"
     )
 

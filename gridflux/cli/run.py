@@ -12,7 +12,8 @@ store_app = typer.Typer(help="Inspect a gridflux store.", no_args_is_help=True)
 
 
 def _parse_query(items: list[str] | None) -> dict | None:
-    """``--select ensemble=ISIMIP3b --select variable=npp,rh`` -> {"ensemble": "ISIMIP3b", "variable": ["npp", "rh"]}."""
+    """``--select ensemble=ISIMIP3b --select variable=npp,rh`` -> {"ensemble": "ISIMIP3b",
+    "variable": ["npp", "rh"]}."""
     if not items:
         return None
     query: dict = {}
@@ -43,7 +44,8 @@ def _json_option(text: str | None, name: str) -> dict | None:
 
 def _storage_option(text: str | None, name: str, env: str) -> dict | None:
     """``--storage-options`` / ``--store-options``: ``@FILE`` (JSON), inline JSON without secrets,
-    or, when not given, the variable ``env`` (:func:`gridflux.ingest.remote.load_storage_options`)."""
+    or, when not given, the variable ``env``
+    (:func:`gridflux.ingest.remote.load_storage_options`)."""
     from gridflux.ingest.remote import load_storage_options
 
     try:

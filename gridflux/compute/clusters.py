@@ -1,9 +1,9 @@
 """Dask clusters for ``gridflux run``: local, SLURM, PBS, Kubernetes, dask-gateway or an address.
 
-One entry point, :func:`make_cluster`, returns a :class:`ClusterHandle` (a context manager holding the
-``distributed.Client``). Every kind reads a *profile* from the packaged defaults
-(``gridflux/gridflux.yaml``, key ``gridflux.cluster.<kind>``) through ``dask.config``, so a user's own
-dask config (``~/.config/dask/gridflux.yaml``) or ``DASK_GRIDFLUX__CLUSTER__<KIND>__<KEY>``
+One entry point, :func:`make_cluster`, returns a :class:`ClusterHandle` (a context manager holding
+the ``distributed.Client``). Every kind reads a *profile* from the packaged defaults
+(``gridflux/gridflux.yaml``, key ``gridflux.cluster.<kind>``) through ``dask.config``, so a user's
+own dask config (``~/.config/dask/gridflux.yaml``) or ``DASK_GRIDFLUX__CLUSTER__<KIND>__<KEY>``
 environment variables override them, and keyword arguments (CLI options) override both::
 
     with make_cluster("slurm", queue="debug", account="proj42") as handle:
@@ -15,11 +15,12 @@ Rules every kind follows
   gain nothing on netCDF reads and risk crashes (docs/deploy.md).
 * The nanny's ``MALLOC_TRIM_THRESHOLD_`` is left unset (``gridflux.cluster.malloc-trim-threshold:
   null``): dask's default of 65536 disables glibc's dynamic mmap threshold and slows block
-  streaming (figures: docs/benchmarks.md, "Figures the code relies on"). Local nannies get it through ``dask.config``; remote workers through
+  streaming (figures: docs/benchmarks.md, "Figures the code relies on"). Local nannies get it
+  through ``dask.config``; remote workers through
   :func:`worker_env`, which jobqueue job scripts, Kubernetes pods and gateway servers export.
 * ``dask_jobqueue``, ``dask_kubernetes`` and ``dask_gateway`` are imported lazily, and their
-  import-time copy of a default YAML into ``~/.config/dask`` is suppressed: nothing is written into the
-  user's home directory.
+  import-time copy of a default YAML into ``~/.config/dask`` is suppressed: nothing is written into
+  the user's home directory.
 * Problems are :class:`gridflux.errors.ClusterError` naming the missing setting and where to put it.
 """
 
@@ -70,7 +71,8 @@ LOCALHOST = "127.0.0.1"
 #: ``dask worker`` options that choose where a worker (and its nanny) listens
 _WORKER_BIND_ARGS = ("--host", "--interface", "--listen-address")
 _CONFIG_HINT = (
-    "set it in your dask config (~/.config/dask/gridflux.yaml: gridflux: cluster: {kind}: {key}: ...), "
+    "set it in your dask config (~/.config/dask/gridflux.yaml: gridflux: cluster: {kind}: {key}: "
+    "...), "
     "as DASK_GRIDFLUX__CLUSTER__{KIND}__{KEY}=..., or pass it as an option ({option})"
 )
 
@@ -138,7 +140,8 @@ def _trim_threshold() -> int | None:
 
 
 def configure_nanny_environment() -> None:
-    """Set ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_`` for nannies of this process.
+    """Set ``distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_`` for nannies of this
+    process.
 
     Called by :func:`make_cluster` before any nanny starts, and left in place afterwards because
     adaptive clusters start nannies later. With the value ``None`` (the gridflux default) the nanny
@@ -197,7 +200,8 @@ def worker_env() -> dict[str, str]:
 @contextlib.contextmanager
 def _no_home_config_files() -> Iterator[None]:
     """Suppress ``dask.config.ensure_file`` (dask-jobqueue/-kubernetes/-gateway call it at import
-    to copy their YAML into ``~/.config/dask``); their defaults still load via ``update_defaults``."""
+    to copy their YAML into ``~/.config/dask``); their defaults still load via
+    ``update_defaults``."""
     original = dask.config.ensure_file
     dask.config.ensure_file = lambda *args, **kwargs: None  # type: ignore[assignment]
     try:
@@ -252,11 +256,13 @@ class ClusterHandle:
             return None
 
     def wait_for_workers(self, n_workers: int, timeout: float | None = None) -> None:
-        """Block until ``n_workers`` workers are connected (raises ``TimeoutError`` after ``timeout`` s)."""
+        """Block until ``n_workers`` workers are connected (raises ``TimeoutError`` after
+        ``timeout`` s)."""
         self.client.wait_for_workers(n_workers, timeout=timeout)
 
     def close(self) -> None:
-        """Close the client, then the cluster (cancels jobs, deletes pods, shuts the gateway cluster)."""
+        """Close the client, then the cluster (cancels jobs, deletes pods, shuts the gateway
+        cluster)."""
         if self._closed:
             return
         self._closed = True
@@ -299,7 +305,8 @@ def make_cluster(
     n_workers
         Fixed number of workers (worker processes, one thread each). ``None`` uses the profile:
         ``n-workers`` for local and kubernetes, adaptive ``minimum``/``maximum`` (``minimum-jobs``/
-        ``maximum-jobs`` for slurm and pbs) otherwise. For slurm/pbs a job holds ``processes`` workers.
+        ``maximum-jobs`` for slurm and pbs) otherwise. For slurm/pbs a job holds ``processes``
+        workers.
     **overrides
         Profile settings (see :func:`profile`); keys that are not gridflux profile keys are passed
         to the cluster class (``LocalCluster``, ``SLURMCluster``, ``PBSCluster``, ``KubeCluster``,
@@ -363,7 +370,8 @@ def _split(prof: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 def _adaptive_bounds(
     kind: str, scaling: Mapping[str, Any], *, jobs: bool
 ) -> tuple[int, int] | None:
-    """``(minimum, maximum)`` of adaptive scaling, ``None`` when not configured; checked before starting."""
+    """``(minimum, maximum)`` of adaptive scaling, ``None`` when not configured; checked before
+    starting."""
     lo_key, hi_key = ("minimum-jobs", "maximum-jobs") if jobs else ("minimum", "maximum")
     lo, hi = scaling.get(lo_key), scaling.get(hi_key)
     if lo is None and hi is None:
@@ -379,7 +387,8 @@ def _adaptive_bounds(
 def _scale(
     cluster: Any, n_workers: int | None, bounds: tuple[int, int] | None, *, jobs: bool
 ) -> None:
-    """Fixed size when ``n_workers`` is given (workers, not jobs), else adaptive within ``bounds``."""
+    """Fixed size when ``n_workers`` is given (workers, not jobs), else adaptive within
+    ``bounds``."""
     if n_workers is not None:
         cluster.scale(int(n_workers))
     elif bounds is not None and jobs:
@@ -423,16 +432,17 @@ def use_start_method(method: str) -> None:
     A spawned worker is a new interpreter that imports distributed, numpy, pandas, xarray, netCDF4,
     h5py and dask.array itself (~0.9 s of CPU, paid again by every worker and every restart). The
     fork server is one process, started with the first worker, that imports them once
-    (:data:`gridflux.compute.worker_setup.TASK_MODULES` next to dask's own list); each worker is then a
-    fork of it (~0.1 s). It is a clean process (no threads, no open files), so forking it is safe
-    for HDF5. It keeps the environment it started with: a ``MALLOC_TRIM_THRESHOLD_`` configured
+    (:data:`gridflux.compute.worker_setup.TASK_MODULES` next to dask's own list); each worker is
+    then a fork of it (~0.1 s). It is a clean process (no threads, no open files), so forking it is
+    safe for HDF5. It keeps the environment it started with: a ``MALLOC_TRIM_THRESHOLD_`` configured
     for nannies is therefore put into this process's environment first.
     """
     import multiprocessing
 
     if method not in _START_METHODS:
         raise ClusterError(
-            f"gridflux.cluster.local.start-method must be one of {', '.join(_START_METHODS)}, got {method!r}; "
+            f"gridflux.cluster.local.start-method must be one of {', '.join(_START_METHODS)}, got "
+            f"{method!r}; "
             f"{_where('local', 'start-method')}"
         )
     dask.config.set({"distributed.worker.multiprocessing-method": method})
@@ -563,7 +573,8 @@ def _start_jobqueue(kind: str, prof: dict[str, Any], n_workers: int | None) -> C
     if shutil.which(submit) is None:
         raise ClusterError(
             f"{submit!r} is not on PATH: the {kind} cluster submits one job per worker group with "
-            f"{submit}. Run gridflux on a login node of the {kind.upper()} system (or in a batch job, "
+            f"{submit}. Run gridflux on a login node of the {kind.upper()} system (or in a batch "
+            "job, "
             f"see deploy/{kind}/), or check the profile with "
             f"gridflux.cluster.render_job_script({kind!r})"
         )
@@ -637,7 +648,8 @@ def _start_kubernetes(prof: dict[str, Any], n_workers: int | None) -> ClusterHan
         cluster = op.KubeCluster(custom_cluster_spec=spec, namespace=prof.get("namespace"))
     except Exception as exc:  # kr8s/kubernetes raise many types when no cluster is reachable
         raise ClusterError(
-            f"could not create the DaskCluster {spec['metadata']['name']!r} on Kubernetes: {exc!r}. "
+            f"could not create the DaskCluster {spec['metadata']['name']!r} on Kubernetes: "
+            f"{exc!r}. "
             "It needs a kubeconfig (~/.kube/config, KUBECONFIG, or an in-cluster service account "
             "allowed to create daskclusters) and the dask-kubernetes operator installed in the "
             "cluster (helm install dask-kubernetes-operator, see docs/deploy.md)"
@@ -674,7 +686,8 @@ def _start_gateway(prof: dict[str, Any], n_workers: int | None) -> ClusterHandle
         except (KeyError, AttributeError, ValueError, TypeError) as exc:
             gateway.close()
             raise ClusterError(
-                f"gateway cluster option {key!r}={value!r} rejected by {address} ({exc}); the server "
+                f"gateway cluster option {key!r}={value!r} rejected by {address} ({exc}); the "
+                "server "
                 f"offers {sorted(options)}; fix gridflux.cluster.gateway.cluster-options"
             ) from exc
     try:

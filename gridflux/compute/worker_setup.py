@@ -3,11 +3,11 @@
 Local clusters pass this module to their workers as a ``preload`` (``distributed`` imports it
 when a worker starts; the ``gridflux.cluster.local.preload`` setting), and the pipeline's worker
 plugin calls :func:`dask_setup` on every other cluster kind. A worker's imports (xarray,
-netCDF4, h5py, dask.array: most of a second of CPU) then overlap the driver's start and planning instead of
-delaying the first task of a run. With the local ``start-method: forkserver`` (the default) the
-same modules (:data:`TASK_MODULES`) are imported once, in the fork server that every local worker
-is forked from, so a worker starts in ~0.1 s of CPU instead of ~0.9 s. It also limits netCDF-C's
-chunk cache (see :func:`gridflux.ingest.catalog.limit_netcdf_chunk_cache`).
+netCDF4, h5py, dask.array: most of a second of CPU) then overlap the driver's start and planning
+instead of delaying the first task of a run. With the local ``start-method: forkserver`` (the
+default) the same modules (:data:`TASK_MODULES`) are imported once, in the fork server that every
+local worker is forked from, so a worker starts in ~0.1 s of CPU instead of ~0.9 s. It also limits
+netCDF-C's chunk cache (see :func:`gridflux.ingest.catalog.limit_netcdf_chunk_cache`).
 """
 
 from __future__ import annotations
@@ -83,8 +83,9 @@ def dask_setup(worker: Any = None) -> None:
 
 def _first_open() -> None:
     """Open and read a tiny netCDF-4 file through the path a task opens a series by
-    (``catalog.open_one``: chunk reader, CF decoding; then a dask block read), so that what a process
-    does only on its first open (HDF5's start-up, xarray's chunk-manager discovery through entry
+    (``catalog.open_one``: chunk reader, CF decoding; then a dask block read), so that what a
+    process does only on its first open (HDF5's start-up, xarray's chunk-manager discovery through
+    entry
     points, its decoders' first calls: ~15-40 ms) is done before the first task, not in it."""
     import os
     import tempfile

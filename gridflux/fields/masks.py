@@ -43,7 +43,8 @@ class RegionMask:
         names = tuple(str(n) for n in self.names)
         if f.shape != (len(names),) + self.grid.shape:
             raise MaskError(
-                f"mask has shape {f.shape} but {len(names)} region(s) on a {self.grid.shape} grid need "
+                f"mask has shape {f.shape} but {len(names)} region(s) on a {self.grid.shape} grid "
+                "need "
                 f"{(len(names),) + self.grid.shape}"
             )
         if len(set(names)) != len(names):
@@ -348,7 +349,8 @@ class RegionMask:
     def from_geojson(
         cls, path: str | os.PathLike, grid: CellBounds, name_property: str = "name"
     ) -> RegionMask:
-        """Regions from a GeoJSON FeatureCollection (one region per feature, named by ``name_property``)."""
+        """Regions from a GeoJSON FeatureCollection (one region per feature, named by
+        ``name_property``)."""
         import json
 
         with open(path) as f:
@@ -364,8 +366,9 @@ class RegionMask:
     def from_shapefile(
         cls, path: str | os.PathLike, grid: CellBounds, name_field: str = "name"
     ) -> RegionMask:
-        """Regions from an ESRI shapefile (``.shp`` with its ``.dbf``; vertices in lon/lat degrees), one
-        region per record, named by the attribute ``name_field``; records of the same name are united.
+        """Regions from an ESRI shapefile (``.shp`` with its ``.dbf``; vertices in lon/lat degrees),
+        one region per record, named by the attribute ``name_field``; records of the same name are
+        united.
 
         Read with pyshp (``pip install 'gridflux[geo]'``); coverage as :meth:`from_polygons`."""
         try:
@@ -374,7 +377,8 @@ class RegionMask:
             from shapely.geometry import shape
         except ImportError as exc:  # optional extra
             raise MaskError(
-                "building masks from shapefiles needs pyshp and shapely: pip install 'gridflux[geo]'"
+                "building masks from shapefiles needs pyshp and shapely: pip install "
+                "'gridflux[geo]'"
             ) from exc
 
         import struct

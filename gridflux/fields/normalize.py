@@ -133,7 +133,8 @@ def _land_fraction(
         how = "sftlf as a fraction"
     if vals.min() < -1e-6 or vals.max() > 1.0 + 1e-6:
         raise InputError(
-            f"land fraction ranges {vals.min():g}..{vals.max():g}; expected 0..1 or 0..100 with units '%'",
+            f"land fraction ranges {vals.min():g}..{vals.max():g}; expected 0..1 or 0..100 with "
+            "units '%'",
             path=path,
             variable="sftlf",
             attribute="units",
@@ -214,7 +215,8 @@ def _time_keys(
         cal = canonical_calendar(calendar or vals.flat[0].calendar, path=path, variable=tdim)
         return keys_from_dates(vals), cal
     raise InputError(
-        f"time values of dtype {vals.dtype} cannot be read; expected numbers with CF units or dates",
+        f"time values of dtype {vals.dtype} cannot be read; expected numbers with CF units or "
+        "dates",
         path=path,
         variable=tdim,
         attribute="units",
@@ -325,7 +327,8 @@ def normalize(
         ) from None
     if raw not in ds.data_vars:
         raise InputError(
-            f"is not in the file; expected one of its data variables {sorted(map(str, ds.data_vars))}",
+            "is not in the file; expected one of its data variables "
+            f"{sorted(map(str, ds.data_vars))}",
             path=path,
             variable=raw,
             attribute="name",
@@ -445,7 +448,7 @@ def normalize(
     raw_into_land = (
         into_land
         if into_land is not None
-        else (ALIASES[raw].into_land if raw in ALIASES else spec.into_land)
+        else (ALIASES[raw].into_land if raw in ALIASES else bool(spec and spec.into_land))
     )
     sign = -1.0 if raw_into_land else 1.0
     if sign < 0:
@@ -521,6 +524,7 @@ def normalize(
     if miss is None and not _is_dask(da.variable.data):
         first = np.asarray(da.isel({tdim: 0}).values)
         miss = float(np.mean(~np.isfinite(first) | (np.abs(first) >= FILL_THRESHOLD)))
+    assert spec is not None  # a mean field returned above (_mean_field)
     out[canonical].attrs.update(
         units=CANONICAL_UNITS[spec.kind],
         long_name=spec.long_name,
@@ -548,6 +552,7 @@ def _times_month_factor(data: Any, factor: np.ndarray) -> Any:
         return np.asarray(data, dtype=np.float64) * factor[:, None, None]
 
     def block(x: np.ndarray, factor: np.ndarray, block_info: dict | None = None) -> np.ndarray:
+        assert block_info is not None  # dask passes it to a function that names the argument
         t0, t1 = block_info[0]["array-location"][0]
         return x.astype(np.float64) * factor[t0:t1, None, None]
 

@@ -238,7 +238,8 @@ def regrid_with_weights(
         da = _source_in_canonical_order(da, src_dims, w)
     if tuple(da.sizes[d] for d in src_dims) != tuple(w.src_shape):
         raise WeightsError(
-            f"{da.name!r}: source dims {src_dims} have sizes {tuple(da.sizes[d] for d in src_dims)} but the "
+            f"{da.name!r}: source dims {src_dims} have sizes "
+            f"{tuple(da.sizes[d] for d in src_dims)} but the "
             f"weight file's source grid is {tuple(w.src_shape)}"
         )
     dst_dims = ("lat", "lon") if len(w.dst_shape) == 2 else ("cell",)
@@ -260,7 +261,8 @@ def regrid_with_weights(
     if target is not None:
         if target.shape != tuple(w.dst_shape):
             raise WeightsError(
-                f"target grid {target.shape} does not match the weight file's destination {tuple(w.dst_shape)}"
+                f"target grid {target.shape} does not match the weight file's destination "
+                f"{tuple(w.dst_shape)}"
             )
         out = out.assign_coords(grid_coords(target))
     elif len(w.dst_shape) == 2 and w.dst_lat is not None and w.dst_lon is not None:

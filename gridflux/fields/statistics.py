@@ -372,6 +372,7 @@ def select_levels(
         )
     levels = np.asarray(ds[sel.dim].values, dtype=np.float64)
     if not sel.is_layer:
+        assert sel.value is not None  # one level (not a layer)
         hit = np.flatnonzero(np.isclose(levels, sel.value, rtol=1e-6, atol=0.0))
         if hit.size != 1:
             raise InputError(
@@ -394,6 +395,7 @@ def select_levels(
             attribute="bounds",
         )
     bv = np.sort(np.asarray(b.values, dtype=np.float64), axis=1)
+    assert sel.lo is not None and sel.hi is not None  # a layer
     overlap = np.clip(np.minimum(bv[:, 1], sel.hi) - np.maximum(bv[:, 0], sel.lo), 0.0, None)
     thick = bv[:, 1] - bv[:, 0]
     if overlap.sum() <= 0 or sel.hi > bv.max() + 1e-9 or sel.lo < bv.min() - 1e-9:

@@ -45,7 +45,8 @@ def canonical_calendar(
     """The calendar's canonical name; a missing or unknown calendar is an :class:`InputError`."""
     if calendar is None or not str(calendar).strip():
         raise InputError(
-            "no calendar: set the time variable's 'calendar' attribute or declare 'calendar' in the "
+            "no calendar: set the time variable's 'calendar' attribute or declare 'calendar' in "
+            "the "
             f"catalog; expected one of {sorted(CALENDARS)}",
             path=path,
             variable=variable,
@@ -204,7 +205,8 @@ def check_month_keys(
     if np.any(d < 0):
         i = int(np.nonzero(d < 0)[0][0])
         raise InputError(
-            f"months go backwards ({key_label(keys[i])} then {key_label(keys[i + 1])}, time steps {i}, "
+            f"months go backwards ({key_label(keys[i])} then {key_label(keys[i + 1])}, time steps "
+            f"{i}, "
             f"{i + 1}); expected increasing months without overlap",
             path=path,
             variable=variable,

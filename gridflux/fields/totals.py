@@ -12,7 +12,8 @@ source's native grid. Two protocols of the RECCAP2 method give ``w``:
 With exact weights both are the same number whenever the target grid refines the mask's grid
 (as 0.5 deg refines the 1 deg RECCAP2 mask); tests prove it on non-nested source grids.
 
-Kernel part (numpy): :func:`protocol_weights`, :func:`weighted_sums`. Wrapper: :func:`region_totals`.
+Kernel part (numpy): :func:`protocol_weights`, :func:`weighted_sums`. Wrapper:
+:func:`region_totals`.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def sparse_native_weights(
 ) -> np.ndarray:
     """Native weights ``(region, *src_shape)`` (m2) of any source grid from a sparse weight file.
 
-    ``weights`` (a :class:`~gridflux.ingest.weightfiles.SparseWeights`, e.g. read from ``cdo gencon``
-    or ESMF output) maps the source grid to ``target``; the mask is brought onto ``target`` and
-    ``w = W_destarea.T @ (mask * area_target)``, so ``sum(x * w)`` is the regrid-data total of ``x``.
+    ``weights`` (a :class:`~gridflux.ingest.weightfiles.SparseWeights`, e.g. read from ``cdo
+    gencon`` or ESMF output) maps the source grid to ``target``; the mask is brought onto ``target``
+    and ``w = W_destarea.T @ (mask * area_target)``, so ``sum(x * w)`` is the regrid-data total of
+    ``x``.
     """
     if tuple(weights.dst_shape) != target.shape:
         raise MaskError(
-            f"the weight file's destination grid {tuple(weights.dst_shape)} is not the target {target.shape}"
+            f"the weight file's destination grid {tuple(weights.dst_shape)} is not the target "
+            f"{target.shape}"
         )
     m = (
         mask.to_grid(target).fractions.reshape(len(mask.names), -1)

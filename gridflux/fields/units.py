@@ -294,7 +294,10 @@ def unit_factor(
         and " ".join(str(units).split()) == CANONICAL_UNITS[spec.kind]
     ):
         # already canonical (the CMIP convention): no pint registry needed (slow to build)
-        desc = f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {spec.element}: mass of {spec.element}, scale 1"
+        desc = (
+            f"units {units!r} -> {CANONICAL_UNITS[spec.kind]} of {spec.element}: "
+            f"mass of {spec.element}, scale 1"
+        )
         return UnitFactor(scale=1.0, per_month=False, description=desc)
     try:
         toks = _tokens(str(units))

@@ -1,4 +1,5 @@
-"""Layer 3, ingest: catalogs (schema, parsers, crawler, opening), remote inputs, chunk reader, weight files.
+"""Layer 3, ingest: catalogs (schema, parsers, crawler, opening), remote inputs, chunk reader,
+weight files.
 
 Imports fields and kernels; never pipeline, compute, budget or cli.
 """

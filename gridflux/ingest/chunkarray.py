@@ -1,12 +1,12 @@
-"""Lazily indexed backend arrays: a :class:`gridflux.ingest.chunkread.ChunkReader` as xarray sees it, and
-a series' files joined along time.
+"""Lazily indexed backend arrays: a :class:`gridflux.ingest.chunkread.ChunkReader` as xarray sees
+it, and a series' files joined along time.
 
-:func:`gridflux.ingest.catalog.open_series` swaps :class:`DeflateChunkArray` in for a series' data variable
-when the variable can be read by chunk (local netCDF-4, deflate, optionally shuffle), before
-xarray's CF decoding (fill values, scale/offset), so decoding and every later step are unchanged.
-It joins a series of several files with :class:`TimeConcatenatedArray` *before* the data become a
-dask array: dask's ``concatenate`` would put a layer between a later selection (a block's latitude
-rows) and the file reads, so every read would be of whole fields.
+:func:`gridflux.ingest.catalog.open_series` swaps :class:`DeflateChunkArray` in for a series' data
+variable when the variable can be read by chunk (local netCDF-4, deflate, optionally shuffle),
+before xarray's CF decoding (fill values, scale/offset), so decoding and every later step are
+unchanged. It joins a series of several files with :class:`TimeConcatenatedArray` *before* the data
+become a dask array: dask's ``concatenate`` would put a layer between a later selection (a block's
+latitude rows) and the file reads, so every read would be of whole fields.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ class DeflateChunkArray(BackendArray):
 
 
 def chunk_variable(var, path: str, name: str):
-    """``var`` (an undecoded xarray Variable of file ``path``) backed by a :class:`DeflateChunkArray`
+    """``var`` (an undecoded xarray Variable of file ``path``) backed by a
+    :class:`DeflateChunkArray`
     when the variable can be read by chunk and has the same shape; else ``var`` itself."""
     import xarray as xr
 

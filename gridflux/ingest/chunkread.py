@@ -4,10 +4,10 @@ exact byte ranges.
 Almost every CMIP/TRENDY/ISIMIP file is netCDF-4 with the deflate filter (often with shuffle),
 and reading it is inflating it: netCDF-C (like CDO and NCO) inflates with zlib; libdeflate (the
 ``deflate`` package) inflates the same zlib streams several times faster (docs/benchmarks.md,
-"Figures the code relies on"), so gridflux reads such variables itself: h5py hands over each stored chunk's bytes
-(``read_direct_chunk``: no filter runs), libdeflate inflates them, numcodecs undoes the shuffle
-filter. No well-kept library does this (h5py, netCDF4 and hdf5plugin all inflate through zlib;
-kerchunk/VirtualiZarr need a reference file first), hence this small module.
+"Figures the code relies on"), so gridflux reads such variables itself: h5py hands over each stored
+chunk's bytes (``read_direct_chunk``: no filter runs), libdeflate inflates them, numcodecs undoes
+the shuffle filter. No well-kept library does this (h5py, netCDF4 and hdf5plugin all inflate through
+zlib; kerchunk/VirtualiZarr need a reference file first), hence this small module.
 
 Unfiltered variables (chunked without filters, or contiguous) are stored as plain arrays: the
 reader asks HDF5 once for each chunk's file offset and reads just the bytes of the selection with
@@ -17,8 +17,8 @@ hyperslab read of the same rows runs at ~230 MB/s here.
 Only variables whose filters are exactly deflate, optionally after shuffle, or none at all are
 read this way (:func:`supported` says why not otherwise, e.g. fletcher32, szip or zstd);
 everything else stays with netCDF4. Values come back exactly as stored (no fill/scale decoding:
-xarray's CF decoding is applied on top, see :mod:`gridflux.ingest.chunkarray`). numpy, h5py, deflate and
-numcodecs only: no xarray import.
+xarray's CF decoding is applied on top, see :mod:`gridflux.ingest.chunkarray`). numpy, h5py, deflate
+and numcodecs only: no xarray import.
 """
 
 from __future__ import annotations
@@ -131,7 +131,8 @@ class ChunkReader:
 
     def _chunk(self, origin: tuple[int, ...], sub: tuple[slice, ...]) -> np.ndarray:
         """``chunk[sub]`` of the chunk at ``origin``, inflated (the fill value where it was never
-        written). Only the selected elements are unshuffled when they are contiguous in the chunk."""
+        written). Only the selected elements are unshuffled when they are contiguous in the
+        chunk."""
         if not self._filtered:
             return self._stored_chunk(origin, sub)
         import deflate
@@ -162,7 +163,8 @@ class ChunkReader:
             from gridflux.errors import InputError
 
             raise InputError(
-                f"chunk at {origin} holds {len(raw)} bytes, expected {self._chunk_bytes}; the file is "
+                f"chunk at {origin} holds {len(raw)} bytes, expected {self._chunk_bytes}; the file "
+                "is "
                 "corrupt",
                 path=self.path,
                 variable=self.variable,
@@ -173,7 +175,8 @@ class ChunkReader:
         flat = _flat_range(sub, self.chunks)
         a, b = flat if flat is not None else (0, n)
         if shuffled:
-            # the shuffled bytes of elements a:b are the a:b part of each byte plane: unshuffle only those
+            # the shuffled bytes of elements a:b are the a:b part of each byte plane: unshuffle only
+            # those
             planes = np.frombuffer(raw, dtype=np.uint8, count=self._chunk_bytes).reshape(
                 self.dtype.itemsize, n
             )
@@ -246,7 +249,8 @@ class ChunkReader:
 
 
 def _unshuffle(planes: np.ndarray) -> np.ndarray:
-    """HDF5's shuffle filter undone: byte planes ``(itemsize, n)`` -> ``(n, itemsize)`` element bytes.
+    """HDF5's shuffle filter undone: byte planes ``(itemsize, n)`` -> ``(n, itemsize)`` element
+    bytes.
 
     One strided copy per plane: as fast as numcodecs' compiled unshuffle (0.28 vs 0.29 ms for a
     1 MB float32 chunk, 0.56 vs 0.59 ms for float64), byte-order independent, and it spares a

@@ -1,13 +1,15 @@
-"""Remote inputs: one place that opens ``s3://``, ``gs://``, ``http(s)://`` and ``simplecache::`` URLs.
+"""Remote inputs: one place that opens ``s3://``, ``gs://``, ``http(s)://`` and ``simplecache::``
+URLs.
 
 Everything gridflux reads from object storage or a web server goes through this module:
 
 * :func:`filesystem` builds the fsspec filesystem of a URL with a per-request timeout injected
-  (aiohttp ``ClientTimeout`` for HTTP, botocore ``connect_timeout``/``read_timeout`` for S3), so that
-  a stalled server never hangs a run;
+  (aiohttp ``ClientTimeout`` for HTTP, botocore ``connect_timeout``/``read_timeout`` for S3), so
+  that a stalled server never hangs a run;
 * :func:`call_with_retries` retries *transient* errors -- connection reset/refused/dropped,
   HTTP 5xx/429/408, S3 ``SlowDown``/``InternalError``, timeouts, a response shorter than it said --
-  with exponential backoff (jittered) and a limit; anything else (404, 403, a bad file) fails at once;
+  with exponential backoff (jittered) and a limit; anything else (404, 403, a bad file) fails at
+  once;
 * :class:`RemoteFile` is a read-only, seekable, picklable file object over byte-range requests,
   each request retried and checked for length, with an LRU block cache (fsspec's ``BlockCache``).
   A truncated object is an :class:`~gridflux.errors.InputError` naming the URL, never a hang or
@@ -18,8 +20,8 @@ Everything gridflux reads from object storage or a web server goes through this 
 * :func:`cached_copy` downloads a whole object once into a local cache directory (``simplecache::``
   chaining, or ``remote.cache: true``) with the same retries, verifying its size before it is used.
 
-Settings come from the packaged defaults (``gridflux.remote.*`` in ``gridflux.yaml``), overridable by
-the user's dask config, ``DASK_GRIDFLUX__REMOTE__*`` variables or ``gridflux.set_options``.
+Settings come from the packaged defaults (``gridflux.remote.*`` in ``gridflux.yaml``), overridable
+by the user's dask config, ``DASK_GRIDFLUX__REMOTE__*`` variables or ``gridflux.set_options``.
 
 Credentials: storage options (keys, tokens) are passed by the caller in memory, from the user's
 environment or credential chain (``AWS_*`` variables, ``~/.aws``, instance roles, ``gcloud`` ...).
@@ -121,13 +123,13 @@ class RemotePolicy:
     Attributes
     ----------
     retries : retries after the first attempt of one request (0 = no retry)
-    backoff : wait before the first retry; doubled for each further retry (times a jitter in [0.5, 1])
-    backoff_max : longest wait between two attempts
+    backoff : wait before the first retry; doubled for each further retry (times a jitter in [0.5,
+    1]) backoff_max : longest wait between two attempts
     timeout : longest wait for data from a peer (connect excluded) before a request is abandoned
     connect_timeout : longest wait to establish a connection
     block_size : bytes per range request and per cached block of a :class:`RemoteFile`
-    cache : cache every remote netCDF input as a whole local file (``simplecache::`` URLs always are)
-    cache_dir : directory of the local cache; None = ``<tmp>/gridflux-cache``
+    cache : cache every remote netCDF input as a whole local file (``simplecache::`` URLs always
+    are) cache_dir : directory of the local cache; None = ``<tmp>/gridflux-cache``
     """
 
     retries: int = 5
@@ -472,7 +474,8 @@ def with_timeouts(url: str, options: Mapping[str, Any], policy: RemotePolicy) ->
 def filesystem(
     url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
 ):
-    """``(fs, path)`` of an unchained URL, with the policy's timeouts (see :func:`with_timeouts`)."""
+    """``(fs, path)`` of an unchained URL, with the policy's timeouts (see
+    :func:`with_timeouts`)."""
     import fsspec
 
     policy = policy or RemotePolicy.from_config()
@@ -565,7 +568,8 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class RemoteReadError(InputError):
-    """A remote read failed: after the retries of a transient error, or at once for a permanent one."""
+    """A remote read failed: after the retries of a transient error, or at once for a permanent
+    one."""
 
 
 def call_with_retries(
@@ -602,8 +606,8 @@ def _backoff(
     what: str,
     storage_options: Mapping[str, Any] | None,
 ) -> float:
-    """Seconds to wait before retrying after ``exc`` on ``attempt``; raises ``exc`` itself when it is
-    permanent, and :class:`RemoteReadError` when the retries are used up (shared by the sync and
+    """Seconds to wait before retrying after ``exc`` on ``attempt``; raises ``exc`` itself when it
+    is permanent, and :class:`RemoteReadError` when the retries are used up (shared by the sync and
     async retry loops)."""
     if not is_transient(exc):
         raise exc
@@ -653,7 +657,8 @@ async def acall_with_retries(
     policy: RemotePolicy,
     storage_options: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Async :func:`call_with_retries`: awaits ``make()`` under ``asyncio.wait_for(policy.timeout)``."""
+    """Async :func:`call_with_retries`: awaits ``make()`` under
+    ``asyncio.wait_for(policy.timeout)``."""
     for attempt in range(policy.retries + 1):
         try:
             return await asyncio.wait_for(make(), timeout=policy.timeout + policy.connect_timeout)
@@ -870,7 +875,8 @@ def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:
 def cache_path(
     url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
 ) -> str:
-    """Where :func:`cached_copy` keeps ``url`` (a hash of the URL without user-info, plus its name)."""
+    """Where :func:`cached_copy` keeps ``url`` (a hash of the URL without user-info, plus its
+    name)."""
     policy = policy or RemotePolicy.from_config()
     _, target = split_chain(url)
     clean = _USERINFO.sub(lambda m: m.group("scheme"), target)
@@ -972,7 +978,8 @@ def zarr_store(
     cls = fsspec.get_filesystem_class(protocol_of(target))
     path = cls._strip_protocol(target)
     if getattr(cls, "async_impl", False):
-        # zarr 3 reads through the async API: the asynchronous twin of the fsspec mapper's filesystem
+        # zarr 3 reads through the async API: the asynchronous twin of the fsspec mapper's
+        # filesystem
         inner = FsspecStore(
             fsspec.filesystem(protocol_of(target), asynchronous=True, **opts),
             path=path,
@@ -1055,7 +1062,8 @@ def RetryingStore(
     policy: RemotePolicy | None = None,  # noqa: N802 - a class factory
     storage_options: Mapping[str, Any] | None = None,
 ):
-    """Wrap a zarr store so that reads retry transient errors (class built lazily: zarr is heavy)."""
+    """Wrap a zarr store so that reads retry transient errors (class built lazily: zarr is
+    heavy)."""
     global _RETRYING_STORE
     if _RETRYING_STORE is None:
         _RETRYING_STORE = _retrying_store_class()

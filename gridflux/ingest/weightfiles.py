@@ -17,8 +17,8 @@ ascending, longitude increasing); :func:`write_weights` writes in the files' ord
 centres), so a :class:`SparseWeights` always works on canonical fields.
 
 Read either with :func:`read_weights`; apply with :meth:`SparseWeights.apply`. Weights read from a
-file keep the file's normalisation (``fracarea`` for CDO and ESMF defaults); :meth:`SparseWeights.as_destarea`
-converts with ``frac_b``.
+file keep the file's normalisation (``fracarea`` for CDO and ESMF defaults);
+:meth:`SparseWeights.as_destarea` converts with ``frac_b``.
 """
 
 from __future__ import annotations
@@ -85,9 +85,9 @@ def write_weights(
     ``cdo gencon`` output; ``destarea`` writes the raw area fractions. The file is written to a
     temporary name and moved into place, so a crash never leaves a half-written weight file.
 
-    ``src_order``/``dst_order`` (:func:`gridflux.fields.axes.storage_order` of the source and destination files) number
-    the cells as the files store them (default: canonical, latitude ascending), so that the file
-    applies to the original files as ``cdo gencon``'s and ESMF's do.
+    ``src_order``/``dst_order`` (:func:`gridflux.fields.axes.storage_order` of the source and
+    destination files) number the cells as the files store them (default: canonical, latitude
+    ascending), so that the file applies to the original files as ``cdo gencon``'s and ESMF's do.
     """
     src_order = CANONICAL if src_order is None else src_order
     dst_order = CANONICAL if dst_order is None else dst_order
@@ -291,13 +291,15 @@ def read_weights(path: str | os.PathLike) -> SparseWeights:
                 norm = "fracarea"
         else:
             raise WeightsError(
-                f"{path}: not an ESMF (row, col, S) or SCRIP (src_address, dst_address, remap_matrix) weight file; "
+                f"{path}: not an ESMF (row, col, S) or SCRIP (src_address, dst_address, "
+                "remap_matrix) weight file; "
                 f"variables found: {sorted(names)[:12]}"
             )
     n_a, n_b = int(np.prod(src_dims)), int(np.prod(dst_dims))
     if rows.size and (rows.min() < 0 or rows.max() >= n_b or cols.min() < 0 or cols.max() >= n_a):
         raise WeightsError(
-            f"{path}: cell indices out of range for grids of {n_a} source and {n_b} destination cells"
+            f"{path}: cell indices out of range for grids of {n_a} source and {n_b} destination "
+            "cells"
         )
     src_order = _order_from_centres(lat_a, lon_a, src_dims)
     dst_order = _order_from_centres(lat_b, lon_b, dst_dims)

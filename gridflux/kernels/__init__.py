@@ -1,4 +1,5 @@
 """Layer 1, numpy kernels: grids, bounds, cell areas, exact overlaps and conservative weights.
 
-Imports numpy/scipy and gridflux's ground floor (``errors``, ``config``) only; no xarray, dask or files.
+Imports numpy/scipy and gridflux's ground floor (``errors``, ``config``) only; no xarray, dask or
+files.
 """

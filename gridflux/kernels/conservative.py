@@ -125,8 +125,9 @@ class Overlap1D:
         return self.toarray()
 
     def apply_finite(self, x: np.ndarray, axis: int) -> np.ndarray:
-        """:meth:`apply` for data known to be finite, along ``axis`` -1 or -2 of a 3-D block: a dense
-        BLAS product where :attr:`dense` exists. Only for finite data: a dense product would spread a
+        """:meth:`apply` for data known to be finite, along ``axis`` -1 or -2 of a 3-D block: a
+        dense BLAS product where :attr:`dense` exists. Only for finite data: a dense product would
+        spread a
         NaN or inf of one cell over every output of its row (``0 * inf`` is NaN)."""
         dense = self.dense
         if dense is None:
@@ -136,11 +137,13 @@ class Overlap1D:
         return np.matmul(x, dense.T) if axis == x.ndim - 1 else np.matmul(dense, x)
 
     def _checked_axis(self, x: np.ndarray, axis: int) -> int:
-        """``axis`` as a non-negative index, after checking that it has the matrix's input length."""
+        """``axis`` as a non-negative index, after checking that it has the matrix's input
+        length."""
         axis = axis % x.ndim
         if x.shape[axis] != self.shape[1]:
             raise WeightsError(
-                f"axis {axis} of the data has {x.shape[axis]} cells, the weights expect {self.shape[1]}"
+                f"axis {axis} of the data has {x.shape[axis]} cells, the weights expect "
+                f"{self.shape[1]}"
             )
         return axis
 
@@ -253,7 +256,8 @@ class SeparableWeights:
 
     @property
     def src_fraction(self) -> np.ndarray:
-        """Fraction of each source cell that lies inside the destination grid, shape ``src.shape``."""
+        """Fraction of each source cell that lies inside the destination grid, shape
+        ``src.shape``."""
         lat_src = self.lat_overlap.col_sums() / sin_band_widths(self.src)
         lon_src = self.lon_overlap.col_sums() / lon_widths_radians(self.src)
         return np.outer(lat_src, lon_src)
@@ -271,8 +275,8 @@ class SeparableWeights:
     @cached_property
     def cell_selection(self) -> tuple[np.ndarray, np.ndarray] | None:
         """``(source rows, source columns)`` when every destination cell lies within one source cell
-        (the same cells: a 0.5 deg model on the 0.5 deg target, clipped or shifted in longitude; or a
-        nested finer target: a 1 deg model on 0.5 deg), else None.
+        (the same cells: a 0.5 deg model on the 0.5 deg target, clipped or shifted in longitude; or
+        a nested finer target: a 1 deg model on 0.5 deg), else None.
 
         A weight is then 1 up to the rounding of ``overlap / width`` (some are 1 - 2**-53): within 4
         float64 ulps of 1, a float32 value times it rounds back to the same float32, so picking the
@@ -288,7 +292,8 @@ class SeparableWeights:
 
     @cached_property
     def source_rows(self) -> tuple[int, int, Overlap1D]:
-        """``(first, stop, lat)``: the source rows that reach the destination and the latitude matrix
+        """``(first, stop, lat)``: the source rows that reach the destination and the latitude
+        matrix
         acting on those rows only."""
         r0, r1 = self.lat.column_range()
         return r0, r1, self.lat.shift_columns(r0, r1 - r0)
@@ -339,7 +344,8 @@ def apply_separable(
     data = np.asarray(data)
     if data.shape[-2:] != src.shape:
         raise WeightsError(
-            f"data has trailing shape {data.shape[-2:]} but the weights' source grid is {src.shape} (lat, lon)"
+            f"data has trailing shape {data.shape[-2:]} but the weights' source grid is "
+            f"{src.shape} (lat, lon)"
         )
     lead = data.shape[:-2]
     x = data.reshape((-1,) + src.shape)
@@ -420,7 +426,8 @@ def native_weight_field(
     target_fraction: np.ndarray,
     radius: float = EARTH_RADIUS,
 ) -> np.ndarray:
-    """Area weights (m2) on the source grid that fuse regrid -> mask -> area-sum into one dot product.
+    """Area weights (m2) on the source grid that fuse regrid -> mask -> area-sum into one dot
+    product.
 
     ``target_fraction[..., target.nlat, target.nlon]`` is a (stack of) region fraction(s) on the
     target grid. The result ``w[..., src.nlat, src.nlon]`` satisfies, for any source field ``x``,

@@ -104,7 +104,8 @@ class CellBounds:
 
     def __repr__(self) -> str:
         return (
-            f"CellBounds({self.nlat} x {self.nlon}; lat {self.lat_bounds[0, 0]:g}..{self.lat_bounds[-1, 1]:g}, "
+            f"CellBounds({self.nlat} x {self.nlon}; lat "
+            f"{self.lat_bounds[0, 0]:g}..{self.lat_bounds[-1, 1]:g}, "
             f"lon {self.lon_bounds[0, 0]:g}..{self.lon_bounds[-1, 1]:g})"
         )
 
@@ -218,7 +219,8 @@ def _check_centres(c: np.ndarray, name: str, *, allow_descending: bool) -> None:
         i = int(wrong[0]) if wrong.size else 0
         i = max(0, min(i, c.size - 2))
         raise GridError(
-            f"coordinate is not monotonic: {c[i]:g}, {c[i + 1]:g}, {c[i + 2] if i + 2 < c.size else c[i + 1]:g} "
+            f"coordinate is not monotonic: {c[i]:g}, {c[i + 1]:g}, "
+            f"{c[i + 2] if i + 2 < c.size else c[i + 1]:g} "
             f"at positions {i}..{i + 2}; expected strictly increasing or decreasing values",
             variable=name,
         )
@@ -268,7 +270,8 @@ def _check_contiguous(b: np.ndarray, name: str) -> None:
         i = int(np.flatnonzero(np.abs(gap) > tol)[0])
         what = "overlap" if gap[i] < 0 else "leave a gap"
         raise GridError(
-            f"cells {i} [{b[i, 0]:g}, {b[i, 1]:g}] and {i + 1} [{b[i + 1, 0]:g}, {b[i + 1, 1]:g}] {what}; "
+            f"cells {i} [{b[i, 0]:g}, {b[i, 1]:g}] and {i + 1} [{b[i + 1, 0]:g}, {b[i + 1, 1]:g}] "
+            f"{what}; "
             "expected each cell to start where the previous one ends",
             variable=name,
         )
@@ -453,7 +456,8 @@ def band_cap_area(lat_south: float, lat_north: float, radius: float = EARTH_RADI
 def regional_grid(
     south: float, north: float, west: float, east: float, dlat: float, dlon: float
 ) -> CellBounds:
-    """A regular grid of ``dlat x dlon`` cells covering ``[south, north] x [west, east]`` (degrees)."""
+    """A regular grid of ``dlat x dlon`` cells covering ``[south, north] x [west, east]``
+    (degrees)."""
     nlat = int(round((north - south) / dlat))
     nlon = int(round((east - west) / dlon))
     if (
@@ -475,13 +479,15 @@ def regional_grid(
 
 
 def global_grid(dlat: float, dlon: float | None = None, lon0: float = -180.0) -> CellBounds:
-    """A regular global grid with cells of ``dlat x dlon`` degrees, first column starting at ``lon0``."""
+    """A regular global grid with cells of ``dlat x dlon`` degrees, first column starting at
+    ``lon0``."""
     dlon = dlat if dlon is None else dlon
     return regional_grid(-90.0, 90.0, lon0, lon0 + 360.0, dlat, dlon)
 
 
 def gaussian_grid(nlat: int, nlon: int | None = None, lon0: float = 0.0) -> CellBounds:
-    """A regular Gaussian grid (e.g. T63: ``nlat=96, nlon=192``), first column centred at ``lon0``."""
+    """A regular Gaussian grid (e.g. T63: ``nlat=96, nlon=192``), first column centred at
+    ``lon0``."""
     nlon = 2 * nlat if nlon is None else nlon
     _, edges = gaussian_latitudes(nlat)
     dlon = 360.0 / nlon

@@ -127,12 +127,14 @@ class SparseWeights:
         )
 
     def apply(self, data: np.ndarray) -> np.ndarray:
-        """Regrid ``data[..., *src_shape]`` to ``[..., *dst_shape]`` in float64 (NaN counted as zero)."""
+        """Regrid ``data[..., *src_shape]`` to ``[..., *dst_shape]`` in float64 (NaN counted as
+        zero)."""
         data = np.asarray(data)
         k = len(self.src_shape)
         if data.shape[-k:] != tuple(self.src_shape):
             raise WeightsError(
-                f"data has trailing shape {data.shape[-k:]} but the weight file's source grid is {tuple(self.src_shape)}"
+                f"data has trailing shape {data.shape[-k:]} but the weight file's source grid is "
+                f"{tuple(self.src_shape)}"
             )
         lead = data.shape[:-k]
         x = data.reshape(-1, self.n_a)

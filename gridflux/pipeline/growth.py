@@ -163,7 +163,8 @@ def plan_growth(
     if (sig.get("cube_grid") is None) != (run.cube_grid is None):
         has = "has" if sig.get("cube_grid") is not None else "has no"
         raise StoreError(
-            f"{where} {has} cubes and this run {'writes' if run.cube_grid is not None else 'does not'}"
+            f"{where} {has} cubes and this run "
+            f"{'writes' if run.cube_grid is not None else 'does not'}"
             " (setting pipeline.cubes / --cubes/--no-cubes); run with the store's setting"
         )
     if run.cube_grid is not None and sig.get("cube_grid") != run.cube_grid.fingerprint():
@@ -219,7 +220,12 @@ def plan_growth(
     months_after = len(months) - months_before - len(old.months)
     from gridflux.fields.units import VARIABLES
 
-    kinds = [VARIABLES[v].kind if v in VARIABLES else "flux" for v in variables]
+    # the kind (flux, stock, mean) the run planned, else the store's, else the variable table's
+    known = dict(zip(old.variables, getattr(old, "variable_kinds", None) or [], strict=False))
+    known.update(zip(run.variables, run.variable_kinds, strict=True))
+    kinds: list[str] = [
+        known.get(v) or (VARIABLES[v].kind if v in VARIABLES else "flux") for v in variables
+    ]
     mask_on_cube = None
     if run.mask_on_cube_grid is not None:
         order = [run.regions.index(r) for r in regions]

@@ -115,7 +115,8 @@ def plan_series(
     """Open one series lazily and describe it (never raises: errors are recorded).
 
     ``fingerprint`` is the series' input fingerprint when the caller has already taken it;
-    ``verify`` hashes the inputs' bytes into it (:func:`~gridflux.pipeline.fingerprint.series_fingerprint`)."""
+    ``verify`` hashes the inputs' bytes into it
+    (:func:`~gridflux.pipeline.fingerprint.series_fingerprint`)."""
     from gridflux.fields.regrid import grid_of
     from gridflux.ingest import catalog
 
@@ -142,7 +143,8 @@ def plan_series(
 
 def is_unchanged(entry: dict, chash: str, fingerprint: dict | None, verify: bool = False) -> bool:
     """Whether a manifest entry is a done series with this configuration and these inputs
-    (content hashes compared only under ``verify``: :func:`~gridflux.pipeline.fingerprint.unchanged`)."""
+    (content hashes compared only under ``verify``:
+    :func:`~gridflux.pipeline.fingerprint.unchanged`)."""
     return (
         entry.get("status") == "done"
         and entry.get("config_hash") == chash

@@ -26,7 +26,7 @@ import os
 import re
 import warnings
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,7 +37,8 @@ MANIFEST = "manifest.json"
 TEMPLATE_DONE = "gridflux-template.json"  # written last by Store.create: the template is complete
 _ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 LOCK = ".gridflux.lock"
-# zarr's LocalStore writes a chunk to this temp name, then renames it (zarr.storage._local._atomic_write)
+# zarr's LocalStore writes a chunk to this temp name, then renames it
+# (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 _MANIFEST_TMP = f"{MANIFEST}.tmp-"  # + the writer's pid: the manifest's temp file before its rename
 LAYOUT_VERSION = 1
@@ -314,7 +315,7 @@ class Store:
             self.check_bucket()
         lock = StoreLock(self.fs, self._path(LOCK), self.url, is_local=self.is_local)
         lock.acquire()
-        self.lock = lock
+        self.lock: Any = lock
 
     def check_bucket(self) -> None:
         """Fail clearly when the bucket (container) of a store on object storage does not exist:
@@ -435,9 +436,10 @@ class Store:
         """Delete the temporary files that interrupted writes left behind; return their paths.
 
         On a local store zarr writes each chunk to ``<chunk>.<uuid4 hex>.partial`` and renames it
-        into place, so a worker killed mid-write leaves such a file (never a torn chunk), and a driver
-        killed mid-write leaves ``manifest.json.tmp-<pid>``. Call only while holding the lock, once no
-        task of this run is writing. Object stores write whole objects and leave nothing behind.
+        into place, so a worker killed mid-write leaves such a file (never a torn chunk), and a
+        driver killed mid-write leaves ``manifest.json.tmp-<pid>``. Call only while holding the
+        lock, once no task of this run is writing. Object stores write whole objects and leave
+        nothing behind.
         """
         if not self.is_local:
             return []
@@ -638,7 +640,7 @@ class Store:
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
             store = self.zarr_store()
-            root = zarr.open_group(store, mode="r+")
+            root: Any = zarr.open_group(store, mode="r+")
             nm, nv = len(template.members), len(template.variables)
             nr, nt = len(template.regions), len(template.months)
             root["totals"].resize((nm, nv, nr, nt))
@@ -721,7 +723,7 @@ class Store:
                 except OSError:
                     shutil.copyfile(os.path.join(src, rel), target)
         # totals: by label
-        old_tot = zarr.open_array(self.zarr_store(), path="totals", mode="r")[...]
+        old_tot = np.asarray(zarr.open_array(self.zarr_store(), path="totals", mode="r")[...])
         tot = np.full(
             (
                 len(template.members),
@@ -802,20 +804,27 @@ class Store:
             )
         if template.cube_grid is None or not template.cube_variables:
             return
-        root = zarr.open_group(self.zarr_store(), mode="r", zarr_format=fmt)
+        root: Any = zarr.open_group(self.zarr_store(), mode="r", zarr_format=cast(Any, fmt))
         want = _cube_chunks(template)
         want_codecs = [_codec_config(c) for c in cube_compressors(self.zarr_format) or ()]
         g = template.cube_grid
+        lat_b: np.ndarray | None
+        lon_b: np.ndarray | None
+        mask: np.ndarray | None
         try:
             lat_b = np.asarray(root["grid/lat_bnds"][:])
             lon_b = np.asarray(root["grid/lon_bnds"][:])
             mask = np.asarray(root["grid/mask"][:])
         except KeyError:  # a store without its grid group: nothing to compare
             lat_b = lon_b = mask = None
-        if lat_b is not None and (
-            lat_b.shape != g.lat_bounds.shape
-            or lon_b.shape != g.lon_bounds.shape
-            or not (np.array_equal(lat_b, g.lat_bounds) and np.array_equal(lon_b, g.lon_bounds))
+        if (
+            lat_b is not None
+            and lon_b is not None
+            and (
+                lat_b.shape != g.lat_bounds.shape
+                or lon_b.shape != g.lon_bounds.shape
+                or not (np.array_equal(lat_b, g.lat_bounds) and np.array_equal(lon_b, g.lon_bounds))
+            )
         ):
             raise StoreError(
                 f"store {self.url} has cubes on another grid ({_grid_text(lat_b, lon_b)}) than "
@@ -878,11 +887,12 @@ class Store:
         import zarr
 
         root = zarr.open_group(self.zarr_store(), mode="r")
-        return json.loads(root.attrs["template_signature"])
+        return json.loads(str(root.attrs["template_signature"]))
 
     # -- writes ------------------------------------------------------------------------------
     def write_totals(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
-        """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk write)."""
+        """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk
+        write)."""
         import zarr
 
         try:
@@ -894,7 +904,8 @@ class Store:
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None
     ) -> None:
-        """Reset a series to fill values (before recomputing a changed or failed series): its totals,
+        """Reset a series to fill values (before recomputing a changed or failed series): its
+        totals,
         and its cube when ``cube_variable`` (the variable's name) is given."""
         import zarr
 
@@ -913,7 +924,8 @@ class Store:
 
 
 def cube_compressors(zarr_format: int) -> tuple | None:
-    """The cubes' compressor as configured (``store.cube-compressor``, ``-clevel``, ``-blocksize``)."""
+    """The cubes' compressor as configured (``store.cube-compressor``, ``-clevel``,
+    ``-blocksize``)."""
     from gridflux import config
 
     return blosc_compressors(
@@ -938,7 +950,11 @@ def blosc_compressors(
     if zarr_format == 3:
         from zarr.codecs import BloscCodec
 
-        return (BloscCodec(cname=cname, clevel=clevel, shuffle="shuffle", blocksize=blocksize),)
+        return (
+            BloscCodec(
+                cname=cast(Any, cname), clevel=clevel, shuffle="shuffle", blocksize=blocksize
+            ),
+        )
     import numcodecs
 
     return (
@@ -1062,6 +1078,8 @@ def _chunk_name(idx: tuple[int, ...], zarr_format: int) -> str:
 def _cube_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
     """Chunks of the cubes ``(member, time, lat, lon)`` of a template."""
     g = template.cube_grid
+    if g is None:
+        raise StoreError("a store template without a cube grid has no cube chunks")
     return (1, int(template.time_chunk), min(g.nlat, 90), min(g.nlon, 180))
 
 

@@ -163,7 +163,8 @@ def process_block(
 
 
 def _contiguous_runs(positions: np.ndarray, data: np.ndarray):
-    """Split ``data`` along its first axis into runs of consecutive positions (slices of the axis)."""
+    """Split ``data`` along its first axis into runs of consecutive positions (slices of the
+    axis)."""
     positions = np.asarray(positions)
     if positions.size == 0:
         return
@@ -239,7 +240,8 @@ def process_span(
     """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
-    block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per block.
+    block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per
+    block.
     """
     ds = open_canonical(job, storage_options)
     seconds = ds.seconds

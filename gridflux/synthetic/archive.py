@@ -281,8 +281,8 @@ def _res(size: str, tiny: float, small: float, paper: float) -> float:
 
 
 # -- sizes (data): what each size writes --------------------------------------------------
-# tiny: seconds, CI and `gridflux demo` (~0.08 GB deflated). small: realistic-but-laptop (~0.5 GB, written
-# in well under a minute): every ensemble and member, 3 years (2000-2002), process models at
+# tiny: seconds, CI and `gridflux demo` (~0.08 GB deflated). small: realistic-but-laptop (~0.5 GB,
+# written in well under a minute): every ensemble and member, 3 years (2000-2002), process models at
 # 1-2 degrees, the LS3MIP models on CMIP-like grids. paper: real resolutions (0.5 degree process
 # models) and real spans (1901-2020 process models, 1901-2014 LS3MIP, 2000-2020 inversions).
 #: years written per size (paper spans are set per ensemble in :func:`archive_series`).
@@ -911,7 +911,8 @@ def _series_paths(root: str, s: SynthSeries, keys: np.ndarray) -> list[tuple[str
             )
         ]
     grp = f"{s.group}/" if s.group else ""
-    name = f"{s.source_id}_{s.experiment}_{s.member_id}_{s.raw_name}_{s.start_year}-{s.start_year + s.n_years - 1}.nc"
+    years = f"{s.start_year}-{s.start_year + s.n_years - 1}"
+    name = f"{s.source_id}_{s.experiment}_{s.member_id}_{s.raw_name}_{years}.nc"
     return [(os.path.join(root, s.ensemble, grp + s.source_id, name), slice(0, n))]
 
 
@@ -1131,10 +1132,10 @@ def build_archive(
 ) -> ArchiveInfo:
     """Write the synthetic archive under ``root`` and return what was written.
 
-    Files: the data tree, ``catalog.json`` + ``catalog.csv`` (intake-esm), ``inversions.yaml`` (intake
-    YAML of the inversion files), ``regions.nc`` (region mask) and ``truth.csv`` (columns member,
-    variable, region, time (YYYY-MM), value, unit: Tg of element per month for fluxes, monthly-mean
-    Tg for stocks).
+    Files: the data tree, ``catalog.json`` + ``catalog.csv`` (intake-esm), ``inversions.yaml``
+    (intake YAML of the inversion files), ``regions.nc`` (region mask) and ``truth.csv`` (columns
+    member, variable, region, time (YYYY-MM), value, unit: Tg of element per month for fluxes,
+    monthly-mean Tg for stocks).
 
     Parameters
     ----------
@@ -1155,7 +1156,8 @@ def build_archive(
     root = os.path.abspath(os.fspath(root))
     if size == "paper":
         msg = (
-            f"paper-size synthetic archive: about {estimate_bytes(size, seed) / 1e9:.0f} GB to write "
+            f"paper-size synthetic archive: about {estimate_bytes(size, seed) / 1e9:.0f} GB to "
+            "write "
             f"under {root}"
         )
         if echo is not None:

@@ -1,7 +1,8 @@
-"""Synthetic region masks made of lat-lon boxes, and the exact box overlaps that give planted truths.
+"""Synthetic region masks made of lat-lon boxes, and the exact box overlaps that give planted
+truths.
 
-Pure numpy, written independently of ``gridflux.kernels.grids``/``regrid``/``totals``: the planted truth of
-a source field ``f`` (canonical kg m-2 s-1) in a region is
+Pure numpy, written independently of ``gridflux.kernels.grids``/``regrid``/``totals``: the planted
+truth of a source field ``f`` (canonical kg m-2 s-1) in a region is
 
     sum_boxes p_b * sum_i f_i * A(cell_i ∩ box_b),
     A(cell ∩ box) = R^2 * overlap_lon(radians) * overlap(sin lat),
@@ -21,7 +22,8 @@ R_EARTH = 6371007.181
 
 @dataclass(frozen=True)
 class Box:
-    """A lat-lon box in whole degrees (``west < east`` within -180..180) with a constant fraction ``p``."""
+    """A lat-lon box in whole degrees (``west < east`` within -180..180) with a constant fraction
+    ``p``."""
 
     south: float
     north: float
@@ -56,7 +58,8 @@ REGIONS: dict[str, tuple[Box, ...]] = {
 
 
 def lat_overlap_sin(lat_bounds: np.ndarray, south: float, north: float) -> np.ndarray:
-    """``sin`` extent of each row ``[s, n]`` inside ``[south, north]`` (degrees in, unitless out)."""
+    """``sin`` extent of each row ``[s, n]`` inside ``[south, north]`` (degrees in, unitless
+    out)."""
     lo = np.maximum(lat_bounds[:, 0], south)
     hi = np.minimum(lat_bounds[:, 1], north)
     return np.where(hi > lo, np.sin(np.radians(hi)) - np.sin(np.radians(lo)), 0.0)
@@ -88,7 +91,8 @@ def region_weights(
 def mask_array(
     regions: dict[str, tuple[Box, ...]] = REGIONS,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The region mask on the global 1-degree grid: (mask (region, 180, 360), lat centres, lon centres)."""
+    """The region mask on the global 1-degree grid: (mask (region, 180, 360), lat centres, lon
+    centres)."""
     lat = np.arange(-89.5, 90.0, 1.0)
     lon = np.arange(-179.5, 180.0, 1.0)
     out = np.zeros((len(regions), lat.size, lon.size))
@@ -111,7 +115,8 @@ def write_latlon(
     lon_b: np.ndarray | None = None,
 ) -> None:
     """CF ``lat``/``lon`` coordinate variables (dimensions already created) and, when given, their
-    ``lat_bnds``/``lon_bnds`` (creating the ``bnds`` dimension if needed) in an open netCDF4 file."""
+    ``lat_bnds``/``lon_bnds`` (creating the ``bnds`` dimension if needed) in an open netCDF4
+    file."""
     v = nc.createVariable("lat", "f8", ("lat",))
     v[:] = lat
     v.setncatts({"standard_name": "latitude", "units": "degrees_north", "axis": "Y"})

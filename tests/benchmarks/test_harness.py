@@ -193,7 +193,8 @@ def test_projection_follows_from_the_measured_costs(records):
 
 
 def test_peak_rss_is_the_childs_own_not_the_parents():
-    """Linux carries a parent's RSS high-water mark across fork+exec into ru_maxrss; the harness must not."""
+    """Linux carries a parent's RSS high-water mark across fork+exec into ru_maxrss; the harness
+    must not."""
     ballast = np.ones(40_000_000)  # 320 MB resident in this (parent) process
     small = run_measured([sys.executable, "-c", "pass"])
     big = run_measured(
@@ -208,15 +209,18 @@ def test_peak_rss_is_the_childs_own_not_the_parents():
 
 def test_hdf5_diagnostics_are_filtered_but_errors_kept():
     text = (
-        "HDF5-DIAG: Error detected in HDF5 (1.10.8) thread 1:\n  #000: H5A.c line 528 in H5Aopen_by_name()\n"
-        "    major: Attribute\n    minor: Can't open object\ncdo remapcon (Abort): Unsupported grid\n"
+        "HDF5-DIAG: Error detected in HDF5 (1.10.8) thread 1:\n  #000: H5A.c line 528 in "
+        "H5Aopen_by_name()\n"
+        "    major: Attribute\n    minor: Can't open object\ncdo remapcon (Abort): Unsupported "
+        "grid\n"
     )
     assert filter_noise(text) == "cdo remapcon (Abort): Unsupported grid"
 
 
 @pytest.mark.slow
 def test_ceiling_streams_split_the_members_and_time_only_their_loops(records, bench_dir, tmp_path):
-    """The scaling's reference (plain processes, no dask): 1 stream does every member, 2 streams half
+    """The scaling's reference (plain processes, no dask): 1 stream does every member, 2 streams
+    half
     each, started together; each reports a loop time, and the wall time is the later stream's."""
     from glob import glob
 

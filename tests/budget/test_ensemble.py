@@ -30,7 +30,8 @@ def test_interval_methods_by_hand():
     sd = np.sqrt(50.0)  # sample sd of {0, 10}
     assert lo == pytest.approx(5 - 1.959963984540054 * sd)
     assert hi == pytest.approx(5 + 1.959963984540054 * sd)
-    # Hazen: p-quantile at position n p + 1/2 -> p=0.025, n=2: 0.55 -> below the first value: clipped to 0
+    # Hazen: p-quantile at position n p + 1/2 -> p=0.025, n=2: 0.55 -> below the first value:
+    # clipped to 0
     assert interval(x, "percentile-hazen") == (0.0, 10.0)
     with pytest.raises(BudgetError, match="expected one of"):
         interval(x, "bogus")

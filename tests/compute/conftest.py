@@ -1,13 +1,16 @@
-"""Fixtures of the cluster tests (dask config isolation is tests/conftest.py's): a real single-node SLURM, helpers.
+"""Fixtures of the cluster tests (dask config isolation is tests/conftest.py's): a real single-node
+SLURM, helpers.
 
-``slurm_conf`` (session) returns the path of a ``slurm.conf`` whose daemons are up, and exports it as
-``SLURM_CONF`` for the whole session (so ``sbatch``/``squeue`` and dask-jobqueue, also in
+``slurm_conf`` (session) returns the path of a ``slurm.conf`` whose daemons are up, and exports it
+as ``SLURM_CONF`` for the whole session (so ``sbatch``/``squeue`` and dask-jobqueue, also in
 subprocesses such as ``gridflux run --cluster slurm``, find it). In order:
 
-1. ``GRIDFLUX_TEST_SLURM_CONF`` set (CI started SLURM with ``.ci/slurm.sh``): use it; if its daemons do
+1. ``GRIDFLUX_TEST_SLURM_CONF`` set (CI started SLURM with ``.ci/slurm.sh``): use it; if its daemons
+   do
    not answer, the test FAILS (CI promised a SLURM).
 2. ``SLURM_CONF`` set and its node answers: use it.
-3. Running as root with ``slurmctld``/``slurmd``/``sinfo`` on PATH: start one with ``.ci/slurm.sh`` in a
+3. Running as root with ``slurmctld``/``slurmd``/``sinfo`` on PATH: start one with ``.ci/slurm.sh``
+   in a
    temporary directory, stop it at the end of the session.
 4. Otherwise skip, saying which condition failed.
 """

@@ -21,7 +21,8 @@ from .conftest import DEPLOY, REPO
 DEPLOY_FILES = sorted(p for p in DEPLOY.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
 
 
-# ------------------------------------------------------------------ every file: documented, parseable
+# ------------------------------------------------------------------ every file: documented,
+# parseable
 
 
 def test_deploy_has_the_expected_files():
@@ -166,7 +167,8 @@ def _crd_schema() -> dict:
 
 
 def _unknown_fields(obj, schema, path="") -> list[str]:
-    """Keys a structural (pruning) Kubernetes schema would drop: typos that jsonschema lets through."""
+    """Keys a structural (pruning) Kubernetes schema would drop: typos that jsonschema lets
+    through."""
     found: list[str] = []
     if (
         isinstance(obj, dict)

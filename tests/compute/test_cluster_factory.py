@@ -1,4 +1,5 @@
-"""make_cluster: profiles and their precedence, errors, LocalCluster, addresses, the nanny environment."""
+"""make_cluster: profiles and their precedence, errors, LocalCluster, addresses, the nanny
+environment."""
 
 from __future__ import annotations
 
@@ -38,11 +39,15 @@ def test_profile_precedence_packaged_user_kwargs():
 
 
 def test_user_config_file_and_env_reach_the_profile(tmp_path):
-    """A real user config file (DASK_CONFIG) and a DASK_GRIDFLUX__ variable, in a fresh interpreter."""
+    """A real user config file (DASK_CONFIG) and a DASK_GRIDFLUX__ variable, in a fresh
+    interpreter."""
     (tmp_path / "gridflux.yaml").write_text(
         "gridflux:\n  cluster:\n    pbs:\n      queue: fromfile\n      walltime: '09:00:00'\n"
     )
-    code = "import json, gridflux.compute.clusters as c; p = c.profile('pbs'); print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
+    code = (
+        "import json, gridflux.compute.clusters as c; p = c.profile('pbs'); "
+        "print(json.dumps([p['queue'], p['walltime'], p['cores']]))"
+    )
     got = _json_from_fresh_interpreter(
         code, {"DASK_CONFIG": str(tmp_path), "DASK_GRIDFLUX__CLUSTER__PBS__WALLTIME": "'11:00:00'"}
     )
@@ -106,7 +111,8 @@ def test_gateway_without_address_names_the_setting():
 def test_kubernetes_without_image_names_the_setting():
     with pytest.raises(
         ClusterError,
-        match=r"needs 'image'.*deploy/container/Dockerfile.*DASK_GRIDFLUX__CLUSTER__KUBERNETES__IMAGE",
+        match=r"needs 'image'.*deploy/container/Dockerfile"
+        r".*DASK_GRIDFLUX__CLUSTER__KUBERNETES__IMAGE",
     ):
         gc.make_cluster("kubernetes")
 
@@ -165,7 +171,8 @@ def test_unreachable_address_is_a_cluster_error():
 
 def _json_from_fresh_interpreter(code: str, extra_env: dict) -> object:
     """The last line ``code`` prints (JSON) in a new interpreter whose environment has no DASK_*
-    variables (nor MALLOC_TRIM_THRESHOLD_) besides ``extra_env``: what a remote worker starts with."""
+    variables (nor MALLOC_TRIM_THRESHOLD_) besides ``extra_env``: what a remote worker starts
+    with."""
     env = {
         k: v
         for k, v in os.environ.items()
@@ -187,7 +194,8 @@ def _nanny_env_in_fresh_interpreter(extra_env):
 
 
 def test_worker_env_reaches_a_remote_nanny():
-    """What a jobqueue job / pod exports, read by dask in a fresh interpreter as a remote nanny would."""
+    """What a jobqueue job / pod exports, read by dask in a fresh interpreter as a remote nanny
+    would."""
     assert "MALLOC_TRIM_THRESHOLD_" in _nanny_env_in_fresh_interpreter({})  # dask's default sets it
     env = _nanny_env_in_fresh_interpreter(gc.worker_env())
     assert "MALLOC_TRIM_THRESHOLD_" not in env
@@ -279,8 +287,8 @@ def test_local_cluster_processes_one_thread_no_malloc_trim(no_malloc_trim_env):
         assert set(envs.values()) == {(None, "1")}
         total = handle.client.submit(sum, handle.client.map(_square, range(1, 101))).result()
         assert total == 100 * 101 * 201 // 6
-        # the worker preload (gridflux.compute.worker_setup) has imported the task stack by the time the
-        # workers are up, and limited netCDF-C's chunk cache
+        # the worker preload (gridflux.compute.worker_setup) has imported the task stack by the time
+        # the workers are up, and limited netCDF-C's chunk cache
         loaded = handle.client.run(_preloaded)
         assert set(loaded.values()) == {(True, True, True, True)}, loaded
         # gridflux.cluster.distributed reached the workers (through their nannies) and the scheduler
@@ -339,7 +347,8 @@ def test_unknown_start_method_names_the_setting():
 
 
 def test_local_cluster_malloc_trim_when_configured():
-    """Control: with the setting restored, the workers do see dask's variable (the test above can fail)."""
+    """Control: with the setting restored, the workers do see dask's variable (the test above can
+    fail)."""
     code = textwrap.dedent(
         """
         import os, dask.config
@@ -429,7 +438,8 @@ def test_nothing_written_into_home(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("done")
     assert _files_under(home) == []
-    # control: importing dask-jobqueue directly does write into that home, so the check above can fail
+    # control: importing dask-jobqueue directly does write into that home, so the check above can
+    # fail
     out = _run_with_home(home, "import dask_jobqueue")
     assert out.returncode == 0, out.stderr
     assert _files_under(home) == [os.path.join(".config", "dask", "jobqueue.yaml")]

@@ -72,7 +72,8 @@ def gateway_server(tmp_path):
             if proc.poll() is not None or time.monotonic() > deadline:
                 log.flush()
                 pytest.fail(
-                    f"dask-gateway-server did not start: {(tmp_path / 'server.log').read_text()[-2000:]}"
+                    "dask-gateway-server did not start: "
+                    f"{(tmp_path / 'server.log').read_text()[-2000:]}"
                 )
             time.sleep(0.2)
         yield address

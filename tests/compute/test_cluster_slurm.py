@@ -97,7 +97,8 @@ def test_adaptive_slurm_scales_up_from_zero_jobs(slurm_conf, tmp_path, no_malloc
 
 def test_driver_sbatch_script_runs_as_a_job(slurm_conf, tmp_path):
     """deploy/slurm/run.sbatch as a real batch job, with a stand-in for `gridflux` that records its
-    arguments and environment (the real `gridflux run --cluster slurm` is tested by the pipeline)."""
+    arguments and environment (the real `gridflux run --cluster slurm` is tested by the
+    pipeline)."""
     from .conftest import DEPLOY, REPO
 
     fake = tmp_path / "fake-gridflux"

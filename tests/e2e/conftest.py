@@ -1,7 +1,8 @@
 """Fixtures of the end-to-end tests: the tiny synthetic archive and one undisturbed reference run.
 
 * ``tiny_archive`` (session): ``gridflux.synthetic.build_archive(size="tiny")`` written once.
-* ``reference_store`` (session): the whole tiny archive through ``gridflux.pipeline.runner.run`` on a
+* ``reference_store`` (session): the whole tiny archive through ``gridflux.pipeline.runner.run`` on
+  a
   LocalCluster with 2 worker processes (regrid-data, cubes on, default chunking): the store that
   the protocol, cube, reopen and worker-kill tests compare against.
 * ``slurm_conf`` (session): re-exported from ``tests/compute/conftest.py`` (a running

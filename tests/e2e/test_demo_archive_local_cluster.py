@@ -1,4 +1,5 @@
-"""The tiny synthetic archive through ``gridflux.pipeline.runner.run`` on a LocalCluster of 2 worker processes.
+"""The tiny synthetic archive through ``gridflux.pipeline.runner.run`` on a LocalCluster of 2 worker
+processes.
 
 Truths come from outside the pipeline: the planted totals written by the archive generator
 (``truth.csv``), the generator's own series specification (``archive_series``: each series'
@@ -28,7 +29,8 @@ def _names(values) -> list[str]:
 
 
 def _month_seconds(months: list[tuple[int, int]], calendar: str) -> np.ndarray:
-    """Seconds of each (year, month) in ``calendar``, from cftime (independent of gridflux.fields.timeaxis)."""
+    """Seconds of each (year, month) in ``calendar``, from cftime (independent of
+    gridflux.fields.timeaxis)."""
     out = []
     for y, m in months:
         a = cftime.datetime(y, m, 1, calendar=calendar)
@@ -84,7 +86,8 @@ def test_regrid_mask_protocol_agrees_with_regrid_data(tiny_archive, reference_st
 
 
 def test_cubes_sum_back_to_totals(reference_store):
-    """sum(cube x mask x cell area) [kg s-1] x seconds of the month = totals x 1e9 [kg], per series."""
+    """sum(cube x mask x cell area) [kg s-1] x seconds of the month = totals x 1e9 [kg], per
+    series."""
     store = reference_store.store
     totals = xr.open_zarr(store)["totals"]
     members, variables = _names(totals["member"].values), _names(totals["variable"].values)

@@ -115,7 +115,8 @@ def test_default_batch_stays_under_stated_size(representatives):
     assert batch_size * max(per_class.values()) < archive / 5
     print(
         f"first batch: {len(graph)} tasks, {whole / 1e6:.1f} MB pickled; worst batch "
-        f"{batch_size * max(per_class.values())} tasks; archive {archive} tasks in {len(series)} series "
+        f"{batch_size * max(per_class.values())} tasks; archive {archive} tasks in {len(series)} "
+        "series "
         f"(max {max(per_class.values())} per series)"
     )
     assert np.isfinite(whole)

@@ -1,4 +1,5 @@
-"""``gridflux run --cluster slurm``: the driver outside SLURM, 2 workers as SLURM jobs (issue 8, point 2).
+"""``gridflux run --cluster slurm``: the driver outside SLURM, 2 workers as SLURM jobs (issue 8,
+point 2).
 
 Needs the ``slurm_conf`` fixture (tests/compute/conftest.py): a running single-node SLURM, or root
 with slurm-wlm installed to start one; otherwise the test skips and says why. The same selection
@@ -22,7 +23,8 @@ from gridflux.synthetic import archive_series
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-SELECT = "ensemble=ISIMIP3b,GCB"  # 7 GCB inversions + 3 ISIMIP3b models: the series of 10 members on 4 grids
+# 7 GCB inversions + 3 ISIMIP3b models: the series of 10 members on 4 grids
+SELECT = "ensemble=ISIMIP3b,GCB"
 # the console script installed with this interpreter (there is no ``python -m gridflux``)
 GRIDFLUX = shutil.which("gridflux", path=os.path.dirname(sys.executable)) or shutil.which(
     "gridflux"

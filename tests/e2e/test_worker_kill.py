@@ -65,9 +65,11 @@ def test_sigkill_of_a_worker_mid_run_loses_and_duplicates_nothing(
             tiny_archive.catalog, tiny_archive.mask, store, client=client, progress=progress
         )
 
-        # the kill happened mid-run, on a worker with tasks in hand, and the nanny replaced the process
+        # the kill happened mid-run, on a worker with tasks in hand, and the nanny replaced the
+        # process
         assert kill, (
-            "the worker was never killed (no worker was processing tasks after a quarter of the series)"
+            "the worker was never killed (no worker was processing tasks after a quarter of the "
+            "series)"
         )
         assert kill["processing"] and kill["done"] < kill["total"]
         handle.wait_for_workers(2, timeout=60)

@@ -24,7 +24,8 @@ def write_cf(
     lat_centres: np.ndarray | None = None,
     wrap_lon: bool = False,
 ) -> None:
-    """Write ``data[..., lat, lon]`` (ascending lat, like ``grid``) as a CF file with lat/lon bounds.
+    """Write ``data[..., lat, lon]`` (ascending lat, like ``grid``) as a CF file with lat/lon
+    bounds.
 
     ``descending`` stores latitudes north to south (data and bounds flipped accordingly);
     ``bounds=False`` omits the bounds variables (readers must infer them); NaN values are
@@ -92,7 +93,8 @@ def read_var(path: str | os.PathLike, name: str = "x") -> tuple[np.ndarray, np.n
 
 
 def griddes_lonlat(path: str | os.PathLike, grid: CellBounds) -> None:
-    """A CDO grid description for a regular lat-lon grid (bounds are the midpoints, as CDO makes them)."""
+    """A CDO grid description for a regular lat-lon grid (bounds are the midpoints, as CDO makes
+    them)."""
     dlat = np.diff(grid.lat_bounds, axis=1).ravel()
     dlon = np.diff(grid.lon_bounds, axis=1).ravel()
     if np.ptp(dlat) > 1e-9 or np.ptp(dlon) > 1e-9:

@@ -129,7 +129,8 @@ def test_remapcon_descending_lat_and_swapped_bounds(tmp_path):
 
 
 def test_remapcon_partial_coverage_regional_source(tmp_path):
-    """A regional 0.5 deg source inside a global 4x5 target: CDO (fracarea) averages over the covered part."""
+    """A regional 0.5 deg source inside a global 4x5 target: CDO (fracarea) averages over the
+    covered part."""
     src = regional_grid(-9.5, 21.5, 31.0, 61.0, 0.5, 0.5)
     dst = global_grid(4.0, 5.0)
     x = _field(src, seed=3)
@@ -255,7 +256,8 @@ def test_gencon_weights_match_per_pair(tmp_path, src_name, dst_name, src_grid):
 
 
 def test_read_weights_of_cdo_gencon_file_reproduces_remapcon(tmp_path):
-    """gridflux.ingest.weightfiles.read_weights on a CDO weight file, applied, equals CDO's remapcon."""
+    """gridflux.ingest.weightfiles.read_weights on a CDO weight file, applied, equals CDO's
+    remapcon."""
     from gridflux.ingest.weightfiles import read_weights
 
     src, dst = global_grid(2.5, 3.75, lon0=0.0), global_grid(1.0)
@@ -330,7 +332,8 @@ def test_gridarea_total_with_cdo_radius(tmp_path, name):
 
 @pytest.mark.parametrize("src_name", ["T63", "2.5x3.75"])
 def test_cdo_applies_gridflux_scrip_weights(tmp_path, src_name):
-    """`gridflux weights --format scrip` writes a file that `cdo remap,GRID,WEIGHTS` uses as its own."""
+    """`gridflux weights --format scrip` writes a file that `cdo remap,GRID,WEIGHTS` uses as its
+    own."""
     from gridflux.ingest.weightfiles import write_weights
 
     grids = {"T63": gaussian_grid(96), "2.5x3.75": global_grid(2.5, 3.75, 0.0)}

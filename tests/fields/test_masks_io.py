@@ -65,7 +65,8 @@ def test_geojson_regions_exact_fractions(tmp_path):
 
 
 def test_shapefile_regions_exact_fractions(tmp_path):
-    """The same two boxes as ESRI shapefile records (written with pyshp); one region in two records."""
+    """The same two boxes as ESRI shapefile records (written with pyshp); one region in two
+    records."""
     shapefile = pytest.importorskip("shapefile", reason="pyshp (gridflux[geo]) not installed")
     with shapefile.Writer(str(tmp_path / "regions"), shapeType=shapefile.POLYGON) as w:
         w.field("name", "C")

@@ -216,7 +216,8 @@ def test_mask_shape_and_names_errors():
 
 
 def test_mask_to_grid_fraction_by_hand():
-    """A box [60, 70] N x [10, 20] E on 1 deg, onto T63: each T63 cell gets its exact area fraction."""
+    """A box [60, 70] N x [10, 20] E on 1 deg, onto T63: each T63 cell gets its exact area
+    fraction."""
     m = np.zeros(ONE.shape)
     m[150:160, 190:200] = 1.0
     mask = RegionMask(("box",), m, ONE)

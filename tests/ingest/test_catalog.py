@@ -1,4 +1,5 @@
-"""Catalogs: parsing of real naming conventions, fx pairing, YAML allow-list, intake-esm compatibility."""
+"""Catalogs: parsing of real naming conventions, fx pairing, YAML allow-list, intake-esm
+compatibility."""
 
 import json
 import os
@@ -153,7 +154,8 @@ def test_yaml_catalog_allow_list(tmp_path):
     good.write_text(
         "metadata:\n  columns: {ensemble: GMB, gas: CH4}\nsources:\n  inv:\n    driver: netcdf\n"
         "    args: {urlpath: inv.nc, xarray_kwargs: {engine: h5netcdf}}\n"
-        "    metadata: {source_id: CAMS, experiment: v1, member_id: surface, variable: fch4, raw_variable: ch4flux,"
+        "    metadata: {source_id: CAMS, experiment: v1, member_id: surface, variable: fch4, "
+        "raw_variable: ch4flux,"
         " group: CAMS}\n"
     )
     (rec,) = load_catalog(str(good)).series()
@@ -162,7 +164,8 @@ def test_yaml_catalog_allow_list(tmp_path):
     )
     bad = tmp_path / "bad.yaml"
     bad.write_text(
-        "sources:\n  ok:\n    driver: netcdf\n    args: {urlpath: inv.nc}\n    metadata: {ensemble: G, "
+        "sources:\n  ok:\n    driver: netcdf\n    args: {urlpath: inv.nc}\n    metadata: "
+        "{ensemble: G, "
         "source_id: S, variable: fch4}\n  evil:\n    driver: python_exec\n    args: {urlpath: x}\n"
     )
     with pytest.raises(CatalogError, match=r"line 6 \(source 'evil'\), field 'driver'"):

@@ -1,4 +1,5 @@
-"""Chunk reads (gridflux.ingest.chunkread: libdeflate for deflated chunks, byte ranges for unfiltered ones)
+"""Chunk reads (gridflux.ingest.chunkread: libdeflate for deflated chunks, byte ranges for
+unfiltered ones)
 against netCDF4's own reads of the same files."""
 
 from __future__ import annotations
@@ -217,7 +218,8 @@ def test_a_truncated_unfiltered_file_is_an_error_naming_file_variable_and_chunk(
     assert "truncated" in msg
 
 
-# ------------------------------------------------------------------ a series' files joined along time
+# ------------------------------------------------------------------ a series' files joined along
+# time
 
 
 def _split_files(tmp_path, lengths=(5, 4, 5)):

@@ -106,7 +106,8 @@ def test_fill_values_become_nan_with_missing_fraction(ncfile):
 
 
 def test_months_since_and_mid_year_split_files(ncfile):
-    # file 1: Jan-Jul 2000 in 'months since', file 2: Aug 2000 - Mar 2001 in days; listed out of order
+    # file 1: Jan-Jul 2000 in 'months since', file 2: Aug 2000 - Mar 2001 in days; listed out of
+    # order
     a = ncfile(
         "a.nc",
         var="rh",

@@ -19,7 +19,8 @@ CATALOGS = os.path.join(os.path.dirname(__file__), "..", "..", "catalogs")
 ISIMIP = os.path.join(CATALOGS, "isimip-carbon-monthly.json")
 MSTMIP = os.path.join(CATALOGS, "ornldaac-mstmip-v1-sg3-monthly.yaml")
 
-# File-name regexes of the ISIMIP3 protocol (ISI-MIP/isimip-protocol-3, pattern/ISIMIP3{a,b}/OutputData/biomes.json)
+# File-name regexes of the ISIMIP3 protocol (ISI-MIP/isimip-protocol-3,
+# pattern/ISIMIP3{a,b}/OutputData/biomes.json)
 ISIMIP3A_FILE = re.compile(
     r"^(?P<model>[a-z0-9-+.]+)_(?P<climate_forcing>[a-z0-9-]+)_(?P<climate_scenario>[a-z0-9-]+)_"
     r"(?P<soc_scenario>[a-z0-9-]+)_(?P<sens_scenario>[a-z0-9-]+)_(?P<variable>[a-z0-9]+)(-(?P<pft>[a-z0-9-]+))?_"
@@ -31,7 +32,8 @@ ISIMIP3B_FILE = re.compile(
     r"(?P<variable>[a-z0-9]+)(-(?P<pft>[a-z0-9]+))?_(?P<region>(global))_(?P<time_step>[a-z0-9-]+)_"
     r"(?P<start_year>\d{4})_(?P<end_year>\d{4})(.nc)$"
 )
-# ISIMIP3 variable specifiers (protocol definitions) and MsTMIP standard names -> canonical variables
+# ISIMIP3 variable specifiers (protocol definitions) and MsTMIP standard names -> canonical
+# variables
 ISIMIP_CANONICAL = {"gpp": "gpp", "npp": "npp", "ra": "ra", "rh": "rh", "ffire": "fFire"}
 MSTMIP_CANONICAL = {
     "GPP": "gpp",
@@ -84,7 +86,8 @@ def test_isimip_catalog_rows_urls_and_names():
     with open(csv_path) as f:
         csv_text = f.read()
     n_rows = len(csv_text.strip().splitlines()) - 1
-    # 3a: 5 models x 5 variables; 3b: 5 models x 5 GCMs x 5 variables; 2b and 2a: 7 models x 5 variables
+    # 3a: 5 models x 5 variables; 3b: 5 models x 5 GCMs x 5 variables; 2b and 2a: 7 models x 5
+    # variables
     assert n_rows == 25 + 125 + 35 + 35
     cat = load_catalog(ISIMIP)
     _check_common(cat, n_rows)
@@ -151,7 +154,8 @@ def test_isimip_catalog_rows_urls_and_names():
 
 
 def test_isimip_rows_read_by_the_crawler_convention():
-    # gridflux's crawler (catalog.parse_path) must read the ISIMIP2 file names into the same identity
+    # gridflux's crawler (catalog.parse_path) must read the ISIMIP2 file names into the same
+    # identity
     from gridflux.ingest.catalog import parse_path
 
     cat = load_catalog(ISIMIP)

@@ -1,4 +1,5 @@
-"""Synthetic archive: ensemble structure, hand-computed planted truth, and the whole ingest chain."""
+"""Synthetic archive: ensemble structure, hand-computed planted truth, and the whole ingest
+chain."""
 
 import collections
 
@@ -68,7 +69,8 @@ def test_ensemble_structure_matches_the_paper():
 
 
 def test_region_weights_closed_form_single_box():
-    # a 2-degree global grid starting at 0 (0..360) and a box given in -180..180 across the grid's 180 seam
+    # a 2-degree global grid starting at 0 (0..360) and a box given in -180..180 across the grid's
+    # 180 seam
     lat_b = np.column_stack([np.arange(-90, 90, 2.0), np.arange(-88, 92, 2.0)])
     lon_b = np.column_stack([np.arange(0, 360, 2.0), np.arange(2, 362, 2.0)])
     box = Box(60, 80, -170, -60, 0.35)
@@ -134,7 +136,8 @@ def test_mask_file(tmp_path):
 
 @pytest.mark.slow
 def test_tiny_archive_truth_through_the_ingest_chain(tmp_path):
-    """Every series of the tiny archive, opened and normalized by gridflux, sums to the planted truth."""
+    """Every series of the tiny archive, opened and normalized by gridflux, sums to the planted
+    truth."""
     from gridflux.ingest.catalog import load_catalog, load_series
 
     info = arch.build_archive(tmp_path, "tiny", seed=3)

@@ -32,7 +32,8 @@ def rect_area(south: float, north: float, west: float, east: float, radius: floa
 
 
 def ref_cell_areas(lat_edges_sn, lon_edges_we, radius: float = 1.0) -> np.ndarray:
-    """Cell areas from (nlat, 2) and (nlon, 2) edge arrays: outer product of the rectangle formula."""
+    """Cell areas from (nlat, 2) and (nlon, 2) edge arrays: outer product of the rectangle
+    formula."""
     lat_b = np.asarray(lat_edges_sn, dtype=float)
     lon_b = np.asarray(lon_edges_we, dtype=float)
     dsin = np.array([math.sin(math.radians(n)) - math.sin(math.radians(s)) for s, n in lat_b])
@@ -57,7 +58,8 @@ def lon_overlap_deg(a_w: float, a_e: float, b_w: float, b_e: float) -> float:
 
 
 def brute_destarea_weights(src_lat, src_lon, dst_lat, dst_lon) -> np.ndarray:
-    """Dense ``(dst.size, src.size)`` matrix of ``area(j ∩ i) / area(j)`` by looping over cell pairs.
+    """Dense ``(dst.size, src.size)`` matrix of ``area(j ∩ i) / area(j)`` by looping over cell
+    pairs.
 
     Cells are flattened in C order (latitude major), as gridflux's ``to_coo`` documents.
     """
@@ -93,7 +95,8 @@ def brute_destarea_weights(src_lat, src_lon, dst_lat, dst_lon) -> np.ndarray:
 def mean_sinlat(lat_b) -> np.ndarray:
     """Exact area-weighted mean of ``sin(lat)`` over each row ``[s, n]`` (shape (nlat,)).
 
-    ``∫ sin φ cos φ dφ / ∫ cos φ dφ = (sin² n - sin² s) / (2 (sin n - sin s)) = (sin n + sin s) / 2``.
+    ``∫ sin φ cos φ dφ / ∫ cos φ dφ = (sin² n - sin² s) / (2 (sin n - sin s)) = (sin n + sin s) /
+    2``.
     """
     lat_b = np.asarray(lat_b, float)
     out = np.empty(lat_b.shape[0])
@@ -104,7 +107,8 @@ def mean_sinlat(lat_b) -> np.ndarray:
 
 
 def mean_coslon(lon_b) -> np.ndarray:
-    """Exact mean of ``cos(lon)`` over each column ``[w, e]``: ``(sin e - sin w) / (e - w)`` (radians)."""
+    """Exact mean of ``cos(lon)`` over each column ``[w, e]``: ``(sin e - sin w) / (e - w)``
+    (radians)."""
     lon_b = np.asarray(lon_b, float)
     out = np.empty(lon_b.shape[0])
     for k, (w, e) in enumerate(lon_b):

@@ -16,7 +16,8 @@ MIN_WIDTH = 1e-3  # degrees
 
 @st.composite
 def monotone_edges(draw, lo: float, hi: float, max_cells: int = 12) -> np.ndarray:
-    """Strictly increasing edges from ``lo`` to ``hi`` (inclusive), cells at least MIN_WIDTH wide."""
+    """Strictly increasing edges from ``lo`` to ``hi`` (inclusive), cells at least MIN_WIDTH
+    wide."""
     n = draw(st.integers(1, max_cells))
     # random positive widths, scaled to fill [lo, hi]
     w = np.array(draw(st.lists(st.floats(0.05, 1.0), min_size=n, max_size=n)))

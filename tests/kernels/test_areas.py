@@ -1,4 +1,5 @@
-"""Exact spherical cell areas against closed forms (4 pi R^2, band areas, Gauss weights, quadrature)."""
+"""Exact spherical cell areas against closed forms (4 pi R^2, band areas, Gauss weights,
+quadrature)."""
 
 from __future__ import annotations
 
@@ -116,7 +117,8 @@ def test_cell_areas_match_independent_loop_on_irregular_grid():
     "s,n,w,e", [(-90, -88.75, 0, 2.5), (40.3, 41.7, -179.0, 181.0), (-5, 5, 350, 360)]
 )
 def test_cell_area_equals_numerical_quadrature(s, n, w, e):
-    """The closed form against scipy's dblquad of R^2 cos(lat) dlat dlon (independent of the formula)."""
+    """The closed form against scipy's dblquad of R^2 cos(lat) dlat dlon (independent of the
+    formula)."""
     grid = CellBounds(np.array([[s, n]], float), np.array([[w, e]], float))
     val, err = integrate.dblquad(
         lambda phi, lam: math.cos(phi),

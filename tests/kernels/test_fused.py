@@ -119,7 +119,8 @@ def test_protocol_weights_both_protocols(setup):
 
 
 def test_closed_form_sector_total():
-    """f = sin(lat) cos(lon) exact cell means on T63, region = [0, 90] N x [0, 90] E on the 1 deg mask.
+    """f = sin(lat) cos(lon) exact cell means on T63, region = [0, 90] N x [0, 90] E on the 1 deg
+    mask.
 
     Both grids have edges at 0 and 90 in lat and lon (T63 with lon0 = 0.9375), so the total is
     exactly R^2 / 2 by both protocols and by the fused weights.

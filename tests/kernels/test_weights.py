@@ -159,7 +159,8 @@ def test_cell_selection_only_where_each_destination_cell_is_in_one_source_cell()
         conservative_weights(gaussian_grid(32), global_grid(0.5)).cell_selection is None
     )  # not nested
     assert conservative_weights(global_grid(1.25, 1.875), global_grid(0.5)).cell_selection is None
-    # float64 output or fracarea: the weighted sum (the shortcut is exact only when rounding to float32)
+    # float64 output or fracarea: the weighted sum (the shortcut is exact only when rounding to
+    # float32)
     g = global_grid(2.0)
     w = conservative_weights(g, g)
     x = np.random.default_rng(0).normal(size=(2, *g.shape))
@@ -243,7 +244,8 @@ def test_partial_coverage_fracarea_averages_destarea_dilutes():
 
 
 def test_partial_destination_src_fraction():
-    """Global source onto a regional destination: src_fraction is the part of each source cell inside."""
+    """Global source onto a regional destination: src_fraction is the part of each source cell
+    inside."""
     src = global_grid(4.0, 5.0, lon0=-180.0)
     dst = regional_grid(-9.5, 21.5, 31.0, 61.0, 0.5, 0.5)
     wts = conservative_weights(src, dst)
@@ -411,7 +413,8 @@ def test_sinlat_coslon_sector_integral_non_nested():
 
 
 def test_coslon_sector_integral_across_dateline():
-    """f = 1 + cos(lon) exact means on 4x5 (lon0=-177.5) to 0.5 deg; sector [170, 190] crosses 180."""
+    """f = 1 + cos(lon) exact means on 4x5 (lon0=-177.5) to 0.5 deg; sector [170, 190] crosses
+    180."""
     src = global_grid(4.0, 5.0, lon0=-177.5)  # edges -177.5 + 5k: 172.5 and 187.5 are edges
     dst = global_grid(0.5, lon0=0.0)
     x = np.outer(np.ones(src.nlat), 1.0 + mean_coslon(src.lon_bounds))
@@ -463,12 +466,14 @@ def test_to_coo_matches_brute_force(seed):
 
 
 def test_to_coo_wide_cells_meeting_twice_around_the_globe():
-    """A 300-degree source cell and a 300-degree destination cell with shifted origins overlap twice."""
+    """A 300-degree source cell and a 300-degree destination cell with shifted origins overlap
+    twice."""
     src = CellBounds(np.array([[-90.0, 90.0]]), np.array([[0.0, 300.0], [300.0, 360.0]]))
     dst = CellBounds(np.array([[-90.0, 90.0]]), np.array([[-100.0, 200.0], [200.0, 260.0]]))
     got = conservative_weights(src, dst).to_coo().toarray()
     ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
-    # dst [-100, 200] meets src [0, 300] on [0, 200] and (as [260, 300] - 360) on [-100, -60]: 240 deg
+    # dst [-100, 200] meets src [0, 300] on [0, 200] and (as [260, 300] - 360) on [-100, -60]: 240
+    # deg
     assert ref[0, 0] == pytest.approx(240.0 / 300.0)
     np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-15)
 
@@ -525,8 +530,10 @@ def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("normalization", ["destarea", "fracarea"])
 def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normalization):
-    """A dense product would spread a non-finite cell over its whole row (0 * inf = NaN): such blocks
-    take the sparse product, so a NaN is missing and an inf shows up only where the cell overlaps."""
+    """A dense product would spread a non-finite cell over its whole row (0 * inf = NaN): such
+    blocks
+    take the sparse product, so a NaN is missing and an inf shows up only where the cell
+    overlaps."""
     src, dst = _coarse_to_fine()
     w = conservative_weights(src, dst)
     rng = np.random.default_rng(4)
@@ -538,7 +545,8 @@ def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normaliz
     ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
     touched = (ref[:, iy * src.nlon + ix] > 0).reshape(dst.shape)
     assert 0 < touched.sum() < touched.size
-    # other time steps: the same to rounding (the block took the sparse product, summing in another order)
+    # other time steps: the same to rounding (the block took the sparse product, summing in another
+    # order)
     np.testing.assert_allclose(got[[0, 2]], clean[[0, 2]], rtol=1e-13, atol=1e-15)
     np.testing.assert_allclose(got[1][~touched], clean[1][~touched], rtol=1e-13)
     if np.isnan(

@@ -23,7 +23,8 @@ def _run(cat, mask, store, **kw):
 
 
 def _member_chunks(store, index: int, prefix: str = "") -> dict[str, str]:
-    """Chunk files of member ``index`` (cubes and totals, paths starting with ``prefix``) -> sha1."""
+    """Chunk files of member ``index`` (cubes and totals, paths starting with ``prefix``) ->
+    sha1."""
     out = {}
     for rel, h in chunk_hashes(store).items():
         parts = rel.split("/")

@@ -1,4 +1,5 @@
-"""End-to-end pipeline tests on the mini archive: totals vs independent truths, cubes, resume, failures."""
+"""End-to-end pipeline tests on the mini archive: totals vs independent truths, cubes, resume,
+failures."""
 
 from __future__ import annotations
 
@@ -137,7 +138,8 @@ def test_zarr_format_2(mini_archive, tmp_path):
 
 @pytest.mark.parametrize("blocksize", [None, 0])
 def test_cube_compressor_is_the_configured_blosc(mini_archive, tmp_path, blocksize):
-    """zstd-1 + shuffle in 256 KiB Blosc blocks by default (docs/store.md); 0 hands the choice back to Blosc."""
+    """zstd-1 + shuffle in 256 KiB Blosc blocks by default (docs/store.md); 0 hands the choice back
+    to Blosc."""
     from gridflux import config
 
     store = tmp_path / "s.zarr"
@@ -354,8 +356,8 @@ def test_task_months_auto_gives_whole_series_when_there_are_enough_for_the_worke
 
 
 def test_auto_task_months_submits_one_task_per_series(mini_archive, tmp_path, monkeypatch):
-    """Three series (24, 36, 18 months) on one worker: one span task each; on two workers (fewer than
-    two series per worker) they are split (spans of 12 months here), and both stores hold the
+    """Three series (24, 36, 18 months) on one worker: one span task each; on two workers (fewer
+    than two series per worker) they are split (spans of 12 months here), and both stores hold the
     planted truths."""
     from distributed import get_task_stream
 
@@ -401,7 +403,8 @@ def test_spans_align_to_store_chunks():
 def _run_in_subprocess(catalog, mask, store):
     # each block sleeps 50 ms (slow storage) so that the kill lands in the middle of the run
     code = (
-        "import sys, time; import gridflux.pipeline.runner as p, gridflux.pipeline.tasks as steps; orig = steps.process_block\n"
+        "import sys, time; import gridflux.pipeline.runner as p, gridflux.pipeline.tasks as steps; "
+        "orig = steps.process_block\n"
         "def slow(*a, **k):\n    time.sleep(0.05); return orig(*a, **k)\n"
         "steps.process_block = slow\n"
         f"s = p.run({catalog!r}, {mask!r}, {store!r}, progress=False, chunk_months=1)\n"
@@ -530,7 +533,8 @@ arr[0, 0:1] = np.float32(7.0)
 
 def test_temp_files_of_a_write_killed_mid_chunk_are_removed_by_the_next_run(mini_archive, tmp_path):
     """A process that dies inside zarr's atomic chunk write leaves ``<chunk>.<uuid>.partial``; the
-    next run on the store deletes it (and a dead driver's manifest temp) and changes nothing else."""
+    next run on the store deletes it (and a dead driver's manifest temp) and changes nothing
+    else."""
     store = tmp_path / "s.zarr"
     run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
     before = {

@@ -2,7 +2,8 @@
 
 Faults (per file, keyed by the URL path without the leading slash):
 
-* ``fail_first[path] = n``: the next ``n`` requests (HEAD or GET) answer ``503 Service Unavailable``;
+* ``fail_first[path] = n``: the next ``n`` requests (HEAD or GET) answer ``503 Service
+  Unavailable``;
 * ``drop_once``: the next GET sends its headers and half of its body, then closes the connection;
 * ``stall_once[path] = seconds``: the next GET sleeps that long before answering anything;
 * ``truncate[path] = nbytes``: HEAD still declares the full size, but GET bodies stop at byte
@@ -178,7 +179,8 @@ def _handler(root: str, plan: FaultPlan, auth: tuple[str, str] | None = None):
 
 
 class FaultServer:
-    """``with FaultServer(root) as srv: srv.url + "/file"`` -- serves ``root`` on 127.0.0.1:<free port>."""
+    """``with FaultServer(root) as srv: srv.url + "/file"`` -- serves ``root`` on 127.0.0.1:<free
+    port>."""
 
     def __init__(self, root: str, auth: tuple[str, str] | None = None) -> None:
         self.root = os.path.abspath(root)

@@ -156,7 +156,8 @@ def test_scrub_removes_userinfo_tokens_and_option_secrets():
         "s3": {"token": "tok-abcdef"},
     }
     text = (
-        "https://alice:pw123@example.org/a.nc?X-Amz-Signature=deadbeef&x=1 failed with key AKIAXYZ123 "
+        "https://alice:pw123@example.org/a.nc?X-Amz-Signature=deadbeef&x=1 failed with key "
+        "AKIAXYZ123 "
         "secret SECRET-do-not-store-123 token tok-abcdef at http://127.0.0.1:9000"
     )
     out = remote.scrub(text, so)

@@ -176,7 +176,8 @@ def test_pipeline_inputs_and_store_on_s3(
     i = members.index("GCB.MIROC4-ACTM.GCB2021.r1")
     assert np.isfinite(cube.isel(member=i).values).any()
 
-    # credentials never appear: not in any object of the bucket but the inputs, not in logs or output
+    # credentials never appear: not in any object of the bucket but the inputs, not in logs or
+    # output
     out, err = capfd.readouterr()
     texts = {
         "captured stdout": out.encode(),
