@@ -613,6 +613,8 @@ def _mean_field(
         gridflux_raw_units=str(raw_units),
         gridflux_calendar=cal,
         gridflux_history="; ".join(history),
+        # repairs of the files' defects, as the total branch records them (the history's FIXED)
+        gridflux_fixes="; ".join(h[len("FIXED ") :] for h in history if h.startswith("FIXED ")),
         gridflux_source=path or "",
         gridflux_gaps=", ".join(check.gap_labels()),
         gridflux_level=str(da.attrs.get("gridflux_level", "")),

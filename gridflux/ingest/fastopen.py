@@ -304,10 +304,11 @@ def _canonical_grid(lat, lon, lat_b, lon_b, ydim: str, xdim: str):
         lon = lon[::-1]
         lon_bv = None if lon_bv is None else lon_bv[::-1]
     lon_u = grids.unwrap_longitudes(lon, xdim)
-    if lat_bv is None or lon_bv is None or _has_defects(lat, lon_u, lat_bv, lon_bv):
-        # bounds to infer or to repair: normalization's rules decide (Gaussian recognition to the
-        # files' precision, the fix rules), on the xarray path (open_fast falls back on raise)
-        raise ValueError("bounds to infer or repair")
+    if lat_bv is not None and lon_bv is not None and _has_defects(lat, lon_u, lat_bv, lon_bv):
+        # bounds to repair: normalization's rules decide and record it, on the xarray path
+        # (open_fast falls back on any exception); missing bounds are inferred below as
+        # normalization infers them (from_centers: Gaussian recognition to the values' precision)
+        raise ValueError("bounds to repair")
     g = grids.CellBounds.from_centers(lat, lon_u, lat_bv, lon_bv, lat_name=ydim, lon_name=xdim)
     # as grid_of() builds it from the canonical dataset (coordinates lat, lon; bounds lat_bnds)
     canonical = grids.CellBounds.from_centers(

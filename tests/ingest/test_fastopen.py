@@ -41,6 +41,9 @@ def test_every_synthetic_series_is_bit_identical(records):
     kinds = set()
     for rec in records:
         fast = open_fast(rec)
+        if rec.fixes:  # a fix-table entry (e.g. NorESM2-LM): normalization decides and records
+            assert fast is None, rec.key
+            continue
         assert isinstance(fast, FastSeries), rec.key  # the common case: no fallback
         slow = DatasetView(catalog.load_series(rec, chunks={"time": 12}))
         assert fast.months == slow.months, rec.key
@@ -81,6 +84,7 @@ def test_shared_grids_and_time_axes_are_parsed_once(records):
     fastopen._AXES_CACHE.clear()
     before = dict(fastopen.STATS)
     n_files = 0
+    records = [rec for rec in records if not rec.fixes]  # those take the xarray path
     for rec in records:
         assert open_fast(rec) is not None
         n_files += len(rec.paths)
