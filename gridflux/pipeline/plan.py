@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from gridflux import config
-from gridflux.errors import GridfluxError, StoreError
+from gridflux.errors import GridfluxError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.timeaxis import month_label
 from gridflux.kernels.grids import CellBounds, global_grid
@@ -26,7 +26,6 @@ from gridflux.pipeline.fingerprint import series_fingerprint, unchanged
 from gridflux.pipeline.store import (
     BOOL_TRAITS,
     MEMBER_TRAITS,
-    Store,
     StoreTemplate,
     continuous_months,
 )
@@ -183,27 +182,6 @@ def plan_or_skip(
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
         plan.error = error_text(exc)
     return plan
-
-
-def check_compatible(st: Store, template: StoreTemplate) -> list[Month]:
-    """The existing store's month axis, after checking that this run's members, variables, regions
-    and cube grid are the store's (each series' months are checked when it is opened)."""
-    sig = st.signature()
-    new = template.signature()
-    for field_name in ("members", "variables", "regions", "cube_variables", "cube_grid"):
-        if sig.get(field_name) != new.get(field_name):
-            raise StoreError(
-                f"store {st.url} was created for different {field_name} than this run selects "
-                f"(store: {_brief(sig.get(field_name))}; run: {_brief(new.get(field_name))}); "
-                "write to a new store (or delete this one) to change them"
-            )
-    return [(int(m[:4]), int(m[5:7])) for m in sig["months"]]
-
-
-def _brief(value: Any) -> str:
-    if isinstance(value, list) and len(value) > 4:
-        return f"{value[:3]} ... ({len(value)} in all)"
-    return str(value)
 
 
 def config_hash(
