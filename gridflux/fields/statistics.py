@@ -30,7 +30,7 @@ import numpy as np
 
 from gridflux.errors import InputError, MaskError
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.totals import nonzero_rows, protocol_weights
+from gridflux.fields.totals import nonzero_rows, per_region, protocol_weights
 from gridflux.kernels.conservative import PIECE_BYTES
 from gridflux.kernels.grids import CellBounds
 
@@ -260,24 +260,7 @@ def region_means(
         w = w * canonical_land_fraction(land_fraction, da, src.shape)[None]
     da = to_ascending_lat(da, ds)
     rows = nonzero_rows(w)
-    if da.chunks is not None:
-        da = da.chunk({lat: -1, lon: -1})
-
-    def _kernel(x: np.ndarray) -> np.ndarray:
-        lead = x.shape[:-2]
-        m, _ = weighted_means(x.reshape((-1,) + x.shape[-2:]), w, rows)
-        return m.reshape(lead + (w.shape[0],))
-
-    out = xr.apply_ufunc(
-        _kernel,
-        da,
-        input_core_dims=[[lat, lon]],
-        output_core_dims=[["region"]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {"region": len(mask.names)}},
-    )
-    out = out.assign_coords(region=list(mask.names))
+    out = per_region(da, lat, lon, mask.names, lambda flat: weighted_means(flat, w, rows)[0])
     out.attrs = {
         "long_name": f"area-weighted mean of {da.name or 'field'} over region",
         "units": str(da.attrs.get("units", "")),

@@ -18,12 +18,17 @@ Kernel part (numpy): :func:`protocol_weights`, :func:`weighted_sums`. Wrapper:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from gridflux.errors import MaskError
 from gridflux.fields.masks import RegionMask
 from gridflux.kernels.conservative import PIECE_BYTES, native_weight_field
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 PROTOCOLS = ("regrid-data", "regrid-mask")
 
@@ -153,6 +158,31 @@ def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = N
     return out
 
 
+def per_region(da: xr.DataArray, lat: str, lon: str, names: Any, kernel: Any) -> xr.DataArray:
+    """``kernel((n, nlat, nlon) float) -> (n, region)`` applied to every field of ``da`` (lazy on
+    dask, whole lat-lon fields per block): a DataArray with ``region`` in place of ``(lat, lon)``.
+    The one xarray wrapper of the region totals and the region means."""
+    import xarray as xr  # here: workers import this module for its numpy kernels only
+
+    def _fields(x: np.ndarray) -> np.ndarray:
+        lead = x.shape[:-2]
+        out = kernel(x.reshape((-1,) + x.shape[-2:]))
+        return out.reshape(lead + (len(names),))
+
+    if da.chunks is not None:
+        da = da.chunk({lat: -1, lon: -1})
+    out = xr.apply_ufunc(
+        _fields,
+        da,
+        input_core_dims=[[lat, lon]],
+        output_core_dims=[["region"]],
+        dask="parallelized",
+        output_dtypes=[np.float64],
+        dask_gufunc_kwargs={"output_sizes": {"region": len(names)}},
+    )
+    return out.assign_coords(region=list(names))
+
+
 def region_totals(
     da,
     mask: RegionMask,
@@ -197,26 +227,13 @@ def region_totals(
     da = to_ascending_lat(da)
     w = protocol_weights(src, mask, protocol=protocol, target=target, radius=radius)
     rows = nonzero_rows(w)
-    if da.chunks is not None:
-        da = da.chunk({lat: -1, lon: -1})
 
-    def _kernel(x: np.ndarray) -> np.ndarray:
-        lead = x.shape[:-2]
-        flat = x.reshape((-1,) + x.shape[-2:])
+    def _kernel(flat: np.ndarray) -> np.ndarray:
         sums = weighted_sums(flat, w, rows)
         sums[no_data_months(flat)] = np.nan  # no value anywhere: a missing field, not 0
-        return sums.reshape(lead + (w.shape[0],))
+        return sums
 
-    out = xr.apply_ufunc(
-        _kernel,
-        da,
-        input_core_dims=[[lat, lon]],
-        output_core_dims=[["region"]],
-        dask="parallelized",
-        output_dtypes=[np.float64],
-        dask_gufunc_kwargs={"output_sizes": {"region": len(mask.names)}},
-    )
-    out = out.assign_coords(region=list(mask.names))
+    out = per_region(da, lat, lon, mask.names, _kernel)
     units = da.attrs.get("units")
     out.attrs = {
         "long_name": f"area-integrated {da.name or 'field'} over region",
