@@ -224,8 +224,8 @@ class GraphBuilder:
         import dask
 
         from gridflux import config
+        from gridflux.fields.timeaxis import continuous_months
         from gridflux.pipeline.runner import mask_key, target_grid, task_months_for
-        from gridflux.pipeline.store import continuous_months
 
         self.plans, self.mask, self.cubes, self.protocol, self.time_chunk = (
             plans,

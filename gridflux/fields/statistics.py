@@ -30,6 +30,7 @@ import numpy as np
 
 from gridflux.errors import InputError, MaskError
 from gridflux.fields.masks import RegionMask
+from gridflux.fields.timeaxis import key_label
 from gridflux.fields.totals import nonzero_rows, per_region, protocol_weights
 from gridflux.kernels.conservative import PIECE_BYTES
 from gridflux.kernels.grids import CellBounds
@@ -446,7 +447,7 @@ def resample_month(da, *, tdim: str = "time", complete: bool = True):
         step_days = _step_days(dates)
         expected = np.array([round(n / step_days) for n in ndays])
         bad = counts < expected
-        incomplete = [f"{s.year:04d}-{s.month:02d}" for s, b in zip(starts, bad, strict=True) if b]
+        incomplete = [key_label(k) for k, b in zip(uniq, bad, strict=True) if b]
         if bad.any():
             means = means.where(xr.DataArray(~bad, dims=(tdim,)))
     means = means.assign_coords({tdim: xr.CFTimeIndex(starts)})

@@ -1,7 +1,9 @@
-"""Monthly time axes in a source's own calendar.
+"""Monthly time axes in a source's own calendar, and :class:`Month`, gridflux's one month type.
 
-A monthly series is reduced to integer month keys ``12 * year + (month - 1)``: time stamps at
-the start, middle or end of a month (or time bounds around it) all give the same key. From the
+A month is a :class:`Month` ``(year, month)`` everywhere (labelled ``YYYY-MM`` by
+:attr:`Month.label`, nowhere else). A monthly series is reduced to integer month keys
+``12 * year + (month - 1)`` (:attr:`Month.key`): time stamps at the start, middle or end of a
+month (or time bounds around it) all give the same key. From the
 keys come the canonical time coordinate (cftime month starts in the source calendar) and the
 seconds in each month of that calendar (``360_day``: 30 days each; ``standard``: the Julian /
 Gregorian switch of October 1582 included).
@@ -13,7 +15,9 @@ value ``v`` falls in the month ``floor(v)`` months after the reference month.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cftime
 import numpy as np
@@ -37,6 +41,59 @@ _MONTHS_SINCE = re.compile(
     r"^\s*(months?|mon)\s+since\s+(?P<y>-?\d{1,4})-(?P<m>\d{1,2})(-(?P<d>\d{1,2}))?"
 )
 _YEARS_SINCE = re.compile(r"^\s*(years?|yr)\s+since\s+")
+_MONTH_TEXT = re.compile(r"^(?P<y>\d{4})-?(?P<m>\d{2})$")
+
+
+class Month(NamedTuple):
+    """A calendar month: the one spelling of a month in gridflux.
+
+    A tuple ``(year, month)`` (month 1-12), so it equals, hashes and sorts like the plain pair;
+    its integer key is ``12 * year + (month - 1)`` (:attr:`key`, :meth:`from_key`: what arrays of
+    months hold) and its label ``YYYY-MM`` (:attr:`label`, :meth:`parse`: what people and the
+    store's signature read). The calendar does not enter: a month is a label, its length comes
+    from :func:`seconds_in_month` in the source's calendar.
+    """
+
+    year: int
+    month: int
+
+    @classmethod
+    def from_key(cls, key: int) -> Month:
+        """The month of a key ``12 * year + (month - 1)``."""
+        key = int(key)
+        return cls(key // 12, key % 12 + 1)
+
+    @classmethod
+    def parse(cls, text: str) -> Month:
+        """The month of ``YYYY-MM`` (a :attr:`label`) or ``YYYYMM`` (a CMIP ``time_range`` end).
+
+        Raises
+        ------
+        ValueError
+            Not one of those forms, or a month outside 1-12.
+        """
+        m = _MONTH_TEXT.match(str(text).strip())
+        if m is None or not 1 <= int(m.group("m")) <= 12:
+            raise ValueError(f"{text!r} is not a month; expected 'YYYY-MM' or 'YYYYMM'")
+        return cls(int(m.group("y")), int(m.group("m")))
+
+    @property
+    def key(self) -> int:
+        """``12 * year + (month - 1)``: consecutive months have consecutive keys."""
+        return 12 * int(self.year) + int(self.month) - 1
+
+    @property
+    def label(self) -> str:
+        """``YYYY-MM``."""
+        return f"{int(self.year):04d}-{int(self.month):02d}"
+
+    def shift(self, months: int) -> Month:
+        """The month ``months`` months later (earlier if negative)."""
+        return Month.from_key(self.key + int(months))
+
+    def datetime64(self) -> np.datetime64:
+        """The month's first instant as ``datetime64[ns]`` (a label only: no calendar)."""
+        return np.datetime64(f"{self.label}-01", "ns")
 
 
 def canonical_calendar(
@@ -158,25 +215,43 @@ class MonthCheck:
 
 
 def key_label(key: int) -> str:
-    """'YYYY-MM' of a month key."""
-    return f"{key // 12:04d}-{key % 12 + 1:02d}"
-
-
-def month_key(month: tuple[int, int]) -> int:
-    """The month key ``12 * year + (month - 1)`` of a ``(year, month)`` pair."""
-    return 12 * int(month[0]) + int(month[1]) - 1
+    """'YYYY-MM' of a month key (:attr:`Month.label`)."""
+    return Month.from_key(key).label
 
 
 def month_label(month: tuple[int, int]) -> str:
-    """'YYYY-MM' of a ``(year, month)`` pair (:func:`key_label` of its key)."""
-    return key_label(month_key(month))
+    """'YYYY-MM' of a ``(year, month)`` pair or :class:`Month` (:attr:`Month.label`)."""
+    return Month(*month).label
 
 
-def span_label(months) -> str:
-    """'N months YYYY-MM..YYYY-MM' of a sequence of ``(year, month)`` ('no months' if empty)."""
+def span_label(months: Sequence[tuple[int, int]]) -> str:
+    """'N months YYYY-MM..YYYY-MM' of a sequence of months ('no months' if empty)."""
     if not len(months):
         return "no months"
     return f"{len(months)} months {month_label(months[0])}..{month_label(months[-1])}"
+
+
+def continuous_months(first: tuple[int, int], last: tuple[int, int]) -> list[Month]:
+    """Every month from ``first`` to ``last`` inclusive (empty if ``last`` is before ``first``)."""
+    k0, k1 = Month(*first).key, Month(*last).key
+    return [Month.from_key(k) for k in range(k0, k1 + 1)]
+
+
+def months_of_keys(keys: Iterable[int]) -> tuple[Month, ...]:
+    """The :class:`Month` of each month key."""
+    return tuple(Month.from_key(int(k)) for k in keys)
+
+
+def month_labels(dates: np.ndarray) -> np.ndarray:
+    """``YYYY-MM`` (object array) of each cftime or numpy datetime64 date (:attr:`Month.label`)."""
+    keys = keys_from_dates(np.asarray(dates))
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return np.array([key_label(k) for k in uniq], dtype=object)[inverse]
+
+
+def months_of_dates(dates: np.ndarray) -> tuple[Month, ...]:
+    """The :class:`Month` of each cftime or numpy datetime64 date."""
+    return months_of_keys(keys_from_dates(dates))
 
 
 def check_month_keys(

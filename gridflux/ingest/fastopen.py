@@ -34,11 +34,14 @@ import numpy as np
 from gridflux import config
 from gridflux.fields.normalize import FILL_THRESHOLD
 from gridflux.fields.timeaxis import (
+    Month,
     canonical_calendar,
     check_month_keys,
     decode_month_keys,
     keys_from_dates,
     month_starts,
+    months_of_dates,
+    months_of_keys,
     seconds_in_month,
 )
 from gridflux.fields.units import ALIASES, VARIABLES, unit_factor
@@ -104,7 +107,7 @@ class FastSeries:
 
     variable: str  # canonical name
     kind: str  # flux | stock
-    months: tuple[tuple[int, int], ...]
+    months: tuple[Month, ...]
     seconds: np.ndarray  # (t,) float64 seconds per month in the source calendar
     grid: grids.CellBounds  # as gridflux.fields.regrid.grid_of(canonical dataset)
     shape: tuple[int, int, int]
@@ -537,7 +540,7 @@ def _open(record: Any) -> FastSeries | None:
         n = m["shape"][0]
         parts.append(FilePart(m["path"], m["raw"], t, t + n, m["fills"], m["reader"]))
         t += n
-    months = tuple((int(k) // 12, int(k) % 12 + 1) for k in keys)
+    months = months_of_keys(keys)
     return FastSeries(
         variable=canonical,
         kind=spec.kind,
@@ -601,7 +604,7 @@ class DatasetView:
         self.variable = ds.attrs["gridflux_variable"]
         self.data = ds[self.variable].data
         self.kind = ds[self.variable].attrs.get("gridflux_kind", "flux")
-        self.months = tuple((int(t.year), int(t.month)) for t in ds["time"].values)
+        self.months = months_of_dates(ds["time"].values)
         self.seconds = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)
         self.grid = grid_of(ds)
         self.shape = tuple(self.data.shape)

@@ -19,6 +19,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     total, units as stored. ``protocol`` the series' protocol (``regrid-data`` or
     ``regrid-mask``, from the manifest; "" for a store written before protocols were kept).
     """
+    from gridflux.fields.timeaxis import month_labels
     from gridflux.pipeline.store import Store, open_store
 
     ds = open_store(store, storage_options)
@@ -47,7 +48,7 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
             "source_id": df["member"].astype(str),
             "variable": df["variable"].astype(str),
             "region": df["region"].astype(str),
-            "time": pd.to_datetime(df["time"]).dt.strftime("%Y-%m"),
+            "time": month_labels(df["time"].to_numpy()),
             "statistic": df["variable"].astype(str).map(stats),
             "value": df["value"].astype(float),
             "unit": df["variable"].astype(str).map(units),

@@ -28,12 +28,9 @@ import numpy as np
 
 from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.timeaxis import month_label
+from gridflux.fields.timeaxis import Month, continuous_months, month_label
 from gridflux.pipeline.plan import axis_start
 from gridflux.pipeline.store import BOOL_TRAITS, MEMBER_TRAITS, Store, StoreTemplate, open_store
-from gridflux.pipeline.store import continuous_months as _continuous
-
-Month = tuple[int, int]
 
 
 def region_hashes(mask: RegionMask) -> dict[str, str]:
@@ -71,7 +68,7 @@ def stored_template(st: Store) -> StoreTemplate:
         variables=variables,
         variable_kinds=[str(k) for k in ds["variable_kind"].values],
         regions=list(sig["regions"]),
-        months=[(int(m[:4]), int(m[5:7])) for m in sig["months"]],
+        months=[Month.parse(m) for m in sig["months"]],
         cube_variables=list(sig.get("cube_variables", [])),
         time_chunk=int(sig.get("time_chunk", 12)),
         protocols=protocols,
@@ -209,7 +206,7 @@ def plan_growth(
         protocols[k] = v
     first = [m for m in (old.months[:1] + run.months[:1]) if m]
     last = [m for m in (old.months[-1:] + run.months[-1:]) if m]
-    months = _continuous(axis_start(min(first), run.time_chunk), max(last)) if first else []
+    months = continuous_months(axis_start(min(first), run.time_chunk), max(last)) if first else []
     months_before = months.index(old.months[0]) if old.months else 0
     if months_before % run.time_chunk:
         raise StoreError(

@@ -20,17 +20,10 @@ import numpy as np
 from gridflux import config
 from gridflux.errors import GridfluxError
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.timeaxis import month_label
+from gridflux.fields.timeaxis import Month, continuous_months, month_label, months_of_dates
 from gridflux.kernels.grids import CellBounds, global_grid
 from gridflux.pipeline.fingerprint import series_fingerprint, unchanged
-from gridflux.pipeline.store import (
-    BOOL_TRAITS,
-    MEMBER_TRAITS,
-    StoreTemplate,
-    continuous_months,
-)
-
-Month = tuple[int, int]  # (year, month 1-12), the pipeline's one spelling of a month
+from gridflux.pipeline.store import BOOL_TRAITS, MEMBER_TRAITS, StoreTemplate
 
 
 @dataclass(kw_only=True)
@@ -131,8 +124,7 @@ def plan_series(
         plan.grid = grid_of(ds)
         done = str(ds[record.variable].attrs.get("gridflux_fixes", ""))
         plan.fixes = [f for f in done.split("; ") if f]
-        times = ds["time"].values
-        plan.months = [(int(t.year), int(t.month)) for t in times]
+        plan.months = list(months_of_dates(ds["time"].values))
         da = ds[record.variable]
         plan.nbytes = int(da.dtype.itemsize * np.prod(da.shape))
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
@@ -231,8 +223,11 @@ def declared_months(record: Any) -> list[Month] | None:
         if len(parts) != 2 or not all(p.isdigit() and len(p) in (4, 6) for p in parts):
             return None
         (a, b) = parts
-        first = (int(a[:4]), int(a[4:6]) if len(a) == 6 else 1)
-        last = (int(b[:4]), int(b[4:6]) if len(b) == 6 else 12)
+        try:
+            first = Month.parse(a) if len(a) == 6 else Month(int(a), 1)
+            last = Month.parse(b) if len(b) == 6 else Month(int(b), 12)
+        except ValueError:  # a month outside 1-12: the files must be opened to know
+            return None
         months += continuous_months(first, last)
     return months
 
@@ -310,8 +305,7 @@ def variable_kind(variable: str, record: Any) -> str:
 def axis_start(first: Month, time_chunk: int) -> Month:
     """The store axis' first month for a series starting at ``first``: the start of the chunk
     (``time_chunk`` months counted from January of year 0) that holds ``first``."""
-    k = (first[0] * 12 + first[1] - 1) // time_chunk * time_chunk
-    return (k // 12, k % 12 + 1)
+    return Month.from_key(Month(*first).key // time_chunk * time_chunk)
 
 
 def member_trait(record: Any, name: str) -> Any:

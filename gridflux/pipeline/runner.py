@@ -31,6 +31,7 @@ import numpy as np
 from gridflux import __version__, config
 from gridflux.errors import GridfluxError, StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
+from gridflux.fields.timeaxis import Month
 from gridflux.fields.totals import PROTOCOLS
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
@@ -386,11 +387,11 @@ class Run:
         self.existing = False
         self.manifest: dict = {"series": {}}
         self.plans: list[SeriesPlan] = []
-        self.months: list[tuple[int, int]] | None = None  # declared months (streaming), or None
+        self.months: list[Month] | None = None  # declared months (streaming), or None
         self.template: StoreTemplate | None = None
         self.member_index: dict[str, int] = {}
         self.var_index: dict[str, int] = {}
-        self.axis_pos: dict[tuple[int, int], int] = {}
+        self.axis_pos: dict[Month, int] = {}
         self.task_months: int | None = None  # months per task, set by execute
         # the mask as one graph key; on a cluster execute computes it once per run and the
         # series' tasks refer to its future, so that its bytes are not packed into every graph

@@ -31,6 +31,7 @@ from typing import Any, cast
 import numpy as np
 
 from gridflux.errors import StoreError, StoreWriteError
+from gridflux.fields.timeaxis import Month, month_label
 from gridflux.kernels.grids import CellBounds, cell_areas
 
 MANIFEST = "manifest.json"
@@ -98,7 +99,7 @@ class StoreTemplate:
     variables: list[str]
     variable_kinds: list[str]
     regions: list[str]
-    months: list[tuple[int, int]]  # (year, month) of the common axis
+    months: list[Month]  # the common axis
     cube_grid: CellBounds | None = None
     mask_on_cube_grid: np.ndarray | None = None  # (region, lat, lon)
     cube_variables: list[str] = field(default_factory=list)
@@ -126,7 +127,7 @@ class StoreTemplate:
             "members": list(self.members),
             "variables": list(self.variables),
             "regions": list(self.regions),
-            "months": [f"{y:04d}-{m:02d}" for y, m in self.months],
+            "months": [month_label(m) for m in self.months],
             "cube_variables": list(self.cube_variables),
             "cube_grid": None if self.cube_grid is None else self.cube_grid.fingerprint(),
             "region_hashes": dict(self.region_hashes),
@@ -135,17 +136,9 @@ class StoreTemplate:
         }
 
 
-def month_axis(months: list[tuple[int, int]]) -> np.ndarray:
-    """``datetime64[ns]`` month starts for (year, month) labels (labels only, any calendar)."""
-    return np.array([np.datetime64(f"{y:04d}-{m:02d}-01", "ns") for y, m in months])
-
-
-def continuous_months(first: tuple[int, int], last: tuple[int, int]) -> list[tuple[int, int]]:
-    """Every (year, month) from ``first`` to ``last`` inclusive."""
-    n = (last[0] - first[0]) * 12 + (last[1] - first[1]) + 1
-    return [
-        (first[0] + (first[1] - 1 + k) // 12, (first[1] - 1 + k) % 12 + 1) for k in range(max(n, 0))
-    ]
+def month_axis(months: list[Month]) -> np.ndarray:
+    """``datetime64[ns]`` month starts of months (labels only, any calendar)."""
+    return np.array([Month(*m).datetime64() for m in months], dtype="datetime64[ns]")
 
 
 class Store:

@@ -24,7 +24,7 @@ from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import cached_weights
 from gridflux.fields.statistics import weighted_means
-from gridflux.fields.timeaxis import span_label
+from gridflux.fields.timeaxis import Month, span_label
 from gridflux.fields.totals import (
     no_data_months,
     nonzero_rows,
@@ -183,7 +183,7 @@ class SeriesJob:
 
     record: Any  # catalog.SeriesRecord
     fingerprint_key: str
-    months: tuple[tuple[int, int], ...]
+    months: tuple[Month, ...]
     positions: np.ndarray
     mask_key: str
     protocol: str

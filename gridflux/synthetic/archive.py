@@ -24,6 +24,7 @@ from typing import Any
 import cftime
 import numpy as np
 
+from gridflux.fields.timeaxis import key_label
 from gridflux.synthetic.regions import R_EARTH, REGIONS, region_weights, write_latlon, write_mask
 
 DAY = 86400.0
@@ -1016,9 +1017,7 @@ def _write_series(root: str, s: SynthSeries, idx: int, seed: int, weights_cache:
         rate = np.einsum("tij,ij->t", c0, w)  # kg s-1 (flux) or kg (stock)
         tg = rate / 1e9 if is_stock else rate * secs / 1e9
         for k, val in zip(keys, tg, strict=True):
-            truths.append(
-                (s.member, s.variable, r, f"{k // 12:04d}-{k % 12 + 1:02d}", float(val), unit)
-            )
+            truths.append((s.member, s.variable, r, key_label(k), float(val), unit))
     return _Written(s, rows, truths, files)
 
 

@@ -1,4 +1,4 @@
-"""Month keys, calendars and seconds per month against hand-counted days."""
+"""Month keys, calendars and seconds per month against hand-counted days; the Month type."""
 
 import cftime
 import numpy as np
@@ -6,11 +6,19 @@ import pytest
 
 from gridflux.errors import InputError
 from gridflux.fields.timeaxis import (
+    Month,
     canonical_calendar,
     check_month_keys,
+    continuous_months,
     decode_month_keys,
+    key_label,
+    month_label,
+    month_labels,
     month_starts,
+    months_of_dates,
+    months_of_keys,
     seconds_in_month,
+    span_label,
 )
 
 DAY = 86400.0
@@ -105,3 +113,39 @@ def test_duplicates_overlaps_and_gaps():
     assert c.gap_labels() == ["2000-03..2000-04", "2000-07"]
     with pytest.raises(InputError, match="missing months 2000-03..2000-04"):
         check_month_keys(np.array([24000, 24001, 24004]), allow_gaps=False)
+
+
+def test_month_key_label_and_arithmetic():
+    m = Month(1999, 12)
+    assert m == (1999, 12) and hash(m) == hash((1999, 12))  # a plain pair's equal, as a dict key
+    assert m.key == 12 * 1999 + 11 == 23999
+    assert Month.from_key(24000) == (2000, 1) and Month.from_key(0) == (0, 1)
+    assert m.label == "1999-12" and Month(850, 3).label == "0850-03"
+    assert m.shift(1) == (2000, 1) and m.shift(-12) == (1998, 12) and m.shift(25) == (2002, 1)
+    assert Month.parse("1999-12") == m == Month.parse("199912")
+    for bad in ("1999-13", "1999-00", "99-12", "1999-1", "Dec 1999"):
+        with pytest.raises(ValueError, match="is not a month"):
+            Month.parse(bad)
+    assert m.datetime64() == np.datetime64("1999-12-01T00:00", "ns")
+    assert sorted([Month(2000, 1), Month(1999, 12), (1999, 11)]) == [
+        (1999, 11),
+        (1999, 12),
+        (2000, 1),
+    ]
+
+
+def test_month_ranges_and_labels():
+    months = continuous_months((1999, 11), (2001, 2))
+    assert len(months) == 2 + 12 + 2
+    assert months[0] == (1999, 11) and months[2] == (2000, 1) and months[-1] == (2001, 2)
+    assert all(isinstance(m, Month) for m in months)
+    assert [b.key - a.key for a, b in zip(months[:-1], months[1:], strict=True)] == [1] * 15
+    assert continuous_months((2000, 2), (2000, 1)) == []
+    assert span_label(months) == "16 months 1999-11..2001-02" and span_label([]) == "no months"
+    noleap = [cftime.datetime(2000, k, 15, calendar="noleap") for k in (1, 2, 12)]
+    assert months_of_dates(np.array(noleap)) == ((2000, 1), (2000, 2), (2000, 12))
+    d64 = np.array(["1999-12-31T12", "2000-01-01", "1999-12-01"], dtype="datetime64[ns]")
+    assert months_of_dates(d64) == ((1999, 12), (2000, 1), (1999, 12))
+    assert month_labels(d64).tolist() == ["1999-12", "2000-01", "1999-12"]
+    assert months_of_keys([23999, 24000]) == (Month(1999, 12), Month(2000, 1))
+    assert key_label(23999) == month_label((1999, 12)) == "1999-12"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import re
 from pathlib import Path
 
 import grimp
@@ -136,3 +137,92 @@ def _private_uses(module: str, path: Path) -> list[str]:
 @pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
 def test_no_private_names_across_modules(module, path):
     assert _private_uses(module, path) == []
+
+
+# --- one month type: gridflux.fields.timeaxis.Month ------------------------------------------
+
+MONTH_HOME = "gridflux.fields.timeaxis"
+#: ``YYYY-MM`` written by hand: f-strings ``{y:04d}-{m:02d}``, %-formats, strftime patterns
+#: (a full date, ``YYYY-MM-DD``, is not a month)
+_HAND_LABEL = re.compile(r":0?4d?\}-\{[^{}]*:0?2d?\}(?!-)|%0?4d-%0?2d(?!-)|%Y-%m(?!-%d)")
+
+
+def _named_month(name: str) -> bool:
+    return "month" in name.lower()
+
+
+def _month_spellings(path: Path) -> list[str]:
+    """Where a module spells a month its own way: a month type or alias of its own (a class or a
+    module-level name with ``month`` in it bound to a type), a month annotated as a bare
+    ``tuple[int, int]``, or a ``YYYY-MM`` label formatted by hand."""
+    text = path.read_text()
+    tree = ast.parse(text, filename=str(path))
+    found = []
+    for node in tree.body:  # module-level aliases: Month = tuple[int, int], type YM = ...
+        value, names = None, []
+        if isinstance(node, ast.Assign):
+            value, names = node.value, [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            value, names = node.value, [node.target.id]
+        elif isinstance(node, getattr(ast, "TypeAlias", ())) and isinstance(node.name, ast.Name):
+            value, names = node.value, [node.name.id]
+        if isinstance(value, (ast.Subscript, ast.Name, ast.Attribute, ast.BinOp)):
+            src = ast.get_source_segment(text, value) or ""
+            if any(_named_month(n) for n in names) and "tuple" in src.lower():
+                found.append(f"{path.name}:{node.lineno} defines a month alias {names[0]}")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef) and _named_month(node.name):
+            bases = [ast.get_source_segment(text, b) or "" for b in node.bases]
+            if any("NamedTuple" in b or "tuple" in b for b in bases) or not bases:
+                found.append(f"{path.name}:{node.lineno} defines a month class {node.name}")
+        annotated: list[tuple[str, ast.expr | None]] = []
+        if isinstance(node, ast.AnnAssign):
+            target = node.target
+            name = target.id if isinstance(target, ast.Name) else getattr(target, "attr", "")
+            annotated.append((name, node.annotation))
+        elif isinstance(node, ast.arg):
+            annotated.append((node.arg, node.annotation))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            annotated.append((node.name, node.returns))
+        for name, ann in annotated:
+            src = (ast.get_source_segment(text, ann) or "") if ann is not None else ""
+            if _named_month(name) and "tuple[int, int]" in src.replace("Tuple", "tuple"):
+                found.append(f"{path.name}:{node.lineno} types {name} as a bare {src}")
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if _HAND_LABEL.search(line):
+            found.append(f"{path.name}:{lineno} formats YYYY-MM by hand: {line.strip()}")
+    return found
+
+
+@pytest.mark.parametrize(("module", "path"), _modules(), ids=[m for m, _ in _modules()])
+def test_months_have_one_type(module, path):
+    """A month is ``timeaxis.Month`` and is labelled by ``Month.label``: no module but timeaxis
+    defines a month type or alias, annotates months as bare pairs, or formats ``YYYY-MM``."""
+    if module == MONTH_HOME:
+        pytest.skip("the month's home")
+    assert _month_spellings(path) == []
+
+
+def test_month_spellings_are_caught(tmp_path):
+    """The check above finds each way a module could spell a month its own way."""
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        "from typing import NamedTuple\n"
+        "Month = tuple[int, int]\n"
+        "class YearMonth(NamedTuple):\n    year: int\n    month: int\n"
+        "def f(first_month: tuple[int, int]) -> str:\n"
+        "    y, m = first_month\n"
+        "    return f'{y:04d}-{m:02d}'\n"
+        "LABEL = '%04d-%02d'\n"
+        "PATTERN = '%Y-%m'\n"
+    )
+    found = _month_spellings(bad)
+    assert [f.split()[0] for f in found] == [
+        "bad.py:2",
+        "bad.py:3",
+        "bad.py:6",
+        "bad.py:8",
+        "bad.py:9",
+        "bad.py:10",
+    ], found
+    assert _month_spellings(PACKAGE_DIR / "fields" / "timeaxis.py") != []  # the home is seen

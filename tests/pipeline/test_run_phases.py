@@ -16,10 +16,11 @@ import pytest
 import xarray as xr
 
 from gridflux.fields.masks import RegionMask
+from gridflux.fields.timeaxis import continuous_months
 from gridflux.ingest.catalog import load_catalog, series_id
 from gridflux.pipeline.plan import SeriesPlan, build_template
 from gridflux.pipeline.runner import Run, RunSettings, run
-from gridflux.pipeline.store import Store, continuous_months
+from gridflux.pipeline.store import Store
 
 A, B, C = (series_id(f"TEST.{s}.hist.r1", "npp") for s in "ABC")
 # the mini archive's series: first month and number of months (tests/pipeline/conftest.py)
