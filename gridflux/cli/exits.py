@@ -3,8 +3,9 @@
 Every command runs inside :func:`guard`: an error gridflux raises on purpose (a
 :class:`~gridflux.errors.GridfluxError`) or one of the file system's errors becomes ONE line on
 stderr (what, where, how to fix) and the exit code of :class:`ExitCode`; ``gridflux --debug CMD``
-prints the traceback before that line. Usage errors (unknown option, bad value) are typer/click's
-and exit 2. The table is repeated in README.md ("Exit codes"): keep the two in step.
+prints the traceback before that line; both pass through :func:`gridflux.ingest.remote.scrub`
+(no URL user-info or signing token is shown). Usage errors (unknown option, bad value) are
+typer/click's and exit 2. The table is repeated in README.md ("Exit codes"): keep the two in step.
 
 Streams: data a command was asked for (tables of ``store info``, ``catalog check``, ``budget``,
 the demo's report) go to stdout; progress bars, run summaries, status and errors go to stderr.
@@ -114,8 +115,9 @@ def fail(exc: BaseException) -> typer.Exit:
     from gridflux.ingest.remote import scrub
 
     code, message = explain(exc)
-    if DEBUG:
-        traceback.print_exception(exc, file=sys.stderr)
+    if DEBUG:  # scrubbed too: a URL's user-info or signing token may sit in any frame's message
+        text = "".join(traceback.format_exception(exc))
+        print(scrub(text), end="", file=sys.stderr, flush=True)
     # no user-info or signing token of any URL (e.g. a catalog's root in a CatalogError) is shown
     print(f"error: {scrub(message)}", file=sys.stderr, flush=True)
     return typer.Exit(int(code))

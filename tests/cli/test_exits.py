@@ -116,3 +116,20 @@ def test_guard_interrupt_and_debug_traceback():
 def test_guard_leaves_usage_errors_to_typer():
     r = CliRunner().invoke(_app(typer.BadParameter("nope", param_hint="--x")), ["boom"])
     assert r.exit_code == 2
+
+
+def test_debug_traceback_is_scrubbed_along_its_chain():
+    url = "https://bob:pa55word@data.example.org/a.nc?X-Amz-Credential=AKIAXX&X-Amz-Signature=f00d"
+    try:
+        raise OSError(f"GET {url} failed")
+    except OSError as cause:
+        try:
+            raise StoreError(f"cannot read {url}") from cause
+        except StoreError as exc:
+            err = exc
+    r = CliRunner().invoke(_app(err), ["--debug", "boom"])
+    assert r.exit_code == 3
+    assert "Traceback" in r.stderr and "The above exception was the direct cause" in r.stderr
+    assert r.stderr.count("https://***@data.example.org/a.nc") == 3  # cause, error, one line
+    for secret in ("pa55word", "AKIAXX", "f00d"):
+        assert secret not in r.output

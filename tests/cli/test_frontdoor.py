@@ -179,3 +179,14 @@ def test_budget_headline_never_cuts_an_interval(width):
     for values in cells.values():
         for v in values:
             assert any(v.replace(" ", "") in column for column in columns), (v, text)
+
+
+def test_debug_traceback_shows_no_secret_of_a_failing_url():
+    """``--debug`` prints the traceback, through the same scrubber as the one-line error: a URL's
+    user-info and signing token are hidden in both (the exception's message repeats the URL)."""
+    url = "memory://alice:hunter2pw@bucket/nope.zarr?X-Amz-Signature=deadbeefsig"
+    r = gridflux("--debug", "store", "info", url)
+    assert r.exit_code == 3, r.output
+    assert "Traceback" in r.stderr and "StoreError: memory://***@bucket/nope.zarr" in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: memory://***@bucket/nope.zarr")
+    assert "hunter2pw" not in r.output and "deadbeefsig" not in r.output
