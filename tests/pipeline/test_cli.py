@@ -364,6 +364,26 @@ def test_plain_xarray_and_open_store_select_and_group_by_trait(done_store):
     assert set(plain.totals.groupby("ensemble").groups) == {"TEST"}
 
 
+def test_plain_open_zarr_with_defaults_gives_dask_traits(done_store):
+    """The limit docs/store.md states, pinned so that an xarray release that lifts it is noticed:
+    ``xr.open_zarr(path)`` (``chunks={}``) turns every variable that is not in memory into dask
+    (xarray/backends/api.py ``_chunk_ds``: only ``var._in_memory`` variables are kept as they
+    are), and only the dimension coordinates (``member``, ``variable``, ``region``, ``time``)
+    become in-memory indexes (``_maybe_create_default_indexes``); no zarr layout of a 1-d
+    coordinate on ``member`` is read into memory. ``open_store`` (or ``chunks=None``) is the
+    route for selecting and grouping by a trait."""
+    import xarray as xr
+
+    plain = xr.open_zarr(done_store)
+    assert plain["member"].chunks is None and plain["totals"].chunks is not None
+    for name in ("ensemble", "source_id", "fire", "variable_kind"):
+        assert plain[name].chunks is not None, f"{name}: now in memory: update docs/store.md"
+    loaded = plain.assign_coords(  # the fix docs/store.md gives
+        {k: plain[k].compute() for k in plain.coords if k not in plain.indexes}
+    )
+    assert loaded.totals.where(loaded.source_id == "B", drop=True).sizes["member"] == 1
+
+
 _TRUTH: dict = {}
 
 
