@@ -115,6 +115,94 @@ def chunk_variable(var, path: str, name: str):
     return xr.Variable(var.dims, data, var.attrs, var.encoding)
 
 
+class RemoteChunkArray(DeflateChunkArray):
+    """:class:`DeflateChunkArray` over a :class:`~gridflux.ingest.chunkread.RemoteChunkReader`: a
+    remote netCDF-4 variable of which a selection fetches only its byte ranges.
+
+    Pickles as (URL, variable, storage options, policy, object size, shape, dtype): a dask worker
+    opens the object when it first reads (its metadata then comes from that process's block
+    cache or one pass of small requests). Tokenized without a request: by the URL's identity
+    (no secrets, no signing parameters), variable, object size, shape and dtype."""
+
+    def __init__(
+        self,
+        url: str,
+        variable: str,
+        reader=None,
+        *,
+        storage_options=None,
+        policy=None,
+        size: int | None = None,
+        shape: tuple[int, ...] | None = None,
+        dtype: np.dtype | None = None,
+    ):
+        self.storage_options = dict(storage_options or {})
+        self.policy = policy
+        self.object_size = size if size is not None or reader is None else reader.remote.size
+        super().__init__(url, variable, reader, shape=shape, dtype=dtype)
+
+    @property
+    def reader(self):
+        if self._reader is None:
+            from gridflux.ingest.chunkread import RemoteChunkReader
+
+            self._reader = RemoteChunkReader(
+                self.path, self.variable, self.storage_options, self.policy, self.object_size
+            )
+        return self._reader
+
+    def __getstate__(self) -> dict:
+        return {
+            **super().__getstate__(),
+            "storage_options": self.storage_options,
+            "policy": self.policy,
+            "size": self.object_size,
+        }
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(
+            state["path"],
+            state["variable"],
+            storage_options=state["storage_options"],
+            policy=state["policy"],
+            size=state["size"],
+            shape=state.get("shape"),
+            dtype=state.get("dtype"),
+        )
+
+    def __dask_tokenize__(self) -> tuple:
+        from gridflux.ingest.remote import url_identity
+
+        return (
+            "gridflux-remote-chunk-array",
+            url_identity(self.path),
+            self.variable,
+            self.object_size,
+            self.shape,
+            self.dtype.str,
+        )
+
+
+def remote_chunk_variable(var, url: str, name: str, storage_options=None, policy=None, size=None):
+    """``var`` (an undecoded xarray Variable of the remote netCDF-4 object ``url``) backed by a
+    :class:`RemoteChunkArray` when the variable can be read by chunk and has the same shape; else
+    ``var`` itself (read through h5netcdf)."""
+    import xarray as xr
+
+    from gridflux.ingest.chunkread import open_remote_reader
+
+    reader = open_remote_reader(url, name, storage_options, policy, size)
+    if reader is None or reader.shape != tuple(var.shape):
+        if reader is not None:
+            reader.close()
+        return var
+    array = RemoteChunkArray(
+        url, name, reader, storage_options=storage_options, policy=policy, size=size
+    )
+    data = indexing.LazilyIndexedArray(array)
+    return xr.Variable(var.dims, data, var.attrs, var.encoding)
+
+
 class TimeConcatenatedArray(BackendArray):
     """Lazily indexed variables (one per file, CF-decoded, time first) joined along time.
 
