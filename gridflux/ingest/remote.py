@@ -163,7 +163,7 @@ class RemotePolicy:
     block_size: int = 2 * 2**20
     cache: bool = False
     cache_dir: str | None = None
-    concurrency: int = 8
+    concurrency: int = 16
     metadata_block_size: int = 256 * 2**10
 
     @classmethod
@@ -494,6 +494,8 @@ def with_timeouts(url: str, options: Mapping[str, Any], policy: RemotePolicy) ->
         ck.setdefault("read_timeout", policy.timeout)
         # botocore retries transient errors per API call; gridflux retries around them too
         ck.setdefault("retries", {"max_attempts": max(1, policy.retries + 1), "mode": "standard"})
+        # room for the concurrent range requests of a block read (botocore's default pool is 10)
+        ck.setdefault("max_pool_connections", max(10, 2 * policy.concurrency))
         opts["config_kwargs"] = ck
     return opts
 
@@ -806,6 +808,20 @@ class RemoteFile(io.RawIOBase):
                 held -= len(_BLOCKS.popitem(last=False)[1])
         return data
 
+    def cached(self, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` if the process's block cache holds all of them (no request),
+        else None."""
+        bs = self.policy.block_size
+        parts = []
+        with _BLOCKS_LOCK:
+            for i in range(start // bs, (max(end, start + 1) - 1) // bs + 1):
+                hit = _BLOCKS.get((self.url, self.size, bs, i))
+                if hit is None:
+                    return None
+                parts.append(hit)
+        off = start - start // bs * bs
+        return b"".join(parts)[off : off + (end - start)]
+
     def _read_blocks(self, start: int, end: int) -> bytes:
         bs = self.policy.block_size
         b0, b1 = start // bs, (end - 1) // bs
@@ -903,6 +919,13 @@ class RemoteFile(io.RawIOBase):
         return f"RemoteFile({scrub(self.url, self._so)!r}, size={self.size})"
 
 
+def clear_block_cache() -> None:
+    """Forget every cached block of this process (the next small reads of a remote file fetch
+    again: what a fresh worker sees)."""
+    with _BLOCKS_LOCK:
+        _BLOCKS.clear()
+
+
 def range_pool(workers: int):
     """The process's thread pool of ``workers`` threads for concurrent range requests (made again
     after a fork or when ``workers`` changes)."""
@@ -962,17 +985,25 @@ def fetch_ranges(
             path=scrub(f.url, f.storage_options),
             attribute="size",
         )
-    requests = plan_requests(ranges, max_request)
+    out = {}
+    for r in ranges:  # already in the block cache (e.g. a small chunk beside the metadata)
+        hit = f.cached(*r)
+        if hit is not None and len(hit) == r[1] - r[0]:
+            out[r] = hit
+    requests = plan_requests([r for r in ranges if r not in out], max_request)
+    if not requests:
+        return out
     if len(requests) == 1 or f.policy.concurrency == 1:
         got = [f.fetch(a, b) for a, b in requests]
     else:
         pool = range_pool(f.policy.concurrency)
         got = [fut.result() for fut in [pool.submit(f.fetch, a, b) for a, b in requests]]
     starts = [a for a, _ in requests]
-    out = {}
     import bisect
 
     for a, b in ranges:
+        if (a, b) in out:
+            continue
         if a >= b:
             out[(a, b)] = b""
             continue
