@@ -119,11 +119,13 @@ def write_case(path: str, case: str, res: float, months: int) -> None:
 
 
 def weights(res: float) -> tuple[np.ndarray, slice]:
-    """(mask x exact cell area in m2 (nlat, nlon) float64, the rows where it is not zero)."""
-    from gridflux.kernels.grids import CDO_EARTH_RADIUS, cell_areas, global_grid
+    """(mask x exact cell area in m2 (nlat, nlon) float64, at gridflux's earth radius; the rows
+    where it is not zero)."""
+    from gridflux import config
+    from gridflux.kernels.grids import cell_areas, global_grid
 
     grid = global_grid(res, res, -180.0)
-    w = mask_fractions(grid, SOUTH) * cell_areas(grid, CDO_EARTH_RADIUS)
+    w = mask_fractions(grid, SOUTH) * cell_areas(grid, float(config.get("earth-radius")))
     rows = np.flatnonzero(w.any(axis=1))
     return w, slice(int(rows[0]), int(rows[-1]) + 1)
 

@@ -289,7 +289,7 @@ def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, i
     return a, a + int(np.prod(sizes))
 
 
-def _runs(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[int, int]]:
+def selection_runs(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[int, int]]:
     """The selection ``sub`` of a C-ordered chunk of shape ``chunks`` as flat element ranges
     ``[(a, b), ...]`` in C order (adjacent ranges merged): their elements, concatenated, are
     ``chunk[sub]`` in C order. E.g. rows 270:360 of every step of a (12, 360, 720) chunk are 12
@@ -417,7 +417,7 @@ class RemoteChunkReader(ChunkReader):
             elif self._filtered:
                 byte_ranges = [(entry[0], entry[0] + entry[1])]
             else:
-                runs = _runs(tuple(src), self.chunks)
+                runs = selection_runs(tuple(src), self.chunks)
                 if len(runs) > MAX_RUNS:
                     runs = [(0, self._chunk_bytes // item)]
                 byte_ranges = [(entry[0] + a * item, entry[0] + b * item) for a, b in runs]
