@@ -17,7 +17,8 @@ the model is stated there), and a one-region fractional mask that is zero south 
 ``deflated``        one time step per chunk, deflate 1 + shuffle (CMOR's layout)
 ==================  ========================================================================
 
-Methods, each timed in this process after a warm-up (imports, the first connection), with the
+Methods, each timed in this process after a warm-up (imports, the first connection), in rounds
+that interleave the methods (the order rotates), with the
 process's block cache emptied before every round (so every round reads each file's metadata
 again, as a fresh worker would), medians of ``--rounds``:
 
@@ -246,54 +247,58 @@ def _bench(cases: list[str], a, model: LinkModel, workdir: str) -> dict:
         gridflux_read(warm, so, w, rows)
         if not a.no_run:
             gridflux_run(f"s3://{BUCKET}/{cases[0]}/catalog.json", mask, so, workdir, "warm")
+        methods = [m for m in METHODS if not (m == "gridflux-run" and a.no_run)]
         for case in cases:
             p = paths[case]
             url = f"s3://{BUCKET}/{case}/{os.path.basename(p)}"
+            data_key = f"{BUCKET}/{case}/{os.path.basename(p)}"
             stored = os.path.getsize(p)
-            results: dict[str, dict] = {}
-            ref = None
-            for method in METHODS:
-                if method == "gridflux-run" and a.no_run:
-                    continue
-                secs, fetched, requests, opens = [], [], [], []
-                for r in range(a.rounds):
+            raw: dict[str, dict[str, list]] = {
+                m: {"secs": [], "fetched": [], "requests": [], "opens": []} for m in methods
+            }
+            out: dict[str, tuple] = {}
+            for r in range(a.rounds):  # rounds interleave the methods (the order rotates)
+                for method in methods[r % len(methods) :] + methods[: r % len(methods)]:
+                    got = raw[method]
                     _clear_caches()
                     s3.reset()
                     t0 = time.perf_counter()
                     if method == "s3fs-xarray":
-                        tot, x = whole_read(url, so, w, rows)
+                        out[method] = whole_read(url, so, w, rows)
                     elif method == "gridflux-read":
                         timing: dict = {}
-                        tot, x = gridflux_read(url, so, w, rows, timing=timing)
-                        opens.append(timing["open"])
+                        out[method] = gridflux_read(url, so, w, rows, timing=timing)
+                        got["opens"].append(timing["open"])
                     else:
                         cat = f"s3://{BUCKET}/{case}/catalog.json"
-                        tot, x = gridflux_run(cat, mask, so, workdir, f"{case}-{r}")
-                    secs.append(time.perf_counter() - t0)
-                    st = s3.stats()
-                    data_key = f"{BUCKET}/{case}/{os.path.basename(p)}"
-                    fetched.append(st["keys"].get(data_key, {}).get("bytes", 0))
-                    requests.append(st["keys"].get(data_key, {}).get("requests", 0))
+                        out[method] = gridflux_run(cat, mask, so, workdir, f"{case}-{r}")
+                    got["secs"].append(time.perf_counter() - t0)
+                    st = s3.stats()["keys"].get(data_key, {})
+                    got["fetched"].append(st.get("bytes", 0))
+                    got["requests"].append(st.get("requests", 0))
+            results: dict[str, dict] = {}
+            ref = out["s3fs-xarray"]
+            for method in methods:
+                got = raw[method]
                 rec = {
                     "case": case,
                     "method": method,
-                    "seconds": float(np.median(secs)),
-                    "seconds_all": secs,
+                    "seconds": float(np.median(got["secs"])),
+                    "seconds_all": got["secs"],
                     "bytes_stored": stored,
-                    "bytes_fetched": int(np.median(fetched)),
-                    "fetched_fraction": float(np.median(fetched)) / stored,
-                    "requests": int(np.median(requests)),
+                    "bytes_fetched": int(np.median(got["fetched"])),
+                    "fetched_fraction": float(np.median(got["fetched"])) / stored,
+                    "requests": int(np.median(got["requests"])),
                 }
-                if opens:  # the per-file fixed cost of a remote file, and the rest per byte
-                    rec["open_seconds"] = float(np.median(opens))
+                if got["opens"]:  # the per-file fixed cost of a remote file, the rest per byte
+                    rec["open_seconds"] = float(np.median(got["opens"]))
                     rec["fetch_seconds_per_gb"] = (rec["seconds"] - rec["open_seconds"]) / (
                         rec["bytes_fetched"] / 1e9
                     )
+                tot, x = out[method]
                 if method == "gridflux-run":  # the store's Tg per month, back to kg s-1
                     tot = tot * 1e9 / month_seconds(a.months)
-                if method == "s3fs-xarray":
-                    ref = (tot, x)
-                elif ref is not None:
+                if method != "s3fs-xarray":
                     if x is not None:
                         rec["rows_identical"] = bool(np.array_equal(x, ref[1]))
                         rec["totals_identical"] = bool(np.array_equal(tot, ref[0]))

@@ -64,6 +64,8 @@ class ChunkReader:
     variable : the variable's name (an HDF5 dataset at the file's root)
     """
 
+    _fd: int | None  # the file's descriptor for unfiltered reads (local files)
+
     def __init__(self, path: str, variable: str):
         import h5py
 
@@ -97,7 +99,7 @@ class ChunkReader:
         self._filtered = bool(pipeline)
         self._chunk_bytes = int(np.prod(self.chunks)) * self.dtype.itemsize
         self._offsets: dict[tuple[int, ...], int | None] = {}
-        self._fd: int | None = None
+        self._fd = None
         fill = d.fillvalue
         self._fill = np.array(fill if fill is not None else 0, dtype=self.dtype)
         self._lock = threading.Lock()  # libhdf5 (h5py serialises too); inflating needs no lock
@@ -232,7 +234,10 @@ class ChunkReader:
         item = self.dtype.itemsize
         flat = _flat_range(sub, self.chunks)
         a, b = flat if flat is not None else (0, self._chunk_bytes // item)
-        raw = os.pread(self._fd, (b - a) * item, offset + a * item)
+        fd = self._fd
+        if fd is None:  # closed
+            raise ValueError(f"{self.path}: the reader of {self.variable!r} is closed")
+        raw = os.pread(fd, (b - a) * item, offset + a * item)
         if len(raw) != (b - a) * item:
             from gridflux.errors import InputError
 
