@@ -18,9 +18,9 @@ the model is stated there), and a one-region fractional mask that is zero south 
 ==================  ========================================================================
 
 Methods, each timed in this process after a warm-up (imports, the first connection), in rounds
-that interleave the methods (the order rotates), with the
-process's block cache emptied before every round (so every round reads each file's metadata
-again, as a fresh worker would), medians of ``--rounds``:
+that interleave the methods (the order rotates), with the process's block cache emptied before
+every read (so every round reads each file's metadata again, as a fresh worker would), medians of
+``--rounds``:
 
 * ``s3fs-xarray``: what users write: ``xr.open_dataset(s3fs.open(url), engine="h5netcdf")``,
   the whole variable read (``.values``), then ``sum(field * mask * cell area)`` per month;
