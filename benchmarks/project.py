@@ -40,14 +40,15 @@ disk or object storage. Measured costs (:func:`measured_costs`):
 * from ``benchmarks/objstore.json`` (``benchmarks/objstore.py``, gridflux's reads over the shimmed
   S3): per layout, ``F`` = bytes fetched / bytes stored (45N-90N mask), ``open_s`` = seconds to
   open one remote file (metadata requests), ``fetch_s`` = seconds per fetched GB of one worker's
-  reads (concurrent range requests, under the shim's latency/bandwidth model: see
-  ``benchmarks/s3shim.py``; real S3 differs).
+  reads, decoding included (concurrent range requests, then inflating what was fetched; under the
+  shim's latency/bandwidth model: see ``benchmarks/s3shim.py``; real S3 differs).
 
 Model:
 
-* worker core-seconds ``W = S * c_series + D * c_decode`` (local); from object storage add the
-  time a worker waits for the network, ``files * open_s + F * B * fetch_s`` (a waiting worker
-  holds its core: counted, not overlapped);
+* worker core-seconds ``W = S * c_series + D * c_decode`` (local), and from object storage
+  ``W = S * c_series + files * open_s + F * B * fetch_s``: the time a worker waits for the
+  network and decodes what it fetched (a waiting worker holds its core: counted, not
+  overlapped);
 * wall on ``N`` cores = max of: ``imports + W / (N * efficiency)`` (``--efficiency``, 1 by
   default: an optimistic bound; the 2-core VM of the measurements cannot measure it), the driver's
   serial work ``S * d_series`` (planning, scheduling, collecting: it does not shrink with N), and
@@ -270,10 +271,11 @@ def project_release(
     ]
     for release, (series, files, decoded, stored) in (releases or RELEASES).items():
         for label, layout in storages:
-            work = series * costs["c_series_s"] + decoded * costs["c_decode_s_per_gb"]
+            work = series * costs["c_series_s"]
             if layout is None:
                 frac, io = 1.0, stored / fs_bandwidth
-            else:
+                work += decoded * costs["c_decode_s_per_gb"]
+            else:  # fetching and decoding were measured together
                 lay = costs["layouts"][layout]
                 frac = lay["F"]
                 work += files * lay["open_s"] + frac * stored * lay["fetch_s_per_gb"]

@@ -69,7 +69,7 @@ def test_release_projection_closed_form():
     assert local["core_hours"] == work / 3600
     assert local["wall_s"][1] == 1.0 + work and local["bound"][1] == "compute"
     assert local["wall_s"][1000] == 40.0 and local["bound"][1000] == "I/O"  # 80 GB at 2 GB/s
-    remote_work = work + 500 * 0.2 + 0.25 * 80.0 * 20.0  # + opens + fetching 20 GB
+    remote_work = 1000 * 0.01 + 500 * 0.2 + 0.25 * 80.0 * 20.0  # opens, fetching+decoding 20 GB
     assert s3["F"] == 0.25 and s3["wall_s"][1] == 1.0 + remote_work
     assert s3["wall_s"][1000] == 2.0 and s3["bound"][1000] == "I/O"  # 20 GB at 10 GB/s
     # the driver's serial work: 100,000 series x 1 ms, whatever the cores
