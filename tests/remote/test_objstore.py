@@ -239,3 +239,36 @@ def test_runs_and_request_plan_closed_form():
     assert plan == [(0, 20), (30, 45)]
     plan = remote.plan_requests([(0, 250)], max_request=100)
     assert plan == [(0, 84), (84, 168), (168, 250)]
+
+
+@pytest.mark.parametrize("deflate", [False, True])
+def test_odd_chunks_and_edges_match_netcdf4(s3, clean, tmp_path, deflate):
+    """Chunks that do not divide the shape (partial edge chunks), a never-written chunk (fill
+    value), and selections that cut chunks anywhere: the same values as netCDF4 reads locally."""
+    import netCDF4
+
+    srv, _ = s3
+    path = str(tmp_path / f"odd-{deflate}.nc")
+    rng = np.random.default_rng(7)
+    data = rng.standard_normal((14, 23, 31)).astype(np.float32)
+    with netCDF4.Dataset(path, "w") as nc:
+        for d, n in zip(("time", "lat", "lon"), data.shape, strict=True):
+            nc.createDimension(d, n)
+        v = nc.createVariable(
+            "rh", "f4", ("time", "lat", "lon"), chunksizes=(5, 7, 11), zlib=deflate,
+            shuffle=deflate, fill_value=np.float32(-9.0),
+        )  # fmt: skip
+        v[:10] = data[:10]
+        v[10:, :7, :] = data[10:, :7, :]  # chunks (10.., 7.., ..) are never written
+    key = f"odd-{deflate}.nc"
+    srv.client().upload_file(path, BUCKET, key)
+    selections = [
+        (slice(0, 14), slice(0, 23), slice(0, 31)),
+        (slice(3, 12), slice(5, 20), slice(0, 31)),
+        (slice(9, 14), slice(6, 23), slice(10, 12)),
+        (slice(13, 14), slice(22, 23), slice(30, 31)),
+    ]
+    with RemoteChunkReader(f"s3://{BUCKET}/{key}", "rh", srv.storage_options) as r:
+        for sel in selections:
+            np.testing.assert_array_equal(r.read(sel), _local(path, *sel[:2])[..., sel[2]])
+    assert _local(path, slice(12, 13), slice(10, 11))[0, 0, 0] == -9.0  # the fill is exercised
