@@ -119,87 +119,67 @@ class RemoteChunkArray(DeflateChunkArray):
     """:class:`DeflateChunkArray` over a :class:`~gridflux.ingest.chunkread.RemoteChunkReader`: a
     remote netCDF-4 variable of which a selection fetches only its byte ranges.
 
-    Pickles as (URL, variable, storage options, policy, object size, shape, dtype): a dask worker
-    opens the object when it first reads (its metadata then comes from that process's block
-    cache or one pass of small requests). Tokenized without a request: by the URL's identity
-    (no secrets, no signing parameters), variable, object size, shape and dtype."""
+    Holds the open :class:`~gridflux.ingest.remote.RemoteFile` (metadata block size): pickles as
+    (that file, variable, shape, dtype), and the file pickles as its URL, options, policy and size,
+    so a dask worker reopens it without a request and reads the metadata from its own block cache
+    or one pass of small requests. Tokenized without a request: by the file's identity (the URL
+    without secrets or signing parameters), its size, the variable, shape and dtype."""
 
     def __init__(
         self,
-        url: str,
+        remote_file,
         variable: str,
         reader=None,
         *,
-        storage_options=None,
-        policy=None,
-        size: int | None = None,
         shape: tuple[int, ...] | None = None,
         dtype: np.dtype | None = None,
     ):
-        self.storage_options = dict(storage_options or {})
-        self.policy = policy
-        self.object_size = size if size is not None or reader is None else reader.remote.size
-        super().__init__(url, variable, reader, shape=shape, dtype=dtype)
+        self.remote_file = remote_file
+        super().__init__(remote_file.name, variable, reader, shape=shape, dtype=dtype)
 
     @property
     def reader(self):
         if self._reader is None:
             from gridflux.ingest.chunkread import RemoteChunkReader
 
-            self._reader = RemoteChunkReader(
-                self.path, self.variable, self.storage_options, self.policy, self.object_size
-            )
+            self._reader = RemoteChunkReader(self.remote_file, self.variable)
         return self._reader
 
     def __getstate__(self) -> dict:
-        return {
-            **super().__getstate__(),
-            "storage_options": self.storage_options,
-            "policy": self.policy,
-            "size": self.object_size,
-        }
+        return {**super().__getstate__(), "remote_file": self.remote_file}
 
     def __setstate__(self, state: dict) -> None:
         self.__init__(
-            state["path"],
-            state["variable"],
-            storage_options=state["storage_options"],
-            policy=state["policy"],
-            size=state["size"],
-            shape=state.get("shape"),
-            dtype=state.get("dtype"),
+            state["remote_file"], state["variable"], shape=state["shape"], dtype=state["dtype"]
         )
 
     def __dask_tokenize__(self) -> tuple:
-        from gridflux.ingest.remote import url_identity
-
         return (
             "gridflux-remote-chunk-array",
-            url_identity(self.path),
+            self.remote_file.identity,
+            self.remote_file.size,
             self.variable,
-            self.object_size,
             self.shape,
             self.dtype.str,
         )
 
 
-def remote_chunk_variable(var, url: str, name: str, storage_options=None, policy=None, size=None):
-    """``var`` (an undecoded xarray Variable of the remote netCDF-4 object ``url``) backed by a
-    :class:`RemoteChunkArray` when the variable can be read by chunk and has the same shape; else
-    ``var`` itself (read through h5netcdf)."""
+def remote_chunk_variable(var, remote_file, name: str):
+    """``var`` (an undecoded xarray Variable of the remote netCDF-4 file ``remote_file``, a
+    :class:`~gridflux.ingest.remote.RemoteFile`) backed by a :class:`RemoteChunkArray` when the
+    variable can be read by chunk and has the same shape; else ``var`` itself."""
     import xarray as xr
 
-    from gridflux.ingest.chunkread import open_remote_reader
+    from gridflux.ingest.chunkread import RemoteChunkReader
 
-    reader = open_remote_reader(url, name, storage_options, policy, size)
-    if reader is None or reader.shape != tuple(var.shape):
-        if reader is not None:
-            reader.close()
+    try:
+        reader = RemoteChunkReader(remote_file, name)
+    except Exception:  # noqa: BLE001 - unsupported filters, not HDF5: h5netcdf reads it
         return var
-    array = RemoteChunkArray(
-        url, name, reader, storage_options=storage_options, policy=policy, size=size
-    )
-    data = indexing.LazilyIndexedArray(array)
+    if reader.shape != tuple(var.shape):
+        reader.close()
+        return var
+    data = indexing.LazilyIndexedArray(RemoteChunkArray(remote_file, name, reader))
     return xr.Variable(var.dims, data, var.attrs, var.encoding)
 
 

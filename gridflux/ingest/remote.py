@@ -912,6 +912,20 @@ class RemoteFile(io.RawIOBase):
         """The fsspec options this file was opened with (secrets included: never print them)."""
         return self._so
 
+    @property
+    def name(self) -> str:
+        """The URL as messages show it (:func:`scrub`: no user-info, tokens or secrets)."""
+        return scrub(self.url, self._so)
+
+    @property
+    def identity(self) -> str:
+        """What identifies the object (:func:`url_identity`), for dask tokens."""
+        return url_identity(self.url)
+
+    def fetch_ranges(self, ranges) -> dict[tuple[int, int], bytes]:
+        """:func:`fetch_ranges` of this file: the byte ranges, concurrently, retried."""
+        return fetch_ranges(self, ranges)
+
     def __reduce__(self):
         return (_reopen_remote_file, (self.url, self._so, self.policy, self.size, self.pos))
 
@@ -1018,6 +1032,23 @@ def fetch_ranges(
     return out
 
 
+def chunk_reader(
+    url: str,
+    variable: str,
+    storage_options: Mapping[str, Any] | None = None,
+    policy: RemotePolicy | None = None,
+    size: int | None = None,
+):
+    """A :class:`gridflux.ingest.chunkread.RemoteChunkReader` of ``variable`` of the remote
+    netCDF-4 object ``url``, over a :class:`RemoteFile` whose block size is
+    ``policy.metadata_block_size`` (its metadata reads; the field is fetched by exact ranges)."""
+    from gridflux.ingest.chunkread import RemoteChunkReader
+
+    policy = policy or RemotePolicy.from_config()
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    return RemoteChunkReader(RemoteFile(url, storage_options, meta, size=size), variable)
+
+
 def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:
     f = RemoteFile(url, storage_options, policy, size=size)
     f.seek(pos)
@@ -1118,13 +1149,13 @@ def open_netcdf(
 
     decode = {k: xr_kwargs.pop(k) for k in DECODE_KWARGS if k in xr_kwargs}
     decode_cf = xr_kwargs.pop("decode_cf", True)
-    f = RemoteFile(target, storage_options, replace(policy, block_size=policy.metadata_block_size))
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    f = RemoteFile(target, storage_options, meta)
     raw = xr.open_dataset(f, engine="h5netcdf", decode_cf=False, **xr_kwargs)
     for name, var in raw.data_vars.items():
-        if var.ndim >= 3:
-            raw[name] = remote_chunk_variable(
-                var.variable, target, str(name), storage_options, policy, f.size
-            )
+        if var.ndim >= 3:  # a file object of its own (one h5py file per object), same cache
+            field = RemoteFile(target, storage_options, meta, size=f.size)
+            raw[name] = remote_chunk_variable(var.variable, field, str(name))
     return xr.decode_cf(raw, **decode) if decode_cf else raw
 
 

@@ -18,7 +18,7 @@ import pytest
 from gridflux import config
 from gridflux.errors import InputError
 from gridflux.ingest import remote
-from gridflux.ingest.chunkread import RemoteChunkReader, selection_runs
+from gridflux.ingest.chunkread import selection_runs
 
 pytest.importorskip("moto.server", reason="moto[server] is not installed; pip install -e '.[dev]'")
 pytest.importorskip("flask", reason="moto's server needs flask; pip install -e '.[dev]'")
@@ -85,7 +85,7 @@ def test_rows_are_bit_identical_and_only_their_bytes_are_fetched(s3, clean, layo
     srv, paths = s3
     nlon = int(360 / RES)
     meta = remote.RemotePolicy.from_config().metadata_block_size
-    with RemoteChunkReader(_url(layout), "rh", srv.storage_options) as r:
+    with remote.chunk_reader(_url(layout), "rh", srv.storage_options) as r:
         r.chunk_entry((0, 0, 0))  # the chunk index is walked once, at the first read
         _, meta_bytes = _fetched(srv, layout)  # the file's metadata: header, coordinates, index
         before = _fetched(srv, layout)
@@ -167,7 +167,7 @@ def test_pickled_array_reads_again_without_its_reader(s3, clean):
     from gridflux.ingest.chunkarray import RemoteChunkArray
 
     srv, paths = s3
-    arr = RemoteChunkArray(_url("chunked"), "rh", storage_options=srv.storage_options)
+    arr = RemoteChunkArray(remote.RemoteFile(_url("chunked"), srv.storage_options), "rh")
     token = tokenize(arr)
     clone = pickle.loads(pickle.dumps(arr))
     requests = srv.stats()["requests"]
@@ -183,7 +183,7 @@ def test_failures_mid_range_are_retried(s3, clean, kind):
     """A 503 or a cut response on some of the concurrent range requests: retried, same values."""
     srv, paths = s3
     key = (slice(0, 12), ROWS, slice(0, 180))
-    with RemoteChunkReader(_url("chunked"), "rh", srv.storage_options) as r:
+    with remote.chunk_reader(_url("chunked"), "rh", srv.storage_options) as r:
         clean_read = r.read(key)  # metadata and chunk index now cached; data ranges are not
         n0 = _fetched(srv, "chunked")[0]
         r.read(key)
@@ -199,7 +199,7 @@ def test_failures_mid_range_are_retried(s3, clean, kind):
 def test_a_response_that_stays_short_names_the_url(s3, clean):
     srv, _ = s3
     with config.set_options(**{"remote.retries": 2}):
-        with RemoteChunkReader(_url("chunked"), "rh", srv.storage_options) as r:
+        with remote.chunk_reader(_url("chunked"), "rh", srv.storage_options) as r:
             srv.fault("short", 1000, "chunked.nc")
             with pytest.raises(remote.RemoteReadError) as err:
                 r.read((slice(0, 12), ROWS, slice(0, 180)))
@@ -268,7 +268,7 @@ def test_odd_chunks_and_edges_match_netcdf4(s3, clean, tmp_path, deflate):
         (slice(9, 14), slice(6, 23), slice(10, 12)),
         (slice(13, 14), slice(22, 23), slice(30, 31)),
     ]
-    with RemoteChunkReader(f"s3://{BUCKET}/{key}", "rh", srv.storage_options) as r:
+    with remote.chunk_reader(f"s3://{BUCKET}/{key}", "rh", srv.storage_options) as r:
         for sel in selections:
             np.testing.assert_array_equal(r.read(sel), _local(path, *sel[:2])[..., sel[2]])
     assert _local(path, slice(12, 13), slice(10, 11))[0, 0, 0] == -9.0  # the fill is exercised
