@@ -383,7 +383,18 @@ class RemoteChunkReader(ChunkReader):
                     )
 
             with self._lock:
-                self._dset.id.chunk_iter(visit)
+                walk = getattr(self._dset.id, "chunk_iter", None)  # HDF5 >= 1.12.3 / 1.14
+                if walk is None:  # look each chunk up instead (a descent of the index each)
+                    for o in np.ndindex(
+                        *[-(-n // c) for n, c in zip(self.shape, self.chunks, strict=True)]
+                    ):
+                        info = self._dset.id.get_chunk_info_by_coord(
+                            tuple(i * c for i, c in zip(o, self.chunks, strict=True))
+                        )
+                        if info.byte_offset is not None and info.size:
+                            visit(info)
+                else:
+                    walk(visit)
             self._index = index
         return self._index.get(origin)
 
@@ -392,8 +403,10 @@ class RemoteChunkReader(ChunkReader):
         return [r for _, _, _, ranges in self._plan(key)[1] for r in ranges]
 
     def _plan(self, key: tuple[slice, ...]):
-        """(output array, pieces): per chunk touched, ``(origin, src, dst, byte ranges)``; an
-        unfiltered chunk's ranges are its selected runs (None src-runs: the whole chunk)."""
+        """(output array, pieces): per chunk touched, ``(origin, src, dst, byte ranges)``: none for
+        a chunk never written, the stored chunk for a filtered one, the selected runs of an
+        unfiltered one (the whole chunk when the selection is scattered in more than
+        :data:`MAX_RUNS` runs)."""
         from itertools import product
 
         bounds = [s.indices(n)[:2] for s, n in zip(key, self.shape, strict=True)]
