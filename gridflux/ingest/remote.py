@@ -80,8 +80,26 @@ SECRET_KEYS = (
 )
 #: Blocks of ``remote.block-size`` bytes that a process keeps for the small reads of remote files.
 CACHE_BLOCKS = 16
+#: Bytes of blocks a process keeps (smaller metadata blocks: more of them, same memory).
+CACHE_BYTES = CACHE_BLOCKS * 2 * 2**20
 _BLOCKS: OrderedDict[tuple, bytes] = OrderedDict()
 _BLOCKS_LOCK = threading.Lock()
+#: Keyword arguments of ``xr.open_dataset`` that :func:`open_netcdf` hands to ``xr.decode_cf``.
+DECODE_KWARGS = (
+    "mask_and_scale",
+    "decode_times",
+    "decode_timedelta",
+    "concat_characters",
+    "decode_coords",
+    "use_cftime",
+    "drop_variables",
+)
+#: The largest byte range one request of :func:`fetch_ranges` asks for (longer ranges are split so
+#: that they run concurrently).
+MAX_REQUEST = 8 * 2**20
+_POOL: Any = None
+_POOL_KEY: tuple[int, int] | None = None
+_POOL_LOCK = threading.Lock()
 _HTTP_PROTOCOLS = ("http", "https")
 _S3_PROTOCOLS = ("s3", "s3a")
 _RETRY_HTTP_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -130,6 +148,11 @@ class RemotePolicy:
     block_size : bytes per range request and per cached block of a :class:`RemoteFile`
     cache : cache every remote netCDF input as a whole local file (``simplecache::`` URLs always
     are) cache_dir : directory of the local cache; None = ``<tmp>/gridflux-cache``
+    concurrency : range requests in flight at once per process (:func:`fetch_ranges`: the byte
+        ranges of a block read by chunk)
+    metadata_block_size : bytes per request and cached block of the HDF5 metadata reads of a
+        netCDF file read by chunk (its header, coordinates and chunk index; the field's bytes
+        are fetched as exact ranges)
     """
 
     retries: int = 5
@@ -140,6 +163,8 @@ class RemotePolicy:
     block_size: int = 2 * 2**20
     cache: bool = False
     cache_dir: str | None = None
+    concurrency: int = 16
+    metadata_block_size: int = 256 * 2**10
 
     @classmethod
     def from_config(cls, **overrides: Any) -> RemotePolicy:
@@ -154,6 +179,8 @@ class RemotePolicy:
             block_size=int(c.get("block-size", cls.block_size)),
             cache=bool(c.get("cache", cls.cache)),
             cache_dir=c.get("cache-dir") or None,
+            concurrency=max(1, int(c.get("concurrency", cls.concurrency))),
+            metadata_block_size=int(c.get("metadata-block-size", cls.metadata_block_size)),
         )
         return replace(pol, **overrides) if overrides else pol
 
@@ -467,6 +494,8 @@ def with_timeouts(url: str, options: Mapping[str, Any], policy: RemotePolicy) ->
         ck.setdefault("read_timeout", policy.timeout)
         # botocore retries transient errors per API call; gridflux retries around them too
         ck.setdefault("retries", {"max_attempts": max(1, policy.retries + 1), "mode": "standard"})
+        # room for the concurrent range requests of a block read (botocore's default pool is 10)
+        ck.setdefault("max_pool_connections", max(10, 2 * policy.concurrency))
         opts["config_kwargs"] = ck
     return opts
 
@@ -720,7 +749,7 @@ class RemoteFile(io.RawIOBase):
     size : object size in bytes if already known (saves a metadata request)
 
     Small reads (HDF5 metadata, small chunks) go through a block cache shared by the process
-    (``policy.block_size`` bytes per request, at most :data:`CACHE_BLOCKS` blocks in all, least
+    (``policy.block_size`` bytes per request, at most :data:`CACHE_BYTES` bytes in all, least
     recently used evicted), so that reopening the same object -- which xarray does when dask
     tokenizes or unpickles a dataset opened on a file object -- costs no new request, and memory
     does not grow with the number of open files. A read of ``block_size`` bytes or more is one
@@ -743,7 +772,9 @@ class RemoteFile(io.RawIOBase):
         self._so = dict(storage_options or {})
         self.policy = policy or RemotePolicy.from_config()
         self.fs, self.path = filesystem(url, self._so, self.policy)
-        self.requests = 0
+        self.requests = 0  # range requests this object sent (retries included)
+        self.bytes_fetched = 0  # bytes those requests returned
+        self._count_lock = threading.Lock()
         if size is None:
             meta = info(url, self._so, self.policy)
             size = meta.get("size")
@@ -769,12 +800,27 @@ class RemoteFile(io.RawIOBase):
             if hit is not None:
                 _BLOCKS.move_to_end(key)
                 return hit
-        data = self._fetch(i * bs, (i + 1) * bs)
+        data = self.fetch(i * bs, (i + 1) * bs)
         with _BLOCKS_LOCK:
             _BLOCKS[key] = data
-            while len(_BLOCKS) > CACHE_BLOCKS:
-                _BLOCKS.popitem(last=False)
+            held = sum(len(b) for b in _BLOCKS.values())
+            while held > CACHE_BYTES and len(_BLOCKS) > 1:
+                held -= len(_BLOCKS.popitem(last=False)[1])
         return data
+
+    def cached(self, start: int, end: int) -> bytes | None:
+        """Bytes ``[start, end)`` if the process's block cache holds all of them (no request),
+        else None."""
+        bs = self.policy.block_size
+        parts = []
+        with _BLOCKS_LOCK:
+            for i in range(start // bs, (max(end, start + 1) - 1) // bs + 1):
+                hit = _BLOCKS.get((self.url, self.size, bs, i))
+                if hit is None:
+                    return None
+                parts.append(hit)
+        off = start - start // bs * bs
+        return b"".join(parts)[off : off + (end - start)]
 
     def _read_blocks(self, start: int, end: int) -> bytes:
         bs = self.policy.block_size
@@ -784,8 +830,9 @@ class RemoteFile(io.RawIOBase):
         off = start - b0 * bs
         return buf[off : off + (end - start)]
 
-    def _fetch(self, start: int, end: int) -> bytes:
-        """Bytes ``[start, end)`` (clamped to the size), retried and checked for length."""
+    def fetch(self, start: int, end: int) -> bytes:
+        """Bytes ``[start, end)`` (clamped to the size) in one request, retried and checked for
+        length; not cached. Thread-safe."""
         end = min(end, self.size)
         if start >= end:
             return b""
@@ -794,8 +841,10 @@ class RemoteFile(io.RawIOBase):
         want = end - start
 
         def once() -> bytes:
-            self.requests += 1
             data = self.fs.cat_file(self.path, start=start, end=end)
+            with self._count_lock:
+                self.requests += 1
+                self.bytes_fetched += len(data)
             if len(data) == self.size and want != self.size:  # server ignored the Range header
                 data = data[start:end]
             if len(data) != want:
@@ -844,7 +893,7 @@ class RemoteFile(io.RawIOBase):
         if end <= self.pos:
             data = b""
         elif end - self.pos >= self.policy.block_size:
-            data = self._fetch(self.pos, end)
+            data = self.fetch(self.pos, end)
         else:
             data = self._read_blocks(self.pos, end)
         self.pos += len(data)
@@ -858,11 +907,146 @@ class RemoteFile(io.RawIOBase):
     def readall(self) -> bytes:
         return self.read(-1)
 
+    @property
+    def storage_options(self) -> dict[str, Any]:
+        """The fsspec options this file was opened with (secrets included: never print them)."""
+        return self._so
+
+    @property
+    def name(self) -> str:
+        """The URL as messages show it (:func:`scrub`: no user-info, tokens or secrets)."""
+        return scrub(self.url, self._so)
+
+    @property
+    def identity(self) -> str:
+        """What identifies the object (:func:`url_identity`), for dask tokens."""
+        return url_identity(self.url)
+
+    def fetch_ranges(self, ranges) -> dict[tuple[int, int], bytes]:
+        """:func:`fetch_ranges` of this file: the byte ranges, concurrently, retried."""
+        return fetch_ranges(self, ranges)
+
     def __reduce__(self):
         return (_reopen_remote_file, (self.url, self._so, self.policy, self.size, self.pos))
 
     def __repr__(self) -> str:
         return f"RemoteFile({scrub(self.url, self._so)!r}, size={self.size})"
+
+
+def clear_block_cache() -> None:
+    """Forget every cached block of this process (the next small reads of a remote file fetch
+    again: what a fresh worker sees)."""
+    with _BLOCKS_LOCK:
+        _BLOCKS.clear()
+
+
+def range_pool(workers: int):
+    """The process's thread pool of ``workers`` threads for concurrent range requests (made again
+    after a fork or when ``workers`` changes)."""
+    global _POOL, _POOL_KEY
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (os.getpid(), int(workers))
+    with _POOL_LOCK:
+        if _POOL is None or _POOL_KEY != key:
+            if _POOL is not None and _POOL_KEY is not None and _POOL_KEY[0] == key[0]:
+                _POOL.shutdown(wait=False)
+            _POOL = ThreadPoolExecutor(max_workers=key[1], thread_name_prefix="gridflux-range")
+            _POOL_KEY = key
+        return _POOL
+
+
+def plan_requests(ranges, max_request: int = MAX_REQUEST) -> list[tuple[int, int]]:
+    """The requests that fetch byte ranges ``[(start, end), ...]``: sorted, ranges that touch or
+    overlap merged (no byte is asked for that no range holds), then split into requests of at
+    most ``max_request`` bytes so that long ranges are fetched concurrently."""
+    merged: list[list[int]] = []
+    for a, b in sorted((int(a), int(b)) for a, b in ranges if b > a):
+        if merged and a <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], b)
+        else:
+            merged.append([a, b])
+    out = []
+    for a, b in merged:
+        n = -(-(b - a) // max_request)
+        step = -(-(b - a) // n)
+        out += [(x, min(b, x + step)) for x in range(a, b, step)]
+    return out
+
+
+def fetch_ranges(
+    f: RemoteFile, ranges, *, max_request: int = MAX_REQUEST
+) -> dict[tuple[int, int], bytes]:
+    """The bytes of each range ``(start, end)`` of the remote file ``f``, fetched concurrently
+    (``f.policy.concurrency`` requests in flight; see :func:`plan_requests`), each request retried
+    and length-checked as :meth:`RemoteFile.fetch` does.
+
+    Raises
+    ------
+    InputError
+        A range reaching past the object's end (the object is shorter than the file's own index
+        says: truncated).
+    RemoteReadError
+        A request whose retries are exhausted (the first one, in request order).
+    """
+    ranges = list(dict.fromkeys((int(a), int(b)) for a, b in ranges))
+    beyond = [r for r in ranges if r[1] > f.size]
+    if beyond:
+        a, b = max(beyond, key=lambda r: r[1])
+        raise InputError(
+            f"truncated: bytes {a}-{b - 1} are needed, but the object has {f.size} bytes "
+            f"({b - f.size} missing); an interrupted upload? Copy it again",
+            path=scrub(f.url, f.storage_options),
+            attribute="size",
+        )
+    out = {}
+    for r in ranges:  # already in the block cache (e.g. a small chunk beside the metadata)
+        hit = f.cached(*r)
+        if hit is not None and len(hit) == r[1] - r[0]:
+            out[r] = hit
+    requests = plan_requests([r for r in ranges if r not in out], max_request)
+    if not requests:
+        return out
+    if len(requests) == 1 or f.policy.concurrency == 1:
+        got = [f.fetch(a, b) for a, b in requests]
+    else:
+        pool = range_pool(f.policy.concurrency)
+        got = [fut.result() for fut in [pool.submit(f.fetch, a, b) for a, b in requests]]
+    starts = [a for a, _ in requests]
+    import bisect
+
+    for a, b in ranges:
+        if (a, b) in out:
+            continue
+        if a >= b:
+            out[(a, b)] = b""
+            continue
+        i = bisect.bisect_right(starts, a) - 1
+        parts, pos = [], a
+        while pos < b:
+            ra, rb = requests[i]
+            parts.append(got[i][pos - ra : min(b, rb) - ra])
+            pos = min(b, rb)
+            i += 1
+        out[(a, b)] = parts[0] if len(parts) == 1 else b"".join(parts)
+    return out
+
+
+def chunk_reader(
+    url: str,
+    variable: str,
+    storage_options: Mapping[str, Any] | None = None,
+    policy: RemotePolicy | None = None,
+    size: int | None = None,
+):
+    """A :class:`gridflux.ingest.chunkread.RemoteChunkReader` of ``variable`` of the remote
+    netCDF-4 object ``url``, over a :class:`RemoteFile` whose block size is
+    ``policy.metadata_block_size`` (its metadata reads; the field is fetched by exact ranges)."""
+    from gridflux.ingest.chunkread import RemoteChunkReader
+
+    policy = policy or RemotePolicy.from_config()
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    return RemoteChunkReader(RemoteFile(url, storage_options, meta, size=size), variable)
 
 
 def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:
@@ -912,10 +1096,10 @@ def cached_copy(
         with os.fdopen(fd, "wb") as out:
             done = 0
             while done < src.size:
-                chunk = src._fetch(done, done + policy.block_size)
+                chunk = src.fetch(done, done + policy.block_size)
                 out.write(chunk)
                 done += len(chunk)
-        if os.path.getsize(tmp) != src.size:  # pragma: no cover - _fetch already checks every block
+        if os.path.getsize(tmp) != src.size:  # pragma: no cover - fetch checks every block
             raise RemoteReadError(
                 f"download has {os.path.getsize(tmp)} of {src.size} bytes",
                 path=scrub(target, storage_options),
@@ -937,7 +1121,11 @@ def open_netcdf(
     """Open a remote netCDF-4/HDF5 file lazily.
 
     ``simplecache::URL`` (or ``remote.cache: true``) reads a local cached copy with the netCDF4
-    engine; otherwise the file is read in place with engine ``h5netcdf`` over a :class:`RemoteFile`.
+    engine; otherwise the file is read in place with engine ``h5netcdf`` over a :class:`RemoteFile`
+    (its metadata in blocks of ``remote.metadata-block-size``), and, unless ``chunks`` is given or
+    ``pipeline.fast-inflate`` is off, its fields (variables of 3 or more dimensions that
+    :func:`gridflux.ingest.chunkread.supported` accepts) are read by chunk: a selection fetches
+    only its byte ranges, concurrently (:class:`gridflux.ingest.chunkread.RemoteChunkReader`).
     Errors of the transport are :class:`RemoteReadError`; the caller wraps format errors.
     """
     import xarray as xr
@@ -952,9 +1140,23 @@ def open_netcdf(
         if truncated:
             raise InputError(truncated, path=scrub(url, storage_options), attribute="size")
         return xr.open_dataset(local, engine="netcdf4", **xr_kwargs)
-    return xr.open_dataset(
-        RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs
-    )
+    if xr_kwargs.get("chunks") is not None or not config.get("pipeline.fast-inflate", True):
+        return xr.open_dataset(
+            RemoteFile(target, storage_options, policy), engine="h5netcdf", **xr_kwargs
+        )
+    # read by chunk: metadata through small cached blocks, fields by their exact byte ranges
+    from gridflux.ingest.chunkarray import remote_chunk_variable
+
+    decode = {k: xr_kwargs.pop(k) for k in DECODE_KWARGS if k in xr_kwargs}
+    decode_cf = xr_kwargs.pop("decode_cf", True)
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    f = RemoteFile(target, storage_options, meta)
+    raw = xr.open_dataset(f, engine="h5netcdf", decode_cf=False, **xr_kwargs)
+    for name, var in raw.data_vars.items():
+        if var.ndim >= 3:  # a file object of its own (one h5py file per object), same cache
+            field = RemoteFile(target, storage_options, meta, size=f.size)
+            raw[name] = remote_chunk_variable(var.variable, field, str(name))
+    return xr.decode_cf(raw, **decode) if decode_cf else raw
 
 
 def zarr_store(

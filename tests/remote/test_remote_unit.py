@@ -186,6 +186,7 @@ def test_timeouts_are_injected_and_user_settings_win():
         "read_timeout": 99,
         "connect_timeout": 3.0,
         "retries": {"max_attempts": 3, "mode": "standard"},
+        "max_pool_connections": 2 * pol.concurrency,  # room for the concurrent range requests
     }
 
 
