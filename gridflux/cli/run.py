@@ -353,6 +353,22 @@ def run_cmd(
             "integral of stocks, thickness-weighted mean of intensive fields)",
         ),
     ] = None,
+    resample: Annotated[
+        str | None,
+        typer.Option(
+            "--resample",
+            help="month: daily series become monthly means of their days (own calendar; "
+            "totals from them); without it a daily series fails naming this option",
+        ),
+    ] = None,
+    land_weighted: Annotated[
+        bool,
+        typer.Option(
+            "--land-weighted",
+            help="weight region means by cell area x land fraction (the model's sftlf fx file; "
+            "the catalog's land_weighted column says it per series)",
+        ),
+    ] = False,
     target_grid: Annotated[
         str | None,
         typer.Option(
@@ -502,6 +518,8 @@ def run_cmd(
         verify=verify,
         sel=sel,
         strict=strict,
+        resample=resample,
+        land_weighted=land_weighted or None,
         storage_options=input_opts,
         store_options=output_opts,
         prune=prune,
