@@ -322,19 +322,32 @@ def _values(text: str) -> np.ndarray:
 
 
 # -- daily files (table day), resampled to months -------------------------------------------------
+DAY_LEVEL = 85000.0  # the sample's daily files hold 1000 and 850 hPa
+
+
 def _daily_truth(files: list[str]) -> pd.DataFrame:
-    """Exact monthly means per (region, YYYY-MM) of a model's daily ``ta`` at LEVEL: each cell's
+    """Exact monthly means per (region, YYYY-MM) of a model's daily ``ta`` at 850 hPa: each cell's
     mean of the month's days (a month with fewer steps than its days in the file's calendar is
-    left out: gridflux stores it as no data), then ``sum x f a / sum f a`` over finite cells."""
+    left out: gridflux stores it as no data), then ``sum x f a / sum f a`` over finite cells.
+    A step is dated by the midpoint of its time bounds (CF: the bounds are the cell; CESM2's
+    daily stamps are at the end of the day, 00:00 of the next, with bounds around the day
+    before), by its stamp where a file has no bounds."""
     import cftime
+    import netCDF4
 
     xs, dates, w = [], [], None
     for f in sorted(files):
         ds = xr.open_dataset(f, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
-        k = int(np.flatnonzero(np.isclose(ds["plev"].values, LEVEL))[0])
+        k = int(np.flatnonzero(np.isclose(ds["plev"].values, DAY_LEVEL))[0])
         x = ds["ta"].isel(plev=k).values.astype(float)
         xs.append(np.where(np.abs(x) < 1e19, x, np.nan))
-        dates += list(ds["time"].values)
+        with netCDF4.Dataset(f) as nc:
+            t = nc["time"]
+            bname = getattr(t, "bounds", None)
+            v = np.asarray(t[:], dtype=float)
+            if bname and bname in nc.variables:
+                v = np.asarray(nc[bname][:], dtype=float).mean(axis=1)
+            dates += list(cftime.num2date(v, t.units, t.calendar))
         w = _file_weights(ds) if w is None else w
         ds.close()
     assert w is not None
@@ -365,7 +378,7 @@ def test_daily_files_resampled_to_months_equal_an_exact_computation(tmp_path):
     b = _gridflux("catalog", "build", ROOT, "--out", tmp_path / "cat.json", cwd=tmp_path)
     assert b.returncode == 0, b.stderr
     common = ["--mask", tmp_path / "mask.nc", "--cluster", "none", "--no-progress", "--select",
-              "table_id=day", "--sel", f"plev={LEVEL:g}", "--allowed-prefix", ROOT]  # fmt: skip
+              "table_id=day", "--sel", f"plev={DAY_LEVEL:g}", "--allowed-prefix", ROOT]  # fmt: skip
     r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "no.zarr", *common,
                   "--summary-json", tmp_path / "no.json", cwd=tmp_path)  # fmt: skip
     refused = json.loads((tmp_path / "no.json").read_text())
