@@ -316,3 +316,24 @@ def test_resample_month_gives_monthly_means_and_totals_in_each_calendar(daily_ar
     # above takes each calendar's own days; here that the three do differ)
     assert {c: sum(1 for d in a["data"][c][0] if (d.year, d.month) == (2000, 2)) for c in
             a["data"]} == {"noleap": 28, "360_day": 30, "standard": 29}  # fmt: skip
+
+
+def test_a_stored_mean_unit_stays_when_the_store_grows(means_archive, tmp_path):
+    """The store's unit of a mean variable is fixed by its first series (here mW m-2); a member
+    added later in W m-2 is converted to it (x 1e3), not stored under another unit."""
+    a = means_archive
+    store = str(tmp_path / "g.zarr")
+    gridflux.run(a["catalog"], a["mask"], store, cubes=False, query={"source_id": "U2"})
+    summary = gridflux.run(
+        a["catalog"], a["mask"], store, cubes=False, query={"source_id": ["U1", "U2"]}
+    )
+    assert summary.done == ["T.U1.hist.r1/foo"] and summary.grew, summary
+    ds, tot = _totals(store)
+    assert dict(zip(ds["variable"].values, ds["variable_units"].values, strict=True)) == {
+        "foo": "mW m-2"
+    }
+    for k, region in enumerate(BOXES):
+        want = 1e3 * _means_truth(a["y"], region_cell_weights(GRID, region))
+        for src in ("U1", "U2"):
+            got = tot.sel(member=f"T.{src}.hist.r1", variable="foo").isel(region=k).values
+            np.testing.assert_allclose(got[:12], want, rtol=1e-6, atol=0)

@@ -180,6 +180,14 @@ def classify(
         if sub_monthly:
             return Classification("mean", False, sub_monthly)
         return Classification("mean", True, "catalog override (statistic=mean)")
+    if override and str(override).strip().lower() == "total":  # never ignored in silence
+        return Classification(
+            "total",
+            False,
+            "catalog override statistic=total, but gridflux totals only the carbon/CH4/N2O "
+            "variables of its table: map the variable to one (variable=<canonical>, "
+            f"raw_variable={variable}) or leave statistic empty",
+        )
     base = variable.split("-", 1)[0]
     lookups: tuple[tuple[dict[str, str], Statistic], ...] = (
         (INTENSIVE, "mean"),
