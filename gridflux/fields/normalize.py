@@ -25,7 +25,9 @@ from gridflux.fields.axes import bounds_of, find_dim, lon_decreasing
 from gridflux.fields.timeaxis import (
     canonical_calendar,
     check_month_keys,
+    decode_dates,
     decode_month_keys,
+    has_sub_monthly_steps,
     keys_from_dates,
     month_starts,
     seconds_in_month,
@@ -377,8 +379,6 @@ def normalize(
 
     # -- time ------------------------------------------------------------------------------
     keys, cal = _time_keys(ds, da, tdim, calendar, path)
-    from gridflux.fields.timeaxis import has_sub_monthly_steps
-
     if resample is not None or has_sub_monthly_steps(keys):
         ds, da, keys, history_step = _monthly(ds, da, tdim, cal, resample, path, raw)
         history.append(history_step)
@@ -628,7 +628,6 @@ def _monthly(
     error that names the option. Returns the dataset and field on the monthly axis, its month
     keys and the history step."""
     from gridflux.fields.statistics import resample_month
-    from gridflux.fields.timeaxis import decode_dates
 
     if resample != "month":
         if resample is not None:

@@ -235,7 +235,9 @@ def region_means(
     mask : RegionMask
     protocol, target, grid, radius : as :func:`gridflux.fields.totals.region_totals`
     land_fraction : optional (lat, lon) sftlf in the file's own order (fraction or %, by its
-        ``units``): the weights become ``w * sftlf`` (mean over the land part of each cell)
+        ``units``): the weights become ``w * sftlf`` (mean over the land part of each cell);
+        default: the field's coordinate ``gridflux_land_fraction`` when it has one (a canonical
+        field normalized with ``land_weighted``), else no land weighting
 
     Returns
     -------
@@ -259,13 +261,16 @@ def region_means(
     if land_fraction is not None:
         w = w * canonical_land_fraction(land_fraction, da, src.shape)[None]
     da = to_ascending_lat(da, ds)
+    land_coord = da.coords.get("gridflux_land_fraction")
+    if land_fraction is None and land_coord is not None:  # canonical order already
+        w = w * np.asarray(land_coord.values, dtype=np.float64)[None]
     rows = nonzero_rows(w)
     out = per_region(da, lat, lon, mask.names, lambda flat: weighted_means(flat, w, rows)[0])
     out.attrs = {
         "long_name": f"area-weighted mean of {da.name or 'field'} over region",
         "units": str(da.attrs.get("units", "")),
         "statistic": "mean",
-        "land_weighted": int(land_fraction is not None),
+        "land_weighted": int(land_fraction is not None or land_coord is not None),
         "protocol": protocol,
         "earth_radius_m": radius,
     }

@@ -196,6 +196,30 @@ def test_land_fraction_follows_a_north_to_south_file():
     np.testing.assert_allclose(got.values, want, rtol=1e-12)
 
 
+def test_a_land_weighted_canonical_field_carries_its_land_fraction():
+    """normalize(land_weighted=True) on a N->S file with sftlf in %: the canonical field's
+    region means (region_means reads its gridflux_land_fraction) equal the land-masked truth."""
+    from gridflux.fields.normalize import normalize
+
+    ds, x, lat_b, lon_b = _dataset("n-to-s", nan=False)
+    lf = np.zeros(x.shape[1:])
+    lf[: x.shape[1] // 2] = 100.0  # northern half (rows stored first) is land, in %
+    ds["sftlf"] = (("lat", "lon"), lf, {"units": "%"})
+    ds["time"] = (
+        "time",
+        [15.0, 45.0, 74.0],
+        {"units": "days since 2000-01-01", "calendar": "noleap"},
+    )
+    out = normalize(ds, "ta", statistic="mean", land_weighted=True, path="ta.nc")
+    assert out["ta"].attrs["gridflux_land_weighted"] == 1
+    assert "land-weighted" in out["ta"].attrs["gridflux_history"]
+    got = region_means(out, _mask(), radius=R)
+    want = _truth(np.where(lf[None] > 0, x, np.nan), lat_b, lon_b)
+    np.testing.assert_allclose(got.values, want, rtol=1e-12)
+    with pytest.raises(InputError, match="land_weighted"):
+        normalize(ds.drop_vars("sftlf"), "ta", statistic="mean", land_weighted=True, path="a.nc")
+
+
 # -- the statistic from metadata ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("attrs", "stat"),
