@@ -677,9 +677,15 @@ def store_info_cmd(
         counts[e["status"]] = counts.get(e["status"], 0) + 1
         seconds = e.get("seconds")
         t.add_row(
-            # the series, and under it its protocol and dataset version
+            # the series, and under it its protocol, dataset version and how its statistic
+            # was computed (a mean's unit, land weighting, resampling, level)
             "\n".join(
-                [key, " ".join(x for x in (e.get("protocol"), e.get("version")) if x)]
+                [
+                    key,
+                    " ".join(
+                        x for x in (e.get("protocol"), e.get("version"), _statistic_note(e)) if x
+                    ),
+                ]
             ).strip(),
             e["status"],
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
@@ -700,6 +706,21 @@ def store_info_cmd(
         ),
         soft_wrap=True,
     )
+
+
+def _statistic_note(entry: dict) -> str:
+    """``mean K land-weighted resample=month plev=85000``: how a series' statistic was made
+    ("" for a plain monthly total)."""
+    parts = []
+    if entry.get("statistic") == "mean":
+        parts.append(" ".join(x for x in ("mean", entry.get("units")) if x))
+    if entry.get("land_weighted"):
+        parts.append("land-weighted")
+    if entry.get("resample"):
+        parts.append(f"resample={entry['resample']}")
+    if entry.get("sel"):
+        parts.append(str(entry["sel"]))
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

@@ -86,6 +86,16 @@ def _means_truth(x, w, lf=None):
     return np.array(out)
 
 
+def _store_info(store: str) -> str:
+    from typer.testing import CliRunner
+
+    from gridflux.cli import app
+
+    r = CliRunner().invoke(app, ["store", "info", store], env={"COLUMNS": "250"})
+    assert r.exit_code == 0, r.output
+    return r.output
+
+
 def _totals(store):
     ds = gridflux.open_store(store)
     return ds, ds["totals"].load()
@@ -156,6 +166,9 @@ def test_land_weighted_means_and_units_of_a_variable_outside_the_table(means_arc
     assert man["T.L1.hist.r1/tas"]["land_weighted"] is True
     assert "land_weighted" not in man["T.L2.hist.r1/tas"]
     assert man["T.U2.hist.r1/foo"]["units"] == "W m-2"
+    info = " ".join(_store_info(store).split())
+    assert "T.L1.hist.r1/tas" in info and "mean K land-weighted" in info
+    assert "mean W m-2" in info
     # the weighting changes the answer (the truth would catch a run that ignored it)
     w = region_cell_weights(GRID, "north")
     x, lf = a["data"]["L1"]
@@ -312,6 +325,7 @@ def test_resample_month_gives_monthly_means_and_totals_in_each_calendar(daily_ar
                 kg = -math.fsum((f[sel].astype(np.float64) * 86400.0 * w).sum(axis=(1, 2)).tolist())
                 np.testing.assert_allclose(got_f, kg / 1e9, rtol=1e-9, atol=1e-15)
         assert man[f"{member}/tas"]["resample"] == "month"
+    assert "resample=month" in _store_info(store)
     # February of 2000: 29 days in the standard calendar, 28 noleap, 30 in 360_day (the truth
     # above takes each calendar's own days; here that the three do differ)
     assert {c: sum(1 for d in a["data"][c][0] if (d.year, d.month) == (2000, 2)) for c in
