@@ -1201,10 +1201,18 @@ def mean_units_of(
     """The unit each mean variable outside :data:`~gridflux.fields.statistics.MEAN_UNITS` is
     stored in: the catalog's ``units`` column, else the file's own ``units`` attribute of the
     first of its series (read from an opened plan, or from the file's metadata). An existing
-    store's unit wins over it (growth keeps it); every series is converted to it. A string
-    that is not a unit is stored as found and every series of that variable fails naming it."""
-    from gridflux.fields.statistics import MEAN_UNITS
+    store's unit wins over it (growth keeps it); every series is converted to it. The first
+    string that is a unit wins (a series whose units are not one fails, naming them); when no
+    series has one, the first string found is kept and every series of the variable fails."""
+    from gridflux.fields.statistics import MEAN_UNITS, parse_unit
     from gridflux.ingest.catalog.opening import variable_attribute
+
+    def is_unit(u: str) -> bool:
+        try:
+            parse_unit(u)
+        except ValueError:
+            return False
+        return True
 
     out: dict[str, str] = {}
     for v, kind in zip(template.variables, template.variable_kinds, strict=True):
@@ -1221,8 +1229,10 @@ def mean_units_of(
                     units = None
             units = " ".join(str(units or "").split())
             if units and units != "None":
-                out[v] = units
-                break
+                out.setdefault(v, units)
+                if is_unit(units):
+                    out[v] = units
+                    break
     return out
 
 

@@ -351,3 +351,19 @@ def test_a_stored_mean_unit_stays_when_the_store_grows(means_archive, tmp_path):
         for src in ("U1", "U2"):
             got = tot.sel(member=f"T.{src}.hist.r1", variable="foo").isel(region=k).values
             np.testing.assert_allclose(got[:12], want, rtol=1e-6, atol=0)
+
+
+def test_the_stored_unit_is_the_first_that_is_a_unit():
+    """A first series whose units are not a unit does not make its variable's good series fail:
+    the store takes the first string that is a unit (the bad series fails alone, naming it)."""
+    from types import SimpleNamespace as NS
+
+    from gridflux.pipeline.runner import mean_units_of
+
+    def plan(units):
+        return NS(variable="foo", record=NS(units=units, paths=[]), canonical=None, skip=False)
+
+    template = NS(variables=["foo", "tas"], variable_kinds=["mean", "mean"])
+    plans = [plan("furlongs per fortnightish"), plan("W  m-2"), plan("mW m-2")]
+    assert mean_units_of(plans, template, None) == {"foo": "W m-2"}  # tas: the table's K
+    assert mean_units_of(plans[:1], template, None) == {"foo": "furlongs per fortnightish"}
