@@ -353,6 +353,22 @@ def run_cmd(
             "integral of stocks, thickness-weighted mean of intensive fields)",
         ),
     ] = None,
+    resample: Annotated[
+        str | None,
+        typer.Option(
+            "--resample",
+            help="month: daily series become monthly means of their days (own calendar; "
+            "totals from them); without it a daily series fails naming this option",
+        ),
+    ] = None,
+    land_weighted: Annotated[
+        bool,
+        typer.Option(
+            "--land-weighted",
+            help="weight region means by cell area x land fraction (the model's sftlf fx file; "
+            "the catalog's land_weighted column says it per series)",
+        ),
+    ] = False,
     target_grid: Annotated[
         str | None,
         typer.Option(
@@ -502,6 +518,8 @@ def run_cmd(
         verify=verify,
         sel=sel,
         strict=strict,
+        resample=resample,
+        land_weighted=land_weighted or None,
         storage_options=input_opts,
         store_options=output_opts,
         prune=prune,
@@ -659,9 +677,15 @@ def store_info_cmd(
         counts[e["status"]] = counts.get(e["status"], 0) + 1
         seconds = e.get("seconds")
         t.add_row(
-            # the series, and under it its protocol and dataset version
+            # the series, and under it its protocol, dataset version and how its statistic
+            # was computed (a mean's unit, land weighting, resampling, level)
             "\n".join(
-                [key, " ".join(x for x in (e.get("protocol"), e.get("version")) if x)]
+                [
+                    key,
+                    " ".join(
+                        x for x in (e.get("protocol"), e.get("version"), _statistic_note(e)) if x
+                    ),
+                ]
             ).strip(),
             e["status"],
             f"{seconds:.1f}" if isinstance(seconds, (int, float)) else str(seconds or ""),
@@ -682,6 +706,21 @@ def store_info_cmd(
         ),
         soft_wrap=True,
     )
+
+
+def _statistic_note(entry: dict) -> str:
+    """``mean K land-weighted resample=month plev=85000``: how a series' statistic was made
+    ("" for a plain monthly total)."""
+    parts = []
+    if entry.get("statistic") == "mean":
+        parts.append(" ".join(x for x in ("mean", entry.get("units")) if x))
+    if entry.get("land_weighted"):
+        parts.append("land-weighted")
+    if entry.get("resample"):
+        parts.append(f"resample={entry['resample']}")
+    if entry.get("sel"):
+        parts.append(str(entry["sel"]))
+    return " ".join(parts)
 
 
 def register(app: typer.Typer) -> None:

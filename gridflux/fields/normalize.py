@@ -25,7 +25,9 @@ from gridflux.fields.axes import bounds_of, find_dim, lon_decreasing
 from gridflux.fields.timeaxis import (
     canonical_calendar,
     check_month_keys,
+    decode_dates,
     decode_month_keys,
+    has_sub_monthly_steps,
     keys_from_dates,
     month_starts,
     seconds_in_month,
@@ -263,6 +265,9 @@ def normalize(
     strict: bool = False,
     land_default: bool | None = None,
     land_default_source: str = "",
+    land_weighted: bool = False,
+    mean_units: str | None = None,
+    resample: str | None = None,
 ) -> xr.Dataset:
     """Turn one variable of a raw dataset into the canonical field.
 
@@ -297,6 +302,16 @@ def normalize(
     land_default : whether the field is per land area when neither ``per_land_area`` nor the
         variable's ``cell_methods`` (an ``area:`` method) say (e.g. from the CMIP table)
     land_default_source : where ``land_default`` comes from, for messages (e.g. "table Lmon")
+    land_weighted : (means only) weight the region means by land fraction: the land fraction
+        (``land_fraction``, else the dataset's ``sftlf``, % or fraction) is kept as the
+        coordinate ``gridflux_land_fraction (lat, lon)`` (0..1, canonical order) for the weights
+    mean_units : (means only) the unit to store the values in (the store's unit of the
+        variable); default :func:`~gridflux.fields.statistics.mean_unit` (the table's, else the
+        file's own units)
+    resample : ``'month'``: a daily (sub-monthly) series becomes monthly means of its time steps
+        in its own calendar (:func:`~gridflux.fields.statistics.resample_month`); a month
+        missing days is a missing month. None: the series must be monthly (a daily one is
+        refused, naming the option)
 
     Returns
     -------
@@ -364,6 +379,9 @@ def normalize(
 
     # -- time ------------------------------------------------------------------------------
     keys, cal = _time_keys(ds, da, tdim, calendar, path)
+    if resample is not None or has_sub_monthly_steps(keys):
+        ds, da, keys, history_step = _monthly(ds, da, tdim, cal, resample, path, raw)
+        history.append(history_step)
     check = check_month_keys(keys, path=path, variable=tdim, allow_gaps=allow_gaps)
     secs = seconds_in_month(keys, cal)
 
@@ -443,6 +461,17 @@ def normalize(
             path,
             (tdim, ydim, xdim),
             (flip_lat, flip_lon),
+            land=_land_weights(ds, land_fraction, shape2, path, raw) if land_weighted else None,
+            to=mean_units,
+        )
+    if land_weighted:
+        raise InputError(
+            "is a region total; land weighting (land_weighted, --land-weighted) applies to "
+            "region means (a flux per land area is multiplied by its land fraction: "
+            "per_land_area)",
+            path=path,
+            variable=raw,
+            attribute="land_weighted",
         )
     uf = unit_factor(raw_units, canonical, gas=gas, mass_basis=mass_basis, path=path, raw_name=raw)
     raw_into_land = (
@@ -568,17 +597,107 @@ def _mask_fill(data: Any) -> Any:
     return np.where(np.abs(data) >= FILL_THRESHOLD, np.nan, data).astype(data.dtype, copy=False)
 
 
+def _land_weights(
+    ds: xr.Dataset, land_fraction: Any, shape: tuple[int, int], path: str | None, raw: str
+) -> tuple[np.ndarray, str]:
+    """The land fraction of a land-weighted mean (file orientation, 0..1) and how it was read."""
+    if land_fraction is None and not any(
+        n in ds.variables for n in ("sftlf", "landfrac", "land_fraction")
+    ):
+        raise InputError(
+            "is to be land-weighted (land_weighted, --land-weighted) but no land fraction is "
+            "available; expected an 'sftlf' fx row of this model in the catalog (the CMIP6 fx "
+            "file beside the series in the DRS tree), or land_weighted false",
+            path=path,
+            variable=raw,
+            attribute="land_weighted",
+        )
+    return _land_fraction(ds, land_fraction, shape, path, raw, "land_weighted")
+
+
+def _monthly(
+    ds: xr.Dataset,
+    da: xr.DataArray,
+    tdim: str,
+    cal: str,
+    resample: str | None,
+    path: str | None,
+    raw: str,
+) -> tuple[xr.Dataset, xr.DataArray, np.ndarray, str]:
+    """A daily (sub-monthly) field as monthly means of its steps (``resample='month'``), or the
+    error that names the option. Returns the dataset and field on the monthly axis, its month
+    keys and the history step."""
+    from gridflux.fields.statistics import resample_month
+
+    if resample != "month":
+        if resample is not None:
+            raise InputError(
+                f"resample={resample!r} is not known; expected 'month'",
+                path=path,
+                variable=tdim,
+                attribute="resample",
+            )
+        raise InputError(
+            "has several time steps per month (daily or sub-daily data); gridflux stores "
+            "monthly series: run with --resample month (monthly means of the steps, totals from "
+            "them; daily axes in the store are not supported yet)",
+            path=path,
+            variable=raw,
+            attribute="time",
+        )
+    t = ds[tdim]
+    bname = t.attrs.get("bounds")
+    bounds = np.asarray(ds[bname].values) if bname and bname in ds.variables else None
+    dates = decode_dates(
+        np.asarray(t.values), t.attrs.get("units"), cal, bounds=bounds, path=path, variable=tdim
+    )
+    daily = da.assign_coords({tdim: xr.CFTimeIndex(dates)})
+    monthly = resample_month(daily, tdim=tdim, complete=True)
+    keys = np.array([12 * d.year + d.month - 1 for d in monthly[tdim].values], dtype=np.int64)
+    bad = monthly.attrs.get("gridflux_incomplete_months", "")
+    step = (
+        f"resampled to months: mean of the {len(dates)} time steps of {len(keys)} months "
+        f"({cal} calendar)" + (f"; months missing steps (no data): {bad}" if bad else "")
+    )
+    out = ds.drop_vars([v for v in ds.variables if tdim in ds[v].dims], errors="ignore")
+    out = out.assign_coords({tdim: (tdim, monthly[tdim].values)})
+    monthly = monthly.drop_vars(tdim)
+    monthly.attrs = dict(da.attrs)
+    monthly.encoding = dict(da.encoding)  # the declared fill values still tell masking
+    return out, monthly, keys, step
+
+
 def _mean_field(
-    ds, da, name, raw, raw_units, grid, lat, lon, keys, cal, secs, check, history, path, dims, flips
+    ds,
+    da,
+    name,
+    raw,
+    raw_units,
+    grid,
+    lat,
+    lon,
+    keys,
+    cal,
+    secs,
+    check,
+    history,
+    path,
+    dims,
+    flips,
+    *,
+    land: tuple[np.ndarray, str] | None = None,
+    to: str | None = None,
 ) -> xr.Dataset:
-    """The canonical field of an intensive variable (statistic ``mean``): values in
-    :func:`~gridflux.fields.statistics.mean_unit` (pint conversion, affine for temperatures),
-    fill values masked, no sign or land-fraction change."""
-    from gridflux.fields.statistics import mean_conversion, mean_unit
+    """The canonical field of an intensive variable (statistic ``mean``): values in ``to``
+    (default :func:`~gridflux.fields.statistics.mean_unit`; pint conversion, affine for
+    temperatures), fill values masked, no sign or land-fraction change; with ``land`` (a
+    land-weighted mean) the land fraction as the coordinate ``gridflux_land_fraction``."""
+    from gridflux.fields.statistics import check_mean_unit, mean_conversion, mean_unit
 
     tdim, ydim, xdim = dims
     flip_lat, flip_lon = flips
-    to = mean_unit(name, str(raw_units or ""))
+    to = to or mean_unit(name, str(raw_units or ""))
+    check_mean_unit(to, raw_units, path=path, variable=raw)
     scale, offset, how = mean_conversion(raw_units, to, path=path, variable=raw)
     if flip_lat:
         da = da.isel({ydim: slice(None, None, -1)})
@@ -603,7 +722,17 @@ def _mean_field(
     )
     out["lat"].attrs.update(standard_name="latitude", units="degrees_north", bounds="lat_bnds")
     out["lon"].attrs.update(standard_name="longitude", units="degrees_east", bounds="lon_bnds")
+    if land is not None:
+        lf, lf_how = land
+        lf = lf[::-1] if flip_lat else lf
+        lf = lf[:, ::-1] if flip_lon else lf
+        out = out.assign_coords(gridflux_land_fraction=(("lat", "lon"), np.ascontiguousarray(lf)))
+        out["gridflux_land_fraction"].attrs.update(
+            units="1", long_name="land fraction the region means are weighted by"
+        )
+        history.append(f"land-weighted mean: weights x land fraction ({lf_how})")
     out[name].attrs.update(
+        gridflux_land_weighted=int(land is not None),
         units=to,
         long_name=str(da.attrs.get("long_name", name)),
         standard_name=str(da.attrs.get("standard_name", "")),

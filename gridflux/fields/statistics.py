@@ -236,7 +236,9 @@ def region_means(
     mask : RegionMask
     protocol, target, grid, radius : as :func:`gridflux.fields.totals.region_totals`
     land_fraction : optional (lat, lon) sftlf in the file's own order (fraction or %, by its
-        ``units``): the weights become ``w * sftlf`` (mean over the land part of each cell)
+        ``units``): the weights become ``w * sftlf`` (mean over the land part of each cell);
+        default: the field's coordinate ``gridflux_land_fraction`` when it has one (a canonical
+        field normalized with ``land_weighted``), else no land weighting
 
     Returns
     -------
@@ -260,13 +262,16 @@ def region_means(
     if land_fraction is not None:
         w = w * canonical_land_fraction(land_fraction, da, src.shape)[None]
     da = to_ascending_lat(da, ds)
+    land_coord = da.coords.get("gridflux_land_fraction")
+    if land_fraction is None and land_coord is not None:  # canonical order already
+        w = w * np.asarray(land_coord.values, dtype=np.float64)[None]
     rows = nonzero_rows(w)
     out = per_region(da, lat, lon, mask.names, lambda flat: weighted_means(flat, w, rows)[0])
     out.attrs = {
         "long_name": f"area-weighted mean of {da.name or 'field'} over region",
         "units": str(da.attrs.get("units", "")),
         "statistic": "mean",
-        "land_weighted": int(land_fraction is not None),
+        "land_weighted": int(land_fraction is not None or land_coord is not None),
         "protocol": protocol,
         "earth_radius_m": radius,
     }
@@ -499,8 +504,63 @@ def total_unit(element: str, gas: str) -> str:
 
 def mean_unit(variable: str, file_units: str | None = None) -> str:
     """The unit a region mean of ``variable`` is stored in (:data:`MEAN_UNITS`, else the
-    file's own)."""
-    return MEAN_UNITS.get(variable, file_units or "")
+    file's own, spaces normalised)."""
+    return MEAN_UNITS.get(variable, " ".join(str(file_units or "").split()))
+
+
+def parse_unit(units: str):
+    """A CF unit string as a pint unit (``m-2`` exponents, ``%``, ``1``; species tokens such
+    as ``kg C`` are not units here).
+
+    Raises
+    ------
+    ValueError
+        The string is empty or not a unit pint (with CF spelling) knows.
+    """
+    from gridflux.fields.units import unit_registry
+
+    ureg = unit_registry()
+    s = " ".join(str(units or "").split())
+    if not s:
+        raise ValueError("empty unit")
+    if s == "%":
+        return ureg.Quantity(1.0, "percent").units
+    if s == "1":
+        return ureg.dimensionless
+    s2 = re.sub(r"(?<=[a-zA-Z])(-?\d+)", r"**\1", s)
+    try:
+        return ureg.Unit(" * ".join(s2.split()))
+    except Exception as exc:  # noqa: BLE001 - pint raises several types for unknown symbols
+        raise ValueError(str(exc)) from exc
+
+
+def check_mean_unit(
+    to: str, file_units: str | None, *, path: str | None = None, variable: str | None = None
+) -> str:
+    """``to`` (the unit a region mean is stored in) when it is a unit, else an error: a mean is
+    never stored without a unit or under a string that is not one (CF/udunits spelling, read
+    with pint: ``K``, ``W m-2``, ``kg m-2 s-1``, ``mol mol-1``, ``1``, ``%``...).
+
+    Raises
+    ------
+    InputError
+        Naming the file, the variable and its ``units`` attribute, and the fix (the catalog's
+        ``units`` column overrides the file's attribute).
+    """
+    if to in MEAN_UNITS.values():
+        return to
+    try:
+        parse_unit(to)
+    except ValueError as exc:
+        got = f"units={file_units!r}" if file_units is not None else "no units attribute"
+        raise InputError(
+            f"{got} is not a unit (CF/udunits, read with pint: {exc}); a region mean needs its "
+            "unit: set the catalog's units column (e.g. 'K', 'W m-2', '1')",
+            path=path,
+            variable=variable,
+            attribute="units",
+        ) from None
+    return to
 
 
 def mean_conversion(
@@ -527,17 +587,8 @@ def mean_conversion(
     from gridflux.fields.units import unit_registry
 
     ureg = unit_registry()
-
-    def parse(s: str):
-        if s == "%":
-            return ureg.Quantity(1.0, "percent").units
-        if s == "1":
-            return ureg.dimensionless
-        s2 = re.sub(r"(?<=[a-zA-Z])(-?\d+)", r"**\1", s)
-        return ureg.Unit(" * ".join(s2.split()))
-
     try:
-        a, b = parse(u), parse(to)
+        a, b = parse_unit(u), parse_unit(to)
         q0 = ureg.Quantity(0.0, a).to(b).magnitude
         q1 = ureg.Quantity(1.0, a).to(b).magnitude
     except Exception as exc:  # noqa: BLE001 - pint's several error types

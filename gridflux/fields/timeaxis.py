@@ -322,3 +322,78 @@ def seconds_in_month(keys: np.ndarray, calendar: str) -> np.ndarray:
         b = cftime.datetime(k1 // 12, k1 % 12 + 1, 1, calendar=cal)
         out.flat[i] = (b - a).total_seconds()
     return out
+
+
+# -- daily (sub-monthly) time axes ----------------------------------------------------------------
+def has_sub_monthly_steps(keys: np.ndarray) -> bool:
+    """Whether the steps of month keys are sub-monthly (daily or sub-daily data): at least half
+    of them repeat the month of the step before. A monthly file with one month twice is not
+    (:func:`check_month_keys` names its duplicate)."""
+    k = np.asarray(keys)
+    return k.size > 1 and 2 * int(np.sum(np.diff(k) == 0)) >= k.size
+
+
+def decode_dates(
+    values: np.ndarray,
+    units: str | None,
+    calendar: str | None,
+    *,
+    bounds: np.ndarray | None = None,
+    path: str | None = None,
+    variable: str = "time",
+) -> np.ndarray:
+    """cftime dates (object array) of the time steps of a daily or sub-daily series.
+
+    Numeric ``values`` are decoded with ``units`` (``<unit> since <date>``) in ``calendar``;
+    with ``bounds`` (n, 2) each step is dated at its bounds' midpoint, so a stamp at the end of
+    a day (00:00 of the next) stays in its day and month. Dates (cftime or datetime64) are
+    returned as cftime in ``calendar``.
+
+    Raises
+    ------
+    InputError
+        Units that are not ``<unit> since <date>`` (``months since`` has no days), or values
+        that cannot be decoded.
+    """
+    cal = canonical_calendar(calendar, path=path, variable=variable)
+    vals = np.asarray(values)
+    if vals.dtype == object:
+        return vals.ravel()
+    if np.issubdtype(vals.dtype, np.datetime64):
+        import pandas as pd
+
+        return np.array(
+            [
+                cftime.datetime(d.year, d.month, d.day, d.hour, d.minute, d.second, calendar=cal)
+                for d in pd.DatetimeIndex(vals.ravel())
+            ],
+            dtype=object,
+        )
+    if units is None or "since" not in str(units) or _MONTHS_SINCE.match(str(units)):
+        raise InputError(
+            f"units={units!r} cannot date daily time steps; expected '<unit> since <date>' in "
+            "days, hours or seconds",
+            path=path,
+            variable=variable,
+            attribute="units",
+        )
+    v = vals.astype(np.float64)
+    if bounds is not None:
+        b = np.asarray(bounds, dtype=np.float64)
+        if b.shape == v.shape + (2,) and np.all(np.isfinite(b)):
+            v = 0.5 * (b[..., 0] + b[..., 1])
+    try:
+        dates = cftime.num2date(v, str(units), calendar=cal, only_use_cftime_datetimes=True)
+    except Exception as exc:  # noqa: BLE001 - cftime raises ValueError/TypeError variously
+        raise InputError(
+            f"cannot decode time with units={units!r}, calendar={calendar!r} ({exc})",
+            path=path,
+            variable=variable,
+            attribute="units",
+        ) from exc
+    return np.asarray(np.atleast_1d(dates), dtype=object)
+
+
+def days_in_month(key: int, calendar: str) -> int:
+    """Days of the month with key ``key`` in ``calendar`` (360_day: 30; noleap February: 28)."""
+    return int(round(seconds_in_month(np.array([key]), calendar)[0] / 86400.0))

@@ -360,6 +360,8 @@ def eligible(record: Any, storage_options: Any = None) -> bool:
         return False
     if record.per_land_area is None and getattr(record, "table_id", "") in ("Lmon",):
         return False
+    if (getattr(record, "traits", None) or {}).get("resample"):  # daily -> monthly: normalize's
+        return False
     paths = list(record.paths) + list(record.fx_paths.values())
     return all("://" not in p and "::" not in p and not p.endswith(".zarr") for p in paths)
 
@@ -612,6 +614,9 @@ class DatasetView:
         #: repairs of the files' known defects that normalization made (gridflux.ingest.fixes)
         notes = str(ds[self.variable].attrs.get("gridflux_fixes", ""))
         self.fixes: tuple[str, ...] = tuple(f for f in notes.split("; ") if f)
+        #: (lat, lon) land fraction of a land-weighted mean (canonical order), else None
+        lf = ds.coords.get("gridflux_land_fraction")
+        self.mean_land_fraction = None if lf is None else np.asarray(lf.values, dtype=np.float64)
 
     def read(self, i0: int, i1: int, rows: slice | None = None) -> np.ndarray:
         part = self.data[i0:i1] if rows is None else self.data[i0:i1, rows]

@@ -39,7 +39,12 @@ RESULT_FIELDS: tuple[str, ...] = (
     "table_id",  # per land area by the table's convention (Lmon) where cell_methods is silent
     "fixes",  # the fix-table entries that repair the files (a changed table recomputes)
     "strict",  # repairs refused (a series that was repaired fails, one refused gets repaired)
+    # statistic, land weighting, level selection, resampling (catalog columns and run options;
+    # a property of the record's traits, omitted while unset so older fingerprints still match)
+    "statistic_options",
 )
+#: Result fields left out of a fingerprint while None (added after stores were written).
+OMITTED_WHEN_NONE: tuple[str, ...] = ("statistic_options",)
 #: Record fields that cannot change a result, and why.
 NOT_RESULT_FIELDS: dict[str, str] = {
     "key": "the series' name",
@@ -60,6 +65,8 @@ def result_fields(record: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in RESULT_FIELDS:
         value = getattr(record, name, None)
+        if value is None and name in OMITTED_WHEN_NONE:
+            continue
         if isinstance(value, tuple):
             value = list(value)
         elif isinstance(value, Mapping):

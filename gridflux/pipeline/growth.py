@@ -62,11 +62,18 @@ def stored_template(st: Store) -> StoreTemplate:
         for k, e in st.read_manifest().get("series", {}).items()
         if e.get("protocol")
     }
+    kinds = [str(k) for k in ds["variable_kind"].values]
+    stored_units = [str(u) for u in ds["variable_units"].values] if "variable_units" in ds else []
     return StoreTemplate(
+        units={  # a mean's unit as stored (kept when the store grows)
+            v: u
+            for v, k, u in zip(variables, kinds, stored_units, strict=False)
+            if k == "mean" and u
+        },
         members=members,
         traits=traits,
         variables=variables,
-        variable_kinds=[str(k) for k in ds["variable_kind"].values],
+        variable_kinds=kinds,
         regions=list(sig["regions"]),
         months=[Month.parse(m) for m in sig["months"]],
         cube_variables=list(sig.get("cube_variables", [])),
@@ -241,6 +248,7 @@ def plan_growth(
         protocols=protocols,
         region_hashes={r: run.region_hashes.get(r, old.region_hashes.get(r, "")) for r in regions},
         target=run.target if run.target is not None else old.target,
+        units={**run.units, **old.units},  # a stored mean's unit stays (new series convert)
     )
     return GrowthPlan(
         old=old,

@@ -298,7 +298,12 @@ def variable_kind(variable: str, record: Any) -> str:
     if variable in VARIABLES:
         return VARIABLES[variable].kind
     traits = getattr(record, "traits", {}) or {}
-    how = classify(variable, getattr(record, "table_id", ""), override=traits.get("statistic"))
+    how = classify(
+        variable,
+        getattr(record, "table_id", ""),
+        override=traits.get("statistic"),
+        resample=traits.get("resample"),
+    )
     return "mean" if how.statistic == "mean" else "flux"
 
 

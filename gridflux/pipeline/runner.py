@@ -48,9 +48,10 @@ from gridflux.pipeline.plan import (
     plan_or_skip,
     plan_series,
     target_grid,
+    variable_kind,
 )
 from gridflux.pipeline.progress import Progress
-from gridflux.pipeline.store import Store, StoreTemplate
+from gridflux.pipeline.store import Store, StoreTemplate, variable_units
 from gridflux.pipeline.tasks import SeriesJob, process_span
 
 __all__ = [
@@ -482,6 +483,7 @@ class Run:
         )
         template.region_hashes = dict(self.region_hashes)
         template.target = s.target.fingerprint()
+        template.units = mean_units_of(self.plans, template, self.storage_options)
         if self.existing:
             # zarr format, chunking, codecs, target grid and the masks of the store's regions
             # must match, or the run is refused; then the store grows to hold this run's series
@@ -489,6 +491,9 @@ class Run:
             template = self.grow(template)
         else:
             self.store.create(template)
+        for p in self.plans:  # each mean series is converted to its variable's stored unit
+            if p.variable in template.units:
+                p.record.traits["mean_units"] = template.units[p.variable]
         self.manifest["config_hash"] = dict(self.chashes)
         self.manifest["versions"] = versions()
         self.member_index = {m: i for i, m in enumerate(template.members)}
@@ -832,7 +837,7 @@ class Run:
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "bytes": p.nbytes,
         }
-        e.update(self.statistic_of(p.variable))
+        e.update(self.statistic_of(p.variable, p.record))
         if p.fixes:  # repairs of the files' defects (gridflux.ingest.fixes), kept in the store
             e["fixes"] = list(p.fixes)
         if error:
@@ -841,16 +846,24 @@ class Run:
             e["seconds"] = round(seconds, 4)
         return e
 
-    def statistic_of(self, variable: str) -> dict:
-        """A series' statistic for its manifest entry: ``total`` or ``mean``, and the run's level
-        selection (``sel``) when there is one."""
+    def statistic_of(self, variable: str, record: Any = None) -> dict:
+        """A series' statistic for its manifest entry: ``total`` or ``mean``, the run's level
+        selection (``sel``) when there is one, ``resample`` and ``land_weighted`` when set, and
+        a mean's stored ``units``."""
         out: dict = {}
         t = self.template
         if t is not None and variable in t.variables:
             kind = t.variable_kinds[t.variables.index(variable)]
             out["statistic"] = "mean" if kind == "mean" else "total"
+            if kind == "mean":
+                out["units"] = variable_units([variable], [kind], t.units)[0]
         if self.settings.sel:
             out["sel"] = self.settings.sel
+        traits = getattr(record, "traits", None) or {}
+        if traits.get("resample"):
+            out["resample"] = str(traits["resample"])
+        if getattr(record, "land_weighted", False) and out.get("statistic") == "mean":
+            out["land_weighted"] = True
         return out
 
     # -- submitting and collecting ------------------------------------------------------------
@@ -1044,6 +1057,8 @@ def run(
     verify: bool | None = None,
     sel: str | None = None,
     strict: bool | None = None,
+    resample: str | None = None,
+    land_weighted: bool | None = None,
 ) -> RunSummary:
     """Compute the totals (and cubes) of every series of a catalog into a zarr store.
 
@@ -1083,6 +1098,13 @@ def run(
     strict : refuse to repair the files' known defects (:mod:`gridflux.ingest.fixes`): such a
         series fails naming the defect (default ``gridflux.strict``); part of each series'
         fingerprint, so that changing it recomputes the series it concerns
+    resample : ``"month"``: daily (sub-monthly) series become monthly means of their days in
+        their own calendar (totals: the monthly mean rate x the month's seconds = the sum of the
+        daily totals); a month missing days is a missing month (NaN, named). Without it a daily
+        series fails naming the option (the store holds monthly series)
+    land_weighted : weight the region means of every mean series by cell area x land fraction
+        (the series' ``sftlf`` fx file; the catalog's ``land_weighted`` column says it per
+        series); recorded in the manifest
 
     Returns
     -------
@@ -1105,6 +1127,7 @@ def run(
 
     records = catalog_records(catalog, query, storage_options)
     apply_selection(records, settings.sel)
+    apply_statistic_options(records, resample=resample, land_weighted=land_weighted)
     strict_fixes = bool(config.get("strict", override=strict))
     records = [rec.model_copy(update={"strict": strict_fixes}) for rec in records]
 
@@ -1152,6 +1175,66 @@ def apply_selection(records: list, sel: str | None) -> None:
     if sel:
         for rec in records:
             rec.traits["sel"] = sel
+
+
+RESAMPLE = ("month",)
+
+
+def apply_statistic_options(
+    records: list, *, resample: str | None = None, land_weighted: bool | None = None
+) -> None:
+    """Give the series the run's ``resample`` (every series: a daily one becomes monthly, a
+    monthly one is unchanged) and ``land_weighted`` (every *mean* series; a catalog's
+    ``land_weighted`` column says it per series). Both are in the series' fingerprints
+    (``SeriesRecord.statistic_options``), so changing them recomputes what they change."""
+    if resample is not None and resample not in RESAMPLE:
+        raise GridfluxError(f"resample {resample!r}: expected one of {list(RESAMPLE)}")
+    for rec in records:
+        if resample:
+            rec.traits["resample"] = resample
+        if land_weighted and variable_kind(rec.variable, rec) == "mean":
+            rec.traits["land_weighted"] = True
+
+
+def mean_units_of(
+    plans: list[SeriesPlan], template: StoreTemplate, storage_options: dict | None
+) -> dict[str, str]:
+    """The unit each mean variable outside :data:`~gridflux.fields.statistics.MEAN_UNITS` is
+    stored in: the catalog's ``units`` column, else the file's own ``units`` attribute of the
+    first of its series (read from an opened plan, or from the file's metadata). An existing
+    store's unit wins over it (growth keeps it); every series is converted to it. The first
+    string that is a unit wins (a series whose units are not one fails, naming them); when no
+    series has one, the first string found is kept and every series of the variable fails."""
+    from gridflux.fields.statistics import MEAN_UNITS, parse_unit
+    from gridflux.ingest.catalog.opening import variable_attribute
+
+    def is_unit(u: str) -> bool:
+        try:
+            parse_unit(u)
+        except ValueError:
+            return False
+        return True
+
+    out: dict[str, str] = {}
+    for v, kind in zip(template.variables, template.variable_kinds, strict=True):
+        if kind != "mean" or v in MEAN_UNITS:
+            continue
+        for p in (p for p in plans if p.variable == v):
+            units = p.record.units
+            if not units and p.canonical is not None:
+                units = p.canonical[v].attrs.get("gridflux_raw_units")
+            if not units:
+                try:
+                    units = variable_attribute(p.record, "units", storage_options)
+                except Exception:  # noqa: BLE001 - an unreadable series fails when computed
+                    units = None
+            units = " ".join(str(units or "").split())
+            if units and units != "None":
+                out.setdefault(v, units)
+                if is_unit(units):
+                    out[v] = units
+                    break
+    return out
 
 
 def _worker_setup_plugin():

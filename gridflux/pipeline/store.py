@@ -64,16 +64,19 @@ MEMBER_TRAITS: tuple[str, ...] = (
 BOOL_TRAITS: tuple[str, ...] = ("layered_c", "fire")
 
 
-def variable_units(variables: list[str], kinds: list[str]) -> list[str]:
+def variable_units(
+    variables: list[str], kinds: list[str], units: dict[str, str] | None = None
+) -> list[str]:
     """Each variable's unit in the store: a total's ``Tg C`` / ``Tg CH4-C`` / ``Tg N2O-N`` of
-    the month (a stock's Tg at the month), a mean's own unit (``K``...)."""
+    the month (a stock's Tg at the month), a mean's own unit (``K``...: the table's, else
+    ``units[variable]``, the files' own, :attr:`StoreTemplate.units`)."""
     from gridflux.fields.statistics import mean_unit, total_unit
     from gridflux.fields.units import VARIABLES
 
     out = []
     for v, k in zip(variables, kinds, strict=True):
         if k == "mean":
-            out.append(mean_unit(v))
+            out.append(mean_unit(v, (units or {}).get(v)))
         elif v in VARIABLES:
             out.append(total_unit(VARIABLES[v].element, VARIABLES[v].gas))
         else:
@@ -86,7 +89,7 @@ def cube_units(variable: str, template: StoreTemplate) -> str:
     the stored unit of a mean's field (``K``)."""
     kind = template.variable_kinds[template.variables.index(variable)]
     if kind == "mean":
-        return variable_units([variable], [kind])[0]
+        return variable_units([variable], [kind], template.units)[0]
     return "kg m-2" if kind == "stock" else "kg m-2 s-1"
 
 
@@ -107,6 +110,9 @@ class StoreTemplate:
     protocols: dict[str, str] = field(default_factory=dict)  # series id -> protocol
     region_hashes: dict[str, str] = field(default_factory=dict)  # region -> hash of its mask
     target: str | None = None  # fingerprint of the target grid
+    #: stored unit of each mean variable outside the table (``fields.statistics.MEAN_UNITS``):
+    #: the files' own units (``runner.mean_units_of``)
+    units: dict[str, str] = field(default_factory=dict)
 
     def protocol_array(self) -> np.ndarray:
         """The ``protocol`` coordinate of ``member``: the protocol of the member's series, their
@@ -482,7 +488,9 @@ class Store:
             "variable_kind": ("variable", _trait_array(template.variable_kinds)),
             "variable_units": (
                 "variable",
-                _trait_array(variable_units(template.variables, template.variable_kinds)),
+                _trait_array(
+                    variable_units(template.variables, template.variable_kinds, template.units)
+                ),
             ),
             "variable_statistic": (
                 "variable",
@@ -642,7 +650,7 @@ class Store:
                 _rewrite(root, name, _trait_array(values))
             _rewrite(root, "variable", _trait_array(template.variables))
             _rewrite(root, "variable_kind", _trait_array(template.variable_kinds))
-            units = variable_units(template.variables, template.variable_kinds)
+            units = variable_units(template.variables, template.variable_kinds, template.units)
             _rewrite(root, "variable_units", _trait_array(units))
             if "variable_statistic" in root:  # stores written before means existed have none
                 stats = ["mean" if k == "mean" else "total" for k in template.variable_kinds]

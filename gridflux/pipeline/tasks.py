@@ -56,6 +56,9 @@ class BlockJob:
     zarr_format: int = 3
     variable: str = ""
     member_index: int = 0
+    #: (lat, lon) land fraction (0..1, canonical order) a land-weighted mean's weights are
+    #: multiplied by; None: area weights only
+    land_fraction: np.ndarray | None = None
 
 
 def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
@@ -133,6 +136,9 @@ def process_block(
         rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
         src_grid = src_grid.subset(slice(r0, r1))  # the same cells: the same overlaps with the cube
     if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
+        if job.land_fraction is not None:  # land-weighted: area x land fraction
+            lf = job.land_fraction if rows_read is None else job.land_fraction[r0:r1]
+            w = w * lf[None]
         totals = weighted_means(block, w, rows)[0]
     else:
         sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
@@ -145,7 +151,7 @@ def process_block(
         cube = apply_separable(
             cached_weights(src_grid, job.cube_grid, job.radius),
             block,
-            normalization="destarea",
+            normalization=cube_normalization(job.kind),
             out_dtype=np.float32,
         )
         cube[empty] = np.nan
@@ -160,6 +166,14 @@ def process_block(
                 part,
             )
     return positions, totals
+
+
+def cube_normalization(kind: str) -> str:
+    """How a cube is regridded: ``destarea`` for totals (a missing source cell counts as zero
+    flux, so the cube sums back to the totals), ``fracarea`` for means (each target cell is the
+    average over the part of it covered by *finite* source cells, NaN where none is: an ocean
+    cell of a land temperature is no data, never 0 K)."""
+    return "fracarea" if kind == "mean" else "destarea"
 
 
 def _contiguous_runs(positions: np.ndarray, data: np.ndarray):
@@ -257,6 +271,7 @@ def process_span(
         zarr_format=job.zarr_format,
         variable=job.record.variable,
         member_index=job.member_index,
+        land_fraction=getattr(ds, "mean_land_fraction", None) if ds.kind == "mean" else None,
     )
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)

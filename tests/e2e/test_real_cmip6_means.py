@@ -319,3 +319,90 @@ def _region_file(mask_path: Path, r: int, out: Path) -> None:
 
 def _values(text: str) -> np.ndarray:
     return np.array([float(v) for v in text.split()])
+
+
+# -- daily files (table day), resampled to months -------------------------------------------------
+DAY_LEVEL = 85000.0  # the sample's daily files hold 1000 and 850 hPa
+
+
+def _daily_truth(files: list[str]) -> pd.DataFrame:
+    """Exact monthly means per (region, YYYY-MM) of a model's daily ``ta`` at 850 hPa: each cell's
+    mean of the month's days (a month with fewer steps than its days in the file's calendar is
+    left out: gridflux stores it as no data), then ``sum x f a / sum f a`` over finite cells.
+    A step is dated by the midpoint of its time bounds (CF: the bounds are the cell; CESM2's
+    daily stamps are at the end of the day, 00:00 of the next, with bounds around the day
+    before), by its stamp where a file has no bounds."""
+    import cftime
+    import netCDF4
+
+    xs, dates, w = [], [], None
+    for f in sorted(files):
+        ds = xr.open_dataset(f, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+        k = int(np.flatnonzero(np.isclose(ds["plev"].values, DAY_LEVEL))[0])
+        x = ds["ta"].isel(plev=k).values.astype(float)
+        xs.append(np.where(np.abs(x) < 1e19, x, np.nan))
+        with netCDF4.Dataset(f) as nc:
+            t = nc["time"]
+            bname = getattr(t, "bounds", None)
+            v = np.asarray(t[:], dtype=float)
+            if bname and bname in nc.variables:
+                v = np.asarray(nc[bname][:], dtype=float).mean(axis=1)
+            dates += list(cftime.num2date(v, t.units, t.calendar))
+        w = _file_weights(ds) if w is None else w
+        ds.close()
+    assert w is not None
+    x = np.concatenate(xs)
+    keys = np.array([12 * d.year + d.month - 1 for d in dates])
+    cal = dates[0].calendar
+    rows = []
+    for key in np.unique(keys):
+        sel = keys == key
+        a0 = cftime.datetime(key // 12, key % 12 + 1, 1, calendar=cal)
+        a1 = cftime.datetime((key + 1) // 12, (key + 1) % 12 + 1, 1, calendar=cal)
+        if sel.sum() < round((a1 - a0).total_seconds() / 86400):
+            continue
+        m = x[sel].mean(axis=0)
+        for r, name in enumerate(REGIONS):
+            ok = np.isfinite(m)
+            num = math.fsum((m[ok] * w[r][ok]).ravel())
+            den = math.fsum(w[r][ok].ravel())
+            rows.append((name, f"{key // 12:04d}-{key % 12 + 1:02d}", num / den))
+    return pd.DataFrame(rows, columns=["region", "time", "truth"])
+
+
+def test_daily_files_resampled_to_months_equal_an_exact_computation(tmp_path):
+    """Every ``day`` model of the sample data (their calendars included): without
+    ``--resample month`` each daily series fails naming the option; with it, the monthly means
+    equal the numpy truth to 1e-12."""
+    _write_mask(tmp_path / "mask.nc")
+    b = _gridflux("catalog", "build", ROOT, "--out", tmp_path / "cat.json", cwd=tmp_path)
+    assert b.returncode == 0, b.stderr
+    common = ["--mask", tmp_path / "mask.nc", "--cluster", "none", "--no-progress", "--select",
+              "table_id=day", "--sel", f"plev={DAY_LEVEL:g}", "--allowed-prefix", ROOT]  # fmt: skip
+    r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "no.zarr", *common,
+                  "--summary-json", tmp_path / "no.json", cwd=tmp_path)  # fmt: skip
+    refused = json.loads((tmp_path / "no.json").read_text())
+    assert refused["done"] == 0 and len(refused["failures"]) >= 30, refused
+    assert all("--resample month" in e for e in refused["failures"].values())
+    resampled = [*common, "--resample", "month", "--summary-json", tmp_path / "s.json"]
+    r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "st.zarr", *resampled,
+                  cwd=tmp_path)  # fmt: skip
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert not summary["failures"], (summary["failures"], r.stderr[-2000:])
+    e = _gridflux("export", tmp_path / "st.zarr", "--totals", tmp_path / "out.csv", cwd=tmp_path)
+    assert e.returncode == 0, e.stderr
+    df = pd.read_csv(tmp_path / "out.csv", dtype={"time": str})
+    assert set(df["statistic"]) == {"mean"} and set(df["unit"]) == {"K"}
+    checked = 0
+    for source_id, got in df.groupby("source_id"):
+        model = source_id.split(".")[1]
+        files = glob.glob(str(ROOT / "**" / model / "**" / "day" / "ta" / "**" / "*.nc"),
+                          recursive=True)  # fmt: skip
+        truth = _daily_truth(files)
+        m = got.merge(truth, on=["region", "time"], how="outer", indicator=True)
+        assert (m["_merge"] == "both").all(), (model, m[m["_merge"] != "both"].head())
+        np.testing.assert_allclose(m["value"], m["truth"], rtol=1e-12, atol=0, err_msg=model)
+        checked += 1
+    assert checked == summary["done"] >= 30
+    manifest = json.loads((tmp_path / "st.zarr" / "manifest.json").read_text())["series"]
+    assert {e.get("resample") for e in manifest.values()} == {"month"}

@@ -196,6 +196,30 @@ def test_land_fraction_follows_a_north_to_south_file():
     np.testing.assert_allclose(got.values, want, rtol=1e-12)
 
 
+def test_a_land_weighted_canonical_field_carries_its_land_fraction():
+    """normalize(land_weighted=True) on a N->S file with sftlf in %: the canonical field's
+    region means (region_means reads its gridflux_land_fraction) equal the land-masked truth."""
+    from gridflux.fields.normalize import normalize
+
+    ds, x, lat_b, lon_b = _dataset("n-to-s", nan=False)
+    lf = np.zeros(x.shape[1:])
+    lf[: x.shape[1] // 2] = 100.0  # northern half (rows stored first) is land, in %
+    ds["sftlf"] = (("lat", "lon"), lf, {"units": "%"})
+    ds["time"] = (
+        "time",
+        [15.0, 45.0, 74.0],
+        {"units": "days since 2000-01-01", "calendar": "noleap"},
+    )
+    out = normalize(ds, "ta", statistic="mean", land_weighted=True, path="ta.nc")
+    assert out["ta"].attrs["gridflux_land_weighted"] == 1
+    assert "land-weighted" in out["ta"].attrs["gridflux_history"]
+    got = region_means(out, _mask(), radius=R)
+    want = _truth(np.where(lf[None] > 0, x, np.nan), lat_b, lon_b)
+    np.testing.assert_allclose(got.values, want, rtol=1e-12)
+    with pytest.raises(InputError, match="land_weighted"):
+        normalize(ds.drop_vars("sftlf"), "ta", statistic="mean", land_weighted=True, path="a.nc")
+
+
 # -- the statistic from metadata ---------------------------------------------------------------
 @pytest.mark.parametrize(
     ("attrs", "stat"),
@@ -338,3 +362,53 @@ def test_normalize_a_mean_field_in_celsius_at_one_level():
     np.testing.assert_array_equal(out["ta"].values, x[:, 1, ::-1, :] + 273.15)
     with pytest.raises(InputError, match="extra dimension 'plev'.*--sel plev"):
         normalize(ds, "ta", statistic="mean", path="ta.nc")
+
+
+def test_a_mean_is_never_stored_without_a_unit_or_under_a_non_unit():
+    from gridflux.fields.statistics import check_mean_unit, mean_unit
+
+    assert mean_unit("foo", " W  m-2 ") == "W m-2"  # the file's own, spaces normalised
+    assert mean_unit("tas", "degC") == "K"  # the table's
+    for good in ("W m-2", "kg m-2 s-1", "mol mol-1", "1", "%", "m s-1"):
+        assert check_mean_unit(good, good) == good
+    with pytest.raises(InputError, match=r"f\.nc.*'foo'.*units.*not a unit"):
+        check_mean_unit("furlongs per fortnightish", "furlongs per fortnightish", path="f.nc",
+                        variable="foo")  # fmt: skip
+    with pytest.raises(InputError, match="no units attribute"):
+        check_mean_unit("", None, path="f.nc", variable="foo")
+
+
+def test_regrid_of_a_mean_field_averages_finite_cells_only():
+    """gridflux.regrid's default (regrid.normalization: fracarea): two source cells, one NaN,
+    into one target cell give the finite cell's value; destarea (the cubes of totals) halves
+    it (the pipeline's cubes of means: tests/pipeline/test_statistics_run.py)."""
+    from gridflux.fields.regrid import regrid
+    from gridflux.kernels.grids import CellBounds
+
+    src = CellBounds(np.array([[0.0, 10.0]]), np.array([[0.0, 10.0], [10.0, 20.0]]))
+    dst = CellBounds(np.array([[0.0, 10.0]]), np.array([[0.0, 20.0]]))
+    da = xr.DataArray(
+        np.array([[[280.0, np.nan]]]),
+        dims=("time", "lat", "lon"),
+        coords={"lat": [5.0], "lon": [5.0, 15.0]},
+        attrs={"gridflux_kind": "mean", "units": "K"},
+    )
+    assert float(regrid(da, dst, grid=src).values.squeeze()) == pytest.approx(280.0, rel=1e-15)
+    got = regrid(da, dst, grid=src, normalization="destarea")
+    assert float(got.values.squeeze()) == pytest.approx(140.0, rel=1e-12)
+
+
+@pytest.mark.parametrize("calendar", ["noleap", "360_day", "standard"])
+def test_decode_dates_of_daily_steps_uses_the_bounds_midpoint(calendar):
+    from gridflux.fields.timeaxis import decode_dates, has_sub_monthly_steps, keys_from_dates
+
+    # stamps at 00:00 of the next day (end of each day), bounds around each day
+    days = np.arange(1.0, 62.0)
+    bounds = np.stack([days - 1.0, days], axis=1)
+    got = decode_dates(days, "days since 2000-01-01", calendar, bounds=bounds)
+    assert (got[0].year, got[0].month, got[0].day, got[0].hour) == (2000, 1, 1, 12)
+    keys = keys_from_dates(got)
+    jan = 31 if calendar != "360_day" else 30
+    assert int((keys == keys[0]).sum()) == jan and has_sub_monthly_steps(keys)
+    with pytest.raises(InputError, match="cannot date daily"):
+        decode_dates(days, "months since 2000-01-01", calendar)

@@ -149,6 +149,30 @@ def test_classify_reads_the_variable_tables():
     assert classify("tas", "day").statistic == "mean" and not classify("tas", "day").computed
     assert classify("xyz", override="mean").computed  # the catalog's statistic column
     assert classify("xyz").statistic == "none"
+    # daily tables: computed when resampled to months, else the reason names the option
+    assert "--resample month" in classify("tas", "day").reason
+    assert classify("tas", "day", resample="month").computed
+    assert classify("gpp", "day", resample="month").computed
+    # statistic=total on a variable gridflux cannot total is said, never ignored
+    how = classify("tas", override="total")
+    assert how.statistic == "total" and not how.computed and "statistic=total" in how.reason
+    assert classify("npp", override="total").computed
+
+
+def test_statistic_and_land_weighted_columns_are_validated(tmp_path):
+    from gridflux.errors import CatalogError
+    from gridflux.ingest.catalog import write_catalog
+
+    row = dict(ensemble="E", source_id="S", variable="tas", path="tas.nc")
+    (tmp_path / "tas.nc").write_bytes(b"")
+    cat = write_catalog([row | {"statistic": "Mean", "land_weighted": "TRUE"}], tmp_path / "a.json")
+    (rec,) = load_catalog(cat).series()
+    assert rec.traits["statistic"] == "mean" and rec.land_weighted is True
+    assert rec.statistic_options == {"statistic": "mean", "land_weighted": True}
+    for bad, col in (({"statistic": "median"}, "statistic"), ({"land_weighted": "maybe"}, "land")):
+        cat = write_catalog([row | bad], tmp_path / "b.json")
+        with pytest.raises(CatalogError, match=col):
+            load_catalog(cat)
 
 
 def test_the_demo_archive_is_catalogued_whole(tmp_path):

@@ -80,6 +80,9 @@ class Catalog:
             traits["gas"] = first.gas or (VARIABLES[var].gas if var in VARIABLES else None)
             for k2, v2 in first.extras().items():
                 traits[k2] = v2
+            for col in ("statistic", "land_weighted"):  # validated columns kept as traits
+                if getattr(first, col) is not None:
+                    traits[col] = getattr(first, col)
             member = ".".join([ens, src, exp, mem])
             out.append(
                 SeriesRecord(

@@ -137,7 +137,9 @@ def open_series(
     from gridflux.fields.normalize import resolve_variable
     from gridflux.fields.timeaxis import (
         canonical_calendar,
+        decode_dates,
         decode_month_keys,
+        has_sub_monthly_steps,
         key_label,
         month_starts,
     )
@@ -178,7 +180,13 @@ def open_series(
         )
         if tdim != "time":
             sub = sub.rename({tdim: "time"})
-        sub = sub.assign_coords(time=("time", month_starts(keys, cal)))
+        if has_sub_monthly_steps(keys):  # daily: each step's date (normalize resamples them)
+            steps = decode_dates(
+                np.asarray(t.values), t.attrs.get("units"), cal, bounds=bounds, path=p
+            )
+            sub = sub.assign_coords(time=("time", steps))
+        else:
+            sub = sub.assign_coords(time=("time", month_starts(keys, cal)))
         # cheap look at the first time step (a backend read, not a dask compute)
         first = np.asarray(sub[raw].isel(time=0).values, dtype=np.float64)
         enc = sub[raw].encoding
@@ -228,7 +236,11 @@ def open_series(
     sizes = tuple(
         n
         for keys, _cal, _p, sub, *_ in parts
-        for n in _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm)
+        for n in (
+            _chunk_sizes(0, sub.sizes["time"], 31 * cm)  # daily steps: ~cm months per chunk
+            if has_sub_monthly_steps(keys)
+            else _chunk_sizes(int(keys[0]) - start, sub.sizes["time"], cm)
+        )
     )
     ydim, xdim = parts[0][4], parts[0][5]
     if len(datasets) == 1:
@@ -277,6 +289,24 @@ def open_series(
     return out
 
 
+def variable_attribute(
+    record: SeriesRecord, name: str, storage_options: Mapping[str, Any] | None = None
+) -> str | None:
+    """An attribute of the series' variable in its first file (metadata only, no data read),
+    e.g. the ``units`` a region mean is stored in; None when the attribute is absent."""
+    if not record.paths:
+        return None
+    ds = open_one(record.paths[0], record.format, storage_options)
+    try:
+        raw = record.raw_variable if record.raw_variable in ds.variables else record.variable
+        if raw not in ds.variables:
+            return None
+        value = ds[raw].attrs.get(name)
+        return None if value is None else str(value)
+    finally:
+        ds.close()
+
+
 def load_series(
     record: SeriesRecord,
     *,
@@ -304,11 +334,22 @@ def load_series(
     from gridflux.ingest.catalog.variables import classify
     from gridflux.ingest.fixes import normalize_arguments
 
-    how = classify(record.variable, record.table_id, override=record.traits.get("statistic"))
+    resample = str(record.traits.get("resample") or "") or None
+    how = classify(
+        record.variable,
+        record.table_id,
+        override=record.traits.get("statistic"),
+        resample=resample,
+    )
     if not how.computed:
         raise InputError(
-            f"gridflux computes no region statistic of this variable: {how.label()}; "
-            "expected a variable of its table (gridflux.fields.units.VARIABLES) or an alias",
+            f"gridflux computes no region statistic of this variable: {how.label()}"
+            + (
+                ""
+                if "--resample" in how.reason
+                else "; expected a variable of its table (gridflux.fields.units.VARIABLES) or "
+                "an alias"
+            ),
             path=record.paths[0] if record.paths else record.catalog or None,
             variable=record.variable,
             attribute="name",
@@ -337,5 +378,8 @@ def load_series(
         strict=record.strict if strict is None else bool(strict),
         land_default=LAND_TABLES.get(record.table_id),
         land_default_source=f"table_id {record.table_id}",
+        land_weighted=bool(getattr(record, "land_weighted", False)),
+        mean_units=str(record.traits.get("mean_units") or "") or None,
+        resample=resample,
         **fix,
     )

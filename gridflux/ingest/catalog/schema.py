@@ -36,6 +36,21 @@ COLUMNS: tuple[str, ...] = (
     "version",
     "time_range",
 )
+#: Optional columns that choose how a series' region statistic is computed (not written unless
+#: set; kept in ``SeriesRecord.traits`` and in the series' fingerprint):
+#:
+#: - ``statistic``: ``total`` or ``mean``, overriding the choice from the variable's CF metadata
+#:   (:func:`gridflux.fields.statistics.choose_statistic`); empty: chosen from the metadata;
+#: - ``land_weighted``: ``true`` weights a region *mean* by cell area x land fraction (the
+#:   series' ``sftlf``: an fx row of the model, e.g. the CMIP6 fx file beside it in the DRS tree;
+#:   percent or fraction by its ``units``); the same as ``gridflux run --land-weighted`` for one
+#:   series. Refused for totals (a per-land-area flux uses ``per_land_area``);
+#: - ``protocol``: ``regrid-data`` or ``regrid-mask`` (:data:`PROTOCOLS`).
+STATISTIC_COLUMNS: tuple[str, ...] = ("statistic", "land_weighted", "protocol")
+#: Run options kept in ``SeriesRecord.traits`` beside the columns above (set by ``gridflux run``
+#: for every series: ``--sel``, ``--resample``, ``--land-weighted``; ``mean_units``: the store's
+#: unit of a mean variable, that the series is converted to).
+STATISTIC_OPTIONS: tuple[str, ...] = ("statistic", "land_weighted", "sel", "resample")
 #: Protocols a catalog's ``protocol`` column may name (:mod:`gridflux.fields.totals`).
 PROTOCOLS: tuple[str, ...] = ("regrid-data", "regrid-mask")
 #: A variable name a catalog may hold (any CF/CMIP/ISIMIP name, e.g. ``tas``, ``npp-total``).
@@ -57,6 +72,8 @@ TRAIT_COLUMNS: tuple[str, ...] = (
 FORMATS = ("netcdf", "zarr")
 #: fx variables paired with the model's series.
 FX_VARIABLES = ("sftlf", "areacella")
+#: Trait values that mean "not set".
+NOT_SET = (None, "", False, "false", "False")
 _BOOL_TRUE = {"true", "1", "yes", "y", "t"}
 _BOOL_FALSE = {"false", "0", "no", "n", "f"}
 
@@ -106,6 +123,15 @@ class CatalogRow(BaseModel):
     version: str = ""
     time_range: str = ""
     protocol: Literal["regrid-data", "regrid-mask"] | None = None
+    statistic: Literal["total", "mean"] | None = None
+    land_weighted: bool | None = None
+
+    @field_validator("statistic", mode="before")
+    @classmethod
+    def _statistic(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and v.strip() in ("", "nan", "None")):
+            return None
+        return str(v).strip().lower()
 
     @field_validator("gas", "mass_basis", "protocol", mode="before")
     @classmethod
@@ -114,7 +140,9 @@ class CatalogRow(BaseModel):
             return None
         return v
 
-    @field_validator("layered_c", "fire", "per_land_area", "into_land", mode="before")
+    @field_validator(
+        "layered_c", "fire", "per_land_area", "into_land", "land_weighted", mode="before"
+    )
     @classmethod
     def _bool(cls, v: Any) -> bool | None:
         return parse_bool(v)
@@ -222,6 +250,20 @@ class SeriesRecord(BaseModel):
     fixes: list[dict[str, Any]] = []
     #: refuse to repair the files' defects (``--strict``): an error naming the defect instead
     strict: bool = False
+
+    @property
+    def statistic_options(self) -> dict[str, Any] | None:
+        """What changes how the statistic is computed (:data:`STATISTIC_OPTIONS` of the traits:
+        ``statistic``, ``land_weighted``, ``sel``, ``resample``), None when none is set (part of
+        the series' fingerprint: changing one recomputes the series)."""
+        out = {k: self.traits[k] for k in STATISTIC_OPTIONS if self.traits.get(k) not in NOT_SET}
+        return out or None
+
+    @property
+    def land_weighted(self) -> bool:
+        """Whether a region mean of this series is weighted by land fraction (the ``land_weighted``
+        column, or ``gridflux run --land-weighted``)."""
+        return bool(parse_bool(self.traits.get("land_weighted")))
 
     @property
     def gas(self) -> str:

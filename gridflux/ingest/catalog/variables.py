@@ -13,8 +13,10 @@ why). Tables as data (house rule 6), read by :func:`classify`.
 - **none**: fixed fields other than the fx files gridflux pairs with a series, and variables it
   does not know (the reason says how to map them).
 
-The frequency comes from a CMIP6 table id (``Amon``, ``day``, ``fx``...): gridflux computes
-monthly series; a sub-monthly table is classified, with the reason, as not computed yet.
+The frequency comes from a CMIP6 table id (``Amon``, ``day``, ``fx``...): gridflux stores
+monthly series; a daily table is computed with ``resample='month'`` (``gridflux run --resample
+month``: monthly means of the days, totals from them) and otherwise classified, with the reason,
+as not computed (daily axes in the store are not supported yet).
 """
 
 from __future__ import annotations
@@ -144,7 +146,9 @@ def known_variable(raw: str) -> str | None:
     return None
 
 
-def classify(variable: str, table_id: str = "", override: str | None = None) -> Classification:
+def classify(
+    variable: str, table_id: str = "", override: str | None = None, resample: str | None = None
+) -> Classification:
     """The statistic gridflux gives ``variable`` (a catalog variable or a file's own name).
 
     Parameters
@@ -152,16 +156,19 @@ def classify(variable: str, table_id: str = "", override: str | None = None) -> 
     variable : name as in a catalog row (canonical, alias, fx, or any other)
     table_id : CMIP6 table id when known (sets the frequency)
     override : the catalog's ``statistic`` column (``mean``: any variable is averaged)
+    resample : ``'month'``: a daily table is computed (as monthly means of its days)
     """
     freq = frequency(table_id)
+    if resample == "month" and freq in ("day", "subday"):
+        freq = "mon"  # resampled to months when opened
     name = known_variable(variable) or variable
     if name in PAIRED_FX:
         return Classification("none", False, "fx field, paired with its model's series")
     if freq == "fx":
         return Classification("none", False, f"fixed field (table {table_id}), no time axis")
     sub_monthly = (
-        f"table {table_id} is {'daily' if freq == 'day' else 'sub-daily'}; gridflux computes "
-        "monthly series"
+        f"table {table_id} is {'daily' if freq == 'day' else 'sub-daily'}; gridflux stores "
+        "monthly series: run with --resample month"
         if freq in ("day", "subday")
         else ""
     )
@@ -173,6 +180,14 @@ def classify(variable: str, table_id: str = "", override: str | None = None) -> 
         if sub_monthly:
             return Classification("mean", False, sub_monthly)
         return Classification("mean", True, "catalog override (statistic=mean)")
+    if override and str(override).strip().lower() == "total":  # never ignored in silence
+        return Classification(
+            "total",
+            False,
+            "catalog override statistic=total, but gridflux totals only the carbon/CH4/N2O "
+            "variables of its table: map the variable to one (variable=<canonical>, "
+            f"raw_variable={variable}) or leave statistic empty",
+        )
     base = variable.split("-", 1)[0]
     lookups: tuple[tuple[dict[str, str], Statistic], ...] = (
         (INTENSIVE, "mean"),
