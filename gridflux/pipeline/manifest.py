@@ -203,7 +203,8 @@ class TotalsWriter:
     Each (member, variable) is one chunk of the array as the store lays it out today, so each
     series' write is one atomic chunk write, as :meth:`gridflux.pipeline.store.Store.write_totals`
     does it. :meth:`write_many` writes a finished batch's series in one call: their chunks written
-    concurrently (zarr's asynchronous writes), series that share a chunk one after the other."""
+    concurrently (zarr's asynchronous writes), a chunk that several of them share (a store chunked
+    by several members) read and written once."""
 
     def __init__(self, store: Any):
         self.store = store
@@ -240,10 +241,21 @@ class TotalsWriter:
         for m, v, values in series:
             by_chunk.setdefault((m // cm, v // cv), []).append((m, v, values))
         target = arr.async_array
+        nm, nv = arr.shape[0], arr.shape[1]
 
         async def one_chunk(writes: list[tuple[int, int, np.ndarray]]) -> None:
-            for m, v, values in writes:  # one chunk's series in turn: no lost update
+            if len(writes) == 1:
+                m, v, values = writes[0]
                 await target.setitem((m, v), np.asarray(values, dtype=np.float64))
+                return
+            # several series in one chunk: read it once, write it once (this process is the only
+            # writer of totals, so nothing changes it in between)
+            m0, v0 = writes[0][0] // cm * cm, writes[0][1] // cv * cv
+            sel = (slice(m0, min(m0 + cm, nm)), slice(v0, min(v0 + cv, nv)))
+            block = np.array(await target.getitem(sel), dtype=np.float64)
+            for m, v, values in writes:
+                block[m - m0, v - v0] = values
+            await target.setitem(sel, block)
 
         async def all_chunks() -> None:
             await asyncio.gather(*(one_chunk(w) for w in by_chunk.values()))

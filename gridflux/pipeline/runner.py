@@ -109,6 +109,10 @@ class RunSummary:
     bytes_read: int = 0
     seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
     compute_seconds: float = 0.0  # from the first submitted series to the last finished one
+    #: this process's CPU seconds (all its threads) in the computing phase: with a cluster the
+    #: driver's own (planning series late, submitting, collecting, a local scheduler), without one
+    #: the whole computation
+    compute_cpu_seconds: float = 0.0
     store: str = ""  # the store's URL, scrubbed (no user-info, no signing tokens)
     #: months with no data (every cell NaN or fill) per series: NaN in the store, never 0
     missing: dict[str, list[str]] = field(default_factory=dict)
@@ -134,6 +138,7 @@ class RunSummary:
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
+            "compute_cpu_seconds": self.compute_cpu_seconds,
             "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0,
         }
 
@@ -1108,7 +1113,7 @@ class Run:
         self.mask_ref = self.mask_delayed if mask_future is None else mask_future
         # started with the computing, so that its rate is of the reading (not the cluster's start)
         self.progress = Progress(progress, len(todo))
-        t_compute = time.perf_counter()
+        t_compute, cpu_compute = time.perf_counter(), time.process_time()
         try:
             if client is None:
                 self._execute_in_process(todo, per_task)
@@ -1120,6 +1125,7 @@ class Run:
                 mask_future.release()
                 self.mask_ref = self.mask_delayed
         self.summary.compute_seconds = time.perf_counter() - t_compute
+        self.summary.compute_cpu_seconds = time.process_time() - cpu_compute
         self.journal.flush()
 
     def _execute_in_process(self, todo: list[SeriesPlan], per_task: int) -> None:
