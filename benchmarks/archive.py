@@ -23,8 +23,10 @@ untimed warm-up that primes the page cache:
 
 gridflux records carry the whole-process seconds and, from ``--summary-json``, the run's own
 seconds and its computing phase (first submitted series to last finished). Ratios are medians of
-the per-round ratios to ``raw`` of the same round. CPU seconds come from ``wait4`` (the process
-and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at exit.
+the per-round ratios to ``raw`` of the same round; ``computing CPU x raw`` (one-process runs only:
+their computing phase holds the whole computation) is the CPU of the computing phase over the CPU
+of ``raw``, the figure that a loaded machine stretches least. CPU seconds come from ``wait4``
+(the process and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at exit.
 
 Per-series costs (derived, in ms per series):
 
@@ -403,6 +405,14 @@ def summarize(records: list[dict], n_series: int) -> list[dict]:
             ]
             if ratios:
                 row[key] = statistics.median(ratios)
+        if m in ("gridflux-1p", "gridflux-1p-cubes"):  # the whole computation is in the process
+            ratios = [
+                r["compute_cpu"] / by_round[r["round"]]["raw"]["cpu"]
+                for r in recs
+                if r.get("compute_cpu") is not None and "raw" in by_round[r["round"]]
+            ]
+            if ratios:
+                row["compute_cpu_ratio"] = statistics.median(ratios)
         for field in ("failed", "done", "files", "returncode"):
             xs = [r[field] for r in recs if r.get(field) is not None]
             if xs:
@@ -436,9 +446,9 @@ def per_series(rows: list[dict], n_series: int) -> dict:
 
 def table(rows: list[dict], costs: dict) -> str:
     lines = [
-        "| method | s (median) | x raw | computing s | computing x raw | CPU s | CPU x raw "
-        "| failed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | s (median) | x raw | computing s | computing x raw | computing CPU x raw "
+        "| CPU s | CPU x raw | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x, fmt="{:.2f}"):
@@ -450,7 +460,8 @@ def table(rows: list[dict], costs: dict) -> str:
             failed = f"{failed} of {r['files']} files"
         lines.append(
             f"| {r['method']} | {f(r.get('seconds'))} | {f(r.get('ratio'))} | "
-            f"{f(r.get('compute_seconds'))} | {f(r.get('compute_ratio'))} | {f(r.get('cpu'))} | "
+            f"{f(r.get('compute_seconds'))} | {f(r.get('compute_ratio'))} | "
+            f"{f(r.get('compute_cpu_ratio'))} | {f(r.get('cpu'))} | "
             f"{f(r.get('cpu_ratio'))} | "
             f"{'' if failed is None else failed} |"
         )

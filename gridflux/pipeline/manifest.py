@@ -14,9 +14,12 @@ from every series whose line was written, and every reader sees them. A full wri
 ``manifest.json`` supersedes the journal, which :func:`clear` then removes.
 
 A series' line is written only after its totals are written, as its manifest entry always was:
-a series is ``done`` in the manifest only when its data are in the store.
+a series is ``done`` in the manifest only when its data are in the store. The series of one
+finished task (a batch of short series) are written together: their totals in one call
+(:meth:`TotalsWriter.write_many`), then their lines in one append (:meth:`Journal.record_many`),
+so a kill between the two, or mid-append, leaves each of them recorded whole or not at all.
 
-:class:`TotalsWriter` writes one series' totals through a zarr array opened once per run (opening
+:class:`TotalsWriter` writes series' totals through a zarr array opened once per run (opening
 it per series read the array's metadata each time: ~10 ms per series).
 """
 
