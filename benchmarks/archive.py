@@ -26,7 +26,8 @@ seconds and its computing phase (first submitted series to last finished). Ratio
 the per-round ratios to ``raw`` of the same round; ``computing CPU x raw`` (one-process runs only:
 their computing phase holds the whole computation) is the CPU of the computing phase over the CPU
 of ``raw``, the figure that a loaded machine stretches least. CPU seconds come from ``wait4``
-(the process and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at exit.
+(the process and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at
+exit.
 
 Per-series costs (derived, in ms per series):
 
