@@ -23,8 +23,11 @@ untimed warm-up that primes the page cache:
 
 gridflux records carry the whole-process seconds and, from ``--summary-json``, the run's own
 seconds and its computing phase (first submitted series to last finished). Ratios are medians of
-the per-round ratios to ``raw`` of the same round. CPU seconds come from ``wait4`` (the process
-and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at exit.
+the per-round ratios to ``raw`` of the same round; ``computing CPU x raw`` (one-process runs only:
+their computing phase holds the whole computation) is the CPU of the computing phase over the CPU
+of ``raw``, the figure that a loaded machine stretches least. CPU seconds come from ``wait4``
+(the process and its reaped descendants); the driver's own CPU from ``getrusage(RUSAGE_SELF)`` at
+exit.
 
 Per-series costs (derived, in ms per series):
 
@@ -32,6 +35,13 @@ Per-series costs (derived, in ms per series):
   ``raw``) / series: what the run spends per series beyond importing and decoding the bytes;
 * ``driver_ms_per_series`` (2-worker run): (the driver process's own CPU - CPU of ``imports``) /
   series; an upper bound (it holds the cluster start, the scheduler, catalog, mask and store).
+* ``worker_computing_ms_per_series`` (one-process run): (CPU of its computing phase, the run's
+  ``compute_cpu_seconds`` - CPU of ``raw``'s decoding loop) / series: what each series costs beyond
+  decoding its bytes, the run's fixed costs (imports, catalog, mask, store template, first uses of
+  libraries inside the computing phase included) spread over the series;
+* ``driver_computing_ms_per_series`` (2-worker run): the driver process's CPU in the computing
+  phase (planning series late, submitting tasks, collecting results, totals writes, the journal,
+  the local scheduler's thread) / series.
 
 ``--profile`` measures them instead: the one-process run under cProfile, cumulative seconds per
 series of the functions that open, normalize, read, write and record a series.
@@ -65,15 +75,16 @@ RESULTS_END = "<!-- archive-benchmark:end -->"
 
 # -- the child processes ------------------------------------------------------------------------
 RAW_DECODE = """
-import sys, netCDF4
+import sys, time, netCDF4
 n = 0
+cpu = time.process_time()
 for path in open(sys.argv[1]).read().split():
     with netCDF4.Dataset(path) as ds:
         for v in ds.variables.values():
             if v.ndim >= 3:
                 v.set_auto_maskandscale(False)
                 n += v[:].nbytes
-print(n)
+print(n, time.process_time() - cpu)
 """
 
 IMPORTS = "import gridflux.cli, gridflux.pipeline.runner, gridflux.ingest.catalog, xarray, zarr"
@@ -278,6 +289,7 @@ def run_method(method: str, root: str, work: str, files_txt: str, rows_csv: str,
         rec.update(
             run_seconds=s["seconds"],
             compute_seconds=s["compute_seconds"],
+            compute_cpu=s.get("compute_cpu_seconds"),
             done=s["done"],
             failed=s["failed"],
         )
@@ -286,6 +298,8 @@ def run_method(method: str, root: str, work: str, files_txt: str, rows_csv: str,
             with open(rusage) as f:
                 ru = json.load(f)
             rec.update(driver_cpu=ru["self_cpu"], driver_peak_rss_mb=ru["self_maxrss_mb"])
+    if method == "raw" and rec["returncode"] == 0:
+        rec["decode_cpu"] = float(rec["stdout"].split()[-1])  # the decoding loop's own CPU
     if method in ("cdo-loop", "xr-mfdataset") and rec["returncode"] == 0:
         parts = rec["stdout"].split()
         if method == "cdo-loop":
@@ -368,7 +382,15 @@ def summarize(records: list[dict], n_series: int) -> list[dict]:
     for m in methods:
         recs = [r for r in records if r["method"] == m]
         row: dict = {"method": m, "rounds": len(recs)}
-        for field in ("seconds", "run_seconds", "compute_seconds", "cpu", "driver_cpu"):
+        for field in (
+            "seconds",
+            "run_seconds",
+            "compute_seconds",
+            "cpu",
+            "driver_cpu",
+            "compute_cpu",
+            "decode_cpu",
+        ):
             xs = [r[field] for r in recs if r.get(field) is not None]
             if xs:
                 row[field] = statistics.median(xs)
@@ -384,6 +406,14 @@ def summarize(records: list[dict], n_series: int) -> list[dict]:
             ]
             if ratios:
                 row[key] = statistics.median(ratios)
+        if m in ("gridflux-1p", "gridflux-1p-cubes"):  # the whole computation is in the process
+            ratios = [
+                r["compute_cpu"] / by_round[r["round"]]["raw"]["cpu"]
+                for r in recs
+                if r.get("compute_cpu") is not None and "raw" in by_round[r["round"]]
+            ]
+            if ratios:
+                row["compute_cpu_ratio"] = statistics.median(ratios)
         for field in ("failed", "done", "files", "returncode"):
             xs = [r[field] for r in recs if r.get(field) is not None]
             if xs:
@@ -396,23 +426,30 @@ def summarize(records: list[dict], n_series: int) -> list[dict]:
 
 
 def per_series(rows: list[dict], n_series: int) -> dict:
+    """Per-series costs in ms (see the module docstring): whole-process figures (``worker``,
+    ``driver``: every fixed cost of a run included) and computing-phase figures
+    (``worker_computing``, ``driver_computing``: what each further series adds)."""
     get = {r["method"]: r for r in rows}
     out: dict = {"series": n_series}
     imp = get.get("imports", {}).get("cpu")
-    if imp is not None and "gridflux-1p" in get and "raw" in get:
-        out["worker_ms_per_series"] = (
-            1e3 * (get["gridflux-1p"]["cpu"] - imp - get["raw"]["cpu"]) / n_series
-        )
-    if imp is not None and get.get("gridflux-2w", {}).get("driver_cpu") is not None:
-        out["driver_ms_per_series"] = 1e3 * (get["gridflux-2w"]["driver_cpu"] - imp) / n_series
+    one, two, raw = get.get("gridflux-1p", {}), get.get("gridflux-2w", {}), get.get("raw", {})
+    if imp is not None and one and raw:
+        out["worker_ms_per_series"] = 1e3 * (one["cpu"] - imp - raw["cpu"]) / n_series
+    if imp is not None and two.get("driver_cpu") is not None:
+        out["driver_ms_per_series"] = 1e3 * (two["driver_cpu"] - imp) / n_series
+    decode = raw.get("decode_cpu", raw.get("cpu"))
+    if one.get("compute_cpu") is not None and decode is not None:
+        out["worker_computing_ms_per_series"] = 1e3 * (one["compute_cpu"] - decode) / n_series
+    if two.get("compute_cpu") is not None:
+        out["driver_computing_ms_per_series"] = 1e3 * two["compute_cpu"] / n_series
     return out
 
 
 def table(rows: list[dict], costs: dict) -> str:
     lines = [
-        "| method | s (median) | x raw | computing s | computing x raw | CPU s | CPU x raw "
-        "| failed |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | s (median) | x raw | computing s | computing x raw | computing CPU x raw "
+        "| CPU s | CPU x raw | failed |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
 
     def f(x, fmt="{:.2f}"):
@@ -424,7 +461,8 @@ def table(rows: list[dict], costs: dict) -> str:
             failed = f"{failed} of {r['files']} files"
         lines.append(
             f"| {r['method']} | {f(r.get('seconds'))} | {f(r.get('ratio'))} | "
-            f"{f(r.get('compute_seconds'))} | {f(r.get('compute_ratio'))} | {f(r.get('cpu'))} | "
+            f"{f(r.get('compute_seconds'))} | {f(r.get('compute_ratio'))} | "
+            f"{f(r.get('compute_cpu_ratio'))} | {f(r.get('cpu'))} | "
             f"{f(r.get('cpu_ratio'))} | "
             f"{'' if failed is None else failed} |"
         )

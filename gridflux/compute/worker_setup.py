@@ -3,8 +3,9 @@
 Local clusters pass this module to their workers as a ``preload`` (``distributed`` imports it
 when a worker starts; the ``gridflux.cluster.local.preload`` setting), and the pipeline's worker
 plugin calls :func:`dask_setup` on every other cluster kind. A worker's imports (xarray,
-netCDF4, h5py, dask.array: most of a second of CPU) then overlap the driver's start and planning
-instead of delaying the first task of a run. With the local ``start-method: forkserver`` (the
+netCDF4, h5py, dask.array: most of a second of CPU), the first open of a file and pint's unit
+registry then overlap the driver's start and planning instead of delaying the first tasks of a
+run. With the local ``start-method: forkserver`` (the
 default) the same modules (:data:`TASK_MODULES`) are imported once, in the fork server that every
 local worker is forked from, so a worker starts in ~0.1 s of CPU instead of ~0.9 s. It also limits
 netCDF-C's chunk cache (see :func:`gridflux.ingest.catalog.limit_netcdf_chunk_cache`).
@@ -30,6 +31,8 @@ TASK_MODULES = (
     "numcodecs",
     "fsspec",
     "gridflux.ingest.chunkarray",
+    "gridflux.ingest.chunkread",
+    "gridflux.ingest.fastopen",
     "gridflux.fields.normalize",
     "gridflux.fields.regrid",
     "gridflux.pipeline.tasks",
@@ -77,8 +80,11 @@ def dask_setup(worker: Any = None) -> None:
         scheduler="sync"
     )  # dask's first compute loads its optimizers
     _first_open()
-    # not built here: pint's unit registry (slow to build), needed only for files not in
-    # canonical units
+    # pint's unit registry (~0.3-0.5 s of CPU to build), which the first series whose files are
+    # not in canonical units would otherwise pay inside its task: built while the driver plans
+    from gridflux.fields.units import unit_registry
+
+    unit_registry()
 
 
 def _first_open() -> None:

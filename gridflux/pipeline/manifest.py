@@ -14,9 +14,12 @@ from every series whose line was written, and every reader sees them. A full wri
 ``manifest.json`` supersedes the journal, which :func:`clear` then removes.
 
 A series' line is written only after its totals are written, as its manifest entry always was:
-a series is ``done`` in the manifest only when its data are in the store.
+a series is ``done`` in the manifest only when its data are in the store. The series of one
+finished task (a batch of short series) are written together: their totals in one call
+(:meth:`TotalsWriter.write_many`), then their lines in one append (:meth:`Journal.record_many`),
+so a kill between the two, or mid-append, leaves each of them recorded whole or not at all.
 
-:class:`TotalsWriter` writes one series' totals through a zarr array opened once per run (opening
+:class:`TotalsWriter` writes series' totals through a zarr array opened once per run (opening
 it per series read the array's metadata each time: ~10 ms per series).
 """
 
@@ -79,6 +82,35 @@ def clear(fs: Any, directory: str) -> None:
             fs.rm(path)
 
 
+class Scrubber:
+    """:func:`gridflux.ingest.remote.scrub_tree` with the scrubbed form of each string remembered:
+    the same result, but the entries of a run repeat most of their strings (the keys of every
+    entry, members, variables, ensembles, fx paths), and each string's scrub runs two regular
+    expressions and walks the storage options (a measurable driver cost per series otherwise)."""
+
+    MAX = 65536  # strings remembered (then forgotten all at once)
+
+    def __init__(self, storage_options: dict | None):
+        self.options = storage_options
+        self.memo: dict[str, str] = {}
+
+    def __call__(self, obj: Any) -> Any:
+        from gridflux.ingest.remote import scrub_tree
+
+        if isinstance(obj, str):
+            hit = self.memo.get(obj)
+            if hit is None:
+                if len(self.memo) >= self.MAX:
+                    self.memo.clear()
+                hit = self.memo[obj] = scrub_tree(obj, self.options)
+            return hit
+        if isinstance(obj, dict):
+            return {self(k): self(v) for k, v in obj.items()}
+        if isinstance(obj, (list, tuple)):
+            return [self(v) for v in obj]
+        return scrub_tree(obj, self.options)  # numbers, None, other objects: as scrub_tree does
+
+
 class Journal:
     """Appends per-series manifest entries to the journal of one store (see the module docstring).
 
@@ -100,42 +132,56 @@ class Journal:
         self.buffer: list[str] = []
         self.last_sync = time.monotonic()
         self.records = 0  # the directory is made by the first record (not before the store)
+        self.scrub: Scrubber | None = None
 
     def record(self, key: str, entry: dict) -> None:
         """Append one series' manifest entry (O(1): independent of the number of series)."""
-        if self.store is not None:
-            from gridflux.ingest.remote import scrub_tree
+        self.record_many([(key, entry)])
 
+    def record_many(self, entries: list[tuple[str, dict]]) -> None:
+        """Append the entries of several series (a finished batch) in one write: O(entries),
+        independent of the number of series in the store. A kill mid-write leaves whole lines
+        before a torn last one (ignored by :func:`replay`): each series is recorded or not."""
+        if not entries:
+            return
+        if self.store is not None:
             lock = getattr(self.store, "lock", None)
             if lock is not None and lock.lost:  # another run took the store over: stop writing
                 raise StoreError(
                     f"store {self.store.url}: the lock of this run was taken over by another run "
                     "(its heartbeat was older than store.lock-timeout); this run stops writing"
                 )
-            entry = scrub_tree(entry, self.store.storage_options)
-        line = json.dumps({"key": key, "entry": entry}, sort_keys=True, default=str) + "\n"
-        self.records += 1
+            if self.scrub is None:
+                self.scrub = Scrubber(self.store.storage_options)
+            entries = [(key, self.scrub(entry)) for key, entry in entries]
+        text = "".join(
+            json.dumps({"key": key, "entry": entry}, sort_keys=True, default=str) + "\n"
+            for key, entry in entries
+        )
+        self.records += len(entries)
         try:
-            self._append(line)
+            self._append(text)
         except OSError as exc:
             if self.store is not None:
                 raise self.store.write_error("the manifest journal", exc) from exc
             raise
 
-    def _append(self, line: str) -> None:
+    def _append(self, lines: str) -> None:
         if self.local:
             os.makedirs(self.directory, exist_ok=True)  # a compaction may have removed it
             path = posixpath.join(self.directory, f"{self.name}.jsonl")
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, line.encode())
+                data = memoryview(lines.encode())
+                while data:  # a short write (signal, quota) continues where it stopped
+                    data = data[os.write(fd, data) :]
                 if time.monotonic() - self.last_sync > FSYNC_INTERVAL:
                     os.fsync(fd)
                     self.last_sync = time.monotonic()
             finally:
                 os.close(fd)
             return
-        self.buffer.append(line)
+        self.buffer.append(lines)
         if time.monotonic() - self.last_sync > SHARD_INTERVAL:
             self.flush()
 
@@ -157,19 +203,67 @@ class Journal:
 class TotalsWriter:
     """Writes series' totals ``(region, time)`` into the store's ``totals`` array, opened once.
 
-    Each (member, variable) is exactly one chunk of the array, so each write is one atomic chunk
-    write, as :meth:`gridflux.pipeline.store.Store.write_totals` does it."""
+    Each (member, variable) is one chunk of the array as the store lays it out today, so each
+    series' write is one atomic chunk write, as :meth:`gridflux.pipeline.store.Store.write_totals`
+    does it. :meth:`write_many` writes a finished batch's series in one call: their chunks written
+    concurrently (zarr's asynchronous writes), a chunk that several of them share (a store chunked
+    by several members) read and written once."""
 
     def __init__(self, store: Any):
         self.store = store
         self.array: Any = None
 
-    def write(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
-        try:
-            if self.array is None:
-                import zarr
+    def _array(self) -> Any:
+        if self.array is None:
+            import zarr
 
-                self.array = zarr.open_array(self.store.zarr_store(), path="totals", mode="r+")
-            self.array[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+            self.array = zarr.open_array(self.store.zarr_store(), path="totals", mode="r+")
+        return self.array
+
+    def write(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
+        """Write one series' totals."""
+        try:
+            self._array()[member_index, variable_index] = np.asarray(values, dtype=np.float64)
+        except OSError as exc:
+            raise self.store.write_error("totals", exc) from exc
+
+    def write_many(self, series: list[tuple[int, int, np.ndarray]]) -> None:
+        """Write several series' totals ``(member index, variable index, (region, time))`` in one
+        call (all of them, or an error: a series is recorded done only after this returns)."""
+        if len(series) <= 1:
+            for m, v, values in series:
+                self.write(m, v, values)
+            return
+        import asyncio
+
+        from zarr.core.sync import sync
+
+        arr = self._array()
+        cm, cv = arr.chunks[0], arr.chunks[1]
+        by_chunk: dict[tuple[int, int], list[tuple[int, int, np.ndarray]]] = {}
+        for m, v, values in series:
+            by_chunk.setdefault((m // cm, v // cv), []).append((m, v, values))
+        target = arr.async_array
+        nm, nv = arr.shape[0], arr.shape[1]
+
+        async def one_chunk(writes: list[tuple[int, int, np.ndarray]]) -> None:
+            if len(writes) == 1:
+                m, v, values = writes[0]
+                await target.setitem((m, v), np.asarray(values, dtype=np.float64))
+                return
+            # several series in one chunk: read it once, write it once (this process is the only
+            # writer of totals, so nothing changes it in between)
+            m0, v0 = writes[0][0] // cm * cm, writes[0][1] // cv * cv
+            sel = (slice(m0, min(m0 + cm, nm)), slice(v0, min(v0 + cv, nv)))
+            block = np.array(await target.getitem(sel), dtype=np.float64)
+            for m, v, values in writes:
+                block[m - m0, v - v0] = values
+            await target.setitem(sel, block)
+
+        async def all_chunks() -> None:
+            await asyncio.gather(*(one_chunk(w) for w in by_chunk.values()))
+
+        try:
+            sync(all_chunks())
         except OSError as exc:
             raise self.store.write_error("totals", exc) from exc

@@ -19,9 +19,10 @@ by :meth:`Run.execute`), :meth:`Run.collect` (one series' outcome) and :meth:`Ru
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
+import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,20 +53,34 @@ from gridflux.pipeline.plan import (
 )
 from gridflux.pipeline.progress import Progress
 from gridflux.pipeline.store import Store, StoreTemplate, variable_units
-from gridflux.pipeline.tasks import SeriesJob, process_span
+from gridflux.pipeline.tasks import (
+    STORE_FAULT_ERRNOS,
+    SeriesJob,
+    SpanFailure,
+    SpanOutcome,
+    is_store_fault,
+    process_batch,
+    process_span,
+)
 
 __all__ = [
+    "MAX_SERIES_PER_TASK",
     "SPLIT_MONTHS",
+    "STORE_FAULT_ERRNOS",
+    "TASKS_PER_SLOT",
     "Run",
     "RunSettings",
     "RunStopped",
     "RunSummary",
     "SeriesJob",
     "SeriesPlan",
+    "SpanWork",
     "block_chunks",
+    "is_store_fault",
     "mask_key",
     "plan_series",
     "run",
+    "series_spans",
     "series_tasks",
     "span_blocks",
     "target_grid",
@@ -75,6 +90,12 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are split
+#: a run's series are packed into at least this many tasks per worker thread (when it has that
+#: many series), so that the last tasks to finish leave no worker idle for long
+TASKS_PER_SLOT = 8
+#: at most this many series' spans in one task (bounds a task's result and its redo on a lost
+#: worker)
+MAX_SERIES_PER_TASK = 256
 
 
 @dataclass
@@ -90,6 +111,10 @@ class RunSummary:
     bytes_read: int = 0
     seconds: float = 0.0  # the whole run: catalog, mask, store, planning and computing
     compute_seconds: float = 0.0  # from the first submitted series to the last finished one
+    #: this process's CPU seconds (all its threads) in the computing phase: with a cluster the
+    #: driver's own (planning series late, submitting, collecting, a local scheduler), without one
+    #: the whole computation
+    compute_cpu_seconds: float = 0.0
     store: str = ""  # the store's URL, scrubbed (no user-info, no signing tokens)
     #: months with no data (every cell NaN or fill) per series: NaN in the store, never 0
     missing: dict[str, list[str]] = field(default_factory=dict)
@@ -115,6 +140,7 @@ class RunSummary:
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
+            "compute_cpu_seconds": self.compute_cpu_seconds,
             "mb_per_s": self.bytes_read / 1e6 / self.seconds if self.seconds else 0.0,
         }
 
@@ -127,21 +153,6 @@ class RunStopped(StoreWriteError):
     def __init__(self, message: str, summary: RunSummary):
         super().__init__(message)
         self.summary = summary
-
-
-#: OS errors of the place the store lives, not of one series: a run stops on them
-STORE_FAULT_ERRNOS = frozenset({errno.ENOSPC, errno.EROFS, getattr(errno, "EDQUOT", errno.ENOSPC)})
-
-
-def is_store_fault(exc: BaseException | None) -> bool:
-    """True when ``exc`` (e.g. a worker's failed cube write) says the store cannot be written."""
-    while exc is not None:
-        if isinstance(exc, StoreWriteError):
-            return True
-        if isinstance(exc, OSError) and exc.errno in STORE_FAULT_ERRNOS:
-            return True
-        exc = exc.__cause__
-    return False
 
 
 # -- graph building ---------------------------------------------------------------------------
@@ -220,6 +231,46 @@ def series_tasks(
     ]
 
 
+@dataclass(frozen=True)
+class SpanWork:
+    """One span of a series as the driver packs it into a task (:func:`series_spans`).
+
+    ``index`` is the span's place among the series' ``n_spans`` spans; ``nbytes`` the input bytes
+    it reads as the driver knows them without opening a file (the files' sizes, pro rata of the
+    span's months): what a task's spans are packed by (``gridflux.pipeline.task-bytes``)."""
+
+    key: str
+    index: int
+    n_spans: int
+    job: SeriesJob
+    blocks: tuple[tuple[int, int], ...]
+    nbytes: int
+
+
+def series_spans(job: SeriesJob, task_months: int | None, file_bytes: int) -> list[SpanWork]:
+    """The spans of one series (:func:`span_blocks`: one span of the whole series when
+    ``task_months`` is None), each weighted by its share of the series' ``file_bytes``."""
+    spans = span_blocks(job.positions, job.time_chunk, task_months)
+    n_months = max(len(job.months), 1)
+    return [
+        SpanWork(
+            key=job.record.key,
+            index=i,
+            n_spans=len(spans),
+            job=job,
+            blocks=blocks,
+            nbytes=int(file_bytes * sum(b - a for a, b in blocks) / n_months),
+        )
+        for i, blocks in enumerate(spans)
+    ]
+
+
+def fingerprint_bytes(fingerprint: dict | None) -> int:
+    """The bytes of a series' data files by its fingerprint (0 when it does not say)."""
+    files = (fingerprint or {}).get("paths", [])
+    return int(sum(f.get("size") or 0 for f in files if isinstance(f, dict)))
+
+
 # -- running ----------------------------------------------------------------------------------
 def series_protocol(record: Any, override: str | None = None) -> str:
     """The protocol of a series: ``override`` (``--protocol``, ``gridflux.pipeline.protocol``) if
@@ -269,6 +320,7 @@ class RunSettings:
     time_chunk: int  # months per block and per store time chunk
     task_setting: int | str  # "auto" or months per task (:func:`task_months_for`)
     batch_size: int  # series in flight at once
+    task_bytes: int  # input bytes (file sizes) of short series packed into one task
     radius: float  # m
     zarr_format: int
     verify: bool = False  # hash the inputs' bytes into their fingerprints (``--verify``)
@@ -287,6 +339,7 @@ class RunSettings:
         batch_size: int | None = None,
         verify: bool | None = None,
         sel: str | None = None,
+        task_bytes: int | None = None,
     ) -> RunSettings:
         """Each argument, or its configured value when it is None (a bad task-months fails here,
         before anything is written)."""
@@ -303,6 +356,7 @@ class RunSettings:
             time_chunk=time_chunk,
             task_setting=task_setting,
             batch_size=int(config.get("pipeline.batch-members", override=batch_size)),
+            task_bytes=task_bytes_setting(config.get("pipeline.task-bytes", override=task_bytes)),
             radius=float(config.get("earth-radius")),
             zarr_format=int(config.get("store.zarr-format", override=zarr_format)),
             verify=bool(config.get("pipeline.verify", override=verify)),
@@ -310,14 +364,54 @@ class RunSettings:
         )
 
 
+def task_bytes_setting(value: Any) -> int:
+    """``gridflux.pipeline.task-bytes`` as a number of bytes (an integer, or a size such as
+    ``"64 MiB"``); at least 1.
+
+    Raises
+    ------
+    GridfluxError
+        When it is neither, naming the setting and the value."""
+    try:
+        if isinstance(value, str):
+            import dask.utils
+
+            nbytes = int(dask.utils.parse_bytes(value))
+        else:
+            nbytes = int(value)
+    except (TypeError, ValueError):
+        raise GridfluxError(
+            f"pipeline.task-bytes must be a number of bytes such as 67108864 or '64 MiB', "
+            f"got {value!r}"
+        ) from None
+    if nbytes < 1:
+        raise GridfluxError(f"pipeline.task-bytes must be at least 1 byte, got {value!r}")
+    return nbytes
+
+
 @dataclass
 class _SeriesInFlight:
-    """A submitted series: its plan, start time, span futures (in span order) and results so far."""
+    """A series whose spans are out: its plan, start time, number of spans, the spans' results so
+    far (by span index) and their worker seconds."""
 
     plan: SeriesPlan
     t0: float
-    futures: list
-    results: dict = field(default_factory=dict)
+    n_spans: int
+    results: dict[int, list] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass
+class _Batch:
+    """One task's spans (of one or several series); ``alone``: a span resubmitted on its own after
+    its batch failed as a whole (a lost worker), so that only a span that fails alone fails."""
+
+    spans: list[SpanWork]
+    alone: bool = False
+
+    @property
+    def series(self) -> int:
+        return len({s.key for s in self.spans})
 
 
 class Run:
@@ -404,11 +498,26 @@ class Run:
             store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}", store
         )
         self.totals_writer = manifest_journal.TotalsWriter(store)
+        # execution state (execute): series whose spans are out, spans prepared but not yet in
+        # a task, batches to resubmit span by span, and series that failed while spans of them
+        # were still out (by key: their plan and how many of their spans are still out)
+        self.flight: dict[str, _SeriesInFlight] = {}
+        self.ready: deque[SpanWork] = deque()
+        self.retry: deque[_Batch] = deque()
+        self.dropped: dict[str, tuple[SeriesPlan, int]] = {}
+        self.protocols: dict[str, str] = {}  # by series key (protocol_of)
 
     # -- 1. plan ------------------------------------------------------------------------------
     def protocol_of(self, record: Any) -> str:
-        """A series' protocol (:func:`series_protocol` under this run's override)."""
-        return series_protocol(record, self.settings.protocol)
+        """A series' protocol (:func:`series_protocol` under this run's override), looked up once
+        per series (its manifest entries and config hash ask for it several times)."""
+        key = getattr(record, "key", None)
+        hit = self.protocols.get(key) if key is not None else None
+        if hit is None:
+            hit = series_protocol(record, self.settings.protocol)
+            if key is not None:
+                self.protocols[key] = hit
+        return hit
 
     def chash_of(self, record: Any) -> str:
         """The configuration hash of a series (it depends on the series' protocol)."""
@@ -645,11 +754,12 @@ class Run:
             member_index=self.member_index[p.member],
         )
 
-    def prepare(self, p: SeriesPlan) -> tuple[SeriesPlan, list | None, float]:
-        """One series' tasks: ``(plan, tasks, start time)``; the plan replaces a placeholder.
+    def prepare(self, p: SeriesPlan) -> tuple[SeriesPlan, list[SpanWork] | None, float]:
+        """One series' spans: ``(plan, spans, start time)``; the plan replaces a placeholder.
 
-        ``tasks`` is None when the series turned out to be skipped (recorded) or failed to be
-        planned (recorded by :meth:`collect`)."""
+        ``spans`` (:func:`series_spans`: one for the whole series, or spans of ``task_months``)
+        is None when the series turned out to be skipped (recorded) or failed to be planned
+        (recorded by :meth:`collect`)."""
         t0 = time.perf_counter()
         try:
             late = not p.planned
@@ -669,25 +779,137 @@ class Run:
                     self.var_index[p.variable],
                     p.variable if self.settings.cubes else None,
                 )
-            tasks = series_tasks(job, self.mask_ref, self.store.storage_options, self.task_months)
+            spans = series_spans(job, self.task_months, fingerprint_bytes(p.fingerprint))
         except StoreWriteError:
             raise  # the store cannot be written: the run stops (:meth:`stop`)
         except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
             self.collect(p, None, error_text(exc), time.perf_counter() - t0)
             return p, None, t0
-        return p, tasks, t0
+        return p, spans, t0
+
+    def next_batch(self, pending: deque[SeriesPlan], per_task: int) -> _Batch | None:
+        """The next task's spans (None: nothing left). Series are prepared in order, as tasks are
+        needed (a placeholder is planned now, so the driver's stat calls overlap the workers'
+        computing); whole-series spans are packed until the next would take the task past
+        ``task-bytes`` input bytes or ``per_task`` series; a span of a series split into
+        several spans (``task-months``), and any span of at least ``task-bytes``, is a task of
+        its own. Spans to resubmit alone (:meth:`requeue_alone`) come first."""
+        if self.retry:
+            return self.retry.popleft()
+        spans: list[SpanWork] = []
+        nbytes = 0
+        while True:
+            if not self.ready:
+                if not pending:
+                    break
+                p, work, t0 = self.prepare(pending.popleft())
+                if work:
+                    self.flight[p.key] = _SeriesInFlight(p, t0, len(work))
+                    self.ready.extend(work)
+                continue
+            nxt = self.ready[0]
+            if spans and (
+                nxt.n_spans > 1
+                or nbytes + nxt.nbytes > self.settings.task_bytes
+                or len(spans) >= per_task
+            ):
+                break
+            spans.append(self.ready.popleft())
+            nbytes += nxt.nbytes
+            if nxt.n_spans > 1:
+                break
+        return _Batch(spans) if spans else None
+
+    def requeue_alone(self, batch: _Batch) -> None:
+        """A batch that failed as a whole (its worker died, or its result was lost): each of its
+        spans is resubmitted as a task of its own, so that a span that takes its worker down fails
+        alone and the others are computed."""
+        self.retry.extend(_Batch([s], alone=True) for s in batch.spans if s.key in self.flight)
+
+    def absorb(self, batch: _Batch, outcomes: list[SpanOutcome]) -> None:
+        """A finished task's outcomes (:func:`~gridflux.pipeline.tasks.process_batch`), one per
+        span: each span's results joined to its series; the series it completes, or that failed,
+        are collected together (:meth:`collect_many`: one totals write, one journal append); a
+        store fault (disk full, read-only) then stops the run (:meth:`raise_store_fault`)."""
+        finished: list[tuple[SeriesPlan, list | None, str | None, float]] = []
+        fault: BaseException | None = None
+        for span, out in zip(batch.spans, outcomes, strict=True):
+            s = self.flight.get(span.key)
+            if s is None:  # another span of its series failed: nothing of this one is kept
+                self.late_span(span, out)
+                continue
+            if out is None:  # not run: an earlier span of the task met a store fault
+                continue
+            if isinstance(out, SpanFailure):
+                if out.fault is not None:  # the store's fault, not the series': stays pending
+                    fault = fault or out.fault
+                    continue
+                del self.flight[span.key]
+                # its spans not yet in a task are dropped; those out are ignored when they return
+                unsent = sum(1 for r in self.ready if r.key == span.key)
+                if unsent:
+                    self.ready = deque(r for r in self.ready if r.key != span.key)
+                left = s.n_spans - len(s.results) - 1 - unsent
+                if left:
+                    self.dropped[span.key] = (s.plan, left)
+                finished.append((s.plan, None, out.text, time.perf_counter() - s.t0))
+                continue
+            seconds, result = out
+            s.results[span.index] = result
+            s.seconds += seconds
+            if len(s.results) == s.n_spans:
+                del self.flight[span.key]
+                results = [s.results[i] for i in range(s.n_spans)]
+                finished.append((s.plan, results, None, s.seconds))
+        self.collect_many(finished)
+        if fault is not None:
+            self.raise_store_fault(fault)
+
+    def late_span(self, span: SpanWork, out: SpanOutcome) -> None:
+        """A span of a series that had already failed came back: with cubes, a span that ran may
+        have written its cube blocks after the series' values were cleared, so they are cleared
+        again (the failed series keeps no values)."""
+        if span.key not in self.dropped:
+            return
+        p, left = self.dropped[span.key]
+        if left > 1:
+            self.dropped[span.key] = (p, left - 1)
+        else:
+            del self.dropped[span.key]
+        if out is not None and not isinstance(out, SpanFailure) and self.settings.cubes:
+            self.clear_values(p)
 
     # -- 5. collect ---------------------------------------------------------------------------
     def collect(
         self, p: SeriesPlan, results: list | None, error: str | None, seconds: float
     ) -> None:
-        """One series' outcome: its spans' totals into the store (``error`` None), or its error;
-        either way into the manifest (one journal line: gridflux/pipeline/manifest.py) and the
-        summary. No other series' entry or values are touched."""
+        """One series' outcome (:meth:`collect_many` of one)."""
+        self.collect_many([(p, results, error, seconds)])
+
+    def collect_many(
+        self, outcomes: list[tuple[SeriesPlan, list | None, str | None, float]]
+    ) -> None:
+        """Series' outcomes ``(plan, spans' results, error, seconds)``: a done series' totals
+        into the store (``error`` None), or its error; either way into the manifest and the
+        summary. No other series' entry or values are touched.
+
+        The totals of all done series are written first, in one call
+        (:meth:`~gridflux.pipeline.manifest.TotalsWriter.write_many`), then their entries are
+        appended to the journal ``manifest.json.d/`` in one write (O(series), independent of
+        the store's size: gridflux/pipeline/manifest.py): a series is ``done`` in the manifest
+        only once its totals are in the store, and a kill between the two leaves the batch's
+        series pending (recomputed by the next run, never half-recorded)."""
+        if not outcomes:
+            return
         assert self.template is not None
-        missing: list[str] = []
-        if error is None:
-            values = np.full((len(self.template.regions), len(self.template.months)), np.nan)
+        n_regions, n_months = len(self.template.regions), len(self.template.months)
+        done: list[tuple[SeriesPlan, np.ndarray, list[str], float]] = []
+        failed: list[tuple[SeriesPlan, str, float]] = []
+        for p, results, error, seconds in outcomes:
+            if error is not None:
+                failed.append((p, error, seconds))
+                continue
+            values = np.full((n_regions, n_months), np.nan)
             p.nbytes = 0
             for pos, tot, nbytes, *fixes in (block for span in results or [] for block in span):
                 values[np.ix_(self.region_pos, pos)] = tot.T
@@ -696,11 +918,14 @@ class Run:
                     p.fixes = list(fixes[0])
             missing = self.missing_months(p, values)
             if p.months and len(missing) == len(p.months):
-                error = self.no_data_error(p)
-        if error is None:
-            self.totals_writer.write(
-                self.member_index[p.member], self.var_index[p.variable], values
-            )
+                failed.append((p, self.no_data_error(p), seconds))
+            else:
+                done.append((p, values, missing, seconds))
+        self.totals_writer.write_many(
+            [(self.member_index[p.member], self.var_index[p.variable], v) for p, v, _, _ in done]
+        )
+        records: list[tuple[str, dict]] = []
+        for p, _values, missing, seconds in done:
             entry = self.entry_for(p, "done", seconds=seconds)
             if missing:
                 entry["missing_months"] = missing
@@ -709,18 +934,22 @@ class Run:
             self.summary.done.append(p.key)
             self.note_history(p)
             self.summary.bytes_read += p.nbytes
-        else:
+            records.append((p.key, entry))
+        for p, error, seconds in failed:
             self.clear_values(p)
-            self.manifest["series"][p.key] = self.entry_for(
-                p, "failed", error=error, seconds=seconds
-            )
+            entry = self.entry_for(p, "failed", error=error, seconds=seconds)
+            self.manifest["series"][p.key] = entry
             self.summary.failed[p.key] = error
             self.history["failed"].append(
                 {"series": p.key, "version": getattr(p.record, "version", ""), "error": error}
             )
-        # O(1) per series, after its totals: a kill loses at most the line being written
-        self.journal.record(p.key, self.manifest["series"][p.key])
-        self.progress.advance(p.key, p.nbytes)
+            records.append((p.key, entry))
+        # after the totals: a kill loses at most the lines being written
+        self.journal.record_many(records)
+        for p, *_ in done:
+            self.progress.advance(p.key, p.nbytes)
+        for p, *_ in failed:
+            self.progress.advance(p.key, p.nbytes)
 
     def missing_months(self, p: SeriesPlan, values: np.ndarray) -> list[str]:
         """The series' months (``YYYY-MM``) whose totals are NaN in every region: months whose
@@ -870,19 +1099,23 @@ class Run:
     def execute(
         self, todo: list[SeriesPlan], client: Any, progress: bool | Callable | None = None
     ) -> None:
-        """Compute ``todo``: in this process (``client`` None) or on the client's cluster, at most
-        ``batch_size`` series in flight; each outcome goes to :meth:`collect`."""
+        """Compute ``todo``: in this process (``client`` None) or on the client's cluster, the
+        spans of many short series packed into one task (:meth:`next_batch`), a bounded number of
+        tasks in flight; each finished task's outcomes go to :meth:`absorb`."""
         n_slots = sum(client.nthreads().values()) if client is not None and todo else 1
         self.task_months = task_months_for(
             self.settings.task_setting, len(todo), n_slots, self.settings.time_chunk
         )
+        per_task = series_per_task(len(todo), n_slots)
         log.info(
-            "%d series on %d worker thread(s): %s",
+            "%d series on %d worker thread(s): %s, up to %d series (%d MB of files) per task",
             len(todo),
             n_slots,
-            "one task per series"
+            "whole series"
             if self.task_months is None
-            else f"tasks of at most {self.task_months} months",
+            else f"spans of at most {self.task_months} months",
+            per_task,
+            self.settings.task_bytes // 10**6,
         )
         mask_future = None
         if client is not None and todo:
@@ -894,98 +1127,110 @@ class Run:
         self.mask_ref = self.mask_delayed if mask_future is None else mask_future
         # started with the computing, so that its rate is of the reading (not the cluster's start)
         self.progress = Progress(progress, len(todo))
-        t_compute = time.perf_counter()
+        t_compute, cpu_compute = time.perf_counter(), time.process_time()
         try:
             if client is None:
-                self._execute_in_process(todo)
+                self._execute_in_process(todo, per_task)
             else:
-                self._execute_on_cluster(todo, client)
+                self._execute_on_cluster(todo, client, per_task, n_slots)
         finally:
             self.progress.close()
             if mask_future is not None:
                 mask_future.release()
                 self.mask_ref = self.mask_delayed
         self.summary.compute_seconds = time.perf_counter() - t_compute
+        self.summary.compute_cpu_seconds = time.process_time() - cpu_compute
         self.journal.flush()
 
-    def _execute_in_process(self, todo: list[SeriesPlan]) -> None:
-        """Each series' tasks on the synchronous scheduler, one series after another."""
-        import dask
-
+    def _execute_in_process(self, todo: list[SeriesPlan], per_task: int) -> None:
+        """The batches one after another in this process (no scheduler: the same task function a
+        worker runs, called directly)."""
         from gridflux.pipeline.tasks import forget_opened
 
+        pending = deque(todo)
+        options = self.store.storage_options
         try:
-            for placeholder in todo:
-                p, tasks, t0 = self.prepare(placeholder)
-                if tasks is None:
-                    continue
-                try:
-                    results = dask.compute(*tasks, scheduler="sync")
-                except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
-                    self.raise_store_fault(exc)
-                    self.collect(p, None, error_text(exc), time.perf_counter() - t0)
-                else:
-                    self.collect(p, list(results), None, time.perf_counter() - t0)
+            while (batch := self.next_batch(pending, per_task)) is not None:
+                items = [(s.job, s.blocks) for s in batch.spans]
+                self.absorb(batch, process_batch(items, self.mask, options))
         finally:
             forget_opened()  # no file handle outlives an in-process run
 
-    def _execute_on_cluster(self, todo: list[SeriesPlan], client: Any) -> None:
-        """Submit series as earlier ones finish (at most ``batch_size`` in flight); a failed span
-        fails its series and cancels the series' other spans."""
+    def _execute_on_cluster(
+        self, todo: list[SeriesPlan], client: Any, per_task: int, n_slots: int
+    ) -> None:
+        """Submit batches as earlier ones finish: at least two tasks per worker thread in flight
+        (so that no worker waits for the driver), and further ones only while fewer than
+        ``batch_size`` series are in flight. One future per task; a task that fails as a whole
+        (a lost worker) is resubmitted span by span (:meth:`requeue_alone`)."""
         from distributed import as_completed
 
-        pending = list(todo)
-        in_flight: dict[str, _SeriesInFlight] = {}  # by series key
-        series_of: dict[Any, str] = {}  # span future key -> series key
+        pending = deque(todo)
+        options = self.store.storage_options
+        out: dict[Any, _Batch] = {}  # by future key
         ac = as_completed()
+        token = uuid.uuid4().hex[:8]
+        count = 0
 
         def submit_next() -> None:
-            while pending and len(in_flight) < self.settings.batch_size:
-                p, tasks, t0 = self.prepare(pending.pop(0))
-                if tasks is None:
+            nonlocal count
+            while len(out) < 2 * n_slots or sum(b.series for b in out.values()) < (
+                self.settings.batch_size
+            ):
+                batch = self.next_batch(pending, per_task)
+                if batch is None:
+                    return
+                count += 1
+                items = [(s.job, s.blocks) for s in batch.spans]
+                try:
+                    fut = client.submit(
+                        process_batch,
+                        items,
+                        self.mask_ref,
+                        options,
+                        key=self.task_key(batch, token, count),
+                        pure=False,
+                    )
+                except Exception as exc:  # noqa: BLE001 - e.g. a job that does not pickle
+                    self.absorb(batch, [SpanFailure(error_text(exc))] * len(batch.spans))
                     continue
-                try:  # the series' span tasks straight to the scheduler: no gathering task
-                    futures = client.compute(tasks, optimize_graph=False)
-                except Exception as exc:  # noqa: BLE001
-                    self.collect(p, None, error_text(exc), time.perf_counter() - t0)
-                    continue
-                in_flight[p.key] = _SeriesInFlight(p, t0, futures)
-                for f in futures:
-                    series_of[f.key] = p.key
-                    ac.add(f)
-
-        def retire(key: str) -> _SeriesInFlight:
-            """Take a series out of flight: cancel its unfinished spans, release its futures."""
-            s = in_flight.pop(key)
-            unfinished = [f for f in s.futures if not f.done()]
-            if unfinished:
-                client.cancel(unfinished)
-            for f in s.futures:
-                series_of.pop(f.key, None)
-                f.release()
-            return s
+                out[fut.key] = batch
+                ac.add(fut)
 
         # a store fault (raise_store_fault) leaves this loop: the futures in flight, referenced
         # only here, are released with it and the scheduler drops their tasks
         submit_next()
         for fut in ac:
-            key = series_of.get(fut.key)
-            if key is None:  # a span of a series that already failed (cancelled with it)
-                continue
-            s = in_flight[key]
+            batch = out.pop(fut.key)
             try:
-                s.results[fut.key] = fut.result()
-            except Exception as exc:  # noqa: BLE001 - the series fails; its other spans dropped
-                retire(key)
+                outcomes: list[SpanOutcome] | None = fut.result()
+            except Exception as exc:  # noqa: BLE001 - the task as a whole: its worker was lost
                 self.raise_store_fault(exc)
-                self.collect(s.plan, None, error_text(exc), time.perf_counter() - s.t0)
-            else:
-                if len(s.results) < len(s.futures):
-                    continue
-                retire(key)
-                results = [s.results[f.key] for f in s.futures]
-                self.collect(s.plan, results, None, time.perf_counter() - s.t0)
+                if len(batch.spans) > 1:
+                    self.requeue_alone(batch)
+                    outcomes = None
+                else:
+                    outcomes = [SpanFailure(error_text(exc))]
+            finally:
+                fut.release()
+            if outcomes is not None:
+                self.absorb(batch, outcomes)
             submit_next()
+
+    def task_key(self, batch: _Batch, token: str, count: int) -> str:
+        """A task's key: a lone span's is its series, inputs, mask and span index (as the span
+        tasks of :func:`series_tasks` are named); a batch's names its first series and size."""
+        if len(batch.spans) == 1:
+            s = batch.spans[0]
+            return f"gridflux-span-{s.key}-{s.job.fingerprint_key}-{s.job.mask_key}-{s.index}"
+        first = batch.spans[0]
+        return f"gridflux-batch-{token}-{count}-{first.key}-{len(batch.spans)}"
+
+
+def series_per_task(n_series: int, n_slots: int) -> int:
+    """How many series one task may hold: enough for :data:`TASKS_PER_SLOT` tasks per worker
+    thread, at least 1 and at most :data:`MAX_SERIES_PER_TASK` (``task-bytes`` bounds it too)."""
+    return max(1, min(MAX_SERIES_PER_TASK, n_series // (TASKS_PER_SLOT * max(n_slots, 1))))
 
 
 def catalog_records(

@@ -21,15 +21,43 @@ from benchmarks import archive  # noqa: E402
 
 def test_ratios_are_per_round_medians_and_costs_per_series():
     recs = [
-        {"round": 0, "method": "raw", "seconds": 2.0, "cpu": 2.0},
-        {"round": 1, "method": "raw", "seconds": 4.0, "cpu": 2.0},
+        {"round": 0, "method": "raw", "seconds": 2.0, "cpu": 2.0, "decode_cpu": 1.8},
+        {"round": 1, "method": "raw", "seconds": 4.0, "cpu": 2.0, "decode_cpu": 1.8},
         {"round": 0, "method": "imports", "seconds": 1.0, "cpu": 1.0},
         {"round": 1, "method": "imports", "seconds": 1.0, "cpu": 1.0},
         # ratios 3.0 and 1.5 (a load spike in round 1 hits raw as well): median 2.25
-        {"round": 0, "method": "gridflux-1p", "seconds": 6.0, "cpu": 5.0, "compute_seconds": 4.0},
-        {"round": 1, "method": "gridflux-1p", "seconds": 6.0, "cpu": 5.0, "compute_seconds": 2.0},
-        {"round": 0, "method": "gridflux-2w", "seconds": 6.0, "cpu": 7.0, "driver_cpu": 1.5},
-        {"round": 1, "method": "gridflux-2w", "seconds": 6.0, "cpu": 7.0, "driver_cpu": 1.5},
+        {
+            "round": 0,
+            "method": "gridflux-1p",
+            "seconds": 6.0,
+            "cpu": 5.0,
+            "compute_seconds": 4.0,
+            "compute_cpu": 3.0,
+        },
+        {
+            "round": 1,
+            "method": "gridflux-1p",
+            "seconds": 6.0,
+            "cpu": 5.0,
+            "compute_seconds": 2.0,
+            "compute_cpu": 2.6,
+        },
+        {
+            "round": 0,
+            "method": "gridflux-2w",
+            "seconds": 6.0,
+            "cpu": 7.0,
+            "driver_cpu": 1.5,
+            "compute_cpu": 0.3,
+        },
+        {
+            "round": 1,
+            "method": "gridflux-2w",
+            "seconds": 6.0,
+            "cpu": 7.0,
+            "driver_cpu": 1.5,
+            "compute_cpu": 0.1,
+        },
     ]
     rows = archive.summarize(recs, 100)
     get = {r["method"]: r for r in rows}
@@ -39,6 +67,9 @@ def test_ratios_are_per_round_medians_and_costs_per_series():
     costs = archive.per_series(rows, 100)
     assert costs["worker_ms_per_series"] == pytest.approx(1e3 * (5.0 - 1.0 - 2.0) / 100)
     assert costs["driver_ms_per_series"] == pytest.approx(1e3 * 0.5 / 100)
+    # computing phase: medians of the runs' own CPU, less raw's decoding loop
+    assert costs["worker_computing_ms_per_series"] == pytest.approx(1e3 * (2.8 - 1.8) / 100)
+    assert costs["driver_computing_ms_per_series"] == pytest.approx(1e3 * 0.2 / 100)
 
 
 def test_results_section_is_replaced_not_appended(tmp_path):
@@ -79,4 +110,6 @@ def test_quick_run_on_a_tiny_archive(tmp_path):
     if "cdo-loop" in get:
         assert get["cdo-loop"]["files"] == res["archive"]["files"]
     assert "worker_ms_per_series" in res["per_series"]
+    assert isinstance(res["per_series"]["worker_computing_ms_per_series"], float)
+    assert 0 < get["raw"]["decode_cpu"] <= get["raw"]["cpu"]
     assert archive.RESULTS_BEGIN in md.read_text()

@@ -10,7 +10,6 @@ import json
 import os
 from types import SimpleNamespace
 
-import dask
 import numpy as np
 import pytest
 import xarray as xr
@@ -21,6 +20,7 @@ from gridflux.ingest.catalog import load_catalog, series_id
 from gridflux.pipeline.plan import SeriesPlan, build_template
 from gridflux.pipeline.runner import Run, RunSettings, run
 from gridflux.pipeline.store import Store
+from gridflux.pipeline.tasks import process_span
 
 A, B, C = (series_id(f"TEST.{s}.hist.r1", "npp") for s in "ABC")
 # the mini archive's series: first month and number of months (tests/pipeline/conftest.py)
@@ -124,15 +124,19 @@ def test_prepare_makes_a_series_tasks_and_fails_months_outside_the_store(mini_ar
     r.make_template()
     todo = r.select()
     r.task_months = 12
-    p, tasks, _ = r.prepare(todo[2])  # C: 18 months from 2001-01 = blocks of 12 and 6
-    assert p.key == C and len(tasks) == 2
-    spans = dask.compute(*tasks, scheduler="sync")
-    positions = np.concatenate([pos for span in spans for pos, *_ in span])
+    p, spans, _ = r.prepare(todo[2])  # C: 18 months from 2001-01 = blocks of 12 and 6
+    assert p.key == C and [s.blocks for s in spans] == [((0, 12),), ((12, 18),)]
+    assert [(s.key, s.index, s.n_spans) for s in spans] == [(C, 0, 2), (C, 1, 2)]
+    # each span weighs its share of the file's bytes (12 and 6 of 18 months)
+    size = os.path.getsize(p.record.paths[0])
+    assert [s.nbytes for s in spans] == [int(size * 12 / 18), int(size * 6 / 18)]
+    results = [process_span(s.job, s.blocks, r.mask) for s in spans]
+    positions = np.concatenate([pos for span in results for pos, *_ in span])
     np.testing.assert_array_equal(positions, np.arange(12, 12 + 18))  # 2001-01 is month 12
     # a series whose months lie outside the store's axis fails, recorded, without tasks
     bad = SeriesPlan(record=plans[0].record, months=[(1990, 1)], fingerprint={})
-    p, tasks, _ = r.prepare(bad)
-    assert tasks is None and "1990-01.. lie outside the store's time axis" in r.summary.failed[A]
+    p, spans, _ = r.prepare(bad)
+    assert spans is None and "1990-01.. lie outside the store's time axis" in r.summary.failed[A]
     assert "(2000-01..2002-12)" in r.summary.failed[A]
 
 
