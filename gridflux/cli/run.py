@@ -695,17 +695,65 @@ def store_info_cmd(
         )
     c = Console()
     c.print(t)
+    daily = _daily_table(st, store)
+    if daily is not None:
+        c.print(daily[0])
     c.print(
         json.dumps(
             {
                 "counts": counts,
                 "missing_months": missing_total,
+                **({"daily": daily[1]} if daily is not None else {}),
                 "config_hash": man.get("config_hash"),
                 "versions": man.get("versions"),
             }
         ),
         soft_wrap=True,
     )
+
+
+def _daily_table(st, store: str):
+    """The daily group's series (``store info``'s daily section): a rich table and the counts
+    per status, or None when the store has no daily group."""
+    from rich.table import Table
+
+    from gridflux.ingest.remote import scrub
+    from gridflux.pipeline.daily import series_info
+
+    info = series_info(st)
+    if not info:
+        return None
+    t = Table(title=f"{scrub(store)} daily/ (daily series)", title_justify="left")
+    for name, kw in (
+        ("series", {"overflow": "fold", "ratio": 3, "min_width": 20}),
+        ("frequency", {"no_wrap": True}),
+        ("status", {"no_wrap": True}),
+        ("days", {"justify": "right", "no_wrap": True}),
+        ("error", {"overflow": "fold", "ratio": 2}),
+        ("missing days", {"overflow": "fold", "ratio": 1}),
+    ):
+        t.add_column(name, **kw)
+    counts: dict[str, int] = {}
+    for key, e in sorted(info.items()):
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+        missing = e.get("missing_days") or []
+        span = f"{e['first_day']}..{e['last_day']}" if e.get("first_day") else ""
+        note = " ".join(
+            x
+            for x in (e.get("protocol"), e.get("calendar"), _statistic_note(e), e.get("cube"))
+            if x
+        )
+        t.add_row(
+            "\n".join([key, note]).strip(),
+            e.get("frequency", "day"),
+            e["status"],
+            f"{e.get('days', '')} {span}".strip(),
+            e.get("error") or "",
+            f"{len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
+            if missing
+            else "",
+        )
+    return t, counts
 
 
 def _statistic_note(entry: dict) -> str:
