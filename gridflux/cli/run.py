@@ -98,11 +98,13 @@ def print_summary(summary, console=None) -> None:
     if missing:
         n = sum(len(v) for v in missing.values())
         console.print(
-            f"[yellow]missing months[/yellow] (no value in the field: NaN in the store, not 0): "
-            f"{n} in {len(missing)} series"
+            f"[yellow]missing months[/yellow] (days of daily series; no value in the field: NaN "
+            f"in the store, not 0): {n} in {len(missing)} series"
         )
         for key, months in missing.items():
             console.print(f"[yellow]missing[/yellow] {key}: {len(months)}: {_month_list(months)}")
+    for note in getattr(summary, "notes", []) or []:  # e.g. daily series left without a cube
+        console.print(f"[yellow]note[/yellow]: {note}")
     if getattr(summary, "stopped", ""):
         console.print(
             "[red]stopped[/red]: the store refused a write; series not listed done are "
@@ -358,7 +360,8 @@ def run_cmd(
         typer.Option(
             "--resample",
             help="month: daily series become monthly means of their days (own calendar; "
-            "totals from them); without it a daily series fails naming this option",
+            "totals from them); without it a daily series keeps its daily axis (the store's "
+            "daily/ group: means and totals per day)",
         ),
     ] = None,
     land_weighted: Annotated[
@@ -630,8 +633,9 @@ def export_cmd(
     store: Annotated[str, typer.Argument(help="gridflux store (path or URL)")],
     totals: Annotated[Path, typer.Option("--totals", help="CSV file to write")],
 ) -> None:
-    """Write the tidy table: source_id,variable,region,time,statistic,value,unit (totals in Tg of
-    the element per month, e.g. Tg C, Tg CH4-C, Tg N2O-N; means in the variable's unit, e.g. K)."""
+    """Write the tidy table: source_id,variable,region,time,statistic,value,unit,protocol,frequency
+    (totals in Tg of the element per month, e.g. Tg C, Tg CH4-C, Tg N2O-N; means in the
+    variable's unit, e.g. K; daily series: frequency day, time YYYY-MM-DD, Tg per day)."""
     from gridflux.pipeline.export import totals_table
 
     df = totals_table(store)
