@@ -288,3 +288,54 @@ def test_cubes_of_daily_series_are_named_as_not_written(archive, tmp_path):
     assert list(root["member"].values) == ["T.M.hist.r1"]  # the monthly cube is written
     assert "not written (daily cubes are not built)" in _store_info(str(tmp_path / "c.zarr"))
     assert summary.as_dict()["notes"] == [note]
+
+
+def _daily_values(store):
+    ds = gridflux.open_store(store, group="daily")
+    return ds["totals"].load()
+
+
+def test_a_daily_only_store_then_grows_monthly_and_a_root_rebuild_keeps_the_daily_group(
+    archive, tmp_path
+):
+    store = str(tmp_path / "d.zarr")
+    s1 = gridflux.run(
+        archive["catalog"], archive["mask"], store, cubes=False, query={"source_id": "D-noleap"}
+    )
+    assert sorted(s1.done) == ["T.D-noleap.hist.r1/nbp (daily)", "T.D-noleap.hist.r1/tas (daily)"]
+    daily = _daily_values(store)
+    # a monthly series later: the root's template is written beside the daily group
+    s2 = gridflux.run(archive["catalog"], archive["mask"], store, cubes=False,
+                      query={"source_id": "M"})  # fmt: skip
+    assert s2.done == ["T.M.hist.r1/tas"] and not s2.failed
+    assert list(gridflux.open_store(store)["member"].values) == ["T.M.hist.r1"]
+    np.testing.assert_array_equal(_daily_values(store).values, daily.values)
+    # a monthly series two years earlier: the root is rebuilt (its axis starts earlier), the
+    # daily group comes along unchanged
+    rng = np.random.default_rng(9)
+    m = (250.0 + rng.random((12,) + GRID.shape)).astype("f4").astype(np.float64)
+    _write(tmp_path / "tas_early.nc", m, _monthly_dates(12, "noleap", start=1997), "noleap")
+    cat = write_catalog([_row("E", "tas", "tas_early.nc", table_id="Amon")], tmp_path / "e.json")
+    s3 = gridflux.run(str(cat), archive["mask"], store, cubes=False)
+    assert s3.done == ["T.E.hist.r1/tas"] and not s3.failed
+    root = gridflux.open_store(store)
+    assert str(root.indexes["time"][0])[:7] == "1997-01"
+    np.testing.assert_array_equal(_daily_values(store).values, daily.values)
+    assert "T.D-noleap.hist.r1/tas (daily)" in _store_info(store)
+
+
+def test_zarr_format_2_store_holds_the_daily_group(archive, tmp_path):
+    store = str(tmp_path / "v2.zarr")
+    summary = gridflux.run(
+        archive["catalog"],
+        archive["mask"],
+        store,
+        cubes=False,
+        zarr_format=2,
+        query={"source_id": ["M", "D-360_day"]},
+    )
+    assert not summary.failed, summary.failed
+    assert (Path(store) / "daily" / ".zgroup").exists()
+    tot = _daily_values(store)
+    assert tot.sizes["member"] == 1 and np.isfinite(tot.sel(time="2000-02-30").values).all()
+    assert list(gridflux.open_store(store)["member"].values) == ["T.M.hist.r1"]
