@@ -61,28 +61,70 @@ log = logging.getLogger(__name__)
 
 
 def is_daily(record: Any, storage_options: dict | None = None) -> bool:
-    """Whether a series is daily: its table says so (``day``, ``CFday``...), or, without a
-    table, its time axis has several steps per month. Sub-daily tables are not daily (the
-    monthly path refuses them, naming ``--resample month``)."""
+    """Whether a series is daily: its table says so (``day``, ``CFday``...); without a table,
+    its catalog ``time_range`` (``YYYYMMDD-YYYYMMDD``: daily; ``YYYYMM``: monthly), else the
+    time steps of its first file (median step under 20 days). Sub-daily *tables* are not daily
+    (the monthly path refuses them, naming ``--resample month``); a sub-daily file without a
+    table comes here and is refused by :func:`~gridflux.fields.daily.daily_axis`, naming it."""
     from gridflux.ingest.catalog.variables import frequency
 
     freq = frequency(getattr(record, "table_id", "") or "")
     if freq:
         return freq == "day"
-    from gridflux.fields.timeaxis import has_sub_monthly_steps, keys_from_dates
-    from gridflux.ingest.catalog.opening import open_series
+    ranges = [str(r).replace("_", "-").split("-") for r in getattr(record, "time_ranges", [])]
+    if ranges and len(ranges) == len(record.paths):
+        sizes = {len(p) for parts in ranges for p in parts if p.isdigit()}
+        if sizes == {8}:
+            return True
+        if sizes and sizes <= {6}:
+            return False
+    return first_file_steps_days(record, storage_options) < 20.0
 
+
+def first_file_steps_days(record: Any, storage_options: dict | None = None) -> float:
+    """The median time step (days) of a series' first file, read from its time coordinate
+    alone; ``inf`` when it cannot be read or has one step (then the series is not daily: the
+    monthly path opens it and names any problem)."""
+    import xarray as xr
+
+    if not record.paths or record.format != "netcdf":
+        return float("inf")
+    path = record.paths[0]
     try:
-        ds = open_series(record, storage_options=storage_options)
-    except Exception:  # noqa: BLE001 - an unreadable series fails on the monthly path, named
-        return False
-    try:
-        t = np.asarray(ds["time"].values)
-        return bool(has_sub_monthly_steps(keys_from_dates(t)))
-    except Exception:  # noqa: BLE001 - as above
-        return False
-    finally:
-        ds.close()
+        if "://" in path and not path.startswith("file://"):
+            import fsspec
+
+            with fsspec.open(path, "rb", **(storage_options or {})) as f:
+                with xr.open_dataset(f, decode_times=False, decode_cf=False) as ds:
+                    return steps_days(ds)
+        with xr.open_dataset(path, decode_times=False, decode_cf=False) as ds:
+            return steps_days(ds)
+    except Exception:  # noqa: BLE001 - an unreadable file fails on the monthly path, named
+        return float("inf")
+
+
+def steps_days(ds: Any) -> float:
+    """Median step (days) of a raw dataset's time coordinate (``<unit> since <date>``)."""
+    names = [
+        v
+        for v in ds.variables
+        if ds[v].ndim == 1
+        and (
+            v == "time"
+            or ds[v].attrs.get("standard_name") == "time"
+            or ds[v].attrs.get("axis") == "T"
+        )
+    ]
+    if not names:
+        return float("inf")
+    t = ds[names[0]]
+    unit = str(t.attrs.get("units", "")).split(" since ")[0].strip().lower()
+    per_day = {"days": 1.0, "day": 1.0, "d": 1.0, "hours": 24.0, "hour": 24.0, "h": 24.0,
+               "minutes": 1440.0, "seconds": 86400.0, "s": 86400.0}  # fmt: skip
+    v = np.asarray(t.values, dtype=np.float64)
+    if unit not in per_day or v.size < 2:
+        return float("inf")
+    return float(np.median(np.diff(v))) / per_day[unit]
 
 
 def split_daily(
@@ -406,6 +448,11 @@ def run_daily(
             f"store {st.url}: its daily group holds the regions "
             f"{[str(r) for r in old['region'].values]}, this run's mask {regions}; write the "
             "daily series to a new store"
+        )
+    if old is not None and not st.is_local:  # before any series is computed
+        raise StoreError(
+            f"store {st.url}: growing its daily group rewrites it, which gridflux does on "
+            "local stores only; write the daily series to a new store"
         )
     info: dict[str, dict] = {} if old is None else json.loads(old.attrs["gridflux_series"])
     stored_units: dict[str, str] = {}

@@ -35,6 +35,8 @@ from .test_statistics_run import (
     _store_info,
     _write,
 )
+from .test_store_lock import needs_moto
+from .test_store_lock import s3 as s3  # noqa: F401 - the fixture: moto's S3 server, bucket "locks"
 
 CALENDARS = ("noleap", "360_day", "standard")
 GAP = {"standard": (2000, 3, 10)}  # a day the file lacks
@@ -339,3 +341,21 @@ def test_zarr_format_2_store_holds_the_daily_group(archive, tmp_path):
     tot = _daily_values(store)
     assert tot.sizes["member"] == 1 and np.isfinite(tot.sel(time="2000-02-30").values).all()
     assert list(gridflux.open_store(store)["member"].values) == ["T.M.hist.r1"]
+
+
+@needs_moto
+def test_daily_group_on_s3_is_written_and_its_growth_refused_with_one_line(archive, s3):
+    url = "s3://locks/daily.zarr"
+    q = {"source_id": ["M", "D-standard"]}
+    summary = gridflux.run(
+        archive["catalog"], archive["mask"], url, cubes=False, query=q, store_options=s3
+    )
+    assert not summary.failed, summary.failed
+    ds = gridflux.open_store(url, s3, group="daily")
+    dates, t, _ = archive["data"]["standard"]
+    k = next(i for i, d in enumerate(dates) if _label(d) == "2000-02-29")
+    got = ds["totals"].sel(variable="tas", region="north", time="2000-02-29").values
+    np.testing.assert_allclose(got, _means_truth(t[k][None], region_cell_weights(GRID, "north")))
+    with pytest.raises(StoreError, match=r"growing its daily group .* local stores only"):
+        gridflux.run(archive["catalog"], archive["mask"], url, cubes=False, query=q,
+                     store_options=s3)  # fmt: skip
