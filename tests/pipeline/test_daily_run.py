@@ -359,3 +359,30 @@ def test_daily_group_on_s3_is_written_and_its_growth_refused_with_one_line(archi
     with pytest.raises(StoreError, match=r"growing its daily group .* local stores only"):
         gridflux.run(archive["catalog"], archive["mask"], url, cubes=False, query=q,
                      store_options=s3)  # fmt: skip
+
+
+def test_land_weighted_daily_means(tmp_path):
+    from .test_statistics_run import _land, _write_sftlf
+
+    rng = np.random.default_rng(23)
+    dates = _daily_dates("noleap", months=2)
+    x = (250.0 + 30.0 * rng.random((len(dates),) + GRID.shape)).astype("f4").astype(np.float64)
+    lf = _land(GRID.shape, 4)
+    x[:, lf == 0.0] = np.nan  # no data over the ocean
+    _write(tmp_path / "tas_L.nc", x, dates, "noleap", attrs={"standard_name": "air_temperature"})
+    _write_sftlf(tmp_path / "sftlf_L.nc", lf * 100.0, "%")
+    rows = [
+        _row("L", "tas", "tas_L.nc", table_id="day", land_weighted="true"),
+        _row("L", "sftlf", "sftlf_L.nc", table_id="fx"),
+    ]
+    cat = write_catalog(rows, tmp_path / "c.json")
+    store = str(tmp_path / "s.zarr")
+    summary = gridflux.run(str(cat), _mask(tmp_path), store, cubes=False)
+    assert summary.done == ["T.L.hist.r1/tas (daily)"], summary.failed
+    tot = _daily_values(store).sel(member="T.L.hist.r1", variable="tas")
+    labels = [str(v) for v in tot["time"].values]
+    for r in BOXES:
+        want = _means_truth(x, region_cell_weights(GRID, r), lf)
+        got = tot.sel(region=r).values[[labels.index(_label(d)) for d in dates]]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert "land-weighted" in _store_info(store)
