@@ -98,11 +98,13 @@ def print_summary(summary, console=None) -> None:
     if missing:
         n = sum(len(v) for v in missing.values())
         console.print(
-            f"[yellow]missing months[/yellow] (no value in the field: NaN in the store, not 0): "
-            f"{n} in {len(missing)} series"
+            f"[yellow]missing months[/yellow] (days of daily series; no value in the field: NaN "
+            f"in the store, not 0): {n} in {len(missing)} series"
         )
         for key, months in missing.items():
             console.print(f"[yellow]missing[/yellow] {key}: {len(months)}: {_month_list(months)}")
+    for note in getattr(summary, "notes", []) or []:  # e.g. daily series left without a cube
+        console.print(f"[yellow]note[/yellow]: {note}")
     if getattr(summary, "stopped", ""):
         console.print(
             "[red]stopped[/red]: the store refused a write; series not listed done are "
@@ -358,7 +360,8 @@ def run_cmd(
         typer.Option(
             "--resample",
             help="month: daily series become monthly means of their days (own calendar; "
-            "totals from them); without it a daily series fails naming this option",
+            "totals from them); without it a daily series keeps its daily axis (the store's "
+            "daily/ group: means and totals per day)",
         ),
     ] = None,
     land_weighted: Annotated[
@@ -630,8 +633,9 @@ def export_cmd(
     store: Annotated[str, typer.Argument(help="gridflux store (path or URL)")],
     totals: Annotated[Path, typer.Option("--totals", help="CSV file to write")],
 ) -> None:
-    """Write the tidy table: source_id,variable,region,time,statistic,value,unit (totals in Tg of
-    the element per month, e.g. Tg C, Tg CH4-C, Tg N2O-N; means in the variable's unit, e.g. K)."""
+    """Write the tidy table: source_id,variable,region,time,statistic,value,unit,protocol,frequency
+    (totals in Tg of the element per month, e.g. Tg C, Tg CH4-C, Tg N2O-N; means in the
+    variable's unit, e.g. K; daily series: frequency day, time YYYY-MM-DD, Tg per day)."""
     from gridflux.pipeline.export import totals_table
 
     df = totals_table(store)
@@ -695,17 +699,65 @@ def store_info_cmd(
         )
     c = Console()
     c.print(t)
+    daily = _daily_table(st, store)
+    if daily is not None:
+        c.print(daily[0])
     c.print(
         json.dumps(
             {
                 "counts": counts,
                 "missing_months": missing_total,
+                **({"daily": daily[1]} if daily is not None else {}),
                 "config_hash": man.get("config_hash"),
                 "versions": man.get("versions"),
             }
         ),
         soft_wrap=True,
     )
+
+
+def _daily_table(st, store: str):
+    """The daily group's series (``store info``'s daily section): a rich table and the counts
+    per status, or None when the store has no daily group."""
+    from rich.table import Table
+
+    from gridflux.ingest.remote import scrub
+    from gridflux.pipeline.daily import series_info
+
+    info = series_info(st)
+    if not info:
+        return None
+    t = Table(title=f"{scrub(store)} daily/ (daily series)", title_justify="left")
+    for name, kw in (
+        ("series", {"overflow": "fold", "ratio": 3, "min_width": 20}),
+        ("frequency", {"no_wrap": True}),
+        ("status", {"no_wrap": True}),
+        ("days", {"justify": "right", "no_wrap": True}),
+        ("error", {"overflow": "fold", "ratio": 2}),
+        ("missing days", {"overflow": "fold", "ratio": 1}),
+    ):
+        t.add_column(name, **kw)
+    counts: dict[str, int] = {}
+    for key, e in sorted(info.items()):
+        counts[e["status"]] = counts.get(e["status"], 0) + 1
+        missing = e.get("missing_days") or []
+        span = f"{e['first_day']}..{e['last_day']}" if e.get("first_day") else ""
+        note = " ".join(
+            x
+            for x in (e.get("protocol"), e.get("calendar"), _statistic_note(e), e.get("cube"))
+            if x
+        )
+        t.add_row(
+            "\n".join([key, note]).strip(),
+            e.get("frequency", "day"),
+            e["status"],
+            f"{e.get('days', '')} {span}".strip(),
+            e.get("error") or "",
+            f"{len(missing)}: {', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}"
+            if missing
+            else "",
+        )
+    return t, counts
 
 
 def _statistic_note(entry: dict) -> str:

@@ -310,8 +310,10 @@ def normalize(
         file's own units)
     resample : ``'month'``: a daily (sub-monthly) series becomes monthly means of its time steps
         in its own calendar (:func:`~gridflux.fields.statistics.resample_month`); a month
-        missing days is a missing month. None: the series must be monthly (a daily one is
-        refused, naming the option)
+        missing days is a missing month. ``'day'``: a daily series keeps its steps (``time``
+        their dates, ``seconds_in_month`` 86400 s per step: :func:`gridflux.fields.daily.
+        daily_axis`). None: the series must be monthly (a daily one is refused, naming the
+        option)
 
     Returns
     -------
@@ -379,11 +381,19 @@ def normalize(
 
     # -- time ------------------------------------------------------------------------------
     keys, cal = _time_keys(ds, da, tdim, calendar, path)
-    if resample is not None or has_sub_monthly_steps(keys):
-        ds, da, keys, history_step = _monthly(ds, da, tdim, cal, resample, path, raw)
+    day_times = None  # resample='day': the daily steps kept (gridflux.fields.daily)
+    if resample == "day":
+        from gridflux.fields.daily import daily_axis
+
+        day_times, secs, history_step = daily_axis(ds, tdim, cal, path, raw)
         history.append(history_step)
-    check = check_month_keys(keys, path=path, variable=tdim, allow_gaps=allow_gaps)
-    secs = seconds_in_month(keys, cal)
+        check = check_month_keys(np.unique(keys), path=path, variable=tdim, allow_gaps=True)
+    else:
+        if resample is not None or has_sub_monthly_steps(keys):
+            ds, da, keys, history_step = _monthly(ds, da, tdim, cal, resample, path, raw)
+            history.append(history_step)
+        check = check_month_keys(keys, path=path, variable=tdim, allow_gaps=allow_gaps)
+        secs = seconds_in_month(keys, cal)
 
     # -- grid ------------------------------------------------------------------------------
     lat = np.asarray(ds[ydim].values if ydim in ds.variables else [], dtype=np.float64)
@@ -463,6 +473,7 @@ def normalize(
             (flip_lat, flip_lon),
             land=_land_weights(ds, land_fraction, shape2, path, raw) if land_weighted else None,
             to=mean_units,
+            day_times=day_times,
         )
     if land_weighted:
         raise InputError(
@@ -528,7 +539,7 @@ def normalize(
     if data.dtype != out_dtype and not (uf.per_month or scale != 1.0 or lf is not None):
         data = data.astype(out_dtype)
 
-    times = month_starts(keys, cal)
+    times = month_starts(keys, cal) if day_times is None else day_times
     field = xr.Variable(("time", "lat", "lon"), data)
     out = xr.Dataset(
         {
@@ -638,9 +649,9 @@ def _monthly(
                 attribute="resample",
             )
         raise InputError(
-            "has several time steps per month (daily or sub-daily data); gridflux stores "
-            "monthly series: run with --resample month (monthly means of the steps, totals from "
-            "them; daily axes in the store are not supported yet)",
+            "has several time steps per month (daily or sub-daily data); normalize it with "
+            "resample='day' (its daily axis, as `gridflux run` does for a daily series) or with "
+            "--resample month (monthly means of the steps, totals from them)",
             path=path,
             variable=raw,
             attribute="time",
@@ -687,6 +698,7 @@ def _mean_field(
     *,
     land: tuple[np.ndarray, str] | None = None,
     to: str | None = None,
+    day_times: np.ndarray | None = None,
 ) -> xr.Dataset:
     """The canonical field of an intensive variable (statistic ``mean``): values in ``to``
     (default :func:`~gridflux.fields.statistics.mean_unit`; pint conversion, affine for
@@ -714,7 +726,9 @@ def _mean_field(
             "lon_bnds": (("lon", "bnds"), grid.lon_bounds.copy()),
         },
         coords={
-            "time": xr.coding.cftimeindex.CFTimeIndex(month_starts(keys, cal)),
+            "time": xr.coding.cftimeindex.CFTimeIndex(
+                month_starts(keys, cal) if day_times is None else day_times
+            ),
             "lat": ("lat", lat),
             "lon": ("lon", lon),
             "seconds_in_month": ("time", secs),

@@ -9,8 +9,8 @@ import pandas as pd
 
 
 def totals_table(store: str | os.PathLike, storage_options: dict | None = None) -> pd.DataFrame:
-    """Tidy statistics: ``source_id, variable, region, time (YYYY-MM), statistic, value, unit,
-    protocol`` without NaN rows.
+    """Tidy statistics: ``source_id, variable, region, time (YYYY-MM, or YYYY-MM-DD for daily
+    series), statistic, value, unit, protocol, frequency (month or day)`` without NaN rows.
 
     ``source_id`` is the member key (ensemble.source.experiment.member), unique per series;
     ``statistic`` is ``total`` or ``mean``; ``value`` is Tg of the element in the month (fluxes:
@@ -18,11 +18,18 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
     the variable's unit (``K``). Stores written before statistics existed: every variable a
     total, units as stored. ``protocol`` the series' protocol (``regrid-data`` or
     ``regrid-mask``, from the manifest; "" for a store written before protocols were kept).
+    The daily series of the store's ``daily/`` group follow the monthly rows
+    (:func:`gridflux.pipeline.daily.daily_table`: values per day, Tg of the element in the day
+    for fluxes).
     """
     from gridflux.fields.timeaxis import month_labels
+    from gridflux.pipeline.daily import daily_table
     from gridflux.pipeline.store import Store, open_store
 
+    daily = daily_table(store, storage_options)
     ds = open_store(store, storage_options)
+    if "totals" not in ds:  # a store of daily series only
+        return daily
     tot = ds["totals"].load()
     df = tot.to_dataframe(name="value").reset_index()
     df = df[np.isfinite(df["value"])]
@@ -53,6 +60,9 @@ def totals_table(store: str | os.PathLike, storage_options: dict | None = None) 
             "value": df["value"].astype(float),
             "unit": df["variable"].astype(str).map(units),
             "protocol": np.asarray(protocols, dtype=str),
+            "frequency": "month",
         }
     )
+    if len(daily):
+        out = pd.concat([out, daily], ignore_index=True)
     return out.reset_index(drop=True)

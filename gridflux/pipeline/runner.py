@@ -36,6 +36,7 @@ from gridflux.fields.timeaxis import Month
 from gridflux.fields.totals import PROTOCOLS
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
+from gridflux.pipeline.daily import add_daily, run_daily_series, split_daily
 from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
@@ -120,6 +121,8 @@ class RunSummary:
     missing: dict[str, list[str]] = field(default_factory=dict)
     #: the one-line error that stopped the run early (the store refused a write), or ""
     stopped: str = ""
+    #: what the user must know that is neither a failure nor missing data (daily cubes skipped)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +137,7 @@ class RunSummary:
             "missing_months": sum(len(v) for v in self.missing.values()),
             "missing": self.missing,
             "stopped": self.stopped,
+            "notes": self.notes,
             "pruned": len(self.pruned),
             "not_in_catalogs": len(self.not_in_catalogs),
             "grew": self.grew,
@@ -1346,7 +1350,8 @@ def run(
     resample : ``"month"``: daily (sub-monthly) series become monthly means of their days in
         their own calendar (totals: the monthly mean rate x the month's seconds = the sum of the
         daily totals); a month missing days is a missing month (NaN, named). Without it a daily
-        series fails naming the option (the store holds monthly series)
+        series keeps its daily axis: per-day means and totals in the store's ``daily/`` group
+        (:mod:`gridflux.pipeline.daily`; monthly series of the run go to the root)
     land_weighted : weight the region means of every mean series by cell area x land fraction
         (the series' ``sftlf`` fx file; the catalog's ``land_weighted`` column says it per
         series); recorded in the manifest
@@ -1375,6 +1380,7 @@ def run(
     apply_statistic_options(records, resample=resample, land_weighted=land_weighted)
     strict_fixes = bool(config.get("strict", override=strict))
     records = [rec.model_copy(update={"strict": strict_fixes}) for rec in records]
+    records, daily_records = split_daily(records, resample, storage_options)  # -> daily/ group
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(
@@ -1388,6 +1394,10 @@ def run(
     st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
+        if daily_records:
+            add_daily(r.summary, run_daily_series(daily_records, r))
+            if not records:  # daily series only: the root's monthly template is not written
+                return r.summary
         r.plan(records)
         if r.nothing_to_compute():
             return r.summary

@@ -38,6 +38,9 @@ MANIFEST = "manifest.json"
 TEMPLATE_DONE = "gridflux-template.json"  # written last by Store.create: the template is complete
 _ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zattrs", ".zmetadata")
 LOCK = ".gridflux.lock"
+#: the group of daily series (:mod:`gridflux.pipeline.daily`), written beside the template: never
+#: a part of it (an incomplete template is removed without it; a rebuild carries it over)
+DAILY_GROUP = "daily"
 # zarr's LocalStore writes a chunk to this temp name, then renames it
 # (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
@@ -206,8 +209,9 @@ class Store:
         self.fs.invalidate_cache(self.root)  # zarr wrote through its own file system object
         if self.fs.exists(self._path(TEMPLATE_DONE)):
             return "complete"
-        if not self.template_leftovers():
-            return "absent"
+        leftovers = self.template_leftovers()
+        if all(n.rstrip("/").rsplit("/", 1)[-1] in _ZARR_META for n in leftovers):
+            return "absent"  # nothing, or a bare root group (beside a daily/ group)
         if self._is_legacy_complete():
             return "complete"
         return "incomplete"
@@ -218,7 +222,7 @@ class Store:
             names = self.fs.ls(self.root, detail=False)
         except FileNotFoundError:
             return []
-        keep = (LOCK, MANIFEST)
+        keep = (LOCK, MANIFEST, DAILY_GROUP)
         return [
             n
             for n in names
@@ -752,6 +756,9 @@ class Store:
         for name in (MANIFEST, LOCK):
             if os.path.exists(self._path(name)):
                 shutil.copyfile(self._path(name), os.path.join(nxt, name))
+        if os.path.exists(self._path(DAILY_GROUP)):  # the daily series' group, as it is
+            shutil.copytree(self._path(DAILY_GROUP), os.path.join(nxt, DAILY_GROUP))
+            new.consolidate()
         old_path = self.rebuild_path("old")
         if os.path.exists(old_path):
             shutil.rmtree(old_path)
@@ -1004,7 +1011,8 @@ def require_store(url: str | os.PathLike, storage_options: dict | None = None) -
 def open_store(
     url: str | os.PathLike, storage_options: dict | None = None, group: str | None = None
 ):
-    """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``) as an xarray Dataset.
+    """Open a store (or one of its groups: ``grid``, ``cubes/<variable>``, ``daily``: the daily
+    series, :mod:`gridflux.pipeline.daily`) as an xarray Dataset.
 
     The data (``totals``, cubes) stay lazy (dask); every coordinate without an index (the member
     traits such as ``ensemble``, ``variable_kind``) is loaded into memory as numpy, so that
@@ -1020,7 +1028,14 @@ def open_store(
     import xarray as xr
 
     require_store(url, storage_options)
-    ds = xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+    try:
+        ds = xr.open_zarr(os.fspath(url), group=group, storage_options=storage_options)
+    except KeyError:  # a group written after the root's consolidated metadata (daily/)
+        if group is None:
+            raise
+        ds = xr.open_zarr(
+            os.fspath(url), group=group, storage_options=storage_options, consolidated=False
+        )
     return plain_strings(eager_coords(ds))
 
 

@@ -371,19 +371,13 @@ def _daily_truth(files: list[str]) -> pd.DataFrame:
 
 
 def test_daily_files_resampled_to_months_equal_an_exact_computation(tmp_path):
-    """Every ``day`` model of the sample data (their calendars included): without
-    ``--resample month`` each daily series fails naming the option; with it, the monthly means
-    equal the numpy truth to 1e-12."""
+    """Every ``day`` model of the sample data (their calendars included): with ``--resample
+    month`` the monthly means equal the numpy truth to 1e-12 (without it: the daily axis, below)."""
     _write_mask(tmp_path / "mask.nc")
     b = _gridflux("catalog", "build", ROOT, "--out", tmp_path / "cat.json", cwd=tmp_path)
     assert b.returncode == 0, b.stderr
     common = ["--mask", tmp_path / "mask.nc", "--cluster", "none", "--no-progress", "--select",
               "table_id=day", "--sel", f"plev={DAY_LEVEL:g}", "--allowed-prefix", ROOT]  # fmt: skip
-    r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "no.zarr", *common,
-                  "--summary-json", tmp_path / "no.json", cwd=tmp_path)  # fmt: skip
-    refused = json.loads((tmp_path / "no.json").read_text())
-    assert refused["done"] == 0 and len(refused["failures"]) >= 30, refused
-    assert all("--resample month" in e for e in refused["failures"].values())
     resampled = [*common, "--resample", "month", "--summary-json", tmp_path / "s.json"]
     r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "st.zarr", *resampled,
                   cwd=tmp_path)  # fmt: skip
@@ -406,3 +400,72 @@ def test_daily_files_resampled_to_months_equal_an_exact_computation(tmp_path):
     assert checked == summary["done"] >= 30
     manifest = json.loads((tmp_path / "st.zarr" / "manifest.json").read_text())["series"]
     assert {e.get("resample") for e in manifest.values()} == {"month"}
+
+
+def _daily_axis_truth(files: list[str]) -> pd.DataFrame:
+    """Exact means per (region, YYYY-MM-DD) of a model's daily ``ta`` at 850 hPa: each day's
+    field, ``sum x f a / sum f a`` over its finite cells; a step dated as in
+    :func:`_daily_truth` (the midpoint of its time bounds)."""
+    import cftime
+    import netCDF4
+
+    rows = []
+    w = None
+    for f in sorted(files):
+        ds = xr.open_dataset(f, decode_times=False)
+        k = int(np.flatnonzero(np.isclose(ds["plev"].values, DAY_LEVEL))[0])
+        x = ds["ta"].isel(plev=k).values.astype(float)
+        x = np.where(np.abs(x) < 1e19, x, np.nan)
+        w = _file_weights(ds) if w is None else w
+        ds.close()
+        with netCDF4.Dataset(f) as nc:
+            t = nc["time"]
+            bname = getattr(t, "bounds", None)
+            v = np.asarray(t[:], dtype=float)
+            if bname and bname in nc.variables:
+                v = np.asarray(nc[bname][:], dtype=float).mean(axis=1)
+            dates = cftime.num2date(v, t.units, t.calendar)
+        for day, d in enumerate(dates):
+            ok = np.isfinite(x[day])
+            label = f"{d.year:04d}-{d.month:02d}-{d.day:02d}"
+            for r, name in enumerate(REGIONS):
+                num = math.fsum((x[day][ok] * w[r][ok]).ravel())
+                rows.append((name, label, num / math.fsum(w[r][ok].ravel())))
+    return pd.DataFrame(rows, columns=["region", "time", "truth"])
+
+
+def test_daily_files_keep_their_daily_axis_and_equal_an_exact_computation(tmp_path):
+    """Without ``--resample`` the daily series of every ``day`` model (five calendars; CESM2's
+    stamps at the end of the day) are stored on their daily axis (the store's daily/ group):
+    every day's region mean equals the numpy truth to 1e-12, exported with ``frequency`` day and
+    ``YYYY-MM-DD`` labels."""
+    _write_mask(tmp_path / "mask.nc")
+    b = _gridflux("catalog", "build", ROOT, "--out", tmp_path / "cat.json", cwd=tmp_path)
+    assert b.returncode == 0, b.stderr
+    args = ["--mask", tmp_path / "mask.nc", "--cluster", "none", "--no-progress", "--select",
+            "table_id=day", "--sel",
+            f"plev={DAY_LEVEL:g}", "--allowed-prefix", ROOT, "--summary-json",
+            tmp_path / "s.json"]  # fmt: skip
+    r = _gridflux("run", tmp_path / "cat.json", "--store", tmp_path / "st.zarr", *args,
+                  cwd=tmp_path)  # fmt: skip
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert not summary["failures"], (summary["failures"], r.stderr[-2000:])
+    assert summary["done"] >= 30, summary
+    e = _gridflux("export", tmp_path / "st.zarr", "--totals", tmp_path / "out.csv", cwd=tmp_path)
+    assert e.returncode == 0, e.stderr
+    df = pd.read_csv(tmp_path / "out.csv", dtype={"time": str})
+    assert set(df["frequency"]) == {"day"} and set(df["unit"]) == {"K"}
+    assert df["time"].str.fullmatch(r"\d{4}-\d{2}-\d{2}").all()
+    calendars, checked = set(), 0
+    for source_id, got in df.groupby("source_id"):
+        model = source_id.split(".")[1]
+        files = glob.glob(str(ROOT / "**" / model / "**" / "day" / "ta" / "**" / "*.nc"),
+                          recursive=True)  # fmt: skip
+        with xr.open_dataset(files[0], decode_times=False) as ds:
+            calendars.add(str(ds["time"].attrs.get("calendar")))
+        truth = _daily_axis_truth(files)
+        m = got.merge(truth, on=["region", "time"], how="outer", indicator=True)
+        assert (m["_merge"] == "both").all(), (model, m[m["_merge"] != "both"].head())
+        np.testing.assert_allclose(m["value"], m["truth"], rtol=1e-12, atol=0, err_msg=model)
+        checked += 1
+    assert checked == summary["done"] and len(calendars) == 5, (checked, calendars)

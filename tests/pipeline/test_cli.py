@@ -54,7 +54,9 @@ def test_run_info_export(mini_archive, tmp_path):
         "value",
         "unit",
         "protocol",
+        "frequency",
     ]
+    assert set(df["frequency"]) == {"month"}
     assert set(df["unit"]) == {"Tg C"} and set(df["statistic"]) == {"total"}
     assert set(df["protocol"]) == {"regrid-data"}
     assert info.stdout.count("regrid-data") >= 3  # store info shows each series' protocol

@@ -280,12 +280,15 @@ def daily_archive(tmp_path_factory):
     return {"root": root, "catalog": str(cat), "mask": _mask(root), "data": data}
 
 
-def test_daily_series_without_resample_fail_naming_the_option(daily_archive, tmp_path):
+def test_daily_series_without_resample_keep_their_daily_axis(daily_archive, tmp_path):
+    """Without --resample the daily series go to the store's daily/ group (values: see
+    tests/pipeline/test_daily_run.py), none to the monthly root."""
     a = daily_archive
     summary = gridflux.run(a["catalog"], a["mask"], str(tmp_path / "s.zarr"), cubes=False)
-    assert len(summary.failed) == 6 and not summary.done
-    for err in summary.failed.values():
-        assert "--resample month" in err, err
+    assert not summary.failed, summary.failed
+    assert len(summary.done) == 6 and all(k.endswith(" (daily)") for k in summary.done)
+    daily = gridflux.open_store(str(tmp_path / "s.zarr"), group="daily")
+    assert daily.sizes["member"] == 3 and daily.sizes["variable"] == 2
 
 
 def test_resample_month_gives_monthly_means_and_totals_in_each_calendar(daily_archive, tmp_path):

@@ -16,7 +16,8 @@ why). Tables as data (house rule 6), read by :func:`classify`.
 The frequency comes from a CMIP6 table id (``Amon``, ``day``, ``fx``...): gridflux stores
 monthly series; a daily table is computed with ``resample='month'`` (``gridflux run --resample
 month``: monthly means of the days, totals from them) and otherwise classified, with the reason,
-as not computed (daily axes in the store are not supported yet).
+as not computed here: ``gridflux run`` keeps a daily series' axis (``resample='day'``, the
+store's ``daily/`` group, :mod:`gridflux.pipeline.daily`).
 """
 
 from __future__ import annotations
@@ -156,20 +157,24 @@ def classify(
     variable : name as in a catalog row (canonical, alias, fx, or any other)
     table_id : CMIP6 table id when known (sets the frequency)
     override : the catalog's ``statistic`` column (``mean``: any variable is averaged)
-    resample : ``'month'``: a daily table is computed (as monthly means of its days)
+    resample : ``'month'``: a daily table is computed (as monthly means of its days);
+        ``'day'``: computed on its daily axis (the store's ``daily/`` group)
     """
     freq = frequency(table_id)
-    if resample == "month" and freq in ("day", "subday"):
-        freq = "mon"  # resampled to months when opened
+    if resample in ("month", "day") and freq in ("day", "subday"):
+        freq = "mon"  # resampled to months when opened, or its daily axis kept ('day')
     name = known_variable(variable) or variable
     if name in PAIRED_FX:
         return Classification("none", False, "fx field, paired with its model's series")
     if freq == "fx":
         return Classification("none", False, f"fixed field (table {table_id}), no time axis")
     sub_monthly = (
-        f"table {table_id} is {'daily' if freq == 'day' else 'sub-daily'}; gridflux stores "
-        "monthly series: run with --resample month"
-        if freq in ("day", "subday")
+        f"table {table_id} is daily: `gridflux run` keeps its daily axis (the store's daily/ "
+        "group), or makes months of it with --resample month"
+        if freq == "day"
+        else f"table {table_id} is sub-daily; gridflux stores monthly and daily series: run "
+        "with --resample month"
+        if freq == "subday"
         else ""
     )
     if name in ALIASES and ALIASES[name].canonical in VARIABLES:
