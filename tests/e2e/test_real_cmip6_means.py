@@ -469,3 +469,28 @@ def test_daily_files_keep_their_daily_axis_and_equal_an_exact_computation(tmp_pa
         np.testing.assert_allclose(m["value"], m["truth"], rtol=1e-12, atol=0, err_msg=model)
         checked += 1
     assert checked == summary["done"] and len(calendars) == 5, (checked, calendars)
+
+
+def test_catalog_check_opens_daily_series_on_their_daily_axis(tmp_path):
+    """`catalog check` reports what `gridflux run` does by default: a ``day`` series is computed
+    on its daily axis, opened so (at 850 hPa, as a run with ``--sel`` opens it), and its
+    coverage counts the days of its files."""
+    import netCDF4
+
+    from gridflux.ingest.catalog import build_catalog, check_series, load_catalog
+
+    path = build_catalog(ROOT, tmp_path / "cat.json").path
+    records = load_catalog(path, allow_outside_root=[str(ROOT)]).series(
+        {"table_id": "day", "variable": "ta"}
+    )
+    assert len(records) >= 30
+    for rec in records[:6]:
+        rec.traits["sel"] = f"plev={DAY_LEVEL:g}"
+        chk = check_series(rec)
+        assert chk.ok, (chk.key, chk.problems)
+        assert chk.statistic == "mean (computed, daily axis)"
+        days = 0
+        for f in rec.paths:
+            with netCDF4.Dataset(f) as nc:
+                days += len(nc.dimensions["time"])
+        assert chk.coverage.endswith(f"({days} days)"), (chk.key, chk.coverage, days)

@@ -9,7 +9,7 @@ import pytest
 
 from gridflux.errors import CatalogError
 from gridflux.ingest.catalog import build_catalog, load_catalog
-from gridflux.ingest.catalog.variables import classify
+from gridflux.ingest.catalog.variables import classify, classify_for_run
 
 # (table, variable, time ranges): a CMIP6 DRS tree of many tables and variables
 DRS = [
@@ -74,9 +74,8 @@ def test_every_file_of_a_cmip6_drs_tree_is_catalogued(tmp_path):
     assert by[("tas", "Amon")].statistic == "mean (computed)"
     assert by[("mrso", "Lmon")].statistic.startswith("mean (")
     assert by[("snw", "LImon")].statistic.startswith("mean (")
-    assert (
-        by[("pr", "day")].statistic.startswith("mean (") and "daily" in by[("pr", "day")].statistic
-    )
+    # a daily table is computed by `gridflux run` on its daily axis (the store's daily/ group)
+    assert by[("pr", "day")].statistic == "mean (computed, daily axis)"
     assert (
         by[("tas", "3hr")].statistic.startswith("mean (")
         and "sub-daily" in by[("tas", "3hr")].statistic
@@ -153,6 +152,11 @@ def test_classify_reads_the_variable_tables():
     assert "--resample month" in classify("tas", "day").reason
     assert classify("tas", "day", resample="month").computed
     assert classify("gpp", "day", resample="month").computed
+    # what catalog build/check report: what `gridflux run` does with its default options
+    assert classify_for_run("tas", "day").label() == "mean (computed, daily axis)"
+    assert classify_for_run("gpp", "day").label() == "total (computed, daily axis)"
+    assert not classify_for_run("tas", "3hr").computed
+    assert classify_for_run("tas", "Amon") == classify("tas", "Amon")
     # statistic=total on a variable gridflux cannot total is said, never ignored
     how = classify("tas", override="total")
     assert how.statistic == "total" and not how.computed and "statistic=total" in how.reason
@@ -209,12 +213,13 @@ def test_check_says_per_variable_what_gridflux_makes_of_it(tmp_path):
     lines = summarize_checks(results)
     # monthly means are computed: their series are opened (the stand-ins fail by name)
     assert "pr [Amon]: 2 series, 2 with problems -> mean (computed)" in lines
-    assert any(line.startswith("pr [day]: 2 series -> mean (") for line in lines)
+    # daily means are computed on their daily axis, so opened too (and fail by name here)
+    assert "pr [day]: 2 series, 2 with problems -> mean (computed, daily axis)" in lines
     # fixed fields form no series, and are named all the same
     assert "orog [fx]: 2 series -> none: fixed field (table fx), no time axis" in lines
     # the 4-byte stand-ins are no netCDF: the one computed variable is opened and fails by name;
     # the others are classified without being opened
     assert any(line.startswith("gpp [Lmon]: 2 series, 2 with problems -> total") for line in lines)
-    assert all(r.ok for r in results if not r.statistic.endswith("(computed)"))
+    assert all(r.ok for r in results if "(computed" not in r.statistic)
     only = check_catalog(path, query={"table_id": "day", "variable": "pr"})
     assert [r.table_id for r in only] == ["day", "day"]

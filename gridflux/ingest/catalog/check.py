@@ -15,7 +15,7 @@ from gridflux.ingest.catalog.parsers import load_catalog
 from gridflux.ingest.catalog.paths import AllowOutsideRoot
 from gridflux.ingest.catalog.query import Query, canonical_of, matches, with_column
 from gridflux.ingest.catalog.schema import CatalogRow, SeriesRecord
-from gridflux.ingest.catalog.variables import classify, frequency
+from gridflux.ingest.catalog.variables import classify_for_run, frequency
 
 
 @dataclass
@@ -62,7 +62,7 @@ def check_series(
     ``record.strict``) a defect is a problem instead."""
     from gridflux.fields.timeaxis import key_label, keys_from_dates
 
-    how = classify(record.variable, record.table_id)
+    how = classify_for_run(record.variable, record.table_id)
     chk = SeriesCheck(
         record.key,
         record.variable,
@@ -73,13 +73,18 @@ def check_series(
     )
     if not how.computed:
         return chk
+    daily = frequency(record.table_id) == "day"
+    if daily:  # opened as `gridflux run` opens it: on its daily axis (the store's daily/ group)
+        record = record.model_copy(update={"traits": {**(record.traits or {}), "resample": "day"}})
     try:
         ds = open_series(record, storage_options=storage_options)
         raw = ds.attrs["gridflux_raw_variable"]
         chk.units = str(record.units or ds[raw].attrs.get("units", ""))
         chk.calendar = ds.attrs.get("gridflux_calendar", "")
         keys = keys_from_dates(np.asarray(ds["time"].values))
-        chk.coverage = f"{key_label(keys[0])}..{key_label(keys[-1])} ({keys.size} months)"
+        steps = f"{keys.size} days" if daily else f"{keys.size} months"
+        chk.coverage = f"{key_label(keys[0])}..{key_label(keys[-1])} ({steps})"
+        keys = np.unique(keys)
         canon = load_series(record, storage_options=storage_options, allow_gaps=True, strict=strict)
         da = canon[record.variable]
         south, north = float(canon.lat_bnds[0, 0]), float(canon.lat_bnds[-1, 1])
@@ -171,7 +176,7 @@ def _fixed_fields(cat: Catalog, query: Query | None) -> list[SeriesCheck]:
             f"{member}.{var}",
             var,
             files=len(rows),
-            statistic=classify(var, tab).label(),
+            statistic=classify_for_run(var, tab).label(),
             table_id=tab,
         )
         for (member, var, tab), rows in groups.items()
@@ -219,7 +224,12 @@ def summarize_variables(rows: Iterable[Mapping[str, Any] | CatalogRow]) -> list[
         names.setdefault(k, set()).add(name)
     return [
         VariableSummary(
-            v, t, n, len(series[(v, t)]), classify(v, t).label(), tuple(sorted(names[(v, t)]))
+            v,
+            t,
+            n,
+            len(series[(v, t)]),
+            classify_for_run(v, t).label(),
+            tuple(sorted(names[(v, t)])),
         )
         for (v, t), n in sorted(files.items(), key=lambda kv: (kv[0][0].lower(), kv[0][1]))
     ]

@@ -127,7 +127,8 @@ class Classification:
         if self.statistic == "none":
             return f"none: {self.reason}"
         if self.computed:
-            return f"{self.statistic} (computed)"
+            daily = ", daily axis" if self.reason.startswith("daily axis") else ""
+            return f"{self.statistic} (computed{daily})"
         return f"{self.statistic} (not computed yet: {self.reason})"
 
 
@@ -145,6 +146,22 @@ def known_variable(raw: str) -> str | None:
     if base != raw and base.lower() in low:
         return low[base.lower()]
     return None
+
+
+def classify_for_run(
+    variable: str, table_id: str = "", override: str | None = None
+) -> Classification:
+    """What ``gridflux run`` makes of ``variable`` with its default options (what ``catalog
+    build`` and ``catalog check`` report): a daily table is computed on its daily axis (the
+    store's ``daily/`` group), labelled so; a sub-daily one is not computed without
+    ``--resample month``; everything else as :func:`classify`."""
+    if frequency(table_id) != "day":
+        return classify(variable, table_id, override)
+    how = classify(variable, table_id, override, resample="day")
+    if not how.computed:
+        return how
+    reason = "daily axis" + (f"; {how.reason}" if how.reason else "")
+    return Classification(how.statistic, True, reason)
 
 
 def classify(
