@@ -31,11 +31,12 @@ from gridflux.fields.totals import (
     protocol_weights,
     weighted_sums,
 )
-from gridflux.kernels.conservative import apply_separable
+from gridflux.kernels.conservative import SeparableWeights, apply_separable
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.store import TG_PER_KG, write_cube_block
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
+_CUBE_WEIGHTS: OrderedDict[tuple, SeparableWeights] = OrderedDict()
 # canonical datasets this worker process has opened
 _OPENED: OrderedDict[tuple, Any] = OrderedDict()
 OPENED_MAX = 8
@@ -76,6 +77,26 @@ def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
         _NATIVE_WEIGHTS[key] = hit
         if len(_NATIVE_WEIGHTS) > 16:
             _NATIVE_WEIGHTS.popitem(last=False)
+    return hit
+
+
+def cube_weights(job: BlockJob, rows_read: slice | None) -> SeparableWeights:
+    """Weights from the rows read of the series' grid to the cube grid, memoised per process (one
+    lookup per block instead of a sub-grid and two hashes of its bounds)."""
+    assert job.cube_grid is not None
+    r0, r1, _ = (rows_read or slice(None)).indices(job.src_grid.nlat)
+    key = (job.src_grid.fingerprint(), r0, r1, job.cube_grid.fingerprint(), job.radius)
+    hit = _CUBE_WEIGHTS.get(key)
+    if hit is None:
+        src = (
+            job.src_grid
+            if (r0, r1) == (0, job.src_grid.nlat)
+            else job.src_grid.subset(slice(r0, r1))
+        )
+        hit = cached_weights(src, job.cube_grid, job.radius)
+        _CUBE_WEIGHTS[key] = hit
+        if len(_CUBE_WEIGHTS) > 16:
+            _CUBE_WEIGHTS.popitem(last=False)
     return hit
 
 
@@ -126,12 +147,10 @@ def process_block(
     positions, totals (t, region) float64
     """
     w, rows = native_weights(job, mask)
-    src_grid = job.src_grid
     if rows_read is not None:
         r0, r1, _ = rows_read.indices(w.shape[1])
         w = w[:, r0:r1]
         rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
-        src_grid = src_grid.subset(slice(r0, r1))  # the same cells: the same overlaps with the cube
     if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
         totals = weighted_means(block, w, rows)[0]
     else:
@@ -143,7 +162,7 @@ def process_block(
     totals[empty] = np.nan  # a missing month is NaN, never 0
     if job.cube_grid is not None and job.store_url is not None:
         cube = apply_separable(
-            cached_weights(src_grid, job.cube_grid, job.radius),
+            cube_weights(job, rows_read),  # rows read: the same cells, the same overlaps
             block,
             normalization="destarea",
             out_dtype=np.float32,
