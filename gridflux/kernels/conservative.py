@@ -31,11 +31,14 @@ from gridflux.errors import WeightsError
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_band_widths
 
 NORMALIZATIONS = ("destarea", "fracarea")
-#: Bytes of float64 scratch per piece of a block (a few rows or time steps at a time), here and in
-#: ``fields.totals.weighted_sums``: small enough to stay in L2/L3 cache. One value for both: 2 MiB
-#: (the totals' value; a regrid piece is a run of whole time steps, so its size does not change
-#: a result except where a piece mixes finite steps with steps holding NaN).
+#: Bytes of float64 scratch per piece of a block (a few rows at a time) in
+#: ``fields.totals.weighted_sums`` and ``fields.statistics``: small enough to stay in L2/L3 cache.
 PIECE_BYTES = 2 * 1024 * 1024
+#: Bytes of float64 scratch per piece of a block in the regrid (a run of whole time steps, sized by
+#: the larger of the rows read and the rows written, so that a piece's products stay in L2 cache):
+#: onto the clipped 0.5 deg target 0.12-0.23 ms per month at 512 KiB (one month per piece),
+#: 0.37-0.46 at 2 MiB (docs/benchmarks.md, "The cube path"). The size does not change a result.
+REGRID_PIECE_BYTES = 512 * 1024
 #: Rows of a 1-D overlap matrix with at most this many entries are applied slot by slot
 #: (:meth:`Overlap1D.apply`): one gather and multiply per slot, summed in the order
 #: ``np.add.reduceat`` sums a segment of at most 8 terms (the first plus the sequential sum of the
@@ -178,24 +181,34 @@ class Overlap1D:
         ...)`` where a row has that many entries (``np.add.reduceat``'s order for <= 8 terms)."""
         bshape = [1] * x.ndim
         bshape[axis] = self.shape[0]
-
-        def term(k: int) -> np.ndarray:
-            return np.take(x, cols[k], axis=axis) * weights[k].reshape(bshape)
-
         nslot = cols.shape[0]
         out_shape = list(x.shape)
         out_shape[axis] = self.shape[0]
+        out = np.empty(out_shape)
         if nslot == 0:
-            return np.zeros(out_shape)
+            out.fill(0.0)
+            return out
+        # in place, into two buffers: fresh temporaries of a block's size cost more (page faults)
+        # than the arithmetic; the gathers keep the input's dtype, the products are float64
+        gathered = np.empty(out_shape, dtype=x.dtype)
+        rest = np.empty(out_shape) if nslot > 1 else out
+
+        def term(k: int, into: np.ndarray) -> None:
+            np.take(x, cols[k], axis=axis, out=gathered, mode="clip")  # indices valid: no checks
+            np.multiply(gathered, weights[k].reshape(bshape), out=into)
+
         with np.errstate(invalid="ignore"):  # 0 * inf in padding slots, never added
-            out = term(0)
+            term(0, out)
             if not np.all(counts > 0):  # rows without entries are +0 (padding times inf is NaN)
                 np.copyto(out, 0.0, where=(counts == 0).reshape(bshape))
             if nslot == 1:
                 return out
-            rest = term(1)
-            for k in range(2, nslot):
-                np.add(rest, term(k), out=rest, where=(counts > k).reshape(bshape))
+            term(1, rest)
+            if nslot > 2:
+                more = np.empty(out_shape)
+                for k in range(2, nslot):
+                    term(k, more)
+                    np.add(rest, more, out=rest, where=(counts > k).reshape(bshape))
             np.add(out, rest, out=out, where=(counts > 1).reshape(bshape))
         return out
 
@@ -406,7 +419,7 @@ def _apply_weighted_sum(
     nt = x.shape[0]
     r0, r1, lat = weights.source_rows
     out = np.empty((nt,) + dst.shape, dtype=out_dtype)
-    step = max(1, PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
+    step = max(1, REGRID_PIECE_BYTES // (8 * max(1, r1 - r0, dst.nlat) * max(src.nlon, dst.nlon)))
     # only read (and only computed) under fracarea normalisation
     dst_frac = weights.dst_fraction if normalization == "fracarea" else np.ones(0)
     for t0 in range(0, nt, step):
