@@ -576,13 +576,11 @@ class Store:
         assert g is not None
         nm, nt = len(template.members), len(template.months)
         _, _, tlat, tlon = _cube_chunks(template)
+        # one lazy dask chunk: nothing is computed (compute=False writes the metadata only), and
+        # a graph of one task per zarr chunk cost the driver ~0.35 s per variable to build and
+        # optimise on a 100-member archive (the same files are written either way)
         cube = xr.DataArray(
-            dsa.full(
-                (nm, nt, g.nlat, g.nlon),
-                np.nan,
-                dtype=np.float32,
-                chunks=(1, template.time_chunk, tlat, tlon),
-            ),
+            dsa.full((nm, nt, g.nlat, g.nlon), np.nan, dtype=np.float32, chunks=-1),
             dims=("member", "time", "lat", "lon"),
             coords={
                 "member": _trait_array(template.members),
@@ -613,6 +611,7 @@ class Store:
             encoding=enc_c,
             zarr_format=self.zarr_format,
             consolidated=False,
+            safe_chunks=False,  # the one dask chunk is never written
         )
 
     def consolidate(self) -> None:
