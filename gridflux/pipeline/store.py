@@ -181,6 +181,7 @@ class Store:
         # the cubes' compressor when set by :meth:`keep_cube_compressors` (a rebuild links the old
         # store's chunks, so the new layout must decode them as the old one did)
         self._cube_codecs: tuple | None | str = _UNRESOLVED
+        self._cube_tiles: tuple[int, int] | None = None  # likewise the cube chunks' cells
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -575,7 +576,7 @@ class Store:
         g = template.cube_grid
         assert g is not None
         nm, nt = len(template.members), len(template.months)
-        _, _, tlat, tlon = _cube_chunks(template)
+        _, _, tlat, tlon = self._cube_chunks(template)
         # one lazy dask chunk: nothing is computed (compute=False writes the metadata only), and
         # a graph of one task per zarr chunk cost the driver ~0.35 s per variable to build and
         # optimise on a 100-member archive (the same files are written either way)
@@ -665,17 +666,36 @@ class Store:
                 _rewrite(root, "protocol", template.protocol_array())
             for var in template.cube_variables:
                 path = f"cubes/{var}/{var}"
-                try:
-                    cube = zarr.open_array(store, path=path, mode="r+")
-                except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
+                if not self._cube_group_complete(var):
+                    # new, or declared by a run killed while appending: declared (again) whole
                     self._create_cube(store, template, var)
                     continue
+                cube = zarr.open_array(store, path=path, mode="r+")
                 cube.resize((nm,) + cube.shape[1:])
                 group = zarr.open_group(store, path=f"cubes/{var}", mode="r+")
                 _rewrite(group, "member", _trait_array(template.members))
             root.attrs["template_signature"] = json.dumps(template.signature())
         self.consolidate()
         self.write_template_marker(template)
+
+    def _cube_group_complete(self, var: str) -> bool:
+        """True when ``cubes/<var>`` holds its array and coordinates, or any value; a group that
+        lacks one of them and holds no chunk (its declaration was killed midway) is removed."""
+        meta = "zarr.json" if self.zarr_format == 3 else ".zarray"
+        names = (var, "member", "time", "lat", "lon")
+        if all(self.fs.exists(self._path(f"cubes/{var}/{n}/{meta}")) for n in names):
+            return True
+        group = self._path(f"cubes/{var}")
+        if not self.fs.exists(group):
+            return False
+        array_dir = self._path(f"cubes/{var}/{var}")
+        if self.fs.exists(array_dir) and any(
+            not os.path.basename(p).startswith((".z", "zarr.json"))
+            for p in self.fs.ls(array_dir, detail=False)
+        ):
+            return True  # values are stored: never removed (zarr reports what is missing)
+        self.fs.rm(group, recursive=True)
+        return False
 
     def rebuild_path(self, suffix: str) -> str:
         return f"{self.root}.gridflux-{suffix}"
@@ -709,7 +729,10 @@ class Store:
         if os.path.exists(nxt):
             shutil.rmtree(nxt)
         new = Store(nxt, zarr_format=self.zarr_format)
-        new.keep_cube_compressors(self.cube_compressors())  # the linked chunks' codec
+        new.keep_cube_compressors(self.cube_compressors())  # the linked chunks' codec and tiles
+        stored = self._first_cube_array()
+        if stored is not None:
+            new.keep_cube_tiles((int(stored.chunks[2]), int(stored.chunks[3])))
         new.create(template)
         mem_new = {m: i for i, m in enumerate(template.members)}
         member_map = {i: mem_new[m] for i, m in enumerate(old.members) if m in mem_new}
@@ -788,7 +811,7 @@ class Store:
         out: dict[str, Any] = {"zarr_format": self.zarr_format}
         if template.cube_grid is not None and template.cube_variables:
             g = template.cube_grid
-            out["cube_chunks"] = list(_cube_chunks(template))
+            out["cube_chunks"] = list(self._cube_chunks(template))
             out["cube_compressors"] = [_codec_config(c) for c in self.cube_compressors() or ()]
             out["cube_grid"] = g.fingerprint()
             out["mask_on_cube_grid"] = _array_hash(template.mask_on_cube_grid)
@@ -811,7 +834,7 @@ class Store:
         if template.cube_grid is None or not template.cube_variables:
             return
         root: Any = zarr.open_group(self.zarr_store(), mode="r", zarr_format=cast(Any, fmt))
-        want = _cube_chunks(template)
+        want = self._cube_chunks(template)
         want_codecs = [_codec_config(c) for c in self.cube_compressors() or ()]
         g = template.cube_grid
         lat_b: np.ndarray | None
@@ -910,23 +933,52 @@ class Store:
     def stored_cube_compressors(self) -> tuple | None | str:
         """The compressors of the first cube array in the store (None: uncompressed), or
         ``_UNRESOLVED`` when the store has no cube array."""
+        arr = self._first_cube_array()
+        if arr is None:
+            return _UNRESOLVED
+        return tuple(getattr(arr, "compressors", None) or ()) or None
+
+    def keep_cube_tiles(self, tiles: tuple[int, int]) -> None:
+        """Give this store's cubes chunks of ``tiles`` (lat, lon) cells whatever the policy."""
+        self._cube_tiles = tiles
+
+    def cube_tiles(self, template: StoreTemplate) -> tuple[int, int]:
+        """The (lat, lon) cells of this store's cube chunks: those its existing cubes have (a
+        store made with the 90 x 180 tiles of earlier versions keeps them: its chunk files are
+        linked, never rewritten, when it grows), else :func:`cube_tiles` of the cube grid."""
+        if self._cube_tiles is not None:
+            return self._cube_tiles
+        arr = self._first_cube_array()
+        if arr is not None:
+            return int(arr.chunks[2]), int(arr.chunks[3])
+        g = template.cube_grid
+        if g is None:
+            raise StoreError("a store template without a cube grid has no cube chunks")
+        return cube_tiles(g)
+
+    def _cube_chunks(self, template: StoreTemplate) -> tuple[int, int, int, int]:
+        """Chunks of the cubes ``(member, time, lat, lon)``: one member, the template's months
+        per chunk, :meth:`cube_tiles` cells."""
+        return (1, int(template.time_chunk), *self.cube_tiles(template))
+
+    def _first_cube_array(self) -> Any:
+        """The first (by variable name) cube array of the store, or None."""
         import zarr
 
         fmt = self.stored_format()
         if fmt is None:
-            return _UNRESOLVED
+            return None
         try:
             root: Any = zarr.open_group(self.zarr_store(), mode="r", zarr_format=cast(Any, fmt))
             cubes = root["cubes"]
         except (KeyError, FileNotFoundError, zarr.errors.NodeNotFoundError):
-            return _UNRESOLVED
+            return None
         for var in sorted(cubes.group_keys()):
             try:
-                arr = cubes[f"{var}/{var}"]
+                return cubes[f"{var}/{var}"]
             except KeyError:
                 continue
-            return tuple(getattr(arr, "compressors", None) or ()) or None
-        return _UNRESOLVED
+        return None
 
     def signature(self) -> dict:
         import zarr
@@ -1298,12 +1350,18 @@ def _chunk_name(idx: tuple[int, ...], zarr_format: int) -> str:
     return ".".join(str(i) for i in idx)
 
 
-def _cube_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
-    """Chunks of the cubes ``(member, time, lat, lon)`` of a template."""
-    g = template.cube_grid
-    if g is None:
-        raise StoreError("a store template without a cube grid has no cube chunks")
-    return (1, int(template.time_chunk), min(g.nlat, 90), min(g.nlon, 180))
+#: Cells of a new store's cube chunks: up to 90 rows and up to 720 columns (a 0.5 deg globe's
+#: width), so a chunk of 12 months is at most 3.1 MB of float32. Whole rows of the clipped grid
+#: let a worker write a 12-month block as one file straight from the block, no copy of its tiles:
+#: 2.6-3.1 against 3.8-4.2 ms of CPU per block with 180-column tiles on the small archive
+#: (docs/benchmarks.md, "The cube path"). Stores made with 90 x 180 keep them.
+CUBE_TILE_LAT = 90
+CUBE_TILE_LON = 720
+
+
+def cube_tiles(grid: CellBounds) -> tuple[int, int]:
+    """The (lat, lon) cells of a new store's cube chunks on ``grid``."""
+    return min(grid.nlat, CUBE_TILE_LAT), min(grid.nlon, CUBE_TILE_LON)
 
 
 def _codec_config(codec: Any) -> dict:
