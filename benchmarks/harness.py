@@ -476,7 +476,7 @@ def run_suite(
                             statistics.median(i["zarr_ratio"] for i in infos[key])
                         ),
                         "cube_mb": infos[key][0]["zarr_bytes"] / 1e6,
-                        "codec": "Blosc zstd-1 + shuffle, 256 KiB blocks, zarr v3",
+                        "codec": "Blosc lz4-1 + shuffle, 256 KiB blocks, zarr v3 (new stores)",
                     }
                 )
             records.append(rec)

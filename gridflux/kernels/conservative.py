@@ -31,16 +31,22 @@ from gridflux.errors import WeightsError
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, lon_widths_radians, sin_band_widths
 
 NORMALIZATIONS = ("destarea", "fracarea")
-#: Bytes of float64 scratch per piece of a block (a few rows or time steps at a time), here and in
-#: ``fields.totals.weighted_sums``: small enough to stay in L2/L3 cache. One value for both: 2 MiB
-#: (the totals' value; a regrid piece is a run of whole time steps, so its size does not change
-#: a result except where a piece mixes finite steps with steps holding NaN).
+#: Bytes of float64 scratch per piece of a block (a few rows at a time) in
+#: ``fields.totals.weighted_sums`` and ``fields.statistics``: small enough to stay in L2/L3 cache.
 PIECE_BYTES = 2 * 1024 * 1024
-# A 1-D overlap matrix with at most this many dense entries per stored nonzero is applied as a dense
-# BLAS product, whose throughput per multiply-add is far above the gather + reduceat's: faster for
-# coarse sources (144-360 entries per nonzero), slower for 0.5 deg and finer ones (720), which keep
-# the sparse product (figures: docs/benchmarks.md, "Figures the code relies on").
-_DENSE_ENTRIES_PER_NONZERO = 400
+#: Bytes of float64 scratch per piece of a block in the regrid (a run of whole time steps, sized by
+#: the larger of the rows read and the rows written, so that a piece's products stay in L2 cache):
+#: onto the clipped 0.5 deg target 0.12-0.23 ms per month at 512 KiB (one month per piece),
+#: 0.37-0.46 at 2 MiB (docs/benchmarks.md, "The cube path"). The size does not change a result.
+REGRID_PIECE_BYTES = 512 * 1024
+#: Rows of a 1-D overlap matrix with at most this many entries are applied slot by slot
+#: (:meth:`Overlap1D.apply`): one gather and multiply per slot, summed in the order
+#: ``np.add.reduceat`` sums a segment of at most 8 terms (the first plus the sequential sum of the
+#: rest), so the result is bit for bit that of the gather + ``reduceat`` product, 3-10x faster on
+#: the up- and down-sampling a target grid meets (1-3 entries per row; figures:
+#: docs/benchmarks.md, "The cube path"). Longer rows (a 0.05 deg source on a 0.5 deg target) keep
+#: the ``reduceat``, which sums a longer segment pairwise.
+SLOTS_MAX = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -116,25 +122,21 @@ class Overlap1D:
         return sp.csr_matrix((self.data, self.indices, self.indptr), shape=self.shape)
 
     @cached_property
-    def dense(self) -> np.ndarray | None:
-        """The matrix as a dense float64 array when it has at most ``_DENSE_ENTRIES_PER_NONZERO``
-        entries per stored nonzero (then :meth:`apply_finite` multiplies with BLAS), else None."""
-        n_out, n_in = self.shape
-        if n_out * n_in > _DENSE_ENTRIES_PER_NONZERO * max(self.data.size, 1):
+    def slots(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The matrix as ``(count, cols, weights)`` padded to the longest row (``cols`` and
+        ``weights`` of shape ``(slot, n_out)``; padding: column 0, weight 0, never added), or None
+        when a row has more than :data:`SLOTS_MAX` entries."""
+        counts = np.diff(self.indptr)
+        k = int(counts.max()) if counts.size else 0
+        if k > SLOTS_MAX:
             return None
-        return self.toarray()
-
-    def apply_finite(self, x: np.ndarray, axis: int) -> np.ndarray:
-        """:meth:`apply` for data known to be finite, along ``axis`` -1 or -2 of a 3-D block: a
-        dense BLAS product where :attr:`dense` exists. Only for finite data: a dense product would
-        spread a
-        NaN or inf of one cell over every output of its row (``0 * inf`` is NaN)."""
-        dense = self.dense
-        if dense is None:
-            return self.apply(x, axis=axis)
-        axis = self._checked_axis(x, axis)
-        x = x.astype(np.float64, copy=False)
-        return np.matmul(x, dense.T) if axis == x.ndim - 1 else np.matmul(dense, x)
+        cols = np.zeros((k, self.shape[0]), dtype=np.int64)
+        weights = np.zeros((k, self.shape[0]))
+        for slot in range(k):
+            rows = np.flatnonzero(counts > slot)
+            cols[slot, rows] = self.indices[self.indptr[rows] + slot]
+            weights[slot, rows] = self.data[self.indptr[rows] + slot]
+        return counts, cols, weights
 
     def _checked_axis(self, x: np.ndarray, axis: int) -> int:
         """``axis`` as a non-negative index, after checking that it has the matrix's input
@@ -148,8 +150,15 @@ class Overlap1D:
         return axis
 
     def apply(self, x: np.ndarray, axis: int = -1) -> np.ndarray:
-        """``y[..., j, ...] = sum_i A[j, i] x[..., i, ...]`` along ``axis``, in float64."""
+        """``y[..., j, ...] = sum_i A[j, i] x[..., i, ...]`` along ``axis``, in float64.
+
+        Only stored entries are multiplied (an inf reaches only the outputs it overlaps; a row
+        without entries is +0). Rows of at most :data:`SLOTS_MAX` entries are summed slot by slot
+        (:attr:`slots`), bit for bit as the gather + ``np.add.reduceat`` used for longer rows."""
         axis = self._checked_axis(x, axis)
+        slots = self.slots
+        if slots is not None:
+            return self._apply_slots(x, axis, *slots)
         bshape = [1] * x.ndim
         bshape[axis] = self.data.size
         gathered = np.take(x, self.indices, axis=axis) * self.data.reshape(bshape)
@@ -163,6 +172,44 @@ class Overlap1D:
             idx: list[slice | np.ndarray] = [slice(None)] * x.ndim
             idx[axis] = nonempty
             out[tuple(idx)] = np.add.reduceat(gathered, self.indptr[nonempty], axis=axis)
+        return out
+
+    def _apply_slots(
+        self, x: np.ndarray, axis: int, counts: np.ndarray, cols: np.ndarray, weights: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`apply` by slots: ``t_k = x[cols[k]] * weights[k]``, then ``t_0 + (t_1 + t_2 +
+        ...)`` where a row has that many entries (``np.add.reduceat``'s order for <= 8 terms)."""
+        bshape = [1] * x.ndim
+        bshape[axis] = self.shape[0]
+        nslot = cols.shape[0]
+        out_shape = list(x.shape)
+        out_shape[axis] = self.shape[0]
+        out = np.empty(out_shape)
+        if nslot == 0:
+            out.fill(0.0)
+            return out
+        # in place, into two buffers: fresh temporaries of a block's size cost more (page faults)
+        # than the arithmetic; the gathers keep the input's dtype, the products are float64
+        gathered = np.empty(out_shape, dtype=x.dtype)
+        rest = np.empty(out_shape) if nslot > 1 else out
+
+        def term(k: int, into: np.ndarray) -> None:
+            np.take(x, cols[k], axis=axis, out=gathered, mode="clip")  # indices valid: no checks
+            np.multiply(gathered, weights[k].reshape(bshape), out=into)
+
+        with np.errstate(invalid="ignore"):  # 0 * inf in padding slots, never added
+            term(0, out)
+            if not np.all(counts > 0):  # rows without entries are +0 (padding times inf is NaN)
+                np.copyto(out, 0.0, where=(counts == 0).reshape(bshape))
+            if nslot == 1:
+                return out
+            term(1, rest)
+            if nslot > 2:
+                more = np.empty(out_shape)
+                for k in range(2, nslot):
+                    term(k, more)
+                    np.add(rest, more, out=rest, where=(counts > k).reshape(bshape))
+            np.add(out, rest, out=out, where=(counts > 1).reshape(bshape))
         return out
 
 
@@ -334,9 +381,12 @@ def apply_separable(
     valid source covers it). Sums are formed in float64; ``out_dtype`` is the stored type (e.g.
     float32 for cubes). The block is processed a few time steps at a time, and only the source
     rows that reach the destination are touched, so no float64 copy of the whole block is made.
-    From float32 to float32 with ``destarea``, where every destination cell lies within one source
-    cell, the cells are picked instead (:attr:`SeparableWeights.cell_selection`: the same bits, 7x
-    faster).
+    To float32 with ``destarea``, where every destination cell lies within one source cell, the
+    cells are picked instead (:attr:`SeparableWeights.cell_selection`, 3-10x faster): from float32
+    (or float16) input the same bits as the weighted sum; from float64 input the float32 of the
+    containing cell's value, which is the exact regridded value (its weight is 1; the weighted
+    sum multiplies by a computed weight that may be ``1 - 2**-53``, which changes the float32 only
+    for a value within one float64 ulp of a float32 rounding boundary).
     """
     if normalization not in NORMALIZATIONS:
         raise WeightsError(f"normalization {normalization!r} is not one of {NORMALIZATIONS}")
@@ -369,22 +419,11 @@ def _apply_weighted_sum(
     nt = x.shape[0]
     r0, r1, lat = weights.source_rows
     out = np.empty((nt,) + dst.shape, dtype=out_dtype)
-    step = max(1, PIECE_BYTES // (8 * max(1, r1 - r0) * max(src.nlon, dst.nlon)))
+    step = max(1, REGRID_PIECE_BYTES // (8 * max(1, r1 - r0, dst.nlat) * max(src.nlon, dst.nlon)))
     # only read (and only computed) under fracarea normalisation
     dst_frac = weights.dst_fraction if normalization == "fracarea" else np.ones(0)
-    # nested grids keep the sparse product, whose single term per output is what the cell
-    # selection reproduces bit for bit (a dense sum of zeros would turn a -0 into +0)
-    may_use_dense = weights.cell_selection is None
     for t0 in range(0, nt, step):
         piece = x[t0 : t0 + step, r0:r1, :]
-        # one float64 sum tells that a piece is all finite (float32 values cannot overflow it; a
-        # float64 overflow only costs the sparse product)
-        if may_use_dense and np.isfinite(np.sum(piece, dtype=np.float64)):
-            z = lat.apply_finite(weights.lon.apply_finite(piece, axis=-1), axis=-2)
-            if normalization == "fracarea":
-                z = _divide_by_coverage(z, np.broadcast_to(dst_frac, z.shape))
-            out[t0 : t0 + step] = z
-            continue
         missing = np.isnan(piece)
         has_missing = bool(missing.any())
         if has_missing:
@@ -408,16 +447,25 @@ def _divide_by_coverage(z: np.ndarray, frac: np.ndarray) -> np.ndarray:
 
 
 def _float32_in_out(in_dtype: np.dtype, out_dtype) -> bool:
-    return np.dtype(out_dtype) == np.float32 and np.dtype(in_dtype) in (np.float16, np.float32)
+    return np.dtype(out_dtype) == np.float32 and np.dtype(in_dtype) in (
+        np.float16,
+        np.float32,
+        np.float64,
+    )
 
 
 def _apply_selection(x: np.ndarray, picks: tuple[np.ndarray, np.ndarray], out_dtype) -> np.ndarray:
     """``destarea`` regridding when each destination cell is one source cell: a gather (missing
     source cells count as zero, as in the weighted sum)."""
     rows, cols = picks
-    out = np.take(np.take(x, rows, axis=-2), cols, axis=-1).astype(out_dtype, copy=False)
-    np.nan_to_num(out, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
-    return out
+    if rows.size == 0 or cols.size == 0:
+        return np.zeros(x.shape[:-2] + (rows.size, cols.size), dtype=out_dtype)
+    # the rows reached, cast and cleaned before the gathers that widen them (the same values as
+    # casting the gathered cells: each is one source value)
+    lo, hi = int(rows.min()), int(rows.max()) + 1
+    part = x[..., lo:hi, :].astype(out_dtype)
+    np.nan_to_num(part, copy=False, nan=0.0, posinf=np.inf, neginf=-np.inf)
+    return np.take(np.take(part, rows - lo, axis=-2), cols, axis=-1)
 
 
 def native_weight_field(

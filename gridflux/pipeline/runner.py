@@ -1152,11 +1152,13 @@ class Run:
         from gridflux.pipeline.tasks import forget_opened
 
         pending = deque(todo)
-        options = self.store.storage_options
         try:
             while (batch := self.next_batch(pending, per_task)) is not None:
                 items = [(s.job, s.blocks) for s in batch.spans]
-                self.absorb(batch, process_batch(items, self.mask, options))
+                outcomes = process_batch(
+                    items, self.mask, self.storage_options, self.store.storage_options
+                )
+                self.absorb(batch, outcomes)
         finally:
             forget_opened()  # no file handle outlives an in-process run
 
@@ -1170,7 +1172,6 @@ class Run:
         from distributed import as_completed
 
         pending = deque(todo)
-        options = self.store.storage_options
         out: dict[Any, _Batch] = {}  # by future key
         ac = as_completed()
         token = uuid.uuid4().hex[:8]
@@ -1191,7 +1192,8 @@ class Run:
                         process_batch,
                         items,
                         self.mask_ref,
-                        options,
+                        self.storage_options,  # the inputs'
+                        self.store.storage_options,  # the store's (cube writes)
                         key=self.task_key(batch, token, count),
                         pure=False,
                     )

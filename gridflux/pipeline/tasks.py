@@ -33,7 +33,7 @@ from gridflux.fields.totals import (
     protocol_weights,
     weighted_sums,
 )
-from gridflux.kernels.conservative import apply_separable
+from gridflux.kernels.conservative import SeparableWeights, apply_separable
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline.store import TG_PER_KG, write_cube_block
 
@@ -43,6 +43,7 @@ _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
 NATIVE_WEIGHTS_MAX = 16
 # the mask on a regrid-data target grid, by (mask key, target grid): the same for every source
 _MASK_ON_TARGET: OrderedDict[tuple[str, str], RegionMask] = OrderedDict()
+_CUBE_WEIGHTS: OrderedDict[tuple, SeparableWeights] = OrderedDict()
 # canonical datasets this worker process has opened
 _OPENED: OrderedDict[tuple, Any] = OrderedDict()
 OPENED_MAX = 8
@@ -108,6 +109,26 @@ def mask_on_target(
     return hit
 
 
+def cube_weights(job: BlockJob, rows_read: slice | None) -> SeparableWeights:
+    """Weights from the rows read of the series' grid to the cube grid, memoised per process (one
+    lookup per block instead of a sub-grid and two hashes of its bounds)."""
+    assert job.cube_grid is not None
+    r0, r1, _ = (rows_read or slice(None)).indices(job.src_grid.nlat)
+    key = (job.src_grid.fingerprint(), r0, r1, job.cube_grid.fingerprint(), job.radius)
+    hit = _CUBE_WEIGHTS.get(key)
+    if hit is None:
+        src = (
+            job.src_grid
+            if (r0, r1) == (0, job.src_grid.nlat)
+            else job.src_grid.subset(slice(r0, r1))
+        )
+        hit = cached_weights(src, job.cube_grid, job.radius)
+        _CUBE_WEIGHTS[key] = hit
+        if len(_CUBE_WEIGHTS) > 16:
+            _CUBE_WEIGHTS.popitem(last=False)
+    return hit
+
+
 def rows_to_read(job: BlockJob, mask: RegionMask) -> slice:
     """The latitude rows of the series' grid that a block must hold: those where a totals weight is
     nonzero and, with cubes, those that overlap the cube grid (the mask's bounding box), so a region
@@ -129,7 +150,7 @@ def process_block(
     positions: np.ndarray,
     job: BlockJob,
     mask: RegionMask,
-    storage_options: dict | None = None,
+    store_options: dict | None = None,
     rows_read: slice | None = None,
     empty: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -155,12 +176,10 @@ def process_block(
     positions, totals (t, region) float64
     """
     w, rows = native_weights(job, mask)
-    src_grid = job.src_grid
     if rows_read is not None:
         r0, r1, _ = rows_read.indices(w.shape[1])
         w = w[:, r0:r1]
         rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
-        src_grid = src_grid.subset(slice(r0, r1))  # the same cells: the same overlaps with the cube
     if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
         if job.land_fraction is not None:  # land-weighted: area x land fraction
             lf = job.land_fraction if rows_read is None else job.land_fraction[r0:r1]
@@ -175,7 +194,7 @@ def process_block(
     totals[empty] = np.nan  # a missing month is NaN, never 0
     if job.cube_grid is not None and job.store_url is not None:
         cube = apply_separable(
-            cached_weights(src_grid, job.cube_grid, job.radius),
+            cube_weights(job, rows_read),  # rows read: the same cells, the same overlaps
             block,
             normalization=cube_normalization(job.kind),
             out_dtype=np.float32,
@@ -184,7 +203,7 @@ def process_block(
         for sl, part in _contiguous_runs(positions, cube):
             write_cube_block(
                 job.store_url,
-                storage_options or {},
+                store_options or {},
                 job.zarr_format,
                 job.variable,
                 job.member_index,
@@ -276,12 +295,14 @@ def process_span(
     blocks: tuple[tuple[int, int], ...],
     mask: RegionMask,
     storage_options: dict | None = None,
+    store_options: dict | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray, int, list[str]]]:
     """Open the series (memoised) and run :func:`process_block` on each ``(start, stop)`` block.
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
     block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per
-    block.
+    block. ``storage_options`` open the inputs, ``store_options`` write the store's cubes (a run
+    may read from one object store and write to another, or to a local store).
     """
     ds = open_canonical(job, storage_options)
     seconds = ds.seconds
@@ -321,7 +342,7 @@ def process_span(
             job.positions[i0:i1],
             bjob,
             mask,
-            storage_options,
+            store_options,
             rows_read=rows_read,
             empty=empty,
         )
@@ -384,6 +405,7 @@ def process_batch(
     items: list[tuple[SeriesJob, tuple[tuple[int, int], ...]]],
     mask: RegionMask,
     storage_options: dict | None = None,
+    store_options: dict | None = None,
 ) -> list[SpanOutcome]:
     """Run :func:`process_span` on each ``(job, blocks)`` item of a batch: the spans of many short
     series in one task, so that the per-task costs (scheduling, a result's round trip, the driver's
@@ -392,6 +414,7 @@ def process_batch(
     A failing item fails alone: its outcome is a :class:`SpanFailure` with its one error line, and
     the next item runs. Only a refused store write (disk full, read-only) ends the batch: the items
     after it are not run (None), so nothing more is written to a store that refuses writes.
+    ``storage_options`` are the inputs', ``store_options`` the store's.
 
     Returns
     -------
@@ -402,7 +425,7 @@ def process_batch(
     for k, (job, blocks) in enumerate(items):
         t0 = time.perf_counter()
         try:
-            result = process_span(job, blocks, mask, storage_options)
+            result = process_span(job, blocks, mask, storage_options, store_options)
         except Exception as exc:  # noqa: BLE001 - one failing series never sinks the others
             failure = span_failure(exc)
             out.append(failure)

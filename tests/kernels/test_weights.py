@@ -151,6 +151,11 @@ def test_containing_cells_are_picked_bit_identically_in_float32(src, dst):
     np.testing.assert_array_equal(
         got, np.nan_to_num(x[:, rows][:, :, cols], nan=0.0, posinf=np.inf)
     )
+    # float64 input (a field after a unit conversion): the float32 of the containing cell's value
+    x64 = x.astype(np.float64) * (1.0 + 1e-9)
+    got64 = apply_separable(w, x64, out_dtype=np.float32)
+    want64 = np.nan_to_num(x64[:, rows][:, :, cols], nan=0.0, posinf=np.inf).astype(np.float32)
+    np.testing.assert_array_equal(got64.view(np.uint32), want64.view(np.uint32))
 
 
 def test_cell_selection_only_where_each_destination_cell_is_in_one_source_cell():
@@ -499,20 +504,20 @@ def test_inf_is_not_treated_as_missing(normalization):
     assert not np.isfinite(y[5, 5]), f"inf vanished: dst cell (5, 5) = {y[5, 5]}"
 
 
-# -- dense BLAS products for coarse sources --------------------------------------------------------
+# -- slot-by-slot products for short rows (coarse sources) -----------------------------------------
 def _coarse_to_fine():
-    """T42-like Gaussian source onto a 5 x 6 deg regional target: not nested, few entries per
-    nonzero, so both 1-D products are dense; small enough for the brute-force reference."""
+    """T42-like Gaussian source onto a 5 x 6 deg regional target: not nested, a few entries per
+    row, so both 1-D products go slot by slot; small enough for the brute-force reference."""
     src = gaussian_grid(16, lon0=0.0)
     dst = regional_grid(30.0, 90.0, -30.0, 60.0, 5.0, 6.0)
     return src, dst
 
 
-def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
+def test_coarse_source_uses_slot_products_equal_to_brute_force_weights():
     src, dst = _coarse_to_fine()
     w = conservative_weights(src, dst)
     assert (
-        w.cell_selection is None and w.lon.dense is not None and w.source_rows[2].dense is not None
+        w.cell_selection is None and w.lon.slots is not None and w.source_rows[2].slots is not None
     )
     x = np.random.default_rng(3).normal(size=(4, *src.shape)).astype(np.float32)
     ref = brute_destarea_weights(src.lat_bounds, src.lon_bounds, dst.lat_bounds, dst.lon_bounds)
@@ -530,9 +535,8 @@ def test_coarse_source_uses_dense_products_equal_to_brute_force_weights():
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 @pytest.mark.parametrize("normalization", ["destarea", "fracarea"])
 def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normalization):
-    """A dense product would spread a non-finite cell over its whole row (0 * inf = NaN): such
-    blocks
-    take the sparse product, so a NaN is missing and an inf shows up only where the cell
+    """Only stored entries are multiplied (a dense product would spread a non-finite cell over its
+    whole row: 0 * inf = NaN), so a NaN is missing and an inf shows up only where the cell
     overlaps."""
     src, dst = _coarse_to_fine()
     w = conservative_weights(src, dst)
@@ -561,3 +565,41 @@ def test_coarse_source_bad_cell_reaches_only_the_cells_it_overlaps(bad, normaliz
             np.testing.assert_allclose(got[1], apply_separable(w, x)[1], rtol=1e-13, atol=1e-15)
     else:
         assert not np.any(np.isfinite(got[1][touched]))
+
+
+@pytest.mark.parametrize("axis", [-1, -2])
+def test_slot_product_is_the_reduceat_sum_bit_for_bit(axis):
+    """Rows of 0..8 entries (padding never added: -0 and inf stay where they are): the slot-by-slot
+    product equals, bit for bit, ``np.add.reduceat`` over the gathered products (the order it sums
+    <= 8 terms in: the first plus the sequential sum of the rest), and the exact sum to rounding."""
+    from gridflux.kernels.conservative import SLOTS_MAX, Overlap1D
+
+    rng = np.random.default_rng(7)
+    n_in = 40
+    counts = np.array([0, 1, 2, 3, 8, 5, 1, 0, 4, 7, 6, 2, 1])
+    rows = np.repeat(np.arange(counts.size), counts)
+    cols = np.concatenate([rng.choice(n_in, c, replace=False) for c in counts])
+    op = Overlap1D.from_triplets(rows, cols, rng.uniform(0.1, 1.0, rows.size), (counts.size, n_in))
+    assert op.slots is not None and int(np.diff(op.indptr).max()) == SLOTS_MAX
+    x = rng.normal(size=(3, n_in, 5)) if axis == -2 else rng.normal(size=(3, 5, n_in))
+    x = x.astype(np.float32)
+    x.reshape(-1)[::37] = -0.0
+    x.reshape(-1)[::53] = np.inf
+    got = op.apply(x, axis=axis)
+    bshape = [1, 1, 1]
+    bshape[axis] = op.data.size
+    gathered = np.take(x, op.indices, axis=axis) * op.data.reshape(bshape)
+    a = axis % 3
+    want = np.zeros(got.shape)
+    for j in np.flatnonzero(counts):
+        sl = [slice(None)] * 3
+        sl[a] = slice(op.indptr[j], op.indptr[j + 1])
+        out = [slice(None)] * 3
+        out[a] = j
+        want[tuple(out)] = np.add.reduceat(gathered[tuple(sl)], [0], axis=a).squeeze(a)
+    np.testing.assert_array_equal(got.view(np.uint64), want.view(np.uint64))
+    dense = op.toarray()  # the exact sums (finite cells only), to rounding
+    x64 = np.where(np.isfinite(x), x, 0.0).astype(np.float64)
+    ref = np.einsum("ji,tiy->tjy", dense, x64) if a == 1 else np.einsum("ji,tyi->tyj", dense, x64)
+    fin = np.isfinite(got)
+    np.testing.assert_allclose(got[fin], ref[fin], rtol=1e-12, atol=1e-12)

@@ -132,21 +132,21 @@ def test_zarr_format_2(mini_archive, tmp_path):
     run(mini_archive["catalog"], mini_archive["mask"], str(store), zarr_format=2, progress=False)
     assert (store / ".zgroup").exists()
     _assert_matches_truth(store, mini_archive["truth"])
-    codec = _cube_compressor(store)  # numcodecs Blosc, as configured
-    assert (codec.cname, codec.clevel, codec.shuffle, codec.blocksize) == ("zstd", 1, 1, 262144)
+    codec = _cube_compressor(store)  # numcodecs Blosc, as configured (auto: lz4 for a new store)
+    assert (codec.cname, codec.clevel, codec.shuffle, codec.blocksize) == ("lz4", 1, 1, 262144)
 
 
 @pytest.mark.parametrize("blocksize", [None, 0])
 def test_cube_compressor_is_the_configured_blosc(mini_archive, tmp_path, blocksize):
-    """zstd-1 + shuffle in 256 KiB Blosc blocks by default (docs/store.md); 0 hands the choice back
-    to Blosc."""
+    """lz4-1 + shuffle in 256 KiB Blosc blocks by default for a new store (``auto``,
+    docs/store.md); 0 hands the choice back to Blosc."""
     from gridflux import config
 
     store = tmp_path / "s.zarr"
     with config.set_options(**({} if blocksize is None else {"store.cube-blocksize": blocksize})):
         run(mini_archive["catalog"], mini_archive["mask"], str(store), progress=False)
     codec = _cube_compressor(store)
-    assert (codec.cname.value, codec.clevel, codec.shuffle.value) == ("zstd", 1, "shuffle")
+    assert (codec.cname.value, codec.clevel, codec.shuffle.value) == ("lz4", 1, "shuffle")
     assert codec.blocksize == (262144 if blocksize is None else 0)
     _assert_matches_truth(store, mini_archive["truth"])
 

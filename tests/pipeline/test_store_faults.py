@@ -70,20 +70,30 @@ def test_cli_prints_one_error_line_without_traceback(mini_archive, tmp_path, mon
 # -- the runner stops on a refused write midway (issue 20 point 7, the runner part) ------------
 def _refuse_array_writes_after(monkeypatch, path: str, n_ok: int, err: int):
     """Writes into the zarr array ``path`` ("totals", or a cube's) fail with ``err`` after ``n_ok``
-    successes, as the file system refuses them (raised where zarr writes the chunk)."""
+    successes, as the file system refuses them (raised where zarr, or ``store.CubeChunks`` for a
+    cube block on a local store, writes the chunks)."""
     import zarr
 
     real = zarr.Array.__setitem__
+    real_chunks = store_mod.CubeChunks.write
     calls = {"n": 0}
 
-    def setitem(self, key, value):
-        if self.path == path:
+    def refuse(array_path):
+        if array_path == path:
             calls["n"] += 1
             if calls["n"] > n_ok:
-                raise OSError(err, os.strerror(err), f"{self.path}/c/0")
+                raise OSError(err, os.strerror(err), f"{array_path}/c/0")
+
+    def setitem(self, key, value):
+        refuse(self.path)
         return real(self, key, value)
 
+    def write(self, member, time_slice, data):
+        refuse(self.path)
+        return real_chunks(self, member, time_slice, data)
+
     monkeypatch.setattr(zarr.Array, "__setitem__", setitem)
+    monkeypatch.setattr(store_mod.CubeChunks, "write", write)
     return calls
 
 

@@ -56,17 +56,19 @@ def test_other_zarr_format_on_resume_is_refused(mini_archive, tmp_path, made_wit
 
 
 @pytest.mark.parametrize(
-    "option,value",
+    "options",
     [
-        ("store.cube-compressor", "lz4"),
-        ("store.cube-clevel", 5),
-        ("store.cube-blocksize", 0),
-        ("store.cube-compressor", "none"),
+        {"store.cube-compressor": "zstd"},
+        {"store.cube-compressor": "lz4", "store.cube-clevel": 5},
+        {"store.cube-compressor": "lz4", "store.cube-blocksize": 0},
+        {"store.cube-compressor": "none"},
     ],
 )
-def test_other_cube_codec_on_resume_is_refused(mini_archive, made, option, value):
+def test_other_cube_codec_on_resume_is_refused(mini_archive, made, options):
+    """The store was made with the default (``auto``: lz4, level 1, 256 KiB blocks); a codec set
+    otherwise is refused."""
     store, before = made
-    with config.set_options(**{option: value}):
+    with config.set_options(**options):
         with pytest.raises(StoreError, match=r"compressed with .*store\.cube-compressor"):
             _rerun(mini_archive, store)
     assert_stores_equal(before, store)

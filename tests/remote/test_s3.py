@@ -259,3 +259,55 @@ def test_store_in_a_missing_bucket_is_a_clear_error_and_no_bucket_is_created(
     st.check_bucket()
     st.acquire_lock()
     st.release_lock()
+
+
+@pytest.mark.parametrize("on_cluster", [False, True], ids=["in-process", "local-cluster"])
+def test_inputs_on_s3_store_local_each_with_its_own_options(
+    tiny_archive, s3_endpoint, s3_env, tmp_path, on_cluster
+):
+    """The inputs' storage options open the inputs and the store's write the store: S3 inputs
+    (credentials only in ``storage_options``) into a local store (no options) give the planted
+    truths, in process and on workers (the workers once got the store's options for both)."""
+    from contextlib import nullcontext
+
+    from distributed import Client, LocalCluster
+
+    from gridflux.cli.demo import check_against_truth
+    from gridflux.pipeline.runner import run
+
+    bucket = f"gridflux-split-{int(on_cluster)}"
+    client = _client(s3_endpoint)
+    client.create_bucket(Bucket=bucket)
+    keys = _stage_s3_archive(tiny_archive, tmp_path / "archive")
+    _upload(client, bucket, tmp_path / "archive", "archive")
+    so = {
+        "key": KEY,
+        "secret": SECRET,
+        "endpoint_url": s3_endpoint,
+        "client_kwargs": {"region_name": "us-east-1"},
+    }
+    store = str(tmp_path / "store.zarr")
+    cluster = (
+        LocalCluster(
+            n_workers=1,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        )  # fmt: skip
+        if on_cluster
+        else nullcontext()
+    )
+    with cluster as c, Client(c) if on_cluster else nullcontext() as dask_client:
+        summary = run(
+            f"s3://{bucket}/archive/catalog.json",
+            tiny_archive.mask,
+            store,
+            storage_options=so,
+            client=dask_client,  # None: in this process
+        )
+    assert not summary.failed, summary.failed
+    assert sorted(summary.done) == keys
+    truth_csv = truth_subset(tiny_archive, keys, tmp_path / "truth.csv")
+    check = check_against_truth(store, truth_csv, rtol=1e-10)
+    assert check.ok and check.n_series == len(keys), f"{check} {check.missing} {check.mismatched}"
