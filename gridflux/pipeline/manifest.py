@@ -157,8 +157,10 @@ class Journal:
 class TotalsWriter:
     """Writes series' totals ``(region, time)`` into the store's ``totals`` array, opened once.
 
-    Each (member, variable) is exactly one chunk of the array, so each write is one atomic chunk
-    write, as :meth:`gridflux.pipeline.store.Store.write_totals` does it."""
+    A series' totals are its chunks of the array (one per region and time chunk,
+    :func:`gridflux.pipeline.store.totals_chunks`), written as
+    :meth:`gridflux.pipeline.store.Store.write_totals` writes them; the series is recorded done
+    only after the write, so a write cut short by a kill is redone by the next run."""
 
     def __init__(self, store: Any):
         self.store = store

@@ -4,7 +4,8 @@ Layout (see docs/store.md), readable with plain ``xarray.open_zarr``:
 
 * root: ``totals (member, variable, region, time)`` float64, Tg of element per month for fluxes
   (monthly-mean Tg for stocks), NaN where not computed; member traits and variable kinds as
-  coordinates; one chunk per (member, variable) so that a series' totals land in one write.
+  coordinates; chunks of one (member, variable, region) and ``chunk-months`` months on the cubes'
+  months (:func:`totals_chunks`), so that a store grows by adding chunks, never rewriting them.
 * ``cubes/<variable>``: ``<variable> (member, time, lat, lon)`` float32 kg m-2 s-1 on the target
   grid clipped to the mask's bounding box, compressed, chunked ``(1, 12, tile, tile)``.
 * ``grid``: target bounds, cell area (m2), the mask on the target grid.
@@ -373,14 +374,20 @@ class Store:
 
         path = self._path(MANIFEST)
         if not self.fs.exists(path):
-            return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
-        try:
-            data = json.loads(self.fs.cat(path))
-        except ValueError as exc:
-            raise StoreError(
-                f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
-            ) from exc
-        return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
+            data = journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
+        else:
+            try:
+                data = json.loads(self.fs.cat(path))
+            except ValueError as exc:
+                raise StoreError(
+                    f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
+                ) from exc
+            data = journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
+        # entries as read were scrubbed when written: write_manifest passes them on as they are
+        if not hasattr(self, "_scrubbed"):
+            self._scrubbed: dict[int, tuple[Any, Any]] = {}
+        self._scrubbed.update({id(e): (e, e) for e in data.get("series", {}).values()})
+        return data
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
@@ -388,7 +395,6 @@ class Store:
         Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
         recorded by their identity (no user-info, no signing parameters), errors with secrets
         masked, and the values of this store's own storage options never appear."""
-        from gridflux.ingest.remote import scrub_tree
 
         lock = getattr(self, "lock", None)
         if lock is not None and lock.lost:  # another run took the store over: stop writing
@@ -396,7 +402,7 @@ class Store:
                 f"store {self.url}: the lock of this run was taken over by another run (its "
                 "heartbeat was older than store.lock-timeout); this run stops writing"
             )
-        clean = scrub_tree(manifest, self._storage_options)
+        clean = self._scrubbed_manifest(manifest)
         # compact: json's C encoder (an indented dump runs in Python, ~10x slower: 0.26 s for
         # the manifest of 500 series, paid at every rewrite)
         data = json.dumps(clean, sort_keys=True, default=str, separators=(",", ":")).encode()
@@ -422,6 +428,34 @@ class Store:
 
         journal.clear(self.fs, self._path(journal.JOURNAL_DIR))  # the full manifest supersedes it
 
+    def _scrubbed_manifest(self, manifest: dict) -> dict:
+        """``manifest`` with every string scrubbed (:func:`~gridflux.ingest.remote.scrub_tree`).
+        A series entry that is the very object this store read from its manifest, or scrubbed at
+        an earlier write, is not walked again (its scrubbed copy is reused): a run scrubs what it
+        adds, not every entry of the store at each write. Entries are replaced, never changed in
+        place, once they are in the manifest."""
+        from gridflux.ingest.remote import scrub_tree
+
+        opts = self._storage_options
+        # by identity (the objects are held in the cache, so their ids stay theirs)
+        cache: dict[int, tuple[Any, Any]] = getattr(self, "_scrubbed", {})
+        clean = scrub_tree({k: v for k, v in manifest.items() if k != "series"}, opts)
+        series: dict[str, Any] = {}
+        done: dict[int, tuple[Any, Any]] = {}
+        for key, entry in (manifest.get("series") or {}).items():
+            hit = cache.get(id(entry))
+            if hit is not None and hit[0] is entry:
+                series[key] = hit[1]
+                done[id(entry)] = hit
+            else:
+                value = scrub_tree(entry, opts)
+                series[scrub_tree(key, opts)] = value
+                done[id(entry)] = (entry, value)
+        self._scrubbed = done
+        if "series" in manifest:
+            clean["series"] = series
+        return clean
+
     def write_error(self, what: str, exc: OSError) -> StoreWriteError:
         """One line for a write that the file system refused (disk full, read-only, quota):
         what failed, why, and that the store stays consistent for a re-run."""
@@ -446,14 +480,22 @@ class Store:
         """
         if not self.is_local:
             return []
-        removed = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if _PARTIAL_WRITE.search(name) or name.startswith(_MANIFEST_TMP):
-                    path = os.path.join(dirpath, name)
+        removed: list[str] = []
+
+        def scan(directory: str) -> None:  # os.scandir: file types without a stat per entry
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                return
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    scan(e.path)
+                elif _PARTIAL_WRITE.search(e.name) or e.name.startswith(_MANIFEST_TMP):
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                        removed.append(path)
+                        os.unlink(e.path)
+                        removed.append(e.path)
+
+        scan(self.root)
         return removed
 
     # -- template ----------------------------------------------------------------------------
@@ -1084,8 +1126,9 @@ class Store:
 
     # -- writes ------------------------------------------------------------------------------
     def write_totals(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
-        """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk
-        write)."""
+        """Write one series' totals ``(region, time)`` (its chunks: one per region and time chunk;
+        all-NaN chunks are not stored). The series is recorded done only after this returns, so
+        a write cut short by a kill is redone by the next run."""
         import zarr
 
         try:
