@@ -15,6 +15,7 @@ import hashlib
 import os
 
 import numpy as np
+import pytest
 
 from gridflux.pipeline.runner import run
 from gridflux.pipeline.store import Store, open_store
@@ -134,3 +135,82 @@ def test_every_stored_chunk_keeps_its_bytes_through_each_kind_of_growth(tmp_path
     assert_same_store(grown, once)
     # built once, the store has the same chunks with the same bytes, by label
     assert _bytes(labelled_chunks(once)) == _bytes(after)
+
+
+def test_a_layout_1_store_is_rebuilt_once_then_grows_in_place(tmp_path, monkeypatch):
+    import gridflux.pipeline.store as store_mod
+
+    mask = write_mask(tmp_path, ("north",))
+    both = write_mask(tmp_path, ("north", "box"))
+    state = {("A", "npp"): (2000, 2, "v1"), ("B", "npp"): (2000, 2, "v1")}
+    grown = tmp_path / "grown.zarr"
+    with monkeypatch.context() as m:  # a store of layout 1: one totals chunk per series
+        m.setattr(store_mod, "totals_chunks", lambda t: (1, 1, len(t.regions), len(t.months)))
+        assert _run(write_release(tmp_path, "r0", state), mask, grown).ok
+    assert not Store(grown).grows_in_place(12)
+    state[("A", "npp")] = (2000, 3, "v2")  # a year more at the end: rebuilt into layout 2
+    s = _run(write_release(tmp_path, "r1", state), mask, grown)
+    assert s.ok and s.skipped == ["TEST.B.hist.r1/npp"] and Store(grown).grows_in_place(12)
+    before = labelled_chunks(grown)
+    state[("C", "npp")] = (2000, 1, "v1")  # then in place
+    cat = write_release(tmp_path, "r2", state)
+    s = _run(cat, both, grown)
+    assert s.ok and s.grew == {"members": ["TEST.C.hist.r1"], "regions": ["box"]}
+    after = labelled_chunks(grown)
+    cubes = {k: v for k, v in before.items() if k[0] == "cube"}
+    # the new region recomputes every series: their cube chunks come out with the same bytes
+    assert _bytes({k: after.get(k) for k in cubes}) == _bytes(cubes)
+    once = tmp_path / "once.zarr"
+    assert _run(cat, both, once).ok
+    assert_same_store(grown, once)
+
+
+# the driver kills itself (SIGKILL) at the n-th zarr write or resize of an in-place growth (a
+# member, a region and a year at the end at once)
+_KILLER = """
+import os, signal, zarr
+from gridflux.pipeline.runner import run
+n = [0]
+def hook(f):
+    def g(*a, **k):
+        n[0] += 1
+        if n[0] == {at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return f(*a, **k)
+    return g
+zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
+zarr.Array.resize = hook(zarr.Array.resize)
+run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
+"""
+
+
+@pytest.mark.parametrize(
+    "at,again",
+    [(1, "same"), (2, "same"), (5, "same"), (9, "same"), (14, "same"), (20, "same")]
+    + [(2, "old"), (9, "old"), (14, "old")],
+)
+def test_an_in_place_growth_killed_at_any_write_is_redone_by_the_next_run(tmp_path, at, again):
+    """The next run is the same growth (``same``), or a run of the store's old catalog and mask
+    (``old``): it grows nothing, and the arrays the killed growth resized are cut back."""
+    import signal
+    import subprocess
+    import sys
+
+    from .growth_archive import TARGET
+
+    north = write_mask(tmp_path, ("north",))
+    both = write_mask(tmp_path, ("north", "box"))
+    state = {("A", "npp"): (2000, 2, "v1")}
+    grown = tmp_path / "grown.zarr"
+    assert _run(write_release(tmp_path, "r0", state), north, grown).ok
+    state.update({("A", "npp"): (2000, 3, "v2"), ("B", "npp"): (2000, 1, "v1")})
+    cat = write_release(tmp_path, "r1", state)
+    code = _KILLER.format(at=at, cat=cat, mask=both, store=str(grown), target=TARGET)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    if again == "old":
+        cat, both = write_release(tmp_path, "r0", {("A", "npp"): (2000, 2, "v1")}), north
+    assert _run(cat, both, grown).ok
+    once = tmp_path / "once.zarr"
+    assert _run(cat, both, once).ok
+    assert_same_store(grown, once)
