@@ -108,6 +108,9 @@ class StoreTemplate:
     protocols: dict[str, str] = field(default_factory=dict)  # series id -> protocol
     region_hashes: dict[str, str] = field(default_factory=dict)  # region -> hash of its mask
     target: str | None = None  # fingerprint of the target grid
+    #: regions per totals chunk (:func:`totals_chunks`); None: all of the template's regions (a
+    #: new store). A grown store keeps the one it was created with.
+    region_chunk: int | None = None
 
     def protocol_array(self) -> np.ndarray:
         """The ``protocol`` coordinate of ``member``: the protocol of the member's series, their
@@ -175,6 +178,8 @@ class Store:
             )
             self.fs, self.root = fsspec.core.url_to_fs(self.url, **self._storage_options)
         self.is_local = _is_local_fs(self.fs)
+        # manifest entries known scrubbed, by identity: id -> (entry, its scrubbed form)
+        self._scrubbed: dict[int, tuple[Any, Any]] = {}
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -384,8 +389,6 @@ class Store:
                 ) from exc
             data = journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
         # entries as read were scrubbed when written: write_manifest passes them on as they are
-        if not hasattr(self, "_scrubbed"):
-            self._scrubbed: dict[int, tuple[Any, Any]] = {}
         self._scrubbed.update({id(e): (e, e) for e in data.get("series", {}).values()})
         return data
 
@@ -394,8 +397,9 @@ class Store:
 
         Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
         recorded by their identity (no user-info, no signing parameters), errors with secrets
-        masked, and the values of this store's own storage options never appear."""
-
+        masked, and the values of this store's own storage options never appear. Entries read
+        from the store and not replaced since are written as they were read (scrubbed when they
+        were written), so a run scrubs what it adds, not the whole archive at every write."""
         lock = getattr(self, "lock", None)
         if lock is not None and lock.lost:  # another run took the store over: stop writing
             raise StoreError(
@@ -438,7 +442,7 @@ class Store:
 
         opts = self._storage_options
         # by identity (the objects are held in the cache, so their ids stay theirs)
-        cache: dict[int, tuple[Any, Any]] = getattr(self, "_scrubbed", {})
+        cache = self._scrubbed
         clean = scrub_tree({k: v for k, v in manifest.items() if k != "series"}, opts)
         series: dict[str, Any] = {}
         done: dict[int, tuple[Any, Any]] = {}
@@ -680,17 +684,22 @@ class Store:
 
     # -- growth ------------------------------------------------------------------------------
     def grows_in_place(self, time_chunk: int) -> bool:
-        """Whether the store's totals are chunked one region and ``time_chunk`` months per chunk
-        (the layout since gridflux layout 2): new regions and months at the end of the axis are
-        then new chunks, and :meth:`append` adds them in place. Stores of layout 1 (one totals
-        chunk per series) are rebuilt once into this layout by their first such growth."""
+        """Whether the store's totals are chunked by ``time_chunk`` months (the layout since
+        gridflux layout 2): new regions and months at the end of the axis are then new chunks, and
+        :meth:`append` adds them in place. Stores of layout 1 (one totals chunk per series) are
+        rebuilt once into this layout by their first such growth."""
+        return self.totals_region_chunk(time_chunk) is not None
+
+    def totals_region_chunk(self, time_chunk: int) -> int | None:
+        """Regions per totals chunk of a store whose totals are chunked by ``time_chunk`` months
+        (layout 2), else None."""
         import zarr
 
         try:
             arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
         except Exception:  # noqa: BLE001 - no totals array: not a store that grows in place
-            return False
-        return tuple(int(c) for c in arr.chunks[2:]) == (1, int(time_chunk))
+            return None
+        return int(arr.chunks[2]) if int(arr.chunks[3]) == int(time_chunk) else None
 
     def shapes_match(self, template: StoreTemplate) -> bool:
         """Whether the totals array has the template's shape (read without the consolidated
@@ -805,9 +814,14 @@ class Store:
         run as soon as it holds the lock (:meth:`acquire_lock`), which copies back again (the
         copies are idempotent)."""
 
+        import dataclasses
+
         nxt = self.rebuild_path("next")
         if self.fs.exists(nxt):
             self.fs.rm(nxt, recursive=True)
+        region_chunk = self.totals_region_chunk(template.time_chunk)
+        if region_chunk is not None:  # the new layout keeps the store's totals chunks
+            template = dataclasses.replace(template, region_chunk=region_chunk)
         if self.is_local:
             new = Store(nxt, zarr_format=self.zarr_format)
         else:
@@ -818,8 +832,6 @@ class Store:
         member_map = {i: mem_new[m] for i, m in enumerate(old.members) if m in mem_new}
         v_new = {v: i for i, v in enumerate(template.variables)}
         var_map = {i: v_new[v] for i, v in enumerate(old.variables) if v in v_new}
-        r_new = {r: i for i, r in enumerate(template.regions)}
-        reg_map = {i: r_new[r] for i, r in enumerate(old.regions) if r in r_new}
 
         # cubes: every stored chunk to its new index, its bytes untouched
         for var in old.cube_variables:
@@ -832,14 +844,15 @@ class Store:
                 return (member_map[idx[0]], idx[1] + shift_chunks, *idx[2:])
 
             self._relink_chunks(new, f"cubes/{var}/{var}", cube_index)
-        # totals: chunk by chunk when both layouts chunk them by region and time, else by value
-        if self.grows_in_place(template.time_chunk):
+        # totals: chunk by chunk when the store's are chunked by time (layout 2; regions keep
+        # their places: they are never dropped), else by value
+        if region_chunk is not None:
 
             def totals_index(idx: tuple[int, ...]) -> tuple[int, ...] | None:
                 m, v, r, t = idx
-                if m not in member_map or v not in var_map or r not in reg_map:
+                if m not in member_map or v not in var_map:
                     return None
-                return (member_map[m], var_map[v], reg_map[r], t + shift_chunks)
+                return (member_map[m], var_map[v], r, t + shift_chunks)
 
             self._relink_chunks(new, "totals", totals_index)
         else:
@@ -1285,12 +1298,16 @@ def _rewrite(group, name: str, values: np.ndarray) -> None:
 
 
 def totals_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
-    """Chunks of ``totals (member, variable, region, time)``: one member, variable and region
-    and ``time_chunk`` months (the cubes' time chunks, on the same months). The axis starts on a
-    chunk boundary counted from year 0 (:func:`gridflux.pipeline.plan.axis_start`), so growth in
-    members, variables, regions or months (at either end) adds chunks or moves stored ones by
-    whole chunks: a stored chunk's bytes never change."""
-    return (1, 1, 1, int(template.time_chunk))
+    """Chunks of ``totals (member, variable, region, time)``: one member and variable, the
+    regions the store was created with (``template.region_chunk``) and ``time_chunk`` months (the
+    cubes' time chunks, on the same months). The axis starts on a chunk boundary counted from
+    year 0 (:func:`gridflux.pipeline.plan.axis_start`), so growth in members, variables or months
+    (at either end) adds chunks or moves stored ones by whole chunks, and new regions go to new
+    chunks along ``region``: a stored chunk is never rewritten by growth. (A series' totals are
+    ``years x ceil(regions / region_chunk)`` chunks: one chunk per region would multiply the
+    driver's chunk writes by the number of regions.)"""
+    nr = template.region_chunk or max(len(template.regions), 1)
+    return (1, 1, int(nr), int(template.time_chunk))
 
 
 def _rewrite_time(group: Any, months: list[tuple[int, int]]) -> None:
