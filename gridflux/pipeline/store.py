@@ -959,6 +959,10 @@ class Store:
         path = self._path(GROWTH_JOURNAL)
         self.fs.invalidate_cache(self.root)
         if not self.fs.exists(path):
+            stray = self.rebuild_path("next")  # a rebuild killed before its journal: unused
+            self.fs.invalidate_cache(stray)
+            if self.fs.exists(stray):
+                self.fs.rm(stray, recursive=True)
             return False
         info = json.loads(self.fs.cat(path))
         nxt = str(info["next"])

@@ -169,6 +169,7 @@ def test_a_growth_killed_on_s3_is_finished_by_the_next_run(tmp_path, s3, phase, 
     keys = set(_objects(client, bucket, "k.zarr"))
     journal = "k.zarr/gridflux-growth.json" in keys
     assert journal == (phase == "copy-back")  # killed after the journal, or before it
+    assert any(k.startswith("k.zarr.gridflux-next/") for k in keys)
     # the next run (the killed driver's lock is stale: its process is gone) finishes the growth
     s = _run(cat, mask, store, so)
     assert s.ok, s.failed
