@@ -739,6 +739,11 @@ class Store:
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
             store = self.zarr_store()
+            # the regions before this growth: the marker's signature (written last), not the
+            # arrays' shapes, which an append killed midway may have changed already
+            signature = self.signature()
+            stored_regions = len(signature["regions"])
+            stored_cubes = set(signature.get("cube_variables", signature["variables"]))
             root: Any = zarr.open_group(store, mode="r+", use_consolidated=False)
             nm, nv = len(template.members), len(template.variables)
             nr, nt = len(template.regions), len(template.months)
@@ -760,19 +765,19 @@ class Store:
             if template.mask_on_cube_grid is not None and "grid" in root:
                 grid: Any = zarr.open_group(store, path="grid", mode="r+", use_consolidated=False)
                 mask = grid["mask"]
-                have = int(mask.shape[0])
                 if mask.shape[0] != nr:
                     mask.resize((nr,) + tuple(mask.shape[1:]))
-                for i in range(min(have, nr), nr):  # only the new regions' rows (chunks)
+                for i in range(min(stored_regions, nr), nr):  # the new regions' rows (chunks)
                     mask[i] = np.asarray(template.mask_on_cube_grid[i], dtype=mask.dtype)
                 _rewrite(grid, "region", _trait_array(template.regions))
             for var in template.cube_variables:
-                path = f"cubes/{var}/{var}"
-                try:
-                    cube = zarr.open_array(store, path=path, mode="r+")
-                except (FileNotFoundError, KeyError, zarr.errors.NodeNotFoundError):
+                if var not in stored_cubes:  # a new variable: its cube written whole (anew,
+                    # over what an append killed midway left of it: it holds no data yet)
+                    if self.fs.exists(self._path(f"cubes/{var}")):
+                        self.fs.rm(self._path(f"cubes/{var}"), recursive=True)
                     self._create_cube(store, template, var)
                     continue
+                cube = zarr.open_array(store, path=f"cubes/{var}/{var}", mode="r+")
                 if cube.shape[:2] != (nm, nt):
                     cube.resize((nm, nt) + tuple(cube.shape[2:]))
                 group = zarr.open_group(

@@ -174,7 +174,7 @@ def test_a_layout_1_store_is_rebuilt_once_then_grows_in_place(tmp_path, monkeypa
 
 
 # the driver kills itself (SIGKILL) at the n-th zarr write or resize of an in-place growth (a
-# member, a region and a year at the end at once)
+# member, a variable, a region and a year at the end at once)
 _KILLER = """
 import os, signal, zarr
 from gridflux.pipeline.runner import run
@@ -194,8 +194,7 @@ run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
 
 @pytest.mark.parametrize(
     "at,again",
-    [(1, "same"), (2, "same"), (5, "same"), (9, "same"), (14, "same"), (20, "same")]
-    + [(2, "old"), (9, "old"), (14, "old")],
+    [(n, "same") for n in (1, 2, 5, 9, 14, 20, 26, 32, 40)] + [(2, "old"), (9, "old"), (14, "old")],
 )
 def test_an_in_place_growth_killed_at_any_write_is_redone_by_the_next_run(tmp_path, at, again):
     """The next run is the same growth (``same``), or a run of the store's old catalog and mask
@@ -212,6 +211,7 @@ def test_an_in_place_growth_killed_at_any_write_is_redone_by_the_next_run(tmp_pa
     grown = tmp_path / "grown.zarr"
     assert _run(write_release(tmp_path, "r0", state), north, grown).ok
     state.update({("A", "npp"): (2000, 3, "v2"), ("B", "npp"): (2000, 1, "v1")})
+    state[("A", "rh")] = (2000, 2, "v1")
     cat = write_release(tmp_path, "r1", state)
     code = _KILLER.format(at=at, cat=cat, mask=both, store=str(grown), target=TARGET)
     proc = subprocess.run([sys.executable, "-c", code], timeout=300)
@@ -222,3 +222,39 @@ def test_an_in_place_growth_killed_at_any_write_is_redone_by_the_next_run(tmp_pa
     once = tmp_path / "once.zarr"
     assert _run(cat, both, once).ok
     assert_same_store(grown, once)
+
+
+# the driver kills itself (SIGKILL) right after the grid's mask was resized for a new region,
+# before the region's row is written
+_KILL_AFTER_MASK_RESIZE = """
+import os, signal, zarr
+from gridflux.pipeline.runner import run
+resize = zarr.Array.resize
+def hooked(self, *a, **k):
+    out = resize(self, *a, **k)
+    if self.path.endswith("mask"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return out
+zarr.Array.resize = hooked
+run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
+"""
+
+
+def test_a_region_added_in_place_killed_after_the_masks_resize_gets_its_mask_row(tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    from .growth_archive import TARGET
+
+    state = {("A", "npp"): (2000, 1, "v1")}
+    grown = tmp_path / "grown.zarr"
+    assert _run(write_release(tmp_path, "r0", state), write_mask(tmp_path, ("north",)), grown).ok
+    cat, both = write_release(tmp_path, "r1", state), write_mask(tmp_path, ("north", "box"))
+    code = _KILL_AFTER_MASK_RESIZE.format(cat=cat, mask=both, store=str(grown), target=TARGET)
+    proc = subprocess.run([sys.executable, "-c", code], timeout=300)
+    assert proc.returncode == -signal.SIGKILL
+    assert _run(cat, both, grown).ok
+    once = tmp_path / "once.zarr"
+    assert _run(cat, both, once).ok
+    assert_same_store(grown, once)  # the new region's row of the grid's mask included
