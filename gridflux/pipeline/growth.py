@@ -10,12 +10,14 @@ grown axis moves stored chunks by whole chunks). What a store cannot take is ref
 grid or cube grid (the mask's bounding box on the target grid), cubes on one run and off the
 other, another mask geometry for a region the store holds, or a mask without one of its regions.
 
-:func:`apply_growth` grows the store: new members and variables by resizing arrays in place
-(:meth:`Store.append`: the chunks of stored series are not touched), new regions, months or
-pruned members by writing the new layout beside the store and swapping (:meth:`Store.rebuild`:
-stored cube chunks are linked, so their bytes stay the same). Which series are then computed is
-the run's ordinary skip decision: a series done with the same inputs and configuration is
-skipped (a new region changes every series' configuration, so all are recomputed for it).
+:func:`apply_growth` grows the store: new members, variables, regions and months at the end of
+the axis by resizing arrays in place (:meth:`Store.append`: totals are chunked by region and
+time, so the chunks of stored series are not touched), months at the start or pruned members and
+variables by writing the new layout beside the store (:meth:`Store.rebuild`: every stored chunk
+is linked, or copied server-side on object stores, to its new index, so its bytes stay the same).
+Which series are then computed is the run's ordinary skip decision: a series done with the same
+inputs and configuration is skipped (a new region changes every series' configuration hash, so
+all are recomputed for it, and their stored chunks rewritten with the same bytes).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from gridflux.errors import StoreError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.timeaxis import Month, continuous_months, month_label
 from gridflux.pipeline.plan import axis_start
-from gridflux.pipeline.store import BOOL_TRAITS, MEMBER_TRAITS, Store, StoreTemplate, open_store
+from gridflux.pipeline.store import BOOL_TRAITS, MEMBER_TRAITS, Store, StoreTemplate
 
 
 def region_hashes(mask: RegionMask) -> dict[str, str]:
@@ -45,25 +47,39 @@ def region_hashes(mask: RegionMask) -> dict[str, str]:
 
 
 def stored_template(st: Store) -> StoreTemplate:
-    """The template of an existing store: its signature, member traits and series' protocols."""
+    """The template of an existing store: its signature, member traits and series' protocols.
+
+    Members, variables, regions and months are the signature's (:meth:`Store.signature`, the
+    template marker's: written last by every growth), traits and kinds the first entries of the
+    stored coordinates (read with zarr, not xarray: a growth killed midway may have left arrays
+    and coordinates of different lengths, which the growth then redoes)."""
+    import zarr
+
     sig = st.signature()
-    ds = open_store(st.url, None if st.is_local else st.storage_options)
-    members = [str(m) for m in ds["member"].values]
-    variables = [str(v) for v in ds["variable"].values]
+    root: Any = zarr.open_group(st.zarr_store(), mode="r", use_consolidated=False)
+    members = [str(m) for m in sig["members"]]
+    variables = [str(v) for v in sig["variables"]]
+
+    def first(name: str, n: int) -> list[Any] | None:
+        if name not in root:
+            return None
+        return np.asarray(root[name][...]).tolist()[:n]
+
     traits: dict[str, list[Any]] = {}
     for t in MEMBER_TRAITS:
-        if t in ds.coords:
-            vals = ds[t].values.tolist()
+        vals = first(t, len(members))
+        if vals is not None and len(vals) == len(members):
             traits[t] = [bool(v) for v in vals] if t in BOOL_TRAITS else [str(v) for v in vals]
         else:
             traits[t] = [False if t in BOOL_TRAITS else "" for _ in members]
+    kinds = first("variable_kind", len(variables)) or []
     protocols = {
         k: str(e["protocol"])
         for k, e in st.read_manifest().get("series", {}).items()
         if e.get("protocol")
     }
-    kinds = [str(k) for k in ds["variable_kind"].values]
-    stored_units = [str(u) for u in ds["variable_units"].values] if "variable_units" in ds else []
+    kinds = [str(k) for k in kinds]
+    stored_units = [str(u) for u in first("variable_units", len(variables)) or []]
     return StoreTemplate(
         units={  # a mean's unit as stored (kept when the store grows)
             v: u
@@ -73,7 +89,7 @@ def stored_template(st: Store) -> StoreTemplate:
         members=members,
         traits=traits,
         variables=variables,
-        variable_kinds=kinds,
+        variable_kinds=[str(k) for k in kinds],
         regions=list(sig["regions"]),
         months=[Month.parse(m) for m in sig["months"]],
         cube_variables=list(sig.get("cube_variables", [])),
@@ -98,22 +114,26 @@ class GrowthPlan:
     dropped_members: list[str] = field(default_factory=list)
     dropped_variables: list[str] = field(default_factory=list)
     coords_changed: bool = False  # traits or protocols of stored members differ
+    #: the store's totals are chunked by region and time (layout 2): regions and months at the
+    #: end are added in place; a layout-1 store is rebuilt by its first such growth
+    in_place: bool = True
 
     @property
     def rebuild(self) -> bool:
-        """Whether the layout changes (regions, time axis, dropped members or variables)."""
-        return bool(
-            self.added_regions
-            or self.months_before
-            or self.months_after
-            or self.dropped_members
-            or self.dropped_variables
-        )
+        """Whether stored chunks move to other indices (the axis starts earlier, members or
+        variables are dropped), or a layout-1 store gains regions or months."""
+        moved = bool(self.months_before or self.dropped_members or self.dropped_variables)
+        return moved or (not self.in_place and bool(self.added_regions or self.months_after))
 
     @property
     def changed(self) -> bool:
         return bool(
-            self.rebuild or self.added_members or self.added_variables or self.coords_changed
+            self.rebuild
+            or self.added_members
+            or self.added_variables
+            or self.added_regions
+            or self.months_after
+            or self.coords_changed
         )
 
     def describe(self) -> dict:
@@ -261,13 +281,16 @@ def plan_growth(
         dropped_members=[m for m in old.members if m in drop_m],
         dropped_variables=[v for v in old.variables if v in drop_v],
         coords_changed=coords_changed,
+        in_place=st.grows_in_place(run.time_chunk),
     )
 
 
 def apply_growth(st: Store, plan: GrowthPlan) -> None:
-    """Grow the store as planned: in place for new members and variables only, else by a
-    rebuild beside it and a swap (:meth:`Store.rebuild`)."""
+    """Grow the store as planned: in place for new members, variables, regions and months at the
+    end (:meth:`Store.append`), else by a rebuild beside it (:meth:`Store.rebuild`). A store whose
+    arrays do not have its signature's shapes (an append killed midway, followed by a run that
+    does not grow the store) is appended to its template again."""
     if plan.rebuild:
         st.rebuild(plan.template, plan.old, plan.months_before // plan.template.time_chunk)
-    elif plan.changed:
+    elif plan.changed or not st.shapes_match(plan.template):
         st.append(plan.template)

@@ -203,9 +203,11 @@ class Journal:
 class TotalsWriter:
     """Writes series' totals ``(region, time)`` into the store's ``totals`` array, opened once.
 
-    Each (member, variable) is one chunk of the array as the store lays it out today, so each
-    series' write is one atomic chunk write, as :meth:`gridflux.pipeline.store.Store.write_totals`
-    does it. :meth:`write_many` writes a finished batch's series in one call: their chunks written
+    A series' totals are its chunks of the array (one per region and time chunk,
+    :func:`gridflux.pipeline.store.totals_chunks`), written as
+    :meth:`gridflux.pipeline.store.Store.write_totals` writes them; the series is recorded done
+    only after the write, so a write cut short by a kill is redone by the next run.
+    :meth:`write_many` writes a finished batch's series in one call: their chunks written
     concurrently (zarr's asynchronous writes), a chunk that several of them share (a store chunked
     by several members) read and written once."""
 

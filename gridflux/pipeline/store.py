@@ -4,7 +4,8 @@ Layout (see docs/store.md), readable with plain ``xarray.open_zarr``:
 
 * root: ``totals (member, variable, region, time)`` float64, Tg of element per month for fluxes
   (monthly-mean Tg for stocks), NaN where not computed; member traits and variable kinds as
-  coordinates; one chunk per (member, variable) so that a series' totals land in one write.
+  coordinates; chunks of one (member, variable, region) and ``chunk-months`` months on the cubes'
+  months (:func:`totals_chunks`), so that a store grows by adding chunks, never rewriting them.
 * ``cubes/<variable>``: ``<variable> (member, time, lat, lon)`` float32 kg m-2 s-1 on the target
   grid clipped to the mask's bounding box, compressed, chunked ``(1, 12, tile, tile)``.
 * ``grid``: target bounds, cell area (m2), the mask on the target grid.
@@ -45,7 +46,8 @@ DAILY_GROUP = "daily"
 # (zarr.storage._local._atomic_write)
 _PARTIAL_WRITE = re.compile(r"\.[0-9a-f]{32}\.partial$")
 _MANIFEST_TMP = f"{MANIFEST}.tmp-"  # + the writer's pid: the manifest's temp file before its rename
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: totals chunked by region and time (1: one chunk per series)
+GROWTH_JOURNAL = "gridflux-growth.json"  # an object store's layout growth being copied back
 #: The Blosc compressor of a new store's cubes under ``store.cube-compressor: auto`` (the default):
 #: lz4 with byte shuffle encodes float32 cubes 3.5-4.5x faster than zstd level 1 for 4-7 % more
 #: bytes (docs/benchmarks.md, "The cube path"); stores made with zstd keep it.
@@ -121,6 +123,9 @@ class StoreTemplate:
     #: stored unit of each mean variable outside the table (``fields.statistics.MEAN_UNITS``):
     #: the files' own units (``runner.mean_units_of``)
     units: dict[str, str] = field(default_factory=dict)
+    #: regions per totals chunk (:func:`totals_chunks`); None: all of the template's regions (a
+    #: new store). A grown store keeps the one it was created with.
+    region_chunk: int | None = None
 
     def protocol_array(self) -> np.ndarray:
         """The ``protocol`` coordinate of ``member``: the protocol of the member's series, their
@@ -184,6 +189,8 @@ class Store:
         # store's chunks, so the new layout must decode them as the old one did)
         self._cube_codecs: tuple | None | str = _UNRESOLVED
         self._cube_tiles: tuple[int, int] | None = None  # likewise the cube chunks' cells
+        # manifest entries known scrubbed, by identity: id -> (entry, its scrubbed form)
+        self._scrubbed: dict[int, tuple[Any, Any]] = {}
 
     # -- paths -------------------------------------------------------------------------------
     def _path(self, name: str) -> str:
@@ -328,6 +335,8 @@ class Store:
         lock = StoreLock(self.fs, self._path(LOCK), self.url, is_local=self.is_local)
         lock.acquire()
         self.lock: Any = lock
+        if not self.is_local:  # a layout growth killed while it was copied into place
+            self.finish_copy_back()
 
     def check_bucket(self) -> None:
         """Fail clearly when the bucket (container) of a store on object storage does not exist:
@@ -382,30 +391,34 @@ class Store:
 
         path = self._path(MANIFEST)
         if not self.fs.exists(path):
-            return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
-        try:
-            data = json.loads(self.fs.cat(path))
-        except ValueError as exc:
-            raise StoreError(
-                f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
-            ) from exc
-        return journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
+            data = journal.replay(self.fs, self._path(journal.JOURNAL_DIR), {"series": {}})
+        else:
+            try:
+                data = json.loads(self.fs.cat(path))
+            except ValueError as exc:
+                raise StoreError(
+                    f"{path}: the manifest is not valid JSON ({exc}); the store may be damaged"
+                ) from exc
+            data = journal.replay(self.fs, self._path(journal.JOURNAL_DIR), data)
+        # entries as read were scrubbed when written: write_manifest passes them on as they are
+        self._scrubbed.update({id(e): (e, e) for e in data.get("series", {}).values()})
+        return data
 
     def write_manifest(self, manifest: dict) -> None:
         """Replace the manifest atomically (temp file + rename locally; one PUT on object stores).
 
         Every string is scrubbed first (:func:`gridflux.ingest.remote.scrub_tree`): input URLs are
         recorded by their identity (no user-info, no signing parameters), errors with secrets
-        masked, and the values of this store's own storage options never appear."""
-        from gridflux.ingest.remote import scrub_tree
-
+        masked, and the values of this store's own storage options never appear. Entries read
+        from the store and not replaced since are written as they were read (scrubbed when they
+        were written), so a run scrubs what it adds, not the whole archive at every write."""
         lock = getattr(self, "lock", None)
         if lock is not None and lock.lost:  # another run took the store over: stop writing
             raise StoreError(
                 f"store {self.url}: the lock of this run was taken over by another run (its "
                 "heartbeat was older than store.lock-timeout); this run stops writing"
             )
-        clean = scrub_tree(manifest, self._storage_options)
+        clean = self._scrubbed_manifest(manifest)
         # compact: json's C encoder (an indented dump runs in Python, ~10x slower: 0.26 s for
         # the manifest of 500 series, paid at every rewrite)
         data = json.dumps(clean, sort_keys=True, default=str, separators=(",", ":")).encode()
@@ -431,6 +444,34 @@ class Store:
 
         journal.clear(self.fs, self._path(journal.JOURNAL_DIR))  # the full manifest supersedes it
 
+    def _scrubbed_manifest(self, manifest: dict) -> dict:
+        """``manifest`` with every string scrubbed (:func:`~gridflux.ingest.remote.scrub_tree`).
+        A series entry that is the very object this store read from its manifest, or scrubbed at
+        an earlier write, is not walked again (its scrubbed copy is reused): a run scrubs what it
+        adds, not every entry of the store at each write. Entries are replaced, never changed in
+        place, once they are in the manifest."""
+        from gridflux.ingest.remote import scrub_tree
+
+        opts = self._storage_options
+        # by identity (the objects are held in the cache, so their ids stay theirs)
+        cache = self._scrubbed
+        clean = scrub_tree({k: v for k, v in manifest.items() if k != "series"}, opts)
+        series: dict[str, Any] = {}
+        done: dict[int, tuple[Any, Any]] = {}
+        for key, entry in (manifest.get("series") or {}).items():
+            hit = cache.get(id(entry))
+            if hit is not None and hit[0] is entry:
+                series[key] = hit[1]
+                done[id(entry)] = hit
+            else:
+                value = scrub_tree(entry, opts)
+                series[scrub_tree(key, opts)] = value
+                done[id(entry)] = (entry, value)
+        self._scrubbed = done
+        if "series" in manifest:
+            clean["series"] = series
+        return clean
+
     def write_error(self, what: str, exc: OSError) -> StoreWriteError:
         """One line for a write that the file system refused (disk full, read-only, quota):
         what failed, why, and that the store stays consistent for a re-run."""
@@ -455,14 +496,22 @@ class Store:
         """
         if not self.is_local:
             return []
-        removed = []
-        for dirpath, _dirs, files in os.walk(self.root):
-            for name in files:
-                if _PARTIAL_WRITE.search(name) or name.startswith(_MANIFEST_TMP):
-                    path = os.path.join(dirpath, name)
+        removed: list[str] = []
+
+        def scan(directory: str) -> None:  # os.scandir: file types without a stat per entry
+            try:
+                entries = list(os.scandir(directory))
+            except FileNotFoundError:
+                return
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    scan(e.path)
+                elif _PARTIAL_WRITE.search(e.name) or e.name.startswith(_MANIFEST_TMP):
                     with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-                        removed.append(path)
+                        os.unlink(e.path)
+                        removed.append(e.path)
+
+        scan(self.root)
         return removed
 
     # -- template ----------------------------------------------------------------------------
@@ -513,8 +562,9 @@ class Store:
         for name, values in template.traits.items():
             coords[name] = ("member", _trait_array(values))
         coords["protocol"] = ("member", template.protocol_array())
+        tchunks = totals_chunks(template)
         totals = xr.DataArray(
-            dsa.full((nm, nv, nr, nt), np.nan, chunks=(1, 1, nr, nt), dtype=np.float64),
+            dsa.full((nm, nv, nr, nt), np.nan, chunks=tchunks, dtype=np.float64),
             dims=("member", "variable", "region", "time"),
             name="totals",
             attrs={
@@ -536,7 +586,7 @@ class Store:
         )
         store = self.zarr_store()
         enc = {
-            "totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan},
+            "totals": {"chunks": tchunks, "_FillValue": np.nan},
             "time": {"units": "days since 1850-01-01", "calendar": "proleptic_gregorian"},
         }
         ds.to_zarr(
@@ -560,7 +610,13 @@ class Store:
                 coords={"lat": g.lat, "lon": g.lon, "region": _trait_array(template.regions)},
             )
             grid.to_zarr(
-                store, group="grid", mode="a", zarr_format=self.zarr_format, consolidated=False
+                store,
+                group="grid",
+                mode="a",
+                zarr_format=self.zarr_format,
+                consolidated=False,
+                # one chunk per region: a new region adds a chunk, the stored ones stay
+                encoding={"mask": {"chunks": (1, g.nlat, g.nlon)}},
             )
             for var in template.cube_variables:
                 self._create_cube(store, template, var)
@@ -640,12 +696,55 @@ class Store:
         return None
 
     # -- growth ------------------------------------------------------------------------------
+    def grows_in_place(self, time_chunk: int) -> bool:
+        """Whether the store's totals are chunked by ``time_chunk`` months (the layout since
+        gridflux layout 2): new regions and months at the end of the axis are then new chunks, and
+        :meth:`append` adds them in place. Stores of layout 1 (one totals chunk per series) are
+        rebuilt once into this layout by their first such growth."""
+        return self.totals_region_chunk(time_chunk) is not None
+
+    def totals_region_chunk(self, time_chunk: int) -> int | None:
+        """Regions per totals chunk of a store whose totals are chunked by ``time_chunk`` months
+        (layout 2), else None."""
+        import zarr
+
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
+        except Exception:  # noqa: BLE001 - no totals array: not a store that grows in place
+            return None
+        return int(arr.chunks[2]) if int(arr.chunks[3]) == int(time_chunk) else None
+
+    def shapes_match(self, template: StoreTemplate) -> bool:
+        """Whether the totals array has the template's shape (read without the consolidated
+        metadata, which a growth rewrites near its end)."""
+        import zarr
+
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
+        except Exception:  # noqa: BLE001 - no totals: nothing to compare
+            return True
+        want = (
+            len(template.members),
+            len(template.variables),
+            len(template.regions),
+            len(template.months),
+        )
+        return tuple(int(n) for n in arr.shape) == want
+
     def append(self, template: StoreTemplate) -> None:
-        """Grow the store in place to ``template``, whose regions and months are the store's and
-        whose members and variables start with the store's (new ones appended): arrays are
-        resized along ``member`` and ``variable`` (no chunk of a stored series is rewritten), the
-        coordinates rewritten (small), new variables' cubes created, the signature written last.
-        Idempotent: a run killed while appending does it again."""
+        """Grow the store in place to ``template``, whose members, variables, regions and months
+        start with the store's (new ones appended; the axis grows at its end only): arrays are
+        resized (a resize rewrites metadata only: with totals chunked by region and time
+        (:func:`totals_chunks`) every stored chunk keeps its bytes), coordinates rewritten (small),
+        the new regions' rows of the grid's mask written (one chunk each), new variables' cubes
+        created; then the consolidated metadata, the root's signature and, last, the template
+        marker, whose signature is the store's (:meth:`signature`).
+
+        Crash-safe by redoing: a run killed while appending leaves the marker's (old) signature,
+        so the next run plans the same growth from it and appends again; every step resizes to
+        the template's shapes and rewrites whole coordinates, so it may run any number of times
+        (an array resized beyond a later run's template is cut back: nothing was computed in the
+        part cut off, since series are computed after the growth)."""
         import zarr
 
         with warnings.catch_warnings():
@@ -653,7 +752,12 @@ class Store:
                 "ignore", message="Object at .* is not recognized", category=UserWarning
             )
             store = self.zarr_store()
-            root: Any = zarr.open_group(store, mode="r+")
+            # the regions before this growth: the marker's signature (written last), not the
+            # arrays' shapes, which an append killed midway may have changed already
+            signature = self.signature()
+            stored_regions = len(signature["regions"])
+            stored_cubes = set(signature.get("cube_variables", signature["variables"]))
+            root: Any = zarr.open_group(store, mode="r+", use_consolidated=False)
             nm, nv = len(template.members), len(template.variables)
             nr, nt = len(template.regions), len(template.months)
             root["totals"].resize((nm, nv, nr, nt))
@@ -669,38 +773,34 @@ class Store:
                 _rewrite(root, "variable_statistic", _trait_array(stats))
             if "protocol" in root:  # a store written before protocols were kept has none
                 _rewrite(root, "protocol", template.protocol_array())
+            _rewrite(root, "region", _trait_array(template.regions))
+            _rewrite_time(root, template.months)
+            if template.mask_on_cube_grid is not None and "grid" in root:
+                grid: Any = zarr.open_group(store, path="grid", mode="r+", use_consolidated=False)
+                mask = grid["mask"]
+                if mask.shape[0] != nr:
+                    mask.resize((nr,) + tuple(mask.shape[1:]))
+                for i in range(min(stored_regions, nr), nr):  # the new regions' rows (chunks)
+                    mask[i] = np.asarray(template.mask_on_cube_grid[i], dtype=mask.dtype)
+                _rewrite(grid, "region", _trait_array(template.regions))
             for var in template.cube_variables:
-                path = f"cubes/{var}/{var}"
-                if not self._cube_group_complete(var):
-                    # new, or declared by a run killed while appending: declared (again) whole
+                if var not in stored_cubes:  # a new variable: its cube written whole (anew,
+                    # over what an append killed midway left of it: it holds no data yet)
+                    if self.fs.exists(self._path(f"cubes/{var}")):
+                        self.fs.rm(self._path(f"cubes/{var}"), recursive=True)
                     self._create_cube(store, template, var)
                     continue
-                cube = zarr.open_array(store, path=path, mode="r+")
-                cube.resize((nm,) + cube.shape[1:])
-                group = zarr.open_group(store, path=f"cubes/{var}", mode="r+")
+                cube = zarr.open_array(store, path=f"cubes/{var}/{var}", mode="r+")
+                if cube.shape[:2] != (nm, nt):
+                    cube.resize((nm, nt) + tuple(cube.shape[2:]))
+                group = zarr.open_group(
+                    store, path=f"cubes/{var}", mode="r+", use_consolidated=False
+                )
                 _rewrite(group, "member", _trait_array(template.members))
+                _rewrite_time(group, template.months)
             root.attrs["template_signature"] = json.dumps(template.signature())
         self.consolidate()
         self.write_template_marker(template)
-
-    def _cube_group_complete(self, var: str) -> bool:
-        """True when ``cubes/<var>`` holds its array and coordinates, or any value; a group that
-        lacks one of them and holds no chunk (its declaration was killed midway) is removed."""
-        meta = "zarr.json" if self.zarr_format == 3 else ".zarray"
-        names = (var, "member", "time", "lat", "lon")
-        if all(self.fs.exists(self._path(f"cubes/{var}/{n}/{meta}")) for n in names):
-            return True
-        group = self._path(f"cubes/{var}")
-        if not self.fs.exists(group):
-            return False
-        array_dir = self._path(f"cubes/{var}/{var}")
-        if self.fs.exists(array_dir) and any(
-            not os.path.basename(p).startswith((".z", "zarr.json"))
-            for p in self.fs.ls(array_dir, detail=False)
-        ):
-            return True  # values are stored: never removed (zarr reports what is missing)
-        self.fs.rm(group, recursive=True)
-        return False
 
     def rebuild_path(self, suffix: str) -> str:
         return f"{self.root}.gridflux-{suffix}"
@@ -711,29 +811,40 @@ class Store:
         old: StoreTemplate,
         shift_chunks: int,
     ) -> None:
-        """Grow the store to ``template`` by writing it anew beside the old one and swapping the
-        two (needed when the regions or the time axis change, or members are dropped): the new
-        template is created at ``<store>.gridflux-next``, the stored series' cube chunks are
-        linked (same bytes; copied where links are impossible) to their new chunk indices (member
-        by label, time moved by ``shift_chunks`` chunks when the axis starts earlier), the totals
-        copied by label, the manifest and lock copied; then ``<store>`` becomes
+        """Grow the store to ``template`` by writing it anew beside the old one (needed when the
+        axis starts earlier, members or variables are dropped, or a store of layout 1 grows its
+        regions or months): the new template is created at ``<store>.gridflux-next``, every
+        stored chunk (cubes, and totals when both layouts chunk them alike) is linked -- copied
+        on object stores, server-side -- to its new chunk index (member, variable and region by
+        label, time moved by ``shift_chunks`` chunks when the axis starts earlier), so its bytes
+        stay the same; totals of a layout-1 store are copied by value.
+
+        Local stores: the manifest and lock are copied, then ``<store>`` becomes
         ``<store>.gridflux-old``, the new store takes its name and the old one is deleted. A run
         killed before the swap leaves the old store untouched (the next run starts the rebuild
-        again); one killed within it is finished by :meth:`finish_rebuild`. Local stores only."""
-        import shutil
+        again); one killed within it is finished by :meth:`finish_rebuild`.
 
-        import zarr
+        Object stores (no rename): once the new layout is complete beside the store, the journal
+        :data:`GROWTH_JOURNAL` is written into the store (one PUT), then the store's zarr objects
+        are replaced by the new layout's (:meth:`finish_copy_back`: stale chunks deleted, chunks
+        copied, metadata and the template marker last), then the journal is deleted. A run killed
+        before the journal leaves the store untouched; one killed after it is finished by the next
+        run as soon as it holds the lock (:meth:`acquire_lock`), which copies back again (the
+        copies are idempotent)."""
 
-        if not self.is_local:
-            raise StoreError(
-                f"store {self.url}: growing its regions or time axis (or pruning) rewrites its "
-                "layout, which gridflux does on local stores only; write a new store at this URL "
-                "or grow a local copy"
-            )
+        import dataclasses
+
         nxt = self.rebuild_path("next")
-        if os.path.exists(nxt):
-            shutil.rmtree(nxt)
-        new = Store(nxt, zarr_format=self.zarr_format)
+        if self.fs.exists(nxt):
+            self.fs.rm(nxt, recursive=True)
+        region_chunk = self.totals_region_chunk(template.time_chunk)
+        if region_chunk is not None:  # the new layout keeps the store's totals chunks
+            template = dataclasses.replace(template, region_chunk=region_chunk)
+        if self.is_local:
+            new = Store(nxt, zarr_format=self.zarr_format)
+        else:
+            proto = self.url.split("://", 1)[0]
+            new = Store(f"{proto}://{nxt}", self._storage_options, self.zarr_format)
         new.keep_cube_compressors(self.cube_compressors())  # the linked chunks' codec and tiles
         stored = self._first_cube_array()
         if stored is not None:
@@ -741,34 +852,94 @@ class Store:
         new.create(template)
         mem_new = {m: i for i, m in enumerate(template.members)}
         member_map = {i: mem_new[m] for i, m in enumerate(old.members) if m in mem_new}
-        # cubes: every stored chunk file to its new index, its bytes untouched
+        v_new = {v: i for i, v in enumerate(template.variables)}
+        var_map = {i: v_new[v] for i, v in enumerate(old.variables) if v in v_new}
+
+        # cubes: every stored chunk to its new index, its bytes untouched
         for var in old.cube_variables:
             if var not in template.cube_variables:
                 continue
-            src = os.path.join(self.root, "cubes", var, var)
-            dst = os.path.join(nxt, "cubes", var, var)
-            for rel in _chunk_files(src, self.zarr_format):
-                idx = _chunk_index(rel, self.zarr_format)
+
+            def cube_index(idx: tuple[int, ...]) -> tuple[int, ...] | None:
                 if idx[0] not in member_map:
-                    continue
-                new_idx = (member_map[idx[0]], idx[1] + shift_chunks, *idx[2:])
-                target = os.path.join(dst, _chunk_name(new_idx, self.zarr_format))
+                    return None
+                return (member_map[idx[0]], idx[1] + shift_chunks, *idx[2:])
+
+            self._relink_chunks(new, f"cubes/{var}/{var}", cube_index)
+        # totals: chunk by chunk when the store's are chunked by time (layout 2; regions keep
+        # their places: they are never dropped), else by value
+        if region_chunk is not None:
+
+            def totals_index(idx: tuple[int, ...]) -> tuple[int, ...] | None:
+                m, v, r, t = idx
+                if m not in member_map or v not in var_map:
+                    return None
+                return (member_map[m], var_map[v], r, t + shift_chunks)
+
+            self._relink_chunks(new, "totals", totals_index)
+        else:
+            self._copy_totals_by_value(new, template, old, member_map)
+        if self.is_local:
+            self._swap_local(nxt)
+        else:
+            data = json.dumps({"next": nxt, "step": "copy-back"}).encode()
+            self.fs.pipe(self._path(GROWTH_JOURNAL), data)
+            self.finish_copy_back()
+
+    def _relink_chunks(self, new: Store, array: str, index_of: Any) -> None:
+        """Link (local) or copy (object stores, server-side) every chunk of ``array`` to the
+        chunk index ``index_of(old index)`` of the same array in ``new`` (None: left out)."""
+        import shutil
+
+        src = f"{self.root}/{array}"
+        dst = f"{new.root}/{array}"
+        for rel in self._chunk_keys(array):
+            new_idx = index_of(_chunk_index(rel, self.zarr_format))
+            if new_idx is None:
+                continue
+            target = f"{dst}/{_chunk_name(new_idx, self.zarr_format)}"
+            if self.is_local:
                 os.makedirs(os.path.dirname(target), exist_ok=True)
                 try:
-                    os.link(os.path.join(src, rel), target)
+                    os.link(f"{src}/{rel}", target)
                 except OSError:
-                    shutil.copyfile(os.path.join(src, rel), target)
-        # totals: by label
+                    shutil.copyfile(f"{src}/{rel}", target)
+            else:
+                self.fs.copy(f"{src}/{rel}", target)
+
+    def _chunk_keys(self, array: str) -> list[str]:
+        """Keys (``/``-separated, relative to the array) of an array's stored chunks."""
+        base = f"{self.root}/{array}"
+        if self.is_local:
+            return [r.replace(os.sep, "/") for r in _chunk_files(base, self.zarr_format)]
+        self.fs.invalidate_cache(base)
+        if self.zarr_format == 3:
+            try:
+                found = self.fs.find(f"{base}/c")
+            except FileNotFoundError:
+                return []
+            return [p[len(base) :].lstrip("/") for p in found]
+        try:
+            names = self.fs.ls(base, detail=False)
+        except FileNotFoundError:
+            return []
+        out = [n.rstrip("/").rsplit("/", 1)[-1] for n in names]
+        return [n for n in out if n[0].isdigit()]
+
+    def _copy_totals_by_value(
+        self, new: Store, template: StoreTemplate, old: StoreTemplate, member_map: dict
+    ) -> None:
+        """Totals of a layout-1 store (one chunk per series) into the new layout, by label."""
+        import zarr
+
         old_tot = np.asarray(zarr.open_array(self.zarr_store(), path="totals", mode="r")[...])
-        tot = np.full(
-            (
-                len(template.members),
-                len(template.variables),
-                len(template.regions),
-                len(template.months),
-            ),
-            np.nan,
+        shape = (
+            len(template.members),
+            len(template.variables),
+            len(template.regions),
+            len(template.months),
         )
+        tot = np.full(shape, np.nan)
         v_new = {v: i for i, v in enumerate(template.variables)}
         r_new = {r: i for i, r in enumerate(template.regions)}
         t_new = {ym: i for i, ym in enumerate(template.months)}
@@ -780,16 +951,20 @@ class Store:
                 for ro, rn in ri:
                     tot[mn, vn, rn, ti] = old_tot[mo, vo, ro]
         arr = zarr.open_array(new.zarr_store(), path="totals", mode="r+")
-        for mn in range(tot.shape[0]):  # only series with values get a chunk, as when built once
+        for mn in range(tot.shape[0]):  # all-NaN chunks are not written, as when built once
             for vn in range(tot.shape[1]):
                 if np.isfinite(tot[mn, vn]).any():
                     arr[mn, vn] = tot[mn, vn]
+
+    def _swap_local(self, nxt: str) -> None:
+        import shutil
+
         for name in (MANIFEST, LOCK):
             if os.path.exists(self._path(name)):
                 shutil.copyfile(self._path(name), os.path.join(nxt, name))
         if os.path.exists(self._path(DAILY_GROUP)):  # the daily series' group, as it is
             shutil.copytree(self._path(DAILY_GROUP), os.path.join(nxt, DAILY_GROUP))
-            new.consolidate()
+            Store(nxt, zarr_format=self.zarr_format).consolidate()
         old_path = self.rebuild_path("old")
         if os.path.exists(old_path):
             shutil.rmtree(old_path)
@@ -797,8 +972,59 @@ class Store:
         os.replace(nxt, self.root)
         shutil.rmtree(old_path)
 
+    def finish_copy_back(self) -> bool:
+        """Replace an object store's zarr objects by the rebuilt layout beside it, as the journal
+        :data:`GROWTH_JOURNAL` says (see :meth:`rebuild`); True if there was one to finish.
+        Idempotent: a run killed in here is finished by the next one. Call with the lock held.
+
+        Order: every object of the store that the new layout lacks is deleted (old chunks at
+        indices now empty), the new layout's chunks are copied over, then its metadata, then its
+        template marker; then the journal and the new layout beside the store are deleted. The
+        lock, the manifest and its journal are the store's own and are not touched."""
+        path = self._path(GROWTH_JOURNAL)
+        self.fs.invalidate_cache(self.root)
+        if not self.fs.exists(path):
+            stray = self.rebuild_path("next")  # a rebuild killed before its journal: unused
+            self.fs.invalidate_cache(stray)
+            if self.fs.exists(stray):
+                self.fs.rm(stray, recursive=True)
+            return False
+        info = json.loads(self.fs.cat(path))
+        nxt = str(info["next"])
+        self.fs.invalidate_cache(nxt)
+        ours = (LOCK, MANIFEST, GROWTH_JOURNAL, DAILY_GROUP)  # the daily group stays as it is
+
+        def rel_files(root: str) -> set[str]:
+            try:
+                found = self.fs.find(root)
+            except FileNotFoundError:
+                return set()
+            rels = {p[len(root) :].lstrip("/") for p in found}
+            return {r for r in rels if not r.split("/", 1)[0].startswith(ours)}
+
+        new_files = rel_files(nxt)
+        if TEMPLATE_DONE not in new_files:  # the new layout is gone: the copy-back was done
+            self.fs.rm(path)
+            return True
+        for rel in sorted(rel_files(self.root) - new_files):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(self._path(rel))
+
+        def order(rel: str) -> tuple[int, str]:
+            name = rel.rsplit("/", 1)[-1]
+            return (2 if rel == TEMPLATE_DONE else 1 if name in _ZARR_META else 0, rel)
+
+        for rel in sorted(new_files, key=order):
+            self.fs.copy(f"{nxt}/{rel}", self._path(rel))
+        self.fs.rm(path)
+        self.fs.rm(nxt, recursive=True)
+        self.fs.invalidate_cache(self.root)
+        log.info("store %s: its grown layout is in place", self.url)
+        return True
+
     def finish_rebuild(self) -> bool:
-        """Finish a rebuild (:meth:`rebuild`) killed while swapping; True if there was one."""
+        """Finish a rebuild (:meth:`rebuild`) killed while swapping; True if there was one.
+        (Object stores finish theirs under the lock: :meth:`finish_copy_back`.)"""
         import shutil
 
         if not self.is_local:
@@ -841,7 +1067,9 @@ class Store:
             )
         if template.cube_grid is None or not template.cube_variables:
             return
-        root: Any = zarr.open_group(self.zarr_store(), mode="r", zarr_format=cast(Any, fmt))
+        root: Any = zarr.open_group(
+            self.zarr_store(), mode="r", zarr_format=cast(Any, fmt), use_consolidated=False
+        )
         want = self._cube_chunks(template)
         want_codecs = [_codec_config(c) for c in self.cube_compressors() or ()]
         g = template.cube_grid
@@ -872,10 +1100,11 @@ class Store:
             )
         new_mask = np.asarray(template.mask_on_cube_grid)
         if mask is not None:  # the store's regions (a run may add regions: the store grows)
-            try:
-                stored = [str(r) for r in np.asarray(root["grid/region"][:]).tolist()]
+            try:  # the signature's regions: a growth killed midway may have added rows
+                stored = [str(r) for r in self.signature()["regions"]]
             except KeyError:
-                stored = list(template.regions[: mask.shape[0]])
+                stored = [str(r) for r in np.asarray(root["grid/region"][:]).tolist()]
+            mask = mask[: len(stored)]
             rows = [template.regions.index(r) for r in stored if r in template.regions]
             if len(rows) == len(stored):  # a store's region missing from the run: growth refuses
                 new_mask = new_mask[rows]
@@ -977,7 +1206,9 @@ class Store:
         if fmt is None:
             return None
         try:
-            root: Any = zarr.open_group(self.zarr_store(), mode="r", zarr_format=cast(Any, fmt))
+            root: Any = zarr.open_group(
+                self.zarr_store(), mode="r", zarr_format=cast(Any, fmt), use_consolidated=False
+            )
             cubes = root["cubes"]
         except (KeyError, FileNotFoundError, zarr.errors.NodeNotFoundError):
             return None
@@ -989,15 +1220,25 @@ class Store:
         return None
 
     def signature(self) -> dict:
+        """The store's template signature: the template marker's (written last by every change
+        of the layout, so a growth killed midway still shows the layout it started from), else
+        (stores made before the marker existed) the root's ``template_signature``."""
         import zarr
 
+        try:
+            info = json.loads(self.fs.cat(self._path(TEMPLATE_DONE)))
+            if isinstance(info, dict) and isinstance(info.get("signature"), dict):
+                return dict(info["signature"])
+        except (FileNotFoundError, ValueError):
+            pass
         root = zarr.open_group(self.zarr_store(), mode="r")
         return json.loads(str(root.attrs["template_signature"]))
 
     # -- writes ------------------------------------------------------------------------------
     def write_totals(self, member_index: int, variable_index: int, values: np.ndarray) -> None:
-        """Write one series' totals ``(region, time)`` (exactly one chunk: an atomic chunk
-        write)."""
+        """Write one series' totals ``(region, time)`` (its chunks: one per region and time chunk;
+        all-NaN chunks are not stored). The series is recorded done only after this returns, so
+        a write cut short by a kill is redone by the next run."""
         import zarr
 
         try:
@@ -1339,6 +1580,27 @@ def _rewrite(group, name: str, values: np.ndarray) -> None:
         arr[...] = values
 
 
+def totals_chunks(template: StoreTemplate) -> tuple[int, int, int, int]:
+    """Chunks of ``totals (member, variable, region, time)``: one member and variable, the
+    regions the store was created with (``template.region_chunk``) and ``time_chunk`` months (the
+    cubes' time chunks, on the same months). The axis starts on a chunk boundary counted from
+    year 0 (:func:`gridflux.pipeline.plan.axis_start`), so growth in members, variables or months
+    (at either end) adds chunks or moves stored ones by whole chunks, and new regions go to new
+    chunks along ``region``: a stored chunk is never rewritten by growth. (A series' totals are
+    ``years x ceil(regions / region_chunk)`` chunks: one chunk per region would multiply the
+    driver's chunk writes by the number of regions.)"""
+    nr = template.region_chunk or max(len(template.regions), 1)
+    return (1, 1, int(nr), int(template.time_chunk))
+
+
+def _rewrite_time(group: Any, months: list[Month]) -> None:
+    """Rewrite a group's ``time`` coordinate (as xarray encoded it: days since 1850-01-01)."""
+    arr = group["time"]
+    base = np.datetime64("1850-01-01", "D")
+    days = (month_axis(months).astype("datetime64[D]") - base).astype(np.int64)
+    _rewrite(group, "time", days.astype(arr.dtype))
+
+
 def _chunk_files(array_dir: str, zarr_format: int) -> list[str]:
     """Paths (relative to ``array_dir``) of an array's chunk files."""
     out = []
@@ -1356,13 +1618,13 @@ def _chunk_files(array_dir: str, zarr_format: int) -> list[str]:
 
 
 def _chunk_index(rel: str, zarr_format: int) -> tuple[int, ...]:
-    parts = rel.split(os.sep)[1:] if zarr_format == 3 else rel.split(".")
+    parts = rel.replace(os.sep, "/").split("/")[1:] if zarr_format == 3 else rel.split(".")
     return tuple(int(p) for p in parts)
 
 
 def _chunk_name(idx: tuple[int, ...], zarr_format: int) -> str:
     if zarr_format == 3:
-        return os.path.join("c", *(str(i) for i in idx))
+        return "/".join(["c", *(str(i) for i in idx)])
     return ".".join(str(i) for i in idx)
 
 

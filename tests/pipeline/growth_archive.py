@@ -93,10 +93,30 @@ def _bits(a: np.ndarray) -> np.ndarray:
     return a.view(np.uint64 if a.dtype.itemsize == 8 else np.uint32)
 
 
+def array_shapes(store: str | os.PathLike, consolidated: bool) -> dict[str, tuple]:
+    """The shape of every array of a store, by path: from each array's own metadata, or from the
+    consolidated metadata (what xarray reads)."""
+    import warnings
+
+    import zarr
+
+    root = zarr.open_group(str(store), mode="r", use_consolidated=consolidated or False)
+    with warnings.catch_warnings():  # the manifest and marker live beside the hierarchy
+        warnings.filterwarnings("ignore", message="Object at .* is not recognized")
+        members = root.members(max_depth=None)
+    return {path: tuple(node.shape) for path, node in members if isinstance(node, zarr.Array)}
+
+
 def assert_same_store(grown: str | os.PathLike, once: str | os.PathLike) -> None:
     """Every array of two stores equal bit for bit, compared by label (member, variable, region,
-    time): totals, every coordinate, every cube and the grid group."""
+    time): totals, every coordinate, every cube and the grid group; every array of the grown store
+    of the shape its consolidated metadata says (what xarray reads) and of the same shape as in
+    the store built once."""
     from gridflux.pipeline.store import open_store
+
+    shapes = array_shapes(grown, consolidated=False)
+    assert shapes == array_shapes(grown, consolidated=True), "consolidated metadata is stale"
+    assert shapes == array_shapes(once, consolidated=False), "array shapes"
 
     a, b = open_store(grown), open_store(once)
     for dim in ("member", "variable", "region", "time"):

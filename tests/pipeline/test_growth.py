@@ -74,8 +74,8 @@ def test_months_at_both_ends_a_new_version_a_variable_and_a_region(tmp_path):
     s = _run(r2, north, grown)
     assert s.done == ["TEST.A.hist.r1/npp"] and s.skipped == ["TEST.B.hist.r1/npp"]
     assert s.grew == {"months_before": 24, "months_after": 12, "axis": "1998-01..2002-12"}
-    # B's cube chunks moved two chunks later with their bytes (its totals chunk is copied: one
-    # chunk holds a series' whole axis, whose length changed)
+    # B's cube chunks moved two chunks later with their bytes (its totals chunks too, compared
+    # by label in tests/pipeline/test_growth_chunks.py)
     assert Counter(_member_chunks(grown, 1, "cubes").values()) == b_cubes
     hist = Store(grown).read_manifest()["history"][-1]
     assert hist["replaced"] == [{"series": "TEST.A.hist.r1/npp", "from": "v1", "to": "v2"}]
