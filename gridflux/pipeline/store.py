@@ -1118,7 +1118,13 @@ class Store:
                 "the target grid differ from this run's; run with the store's mask, or write to a "
                 "new store"
             )
+        try:  # the signature's cube variables: another one is new (and declared anew whole)
+            stored_cubes = set(self.signature().get("cube_variables", []))
+        except KeyError:
+            stored_cubes = set(template.cube_variables)
         for var in template.cube_variables:
+            if var not in stored_cubes:
+                continue  # left half-declared by a killed growth, or absent: declared anew
             try:
                 arr = root[f"cubes/{var}/{var}"]
             except KeyError:
