@@ -296,8 +296,13 @@ def _flat_range(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> tuple[int, i
         for s, c in zip(sub[first + 1 :], chunks[first + 1 :], strict=True)
     ):
         return None
-    a = int(np.ravel_multi_index([s.start for s in sub], chunks))
-    return a, a + int(np.prod(sizes))
+    # C order: the flat index of the first element, and the element count (plain integer
+    # arithmetic: numpy's ravel_multi_index and prod cost ~10 us per call on tuples this small)
+    a, count = 0, 1
+    for s, c, k in zip(sub, chunks, sizes, strict=True):
+        a = a * c + s.start
+        count *= k
+    return a, a + count
 
 
 def selection_runs(sub: tuple[slice, ...], chunks: tuple[int, ...]) -> list[tuple[int, int]]:

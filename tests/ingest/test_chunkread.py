@@ -294,3 +294,26 @@ def test_files_of_other_shapes_cannot_be_joined(tmp_path):
     _, variables = _split_files(tmp_path)
     with pytest.raises(ValueError, match="differ in shape beyond time"):
         TimeConcatenatedArray([variables[0], variables[1][:, :5]])
+
+
+def test_flat_range_is_the_selection_of_a_c_ordered_chunk():
+    """``_flat_range``'s ``a:b`` holds exactly the selected elements (checked on np.arange), and
+    it declines every non-contiguous selection."""
+    from itertools import product
+
+    from gridflux.ingest.chunkread import _flat_range
+
+    for chunks in ((4,), (3, 5), (2, 3, 4), (1, 4, 6)):
+        flat = np.arange(int(np.prod(chunks)))
+        block = flat.reshape(chunks)
+        spans = [[(a, b) for a in range(c) for b in range(a + 1, c + 1)] for c in chunks]
+        for sel in product(*spans):
+            sub = tuple(slice(a, b) for a, b in sel)
+            got = _flat_range(sub, chunks)
+            want = block[sub].ravel()
+            contiguous = bool(np.all(np.diff(want) == 1))
+            if got is None:
+                assert not contiguous, (chunks, sub)
+            else:
+                a, b = got
+                np.testing.assert_array_equal(flat[a:b], want)
