@@ -530,9 +530,10 @@ def _open(record: Any) -> FastSeries | None:
                 reader.close()
             return None
         # the first time step, CF-decoded, as open_series looks at it
-        first = reader.read((slice(0, 1), slice(0, meta["shape"][1]), slice(0, meta["shape"][2])))[
-            0
-        ]
+        # (its chunks kept by the reader for the first block, which reads them again)
+        first = reader.read_keeping(
+            (slice(0, 1), slice(0, meta["shape"][1]), slice(0, meta["shape"][2]))
+        )[0]
         if fills:
             cond = np.zeros(first.shape, dtype=bool)
             for fv in fills:
