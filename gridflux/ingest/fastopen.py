@@ -212,6 +212,16 @@ def _fill_values(attrs: dict) -> tuple[float, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _attr_content(a: Any) -> Any:
+    """An attribute value as its content for a key: arrays by dtype, shape and bytes (``repr``
+    elides long ones), object arrays by their elements (their bytes are pointers)."""
+    if not isinstance(a, np.ndarray):
+        return a
+    if a.dtype.hasobject:
+        return ("objects", a.shape, repr(a.tolist()))
+    return (a.dtype.str, a.shape, _digest(a))
+
+
 def axes_key(dims: tuple[str, ...], small: list[tuple[str, tuple, tuple, str, dict]]) -> str:
     """The cache key of :func:`_resolve_axes`: what its answer depends on, and nothing more.
 
@@ -228,10 +238,7 @@ def axes_key(dims: tuple[str, ...], small: list[tuple[str, tuple, tuple, str, di
     """
     desc = []
     for n, d, shape, dtype, attrs in small:
-        attrs = {
-            k: (a.dtype.str, a.shape, _digest(a)) if isinstance(a, np.ndarray) else a
-            for k, a in attrs.items()
-        }  # arrays by content (repr() elides long ones)
+        attrs = {k: _attr_content(a) for k, a in attrs.items()}
         units = attrs.get("units")
         if isinstance(units, str) and " since " in units:
             attrs["units"] = units.split(" since ")[0] + " since *"

@@ -207,3 +207,20 @@ def test_series_time_cache_by_content(monkeypatch):
     _fresh()
     assert _wrong_seconds()  # a key without the calendar answers Feb 2000 wrongly
     _fresh()
+
+
+def test_axes_key_holds_array_attributes_by_content():
+    """A long array attribute (whose repr elides the middle) and an object array enter the key
+    by their values: one value changed, another key."""
+    big = np.arange(5000.0)
+    moved = big.copy()
+    moved[2500] += 1.0
+    assert repr(big) == repr(moved)  # what a repr-based key would have missed
+
+    def key(a):
+        return fastopen.axes_key(("t", "y", "x"), [("v", ("y",), (3,), "f8", {"flags": a})])
+
+    assert key(big) == key(big.copy()) and key(big) != key(moved)
+    words = np.array(["a", "b"], dtype=object)
+    assert key(words) == key(words.copy())
+    assert key(words) != key(np.array(["a", "c"], dtype=object))
