@@ -132,3 +132,29 @@ def test_pint_cache_falls_back_when_unusable(monkeypatch, tmp_path):
     for p in folder.glob("*.pickle"):
         p.write_bytes(p.read_bytes()[:10])
     np.testing.assert_allclose(_factors_with(monkeypatch, str(folder)), expected, rtol=1e-12)
+
+
+def test_pint_cache_folder_is_private_and_outside_home(monkeypatch, tmp_path):
+    """By default a 0700 folder of this user under the temporary directory (nothing in $HOME);
+    a folder others can write to is not trusted (pint reads it with pickle)."""
+    import os
+    import stat
+    import tempfile
+
+    from gridflux.fields.units import pint_cache_folder
+
+    monkeypatch.delenv("GRIDFLUX_PINT_CACHE", raising=False)
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads TMPDIR again
+    folder = pint_cache_folder()
+    assert folder == os.path.join(str(tmp_path), f"gridflux-{os.getuid()}", "pint")
+    assert stat.S_IMODE(os.stat(folder).st_mode) & 0o077 == 0
+    os.chmod(os.path.dirname(folder), 0o777)  # someone else could swap the folder
+    assert pint_cache_folder() is None
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)
+    monkeypatch.setenv("GRIDFLUX_PINT_CACHE", str(shared))
+    assert pint_cache_folder() is None
+    os.chmod(shared, 0o700)
+    assert pint_cache_folder() == str(shared)
