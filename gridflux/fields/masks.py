@@ -9,6 +9,7 @@ grid, where each value becomes the fraction of that cell inside the region.
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,24 @@ from gridflux.kernels.conservative import apply_separable, conservative_weights
 from gridflux.kernels.grids import EARTH_RADIUS, CellBounds, cell_areas
 
 _TOL = 1e-9
+
+
+#: grids a mask keeps itself on (:meth:`RegionMask.to_grid`), oldest dropped first
+ON_GRID_MAX = 4
+_ON_GRID: weakref.WeakKeyDictionary[RegionMask, dict[str, RegionMask]] = weakref.WeakKeyDictionary()
+
+
+def grid_content_key(grid: CellBounds) -> str:
+    """A key of a grid's content: the shapes and bytes of its latitude and longitude edges
+    (the shapes too: the edges of 2 rows and 3 columns and of 3 rows and 2 columns can hold the
+    same 10 numbers)."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for b in (grid.lat_bounds, grid.lon_bounds):
+        h.update(repr((b.dtype.str, b.shape)).encode())
+        h.update(np.ascontiguousarray(b).tobytes())
+    return h.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,8 +117,18 @@ class RegionMask:
         """
         if grid == self.grid:
             return self
-        w = conservative_weights(self.grid, grid)
-        return RegionMask(self.names, np.clip(apply_separable(w, self.fractions), 0.0, 1.0), grid)
+        # memoised per mask (immutable: names, read-only fractions and grid) by the grid's content,
+        # so the run's setup and its series, and series that share a source grid, regrid it once
+        memo = _ON_GRID.setdefault(self, {})
+        key = grid_content_key(grid)
+        hit = memo.get(key)
+        if hit is None:
+            w = conservative_weights(self.grid, grid)
+            fractions = np.clip(apply_separable(w, self.fractions), 0.0, 1.0)
+            hit = memo[key] = RegionMask(self.names, fractions, grid)
+            while len(memo) > ON_GRID_MAX:
+                memo.pop(next(iter(memo)))
+        return hit
 
     def check_nonempty(self, source: str | None = None) -> None:
         """Raise :class:`MaskError` naming every region that has no cell inside it (all zero)."""

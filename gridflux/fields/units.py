@@ -168,11 +168,62 @@ def canonical_name(raw: str) -> Alias:
     return ALIASES[raw]
 
 
+def pint_cache_folder() -> str | None:
+    """The folder where pint keeps its parsed definitions for gridflux (None: no usable folder).
+
+    ``$GRIDFLUX_PINT_CACHE`` if set (empty: no cache), else ``<tmp>/gridflux-<uid>/pint``
+    (:func:`tempfile.gettempdir`: nothing is written into the home directory). pint loads the
+    folder's files with pickle, so a folder is used only when it is this user's own and no one
+    else can write to it (mode 0700 when created here); one that cannot be created, written or
+    trusted returns None, and the registry is then built from pint's definition files.
+    """
+    import os
+    import stat
+    import tempfile
+
+    getuid = getattr(os, "getuid", None)
+    folder = os.environ.get("GRIDFLUX_PINT_CACHE")
+    if folder is None:
+        if getuid is None:
+            return None
+        folder = os.path.join(tempfile.gettempdir(), f"gridflux-{getuid()}", "pint")
+    if not folder:
+        return None
+    try:
+        parent = os.path.dirname(folder)
+        if parent and not os.path.isdir(parent):
+            os.makedirs(parent, mode=0o700, exist_ok=True)
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        mine = [os.stat(folder)]
+        if "GRIDFLUX_PINT_CACHE" not in os.environ:
+            mine.append(os.stat(os.path.dirname(folder)))  # <tmp>/gridflux-<uid> too
+    except OSError:
+        return None
+    for st in mine:
+        if not stat.S_ISDIR(st.st_mode) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        if getuid is not None and st.st_uid != getuid():
+            return None
+    return folder if os.access(folder, os.W_OK | os.X_OK) else None
+
+
 @lru_cache(maxsize=1)
 def unit_registry():
-    """gridflux's one pint UnitRegistry (built on first use: about 0.3 s)."""
+    """gridflux's one pint UnitRegistry, built on first use.
+
+    pint parses its definition files in ~0.17 s per process; with ``cache_folder`` it loads them
+    parsed from :func:`pint_cache_folder` (~0.05 s: the same definitions, pickled by pint's
+    flexcache and invalidated when the files change). A cache that cannot be read (unwritable
+    folder, a file being written by another process at the same moment) falls back to parsing.
+    """
     import pint
 
+    folder = pint_cache_folder()
+    if folder is not None:
+        try:
+            return pint.UnitRegistry(cache_folder=folder)
+        except Exception:  # noqa: BLE001 - a torn or foreign cache file: parse instead
+            pass
     return pint.UnitRegistry()
 
 

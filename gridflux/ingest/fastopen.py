@@ -54,6 +54,7 @@ CACHE_MAX = 256
 _TIME_CACHE: OrderedDict[str, tuple[np.ndarray, np.ndarray]] = OrderedDict()
 _GRID_CACHE: OrderedDict[str, tuple] = OrderedDict()
 _AXES_CACHE: OrderedDict[str, tuple] = OrderedDict()
+_SERIES_TIME_CACHE: OrderedDict[str, tuple] = OrderedDict()
 _UNIT_CACHE: dict[tuple, Any] = {}
 STATS = {
     "time_parsed": 0,
@@ -62,6 +63,8 @@ STATS = {
     "grid_cached": 0,
     "axes_parsed": 0,
     "axes_cached": 0,
+    "series_time_parsed": 0,
+    "series_time_cached": 0,
 }
 
 
@@ -209,27 +212,61 @@ def _fill_values(attrs: dict) -> tuple[float, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _attr_content(a: Any) -> Any:
+    """An attribute value as its content for a key: arrays by dtype, shape and bytes (``repr``
+    elides long ones), object arrays by their elements (their bytes are pointers)."""
+    if not isinstance(a, np.ndarray):
+        return a
+    if a.dtype.hasobject:
+        return ("objects", a.shape, repr(a.tolist()))
+    return (a.dtype.str, a.shape, _digest(a))
+
+
+def axes_key(dims: tuple[str, ...], small: list[tuple[str, tuple, tuple, str, dict]]) -> str:
+    """The cache key of :func:`_resolve_axes`: what its answer depends on, and nothing more.
+
+    Parameters
+    ----------
+    dims : the field's dimensions
+    small : ``(name, dimensions, shape, dtype, attributes)`` of the file's other variables of at
+        most 2 dimensions
+
+    ``find_dim`` and ``bounds_of`` read dimension and variable names, the dimensions, dtypes and
+    attributes of variables, and of lengths only whether a bounds dimension has 2 elements: each
+    length enters as ``min(n, 3)``. A time unit enters without its reference date (its "since"
+    decides nothing else), so the files of a series share one entry.
+    """
+    desc = []
+    for n, d, shape, dtype, attrs in small:
+        attrs = {k: _attr_content(a) for k, a in attrs.items()}
+        units = attrs.get("units")
+        if isinstance(units, str) and " since " in units:
+            attrs["units"] = units.split(" since ")[0] + " since *"
+        sizes = tuple(min(int(m), 3) for m in shape)
+        desc.append((n, tuple(d), sizes, dtype, sorted(attrs.items())))
+    return _digest(tuple(dims), repr(desc))
+
+
 def _resolve_axes(nc: Any, raw: str) -> tuple[str, str, str, str | None, str | None]:
     """(time, lat, lon dimension, lat bounds, lon bounds variable) of a file's field, by the rules
     ``open_series`` and ``normalize`` apply (:func:`gridflux.fields.axes.find_dim` and
     :func:`~gridflux.fields.axes.bounds_of` on a data-free dataset of the file's small variables),
-    cached by content: the names, dimensions, shapes, dtypes and attributes of those variables (the
-    rules look at nothing else: not at coordinate values, so the files of a series, whose time
-    values differ, share one entry)."""
+    cached by content: the field's dimensions and the names, dimensions, dtypes and attributes of
+    those variables, with every dimension length as 0, 1, 2 or "more" (:func:`axes_key`). The
+    rules look at nothing else: not at coordinate values, at the field's name or at lengths beyond
+    "is it 2" (a bounds dimension), so the files of a series and the series of a layout (other
+    variables, other lengths of time) share one entry."""
     variables = nc.variables
     v = variables[raw]
     dims = tuple(v.dimensions)
     small = {n: x for n, x in variables.items() if n != raw and x.ndim <= 2 and x.dtype != str}
-    desc = []
-    for n, x in small.items():
-        attrs = _attrs(x)
-        # a time unit's reference date does not decide any axis (only that it says "since"):
-        # the files of a series, each with its own reference date, share one entry
-        units = attrs.get("units")
-        if isinstance(units, str) and " since " in units:
-            attrs["units"] = units.split(" since ")[0] + " since *"
-        desc.append((n, tuple(x.dimensions), tuple(x.shape), str(x.dtype), sorted(attrs.items())))
-    key = _digest(raw, dims, tuple(v.shape), str(v.dtype), repr(desc))
+    key = axes_key(
+        dims,
+        [
+            (n, tuple(x.dimensions), tuple(x.shape), str(x.dtype), _attrs(x))
+            for n, x in small.items()
+        ],
+    )
     hit = _AXES_CACHE.get(key)
     if hit is not None:
         STATS["axes_cached"] += 1
@@ -276,6 +313,24 @@ def _time_keys(
     return _remember(_TIME_CACHE, key, (keys, seconds_in_month(keys, cal)))
 
 
+def _series_time(keys: np.ndarray, cal: str) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """(month keys, seconds per month, months) of a series' joined month keys as ``normalize``
+    builds its time (the cftime month starts ``open_series`` assigns, read back; no gaps), cached
+    by content (the keys and the calendar): series that span the same months share one entry."""
+    key = series_time_key(keys, cal)
+    hit = _SERIES_TIME_CACHE.get(key)
+    if hit is not None:
+        STATS["series_time_cached"] += 1
+        return hit
+    STATS["series_time_parsed"] += 1
+    keys = keys_from_dates(month_starts(keys, cal))
+    check_month_keys(keys, path=None, variable="time", allow_gaps=False)
+    out = (keys, seconds_in_month(keys, cal), months_of_keys(keys))
+    for a in out[:2]:
+        a.setflags(write=False)  # shared by every series of the entry
+    return _remember(_SERIES_TIME_CACHE, key, out)
+
+
 def _has_defects(lat, lon, lat_b, lon_b) -> bool:
     """Whether a file's bounds have a defect the fix rules repair (gridflux.kernels.grids)."""
     lat_rows = np.sort(lat_b, axis=1)
@@ -285,9 +340,20 @@ def _has_defects(lat, lon, lat_b, lon_b) -> bool:
     )
 
 
+def grid_key(lat, lon, lat_b, lon_b, ydim: str, xdim: str) -> str:
+    """The cache key of :func:`_canonical_grid`: the raw values (dtype, shape and bytes) of the
+    coordinates and bounds as stored, and the dimension names."""
+    return _digest(lat, lon, lat_b, lon_b, ydim, xdim)
+
+
+def series_time_key(keys: np.ndarray, cal: str) -> str:
+    """The cache key of :func:`_series_time`: every month key and the calendar."""
+    return _digest(np.asarray(keys, dtype=np.int64), cal)
+
+
 def _canonical_grid(lat, lon, lat_b, lon_b, ydim: str, xdim: str):
     """(flip_lat, flip_lon, canonical grid, history) of file coordinates, cached by content."""
-    key = _digest(lat, lon, lat_b, lon_b, ydim, xdim)
+    key = grid_key(lat, lon, lat_b, lon_b, ydim, xdim)
     hit = _GRID_CACHE.get(key)
     if hit is not None:
         STATS["grid_cached"] += 1
@@ -471,9 +537,10 @@ def _open(record: Any) -> FastSeries | None:
                 reader.close()
             return None
         # the first time step, CF-decoded, as open_series looks at it
-        first = reader.read((slice(0, 1), slice(0, meta["shape"][1]), slice(0, meta["shape"][2])))[
-            0
-        ]
+        # (its chunks kept by the reader for the first block, which reads them again)
+        first = reader.read_keeping(
+            (slice(0, 1), slice(0, meta["shape"][1]), slice(0, meta["shape"][2]))
+        )[0]
         if fills:
             cond = np.zeros(first.shape, dtype=bool)
             for fv in fills:
@@ -498,10 +565,7 @@ def _open(record: Any) -> FastSeries | None:
         return None
     cal = fm["cal"]
     # normalize's time: the cftime month starts open_series assigned, read back
-    keys = np.concatenate([m["keys"] for m in files])
-    keys = keys_from_dates(month_starts(keys, cal))
-    check_month_keys(keys, path=None, variable="time", allow_gaps=False)
-    secs = seconds_in_month(keys, cal)
+    keys, secs, months = _series_time(np.concatenate([m["keys"] for m in files]), cal)
 
     ydim, xdim = fm["ydim"], fm["xdim"]
     nlat, nlon = fm["shape"][1], fm["shape"][2]
@@ -542,7 +606,6 @@ def _open(record: Any) -> FastSeries | None:
         n = m["shape"][0]
         parts.append(FilePart(m["path"], m["raw"], t, t + n, m["fills"], m["reader"]))
         t += n
-    months = months_of_keys(keys)
     return FastSeries(
         variable=canonical,
         kind=spec.kind,

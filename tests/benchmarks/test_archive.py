@@ -113,3 +113,13 @@ def test_quick_run_on_a_tiny_archive(tmp_path):
     assert isinstance(res["per_series"]["worker_computing_ms_per_series"], float)
     assert 0 < get["raw"]["decode_cpu"] <= get["raw"]["cpu"]
     assert archive.RESULTS_BEGIN in md.read_text()
+
+
+def test_openseries_runs_on_a_tiny_archive(tmp_path):
+    """benchmarks/openseries.py opens every series of the tiny archive in fresh processes and
+    reports their CPU (no timed assertion)."""
+    from benchmarks import openseries
+
+    out = openseries.main(["--size", "tiny", "--cache", str(tmp_path / "cache"), "--runs", "1"])
+    (cpus,) = out.values()
+    assert len(cpus) == 1 and cpus[0] > 0

@@ -294,3 +294,64 @@ def test_files_of_other_shapes_cannot_be_joined(tmp_path):
     _, variables = _split_files(tmp_path)
     with pytest.raises(ValueError, match="differ in shape beyond time"):
         TimeConcatenatedArray([variables[0], variables[1][:, :5]])
+
+
+def test_flat_range_is_the_selection_of_a_c_ordered_chunk():
+    """``_flat_range``'s ``a:b`` holds exactly the selected elements (checked on np.arange), and
+    it declines every non-contiguous selection."""
+    from itertools import product
+
+    from gridflux.ingest.chunkread import _flat_range
+
+    for chunks in ((4,), (3, 5), (2, 3, 4), (1, 4, 6)):
+        flat = np.arange(int(np.prod(chunks)))
+        block = flat.reshape(chunks)
+        spans = [[(a, b) for a in range(c) for b in range(a + 1, c + 1)] for c in chunks]
+        for sel in product(*spans):
+            sub = tuple(slice(a, b) for a, b in sel)
+            got = _flat_range(sub, chunks)
+            want = block[sub].ravel()
+            contiguous = bool(np.all(np.diff(want) == 1))
+            if got is None:
+                assert not contiguous, (chunks, sub)
+            else:
+                a, b = got
+                np.testing.assert_array_equal(flat[a:b], want)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {},
+        {"chunks": (4, 8, 37)},
+        {"shuffle": False, "chunks": (3, 23, 10)},
+        {"zlib": False, "shuffle": False, "chunks": (2, 23, 37)},
+        {"zlib": False, "shuffle": False, "contiguous": True},
+    ],
+)
+def test_read_keeping_inflates_the_first_chunks_once(tmp_path, kw, monkeypatch):
+    """A look at the first time step (``read_keeping``) and the first block read after it: the
+    values of netCDF4, and the first step's chunks inflated (or read) once, not twice."""
+    p = str(tmp_path / "k.nc")
+    _write(p, **kw)
+    decoded: list[tuple] = []
+    for name in ("_decode", "_stored_chunk"):
+        original = getattr(ChunkReader, name)
+
+        def counting(self, origin, *args, _original=original):
+            decoded.append(origin)
+            return _original(self, origin, *args)
+
+        monkeypatch.setattr(ChunkReader, name, counting)
+    with ChunkReader(p, "x") as r:
+        first = r.read_keeping((slice(0, 1), slice(0, SHAPE[1]), slice(0, SHAPE[2])))
+        np.testing.assert_array_equal(first, _netcdf4(p, slice(0, 1)))
+        kept = set(r._kept)
+        assert kept and sorted(decoded) == sorted(kept)  # each of the first step's chunks once
+        decoded.clear()
+        block = (slice(0, 6), slice(3, 20), slice(0, SHAPE[2]))
+        np.testing.assert_array_equal(r.read(block), _netcdf4(p, block))
+        assert not r._kept  # used by the block, then dropped
+        assert decoded and not set(decoded) & kept  # not inflated again
+        whole = (slice(0, SHAPE[0]), slice(0, SHAPE[1]), slice(0, SHAPE[2]))
+        np.testing.assert_array_equal(r.read(whole), _netcdf4(p))
