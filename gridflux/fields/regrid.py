@@ -76,7 +76,7 @@ def cached_weights(
 ) -> SeparableWeights:
     """Exact weights for a grid pair, memoised in-process (building them costs ~1 ms)."""
     radius = float(config.get("earth-radius", override=radius))
-    key = (src.fingerprint(), dst.fingerprint(), radius)
+    key = (src.cache_key(), dst.cache_key(), radius)
     w = _WEIGHTS_CACHE.get(key)
     if w is None:
         w = conservative_weights(src, dst, radius)

@@ -118,6 +118,13 @@ class CellBounds:
         h.update(self.lon_bounds.tobytes())
         return h.hexdigest()[:16]
 
+    def cache_key(self) -> str:
+        """:meth:`fingerprint` with the edges' shapes: the key of in-memory caches (weights, masks
+        on a grid). The fingerprint alone hashes the latitude and longitude edges' bytes one after
+        the other, so two grids whose edges split one sequence of values differently (2 x 3 and
+        3 x 2 cells) would share it; the fingerprint stays as it is because stores keep it."""
+        return f"{self.fingerprint()}-{self.lat_bounds.shape}-{self.lon_bounds.shape}"
+
     def subset(self, lat_slice: slice = slice(None), lon_slice: slice = slice(None)) -> CellBounds:
         """The sub-grid of the given row and column slices (steps of 1 only)."""
         return CellBounds(self.lat_bounds[lat_slice], self.lon_bounds[lon_slice])

@@ -75,8 +75,8 @@ def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
     radius), so series that share a grid share them. For ``regrid-data`` the mask on the target
     grid, the costly part (a conservative regrid of the mask: ~45 ms on a 0.5 deg target) and the
     same for every source grid, is memoised on its own (:func:`mask_on_target`)."""
-    target_fp = job.target.fingerprint()
-    key = (job.src_grid.fingerprint(), job.mask_key, job.protocol, target_fp, job.radius)
+    target_fp = job.target.cache_key()
+    key = (job.src_grid.cache_key(), job.mask_key, job.protocol, target_fp, job.radius)
     hit = _NATIVE_WEIGHTS.get(key)
     if hit is None:
         # protocol_weights brings the mask onto the target itself; a mask already on it is used
@@ -100,7 +100,7 @@ def mask_on_target(
     mask: RegionMask, mask_key: str, target: CellBounds, target_fp: str | None = None
 ) -> RegionMask:
     """``mask.to_grid(target)``, memoised per process by the mask's key and the target's edges."""
-    key = (mask_key, target_fp or target.fingerprint())
+    key = (mask_key, target_fp or target.cache_key())
     hit = _MASK_ON_TARGET.get(key)
     if hit is None:
         hit = _MASK_ON_TARGET[key] = mask.to_grid(target)
@@ -114,7 +114,7 @@ def cube_weights(job: BlockJob, rows_read: slice | None) -> SeparableWeights:
     lookup per block instead of a sub-grid and two hashes of its bounds)."""
     assert job.cube_grid is not None
     r0, r1, _ = (rows_read or slice(None)).indices(job.src_grid.nlat)
-    key = (job.src_grid.fingerprint(), r0, r1, job.cube_grid.fingerprint(), job.radius)
+    key = (job.src_grid.cache_key(), r0, r1, job.cube_grid.cache_key(), job.radius)
     hit = _CUBE_WEIGHTS.get(key)
     if hit is None:
         src = (
