@@ -924,8 +924,9 @@ class Run:
         into the store (``error`` None), or its error; either way into the manifest and the
         summary. No other series' entry or values are touched.
 
-        The totals of all done series are written first, in one call
-        (:meth:`~gridflux.pipeline.manifest.TotalsWriter.write_many`), then their entries are
+        The totals of all done series are written first: by the workers, before their tasks
+        returned (layout 2: ``worker_totals``), else here in one call
+        (:meth:`~gridflux.pipeline.manifest.TotalsWriter.write_many`); then their entries are
         appended to the journal ``manifest.json.d/`` in one write (O(series), independent of
         the store's size: gridflux/pipeline/manifest.py): a series is ``done`` in the manifest
         only once its totals are in the store, and a kill between the two leaves the batch's
