@@ -14,7 +14,9 @@ from every series whose line was written, and every reader sees them. A full wri
 ``manifest.json`` supersedes the journal, which :func:`clear` then removes.
 
 A series' line is written only after its totals are written, as its manifest entry always was:
-a series is ``done`` in the manifest only when its data are in the store. The series of one
+a series is ``done`` in the manifest only when its data are in the store. On a store of layout 2
+the workers wrote the totals before their tasks returned
+(:func:`gridflux.pipeline.store.write_totals_blocks`); on one of layout 1 the series of one
 finished task (a batch of short series) are written together: their totals in one call
 (:meth:`TotalsWriter.write_many`), then their lines in one append (:meth:`Journal.record_many`),
 so a kill between the two, or mid-append, leaves each of them recorded whole or not at all.

@@ -53,7 +53,7 @@ from gridflux.pipeline.plan import (
     variable_kind,
 )
 from gridflux.pipeline.progress import Progress
-from gridflux.pipeline.store import Store, StoreTemplate, variable_units
+from gridflux.pipeline.store import Shape4, Store, StoreTemplate, TotalsTarget, variable_units
 from gridflux.pipeline.tasks import (
     STORE_FAULT_ERRNOS,
     SeriesJob,
@@ -157,6 +157,12 @@ class RunStopped(StoreWriteError):
     def __init__(self, message: str, summary: RunSummary):
         super().__init__(message)
         self.summary = summary
+
+
+#: workers write the totals of the series they compute where the store's totals chunks allow it
+#: (layout 2: :meth:`~gridflux.pipeline.store.Store.worker_totals_layout`); False: the driver
+#: writes every series' totals (what layout-1 stores always get)
+WORKER_TOTALS = True
 
 
 # -- graph building ---------------------------------------------------------------------------
@@ -502,6 +508,8 @@ class Run:
             store.fs, f"{store.root}/{manifest_journal.JOURNAL_DIR}", store
         )
         self.totals_writer = manifest_journal.TotalsWriter(store)
+        # the totals array's (shape, chunks) when workers write totals (set by make_template)
+        self.worker_totals: tuple[Shape4, Shape4] | None = None
         # execution state (execute): series whose spans are out, spans prepared but not yet in
         # a task, batches to resubmit span by span, and series that failed while spans of them
         # were still out (by key: their plan and how many of their spans are still out)
@@ -614,6 +622,9 @@ class Run:
         self.axis_pos = {ym: i for i, ym in enumerate(template.months)}
         self.region_pos = np.array([template.regions.index(n) for n in self.mask.names])
         self.template = template
+        self.worker_totals = (
+            self.store.worker_totals_layout(s.time_chunk) if WORKER_TOTALS else None
+        )
         if self.existing:
             self.prune_series()
         return template
@@ -756,6 +767,21 @@ class Run:
             store_url=self.store.url if s.cubes else None,
             zarr_format=self.store.zarr_format,
             member_index=self.member_index[p.member],
+            totals=self.totals_target(p),
+        )
+
+    def totals_target(self, p: SeriesPlan) -> TotalsTarget | None:
+        """Where the workers write the series' totals (None: the driver writes them)."""
+        if self.worker_totals is None:
+            return None
+        shape, chunks = self.worker_totals
+        return TotalsTarget(
+            url=self.store.url,
+            zarr_format=self.store.zarr_format,
+            shape=shape,
+            chunks=chunks,
+            variable_index=self.var_index[p.variable],
+            region_pos=tuple(int(r) for r in self.region_pos),
         )
 
     def prepare(self, p: SeriesPlan) -> tuple[SeriesPlan, list[SpanWork] | None, float]:
@@ -880,7 +906,8 @@ class Run:
             self.dropped[span.key] = (p, left - 1)
         else:
             del self.dropped[span.key]
-        if out is not None and not isinstance(out, SpanFailure) and self.settings.cubes:
+        wrote = self.settings.cubes or self.worker_totals is not None
+        if out is not None and not isinstance(out, SpanFailure) and wrote:
             self.clear_values(p)
 
     # -- 5. collect ---------------------------------------------------------------------------
@@ -897,8 +924,9 @@ class Run:
         into the store (``error`` None), or its error; either way into the manifest and the
         summary. No other series' entry or values are touched.
 
-        The totals of all done series are written first, in one call
-        (:meth:`~gridflux.pipeline.manifest.TotalsWriter.write_many`), then their entries are
+        The totals of all done series are written first: by the workers, before their tasks
+        returned (layout 2: ``worker_totals``), else here in one call
+        (:meth:`~gridflux.pipeline.manifest.TotalsWriter.write_many`); then their entries are
         appended to the journal ``manifest.json.d/`` in one write (O(series), independent of
         the store's size: gridflux/pipeline/manifest.py): a series is ``done`` in the manifest
         only once its totals are in the store, and a kill between the two leaves the batch's
@@ -925,9 +953,13 @@ class Run:
                 failed.append((p, self.no_data_error(p), seconds))
             else:
                 done.append((p, values, missing, seconds))
-        self.totals_writer.write_many(
-            [(self.member_index[p.member], self.var_index[p.variable], v) for p, v, _, _ in done]
-        )
+        if self.worker_totals is None:  # else the workers wrote them before their spans returned
+            self.totals_writer.write_many(
+                [
+                    (self.member_index[p.member], self.var_index[p.variable], v)
+                    for p, v, _, _ in done
+                ]
+            )
         records: list[tuple[str, dict]] = []
         for p, _values, missing, seconds in done:
             entry = self.entry_for(p, "done", seconds=seconds)

@@ -55,6 +55,8 @@ AUTO_CUBE_COMPRESSOR = "lz4"
 _UNRESOLVED = "unresolved"  # sentinel: no compressor chosen / found yet
 log = logging.getLogger(__name__)
 TG_PER_KG = 1e-9
+#: the shape, or the chunks, of ``totals (member, variable, region, time)``
+Shape4 = tuple[int, int, int, int]
 
 
 #: Member traits the store holds as coordinates of ``member`` (the one list: the runner writes
@@ -714,6 +716,24 @@ class Store:
             return None
         return int(arr.chunks[2]) if int(arr.chunks[3]) == int(time_chunk) else None
 
+    def worker_totals_layout(self, time_chunk: int) -> tuple[Shape4, Shape4] | None:
+        """``(shape, chunks)`` of the totals array when its chunks let the workers write the
+        totals of the time blocks they compute (:func:`write_totals_blocks`): chunks of one
+        member and one variable and ``time_chunk`` months (layout 2), so each block of a series
+        is its own chunks. None for a store of layout 1 (one chunk per series, which all of its
+        blocks share: two tasks of one series would race on it; the driver writes those)."""
+        import zarr
+
+        try:
+            arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
+        except Exception:  # noqa: BLE001 - no totals array: the driver's write reports it
+            return None
+        shape = cast(Shape4, tuple(int(n) for n in arr.shape))
+        chunks = cast(Shape4, tuple(int(n) for n in arr.chunks))
+        if len(chunks) != 4 or chunks[:2] != (1, 1) or chunks[3] != int(time_chunk):
+            return None
+        return shape, chunks
+
     def shapes_match(self, template: StoreTemplate) -> bool:
         """Whether the totals array has the template's shape (read without the consolidated
         metadata, which a growth rewrites near its end)."""
@@ -1344,6 +1364,81 @@ def write_cube_block(
     store = Store(url, storage_options, zarr_format).zarr_store()
     arr = zarr.open_array(store, path=path, mode="r+")
     arr[member_index, time_slice] = data
+
+
+@dataclass(frozen=True)
+class TotalsTarget:
+    """Where a worker writes a series' totals itself (layout 2: chunks of one member and variable,
+    ``time_chunk`` months on the cubes' months, so each time block of a series is its own set of
+    chunks and no two tasks write the same chunk). Small: pickled with each series' job.
+
+    ``shape`` and ``chunks`` are the ``totals`` array's as the driver opened it (a grown array
+    is opened afresh); ``region_pos`` the store's region index of each of the run's regions."""
+
+    url: str
+    zarr_format: int
+    shape: Shape4
+    chunks: Shape4
+    variable_index: int
+    region_pos: tuple[int, ...]
+
+
+#: ``totals`` arrays a worker process wrote to (with their store), by (url, format, shape,
+#: chunks)
+_TOTALS_ARRAYS: dict[tuple, tuple[Store, Any]] = {}
+
+
+def write_totals_blocks(
+    target: TotalsTarget,
+    storage_options: dict,
+    member_index: int,
+    blocks: list[tuple[np.ndarray, np.ndarray]],
+) -> None:
+    """Write the totals of a series' time blocks (called on workers), one region write
+    ``totals[member, variable, :, t0:t1]`` over the whole time chunks the blocks touch.
+
+    ``blocks`` are ``(positions, totals (t, run's regions))`` on the store's time axis. The
+    chunks are written whole: months of a chunk that the series does not hold, and store regions
+    this run does not compute, are NaN, as the driver's write of the whole series writes them
+    (a chunk all NaN is not stored, and an older one at its place is deleted); so the chunks are
+    those the driver would write, and never need reading first. Blocks must not share a time
+    chunk with another task (the runner cuts them at chunk boundaries).
+
+    Raises
+    ------
+    StoreWriteError
+        the store refused the write (disk full, read-only, quota)"""
+    blocks = [(pos, tot) for pos, tot in blocks if len(pos)]
+    if not blocks:
+        return
+    _, _, n_regions, n_months = target.shape
+    tc = target.chunks[3]
+    first = min(int(np.min(pos)) for pos, _ in blocks) // tc * tc
+    last = min((max(int(np.max(pos)) for pos, _ in blocks) // tc + 1) * tc, n_months)
+    values = np.full((n_regions, last - first), np.nan)
+    rows = np.asarray(target.region_pos, dtype=np.int64)
+    for pos, tot in blocks:
+        values[np.ix_(rows, np.asarray(pos, dtype=np.int64) - first)] = np.asarray(tot).T
+    key = (target.url, target.zarr_format, target.shape, target.chunks)
+    hit = _TOTALS_ARRAYS.get(key)
+    store = hit[0] if hit is not None else Store(target.url, storage_options, target.zarr_format)
+    try:
+        if hit is None:
+            import zarr
+
+            arr = zarr.open_array(store.zarr_store(), path="totals", mode="r+")
+            if tuple(arr.shape) != target.shape or tuple(arr.chunks) != target.chunks:
+                raise StoreError(
+                    f"store {target.url}: its totals array is {tuple(arr.shape)} in chunks "
+                    f"{tuple(arr.chunks)}, but the run planned {target.shape} in chunks "
+                    f"{target.chunks}; another run changed the store meanwhile"
+                )
+            if len(_TOTALS_ARRAYS) >= 8:
+                _TOTALS_ARRAYS.clear()
+            hit = _TOTALS_ARRAYS[key] = (store, arr)
+        hit[1][member_index, target.variable_index, :, first:last] = values
+    except OSError as exc:
+        raise store.write_error("totals", exc) from exc
 
 
 #: ``CubeChunks`` of the arrays this process wrote to, by directory, with the ``zarr.json`` stat

@@ -35,7 +35,12 @@ from gridflux.fields.totals import (
 )
 from gridflux.kernels.conservative import SeparableWeights, apply_separable
 from gridflux.kernels.grids import CellBounds
-from gridflux.pipeline.store import TG_PER_KG, write_cube_block
+from gridflux.pipeline.store import (
+    TG_PER_KG,
+    TotalsTarget,
+    write_cube_block,
+    write_totals_blocks,
+)
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
 #: source grids x protocols whose weights a worker process keeps (least recently used dropped;
@@ -253,6 +258,9 @@ class SeriesJob:
     store_url: str | None = None
     zarr_format: int = 3
     member_index: int = 0
+    #: where the worker writes the span's totals itself (layout 2, :func:`write_totals_blocks`);
+    #: None: the driver writes the series' totals when all its spans are done
+    totals: TotalsTarget | None = None
 
 
 def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
@@ -301,8 +309,11 @@ def process_span(
 
     ``blocks`` index the series' months; each is read once (a synchronous dask compute of that
     block only, so memory is bounded by one block). Returns ``(positions, totals, bytes)`` per
-    block. ``storage_options`` open the inputs, ``store_options`` write the store's cubes (a run
-    may read from one object store and write to another, or to a local store).
+    block. ``storage_options`` open the inputs, ``store_options`` write the store's cubes and,
+    when ``job.totals`` is set, its totals (a run may read from one object store and write to
+    another, or to a local store): the span's totals are written after its last block, in one
+    region write of the whole time chunks its blocks touch (:func:`write_totals_blocks`), before
+    the span returns, so the driver records a series done only after its totals are written.
     """
     ds = open_canonical(job, storage_options)
     seconds = ds.seconds
@@ -347,6 +358,10 @@ def process_span(
             empty=empty,
         )
         out.append((pos, tot, bytes_per_month * (i1 - i0), fixes))
+    if job.totals is not None:  # the span's chunks, all blocks in one write (layout 2)
+        write_totals_blocks(
+            job.totals, store_options or {}, job.member_index, [(p, t) for p, t, *_ in out]
+        )
     return out
 
 
