@@ -30,7 +30,7 @@ import numpy as np
 
 from gridflux.errors import InputError, MaskError
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.timeaxis import key_label
+from gridflux.fields.timeaxis import days_in_month, key_label, keys_from_dates, month_starts
 from gridflux.fields.totals import nonzero_rows, per_region, protocol_weights
 from gridflux.kernels.conservative import PIECE_BYTES
 from gridflux.kernels.grids import CellBounds
@@ -439,14 +439,14 @@ def resample_month(da, *, tdim: str = "time", complete: bool = True):
     else:
         dates = list(t)
         cal = dates[0].calendar
-    keys = np.array([d.year * 12 + d.month - 1 for d in dates])
+    keys = keys_from_dates(np.asarray(dates, dtype=object))
     uniq, inverse = np.unique(keys, return_inverse=True)
     group = xr.DataArray(inverse, dims=(tdim,))
     counts = np.bincount(inverse)
     means = da.astype(np.float64).groupby(group.rename("month")).mean(tdim, skipna=False)
     means = means.rename({"month": tdim})
-    starts = [cftime.datetime(int(k // 12), int(k % 12) + 1, 1, calendar=cal) for k in uniq]
-    ndays = [_days_in_month(int(k // 12), int(k % 12) + 1, cal) for k in uniq]
+    starts = list(month_starts(uniq, cal))
+    ndays = [days_in_month(int(k), cal) for k in uniq]
     incomplete = []
     if complete:
         step_days = _step_days(dates)
@@ -460,14 +460,6 @@ def resample_month(da, *, tdim: str = "time", complete: bool = True):
     means.attrs["gridflux_resample"] = "month: mean of the time steps (calendar months)"
     means.attrs["gridflux_incomplete_months"] = ",".join(incomplete)
     return means
-
-
-def _days_in_month(year: int, month: int, calendar: str) -> int:
-    import cftime
-
-    a = cftime.datetime(year, month, 1, calendar=calendar)
-    b = cftime.datetime(year + (month == 12), month % 12 + 1, 1, calendar=calendar)
-    return int(round((b - a).total_seconds() / 86400))
 
 
 def _step_days(dates: list) -> float:
