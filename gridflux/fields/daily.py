@@ -19,7 +19,12 @@ from typing import Any
 import numpy as np
 
 from gridflux.errors import InputError
-from gridflux.fields.timeaxis import days_in_month, decode_dates, has_sub_monthly_steps
+from gridflux.fields.timeaxis import (
+    days_in_month,
+    decode_dates,
+    has_sub_monthly_steps,
+    keys_from_dates,
+)
 
 #: Day slots per month on the store's daily axis.
 DAY_SLOTS = 31
@@ -32,12 +37,10 @@ def day_slots(dates: Any, first_key: int) -> np.ndarray:
     Parameters
     ----------
     dates : cftime dates (any calendar)
-    first_key : month key (``12 * year + month - 1``) of the axis' first month
+    first_key : :attr:`~gridflux.fields.timeaxis.Month.key` of the axis' first month
     """
-    return np.array(
-        [DAY_SLOTS * (12 * d.year + d.month - 1 - first_key) + d.day - 1 for d in dates],
-        dtype=np.int64,
-    )
+    day_of_month = np.array([d.day for d in dates], dtype=np.int64)
+    return DAY_SLOTS * (keys_from_dates(dates) - first_key) + day_of_month - 1
 
 
 def slot_labels(first_key: int, nmonths: int) -> list[str]:
@@ -103,7 +106,7 @@ def daily_axis(
             attribute="values",
         )
     n = len(dates)
-    if not has_sub_monthly_steps(days[:, 0] * 12 + days[:, 1] - 1):
+    if not has_sub_monthly_steps(keys_from_dates(dates)):
         raise InputError(
             "has no daily steps (one or no step per month): it is not a daily series",
             path=path,

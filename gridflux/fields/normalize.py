@@ -664,7 +664,7 @@ def _monthly(
     )
     daily = da.assign_coords({tdim: xr.CFTimeIndex(dates)})
     monthly = resample_month(daily, tdim=tdim, complete=True)
-    keys = np.array([12 * d.year + d.month - 1 for d in monthly[tdim].values], dtype=np.int64)
+    keys = keys_from_dates(monthly[tdim].values)
     bad = monthly.attrs.get("gridflux_incomplete_months", "")
     step = (
         f"resampled to months: mean of the {len(dates)} time steps of {len(keys)} months "

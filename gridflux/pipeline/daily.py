@@ -158,13 +158,11 @@ class DailySeries:
 
     @property
     def first_key(self) -> int:
-        d = self.dates[0]
-        return 12 * d.year + d.month - 1
+        return Month(self.dates[0].year, self.dates[0].month).key
 
     @property
     def last_key(self) -> int:
-        d = self.dates[-1]
-        return 12 * d.year + d.month - 1
+        return Month(self.dates[-1].year, self.dates[-1].month).key
 
 
 def series_key(record: Any) -> str:
@@ -247,8 +245,8 @@ def compute_series(
 def absent_days(dates: np.ndarray, calendar: str) -> list[str]:
     """``YYYY-MM-DD`` of the calendar's days of the series' months (first to last) that no step
     holds: a file missing days, or cut within a month (NaN in the store, named)."""
-    first = 12 * dates[0].year + dates[0].month - 1
-    last = 12 * dates[-1].year + dates[-1].month - 1
+    first = Month(dates[0].year, dates[0].month).key
+    last = Month(dates[-1].year, dates[-1].month).key
     n = last - first + 1
     have = np.zeros(n * DAY_SLOTS, dtype=bool)
     have[day_slots(dates, first)] = True

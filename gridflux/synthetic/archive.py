@@ -24,7 +24,7 @@ from typing import Any
 import cftime
 import numpy as np
 
-from gridflux.fields.timeaxis import key_label
+from gridflux.fields.timeaxis import Month, key_label
 from gridflux.synthetic.regions import R_EARTH, REGIONS, region_weights, write_latlon, write_mask
 
 DAY = 86400.0
@@ -670,7 +670,7 @@ def archive_series(size: str = "tiny", seed: int = 0) -> list[SynthSeries]:
 
 # -- fields ---------------------------------------------------------------------------------
 def _month_keys(s: SynthSeries) -> np.ndarray:
-    return 12 * s.start_year + np.arange(12 * s.n_years)
+    return Month(s.start_year, 1).key + np.arange(12 * s.n_years)
 
 
 def _secs(keys: np.ndarray, calendar: str) -> np.ndarray:

@@ -145,6 +145,8 @@ MONTH_HOME = "gridflux.fields.timeaxis"
 #: ``YYYY-MM`` written by hand: f-strings ``{y:04d}-{m:02d}``, %-formats, strftime patterns
 #: (a full date, ``YYYY-MM-DD``, is not a month)
 _HAND_LABEL = re.compile(r":0?4d?\}-\{[^{}]*:0?2d?\}(?!-)|%0?4d-%0?2d(?!-)|%Y-%m(?!-%d)")
+#: a month key ``12 * year + month - 1`` computed by hand (``Month.key``, ``keys_from_dates``)
+_HAND_KEY = re.compile(r"\b12\s*\*\s*\(?[\w.\[\]]*year\b|\byear\w*\s*\*\s*12\b")
 
 
 def _named_month(name: str) -> bool:
@@ -154,7 +156,8 @@ def _named_month(name: str) -> bool:
 def _month_spellings(path: Path) -> list[str]:
     """Where a module spells a month its own way: a month type or alias of its own (a class or a
     module-level name with ``month`` in it bound to a type), a month annotated as a bare
-    ``tuple[int, int]``, or a ``YYYY-MM`` label formatted by hand."""
+    ``tuple[int, int]``, a ``YYYY-MM`` label formatted by hand, or a month key
+    ``12 * year + month - 1`` computed by hand."""
     text = path.read_text()
     tree = ast.parse(text, filename=str(path))
     found = []
@@ -191,6 +194,8 @@ def _month_spellings(path: Path) -> list[str]:
     for lineno, line in enumerate(text.splitlines(), 1):
         if _HAND_LABEL.search(line):
             found.append(f"{path.name}:{lineno} formats YYYY-MM by hand: {line.strip()}")
+        if _HAND_KEY.search(line.split("#")[0]):
+            found.append(f"{path.name}:{lineno} computes a month key by hand: {line.strip()}")
     return found
 
 
@@ -215,6 +220,8 @@ def test_month_spellings_are_caught(tmp_path):
         "    return f'{y:04d}-{m:02d}'\n"
         "LABEL = '%04d-%02d'\n"
         "PATTERN = '%Y-%m'\n"
+        "key = 12 * d.year + d.month - 1\n"
+        "other = dates[0].year * 12 + dates[0].month\n"
     )
     found = _month_spellings(bad)
     assert [f.split()[0] for f in found] == [
@@ -224,5 +231,7 @@ def test_month_spellings_are_caught(tmp_path):
         "bad.py:8",
         "bad.py:9",
         "bad.py:10",
+        "bad.py:11",
+        "bad.py:12",
     ], found
     assert _month_spellings(PACKAGE_DIR / "fields" / "timeaxis.py") != []  # the home is seen
