@@ -5,6 +5,7 @@
   ``dask.config.config`` afterwards, so that neither the machine nor one test leaks settings
   into another. gridflux's packaged defaults (registered with ``dask.config.update_defaults``)
   stay in place because ``dask.config.refresh`` re-applies ``dask.config.defaults``.
+* An autouse fixture that clears ``gridflux.ingest.remote.LOADED_SECRETS`` around each test.
 * ``raise_if_dask_computes`` fixture: ``gridflux.testing.raise_if_dask_computes``, a context
   manager that fails the test if a dask graph is computed inside the block (laziness proof).
 """
@@ -61,3 +62,14 @@ def _isolate_dask_config(_empty_dask_config_dir: str, monkeypatch: pytest.Monkey
     finally:
         dask.config.config.clear()
         dask.config.config.update(saved)
+
+
+@pytest.fixture(autouse=True)
+def _forget_loaded_secrets():
+    """Each test starts with no loaded storage-option secrets (``remote.LOADED_SECRETS`` is
+    process-wide: a secret one test loads would be scrubbed from every later test's text)."""
+    from gridflux.ingest import remote
+
+    remote.LOADED_SECRETS.clear()
+    yield
+    remote.LOADED_SECRETS.clear()

@@ -333,8 +333,15 @@ def _secrets(storage_options: Mapping[str, Any] | None) -> list[str]:
     return sorted(set(out), key=len, reverse=True)
 
 
+#: secret values of every storage options this process loaded (:func:`load_storage_options`):
+#: :func:`scrub` hides them in every text, also where the options themselves are not at hand
+#: (a ``--debug`` traceback, an exception message that repeats a key)
+LOADED_SECRETS: set[str] = set()
+
+
 def scrub(text: str, storage_options: Mapping[str, Any] | None = None) -> str:
-    """``text`` without URL user-info, signed-URL tokens and secret storage-option values.
+    """``text`` without URL user-info, signed-URL tokens and secret storage-option values (of
+    ``storage_options`` and of every storage options loaded by :func:`load_storage_options`).
 
     The one scrubbing function of gridflux: every message, log line, error, summary and manifest
     string that may hold a URL goes through it (or :func:`scrub_tree`). User-info becomes ``***@``
@@ -343,7 +350,8 @@ def scrub(text: str, storage_options: Mapping[str, Any] | None = None) -> str:
     """
     text = _USERINFO.sub(lambda m: m.group("scheme") + "***@", str(text))
     text = _QUERY_SECRET.sub(lambda m: m.group("k") + "***", text)
-    for s in _secrets(storage_options):
+    secrets = set(_secrets(storage_options)) | LOADED_SECRETS
+    for s in sorted(secrets, key=len, reverse=True):
         text = text.replace(s, "***")
     return text
 
@@ -442,6 +450,7 @@ def load_storage_options(text: str | None, env: str | None = None) -> dict[str, 
             f"${env or STORAGE_OPTIONS_ENV}, or use fsspec's configuration or the provider's "
             "credential chain (docs/ingest.md)"
         )
+    LOADED_SECRETS.update(_secrets(value))
     return value
 
 

@@ -460,3 +460,30 @@ def test_fsspec_environment_configuration_reaches_remote_filesystems(monkeypatch
     monkeypatch.setattr(fsspec.config, "conf", conf)
     fs, _ = remote.filesystem("s3://bucket/key.nc", {"endpoint_url": "http://127.0.0.1:9"})
     assert fs.key == "AKIA-ENV" and fs.secret == "S-ENV"
+
+
+def test_loaded_secrets_are_scrubbed_where_the_options_are_not_at_hand(tmp_path, capsys):
+    """A secret loaded from a storage-options file is hidden in every scrubbed text, also without
+    the options: an exception message that repeats it, through ``--debug``'s traceback."""
+    from gridflux.cli import exits
+
+    f = tmp_path / "so.json"
+    f.write_text('{"s3": {"key": "AKIA-LOADED-7", "secret": "S3CR3T-LOADED-7"}}')
+    remote.load_storage_options(f"@{f}")
+    assert remote.scrub("signature of S3CR3T-LOADED-7 for AKIA-LOADED-7") == (
+        "signature of *** for ***"
+    )
+    try:
+        try:
+            raise OSError("endpoint refused key AKIA-LOADED-7 / S3CR3T-LOADED-7")
+        except OSError as inner:
+            raise RuntimeError("write failed") from inner
+    except RuntimeError as exc:
+        saved, exits.DEBUG = exits.DEBUG, True
+        try:
+            exits.fail(exc)
+        finally:
+            exits.DEBUG = saved
+    err = capsys.readouterr().err
+    assert "endpoint refused key ***" in err and "Traceback" in err
+    assert "AKIA-LOADED-7" not in err and "S3CR3T-LOADED-7" not in err
