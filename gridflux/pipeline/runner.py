@@ -1168,6 +1168,13 @@ class Run:
             if client is None:
                 self._execute_in_process(todo, per_task)
             else:
+                # a copy of the mask on every worker: the scheduler assigns a task only to the
+                # workers that hold its dependencies, so with one copy the first tasks all queued
+                # on one worker while the others waited for work stealing (test_mask_copies)
+                try:
+                    client.replicate([mask_future])
+                except Exception as exc:  # noqa: BLE001 - a speed-up: tasks fetch the mask anyway
+                    log.debug("the mask was not copied to every worker: %r", exc)
                 self._execute_on_cluster(todo, client, per_task, n_slots)
         finally:
             self.progress.close()
