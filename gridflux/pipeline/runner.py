@@ -94,6 +94,9 @@ SPLIT_MONTHS = 120  # months per task when task-months is "auto" and series are 
 #: a run's series are packed into at least this many tasks per worker thread (when it has that
 #: many series), so that the last tasks to finish leave no worker idle for long
 TASKS_PER_SLOT = 8
+#: seconds the driver waits for the mask to be computed and copied to every worker before the
+#: first task (a cluster still starting its workers, a copy that stalls: the run goes on without)
+MASK_COPY_TIMEOUT = 60.0
 #: at most this many series' spans in one task (bounds a task's result and its redo on a lost
 #: worker)
 MAX_SERIES_PER_TASK = 256
@@ -1168,6 +1171,14 @@ class Run:
             if client is None:
                 self._execute_in_process(todo, per_task)
             else:
+                # a copy of the mask on every worker: the scheduler assigns a task only to the
+                # workers that hold its dependencies, so with one copy the first tasks all queued
+                # on one worker while the others idled (work stealing is off; test_mask_copies)
+                if n_slots > 1:
+                    try:
+                        client.replicate([mask_future], callback_timeout=MASK_COPY_TIMEOUT)
+                    except Exception as exc:  # noqa: BLE001 - a speed-up: tasks fetch the mask
+                        log.debug("the mask was not copied to every worker: %r", exc)
                 self._execute_on_cluster(todo, client, per_task, n_slots)
         finally:
             self.progress.close()

@@ -1,4 +1,4 @@
-"""Cube blocks written chunk by chunk without zarr's machinery (``store.CubeChunks``): the same
+"""Cube blocks written chunk by chunk without zarr's machinery (``store.DirectChunks``): the same
 files with the same bytes as zarr writes, checked against zarr itself on arrays with edge chunks,
 partly covered chunks, all-NaN chunks and every cube codec."""
 
@@ -11,7 +11,7 @@ import pytest
 import zarr
 
 from gridflux.pipeline import store as store_mod
-from gridflux.pipeline.store import CubeChunks, blosc_compressors, write_cube_block
+from gridflux.pipeline.store import DirectChunks, blosc_compressors, write_cube_block
 
 # (member, months) writes: whole chunks, a block ending inside the array's last chunk, blocks
 # covering part of a chunk (first alone, then the rest merged into the stored chunk)
@@ -105,23 +105,24 @@ def test_a_resized_array_is_read_again(tmp_path):
     back = zarr.open_array(root, path="cubes/v/v", mode="r")[...]
     np.testing.assert_array_equal(back[[0, 2]], np.stack([block, block]))
     assert np.isnan(back[1]).all()
-    assert store_mod.CubeChunks.cached(root + "/cubes/v/v", "cubes/v/v").shape[0] == 3
+    assert store_mod.DirectChunks.cached(root + "/cubes/v/v", "cubes/v/v").shape[0] == 3
 
 
 def test_other_layouts_are_left_to_zarr(tmp_path):
     root = str(tmp_path / "s")
     g = zarr.open_group(root, mode="w")
     g.create_array("cubes/v/v", shape=(1, 12, 4, 4), chunks=(1, 12, 4, 4), dtype="float64")
-    assert CubeChunks.from_metadata(os.path.join(root, "cubes/v/v"), "cubes/v/v") is None
+    # fill 0 (zarr's default), not NaN
+    assert DirectChunks.from_metadata(os.path.join(root, "cubes/v/v"), "cubes/v/v") is None
     g.create_array(
         "cubes/w/w",
         shape=(1, 12, 4, 4),
         chunks=(1, 12, 4, 4),
         dtype="float32",
         fill_value=np.nan,
-        compressors=zarr.codecs.ZstdCodec(),
+        compressors=zarr.codecs.GzipCodec(),  # a compressor not written directly
     )
-    assert CubeChunks.from_metadata(os.path.join(root, "cubes/w/w"), "cubes/w/w") is None
+    assert DirectChunks.from_metadata(os.path.join(root, "cubes/w/w"), "cubes/w/w") is None
     block = np.full((12, 4, 4), 3.0, dtype=np.float32)
     write_cube_block(root, {}, 3, "w", 0, slice(0, 12), block)  # zarr writes it
     np.testing.assert_array_equal(zarr.open_array(root, path="cubes/w/w")[0], block)

@@ -70,12 +70,12 @@ def test_cli_prints_one_error_line_without_traceback(mini_archive, tmp_path, mon
 # -- the runner stops on a refused write midway (issue 20 point 7, the runner part) ------------
 def _refuse_array_writes_after(monkeypatch, path: str, n_ok: int, err: int):
     """Writes into the zarr array ``path`` ("totals", or a cube's) fail with ``err`` after ``n_ok``
-    successes, as the file system refuses them (raised where zarr, or ``store.CubeChunks`` for a
-    cube block on a local store, writes the chunks)."""
+    successes, as the file system refuses them (raised where zarr, or ``store.DirectChunks`` for
+    a worker's cube block or totals on a local store, writes the chunks)."""
     import zarr
 
     real = zarr.Array.__setitem__
-    real_chunks = store_mod.CubeChunks.write
+    real_chunks = store_mod.DirectChunks.write
     calls = {"n": 0}
 
     def refuse(array_path):
@@ -88,12 +88,12 @@ def _refuse_array_writes_after(monkeypatch, path: str, n_ok: int, err: int):
         refuse(self.path)
         return real(self, key, value)
 
-    def write(self, member, time_slice, data):
+    def write(self, selection, data):
         refuse(self.path)
-        return real_chunks(self, member, time_slice, data)
+        return real_chunks(self, selection, data)
 
     monkeypatch.setattr(zarr.Array, "__setitem__", setitem)
-    monkeypatch.setattr(store_mod.CubeChunks, "write", write)
+    monkeypatch.setattr(store_mod.DirectChunks, "write", write)
     return calls
 
 
