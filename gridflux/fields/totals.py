@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -154,6 +155,37 @@ class RegionCells:
     def __len__(self) -> int:
         return len(self.index)
 
+    @cached_property
+    def all_index(self) -> np.ndarray:
+        """Every region's cells, one region after the other (``bounds`` delimit them)."""
+        return np.concatenate(self.index) if self.index else np.zeros(0, dtype=np.intp)
+
+    @cached_property
+    def all_weight(self) -> np.ndarray:
+        """The weights of :attr:`all_index` (float64)."""
+        if not self.weight:
+            return np.zeros(0)
+        return np.concatenate(self.weight).astype(np.float64, copy=False)
+
+    @cached_property
+    def bounds(self) -> list[int]:
+        """Region ``k``'s cells are ``all_index[bounds[k]:bounds[k + 1]]``."""
+        return [0] + np.cumsum([i.size for i in self.index]).astype(int).tolist()
+
+    @cached_property
+    def weight_sums(self) -> list[float]:
+        """Each region's sum of weights (the pairwise sum of its weights, as a mean's
+        denominator sums them when every cell has a value)."""
+        return [float(w.sum()) for w in self.weight]
+
+    @property
+    def first_cell(self) -> int:
+        return min((int(i[0]) for i in self.index if i.size), default=0)
+
+    @property
+    def last_cell(self) -> int:
+        return max((int(i[-1]) for i in self.index if i.size), default=-1)
+
     @property
     def rows(self) -> slice:
         """The smallest row slice holding every region's cells (``slice(0, 0)``: none)."""
@@ -181,9 +213,10 @@ class RegionCells:
         return RegionCells(self.shape, self.index, tuple(w * flat[i] for i, w in pairs))
 
 
-def _block_cells(block: np.ndarray, cells: RegionCells, row0: int) -> tuple[np.ndarray, list]:
-    """``block`` as ``(t, cells)`` and each region's indices into it (``block`` holds the grid's
-    rows from ``row0``); refuses a region cell outside the rows the block holds."""
+def _block_cells(block: np.ndarray, cells: RegionCells, row0: int) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` as ``(t, cells)`` and the indices into it of every region's cells, one region
+    after the other (``block`` holds the grid's rows from ``row0``); refuses a region cell outside
+    the rows the block holds."""
     nt, ny, nx = block.shape
     if nx != cells.shape[1] or row0 < 0 or row0 + ny > cells.shape[0]:
         raise MaskError(
@@ -191,15 +224,13 @@ def _block_cells(block: np.ndarray, cells: RegionCells, row0: int) -> tuple[np.n
             f"(rows {row0}..{row0 + ny})"
         )
     lo, hi = row0 * nx, (row0 + ny) * nx
-    local = []
-    for idx in cells.index:
-        if idx.size and (idx[0] < lo or idx[-1] >= hi):
-            raise MaskError(
-                f"a region's cells lie in rows {idx[0] // nx}..{idx[-1] // nx}, outside the rows "
-                f"{row0}..{row0 + ny - 1} of the block"
-            )
-        local.append(idx - lo if lo else idx)
-    return block.reshape(nt, ny * nx), local
+    idx = cells.all_index
+    if idx.size and (cells.first_cell < lo or cells.last_cell >= hi):
+        raise MaskError(
+            f"the regions' cells lie in rows {cells.first_cell // nx}..{cells.last_cell // nx}, "
+            f"outside the rows {row0}..{row0 + ny - 1} of the block"
+        )
+    return block.reshape(nt, ny * nx), (idx - lo if lo else idx)
 
 
 def _month_groups(nt: int, ncells: int):
@@ -224,11 +255,13 @@ def cell_sums(block: np.ndarray, cells: RegionCells, row0: int = 0) -> np.ndarra
     """``out[t, r] = sum over r's cells of block[t, cell] * weight`` in float64, NaN counted as 0.
 
     Each region's products are taken in its cells' fixed order and added by numpy's pairwise sum
-    over one contiguous axis (deterministic for a given length, no BLAS): a region's total is the
-    same to the bit whichever regions are computed with it and whichever rows ``block`` holds.
-    Infinite values are not missing data: they propagate into the totals of the regions whose
-    cells hold them. A month with no value at all is not detected here (``block`` may hold only
-    some rows of the field): callers mark it with :func:`no_data_months`.
+    over one contiguous run of a row (deterministic for a given length, no BLAS): a region's total
+    is the same to the bit whichever regions are computed with it and whichever rows ``block``
+    holds. (All regions' cells are gathered in one pass, one region after the other; each region
+    sums its own run of the products.) Infinite values are not missing data: they propagate into
+    the totals of the regions whose cells hold them. A month with no value at all is not detected
+    here (``block`` may hold only some rows of the field): callers mark it with
+    :func:`no_data_months`.
 
     Parameters
     ----------
@@ -242,19 +275,23 @@ def cell_sums(block: np.ndarray, cells: RegionCells, row0: int = 0) -> np.ndarra
     (t, region) float64: the units of ``block`` times the weights' (e.g. kg s-1 for kg m-2 s-1
     and m2)
     """
-    flat, local = _block_cells(block, cells, row0)
+    flat, idx = _block_cells(block, cells, row0)
     nt = flat.shape[0]
     out = np.zeros((nt, len(cells)), dtype=np.float64)
-    for k, (idx, w) in enumerate(zip(local, cells.weight, strict=True)):
-        if idx.size == 0 or nt == 0:
-            continue
-        for t0, t1 in _month_groups(nt, idx.size):
-            vals, prod = _products(flat[t0:t1], idx, w)
-            s = prod.sum(axis=1)
+    if idx.size == 0 or nt == 0:
+        return out
+    bounds = cells.bounds
+    for t0, t1 in _month_groups(nt, idx.size):
+        vals, prod = _products(flat[t0:t1], idx, cells.all_weight)
+        for k in range(len(cells)):
+            a, b = bounds[k], bounds[k + 1]
+            if b == a:
+                continue
+            s = prod[:, a:b].sum(axis=1)
             bad = np.isnan(s)
             if bad.any():  # only NaN means "no data" (an inf stays an inf)
-                sub = prod[bad]
-                np.copyto(sub, 0.0, where=np.isnan(vals[bad]))
+                sub = prod[bad, a:b]  # a copy
+                np.copyto(sub, 0.0, where=np.isnan(vals[bad, a:b]))
                 s[bad] = sub.sum(axis=1)
             out[t0:t1, k] = s
     return out
@@ -277,27 +314,27 @@ def cell_means(
     means : (t, region) float64 in the units of ``block``, NaN where a region has no finite cell
     covered : (t, region) float64, the weight (m2) of the finite cells, the denominator
     """
-    flat, local = _block_cells(block, cells, row0)
+    flat, idx = _block_cells(block, cells, row0)
     nt = flat.shape[0]
     num = np.zeros((nt, len(cells)), dtype=np.float64)
     den = np.zeros((nt, len(cells)), dtype=np.float64)
-    for k, (idx, w) in enumerate(zip(local, cells.weight, strict=True)):
-        if idx.size == 0 or nt == 0:
-            continue
-        whole = w.sum()
+    if idx.size and nt:
+        bounds, w = cells.bounds, cells.all_weight
         for t0, t1 in _month_groups(nt, idx.size):
             vals, prod = _products(flat[t0:t1], idx, w)
             missing = np.isnan(vals)
+            kept = None
             if missing.any():  # zeros in place of the missing: the same order of the sums
                 np.copyto(prod, 0.0, where=missing)
-                num[t0:t1, k] = prod.sum(axis=1)
                 kept = np.empty(prod.shape, dtype=np.float64)
                 np.copyto(kept, w[None, :])
                 np.copyto(kept, 0.0, where=missing)
-                den[t0:t1, k] = kept.sum(axis=1)
-            else:
-                num[t0:t1, k] = prod.sum(axis=1)
-                den[t0:t1, k] = whole
+            for k in range(len(cells)):
+                a, b = bounds[k], bounds[k + 1]
+                if b == a:
+                    continue
+                num[t0:t1, k] = prod[:, a:b].sum(axis=1)
+                den[t0:t1, k] = cells.weight_sums[k] if kept is None else kept[:, a:b].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         means = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
     return means, den
