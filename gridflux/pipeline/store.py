@@ -1273,6 +1273,13 @@ class Store:
         except OSError as exc:
             raise self.write_error("totals", exc) from exc
 
+    def series_totals(self, member_index: int, variable_index: int) -> np.ndarray:
+        """A series' stored totals ``(region, time)`` float64 (NaN where none is stored)."""
+        import zarr
+
+        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
+        return np.array(arr[member_index, variable_index], dtype=np.float64)
+
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None
     ) -> None:
@@ -1381,6 +1388,12 @@ class TotalsTarget:
     chunks: Shape4
     variable_index: int
     region_pos: tuple[int, ...]
+    #: False: the task computed every region of the store; its chunks are written whole, NaN in
+    #: rows not in ``region_pos``. True: the task computed only some regions (added to the store,
+    #: for a series done before): only the rows of ``region_pos`` are written, the other rows of
+    #: their chunks keep their stored values (read, merged, written back), and a chunk without
+    #: such a row is not touched
+    merge: bool = False
 
 
 #: ``totals`` arrays a worker process wrote to (with their store), by (url, format, shape,
@@ -1436,9 +1449,24 @@ def write_totals_blocks(
             if len(_TOTALS_ARRAYS) >= 8:
                 _TOTALS_ARRAYS.clear()
             hit = _TOTALS_ARRAYS[key] = (store, arr)
-        hit[1][member_index, target.variable_index, :, first:last] = values
+        if target.merge:  # only the computed rows: zarr merges them into their stored chunks
+            for r0, r1 in _runs(sorted(set(int(r) for r in rows))):
+                hit[1][member_index, target.variable_index, r0:r1, first:last] = values[r0:r1]
+        else:
+            hit[1][member_index, target.variable_index, :, first:last] = values
     except OSError as exc:
         raise store.write_error("totals", exc) from exc
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct ``rows`` as ``[start, stop)`` runs of consecutive rows."""
+    out: list[tuple[int, int]] = []
+    for r in rows:
+        if out and out[-1][1] == r:
+            out[-1] = (out[-1][0], r + 1)
+        else:
+            out.append((r, r + 1))
+    return out
 
 
 #: ``CubeChunks`` of the arrays this process wrote to, by directory, with the ``zarr.json`` stat
