@@ -16,7 +16,7 @@ chunks inflated
 startup    what a ``fused`` process does before it reads a byte: the interpreter starts, this script
            and numpy and h5py (gridflux's reader) are imported; nothing is read. The floor of any
            Python method, beside the whole job of a compiled tool.
-fused      gridflux fused totals: protocol weights once, then ``weighted_sums`` on 12-month blocks
+fused      gridflux fused totals: protocol weights once, then ``cell_sums`` on 12-month blocks
            of only the latitude rows where a weight is nonzero, read by gridflux's reader.
 cube       ``fused`` plus the regridded cube on the clipped target written to zarr v3 with the
            pipeline's default compressor (the ``store`` section of the packaged ``gridflux.yaml``:
@@ -192,15 +192,16 @@ def _fused_setup(args):
 def method_fused(args) -> dict:
     import numpy as np
 
-    from gridflux.fields.totals import weighted_sums
+    from gridflux.fields.totals import RegionCells, cell_sums
 
     blocks, w, rows, wsec, hit = _fused_setup(args)
     nt = blocks.shape[0] if args.months is None else args.months
     w_rows = np.ascontiguousarray(w[:, rows])  # only the rows where some weight is nonzero are read
+    cells = RegionCells.from_weights(w_rows)  # once, as the workers' weights cache keeps them
     out = np.empty((nt, w.shape[0]))
     for t0 in range(0, nt, BLOCK):
         t1 = min(t0 + BLOCK, nt)
-        out[t0:t1] = weighted_sums(blocks.read(t0, t1, rows), w_rows)
+        out[t0:t1] = cell_sums(blocks.read(t0, t1, rows), cells)
     blocks.close()
     return {
         "totals": out[:, 0],
@@ -215,7 +216,7 @@ def method_cube(args) -> dict:
     import numpy as np
     import zarr
 
-    from gridflux.fields.totals import weighted_sums
+    from gridflux.fields.totals import RegionCells, cell_sums
     from gridflux.kernels.conservative import apply_separable, conservative_weights
 
     blocks, w, rows, wsec, _ = _fused_setup(args)
@@ -231,6 +232,7 @@ def method_cube(args) -> dict:
     f0, f1 = (n - c1, n - c0) if desc else (c0, c1)  # the same rows in the file's order
     read = slice(min(f0, rows.start), max(f1, rows.stop))
     w_read, rows_in_read = w[:, read], slice(rows.start - read.start, rows.stop - read.start)
+    cells = RegionCells.from_weights(w_read, rows_in_read)
     cw = conservative_weights(
         src.subset(slice(n - read.stop, n - read.start) if desc else read), clip
     )
@@ -249,7 +251,7 @@ def method_cube(args) -> dict:
     for t0 in range(0, nt, BLOCK):
         t1 = min(t0 + BLOCK, nt)
         blk = blocks.read(t0, t1, read)
-        out[t0:t1] = weighted_sums(blk, w_read, rows_in_read)
+        out[t0:t1] = cell_sums(blk, cells)
         cube = apply_separable(cw, blk[:, ::-1] if desc else blk, out_dtype=np.float32)
         tz = time.perf_counter()
         arr[t0:t1] = cube

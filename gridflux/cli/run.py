@@ -83,6 +83,11 @@ def print_summary(summary, console=None) -> None:
 
         grew = "; ".join(f"{k.replace('_', ' ')} {brief(v)}" for k, v in summary.grew.items())
         console.print(f"store grew: {grew}")
+    if getattr(summary, "regions_only", None):
+        console.print(
+            f"{len(summary.regions_only)} of the done series were done before and computed for "
+            "the new regions only (their other values and cubes kept)"
+        )
     if summary.pruned:
         console.print(f"pruned {len(summary.pruned)} series: {', '.join(summary.pruned[:5])}")
     if summary.not_in_catalogs:

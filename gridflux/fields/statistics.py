@@ -31,8 +31,7 @@ import numpy as np
 from gridflux.errors import InputError, MaskError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.timeaxis import days_in_month, key_label, keys_from_dates, month_starts
-from gridflux.fields.totals import nonzero_rows, per_region, protocol_weights
-from gridflux.kernels.conservative import PIECE_BYTES
+from gridflux.fields.totals import RegionCells, cell_means, per_region, protocol_weights
 from gridflux.kernels.grids import CellBounds
 
 Statistic = Literal["total", "mean"]
@@ -176,6 +175,9 @@ def weighted_means(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Area-weighted means ``out[t, r] = sum_ij x w / sum_ij w [x finite]`` in float64.
 
+    :func:`gridflux.fields.totals.cell_means` over the nonzero cells of ``weights`` inside
+    ``rows``: a region's mean does not depend on the other regions computed with it.
+
     Parameters
     ----------
     block : (t, nlat, nlon) any float dtype; NaN = no data (left out of both sums)
@@ -187,33 +189,11 @@ def weighted_means(
     means : (t, region) float64, NaN where a region has no finite cell at that time
     covered : (t, region) float64, the weight (m2) of the finite cells, the denominator
     """
-    nt, ny, nx = block.shape
-    nr = weights.shape[0]
-    if weights.shape[1:] != (ny, nx):
+    if weights.shape[1:] != block.shape[1:]:
         raise MaskError(
-            f"weights of shape {weights.shape[1:]} do not match data of shape {(ny, nx)}"
+            f"weights of shape {weights.shape[1:]} do not match data of shape {block.shape[1:]}"
         )
-    rows = nonzero_rows(weights) if rows is None else rows
-    r0, r1, _ = rows.indices(ny)
-    num = np.zeros((nt, nr), dtype=np.float64)
-    den = np.zeros((nt, nr), dtype=np.float64)
-    if r1 > r0 and nt:
-        step = max(1, min(r1 - r0, PIECE_BYTES // (8 * nt * nx)))
-        for y0 in range(r0, r1, step):
-            y1 = min(y0 + step, r1)
-            n = (y1 - y0) * nx
-            buf = np.asarray(block[:, y0:y1, :], dtype=np.float64).reshape(nt, n)
-            w = weights[:, y0:y1, :].reshape(nr, n)
-            finite = ~np.isnan(buf)
-            if finite.all():
-                num += buf @ w.T
-                den += w.sum(axis=1)[None, :]
-            else:
-                num += np.where(finite, buf, 0.0) @ w.T
-                den += finite.astype(np.float64) @ w.T
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
-    return means, den
+    return cell_means(block, RegionCells.from_weights(weights, rows))
 
 
 # -- xarray wrapper -----------------------------------------------------------------------------
@@ -265,8 +245,8 @@ def region_means(
     land_coord = da.coords.get("gridflux_land_fraction")
     if land_fraction is None and land_coord is not None:  # canonical order already
         w = w * np.asarray(land_coord.values, dtype=np.float64)[None]
-    rows = nonzero_rows(w)
-    out = per_region(da, lat, lon, mask.names, lambda flat: weighted_means(flat, w, rows)[0])
+    cells = RegionCells.from_weights(w)
+    out = per_region(da, lat, lon, mask.names, lambda flat: cell_means(flat, cells)[0])
     out.attrs = {
         "long_name": f"area-weighted mean of {da.name or 'field'} over region",
         "units": str(da.attrs.get("units", "")),

@@ -12,12 +12,15 @@ source's native grid. Two protocols of the RECCAP2 method give ``w``:
 With exact weights both are the same number whenever the target grid refines the mask's grid
 (as 0.5 deg refines the 1 deg RECCAP2 mask); tests prove it on non-nested source grids.
 
-Kernel part (numpy): :func:`protocol_weights`, :func:`weighted_sums`. Wrapper:
-:func:`region_totals`.
+Kernel part (numpy): :func:`protocol_weights`, :class:`RegionCells` (each region's own cells),
+:func:`cell_sums`, :func:`cell_means`, :func:`weighted_sums`. Wrapper: :func:`region_totals`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -113,17 +116,236 @@ def no_data_months(block: np.ndarray) -> np.ndarray:
     return out
 
 
+@dataclass(frozen=True, eq=False)
+class RegionCells:
+    """Each region's cells of nonzero weight on a (lat, lon) grid, in C order, with their weights.
+
+    The region kernels (:func:`cell_sums`, :func:`cell_means`) sum over a region's own cells
+    only, in this fixed order, so a region's result depends on its weights and the data in its
+    cells alone: not on which other regions are computed with it, nor on which latitude rows a
+    block holds (a store that gains a region computes that region alone and gets the bits a run
+    of every region gets).
+
+    Attributes
+    ----------
+    shape : (nlat, nlon) of the grid
+    index : per region, the flat (C-order) indices of its cells on the whole grid (intp)
+    weight : per region, the weights (m2, or any factor) of those cells (float64)
+    """
+
+    shape: tuple[int, int]
+    index: tuple[np.ndarray, ...]
+    weight: tuple[np.ndarray, ...]
+
+    @classmethod
+    def from_weights(cls, weights: np.ndarray, rows: slice | None = None) -> RegionCells:
+        """The cells of ``weights (region, nlat, nlon)`` where a weight is nonzero (inside ``rows``
+        only, when given)."""
+        _, ny, nx = weights.shape
+        r0, r1, _ = (rows or slice(None)).indices(ny)
+        r1 = max(r0, r1)
+        index, weight = [], []
+        for wk in weights:
+            part = np.ascontiguousarray(wk[r0:r1], dtype=np.float64).ravel()
+            idx = np.flatnonzero(part)
+            index.append(idx + r0 * nx)
+            weight.append(part[idx])
+        return cls((ny, nx), tuple(index), tuple(weight))
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @cached_property
+    def all_index(self) -> np.ndarray:
+        """Every region's cells, one region after the other (``bounds`` delimit them)."""
+        return np.concatenate(self.index) if self.index else np.zeros(0, dtype=np.intp)
+
+    @cached_property
+    def all_weight(self) -> np.ndarray:
+        """The weights of :attr:`all_index` (float64)."""
+        if not self.weight:
+            return np.zeros(0)
+        return np.concatenate(self.weight).astype(np.float64, copy=False)
+
+    @cached_property
+    def bounds(self) -> list[int]:
+        """Region ``k``'s cells are ``all_index[bounds[k]:bounds[k + 1]]``."""
+        return [0] + np.cumsum([i.size for i in self.index]).astype(int).tolist()
+
+    @cached_property
+    def weight_sums(self) -> list[float]:
+        """Each region's sum of weights (the pairwise sum of its weights, as a mean's
+        denominator sums them when every cell has a value)."""
+        return [float(w.sum()) for w in self.weight]
+
+    @property
+    def first_cell(self) -> int:
+        return min((int(i[0]) for i in self.index if i.size), default=0)
+
+    @property
+    def last_cell(self) -> int:
+        return max((int(i[-1]) for i in self.index if i.size), default=-1)
+
+    @property
+    def rows(self) -> slice:
+        """The smallest row slice holding every region's cells (``slice(0, 0)``: none)."""
+        starts = [int(i[0]) for i in self.index if i.size]
+        if not starts:
+            return slice(0, 0)
+        stop = max(int(i[-1]) for i in self.index if i.size) // self.shape[1] + 1
+        return slice(min(starts) // self.shape[1], stop)
+
+    def select(self, regions: Sequence[int]) -> RegionCells:
+        """These regions only (indices into this object's regions), in the order given."""
+        return RegionCells(
+            self.shape,
+            tuple(self.index[k] for k in regions),
+            tuple(self.weight[k] for k in regions),
+        )
+
+    def scaled(self, factor: np.ndarray) -> RegionCells:
+        """Every cell's weight times ``factor (nlat, nlon)`` at that cell (e.g. a land fraction:
+        a cell of factor 0 stays a cell, of weight 0)."""
+        flat = np.asarray(factor, dtype=np.float64).reshape(-1)
+        if flat.size != self.shape[0] * self.shape[1]:
+            raise MaskError(f"a factor of shape {np.shape(factor)} on a grid of {self.shape}")
+        pairs = zip(self.index, self.weight, strict=True)
+        return RegionCells(self.shape, self.index, tuple(w * flat[i] for i, w in pairs))
+
+
+def _block_cells(block: np.ndarray, cells: RegionCells, row0: int) -> tuple[np.ndarray, np.ndarray]:
+    """``block`` as ``(t, cells)`` and the indices into it of every region's cells, one region
+    after the other (``block`` holds the grid's rows from ``row0``); refuses a region cell outside
+    the rows the block holds."""
+    nt, ny, nx = block.shape
+    if nx != cells.shape[1] or row0 < 0 or row0 + ny > cells.shape[0]:
+        raise MaskError(
+            f"weights of shape {cells.shape} do not match data of shape {(ny, nx)} "
+            f"(rows {row0}..{row0 + ny})"
+        )
+    lo, hi = row0 * nx, (row0 + ny) * nx
+    idx = cells.all_index
+    if idx.size and (cells.first_cell < lo or cells.last_cell >= hi):
+        raise MaskError(
+            f"the regions' cells lie in rows {cells.first_cell // nx}..{cells.last_cell // nx}, "
+            f"outside the rows {row0}..{row0 + ny - 1} of the block"
+        )
+    return block.reshape(nt, ny * nx), (idx - lo if lo else idx)
+
+
+def _month_groups(nt: int, ncells: int):
+    """Runs of months whose products fit a scratch piece (a month's sum never depends on them)."""
+    step = max(1, PIECE_BYTES // (8 * max(ncells, 1)))
+    for t0 in range(0, nt, step):
+        yield t0, min(t0 + step, nt)
+
+
+def _products(flat: np.ndarray, idx: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values ``(months, cells)`` of ``flat`` at ``idx`` and their products with ``w``
+    (float64), both C-contiguous: numpy sums a row pairwise only when it is contiguous (a
+    fancy-indexed ``flat[:, idx]`` is column-major, and its rows would be summed one by one)."""
+    vals = np.empty((flat.shape[0], idx.size), dtype=flat.dtype)
+    np.take(flat, idx, axis=1, out=vals, mode="clip")  # idx checked: no buffered copy
+    prod = np.empty(vals.shape, dtype=np.float64)
+    np.multiply(vals, w, out=prod)
+    return vals, prod
+
+
+def cell_sums(block: np.ndarray, cells: RegionCells, row0: int = 0) -> np.ndarray:
+    """``out[t, r] = sum over r's cells of block[t, cell] * weight`` in float64, NaN counted as 0.
+
+    Each region's products are taken in its cells' fixed order and added by numpy's pairwise sum
+    over one contiguous run of a row (deterministic for a given length, no BLAS): a region's total
+    is the same to the bit whichever regions are computed with it and whichever rows ``block``
+    holds. (All regions' cells are gathered in one pass, one region after the other; each region
+    sums its own run of the products.) Infinite values are not missing data: they propagate into
+    the totals of the regions whose cells hold them. A month with no value at all is not detected
+    here (``block`` may hold only some rows of the field): callers mark it with
+    :func:`no_data_months`.
+
+    Parameters
+    ----------
+    block : (t, rows, nlon) array, any float dtype (float32 is widened exactly), the grid's rows
+        ``row0`` .. ``row0 + rows - 1``; they must hold every region's cells
+    cells : RegionCells of the grid
+    row0 : the grid row of ``block``'s first row
+
+    Returns
+    -------
+    (t, region) float64: the units of ``block`` times the weights' (e.g. kg s-1 for kg m-2 s-1
+    and m2)
+    """
+    flat, idx = _block_cells(block, cells, row0)
+    nt = flat.shape[0]
+    out = np.zeros((nt, len(cells)), dtype=np.float64)
+    if idx.size == 0 or nt == 0:
+        return out
+    bounds = cells.bounds
+    for t0, t1 in _month_groups(nt, idx.size):
+        vals, prod = _products(flat[t0:t1], idx, cells.all_weight)
+        for k in range(len(cells)):
+            a, b = bounds[k], bounds[k + 1]
+            if b == a:
+                continue
+            s = prod[:, a:b].sum(axis=1)
+            bad = np.isnan(s)
+            if bad.any():  # only NaN means "no data" (an inf stays an inf)
+                sub = prod[bad, a:b]  # a copy
+                np.copyto(sub, 0.0, where=np.isnan(vals[bad, a:b]))
+                s[bad] = sub.sum(axis=1)
+            out[t0:t1, k] = s
+    return out
+
+
+def cell_means(
+    block: np.ndarray, cells: RegionCells, row0: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted means ``sum x w / sum w`` over each region's cells whose value is finite (not NaN).
+
+    Summed as :func:`cell_sums` sums (per region, its cells in a fixed order, pairwise), so a
+    region's mean does not depend on the other regions or on the rows ``block`` holds.
+
+    Parameters
+    ----------
+    block, cells, row0 : as :func:`cell_sums`; NaN = no data (left out of both sums)
+
+    Returns
+    -------
+    means : (t, region) float64 in the units of ``block``, NaN where a region has no finite cell
+    covered : (t, region) float64, the weight (m2) of the finite cells, the denominator
+    """
+    flat, idx = _block_cells(block, cells, row0)
+    nt = flat.shape[0]
+    num = np.zeros((nt, len(cells)), dtype=np.float64)
+    den = np.zeros((nt, len(cells)), dtype=np.float64)
+    if idx.size and nt:
+        bounds, w = cells.bounds, cells.all_weight
+        for t0, t1 in _month_groups(nt, idx.size):
+            vals, prod = _products(flat[t0:t1], idx, w)
+            missing = np.isnan(vals)
+            kept = None
+            if missing.any():  # zeros in place of the missing: the same order of the sums
+                np.copyto(prod, 0.0, where=missing)
+                kept = np.empty(prod.shape, dtype=np.float64)
+                np.copyto(kept, w[None, :])
+                np.copyto(kept, 0.0, where=missing)
+            for k in range(len(cells)):
+                a, b = bounds[k], bounds[k + 1]
+                if b == a:
+                    continue
+                num[t0:t1, k] = prod[:, a:b].sum(axis=1)
+                den[t0:t1, k] = cells.weight_sums[k] if kept is None else kept[:, a:b].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+    return means, den
+
+
 def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = None) -> np.ndarray:
     """``out[t, r] = sum_ij block[t, i, j] * weights[r, i, j]`` in float64, NaN counted as zero.
 
-    Infinite values are not missing data: they propagate into the totals. A month with no value
-    at all is not detected here (``block`` may hold only some rows of the field): callers mark it
-    with :func:`no_data_months` (:func:`region_totals` and the pipeline's blocks do).
-
-    ``block`` may be float32: it is converted piece by piece (a few latitude rows at a time)
-    into a small float64 scratch buffer, so no float64 copy of the whole block is made and the
-    pass runs at memory speed. Only ``rows`` (default: the rows where weights are nonzero) are
-    touched.
+    :func:`cell_sums` over the nonzero cells of ``weights`` inside ``rows`` (default: all): see
+    there (a region's total does not depend on the other regions). Callers that sum many blocks
+    with the same weights build the :class:`RegionCells` once and call :func:`cell_sums`.
 
     Parameters
     ----------
@@ -131,31 +353,11 @@ def weighted_sums(block: np.ndarray, weights: np.ndarray, rows: slice | None = N
     weights : (region, nlat, nlon) float64
     rows : slice of latitude rows to include
     """
-    nt, ny, nx = block.shape
-    nr = weights.shape[0]
-    if weights.shape[1:] != (ny, nx):
+    if weights.shape[1:] != block.shape[1:]:
         raise MaskError(
-            f"weights of shape {weights.shape[1:]} do not match data of shape {(ny, nx)}"
+            f"weights of shape {weights.shape[1:]} do not match data of shape {block.shape[1:]}"
         )
-    rows = nonzero_rows(weights) if rows is None else rows
-    r0, r1, _ = rows.indices(ny)
-    out = np.zeros((nt, nr), dtype=np.float64)
-    if r1 <= r0 or nt == 0:
-        return out
-    step = max(1, min(r1 - r0, PIECE_BYTES // (8 * nt * nx)))
-    scratch = np.empty((nt, step * nx), dtype=np.float64)
-    for y0 in range(r0, r1, step):
-        y1 = min(y0 + step, r1)
-        n = (y1 - y0) * nx
-        buf = scratch[:, :n]
-        np.copyto(buf.reshape(nt, y1 - y0, nx), block[:, y0:y1, :], casting="unsafe")
-        w = weights[:, y0:y1, :].reshape(nr, n)
-        part = buf @ w.T
-        if np.isnan(part).any():  # only NaN means "no data"; an inf stays an inf
-            np.copyto(buf, 0.0, where=np.isnan(buf))
-            part = buf @ w.T
-        out += part
-    return out
+    return cell_sums(block, RegionCells.from_weights(weights, rows))
 
 
 def per_region(da: xr.DataArray, lat: str, lon: str, names: Any, kernel: Any) -> xr.DataArray:
@@ -226,10 +428,10 @@ def region_totals(
     lat, lon = find_latlon(da)
     da = to_ascending_lat(da)
     w = protocol_weights(src, mask, protocol=protocol, target=target, radius=radius)
-    rows = nonzero_rows(w)
+    cells = RegionCells.from_weights(w)
 
     def _kernel(flat: np.ndarray) -> np.ndarray:
-        sums = weighted_sums(flat, w, rows)
+        sums = cell_sums(flat, cells)
         sums[no_data_months(flat)] = np.nan  # no value anywhere: a missing field, not 0
         return sums
 

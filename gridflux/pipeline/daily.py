@@ -5,8 +5,8 @@ series go to the store's root as before. Each daily series is opened with ``resa
 (its steps kept, :func:`gridflux.fields.daily.daily_axis`), and its region statistic is
 computed per day with the same kernels and weights as the monthly path:
 
-- a mean: the exact area-weighted mean of the day's field (:func:`~gridflux.fields.statistics.
-  weighted_means`, land-weighted when asked), in the variable's unit;
+- a mean: the exact area-weighted mean of the day's field (:func:`~gridflux.fields.totals.
+  cell_means`, land-weighted when asked), in the variable's unit;
 - a total of a flux: ``sum_i x_i w_ri * 86400 s / 1e9`` (Tg of the element in the day); of a
   stock: Tg at the day.
 
@@ -41,9 +41,14 @@ import numpy as np
 from gridflux.errors import StoreError
 from gridflux.fields.daily import DAY_SLOTS, calendar_slots, day_slots, slot_labels
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.statistics import weighted_means
 from gridflux.fields.timeaxis import Month
-from gridflux.fields.totals import no_data_months, nonzero_rows, protocol_weights, weighted_sums
+from gridflux.fields.totals import (
+    RegionCells,
+    cell_means,
+    cell_sums,
+    no_data_months,
+    protocol_weights,
+)
 from gridflux.pipeline.plan import axis_start, error_text, member_trait
 from gridflux.pipeline.store import (
     DAILY_GROUP,
@@ -204,7 +209,7 @@ def compute_series(
     lf = ds.coords.get("gridflux_land_fraction")
     if kind == "mean" and lf is not None:
         w = w * np.asarray(lf.values, dtype=np.float64)[None]
-    rows = nonzero_rows(w)
+    cells = RegionCells.from_weights(w)  # each region summed over its own cells
     secs = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)  # 86400 s per day
     nt = da.sizes["time"]
     values = np.full((nt, len(mask.names)), np.nan)
@@ -213,9 +218,9 @@ def compute_series(
         i1 = min(i0 + BLOCK_DAYS, nt)
         block = np.asarray(da.isel(time=slice(i0, i1)).values)
         if kind == "mean":
-            v = weighted_means(block, w, rows)[0]
+            v = cell_means(block, cells)[0]
         else:
-            v = weighted_sums(block, w, rows)
+            v = cell_sums(block, cells)
             if kind == "flux":
                 v = v * secs[i0:i1, None]
             v = v * TG_PER_KG

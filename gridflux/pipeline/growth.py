@@ -16,8 +16,10 @@ time, so the chunks of stored series are not touched), months at the start or pr
 variables by writing the new layout beside the store (:meth:`Store.rebuild`: every stored chunk
 is linked, or copied server-side on object stores, to its new index, so its bytes stay the same).
 Which series are then computed is the run's ordinary skip decision: a series done with the same
-inputs and configuration is skipped (a new region changes every series' configuration hash, so
-all are recomputed for it, and their stored chunks rewritten with the same bytes).
+inputs and configuration is skipped, or, when the store gained regions its manifest entry does
+not name, computed for those regions only (:func:`gridflux.pipeline.plan.plan_or_skip`: a
+region's totals do not depend on the other regions, so its stored chunks and cube are left as
+they are and the new regions' rows are written into their own chunks).
 """
 
 from __future__ import annotations

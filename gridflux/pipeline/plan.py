@@ -4,8 +4,9 @@ A :class:`SeriesPlan` describes one series (one member's variable) before its ta
 inputs' fingerprint (file sizes and times, no data read), its months (declared by the catalog's
 ``time_range`` or read from the files' time axes), or the error that stops it. A series that is
 done with the same fingerprint and configuration hash (:func:`config_hash`) is skipped without
-opening it (:func:`plan_or_skip`). :func:`build_template` turns the plans into the store's
-template (members, their traits, variables, regions, the union of months).
+opening it (:func:`plan_or_skip`), or computed for the regions added to the store only.
+:func:`build_template` turns the plans into the store's template (members, their traits,
+variables, regions, the union of months).
 """
 
 from __future__ import annotations
@@ -46,6 +47,10 @@ class SeriesPlan:
     planned: bool = True
     #: repairs of the files' defects normalization did (the field's ``gridflux_fixes``)
     fixes: list[str] = field(default_factory=list)
+    #: a series done with the same inputs and configuration whose totals lack these regions of
+    #: the run's mask (added to the store): only they are computed, its stored values stay;
+    #: None: the series is computed whole
+    only_regions: list[str] | None = None
 
     @property
     def key(self) -> str:
@@ -143,6 +148,17 @@ def is_unchanged(entry: dict, chash: str, fingerprint: dict | None, verify: bool
     )
 
 
+def regions_lacking(entry: dict, regions: Any) -> list[str] | None:
+    """The ``regions`` (the run's) whose totals a done series' entry does not hold (its
+    ``regions``: the store's regions when it was computed), in the run's order; None when the
+    entry does not say (then the series is computed whole)."""
+    held = entry.get("regions")
+    if not isinstance(held, list):
+        return None
+    have = set(held)
+    return [r for r in regions if r not in have]
+
+
 def plan_or_skip(
     record: Any,
     entry: dict,
@@ -152,23 +168,34 @@ def plan_or_skip(
     chunk_months: int | None = None,
     open_files: bool = True,
     verify: bool = False,
+    regions: Any = None,
 ) -> SeriesPlan:
     """Skip a series that is done with unchanged inputs (fingerprint: file sizes and times, no data
-    read) and configuration. Plan every other one: with ``open_files`` by opening it lazily
-    (:func:`plan_series`), else from its fingerprint and the months its catalog rows declare."""
+    read) and configuration, and holds every region of ``regions`` (the run's mask; None: not
+    asked). Plan every other one: with ``open_files`` by opening it lazily (:func:`plan_series`),
+    else from its fingerprint and the months its catalog rows declare. A done, unchanged series
+    that lacks some of ``regions`` (regions added to the store) is planned with ``only_regions``:
+    only they are computed (a region's totals never depend on the other regions: the kernels of
+    :mod:`gridflux.fields.totals`)."""
     fp = None
+    only: list[str] | None = None
     if existing and entry.get("status") == "done" and entry.get("config_hash") == chash:
         try:
             fp = series_fingerprint(record, storage_options, verify)
         except Exception:  # noqa: BLE001 - unreadable now: recorded below
             fp = None
         if is_unchanged(entry, chash, fp, verify):
-            return SeriesPlan(
-                record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0))
-            )
+            lacking = [] if regions is None else regions_lacking(entry, regions)
+            if lacking == []:
+                return SeriesPlan(
+                    record=record, fingerprint=fp, skip=True, nbytes=int(entry.get("bytes", 0))
+                )
+            only = lacking
     if open_files:
-        return plan_series(record, storage_options, chunk_months, fingerprint=fp, verify=verify)
-    plan = SeriesPlan(record=record, months=declared_months(record) or [])
+        plan = plan_series(record, storage_options, chunk_months, fingerprint=fp, verify=verify)
+        plan.only_regions = only
+        return plan
+    plan = SeriesPlan(record=record, months=declared_months(record) or [], only_regions=only)
     try:
         plan.fingerprint = fp or series_fingerprint(record, storage_options, verify)
     except Exception as exc:  # noqa: BLE001 - a failing member never sinks the others
@@ -176,10 +203,16 @@ def plan_or_skip(
     return plan
 
 
-def config_hash(
-    mask: RegionMask, target: CellBounds, protocol: str, cubes: bool, radius: float
-) -> str:
-    """Hash of everything besides the inputs that changes a series' results."""
+def config_hash(target: CellBounds, protocol: str, cubes: bool, radius: float) -> str:
+    """Hash of everything besides the inputs and the regions that changes a series' results.
+
+    The regions are not in it: a region's totals depend on its own geometry only (the kernels of
+    :mod:`gridflux.fields.totals` sum each region over its own cells), a store refuses another
+    geometry for a region it holds (:func:`gridflux.pipeline.growth.plan_growth`), and each
+    series' manifest entry names the regions it holds (``regions``), so a store that gains a
+    region computes only that region for its done series (:func:`plan_or_skip`). ``kernel``
+    names the way totals are summed: a store of an older one is recomputed (its values may
+    differ in the last bits)."""
     h = hashlib.sha1()
     h.update(
         json.dumps(
@@ -188,13 +221,11 @@ def config_hash(
                 "cubes": cubes,
                 "radius": radius,
                 "target": target.fingerprint(),
-                "regions": list(mask.names),
                 "layout": 1,
+                "kernel": "region-cells",
             }
         ).encode()
     )
-    h.update(mask.grid.fingerprint().encode())
-    h.update(np.ascontiguousarray(mask.fractions).tobytes())
     return h.hexdigest()[:16]
 
 

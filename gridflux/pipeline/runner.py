@@ -126,6 +126,9 @@ class RunSummary:
     stopped: str = ""
     #: what the user must know that is neither a failure nor missing data (daily cubes skipped)
     notes: list[str] = field(default_factory=list)
+    #: series of ``done`` that were done before and were computed for the store's added regions
+    #: only (their other values and their cube left as they were)
+    regions_only: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -144,6 +147,7 @@ class RunSummary:
             "pruned": len(self.pruned),
             "not_in_catalogs": len(self.not_in_catalogs),
             "grew": self.grew,
+            "regions_only": len(self.regions_only),
             "gb_read": self.bytes_read / 1e9,
             "seconds": self.seconds,
             "compute_seconds": self.compute_seconds,
@@ -222,6 +226,14 @@ def span_blocks(
     return spans
 
 
+def regions_suffix(job: SeriesJob) -> str:
+    """What a task's key adds for a series computed for some regions only (another result than
+    the whole series' task of the same inputs and mask): ``-r`` and their indices."""
+    if job.regions is None:
+        return ""
+    return "-r" + ".".join(str(r) for r in job.regions)
+
+
 def series_tasks(
     job: SeriesJob, mask_d: Any, storage_options: dict | None, task_months: int | None
 ) -> list:
@@ -232,7 +244,7 @@ def series_tasks(
     mask computed once per run), which every series shares."""
     import dask
 
-    name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}"
+    name = f"{job.record.key}-{job.fingerprint_key}-{job.mask_key}{regions_suffix(job)}"
     # one graph key for the job: dask would otherwise unpack the dataclass into every span task;
     # traverse=False: the job holds no dask collections, and walking its fields (every month of the
     # series, the grids' bounds) is a measurable driver cost per series (docs/benchmarks.md)
@@ -475,6 +487,7 @@ class Run:
             "added": [],
             "replaced": [],
             "recomputed": [],
+            "regions_added": [],
             "failed": [],
         }
         mask_on_target = mask.to_grid(settings.target)
@@ -483,7 +496,7 @@ class Run:
         self.mask_on_cube: np.ndarray = mask_on_target.fractions[:, rows, cols]
         self.chashes: dict[str, str] = {
             proto: with_selection(
-                config_hash(mask, settings.target, proto, settings.cubes, settings.radius),
+                config_hash(settings.target, proto, settings.cubes, settings.radius),
                 settings.sel,
             )
             for proto in PROTOCOLS
@@ -573,6 +586,7 @@ class Run:
                     self.storage_options,
                     self.settings.time_chunk,
                     verify=self.settings.verify,
+                    regions=self.mask.names,
                 )
                 for r in records
             ]
@@ -701,7 +715,7 @@ class Run:
                 continue
             if entry.get("status"):
                 p.previous_status = entry["status"]
-            if p.planned:
+            if p.planned and p.only_regions is None:  # one computed for new regions stays done
                 self.manifest["series"][p.key] = self.entry_for(p, "pending")
             todo.append(p)
         self.store.write_manifest(self.manifest)
@@ -741,6 +755,7 @@ class Run:
             self.settings.time_chunk,
             open_files=declared_months(p.record) is None,
             verify=self.settings.verify,
+            regions=self.mask.names,
         )
         planned.previous_status = p.previous_status
         return planned
@@ -756,6 +771,7 @@ class Run:
                 f"{p.key}: {outside}; the catalog's time_range may be wrong, "
                 "or write to a new store"
             )
+        cubes = s.cubes and p.only_regions is None  # a cube does not depend on the regions
         return SeriesJob(
             record=p.record,
             fingerprint_key=fingerprint_key(p.fingerprint),
@@ -766,12 +782,26 @@ class Run:
             target=s.target,
             radius=s.radius,
             time_chunk=s.time_chunk,
-            cube_grid=self.cube_grid if s.cubes else None,
-            store_url=self.store.url if s.cubes else None,
+            cube_grid=self.cube_grid if cubes else None,
+            store_url=self.store.url if cubes else None,
             zarr_format=self.store.zarr_format,
             member_index=self.member_index[p.member],
             totals=self.totals_target(p),
+            regions=self.computed_regions(p),
         )
+
+    def computed_regions(self, p: SeriesPlan) -> tuple[int, ...] | None:
+        """The mask's regions (indices) a series' tasks compute: its ``only_regions`` (regions
+        added to the store, for a series done before), or None: every region."""
+        if p.only_regions is None:
+            return None
+        names = list(self.mask.names)
+        return tuple(names.index(r) for r in p.only_regions)
+
+    def region_rows(self, p: SeriesPlan) -> np.ndarray:
+        """The store's region index of each region the series' tasks compute, in their order."""
+        computed = self.computed_regions(p)
+        return self.region_pos if computed is None else self.region_pos[list(computed)]
 
     def totals_target(self, p: SeriesPlan) -> TotalsTarget | None:
         """Where the workers write the series' totals (None: the driver writes them)."""
@@ -784,7 +814,8 @@ class Run:
             shape=shape,
             chunks=chunks,
             variable_index=self.var_index[p.variable],
-            region_pos=tuple(int(r) for r in self.region_pos),
+            region_pos=tuple(int(r) for r in self.region_rows(p)),
+            merge=p.only_regions is not None,
         )
 
     def prepare(self, p: SeriesPlan) -> tuple[SeriesPlan, list[SpanWork] | None, float]:
@@ -802,11 +833,13 @@ class Run:
                 return p, None, t0
             if p.error:
                 raise PlanError(p.error)
-            if late:
+            if late and p.only_regions is None:
                 self.manifest["series"][p.key] = self.entry_for(p, "pending")
             p.canonical = None  # the workers open the series; the driver keeps no file handle
             job = self.job_of(p)
-            if p.previous_status:  # recomputing: no stale months of an older version may survive
+            # recomputing: no stale months of an older version may survive (a series computed
+            # for new regions only keeps its values: its entry stays done until they are in)
+            if p.previous_status and p.only_regions is None:
                 self.store.clear_series(
                     self.member_index[p.member],
                     self.var_index[p.variable],
@@ -945,9 +978,10 @@ class Run:
                 failed.append((p, error, seconds))
                 continue
             values = np.full((n_regions, n_months), np.nan)
+            rows = self.region_rows(p)
             p.nbytes = 0
             for pos, tot, nbytes, *fixes in (block for span in results or [] for block in span):
-                values[np.ix_(self.region_pos, pos)] = tot.T
+                values[np.ix_(rows, pos)] = tot.T
                 p.nbytes += nbytes
                 if fixes and not p.fixes:  # repairs done by the worker's normalization
                     p.fixes = list(fixes[0])
@@ -959,7 +993,7 @@ class Run:
         if self.worker_totals is None:  # else the workers wrote them before their spans returned
             self.totals_writer.write_many(
                 [
-                    (self.member_index[p.member], self.var_index[p.variable], v)
+                    (self.member_index[p.member], self.var_index[p.variable], self.merged(p, v))
                     for p, v, _, _ in done
                 ]
             )
@@ -971,6 +1005,8 @@ class Run:
                 self.summary.missing[p.key] = missing
             self.manifest["series"][p.key] = entry
             self.summary.done.append(p.key)
+            if p.only_regions is not None:
+                self.summary.regions_only.append(p.key)
             self.note_history(p)
             self.summary.bytes_read += p.nbytes
             records.append((p.key, entry))
@@ -989,6 +1025,16 @@ class Run:
             self.progress.advance(p.key, p.nbytes)
         for p, *_ in failed:
             self.progress.advance(p.key, p.nbytes)
+
+    def merged(self, p: SeriesPlan, values: np.ndarray) -> np.ndarray:
+        """A series' totals as the driver writes them: ``values``, or for a series computed for
+        new regions only, its stored totals with those regions' rows from ``values``."""
+        if p.only_regions is None:
+            return values
+        rows = self.region_rows(p)
+        out = self.store.series_totals(self.member_index[p.member], self.var_index[p.variable])
+        out[rows] = values[rows]
+        return out
 
     def missing_months(self, p: SeriesPlan, values: np.ndarray) -> list[str]:
         """The series' months (``YYYY-MM``) whose totals are NaN in every region: months whose
@@ -1070,11 +1116,14 @@ class Run:
 
     def note_history(self, p: SeriesPlan) -> None:
         """A computed series in this run's history: added (new to the store), replaced (its
-        inputs or version changed; with both versions) or recomputed (same inputs, another
-        configuration, or retried)."""
+        inputs or version changed; with both versions), recomputed (same inputs, another
+        configuration, or retried) or ``regions_added`` (done before, computed for the regions
+        added to the store only; with their names)."""
         before = self.previous.get(p.key)
         version = getattr(p.record, "version", "") or ""
-        if before is None:
+        if p.only_regions is not None:
+            self.history["regions_added"].append({"series": p.key, "regions": p.only_regions})
+        elif before is None:
             self.history["added"].append({"series": p.key, "version": version})
         elif before.get("status") == "done" and (
             before.get("fingerprint") != p.fingerprint or before.get("version", "") != version
@@ -1100,6 +1149,7 @@ class Run:
             "variable": p.variable,
             "fingerprint": p.fingerprint,
             "config_hash": self.chash_of(p.record),
+            "regions": list(self.mask.names),  # the regions its totals hold (the run's)
             "protocol": self.protocol_of(p.record),
             "version": getattr(p.record, "version", "") or "",
             "updated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -1271,7 +1321,9 @@ class Run:
         tasks of :func:`series_tasks` are named); a batch's names its first series and size."""
         if len(batch.spans) == 1:
             s = batch.spans[0]
-            return f"gridflux-span-{s.key}-{s.job.fingerprint_key}-{s.job.mask_key}-{s.index}"
+            job = s.job
+            suffix = regions_suffix(job)
+            return f"gridflux-span-{s.key}-{job.fingerprint_key}-{job.mask_key}{suffix}-{s.index}"
         first = batch.spans[0]
         return f"gridflux-batch-{token}-{count}-{first.key}-{len(batch.spans)}"
 

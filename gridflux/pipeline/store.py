@@ -1273,6 +1273,13 @@ class Store:
         except OSError as exc:
             raise self.write_error("totals", exc) from exc
 
+    def series_totals(self, member_index: int, variable_index: int) -> np.ndarray:
+        """A series' stored totals ``(region, time)`` float64 (NaN where none is stored)."""
+        import zarr
+
+        arr = zarr.open_array(self.zarr_store(), path="totals", mode="r")
+        return np.array(arr[member_index, variable_index], dtype=np.float64)
+
     def clear_series(
         self, member_index: int, variable_index: int, cube_variable: str | None
     ) -> None:
@@ -1382,6 +1389,12 @@ class TotalsTarget:
     chunks: Shape4
     variable_index: int
     region_pos: tuple[int, ...]
+    #: False: the task computed every region of the store; its chunks are written whole, NaN in
+    #: rows not in ``region_pos``. True: the task computed only some regions (added to the store,
+    #: for a series done before): only the rows of ``region_pos`` are written, the other rows of
+    #: their chunks keep their stored values (read, merged, written back), and a chunk without
+    #: such a row is not touched
+    merge: bool = False
 
 
 #: ``totals`` arrays a worker process wrote to (with their store), by (url, format, shape,
@@ -1426,15 +1439,22 @@ def write_totals_blocks(
     rows = np.asarray(target.region_pos, dtype=np.int64)
     for pos, tot in blocks:
         values[np.ix_(rows, np.asarray(pos, dtype=np.int64) - first)] = np.asarray(tot).T
-    where = (member_index, target.variable_index, slice(None), slice(first, last))
+    m, v = member_index, target.variable_index
+    if target.merge:  # only the computed rows, merged into their stored chunks
+        runs = _runs(sorted(set(int(r) for r in rows)))
+        writes = [((m, v, slice(r0, r1), slice(first, last)), values[r0:r1]) for r0, r1 in runs]
+    else:
+        writes = [((m, v, slice(None), slice(first, last)), values)]
     chunks = direct_chunks(target.url, target.zarr_format, "totals")
     if chunks is not None and (chunks.shape, chunks.chunks) == (target.shape, target.chunks):
-        try:  # a local zarr-3 store: the chunks zarr would write, written here (DirectChunks)
-            if chunks.write(where, values):
-                return
+        try:  # a local zarr-3 store: the chunks zarr would write, written here (DirectChunks);
+            # a chunk a merge covers only partly and that is stored already is left to zarr
+            writes = [(sel, val) for sel, val in writes if not chunks.write(sel, val)]
         except OSError as exc:
             store = Store(target.url, storage_options, target.zarr_format)
             raise store.write_error("totals", exc) from exc
+        if not writes:
+            return
     key = (target.url, target.zarr_format, target.shape, target.chunks)
     hit = _TOTALS_ARRAYS.get(key)
     store = hit[0] if hit is not None else Store(target.url, storage_options, target.zarr_format)
@@ -1452,9 +1472,21 @@ def write_totals_blocks(
             if len(_TOTALS_ARRAYS) >= 8:
                 _TOTALS_ARRAYS.clear()
             hit = _TOTALS_ARRAYS[key] = (store, arr)
-        hit[1][where] = values
+        for sel, val in writes:
+            hit[1][sel] = val
     except OSError as exc:
         raise store.write_error("totals", exc) from exc
+
+
+def _runs(rows: list[int]) -> list[tuple[int, int]]:
+    """Sorted distinct ``rows`` as ``[start, stop)`` runs of consecutive rows."""
+    out: list[tuple[int, int]] = []
+    for r in rows:
+        if out and out[-1][1] == r:
+            out[-1] = (out[-1][0], r + 1)
+        else:
+            out.append((r, r + 1))
+    return out
 
 
 #: ``DirectChunks`` of the arrays this process wrote to, by directory, with the ``zarr.json`` stat

@@ -25,13 +25,13 @@ import numpy as np
 from gridflux.errors import StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.regrid import cached_weights
-from gridflux.fields.statistics import weighted_means
 from gridflux.fields.timeaxis import Month, span_label
 from gridflux.fields.totals import (
+    RegionCells,
+    cell_means,
+    cell_sums,
     no_data_months,
-    nonzero_rows,
     protocol_weights,
-    weighted_sums,
 )
 from gridflux.kernels.conservative import SeparableWeights, apply_separable
 from gridflux.kernels.grids import CellBounds
@@ -42,9 +42,9 @@ from gridflux.pipeline.store import (
     write_totals_blocks,
 )
 
-_NATIVE_WEIGHTS: OrderedDict[tuple, tuple[np.ndarray, slice]] = OrderedDict()
-#: source grids x protocols whose weights a worker process keeps (least recently used dropped;
-#: a 0.5 deg grid's weights for 10 regions are 20 MB)
+_NATIVE_WEIGHTS: OrderedDict[tuple, RegionCells] = OrderedDict()
+#: source grids x protocols whose weights (each region's cells) a worker process keeps (least
+#: recently used dropped; a 0.5 deg grid's cells for a partition of the land are a few MB)
 NATIVE_WEIGHTS_MAX = 16
 # the mask on a regrid-data target grid, by (mask key, target grid): the same for every source
 _MASK_ON_TARGET: OrderedDict[tuple[str, str], RegionMask] = OrderedDict()
@@ -72,10 +72,12 @@ class BlockJob:
     #: (lat, lon) land fraction (0..1, canonical order) a land-weighted mean's weights are
     #: multiplied by; None: area weights only
     land_fraction: np.ndarray | None = None
+    #: the mask's regions (indices) to compute, in this order; None: every region
+    regions: tuple[int, ...] | None = None
 
 
-def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
-    """Protocol weights on the series' native grid and their nonzero rows, memoised per process
+def native_weights(job: BlockJob, mask: RegionMask) -> RegionCells:
+    """Protocol weights on the series' native grid, as each region's cells, memoised per process
     by content (the source grid's edges, the mask's key, the protocol, the target's edges, the
     radius), so series that share a grid share them. For ``regrid-data`` the mask on the target
     grid, the costly part (a conservative regrid of the mask: ~45 ms on a 0.5 deg target) and the
@@ -92,13 +94,19 @@ def native_weights(job: BlockJob, mask: RegionMask) -> tuple[np.ndarray, slice]:
         w = protocol_weights(
             job.src_grid, given, protocol=job.protocol, target=job.target, radius=job.radius
         )
-        hit = (w, nonzero_rows(w))
+        hit = RegionCells.from_weights(w)
         _NATIVE_WEIGHTS[key] = hit
         while len(_NATIVE_WEIGHTS) > NATIVE_WEIGHTS_MAX:
             _NATIVE_WEIGHTS.popitem(last=False)
     else:
         _NATIVE_WEIGHTS.move_to_end(key)
     return hit
+
+
+def job_cells(job: BlockJob, mask: RegionMask) -> RegionCells:
+    """The cells of the regions ``job`` computes (:func:`native_weights`, selected)."""
+    cells = native_weights(job, mask)
+    return cells if job.regions is None else cells.select(job.regions)
 
 
 def mask_on_target(
@@ -137,8 +145,9 @@ def cube_weights(job: BlockJob, rows_read: slice | None) -> SeparableWeights:
 def rows_to_read(job: BlockJob, mask: RegionMask) -> slice:
     """The latitude rows of the series' grid that a block must hold: those where a totals weight is
     nonzero and, with cubes, those that overlap the cube grid (the mask's bounding box), so a region
-    north of 45N reads a quarter of a global field either way."""
-    rows = native_weights(job, mask)[1]
+    north of 45N reads a quarter of a global field either way (and a task computing only some
+    regions reads their rows)."""
+    rows = job_cells(job, mask).rows
     if job.cube_grid is None:
         return rows
     c0, c1, _ = cached_weights(job.src_grid, job.cube_grid, job.radius).source_rows
@@ -180,18 +189,14 @@ def process_block(
     -------
     positions, totals (t, region) float64
     """
-    w, rows = native_weights(job, mask)
-    if rows_read is not None:
-        r0, r1, _ = rows_read.indices(w.shape[1])
-        w = w[:, r0:r1]
-        rows = slice(rows.start - r0, rows.stop - r0) if rows.stop > rows.start else slice(0, 0)
+    cells = job_cells(job, mask)
+    row0 = 0 if rows_read is None else rows_read.indices(cells.shape[0])[0]
     if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
         if job.land_fraction is not None:  # land-weighted: area x land fraction
-            lf = job.land_fraction if rows_read is None else job.land_fraction[r0:r1]
-            w = w * lf[None]
-        totals = weighted_means(block, w, rows)[0]
+            cells = cells.scaled(job.land_fraction)
+        totals = cell_means(block, cells, row0)[0]
     else:
-        sums = weighted_sums(block, w, rows)  # kg s-1 (flux) or kg (stock)
+        sums = cell_sums(block, cells, row0)  # kg s-1 (flux) or kg (stock)
         if job.kind == "flux":
             sums = sums * np.asarray(seconds, dtype=np.float64)[:, None]
         totals = sums * TG_PER_KG
@@ -261,6 +266,9 @@ class SeriesJob:
     #: where the worker writes the span's totals itself (layout 2, :func:`write_totals_blocks`);
     #: None: the driver writes the series' totals when all its spans are done
     totals: TotalsTarget | None = None
+    #: the mask's regions (indices) to compute, in this order (a done series computed for regions
+    #: added to its store: no cube then); None: every region
+    regions: tuple[int, ...] | None = None
 
 
 def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
@@ -330,6 +338,7 @@ def process_span(
         variable=job.record.variable,
         member_index=job.member_index,
         land_fraction=getattr(ds, "mean_land_fraction", None) if ds.kind == "mean" else None,
+        regions=job.regions,
     )
     # only the latitude rows the totals and the cube need are read (deflated chunks are still
     # inflated whole, but only those rows are unshuffled and copied)

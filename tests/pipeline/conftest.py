@@ -33,10 +33,12 @@ DAYS = {
 }
 
 
-def box_mask_fractions(grid):
-    """The BOXES mask on a 1-degree grid (cells aligned with the boxes)."""
-    f = np.zeros((len(BOXES),) + grid.shape)
-    for k, boxes in enumerate(BOXES.values()):
+def box_mask_fractions(grid, regions: dict | None = None):
+    """The BOXES mask (or ``regions``, boxes alike) on a 1-degree grid (cells aligned with the
+    boxes)."""
+    regions = BOXES if regions is None else regions
+    f = np.zeros((len(regions),) + grid.shape)
+    for k, boxes in enumerate(regions.values()):
         for s, n, w, e, p in boxes:
             rows = (grid.lat_bounds[:, 0] >= s) & (grid.lat_bounds[:, 1] <= n)
             lon_w = np.mod(grid.lon_bounds[:, 0] - w, 360.0)

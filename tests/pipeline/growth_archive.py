@@ -28,14 +28,20 @@ GRIDS = {
 }
 CALENDARS = {"A": "noleap", "B": "360_day", "C": "noleap", "D": "360_day"}
 TARGET = "2"  # a coarse target grid: small cubes
+#: regions a store may gain: BOXES and more inside their bounding box (40-80N), so that adding
+#: them keeps the store's cube grid
+REGION_BOXES = {
+    **BOXES,
+    "east": [(42.0, 58.0, 90.0, 150.0, 0.6), (58.0, 62.0, 90.0, 150.0, 1.0)],
+    "west": [(45.0, 75.0, -130.0, -70.0, 1.0), (40.0, 45.0, -130.0, -70.0, 0.25)],
+}
 
 
 def write_mask(root: Path, regions: tuple[str, ...] = tuple(BOXES)) -> str:
     grid = global_grid(1.0)
-    f = box_mask_fractions(grid)
-    keep = [list(BOXES).index(r) for r in regions]
+    f = box_mask_fractions(grid, {r: REGION_BOXES[r] for r in regions})
     path = root / f"mask-{'-'.join(regions)}.nc"
-    RegionMask(tuple(regions), f[keep], grid).to_netcdf(path)
+    RegionMask(tuple(regions), f, grid).to_netcdf(path)
     return str(path)
 
 

@@ -83,7 +83,7 @@ def test_months_at_both_ends_a_new_version_a_variable_and_a_region(tmp_path):
     _run(r2, north, once)
     assert_same_store(grown, once)
 
-    # a variable and a region: every series is computed for the new region, rh is added
+    # a variable and a region: the stored series are computed for the new region only, rh whole
     r3 = write_release(
         tmp_path,
         "r3",
@@ -100,6 +100,7 @@ def test_months_at_both_ends_a_new_version_a_variable_and_a_region(tmp_path):
         "TEST.B.hist.r1/rh",
     ]
     assert s.grew == {"variables": ["rh"], "regions": ["box"]}
+    assert sorted(s.regions_only) == ["TEST.A.hist.r1/npp", "TEST.B.hist.r1/npp"]
     once3 = tmp_path / "once3.zarr"
     _run(r3, both, once3)
     assert_same_store(grown, once3)

@@ -3,7 +3,8 @@ series that a growth step leaves alone keeps its bytes -- its totals chunks (the
 regions, or regions added later, and ``chunk-months`` months each) and its cube chunks --
 whether the store gains members, variables, months at the end (in place: the file is not even
 rewritten), or months at the start (the chunk moves by whole chunks to a later index, its file
-linked). A new region recomputes every series (see the last step).
+linked), or regions (the series are computed for the new region only: its totals land in new
+chunks, see the last step).
 
 Chunks are compared by label (member, variable, regions, first month of the chunk), since a
 chunk's index changes when the axis starts earlier.
@@ -116,23 +117,23 @@ def test_every_stored_chunk_keeps_its_bytes_through_each_kind_of_growth(tmp_path
     assert Store(grown).read_manifest()["history"][-1]["grew"]["months_before"] == 24
     north_before = open_store(grown).totals.sel(region="north").load()
 
-    # a new region: every series is computed for it (their configuration changed). Cube chunks
-    # come out with their bytes; the stored region's totals with its values to the last bits or
-    # so: the totals kernel sums all regions of a mask in one matrix product, whose rounding
-    # depends on the number of regions (so grown equals built once with the final mask, bit for
-    # bit, only because they are recomputed)
+    # a new region: every series is computed for it alone (not recomputed): its totals land in
+    # new region chunks, and every stored chunk, totals and cube, is left as it was (not even
+    # rewritten); the stored region's values are the same to the bit
     s = _run(write_release(tmp_path, "r9", state), both, grown)
     assert s.ok and len(s.done) == len(state) and s.grew == {"regions": ["box"]}
+    assert sorted(s.regions_only) == sorted(s.done)
+    history = Store(grown).read_manifest()["history"][-1]
+    assert {e["series"] for e in history["regions_added"]} == set(s.done)
+    assert all(e["regions"] == ["box"] for e in history["regions_added"])
+    assert not history["recomputed"] and not history["added"]
     after = labelled_chunks(grown)
-    cubes = {k: v for k, v in before.items() if k[0] == "cube"}
-    assert _bytes({k: after.get(k) for k in cubes}) == _bytes(cubes)
-    assert {k for k in before if k[0] == "totals"} < {k for k in after if k[0] == "totals"}
-    assert any(k[0] == "totals" and k[3] == "box" for k in after)
+    assert {k: after.get(k) for k in before} == before, "a stored chunk was rewritten"
+    new_chunks = {k for k in after if k not in before}
+    assert new_chunks and all(k[0] == "totals" and k[3] == "box" for k in new_chunks)
     ds = open_store(grown)
     north = ds.totals.sel(region="north").values
-    np.testing.assert_allclose(
-        north, north_before.reindex_like(ds.totals.sel(region="north")), rtol=1e-14, atol=0
-    )
+    np.testing.assert_array_equal(north, north_before.reindex_like(ds.totals.sel(region="north")))
 
     once = tmp_path / "once.zarr"
     assert _run(write_release(tmp_path, "r9", state), both, once).ok
@@ -166,8 +167,9 @@ def test_a_layout_1_store_is_rebuilt_once_then_grows_in_place(tmp_path, monkeypa
     assert s.ok and s.grew == {"members": ["TEST.C.hist.r1"], "regions": ["box"]}
     after = labelled_chunks(grown)
     cubes = {k: v for k, v in before.items() if k[0] == "cube"}
-    # the new region recomputes every series: their cube chunks come out with the same bytes
-    assert _bytes({k: after.get(k) for k in cubes}) == _bytes(cubes)
+    # the new region is computed alone for the stored series: their cube chunks are not rewritten
+    assert {k: after.get(k) for k in cubes} == cubes
+    assert sorted(s.regions_only) == ["TEST.A.hist.r1/npp", "TEST.B.hist.r1/npp"]
     once = tmp_path / "once.zarr"
     assert _run(cat, both, once).ok
     assert_same_store(grown, once)
