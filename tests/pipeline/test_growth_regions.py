@@ -137,8 +137,9 @@ def test_the_drivers_write_of_a_region_only_series_keeps_its_stored_regions(tmp_
     assert_same_store(grown, once)
 
 
-# the driver kills itself (SIGKILL) at the n-th zarr write or resize, or manifest write, of a
-# growth by a region (in-process workers: their totals writes count too)
+# the driver kills itself (SIGKILL) at the n-th zarr or direct chunk write, resize, or manifest
+# write, of a growth by a region (in-process workers: their totals writes count too; a merge into
+# a stored chunk counts twice: the direct writer declines it, then zarr writes it)
 _KILLER = """
 import os, signal, zarr
 import gridflux.pipeline.store as store_mod
@@ -153,6 +154,7 @@ def hook(f):
     return g
 zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
 zarr.Array.resize = hook(zarr.Array.resize)
+store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
 store_mod.Store.write_manifest = hook(store_mod.Store.write_manifest)
 run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
 """
