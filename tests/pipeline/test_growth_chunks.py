@@ -175,10 +175,12 @@ def test_a_layout_1_store_is_rebuilt_once_then_grows_in_place(tmp_path, monkeypa
     assert_same_store(grown, once)
 
 
-# the driver kills itself (SIGKILL) at the n-th zarr write or resize of an in-place growth (a
+# the driver kills itself (SIGKILL) at the n-th zarr or direct chunk write or resize of an in-place
+# growth (a
 # member, a variable, a region and a year at the end at once)
 _KILLER = """
 import os, signal, zarr
+import gridflux.pipeline.store as store_mod
 from gridflux.pipeline.runner import run
 n = [0]
 def hook(f):
@@ -190,6 +192,7 @@ def hook(f):
     return g
 zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
 zarr.Array.resize = hook(zarr.Array.resize)
+store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
 run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
 """
 

@@ -41,6 +41,7 @@ def hook(f):
     return g
 zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
 zarr.Array.resize = hook(zarr.Array.resize)
+store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
 store_mod.Store.write_manifest = hook(store_mod.Store.write_manifest)
 os.link = hook(os.link)
 os.replace = hook(os.replace)
