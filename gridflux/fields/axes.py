@@ -216,7 +216,7 @@ def bounds_of(obj: xr.DataArray | xr.Dataset, coord: str) -> xr.DataArray | None
     not have the shape of bounds: the reader then infers them).
     """
     ds = _as_dataset(obj)
-    names = list(ds.cf.bounds.get(coord, []))
+    names = cf_bounds(ds, coord)
     names += [p.format(coord) for p in BOUNDS_NAMES]
     for n in names:
         if n in ds.variables:
@@ -226,6 +226,22 @@ def bounds_of(obj: xr.DataArray | xr.Dataset, coord: str) -> xr.DataArray | None
                 if b.sizes[other] == 2:
                     return b.transpose(coord, other)
     return None
+
+
+def cf_bounds(ds: xr.Dataset, name: Any) -> list:
+    """``ds.cf.bounds.get(name, [])``: the bounds variables cf_xarray names for ``name``.
+
+    For a variable of ``ds`` that is its ``bounds`` attribute (or encoding), when it names a
+    variable of ``ds``: what cf_xarray (>= 0.11.3) answers for a variable's own name, read
+    directly, because ``ds.cf.bounds`` resolves every CF key of the dataset first (~8 ms on a
+    data-free dataset of a file's small variables, twice per new layout of files in
+    ``ingest.fastopen``; tests/fields/test_axes.py compares the two). Other names (CF keys such
+    as ``latitude`` that are not a variable): cf_xarray's mapping."""
+    var = ds.variables.get(name)
+    if var is None:
+        return list(ds.cf.bounds.get(name, []))
+    bounds = ChainMap(var.attrs, var.encoding).get("bounds")
+    return [bounds] if bounds is not None and bounds in ds.variables else []
 
 
 def _values(obj: xr.DataArray | xr.Dataset, name: str) -> np.ndarray:

@@ -12,7 +12,14 @@ import pytest
 import xarray as xr
 
 from gridflux.errors import InputError
-from gridflux.fields.axes import bounds_of, canonical_order, find_dim, find_latlon, grid_of
+from gridflux.fields.axes import (
+    bounds_of,
+    canonical_order,
+    cf_bounds,
+    find_dim,
+    find_latlon,
+    grid_of,
+)
 from gridflux.fields.normalize import normalize
 
 LAT_E = np.array([-90.0, -30.0, 0.0, 45.0, 90.0])  # irregular rows: midpoints would be wrong
@@ -181,6 +188,46 @@ def test_bounds_of_follows_the_cf_attribute_then_names():
     ds2 = ds.assign(lon_bnds=(("nv", "lon"), LON_B.T))
     np.testing.assert_array_equal(bounds_of(ds2, "lon").values, LON_B)
     assert bounds_of(ds.drop_vars(["yb", "lon_bnds"]), "lat") is None
+
+
+def _bounds_cases():
+    """Datasets whose variables and CF keys name bounds in every way cf_xarray reads them."""
+    base = _file()  # lat:bounds = "yb", lon_bnds found by name only
+    yield "file", base
+    yield "no bounds", base.drop_vars(["yb", "lon_bnds"])
+    enc = base.copy()
+    enc["lon"].encoding["bounds"] = "lon_bnds"  # bounds in the encoding (as xarray decodes)
+    yield "encoding", enc
+    yield "missing", base.drop_vars("yb")  # lat:bounds names a variable that is not there
+    # dimensions named like CF keys, and a second latitude (lat2) with bounds of its own: the CF
+    # key "latitude" would name both, the variable "latitude" names its own
+    cf = _file("latitude", "longitude")  # latitude:bounds = "yb"; longitude_bnds by name only
+    cf = cf.assign_coords(
+        lat2=("latitude", LAT_C + 0.5, {"standard_name": "latitude", "bounds": "lat2_b"})
+    ).assign(lat2_b=(("latitude", "nv"), LAT_B + 0.5))
+    yield "cf key names", cf
+    rot = _file("rlat", "rlon")  # CF keys that are no variable: cf_xarray's mapping decides
+    rot["rlat"].attrs.update(axis="Y", standard_name="grid_latitude")
+    rot["rlon"].attrs.update(axis="X", standard_name="grid_longitude", bounds="rlon_bnds")
+    yield "axes keys", rot
+    data = base.copy()
+    data["rh"].attrs["bounds"] = "yb"  # a data variable with a bounds attribute
+    yield "data variable", data
+
+
+@pytest.mark.parametrize("case", [name for name, _ in _bounds_cases()])
+def test_cf_bounds_is_cf_xarrays_answer(case):
+    """``cf_bounds`` reads a variable's ``bounds`` directly: for every variable and every CF key
+    of the dataset it answers what ``ds.cf.bounds`` does (cf_xarray, the peer)."""
+    ds = dict(_bounds_cases())[case]
+    mapping = ds.cf.bounds
+    keys = set(ds.variables) | set(ds.cf.keys()) | {"lat", "lon", "latitude", "X", "nothing"}
+    for key in sorted(keys, key=str):
+        assert cf_bounds(ds, key) == list(mapping.get(key, [])), key
+    if case == "cf key names":  # the variable's own bounds, not lat2's
+        assert cf_bounds(ds, "latitude") == ["yb"] and cf_bounds(ds, "lat2") == ["lat2_b"]
+    if case == "axes keys":  # keys that are no variable, answered through cf_xarray
+        assert cf_bounds(ds, "X") == ["rlon_bnds"] and cf_bounds(ds, "Y") == ["yb"]
 
 
 def test_axes_has_no_import_of_the_regrid_front():
