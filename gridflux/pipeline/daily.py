@@ -84,19 +84,23 @@ def is_daily(record: Any, storage_options: dict | None = None) -> bool:
 def first_file_steps_days(record: Any, storage_options: dict | None = None) -> float:
     """The median time step (days) of a series' first file, read from its time coordinate
     alone; ``inf`` when it cannot be read or has one step (then the series is not daily: the
-    monthly path opens it and names any problem)."""
+    monthly path opens it and names any problem).
+
+    A remote file is opened as the monthly path opens it (:func:`gridflux.ingest.remote.
+    open_netcdf`: its metadata in small blocks of the process's block cache, which the series'
+    open for planning then reuses without a request), not through an fsspec file, whose first
+    read would fetch a whole default block (50 MiB on S3) of the object."""
     import xarray as xr
+
+    from gridflux.ingest import remote
 
     if not record.paths or record.format != "netcdf":
         return float("inf")
     path = record.paths[0]
     try:
-        if "://" in path and not path.startswith("file://"):
-            import fsspec
-
-            with fsspec.open(path, "rb", **(storage_options or {})) as f:
-                with xr.open_dataset(f, decode_times=False, decode_cf=False) as ds:
-                    return steps_days(ds)
+        if remote.is_remote(path):
+            with remote.open_netcdf(path, storage_options, decode_cf=False) as ds:
+                return steps_days(ds)
         with xr.open_dataset(path, decode_times=False, decode_cf=False) as ds:
             return steps_days(ds)
     except Exception:  # noqa: BLE001 - an unreadable file fails on the monthly path, named
