@@ -1083,6 +1083,21 @@ def chunk_reader(
     return RemoteChunkReader(RemoteFile(url, storage_options, meta, size=size), variable)
 
 
+def metadata_file(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> RemoteFile | None:
+    """A :class:`RemoteFile` of ``url`` whose small reads go through the process's block cache in
+    blocks of ``remote.metadata-block-size`` (as :func:`open_netcdf` reads a file's metadata, so
+    the two share the cached blocks); None when the file is read from a local cached copy
+    (``simplecache::`` URLs, ``remote.cache``)."""
+    policy = policy or RemotePolicy.from_config()
+    layer, target = split_chain(url)
+    if layer is not None or policy.cache:
+        return None
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    return RemoteFile(target, storage_options, meta)
+
+
 def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:
     f = RemoteFile(url, storage_options, policy, size=size)
     f.seek(pos)

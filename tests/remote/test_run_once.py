@@ -257,3 +257,36 @@ def test_daily_check_of_a_remote_file_reads_its_metadata_only(s3, clean, tmp_pat
     srv.client().upload_file(p, BUCKET, "run/daily.nc")
     daily = rec.model_copy(update={"paths": [f"s3://{BUCKET}/run/daily.nc"]})
     assert is_daily(daily, so) is True
+
+
+@pytest.mark.parametrize(
+    ("name", "attrs", "step", "days"),
+    [
+        ("time", {"units": "days since 2000-01-01"}, 1.0, 1.0),
+        ("t", {"units": "hours since 2000-01-01", "axis": "T"}, 6.0, 0.25),
+        ("valid", {"units": "seconds since 2000-01-01", "standard_name": "time"}, 86400.0, 1.0),
+        ("t", {"units": "days since 2000-01-01"}, 1.0, float("inf")),  # not a time axis
+    ],
+)
+def test_steps_days_of_h5netcdf_and_xarray_agree(tmp_path, name, attrs, step, days):
+    """The daily check reads remote files with h5netcdf, local ones with xarray: the same
+    variables, attributes and values, so the same step (closed form: the step / unit per day)."""
+    import h5netcdf
+    import netCDF4
+    import xarray as xr
+
+    from gridflux.pipeline.daily import steps_days
+
+    p = str(tmp_path / "steps.nc")
+    with netCDF4.Dataset(p, "w") as nc:
+        nc.createDimension(name, 10)
+        nc.createDimension("lat", 2)
+        v = nc.createVariable(name, "f8", (name,))
+        v.setncatts(attrs)
+        v[:] = np.arange(10) * step
+        nc.createVariable("x", "f4", (name, "lat"))[:] = 1.0
+    with xr.open_dataset(p, engine="h5netcdf", decode_times=False, decode_cf=False) as ds:
+        a = steps_days(ds)
+    with open(p, "rb") as f, h5netcdf.File(f, "r") as h:
+        b = steps_days(h)
+    assert a == b == days
