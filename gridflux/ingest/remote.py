@@ -33,6 +33,7 @@ storage-option value that looks like a secret.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import hashlib
 import io
@@ -45,7 +46,8 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
@@ -706,20 +708,49 @@ async def acall_with_retries(
 
 
 # -- metadata ---------------------------------------------------------------------------------
+#: the objects' ``info`` already asked in this thread's :func:`info_once` scope (None: no scope)
+_INFO_MEMO: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
+    "gridflux_info_memo", default=None
+)
+
+
+@contextmanager
+def info_once() -> Iterator[None]:
+    """Within this scope (of the calling thread) :func:`info` asks the server about each object
+    once: later calls for the same URL and storage options answer from the first (errors are not
+    remembered). A run uses it while it lasts: a file is fingerprinted, checked for daily steps
+    and opened for planning, each of which needed the object's size, one request of a round trip
+    each; the answers of one run are taken as one view of its inputs (as its fingerprints are).
+    Nested scopes share the outermost one. Also a decorator (each call its own scope)."""
+    if _INFO_MEMO.get() is not None:
+        yield
+        return
+    token = _INFO_MEMO.set({})
+    try:
+        yield
+    finally:
+        _INFO_MEMO.reset(token)
+
+
 def info(
     url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
 ) -> dict:
-    """fsspec ``info`` of a remote object (size, ETag, modification time), with retries.
+    """fsspec ``info`` of a remote object (size, ETag, modification time), with retries (asked
+    once per object within an :func:`info_once` scope).
 
     Raises
     ------
     InputError
         If the object does not exist (naming the URL), or the retries are exhausted.
     """
+    memo = _INFO_MEMO.get()
+    key = (url, repr(sorted((storage_options or {}).items()))) if memo is not None else None
+    if memo is not None and key in memo:
+        return dict(memo[key])
     policy = policy or RemotePolicy.from_config()
     fs, path = filesystem(url, storage_options, policy)
     try:
-        return call_with_retries(
+        got = call_with_retries(
             lambda: fs.info(path),
             url=url,
             what="metadata request",
@@ -730,6 +761,9 @@ def info(
         raise InputError(
             "file not found", path=scrub(url, storage_options), attribute="path"
         ) from exc
+    if memo is not None:
+        memo[key] = dict(got)
+    return got
 
 
 def read_bytes(
@@ -1056,6 +1090,21 @@ def chunk_reader(
     policy = policy or RemotePolicy.from_config()
     meta = replace(policy, block_size=policy.metadata_block_size)
     return RemoteChunkReader(RemoteFile(url, storage_options, meta, size=size), variable)
+
+
+def metadata_file(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+) -> RemoteFile | None:
+    """A :class:`RemoteFile` of ``url`` whose small reads go through the process's block cache in
+    blocks of ``remote.metadata-block-size`` (as :func:`open_netcdf` reads a file's metadata, so
+    the two share the cached blocks); None when the file is read from a local cached copy
+    (``simplecache::`` URLs, ``remote.cache``)."""
+    policy = policy or RemotePolicy.from_config()
+    layer, target = split_chain(url)
+    if layer is not None or policy.cache:
+        return None
+    meta = replace(policy, block_size=policy.metadata_block_size)
+    return RemoteFile(target, storage_options, meta)
 
 
 def _reopen_remote_file(url, storage_options, policy, size, pos) -> RemoteFile:

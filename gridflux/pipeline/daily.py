@@ -89,19 +89,30 @@ def is_daily(record: Any, storage_options: dict | None = None) -> bool:
 def first_file_steps_days(record: Any, storage_options: dict | None = None) -> float:
     """The median time step (days) of a series' first file, read from its time coordinate
     alone; ``inf`` when it cannot be read or has one step (then the series is not daily: the
-    monthly path opens it and names any problem)."""
+    monthly path opens it and names any problem).
+
+    A remote file is read in place with h5netcdf (its time variable only: no xarray dataset of
+    the whole file) over :func:`gridflux.ingest.remote.metadata_file`: its metadata in the small
+    blocks of the process's block cache that the series' open for planning then reuses without a
+    request; not through an fsspec file, whose first read would fetch a whole default block
+    (50 MiB on S3) of the object."""
     import xarray as xr
+
+    from gridflux.ingest import remote
 
     if not record.paths or record.format != "netcdf":
         return float("inf")
     path = record.paths[0]
     try:
-        if "://" in path and not path.startswith("file://"):
-            import fsspec
-
-            with fsspec.open(path, "rb", **(storage_options or {})) as f:
-                with xr.open_dataset(f, decode_times=False, decode_cf=False) as ds:
+        if remote.is_remote(path):
+            f = remote.metadata_file(path, storage_options)
+            if f is None:  # a local cached copy
+                with remote.open_netcdf(path, storage_options, decode_cf=False) as ds:
                     return steps_days(ds)
+            import h5netcdf
+
+            with f, h5netcdf.File(f, "r") as h:
+                return steps_days(h)
         with xr.open_dataset(path, decode_times=False, decode_cf=False) as ds:
             return steps_days(ds)
     except Exception:  # noqa: BLE001 - an unreadable file fails on the monthly path, named
@@ -109,27 +120,41 @@ def first_file_steps_days(record: Any, storage_options: dict | None = None) -> f
 
 
 def steps_days(ds: Any) -> float:
-    """Median step (days) of a raw dataset's time coordinate (``<unit> since <date>``)."""
+    """Median step (days) of a raw dataset's time coordinate (``<unit> since <date>``): of an
+    undecoded ``xr.Dataset`` or an ``h5netcdf.File`` (the same variables in the same order, the
+    same attributes and raw values)."""
     names = [
         v
         for v in ds.variables
         if ds[v].ndim == 1
         and (
             v == "time"
-            or ds[v].attrs.get("standard_name") == "time"
-            or ds[v].attrs.get("axis") == "T"
+            or attribute(ds[v], "standard_name") == "time"
+            or attribute(ds[v], "axis") == "T"
         )
     ]
     if not names:
         return float("inf")
     t = ds[names[0]]
-    unit = str(t.attrs.get("units", "")).split(" since ")[0].strip().lower()
+    unit = str(attribute(t, "units", "")).split(" since ")[0].strip().lower()
     per_day = {"days": 1.0, "day": 1.0, "d": 1.0, "hours": 24.0, "hour": 24.0, "h": 24.0,
                "minutes": 1440.0, "seconds": 86400.0, "s": 86400.0}  # fmt: skip
-    v = np.asarray(t.values, dtype=np.float64)
+    v = np.asarray(t.values if hasattr(t, "values") else t[...], dtype=np.float64)
     if unit not in per_day or v.size < 2:
         return float("inf")
     return float(np.median(np.diff(v))) / per_day[unit]
+
+
+def attribute(var: Any, name: str, default: Any = None) -> Any:
+    """A variable's attribute as xarray's h5netcdf backend gives it: bytes decoded as UTF-8
+    (h5netcdf returns a one-character text attribute such as ``axis = "T"`` as bytes)."""
+    a = var.attrs.get(name, default)
+    if isinstance(a, bytes):
+        try:
+            return a.decode("utf-8")
+        except UnicodeDecodeError:
+            return a
+    return a
 
 
 def split_daily(

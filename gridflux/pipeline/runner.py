@@ -34,6 +34,7 @@ from gridflux.errors import GridfluxError, StoreError, StoreWriteError
 from gridflux.fields.masks import RegionMask
 from gridflux.fields.timeaxis import Month
 from gridflux.fields.totals import PROTOCOLS
+from gridflux.ingest.remote import info_once
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
 from gridflux.pipeline.daily import add_daily, run_daily_series, split_daily
@@ -59,6 +60,7 @@ from gridflux.pipeline.tasks import (
     SeriesJob,
     SpanFailure,
     SpanOutcome,
+    adopt_opened,
     is_store_fault,
     process_batch,
     process_span,
@@ -534,6 +536,9 @@ class Run:
         self.retry: deque[_Batch] = deque()
         self.dropped: dict[str, tuple[SeriesPlan, int]] = {}
         self.protocols: dict[str, str] = {}  # by series key (protocol_of)
+        self.in_process = False  # the tasks run in this process (execute without a client)
+        # whether this run's series have files on this machine (whose HDF5 handles release closes)
+        self.local_inputs = True
 
     # -- 1. plan ------------------------------------------------------------------------------
     def protocol_of(self, record: Any) -> str:
@@ -631,6 +636,8 @@ class Run:
             self.store.create(template)
         for p in self.plans:  # each mean series is converted to its variable's stored unit
             if p.variable in template.units:
+                if p.record.traits.get("mean_units") != template.units[p.variable]:
+                    p.canonical = None  # opened without that unit: not one for a task to read
                 p.record.traits["mean_units"] = template.units[p.variable]
         self.manifest["config_hash"] = dict(self.chashes)
         self.manifest["versions"] = versions()
@@ -835,8 +842,12 @@ class Run:
                 raise PlanError(p.error)
             if late and p.only_regions is None:
                 self.manifest["series"][p.key] = self.entry_for(p, "pending")
-            p.canonical = None  # the workers open the series; the driver keeps no file handle
+            # the workers open the series; the driver keeps no file handle (a run in this
+            # process hands its planning's open dataset to the task instead: files opened once)
+            opened, p.canonical = p.canonical, None
             job = self.job_of(p)
+            if self.in_process and opened is not None:
+                adopt_opened(job, opened, self.storage_options)
             # recomputing: no stale months of an older version may survive (a series computed
             # for new regions only keeps its values: its entry stays done until they are in)
             if p.previous_status and p.only_regions is None:
@@ -1065,8 +1076,12 @@ class Run:
         self.plans = []
         # the opened series' chunk readers sit in reference cycles (xarray's lazily indexed
         # arrays refer back to their backend array): collect them now, so that their HDF5
-        # handles close before run returns and a writer may open the inputs
-        gc.collect()
+        # handles close before run returns and a writer may open the inputs. Only files on this
+        # machine have such handles (a remote file's reader holds bytes, no handle, and goes with
+        # the next automatic collection): a full collection costs 0.2-0.4 s in a process that
+        # has imported the stack, a large part of a short run on object storage
+        if self.local_inputs:
+            gc.collect()
 
     # -- 6. record ----------------------------------------------------------------------------
     def record(self) -> None:
@@ -1245,6 +1260,7 @@ class Run:
         from gridflux.pipeline.tasks import forget_opened
 
         pending = deque(todo)
+        self.in_process = True
         try:
             while (batch := self.next_batch(pending, per_task)) is not None:
                 items = [(s.job, s.blocks) for s in batch.spans]
@@ -1253,6 +1269,7 @@ class Run:
                 )
                 self.absorb(batch, outcomes)
         finally:
+            self.in_process = False
             forget_opened()  # no file handle outlives an in-process run
 
     def _execute_on_cluster(
@@ -1381,6 +1398,7 @@ def _brief_paths(paths: list[str]) -> str:
     return ", ".join(paths[:2]) + (f" and {len(paths) - 2} more" if len(paths) > 2 else "")
 
 
+@info_once()  # an input object's size/ETag asked once per run (fingerprint, daily check, open)
 def run(
     catalog: str | Any | list,
     mask: str | RegionMask,
@@ -1478,6 +1496,7 @@ def run(
     strict_fixes = bool(config.get("strict", override=strict))
     records = [rec.model_copy(update={"strict": strict_fixes}) for rec in records]
     records, daily_records = split_daily(records, resample, storage_options)  # -> daily/ group
+    local_inputs = any(has_local_files(rec) for rec in [*records, *daily_records])
 
     st = Store(store, store_options, settings.zarr_format)
     r = Run(
@@ -1488,6 +1507,7 @@ def run(
         retry_failed=retry_failed,
         prune=prune,
     )
+    r.local_inputs = local_inputs
     st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
@@ -1511,6 +1531,15 @@ def run(
         st.release_lock()
         r.summary.seconds = time.perf_counter() - t_start
     return r.summary
+
+
+def has_local_files(record: Any) -> bool:
+    """Whether any file of a series (data or fx) is on this machine (not an object-storage or
+    web URL)."""
+    from gridflux.ingest.remote import is_remote
+
+    paths = [*record.paths, *getattr(record, "fx_paths", {}).values()]
+    return any(not is_remote(str(p)) for p in paths)
 
 
 def with_selection(chash: str, sel: str | None) -> str:

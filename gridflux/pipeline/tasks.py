@@ -279,7 +279,7 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
     Raises :class:`~gridflux.errors.StoreError` when the files hold other months than expected."""
     from gridflux.ingest import fastopen
 
-    key = (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
+    key = opened_key(job)
     ds = _OPENED.get(key)
     if ds is None:
         ds = fastopen.open_series_view(
@@ -299,6 +299,35 @@ def open_canonical(job: SeriesJob, storage_options: dict | None) -> Any:
     else:
         _OPENED.move_to_end(key)
     return ds
+
+
+def opened_key(job: SeriesJob) -> tuple:
+    """What identifies a series opened by this process: its key, files, inputs' version and
+    time chunks."""
+    return (job.record.key, tuple(job.record.paths), job.fingerprint_key, job.time_chunk)
+
+
+def adopt_opened(job: SeriesJob, ds: Any, storage_options: dict | None = None) -> bool:
+    """Let this process's tasks read ``ds``, the canonical dataset the driver opened to plan the
+    series (``catalog.load_series(record, chunks={"time": job.time_chunk})``), instead of opening
+    its files a second time: a run in one process then opens (and, on object storage, fetches the
+    metadata of) each file once. Only where :func:`open_canonical` would open the series the
+    same way -- through ``load_series``, i.e. a series :mod:`gridflux.ingest.fastopen` does not
+    take (remote, zarr, repaired files ...) -- and the months agree (otherwise the task opens it
+    and names the difference), so what the task reads is the same. Returns whether it did."""
+    from gridflux.ingest import fastopen
+
+    if ds is None or fastopen.eligible(job.record, storage_options):
+        return False
+    key = opened_key(job)
+    if key not in _OPENED:
+        view = fastopen.DatasetView(ds)
+        if view.months != tuple(job.months):
+            return False
+        _OPENED[key] = view
+        while len(_OPENED) > OPENED_MAX:
+            _OPENED.popitem(last=False)
+    return True
 
 
 def forget_opened() -> None:
