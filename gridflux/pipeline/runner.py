@@ -655,7 +655,7 @@ class Run:
         assert self.template is not None
         gone = sorted(k for k in self.manifest["series"] if k not in self.records_keys)
         if not self.prune:
-            self.summary.not_in_catalogs = gone
+            self.summary.not_in_catalogs.extend(gone)  # after the daily group's (if any)
             if gone:
                 log.warning(
                     "%d series of %s are in none of the catalogs and were kept (prune removes "
@@ -674,7 +674,7 @@ class Run:
                     variable if variable in self.template.cube_variables else None,
                 )
             del self.manifest["series"][key]
-        self.summary.pruned = gone
+        self.summary.pruned.extend(gone)
         self.history["pruned"] = gone
         self.store.write_manifest(self.manifest)
 
@@ -1428,7 +1428,7 @@ def run(
     st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
-        if daily_records:
+        if daily_records or prune:  # prune: also daily series gone from the catalogs
             add_daily(r.summary, run_daily_series(daily_records, r))
             if not records:  # daily series only: the root's monthly template is not written
                 return r.summary
