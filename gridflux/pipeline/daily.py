@@ -12,19 +12,33 @@ computed per day with the same kernels and weights as the monthly path:
 
 The group ``daily/`` has the root's layout: ``totals (member, variable, region, time)`` float64,
 the member traits, ``calendar`` and ``protocol`` per member, ``variable_kind``,
-``variable_units``, ``variable_statistic`` per variable; ``time`` holds 31 day slots per month
-(labels ``YYYY-MM-DD``; a slot its member's calendar lacks stays NaN), its months from a chunk
-boundary (as the root's, ``chunk-months``) to the last month of a daily series. One chunk per
-(member, variable). The group's attribute ``gridflux_series`` (JSON) describes each series
-(status, unit, calendar, days, missing days, history, error), read by ``store info``.
+``variable_units``, ``variable_statistic`` per variable (variable-length strings); ``time`` holds
+31 day slots per month (labels ``YYYY-MM-DD``; a slot its member's calendar lacks stays NaN), its
+months from a chunk boundary (as the root's, ``chunk-months``) to the last month of a daily
+series. Chunks: one member, one variable, every region, ``chunk-months`` months of 31 slots
+(:data:`DAILY_LAYOUT` 2). The group's attribute ``gridflux_series`` (JSON) describes each series
+(status, unit, calendar, days, missing days, history, error, and its ``fingerprint``,
+``config_hash`` and ``version``), read by ``store info``.
 
-Growth: every run rewrites the group with the union of what it held and what the run computed
-(members, variables and months appended; a series computed again replaces its values). The
-new group is written beside the old one and swapped in (local stores); on object stores a
-group that exists already is refused with one line. Regions must be those of the group.
+Resume: a series recorded ``done`` with the same fingerprint
+(:func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes under ``verify``) and
+configuration (:func:`daily_config_hash`) is skipped without being opened; when nothing is
+computed, failed or pruned the group is not written at all.
+
+Growth (:func:`write_group`): new members and variables (appended after the stored ones) and
+months at the end are written in place: ``totals`` and the coordinates resized, the new or
+recomputed series' chunks written, the chunk files of done series untouched; also on object
+stores. Months before the group's first month, or a group of the older layout (one chunk per
+series, no fingerprints), rewrite the group: on local stores beside it and swapped in (done
+series copied by value), on object stores refused with one line. ``gridflux_series`` is written
+last (stored series about to be rewritten in place are first marked ``pending``), so a run
+killed midway leaves what it was writing undone; a group whose creation was killed (no
+``gridflux_series``) is removed by the next run. A failed series' values are cleared; with
+``prune`` the series of the group in none of the catalogs are cleared and forgotten (else named
+in ``not_in_catalogs``). Regions and ``chunk-months`` must be those of the group.
 Daily series are computed on the driver, one series at a time (their data are read in blocks
-of a year); they are recomputed on every run (no resume by fingerprint yet). Cubes of daily
-series are not written: a run with cubes names them in its summary's notes.
+of a year). Cubes of daily series are not written: a run with cubes names them in its summary's
+notes.
 """
 
 from __future__ import annotations

@@ -499,3 +499,19 @@ def test_zarr_format_2_daily_group_grows_in_place(release, spy, tmp_path):
     once = str(tmp_path / "o2.zarr")
     assert _run(release["b"], release["mask"], once, zarr_format=2).ok
     assert_same_daily(grown, once)
+
+
+def test_other_chunk_months_for_the_daily_group_are_refused_before_computing(
+    release, spy, tmp_path
+):
+    from gridflux.errors import StoreError
+
+    store = str(tmp_path / "cm.zarr")
+    q = {"source_id": ["D1"]}
+    assert _run(release["a"], release["mask"], store, query=q).ok
+    files = _daily_files(store)
+    spy.clear()
+    with pytest.raises(StoreError, match=r"chunk-months 12, this run has 6"):
+        _run(release["b"], release["mask"], store, query={"source_id": ["D1", "D3"]},
+             chunk_months=6)  # fmt: skip
+    assert spy == [] and _daily_files(store) == files
