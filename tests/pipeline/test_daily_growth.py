@@ -515,3 +515,19 @@ def test_other_chunk_months_for_the_daily_group_are_refused_before_computing(
         _run(release["b"], release["mask"], store, query={"source_id": ["D1", "D3"]},
              chunk_months=6)  # fmt: skip
     assert spy == [] and _daily_files(store) == files
+
+
+def test_a_rebuild_of_the_root_leaves_the_daily_group_files_as_they_are(release, tmp_path):
+    store = str(tmp_path / "r.zarr")
+    assert _run(release["a"], release["mask"], store).ok
+    files = _daily_files(store)
+    # a monthly series three years earlier: the root is rebuilt beside the store and swapped in
+    m = np.full((12,) + GRID.shape, 280.0)
+    _write(release["root"] / "tas_E.nc", m, _monthly_dates(12, "noleap", start=1997), "noleap")
+    rows = release["rows_a"] + [_row("E", "tas", "tas_E.nc", table_id="Amon")]
+    cat = write_catalog(rows, release["root"] / "early.json")
+    s = _run(str(cat), release["mask"], store)
+    assert s.ok and s.done == ["T.E.hist.r1/tas"]
+    assert s.grew.get("months_before"), s.grew
+    assert _daily_files(store) == files  # bytes, inodes and mtimes
+    assert open_store(store, group="daily")["totals"].sizes["member"] == 2
