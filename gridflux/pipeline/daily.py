@@ -758,7 +758,8 @@ def run_daily(
         except Exception as exc:  # noqa: BLE001 - a series fails alone, named with its error
             out.failed[key] = error_text(exc)
             info[key] = {"status": "failed", "error": out.failed[key], "frequency": "day"}
-            cleared.append((rec.member, rec.variable))  # no values of an earlier run stay
+            if state is not None and state.info.get(key, {}).get("status") != "failed":
+                cleared.append((rec.member, rec.variable))  # no values of an earlier run stay
             log.warning("daily series %s failed: %s", key, out.failed[key])
             continue
         if s.kind == "mean":

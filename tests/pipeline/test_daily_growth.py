@@ -348,6 +348,9 @@ def test_a_failed_or_pruned_series_leaves_no_values(release, spy, tmp_path):
             assert after[label] == info, label
     info = daily_mod.series_info(gridflux.pipeline.store.Store(store))
     assert info["T.D2.hist.r1/tas (daily)"]["status"] == "failed"
+    files = _daily_files(store)
+    s = _run(release["b"], release["mask"], store)  # failing again the same way: no write
+    assert list(s.failed) == ["T.D2.hist.r1/tas (daily)"] and _daily_files(store) == files
 
     # D1 out of the catalog: kept and named without prune, removed with it
     rows = [r for r in release["rows_b"] if r["source_id"] != "D1"]
