@@ -663,6 +663,18 @@ class DailyResult:
     pruned: list[str] = field(default_factory=list)
     not_in_catalogs: list[str] = field(default_factory=list)
     group: str = ""  # "", "created", "grown", "rebuilt": what was written
+    #: for the manifest's history: series ``added`` (with versions), ``replaced`` (inputs or
+    #: version changed: ``from`` and ``to`` versions), ``recomputed`` (same inputs, another
+    #: configuration, or retried), ``failed`` (version and error), ``pruned``
+    history: dict[str, list] = field(
+        default_factory=lambda: {
+            "added": [],
+            "replaced": [],
+            "recomputed": [],
+            "failed": [],
+            "pruned": [],
+        }
+    )
 
 
 def run_daily(
@@ -758,6 +770,10 @@ def run_daily(
         except Exception as exc:  # noqa: BLE001 - a series fails alone, named with its error
             out.failed[key] = error_text(exc)
             info[key] = {"status": "failed", "error": out.failed[key], "frequency": "day"}
+            version = getattr(rec, "version", "") or ""
+            out.history["failed"].append(
+                {"series": key, "version": version, "error": out.failed[key]}
+            )
             if state is not None and state.info.get(key, {}).get("status") != "failed":
                 cleared.append((rec.member, rec.variable))  # no values of an earlier run stay
             log.warning("daily series %s failed: %s", key, out.failed[key])
@@ -766,6 +782,7 @@ def run_daily(
             stored_units.setdefault(rec.variable, s.units)
         computed.append(s)
         out.done.append(key)
+        note_history(out.history, key, rec, fp, info.get(key))
         if s.missing_days:
             out.missing[key] = s.missing_days
         info[key] = scrub_tree(
@@ -797,6 +814,7 @@ def run_daily(
             cleared.append(key_pair(key))
             del info[key]
         out.pruned = gone
+        out.history["pruned"] = list(gone)
     else:
         out.not_in_catalogs = gone
     if cubes and computed:
@@ -816,6 +834,31 @@ def run_daily(
     layout = grown_layout(state, computed, regions, time_chunk)
     out.group = write_group(st, state, layout, computed, cleared, info, zarr_format)
     return out
+
+
+def note_history(history: dict[str, list], key: str, rec: Any, fp: Any, before: Any) -> None:
+    """A computed daily series in the run's history: added (new to the group), replaced (its
+    inputs or version changed; with both versions) or recomputed (same inputs, another
+    configuration, or retried), as the root's series (``Run.note_history``)."""
+    version = getattr(rec, "version", "") or ""
+    if not before:
+        history["added"].append({"series": key, "version": version})
+    elif before.get("status") == "done" and (
+        not unchanged(fp, before.get("fingerprint")) or before.get("version", "") != version
+    ):
+        history["replaced"].append(
+            {"series": key, "from": before.get("version", ""), "to": version}
+        )
+    else:
+        history["recomputed"].append(key)
+
+
+def record_history(st: Store, history: dict) -> None:
+    """Append a run's record to the manifest's ``history`` (a run of daily series only, which
+    writes no other manifest; called only when it wrote or failed something)."""
+    manifest = st.read_manifest()
+    manifest.setdefault("history", []).append(history)
+    st.write_manifest(manifest)
 
 
 def run_daily_series(records: list, run: Any) -> DailyResult:

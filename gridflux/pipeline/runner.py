@@ -36,7 +36,7 @@ from gridflux.fields.timeaxis import Month
 from gridflux.fields.totals import PROTOCOLS
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
-from gridflux.pipeline.daily import add_daily, run_daily_series, split_daily
+from gridflux.pipeline.daily import add_daily, record_history, run_daily_series, split_daily
 from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
@@ -1429,8 +1429,13 @@ def run(
     st.acquire_lock()
     try:
         if daily_records or prune:  # prune: also daily series gone from the catalogs
-            add_daily(r.summary, run_daily_series(daily_records, r))
+            daily = run_daily_series(daily_records, r)
+            add_daily(r.summary, daily)
+            r.history["daily"] = daily.history
             if not records:  # daily series only: the root's monthly template is not written
+                if daily.group or daily.failed or daily.pruned:
+                    r.history["finished"] = _utc_now()
+                    record_history(st, r.history)
                 return r.summary
         r.plan(records)
         if r.nothing_to_compute():

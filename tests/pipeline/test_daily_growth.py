@@ -236,6 +236,9 @@ def test_grown_equals_built_once_and_done_series_are_neither_recomputed_nor_rewr
     assert _daily_done(s2) == sorted(spy)
     assert sorted(k for k in s2.skipped if k.endswith("(daily)")) == old_keys
     assert s2.done.count("T.M2.hist.r1/tas") == 1  # the monthly member, to the root
+    last = gridflux.pipeline.store.Store(grown).read_manifest()["history"][-1]["daily"]
+    assert sorted(e["series"] for e in last["added"]) == sorted(spy)
+    assert last["replaced"] == [] and last["recomputed"] == [] and last["failed"] == []
     after = _labelled_chunks(grown)
     for key in old_keys:
         member, variable = daily_mod.key_pair(key)
@@ -284,6 +287,9 @@ def test_a_changed_input_or_catalog_field_recomputes_that_series_only(release, s
     spy.clear()
     s = _run(release["b"], release["mask"], store)
     assert s.ok and spy == ["T.D1.hist.r1/tas (daily)"] and _daily_done(s) == spy
+    last = gridflux.pipeline.store.Store(store).read_manifest()["history"][-1]["daily"]
+    assert last["replaced"] == [{"series": spy[0], "from": "", "to": ""}], last
+    assert last["added"] == []
     after = _labelled_chunks(store)
     for (member, variable, first), info in before.items():
         if (member, variable) != ("T.D1.hist.r1", "tas"):
@@ -485,6 +491,8 @@ def test_a_creation_killed_midway_leaves_no_group_and_is_redone(
     assert os.path.isdir(os.path.join(store, "daily"))  # readers leave it alone
     s = _run(release["a"], release["mask"], store, query=q)
     assert s.ok and len(s.done) == 2
+    (run,) = gridflux.pipeline.store.Store(store).read_manifest()["history"]  # daily only
+    assert len(run["daily"]["added"]) == 2 and run["finished"]
     once = str(tmp_path / "once.zarr")
     assert _run(release["a"], release["mask"], once, query=q).ok
     assert_same_daily(store, once)
