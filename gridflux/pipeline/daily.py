@@ -18,7 +18,8 @@ months from a chunk boundary (as the root's, ``chunk-months``) to the last month
 series. Chunks: one member, one variable, every region, ``chunk-months`` months of 31 slots
 (:data:`DAILY_LAYOUT` 2). The group's attribute ``gridflux_series`` (JSON) describes each series
 (status, unit, calendar, days, missing days, history, error, and its ``fingerprint``,
-``config_hash`` and ``version``), read by ``store info``.
+``config_hash`` and ``version``), read by ``store info``; ``gridflux_layout`` (JSON) holds its
+labels (what runs plan from; written last, with ``gridflux_series``).
 
 Resume: a series recorded ``done`` with the same fingerprint
 (:func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes under ``verify``) and
@@ -33,12 +34,13 @@ series, no fingerprints), rewrite the group: on local stores beside it and swapp
 series copied by value), on object stores refused with one line. ``gridflux_series`` is written
 last (stored series about to be rewritten in place are first marked ``pending``), so a run
 killed midway leaves what it was writing undone; a group whose creation was killed (no
-``gridflux_series``) is removed by the next run. A failed series' values are cleared; with
-``prune`` the series of the group in none of the catalogs are cleared and forgotten (else named
-in ``not_in_catalogs``). Regions and ``chunk-months`` must be those of the group.
-Daily series are computed on the driver, one series at a time (their data are read in blocks
-of a year). Cubes of daily series are not written: a run with cubes names them in its summary's
-notes.
+``gridflux_series``) is removed by the next run, and one whose arrays differ from its labels
+(a growth killed while resizing) is put back to them by the next run. A failed series' values
+are cleared; with ``prune`` the series of the group in none of the catalogs are cleared and
+forgotten (else named in ``not_in_catalogs``). Regions and ``chunk-months`` must be those of
+the group. Daily series are computed on the driver, one series at a time (their data are read
+in blocks of a year). Cubes of daily series are not written: a run with cubes names them in its
+summary's notes.
 """
 
 from __future__ import annotations
@@ -306,10 +308,27 @@ class GroupState:
     time_chunk: int  # months per totals chunk (0: a group of layout 1)
     info: dict[str, dict] = field(default_factory=dict)
     layout: int = DAILY_LAYOUT
+    #: the arrays agree with the labels (False: a growth killed while it resized or rewrote
+    #: them, which the next write redoes)
+    consistent: bool = True
 
     @property
     def slots(self) -> int:
         return self.nmonths * DAY_SLOTS
+
+    def labels(self) -> dict[str, Any]:
+        """The labels as the group's attribute ``gridflux_layout`` holds them (JSON)."""
+        return {
+            "members": self.members,
+            "variables": self.variables,
+            "regions": self.regions,
+            "traits": self.traits,
+            "kinds": self.kinds,
+            "units": self.units,
+            "first": self.first,
+            "nmonths": self.nmonths,
+            "time_chunk": self.time_chunk,
+        }
 
 
 def vlen(values: list[Any]) -> np.ndarray:
@@ -349,6 +368,13 @@ def read_state(st: Store, repair: bool = False) -> GroupState | None:
             st.fs.rm(path, recursive=True)
         return None
 
+    layout = int(attrs.get("gridflux_daily_layout", 1))
+    info = json.loads(attrs["gridflux_series"])
+    if "gridflux_layout" in attrs:  # written last with gridflux_series: the group's labels
+        state = GroupState(**json.loads(attrs["gridflux_layout"]), info=info, layout=layout)
+        state.consistent = not arrays_differ(g, state)
+        return state
+
     def strs(name: str) -> list[str]:
         return [str(x) for x in np.asarray(g[name][...]).tolist()]
 
@@ -358,7 +384,6 @@ def read_state(st: Store, repair: bool = False) -> GroupState | None:
         vals = np.asarray(g[t][...]).tolist() if t in g else [""] * len(members)
         traits[t] = [bool(v) for v in vals] if t in BOOL_TRAITS else [str(v) for v in vals]
     totals = g["totals"]
-    layout = int(attrs.get("gridflux_daily_layout", 1))
     return GroupState(
         members=members,
         variables=strs("variable"),
@@ -369,9 +394,24 @@ def read_state(st: Store, repair: bool = False) -> GroupState | None:
         first=int(attrs["gridflux_first_month_key"]),
         nmonths=int(totals.shape[3]) // DAY_SLOTS,
         time_chunk=int(totals.chunks[3]) // DAY_SLOTS if layout == DAILY_LAYOUT else 0,
-        info=json.loads(attrs["gridflux_series"]),
+        info=info,
         layout=layout,
     )
+
+
+def arrays_differ(g: Any, layout: GroupState) -> bool:
+    """Whether the group's arrays differ from its labels: the shape of ``totals``, or any
+    coordinate's values (read: they are small)."""
+    shape = (len(layout.members), len(layout.variables), len(layout.regions), layout.slots)
+    if tuple(g["totals"].shape) != shape:
+        return True
+    for name, (_dim, values) in coordinate_values(layout).items():
+        if name not in g:
+            return True
+        arr = g[name]
+        if tuple(arr.shape) != values.shape or np.asarray(arr[...]).tolist() != values.tolist():
+            return True
+    return False
 
 
 def read_group(st: Store):
@@ -580,7 +620,10 @@ def write_group(
         fmt: Any = zarr_format
         zarr.open_group(st.zarr_store(), mode="a", zarr_format=fmt)  # the store's root
     final = f"{root}/{DAILY_GROUP}"
-    series = {"gridflux_series": json.dumps(info, sort_keys=True)}
+    series = {
+        "gridflux_series": json.dumps(info, sort_keys=True),
+        "gridflux_layout": json.dumps(layout.labels(), sort_keys=True),
+    }
     if state is None:
         create_group(st.zarr_store(), DAILY_GROUP, layout, zarr_format)
         g: Any = zarr.open_group(
@@ -829,7 +872,13 @@ def run_daily(
         return out
     stored = set() if state is None else {(m, v) for m in state.members for v in state.variables}
     cleared = [c for c in cleared if c in stored]
-    if not computed and not cleared and state is not None and info == state.info:
+    if (
+        not computed
+        and not cleared
+        and state is not None
+        and info == state.info
+        and state.consistent
+    ):
         return out  # nothing new or changed: the group is not touched
     layout = grown_layout(state, computed, regions, time_chunk)
     out.group = write_group(st, state, layout, computed, cleared, info, zarr_format)

@@ -187,10 +187,14 @@ def assert_same_daily(grown, once) -> None:
             assert json.loads(a.attrs[key]) == json.loads(b.attrs[key])
         else:
             assert a.attrs[key] == b.attrs[key], key
-    # the root's consolidated metadata holds the grown group's shapes
-    for name in ("totals", "member", "time"):
-        shape = zarr.open_group(str(grown), mode="r", use_consolidated=True)["daily"][name].shape
-        assert tuple(shape) == a[name].shape, name
+    # every array of the grown group has the shape the root's consolidated metadata says (what
+    # xarray reads), and so has it read without it
+    plain = zarr.open_group(str(grown), path="daily", mode="r", use_consolidated=False)
+    consolidated = zarr.open_group(str(grown), mode="r", use_consolidated=True)["daily"]
+    for name, arr in plain.arrays():
+        assert tuple(arr.shape) == tuple(consolidated[name].shape), name
+        if name in a.variables:
+            assert tuple(arr.shape) == a[name].shape, name
 
 
 def _tas_truth(data, key, label, region):
@@ -542,3 +546,64 @@ def test_a_rebuild_of_the_root_leaves_the_daily_group_files_as_they_are(release,
     assert s.grew.get("months_before"), s.grew
     assert _daily_files(store) == files  # bytes, inodes and mtimes
     assert open_store(store, group="daily")["totals"].sizes["member"] == 2
+
+
+# the driver kills itself (SIGKILL) at the n-th write of a daily growth: a zarr array write or
+# resize, or an attribute update (the group's gridflux_series)
+_KILLER = """
+import os, signal, zarr
+from zarr.core.attributes import Attributes
+import gridflux
+n = [0]
+def hook(f):
+    def g(*a, **k):
+        n[0] += 1
+        if n[0] == {at}:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return f(*a, **k)
+    return g
+zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
+zarr.Array.resize = hook(zarr.Array.resize)
+Attributes.update = hook(Attributes.update)
+s = gridflux.run({cat!r}, {mask!r}, {store!r}, cubes=False, progress=False, query={query!r})
+print("WRITES", n[0])
+"""
+DAILY_ONLY = {"source_id": ["D1", "D2", "D3"]}
+
+
+@pytest.mark.parametrize(
+    "at,again",
+    [(n, "b") for n in (1, 2, 3, 6, 12, 20, 28, 34, 10_000)] + [(3, "a"), (6, "a"), (20, "a")],
+)
+def test_a_daily_growth_killed_at_any_write_is_redone_by_the_next_run(release, tmp_path, at, again):
+    """A growth that replaces a series (new content; not with ``a``), adds a member past the
+    axis' end and a variable, killed at its ``at``-th write (10 000: not killed, prints the
+    count); the next run, of the same catalog (``b``) or of the store's first one (``a``: the
+    arrays the killed growth resized are cut back, though it has nothing to compute), gives
+    the group built once from its catalog."""
+    import signal
+    import subprocess
+    import sys
+
+    grown = str(tmp_path / "k.zarr")
+    assert _run(release["a"], release["mask"], grown, query=DAILY_ONLY).ok
+    if again == "b":  # a replaced series too (with "a" the re-run has nothing to compute)
+        dates, x = release["data"][("D1", "tas")]
+        _write(release["root"] / "tas_D1.nc", x * 1.01, dates, "noleap",
+               attrs={"standard_name": "air_temperature"})  # fmt: skip
+    code = _KILLER.format(
+        at=at, cat=release["b"], mask=release["mask"], store=grown, query=DAILY_ONLY
+    )
+    env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.run([sys.executable, "-c", code], timeout=300, env=env,
+                          capture_output=True, text=True)  # fmt: skip
+    if at == 10_000:
+        assert proc.returncode == 0, proc.stderr
+        print(proc.stdout)
+        assert int(proc.stdout.split("WRITES")[1]) > 34  # the kills above fall inside
+    else:
+        assert proc.returncode == -signal.SIGKILL, proc.stderr
+        assert _run(release[again], release["mask"], grown, query=DAILY_ONLY).ok
+    once = str(tmp_path / "once.zarr")
+    assert _run(release[again], release["mask"], once, query=DAILY_ONLY).ok
+    assert_same_daily(grown, once)
