@@ -53,7 +53,14 @@ from gridflux.pipeline.plan import (
     variable_kind,
 )
 from gridflux.pipeline.progress import Progress
-from gridflux.pipeline.store import Shape4, Store, StoreTemplate, TotalsTarget, variable_units
+from gridflux.pipeline.store import (
+    DAILY_GROUP,
+    Shape4,
+    Store,
+    StoreTemplate,
+    TotalsTarget,
+    variable_units,
+)
 from gridflux.pipeline.tasks import (
     STORE_FAULT_ERRNOS,
     SeriesJob,
@@ -546,6 +553,11 @@ class Run:
         computing; otherwise every series is planned (opened) now."""
         self.existing = self.store.exists()
         self.manifest = self.store.read_manifest() if self.existing else {"series": {}}
+        if not self.existing and self.store.fs.exists(f"{self.store.root}/{DAILY_GROUP}"):
+            # the runs that wrote the daily group before this first monthly one
+            history = self.store.read_manifest().get("history")
+            if history:
+                self.manifest["history"] = history
         self.manifest.setdefault("series", {})
         self.records_keys = {r.key for r in records}
         self.previous = {

@@ -497,6 +497,11 @@ def test_a_creation_killed_midway_leaves_no_group_and_is_redone(
     assert s.ok and len(s.done) == 2
     (run,) = gridflux.pipeline.store.Store(store).read_manifest()["history"]  # daily only
     assert len(run["daily"]["added"]) == 2 and run["finished"]
+    # a first monthly series later: the root's manifest keeps the daily runs' history
+    s = _run(release["a"], release["mask"], store, query={"source_id": ["D1", "M"]})
+    assert s.ok and s.done == ["T.M.hist.r1/tas"]
+    first, second = gridflux.pipeline.store.Store(store).read_manifest()["history"]
+    assert first == run and second["daily"]["added"] == [] and second["added"]
     once = str(tmp_path / "once.zarr")
     assert _run(release["a"], release["mask"], once, query=q).ok
     assert_same_daily(store, once)
