@@ -337,13 +337,18 @@ def vlen(values: list[Any]) -> np.ndarray:
 
 
 def recover_swap(st: Store) -> None:
-    """A local rebuild killed between moving the old group aside and moving the new one in:
-    the old group is put back (the rebuild is redone by the next write)."""
+    """What a local rebuild killed midway left (call with the store's lock held): killed between
+    moving the old group aside and moving the new one in, the old group is put back (the
+    rebuild is redone by the next write); the new group it was writing, or the old one it had
+    not yet deleted, is deleted."""
     if not st.is_local:
         return
     final = f"{st.root.rstrip('/')}/{DAILY_GROUP}"
     if not os.path.exists(final) and os.path.exists(final + OLD):
         os.replace(final + OLD, final)
+    for leftover in (final + NEXT, final + OLD):
+        if os.path.exists(leftover):
+            shutil.rmtree(leftover)
 
 
 def read_state(st: Store, repair: bool = False) -> GroupState | None:

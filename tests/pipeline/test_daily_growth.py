@@ -612,3 +612,41 @@ def test_a_daily_growth_killed_at_any_write_is_redone_by_the_next_run(release, t
     once = str(tmp_path / "once.zarr")
     assert _run(release[again], release["mask"], once, query=DAILY_ONLY).ok
     assert_same_daily(grown, once)
+
+
+def test_a_rebuild_killed_between_its_renames_is_put_back(release, spy, tmp_path, monkeypatch):
+    """Months before the start rebuild the group beside it; killed after the old group was moved
+    aside and before the new one was moved in, the next run puts the old one back and redoes
+    the rebuild (the done series still not recomputed)."""
+    import types
+
+    grown = str(tmp_path / "w.zarr")
+    q = {"source_id": ["D1", "D0"]}
+    assert _run(release["a"], release["mask"], grown, query=q).ok
+    dates, x, row = _series(release["root"], "D0", "noleap", (1999, 12, 1), 2, 91, "tas")
+    cat = write_catalog(release["rows_a"] + [row], release["root"] / "early.json")
+    calls: list[str] = []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # the new group moved in
+            raise KeyboardInterrupt("killed")
+        return os.replace(src, dst)
+
+    proxy = types.SimpleNamespace(**{k: getattr(os, k) for k in dir(os) if not k.startswith("__")})
+    proxy.replace = replace
+    monkeypatch.setattr(daily_mod, "os", proxy)
+    with pytest.raises(KeyboardInterrupt):
+        _run(str(cat), release["mask"], grown, query=q)
+    monkeypatch.setattr(daily_mod, "os", os)
+    assert not os.path.exists(os.path.join(grown, "daily"))
+    assert os.path.exists(os.path.join(grown, "daily" + daily_mod.OLD))
+    spy.clear()
+    s = _run(str(cat), release["mask"], grown, query=q)
+    assert s.ok and spy == ["T.D0.hist.r1/tas (daily)"], spy
+    assert sorted(os.listdir(grown)) == sorted(
+        n for n in os.listdir(grown) if not n.startswith("daily.")
+    )
+    once = str(tmp_path / "once.zarr")
+    assert _run(str(cat), release["mask"], once, query=q).ok
+    assert_same_daily(grown, once)
