@@ -12,19 +12,35 @@ computed per day with the same kernels and weights as the monthly path:
 
 The group ``daily/`` has the root's layout: ``totals (member, variable, region, time)`` float64,
 the member traits, ``calendar`` and ``protocol`` per member, ``variable_kind``,
-``variable_units``, ``variable_statistic`` per variable; ``time`` holds 31 day slots per month
-(labels ``YYYY-MM-DD``; a slot its member's calendar lacks stays NaN), its months from a chunk
-boundary (as the root's, ``chunk-months``) to the last month of a daily series. One chunk per
-(member, variable). The group's attribute ``gridflux_series`` (JSON) describes each series
-(status, unit, calendar, days, missing days, history, error), read by ``store info``.
+``variable_units``, ``variable_statistic`` per variable (variable-length strings); ``time`` holds
+31 day slots per month (labels ``YYYY-MM-DD``; a slot its member's calendar lacks stays NaN), its
+months from a chunk boundary (as the root's, ``chunk-months``) to the last month of a daily
+series. Chunks: one member, one variable, every region, ``chunk-months`` months of 31 slots
+(:data:`DAILY_LAYOUT` 2). The group's attribute ``gridflux_series`` (JSON) describes each series
+(status, unit, calendar, days, missing days, history, error, and its ``fingerprint``,
+``config_hash`` and ``version``), read by ``store info``; ``gridflux_layout`` (JSON) holds its
+labels (what runs plan from; written last, with ``gridflux_series``).
 
-Growth: every run rewrites the group with the union of what it held and what the run computed
-(members, variables and months appended; a series computed again replaces its values). The
-new group is written beside the old one and swapped in (local stores); on object stores a
-group that exists already is refused with one line. Regions must be those of the group.
-Daily series are computed on the driver, one series at a time (their data are read in blocks
-of a year); they are recomputed on every run (no resume by fingerprint yet). Cubes of daily
-series are not written: a run with cubes names them in its summary's notes.
+Resume: a series recorded ``done`` with the same fingerprint
+(:func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes under ``verify``) and
+configuration (:func:`daily_config_hash`) is skipped without being opened; when nothing is
+computed, failed or pruned the group is not written at all.
+
+Growth (:func:`write_group`): new members and variables (appended after the stored ones) and
+months at the end are written in place: ``totals`` and the coordinates resized, the new or
+recomputed series' chunks written, the chunk files of done series untouched; also on object
+stores. Months before the group's first month, or a group of the older layout (one chunk per
+series, no fingerprints), rewrite the group: on local stores beside it and swapped in (done
+series copied by value), on object stores refused with one line. ``gridflux_series`` is written
+last (stored series about to be rewritten in place are first marked ``pending``), so a run
+killed midway leaves what it was writing undone; a group whose creation was killed (no
+``gridflux_series``) is removed by the next run, and one whose arrays differ from its labels
+(a growth killed while resizing) is put back to them by the next run. A failed series' values
+are cleared; with ``prune`` the series of the group in none of the catalogs are cleared and
+forgotten (else named in ``not_in_catalogs``). Regions and ``chunk-months`` must be those of
+the group. Daily series are computed on the driver, one series at a time (their data are read
+in blocks of a year). Cubes of daily series are not written: a run with cubes names them in its
+summary's notes.
 """
 
 from __future__ import annotations
@@ -49,8 +65,10 @@ from gridflux.fields.totals import (
     no_data_months,
     protocol_weights,
 )
-from gridflux.pipeline.plan import axis_start, error_text, member_trait
+from gridflux.pipeline.fingerprint import series_fingerprint, unchanged
+from gridflux.pipeline.plan import axis_start, config_hash, error_text, member_trait
 from gridflux.pipeline.store import (
+    BOOL_TRAITS,
     DAILY_GROUP,
     MEMBER_TRAITS,
     TG_PER_KG,
@@ -285,9 +303,155 @@ def absent_days(dates: np.ndarray, calendar: str) -> list[str]:
 
 
 # -- the daily group ----------------------------------------------------------------------------
+#: The daily group's layout: 2 = totals chunked by ``chunk-months`` months x 31 slots (every
+#: region in a chunk), coordinates of variable-length strings, each series' fingerprint in
+#: ``gridflux_series``: the group grows in place. A group without it (one chunk per series,
+#: written by gridflux before) is rebuilt once, by the first run that writes to it.
+DAILY_LAYOUT = 2
+#: The coordinates of ``member`` besides its label: the member traits, calendar and protocol.
+MEMBER_COORDS: tuple[str, ...] = (*MEMBER_TRAITS, "calendar", "protocol")
+#: Suffixes of a local group's rebuild: written beside it, then swapped in.
+NEXT, OLD = ".gridflux-next", ".gridflux-old"
+TOTALS_ATTRS = {
+    "long_name": "daily region total (or mean: variable_statistic)",
+    "units": "per variable: variable_units (Tg of element per day, Tg for stocks, the "
+    "variable's own unit for means)",
+    "sign_convention": "fluxes positive to the atmosphere",
+    "description": "rate x 86400 s / 1e9 per day; 31 day slots per month, a slot the "
+    "member's calendar lacks is NaN",
+}
+
+
+@dataclass
+class GroupState:
+    """The labels and coordinates of a daily group (stored, or the one a write leaves) and, for
+    a stored group, its series (``gridflux_series``) and layout; no values."""
+
+    members: list[str]
+    variables: list[str]
+    regions: list[str]
+    traits: dict[str, list]  # MEMBER_COORDS, one value per member
+    kinds: list[str]
+    units: list[str]
+    first: int  # month key of the axis' first month (on a chunk boundary)
+    nmonths: int
+    time_chunk: int  # months per totals chunk (0: a group of layout 1)
+    info: dict[str, dict] = field(default_factory=dict)
+    layout: int = DAILY_LAYOUT
+    #: the arrays agree with the labels (False: a growth killed while it resized or rewrote
+    #: them, which the next write redoes)
+    consistent: bool = True
+
+    @property
+    def slots(self) -> int:
+        return self.nmonths * DAY_SLOTS
+
+    def labels(self) -> dict[str, Any]:
+        """The labels as the group's attribute ``gridflux_layout`` holds them (JSON)."""
+        return {
+            "members": self.members,
+            "variables": self.variables,
+            "regions": self.regions,
+            "traits": self.traits,
+            "kinds": self.kinds,
+            "units": self.units,
+            "first": self.first,
+            "nmonths": self.nmonths,
+            "time_chunk": self.time_chunk,
+        }
+
+
+def vlen(values: list[Any]) -> np.ndarray:
+    """Strings as zarr's variable-length strings (an array that grows takes longer names)."""
+    return np.asarray([str(v) for v in values], dtype=object)
+
+
+def recover_swap(st: Store) -> None:
+    """What a local rebuild killed midway left (call with the store's lock held): killed between
+    moving the old group aside and moving the new one in, the old group is put back (the
+    rebuild is redone by the next write); the new group it was writing, or the old one it had
+    not yet deleted, is deleted."""
+    if not st.is_local:
+        return
+    final = f"{st.root.rstrip('/')}/{DAILY_GROUP}"
+    if not os.path.exists(final) and os.path.exists(final + OLD):
+        os.replace(final + OLD, final)
+    for leftover in (final + NEXT, final + OLD):
+        if os.path.exists(leftover):
+            shutil.rmtree(leftover)
+
+
+def read_state(st: Store, repair: bool = False) -> GroupState | None:
+    """The store's daily group (labels, coordinates, series; read with zarr, no values), or None
+    when it has none, or one whose creation was interrupted (it has no ``gridflux_series`` yet:
+    nothing in it was recorded done). With ``repair`` (a run, holding the store's lock) such a
+    group is removed, and a local rebuild killed while swapping is undone
+    (:func:`recover_swap`)."""
+    import zarr
+
+    if repair:
+        recover_swap(st)
+    path = f"{st.root.rstrip('/')}/{DAILY_GROUP}"
+    st.fs.invalidate_cache(st.root)
+    if not st.fs.exists(path):
+        return None
+    g: Any = zarr.open_group(st.zarr_store(), path=DAILY_GROUP, mode="r", use_consolidated=False)
+    attrs = dict(g.attrs)
+    if "gridflux_series" not in attrs or "totals" not in g:
+        if repair:
+            log.warning("removing the daily group of %s: its creation was interrupted", st.url)
+            st.fs.rm(path, recursive=True)
+        return None
+
+    layout = int(attrs.get("gridflux_daily_layout", 1))
+    info = json.loads(attrs["gridflux_series"])
+    if "gridflux_layout" in attrs:  # written last with gridflux_series: the group's labels
+        state = GroupState(**json.loads(attrs["gridflux_layout"]), info=info, layout=layout)
+        state.consistent = not arrays_differ(g, state)
+        return state
+
+    def strs(name: str) -> list[str]:
+        return [str(x) for x in np.asarray(g[name][...]).tolist()]
+
+    members = strs("member")
+    traits: dict[str, list] = {}
+    for t in MEMBER_COORDS:
+        vals = np.asarray(g[t][...]).tolist() if t in g else [""] * len(members)
+        traits[t] = [bool(v) for v in vals] if t in BOOL_TRAITS else [str(v) for v in vals]
+    totals = g["totals"]
+    return GroupState(
+        members=members,
+        variables=strs("variable"),
+        regions=strs("region"),
+        traits=traits,
+        kinds=strs("variable_kind"),
+        units=strs("variable_units"),
+        first=int(attrs["gridflux_first_month_key"]),
+        nmonths=int(totals.shape[3]) // DAY_SLOTS,
+        time_chunk=int(totals.chunks[3]) // DAY_SLOTS if layout == DAILY_LAYOUT else 0,
+        info=info,
+        layout=layout,
+    )
+
+
+def arrays_differ(g: Any, layout: GroupState) -> bool:
+    """Whether the group's arrays differ from its labels: the shape of ``totals``, or any
+    coordinate's values (read: they are small)."""
+    shape = (len(layout.members), len(layout.variables), len(layout.regions), layout.slots)
+    if tuple(g["totals"].shape) != shape:
+        return True
+    for name, (_dim, values) in coordinate_values(layout).items():
+        if name not in g:
+            return True
+        arr = g[name]
+        if tuple(arr.shape) != values.shape or np.asarray(arr[...]).tolist() != values.tolist():
+            return True
+    return False
+
+
 def read_group(st: Store):
     """The store's daily group as an in-memory Dataset, or None when it has none."""
-    if not st.fs.exists(f"{st.root}/{DAILY_GROUP}"):
+    if read_state(st) is None:
         return None
     ds = open_store(st.url, st.storage_options or None, group=DAILY_GROUP)
     return plain_strings(ds.load())
@@ -295,31 +459,22 @@ def read_group(st: Store):
 
 def series_info(st: Store) -> dict[str, dict]:
     """The ``gridflux_series`` attribute of the daily group (``{}`` without one)."""
-    ds = read_group(st)
-    if ds is None:
-        return {}
-    return json.loads(ds.attrs.get("gridflux_series", "{}"))
+    state = read_state(st)
+    return {} if state is None else state.info
 
 
-def build_group(
-    old: Any,
-    computed: list[DailySeries],
-    info: dict[str, dict],
-    regions: list[str],
-    time_chunk: int,
-):
-    """The daily group's Dataset: what ``old`` held (None: nothing) with the ``computed`` series
-    added or replaced; ``info`` the series descriptions (attribute ``gridflux_series``)."""
-    import xarray as xr
-
-    members: list[str] = [] if old is None else [str(m) for m in old["member"].values]
-    variables: list[str] = [] if old is None else [str(v) for v in old["variable"].values]
-    traits: dict[str, list] = {
-        t: ([] if old is None else list(old[t].values))
-        for t in (*MEMBER_TRAITS, "calendar", "protocol")
-    }
-    kinds = [] if old is None else [str(k) for k in old["variable_kind"].values]
-    units = [] if old is None else [str(u) for u in old["variable_units"].values]
+def grown_layout(
+    state: GroupState | None, computed: list[DailySeries], regions: list[str], time_chunk: int
+) -> GroupState:
+    """The group's labels after writing ``computed``: the stored members and variables keep their
+    places, new ones are appended in the order computed (a member's traits, calendar and
+    protocol, a variable's kind and unit from its first series); the axis is the union of the
+    stored months and the series', its first month on a ``time_chunk`` boundary."""
+    members = [] if state is None else list(state.members)
+    variables = [] if state is None else list(state.variables)
+    traits = {t: ([] if state is None else list(state.traits[t])) for t in MEMBER_COORDS}
+    kinds = [] if state is None else list(state.kinds)
+    units = [] if state is None else list(state.units)
     for s in computed:
         rec = s.record
         if rec.member not in members:
@@ -331,112 +486,253 @@ def build_group(
         if rec.variable not in variables:
             variables.append(rec.variable)
             kinds.append(s.kind)
-            units.append(
-                s.units if s.kind == "mean" else variable_units([rec.variable], [s.kind])[0]
-            )
-    keys = [s.first_key for s in computed] + [s.last_key for s in computed]
-    first_old = last_old = None
-    if old is not None:
-        first_old = int(old.attrs["gridflux_first_month_key"])
-        last_old = first_old + old.sizes["time"] // DAY_SLOTS - 1
-        keys += [first_old, last_old]
+            units.append(series_units(s))
+    keys = [k for s in computed for k in (s.first_key, s.last_key)]
+    if state is not None:
+        keys += [state.first, state.first + state.nmonths - 1]
     first = axis_start(Month.from_key(min(keys)), time_chunk).key
-    nmonths = max(keys) - first + 1
-    nm, nv, nr = len(members), len(variables), len(regions)
-    tot = np.full((nm, nv, nr, nmonths * DAY_SLOTS), np.nan)
-    if old is not None:
-        assert first_old is not None
-        shift = (first_old - first) * DAY_SLOTS
-        vals = np.asarray(old["totals"].values)
-        tot[: vals.shape[0], : vals.shape[1], :, shift : shift + vals.shape[3]] = vals
-    for s in computed:
-        m, v = members.index(s.record.member), variables.index(s.record.variable)
-        tot[m, v] = np.nan  # a series computed again replaces its values
-        tot[m, v][:, day_slots(s.dates, first)] = s.values.T
-    labels = slot_labels(first, nmonths)
-    coords: dict[str, Any] = {
-        "member": np.asarray(members, dtype=str),
-        "variable": np.asarray(variables, dtype=str),
-        "region": np.asarray(regions, dtype=str),
-        "time": np.asarray(labels, dtype=str),
-        "month": ("time", np.asarray([lab[:7] for lab in labels], dtype=str)),
-        "day": ("time", np.tile(np.arange(1, DAY_SLOTS + 1, dtype=np.int64), nmonths)),
-        "variable_kind": ("variable", np.asarray(kinds, dtype=str)),
-        "variable_units": ("variable", np.asarray(units, dtype=str)),
+    return GroupState(
+        members=members,
+        variables=variables,
+        regions=list(regions),
+        traits=traits,
+        kinds=kinds,
+        units=units,
+        first=first,
+        nmonths=max(keys) - first + 1,
+        time_chunk=time_chunk,
+    )
+
+
+def series_units(s: DailySeries) -> str:
+    """The unit a daily series is stored in (a mean's own; Tg of the element for a total)."""
+    return s.units if s.kind == "mean" else variable_units([s.record.variable], [s.kind])[0]
+
+
+def coordinate_values(layout: GroupState) -> dict[str, tuple[str, np.ndarray]]:
+    """Every coordinate of the group: name -> (dimension, values)."""
+    labels = slot_labels(layout.first, layout.nmonths)
+    out: dict[str, tuple[str, np.ndarray]] = {
+        "member": ("member", vlen(layout.members)),
+        "variable": ("variable", vlen(layout.variables)),
+        "region": ("region", vlen(layout.regions)),
+        "time": ("time", vlen(labels)),
+        "month": ("time", vlen([lab[:7] for lab in labels])),
+        "day": ("time", np.tile(np.arange(1, DAY_SLOTS + 1, dtype=np.int64), layout.nmonths)),
+        "variable_kind": ("variable", vlen(layout.kinds)),
+        "variable_units": ("variable", vlen(layout.units)),
         "variable_statistic": (
             "variable",
-            np.asarray(["mean" if k == "mean" else "total" for k in kinds], dtype=str),
+            vlen(["mean" if k == "mean" else "total" for k in layout.kinds]),
         ),
     }
-    for t, tv in traits.items():
-        coords[t] = (
-            "member",
-            np.asarray(tv, dtype=bool) if t in ("layered_c", "fire") else np.asarray(tv, str),
-        )
+    for t in MEMBER_COORDS:
+        tv = layout.traits[t]
+        out[t] = ("member", np.asarray(tv, dtype=bool) if t in BOOL_TRAITS else vlen(tv))
+    return out
+
+
+def group_attrs(layout: GroupState) -> dict[str, Any]:
+    """The group's attributes but ``gridflux_series`` (written last: until it is there, the
+    group counts as not created, :func:`read_state`)."""
+    return {
+        "title": "gridflux store: daily series",
+        "frequency": "day",
+        "gridflux_first_month_key": layout.first,
+        "gridflux_daily_layout": DAILY_LAYOUT,
+    }
+
+
+def totals_chunks_of(layout: GroupState) -> tuple[int, int, int, int]:
+    """Chunks of the group's totals: one member and variable, every region, ``time_chunk``
+    months of 31 slots (a new member, variable or year is new chunks)."""
+    return (1, 1, max(len(layout.regions), 1), layout.time_chunk * DAY_SLOTS)
+
+
+def create_group(target: Any, group: str | None, layout: GroupState, zarr_format: int) -> None:
+    """Write an empty group (its coordinates, totals all NaN: no chunk) at ``target`` (a zarr
+    store object or a local path) under ``group``."""
+    import dask.array as dsa
+    import xarray as xr
+
+    shape = (len(layout.members), len(layout.variables), len(layout.regions), layout.slots)
     totals = xr.DataArray(
-        tot,
+        dsa.full(shape, np.nan, chunks=-1, dtype=np.float64),
         dims=("member", "variable", "region", "time"),
-        attrs={
-            "long_name": "daily region total (or mean: variable_statistic)",
-            "units": "per variable: variable_units (Tg of element per day, Tg for stocks, the "
-            "variable's own unit for means)",
-            "sign_convention": "fluxes positive to the atmosphere",
-            "description": "rate x 86400 s / 1e9 per day; 31 day slots per month, a slot the "
-            "member's calendar lacks is NaN",
-        },
+        attrs=TOTALS_ATTRS,
     )
-    return xr.Dataset(
-        {"totals": totals},
-        coords=coords,
-        attrs={
-            "title": "gridflux store: daily series",
-            "frequency": "day",
-            "gridflux_first_month_key": first,
-            "gridflux_series": json.dumps(info, sort_keys=True),
-        },
+    ds = xr.Dataset({"totals": totals}, coords=coordinate_values(layout), attrs=group_attrs(layout))
+    enc = {"totals": {"chunks": totals_chunks_of(layout), "_FillValue": np.nan}}
+    ds.to_zarr(
+        target,
+        group=group,
+        mode="w",
+        compute=False,
+        encoding=enc,
+        zarr_format=zarr_format,
+        consolidated=False,
+        safe_chunks=False,  # the one dask chunk is never written
     )
 
 
-def write_group(st: Store, ds: Any, zarr_format: int, exists: bool) -> None:
-    """Write the daily group: beside the old one and swapped in (local), or in place (a new group
-    on an object store); an existing group on an object store is refused."""
+def grow_in_place(g: Any, layout: GroupState) -> None:
+    """Resize the group's totals to ``layout`` (metadata only: the chunks of stored series stay
+    as they are) and rewrite the coordinates whose values changed."""
+    totals = g["totals"]
+    shape = (len(layout.members), len(layout.variables), len(layout.regions), layout.slots)
+    if tuple(totals.shape) != shape:
+        totals.resize(shape)
+    if int(g.attrs.get("gridflux_first_month_key", layout.first)) != layout.first:
+        raise StoreError("a daily group grows in place only at the end of its time axis")
+    for name, (_dim, values) in coordinate_values(layout).items():
+        arr = g[name]
+        if tuple(arr.shape) == values.shape and np.asarray(arr[...]).tolist() == values.tolist():
+            continue
+        if tuple(arr.shape) != values.shape:
+            arr.resize(values.shape)
+        if values.size:
+            arr[...] = values
+
+
+def series_row(s: DailySeries, layout: GroupState) -> np.ndarray:
+    """A computed series' values on the group's axis, ``(region, slot)`` (NaN where it has none)."""
+    row = np.full((len(layout.regions), layout.slots), np.nan)
+    row[:, day_slots(s.dates, layout.first)] = s.values.T
+    return row
+
+
+def write_series(
+    g: Any,
+    layout: GroupState,
+    computed: list[DailySeries],
+    cleared: list[tuple[str, str]],
+    kept: Any = None,
+) -> None:
+    """Write the computed series' rows (every chunk of the series: a replaced series leaves no
+    values of before), NaN over the ``cleared`` (member, variable) rows (failed or pruned
+    series), and with ``kept = (old totals array, old state, keys to leave out)`` copy every
+    other stored series by value (a rebuild)."""
+    totals = g["totals"]
+    if kept is not None:
+        old, state, skip = kept
+        shift = (state.first - layout.first) * DAY_SLOTS
+        for mi, member in enumerate(state.members):
+            for vi, variable in enumerate(state.variables):
+                if (member, variable) in skip:
+                    continue
+                vals = np.asarray(old[mi, vi])
+                if np.isnan(vals).all():
+                    continue
+                row = np.full((len(layout.regions), layout.slots), np.nan)
+                row[:, shift : shift + vals.shape[1]] = vals
+                totals[layout.members.index(member), layout.variables.index(variable)] = row
+    for s in computed:
+        m, v = layout.members.index(s.record.member), layout.variables.index(s.record.variable)
+        totals[m, v] = series_row(s, layout)
+    for member, variable in cleared:
+        if member in layout.members and variable in layout.variables:
+            m, v = layout.members.index(member), layout.variables.index(variable)
+            totals[m, v] = np.full((len(layout.regions), layout.slots), np.nan)
+
+
+def write_group(
+    st: Store,
+    state: GroupState | None,
+    layout: GroupState,
+    computed: list[DailySeries],
+    cleared: list[tuple[str, str]],
+    info: dict[str, dict],
+    zarr_format: int,
+) -> str:
+    """Write the daily group: ``"created"`` (none before), ``"grown"`` in place (the stored
+    series' chunks untouched), or ``"rebuilt"`` (a group of layout 1, or months before its
+    first: written beside it and swapped in, on local stores only). ``gridflux_series`` is
+    written last, so that a write killed midway leaves the series it was writing undone."""
     import zarr
 
-    nr, nt = ds.sizes["region"], ds.sizes["time"]
-    enc = {"totals": {"chunks": (1, 1, nr, nt), "_FillValue": np.nan}}
     root = st.root.rstrip("/")
     if not (st.fs.exists(f"{root}/zarr.json") or st.fs.exists(f"{root}/.zgroup")):
         fmt: Any = zarr_format
         zarr.open_group(st.zarr_store(), mode="a", zarr_format=fmt)  # the store's root
-    if not st.is_local:
-        if exists:
-            raise StoreError(
-                f"store {st.url}: growing its daily group rewrites it, which gridflux does on "
-                "local stores only; write the daily series to a new store"
-            )
-        ds.to_zarr(
-            st.url,
-            group=DAILY_GROUP,
-            mode="w",
-            encoding=enc,
-            zarr_format=zarr_format,
-            storage_options=st.storage_options,
+    final = f"{root}/{DAILY_GROUP}"
+    series = {
+        "gridflux_series": json.dumps(info, sort_keys=True),
+        "gridflux_layout": json.dumps(layout.labels(), sort_keys=True),
+    }
+    if state is None:
+        create_group(st.zarr_store(), DAILY_GROUP, layout, zarr_format)
+        g: Any = zarr.open_group(
+            st.zarr_store(), path=DAILY_GROUP, mode="r+", use_consolidated=False
         )
+        write_series(g, layout, computed, cleared)
+        g.attrs.update(series)
         st.consolidate()
-        return
-    nxt = f"{root}/{DAILY_GROUP}.gridflux-next"
+        return "created"
+    old: Any = zarr.open_group(st.zarr_store(), path=DAILY_GROUP, mode="r+", use_consolidated=False)
+    if state.layout == DAILY_LAYOUT and layout.first == state.first:
+        writing = {(s.record.member, s.record.variable) for s in computed} | set(cleared)
+        pending = {
+            k: ({"status": "pending", "frequency": "day"} if key_pair(k) in writing else e)
+            for k, e in state.info.items()
+        }
+        if pending != state.info:  # series rewritten in place: undone until the end
+            old.attrs.update({"gridflux_series": json.dumps(pending, sort_keys=True)})
+        grow_in_place(old, layout)
+        write_series(old, layout, computed, cleared)
+        old.attrs.update(series)
+        st.consolidate()
+        return "grown"
+    if not st.is_local:
+        raise StoreError(rewrite_refusal(st, state))
+    import zarr.storage
+
+    nxt = final + NEXT
     if os.path.exists(nxt):
         shutil.rmtree(nxt)
-    ds.to_zarr(nxt, mode="w", encoding=enc, zarr_format=zarr_format)
-    final, old = f"{root}/{DAILY_GROUP}", f"{root}/{DAILY_GROUP}.gridflux-old"
-    if os.path.exists(old):
-        shutil.rmtree(old)
-    if os.path.exists(final):
-        os.replace(final, old)
+    create_group(nxt, None, layout, zarr_format)
+    g = zarr.open_group(zarr.storage.LocalStore(nxt), mode="r+", use_consolidated=False)
+    skip = {(s.record.member, s.record.variable) for s in computed} | set(cleared)
+    write_series(g, layout, computed, cleared, kept=(old["totals"], state, skip))
+    g.attrs.update(series)
+    if os.path.exists(final + OLD):
+        shutil.rmtree(final + OLD)
+    os.replace(final, final + OLD)
     os.replace(nxt, final)
-    if os.path.exists(old):
-        shutil.rmtree(old)
+    shutil.rmtree(final + OLD)
     st.consolidate()  # the root's consolidated metadata names the group's arrays
+    return "rebuilt"
+
+
+def key_pair(key: str) -> tuple[str, str]:
+    """``(member, variable)`` of a daily series id (``member/variable (daily)``)."""
+    member, rest = key.split("/", 1)
+    return member, rest.removesuffix(" (daily)")
+
+
+def rewrite_refusal(st: Store, state: GroupState) -> str:
+    why = (
+        "it was written by an older gridflux (one chunk per series)"
+        if state.layout != DAILY_LAYOUT
+        else "months before its first month rewrite it"
+    )
+    return (
+        f"store {st.url}: its daily group must be rewritten ({why}), which gridflux does on "
+        "local stores only; write the daily series to a new store"
+    )
+
+
+def daily_config_hash(mask: RegionMask, target: Any, protocol: str, radius: float) -> str:
+    """Hash of what besides the inputs changes a daily series' values: the mask (regions and
+    fractions), its protocol, the target grid (regrid-data) and the earth's radius (the
+    monthly series' :func:`~gridflux.pipeline.plan.config_hash` without cubes, which a daily
+    series never has; the mask is in it: the daily group holds its regions' values together)."""
+    import hashlib
+
+    h = hashlib.sha1(config_hash(target, protocol, False, radius).encode())
+    h.update(json.dumps(list(mask.names)).encode())
+    h.update(mask.grid.fingerprint().encode())
+    h.update(np.ascontiguousarray(mask.fractions).tobytes())
+    return h.hexdigest()[:16]
 
 
 @dataclass
@@ -444,9 +740,25 @@ class DailyResult:
     """What the daily pass did (merged into the run's summary)."""
 
     done: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     missing: dict[str, list[str]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    pruned: list[str] = field(default_factory=list)
+    not_in_catalogs: list[str] = field(default_factory=list)
+    group: str = ""  # "", "created", "grown", "rebuilt": what was written
+    #: for the manifest's history: series ``added`` (with versions), ``replaced`` (inputs or
+    #: version changed: ``from`` and ``to`` versions), ``recomputed`` (same inputs, another
+    #: configuration, or retried), ``failed`` (version and error), ``pruned``
+    history: dict[str, list] = field(
+        default_factory=lambda: {
+            "added": [],
+            "replaced": [],
+            "recomputed": [],
+            "failed": [],
+            "pruned": [],
+        }
+    )
 
 
 def run_daily(
@@ -461,46 +773,77 @@ def run_daily(
     zarr_format: int,
     cubes: bool = False,
     storage_options: dict | None = None,
+    verify: bool = False,
+    prune: bool = False,
 ) -> DailyResult:
-    """Compute the daily series and write them to the store's daily group (call with the
-    store's lock held). ``protocol_of(record)`` gives a series' protocol."""
+    """Compute the daily series that are new or changed and write them to the store's daily
+    group (call with the store's lock held). ``protocol_of(record)`` gives a series' protocol.
+
+    A series recorded done in the group with the same fingerprint (inputs and result fields:
+    :func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes with ``verify``)
+    and configuration (:func:`daily_config_hash`) is skipped, not even opened. When nothing is
+    computed, failed or pruned, the group is not written at all. With ``prune``, the group's
+    series that are not among ``records`` are removed (their values cleared)."""
     from gridflux.fields.statistics import MEAN_UNITS
+    from gridflux.ingest.remote import scrub_tree
 
     out = DailyResult()
-    if not records:
-        return out
     regions = list(mask.names)
-    old = read_group(st)
-    if old is not None and [str(r) for r in old["region"].values] != regions:
+    state = read_state(st, repair=True)
+    if not records and (state is None or not prune):
+        return out
+    if state is not None and state.regions != regions:
         raise StoreError(
-            f"store {st.url}: its daily group holds the regions "
-            f"{[str(r) for r in old['region'].values]}, this run's mask {regions}; write the "
-            "daily series to a new store"
+            f"store {st.url}: its daily group holds the regions {state.regions}, this run's "
+            f"mask {regions}; write the daily series to a new store"
         )
-    if old is not None and not st.is_local:  # before any series is computed
+    if state is not None and state.layout == DAILY_LAYOUT and state.time_chunk != time_chunk:
         raise StoreError(
-            f"store {st.url}: growing its daily group rewrites it, which gridflux does on "
-            "local stores only; write the daily series to a new store"
+            f"store {st.url}: its daily group was created with chunk-months "
+            f"{state.time_chunk}, this run has {time_chunk}; run with --chunk-months "
+            f"{state.time_chunk} or write to a new store"
         )
-    info: dict[str, dict] = {} if old is None else json.loads(old.attrs["gridflux_series"])
+    info: dict[str, dict] = {} if state is None else dict(state.info)
     stored_units: dict[str, str] = {}
-    if old is not None:
-        for v, k, u in zip(
-            old["variable"].values,
-            old["variable_kind"].values,
-            old["variable_units"].values,
-            strict=True,
-        ):
-            if str(k) == "mean":
-                stored_units[str(v)] = str(u)
-    computed: list[DailySeries] = []
+    if state is not None:
+        for v, k, u in zip(state.variables, state.kinds, state.units, strict=True):
+            if k == "mean":
+                stored_units[v] = u
+    chashes: dict[str, str] = {}
+    todo: list[tuple[Any, str, dict | None, str]] = []
     for rec in records:
+        key = series_key(rec)
+        proto = protocol_of(rec)
+        if proto not in chashes:
+            chashes[proto] = daily_config_hash(mask, target, proto, radius)
+        try:
+            fp: dict | None = series_fingerprint(rec, storage_options, verify)
+        except Exception:  # noqa: BLE001 - unreadable now: computing it names the error
+            fp = None
+        entry = info.get(key, {})
+        if (
+            state is not None
+            and state.layout == DAILY_LAYOUT
+            and entry.get("status") == "done"
+            and entry.get("config_hash") == chashes[proto]
+            and unchanged(fp, entry.get("fingerprint"), verify)
+        ):
+            out.skipped.append(key)
+            if entry.get("missing_days"):  # named on every run, as a monthly series' months
+                out.missing[key] = list(entry["missing_days"])
+            continue
+        todo.append((rec, proto, fp, chashes[proto]))
+    if todo and state is not None and state.layout != DAILY_LAYOUT and not st.is_local:
+        raise StoreError(rewrite_refusal(st, state))  # before any series is computed
+    computed: list[DailySeries] = []
+    cleared: list[tuple[str, str]] = []
+    for rec, proto, fp, chash in todo:
         key = series_key(rec)
         try:
             s = compute_series(
                 rec,
                 mask,
-                protocol=protocol_of(rec),
+                protocol=proto,
                 target=target,
                 radius=radius,
                 storage_options=storage_options,
@@ -511,42 +854,101 @@ def run_daily(
         except Exception as exc:  # noqa: BLE001 - a series fails alone, named with its error
             out.failed[key] = error_text(exc)
             info[key] = {"status": "failed", "error": out.failed[key], "frequency": "day"}
+            version = getattr(rec, "version", "") or ""
+            out.history["failed"].append(
+                {"series": key, "version": version, "error": out.failed[key]}
+            )
+            if state is not None and state.info.get(key, {}).get("status") != "failed":
+                cleared.append((rec.member, rec.variable))  # no values of an earlier run stay
             log.warning("daily series %s failed: %s", key, out.failed[key])
             continue
         if s.kind == "mean":
             stored_units.setdefault(rec.variable, s.units)
         computed.append(s)
         out.done.append(key)
+        note_history(out.history, key, rec, fp, info.get(key))
         if s.missing_days:
             out.missing[key] = s.missing_days
-        info[key] = {
-            "status": "done",
-            "frequency": "day",
-            "statistic": "mean" if s.kind == "mean" else "total",
-            "units": s.units if s.kind == "mean" else variable_units([rec.variable], [s.kind])[0],
-            "calendar": s.calendar,
-            "protocol": s.protocol,
-            "days": int(len(s.dates)),
-            "first_day": str(s.dates[0])[:10],
-            "last_day": str(s.dates[-1])[:10],
-            "missing_days": s.missing_days,
-            "land_weighted": s.land_weighted,
-            "sel": str(rec.traits.get("sel") or ""),
-            "history": s.history,
-            "cube": "not written (daily cubes are not built)" if cubes else "",
-        }
+        info[key] = scrub_tree(
+            {
+                "status": "done",
+                "frequency": "day",
+                "statistic": "mean" if s.kind == "mean" else "total",
+                "units": series_units(s),
+                "calendar": s.calendar,
+                "protocol": s.protocol,
+                "days": int(len(s.dates)),
+                "first_day": str(s.dates[0])[:10],
+                "last_day": str(s.dates[-1])[:10],
+                "missing_days": s.missing_days,
+                "land_weighted": s.land_weighted,
+                "sel": str(rec.traits.get("sel") or ""),
+                "history": s.history,
+                "cube": "not written (daily cubes are not built)" if cubes else "",
+                "version": getattr(rec, "version", "") or "",
+                "fingerprint": fp,
+                "config_hash": chash,
+            },
+            st.storage_options,
+        )
+    wanted = {series_key(r) for r in records}
+    gone = sorted(k for k in info if k not in wanted)
+    if prune:
+        for key in gone:
+            cleared.append(key_pair(key))
+            del info[key]
+        out.pruned = gone
+        out.history["pruned"] = list(gone)
+    else:
+        out.not_in_catalogs = gone
     if cubes and computed:
         names = ", ".join(series_key(s.record) for s in computed)
         out.notes.append(
             f"cubes are not written for daily series (only their region statistics, in the "
             f"store's daily/ group): {names}"
         )
-    if computed or (old is not None and out.failed):
-        ds = build_group(old, computed, info, regions, time_chunk)
-        write_group(st, ds, zarr_format, exists=old is not None)
-    elif out.failed and old is None:
-        log.warning("no daily series computed: %s", ", ".join(out.failed))
+    if state is None and not computed:
+        if out.failed:
+            log.warning("no daily series computed: %s", ", ".join(out.failed))
+        return out
+    stored = set() if state is None else {(m, v) for m in state.members for v in state.variables}
+    cleared = [c for c in cleared if c in stored]
+    if (
+        not computed
+        and not cleared
+        and state is not None
+        and info == state.info
+        and state.consistent
+    ):
+        return out  # nothing new or changed: the group is not touched
+    layout = grown_layout(state, computed, regions, time_chunk)
+    out.group = write_group(st, state, layout, computed, cleared, info, zarr_format)
     return out
+
+
+def note_history(history: dict[str, list], key: str, rec: Any, fp: Any, before: Any) -> None:
+    """A computed daily series in the run's history: added (new to the group), replaced (its
+    inputs or version changed; with both versions) or recomputed (same inputs, another
+    configuration, or retried), as the root's series (``Run.note_history``)."""
+    version = getattr(rec, "version", "") or ""
+    if not before:
+        history["added"].append({"series": key, "version": version})
+    elif before.get("status") == "done" and (
+        not unchanged(fp, before.get("fingerprint")) or before.get("version", "") != version
+    ):
+        history["replaced"].append(
+            {"series": key, "from": before.get("version", ""), "to": version}
+        )
+    else:
+        history["recomputed"].append(key)
+
+
+def record_history(st: Store, history: dict) -> None:
+    """Append a run's record to the manifest's ``history`` (a run of daily series only, which
+    writes no other manifest; called only when it wrote or failed something)."""
+    manifest = st.read_manifest()
+    manifest.setdefault("history", []).append(history)
+    st.write_manifest(manifest)
 
 
 def run_daily_series(records: list, run: Any) -> DailyResult:
@@ -565,6 +967,8 @@ def run_daily_series(records: list, run: Any) -> DailyResult:
         zarr_format=st.stored_format() or s.zarr_format,
         cubes=s.cubes,
         storage_options=run.storage_options,
+        verify=s.verify,
+        prune=run.prune,
     )
 
 
@@ -572,7 +976,10 @@ def add_daily(summary: Any, result: DailyResult) -> None:
     """Merge the daily pass' result into a run's summary (``done``, ``failed``, ``missing``:
     missing *days* of daily series, ``notes``)."""
     summary.done.extend(result.done)
+    summary.skipped.extend(result.skipped)
     summary.failed.update(result.failed)
+    summary.pruned.extend(result.pruned)
+    summary.not_in_catalogs.extend(result.not_in_catalogs)
     summary.missing.update(result.missing)
     summary.notes.extend(result.notes)
     for note in result.notes:

@@ -37,7 +37,7 @@ from gridflux.fields.totals import PROTOCOLS
 from gridflux.ingest.remote import info_once
 from gridflux.kernels.grids import CellBounds
 from gridflux.pipeline import manifest as manifest_journal
-from gridflux.pipeline.daily import add_daily, run_daily_series, split_daily
+from gridflux.pipeline.daily import add_daily, record_history, run_daily_series, split_daily
 from gridflux.pipeline.plan import (
     PlanError,
     SeriesPlan,
@@ -54,7 +54,14 @@ from gridflux.pipeline.plan import (
     variable_kind,
 )
 from gridflux.pipeline.progress import Progress
-from gridflux.pipeline.store import Shape4, Store, StoreTemplate, TotalsTarget, variable_units
+from gridflux.pipeline.store import (
+    DAILY_GROUP,
+    Shape4,
+    Store,
+    StoreTemplate,
+    TotalsTarget,
+    variable_units,
+)
 from gridflux.pipeline.tasks import (
     STORE_FAULT_ERRNOS,
     SeriesJob,
@@ -567,6 +574,11 @@ class Run:
         computing; otherwise every series is planned (opened) now."""
         self.existing = self.store.exists()
         self.manifest = self.store.read_manifest() if self.existing else {"series": {}}
+        if not self.existing and self.store.fs.exists(f"{self.store.root}/{DAILY_GROUP}"):
+            # the runs that wrote the daily group before this first monthly one
+            history = self.store.read_manifest().get("history")
+            if history:
+                self.manifest["history"] = history
         self.manifest.setdefault("series", {})
         self.records_keys = {r.key for r in records}
         self.previous = {
@@ -679,7 +691,7 @@ class Run:
         assert self.template is not None
         gone = sorted(k for k in self.manifest["series"] if k not in self.records_keys)
         if not self.prune:
-            self.summary.not_in_catalogs = gone
+            self.summary.not_in_catalogs.extend(gone)  # after the daily group's (if any)
             if gone:
                 log.warning(
                     "%d series of %s are in none of the catalogs and were kept (prune removes "
@@ -698,7 +710,7 @@ class Run:
                     variable if variable in self.template.cube_variables else None,
                 )
             del self.manifest["series"][key]
-        self.summary.pruned = gone
+        self.summary.pruned.extend(gone)
         self.history["pruned"] = gone
         self.store.write_manifest(self.manifest)
 
@@ -1511,9 +1523,14 @@ def run(
     st.finish_rebuild()  # a growth killed while swapping the old store for the grown one
     st.acquire_lock()
     try:
-        if daily_records:
-            add_daily(r.summary, run_daily_series(daily_records, r))
+        if daily_records or prune:  # prune: also daily series gone from the catalogs
+            daily = run_daily_series(daily_records, r)
+            add_daily(r.summary, daily)
+            r.history["daily"] = daily.history
             if not records:  # daily series only: the root's monthly template is not written
+                if daily.group or daily.failed or daily.pruned:
+                    r.history["finished"] = _utc_now()
+                    record_history(st, r.history)
                 return r.summary
         r.plan(records)
         if r.nothing_to_compute():

@@ -982,8 +982,11 @@ class Store:
         for name in (MANIFEST, LOCK):
             if os.path.exists(self._path(name)):
                 shutil.copyfile(self._path(name), os.path.join(nxt, name))
-        if os.path.exists(self._path(DAILY_GROUP)):  # the daily series' group, as it is
-            shutil.copytree(self._path(DAILY_GROUP), os.path.join(nxt, DAILY_GROUP))
+        if os.path.exists(self._path(DAILY_GROUP)):  # the daily series' group, as it is:
+            # its files linked (the same inodes, bytes and mtimes), copied where links fail
+            shutil.copytree(
+                self._path(DAILY_GROUP), os.path.join(nxt, DAILY_GROUP), copy_function=_link_or_copy
+            )
             Store(nxt, zarr_format=self.zarr_format).consolidate()
         old_path = self.rebuild_path("old")
         if os.path.exists(old_path):
@@ -1881,6 +1884,17 @@ def _grid_text(lat_b: np.ndarray, lon_b: np.ndarray) -> str:
         f"{lat_b.shape[0]} x {lon_b.shape[0]} cells, lat {lat_b.min():g}..{lat_b.max():g}, "
         f"lon {lon_b.min():g}..{lon_b.max():g}"
     )
+
+
+def _link_or_copy(src: str, dst: str) -> str:
+    """Hard-link ``src`` to ``dst`` (a file kept as it is), or copy it where links fail."""
+    import shutil
+
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+    return dst
 
 
 def _is_local_fs(fs) -> bool:

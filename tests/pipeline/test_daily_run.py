@@ -344,7 +344,7 @@ def test_zarr_format_2_store_holds_the_daily_group(archive, tmp_path):
 
 
 @needs_moto
-def test_daily_group_on_s3_is_written_and_its_growth_refused_with_one_line(archive, s3):
+def test_daily_group_on_s3_is_written_resumed_and_grown_in_place(archive, s3):
     url = "s3://locks/daily.zarr"
     q = {"source_id": ["M", "D-standard"]}
     summary = gridflux.run(
@@ -356,9 +356,30 @@ def test_daily_group_on_s3_is_written_and_its_growth_refused_with_one_line(archi
     k = next(i for i, d in enumerate(dates) if _label(d) == "2000-02-29")
     got = ds["totals"].sel(variable="tas", region="north", time="2000-02-29").values
     np.testing.assert_allclose(got, _means_truth(t[k][None], region_cell_weights(GRID, "north")))
-    with pytest.raises(StoreError, match=r"growing its daily group .* local stores only"):
-        gridflux.run(archive["catalog"], archive["mask"], url, cubes=False, query=q,
-                     store_options=s3)  # fmt: skip
+    before = ds["totals"].sel(member="T.D-standard.hist.r1", variable="tas", region="north")
+    before = before.load()
+    # nothing new: every series skipped, the group not written
+    again = gridflux.run(
+        archive["catalog"], archive["mask"], url, cubes=False, query=q, store_options=s3
+    )
+    assert again.done == [] and len(again.skipped) == 3, again
+    # a new member: the group grows in place on the object store (no rewrite refused)
+    q2 = {"source_id": ["M", "D-standard", "D-noleap"]}
+    grown = gridflux.run(
+        archive["catalog"], archive["mask"], url, cubes=False, query=q2, store_options=s3
+    )
+    assert sorted(grown.done) == [
+        "T.D-noleap.hist.r1/nbp (daily)",
+        "T.D-noleap.hist.r1/tas (daily)",
+    ], grown
+    ds = gridflux.open_store(url, s3, group="daily")
+    dates, t, _ = archive["data"]["noleap"]
+    k = next(i for i, d in enumerate(dates) if _label(d) == "2001-02-28")
+    got = ds["totals"].sel(member="T.D-noleap.hist.r1", variable="tas", region="box")
+    got = got.sel(time="2001-02-28").values
+    np.testing.assert_allclose(got, _means_truth(t[k][None], region_cell_weights(GRID, "box")))
+    got = ds["totals"].sel(member="T.D-standard.hist.r1", variable="tas", region="north")
+    np.testing.assert_array_equal(got.values, before.values)  # the stored member as it was
 
 
 def test_land_weighted_daily_means(tmp_path):
