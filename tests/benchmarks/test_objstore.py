@@ -75,3 +75,13 @@ def test_release_projection_closed_form():
     # the driver's serial work: 100,000 series x 1 ms, whatever the cores
     rows = project.project_release(costs, releases={"r": (100_000, 1, 1.0, 1.0)}, cores=(1024,))
     assert rows[0]["bound"][1024] == "driver" and rows[0]["wall_s"][1024] == 100.0
+    # with the computing phase's figure: 2 ms per series, the other 8 ms x 100 series once
+    archive["per_series"] = {
+        "worker_ms_per_series": 10.0,
+        "driver_ms_per_series": 10.0,
+        "driver_computing_ms_per_series": 2.0,
+    }
+    costs = project.measured_costs(archive, objstore_json, archive_decoded_gb=0.5)
+    assert costs["d_series_s"] == 0.002 and costs["d_fixed_s"] == 0.8
+    rows = project.project_release(costs, releases={"r": (100_000, 1, 1.0, 1.0)}, cores=(1024,))
+    assert rows[0]["bound"][1024] == "driver" and rows[0]["wall_s"][1024] == 0.8 + 200.0
