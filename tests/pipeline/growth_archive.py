@@ -144,3 +144,47 @@ def assert_same_store(grown: str | os.PathLike, once: str | os.PathLike) -> None
     gb = gb.reindex(region=ga.region)
     for name in ("lat_bnds", "lon_bnds", "cell_area", "mask"):
         assert np.array_equal(_bits(ga[name].values), _bits(gb[name].values)), name
+
+
+# -- a driver that kills itself at its n-th write -----------------------------------------------
+#: writes a growth can be killed at: zarr array writes and resizes, the direct chunk writer of the
+#: workers' totals and cubes, the manifest
+STORE_WRITES = (
+    "zarr.Array.__setitem__",
+    "zarr.Array.resize",
+    "store_mod.DirectChunks.write",
+    "store_mod.Store.write_manifest",
+)
+
+
+def killer_script(
+    at: int, call: str, writes: tuple[str, ...] = STORE_WRITES, report: bool = False
+) -> str:
+    """Python source of a driver that runs ``call`` (e.g. ``run(CAT, MASK, STORE, ...)``, with
+    ``run`` and ``gridflux`` imported) and SIGKILLs itself at the ``at``-th call of any of
+    ``writes`` (dotted names reachable from ``os``, ``zarr``, ``store_mod`` =
+    ``gridflux.pipeline.store``, ``Attributes`` = zarr's group/array attributes); a run with fewer
+    writes is not killed. ``report``: print ``WRITES n`` at the end (how many there were)."""
+    hooks = "".join(f"{name} = hook({name})\n" for name in writes)
+    return (
+        "import os, signal, zarr\n"
+        "from zarr.core.attributes import Attributes\n"
+        "import gridflux\n"
+        "import gridflux.pipeline.store as store_mod\n"
+        "from gridflux.pipeline.runner import run\n"
+        "n = [0]\n"
+        "def hook(f):\n"
+        "    def g(*a, **k):\n"
+        "        n[0] += 1\n"
+        f"        if n[0] == {int(at)}:\n"
+        "            os.kill(os.getpid(), signal.SIGKILL)\n"
+        "        return f(*a, **k)\n"
+        "    return g\n"
+        f"{hooks}"
+        f"s = {call}\n" + ('print("WRITES", n[0])\n' if report else "")
+    )
+
+
+def run_call(cat: str, mask: str, store: str, target: str) -> str:
+    """The ``run(...)`` call of :func:`killer_script` for a growth test's catalog and mask."""
+    return f"run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)"

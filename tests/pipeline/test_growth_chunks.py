@@ -21,7 +21,15 @@ import pytest
 from gridflux.pipeline.runner import run
 from gridflux.pipeline.store import Store, open_store
 
-from .growth_archive import TARGET, assert_same_store, write_mask, write_release
+from .growth_archive import (
+    STORE_WRITES,
+    TARGET,
+    assert_same_store,
+    killer_script,
+    run_call,
+    write_mask,
+    write_release,
+)
 
 
 def _run(cat, mask, store, **kw):
@@ -176,27 +184,7 @@ def test_a_layout_1_store_is_rebuilt_once_then_grows_in_place(tmp_path, monkeypa
 
 
 # the driver kills itself (SIGKILL) at the n-th zarr or direct chunk write or resize of an in-place
-# growth (a
-# member, a variable, a region and a year at the end at once)
-_KILLER = """
-import os, signal, zarr
-import gridflux.pipeline.store as store_mod
-from gridflux.pipeline.runner import run
-n = [0]
-def hook(f):
-    def g(*a, **k):
-        n[0] += 1
-        if n[0] == {at}:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return f(*a, **k)
-    return g
-zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
-zarr.Array.resize = hook(zarr.Array.resize)
-store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
-run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
-"""
-
-
+# growth (a member, a variable, a region and a year at the end at once): killer_script
 @pytest.mark.parametrize(
     "at,again",
     [(n, "same") for n in (1, 2, 5, 9, 14, 20, 26, 32, 40)] + [(2, "old"), (9, "old"), (14, "old")],
@@ -218,7 +206,7 @@ def test_an_in_place_growth_killed_at_any_write_is_redone_by_the_next_run(tmp_pa
     state.update({("A", "npp"): (2000, 3, "v2"), ("B", "npp"): (2000, 1, "v1")})
     state[("A", "rh")] = (2000, 2, "v1")
     cat = write_release(tmp_path, "r1", state)
-    code = _KILLER.format(at=at, cat=cat, mask=both, store=str(grown), target=TARGET)
+    code = killer_script(at, run_call(cat, both, str(grown), TARGET), STORE_WRITES[:3])
     proc = subprocess.run([sys.executable, "-c", code], timeout=300)
     assert proc.returncode == -signal.SIGKILL
     if again == "old":

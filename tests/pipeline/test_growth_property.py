@@ -16,7 +16,15 @@ from hypothesis import strategies as st
 
 from gridflux.pipeline.runner import run
 
-from .growth_archive import TARGET, assert_same_store, write_mask, write_release
+from .growth_archive import (
+    STORE_WRITES,
+    TARGET,
+    assert_same_store,
+    killer_script,
+    run_call,
+    write_mask,
+    write_release,
+)
 
 STEPS = ("member", "variable", "start", "end", "version", "region")
 #: regions a store gains in this order, one per "region" step: the store starts with two (two
@@ -27,26 +35,7 @@ REGIONS = ("north", "box", "east", "west")
 # the driver kills itself (SIGKILL) at the n-th write: a zarr chunk or metadata write or resize,
 # a manifest write, a link or rename of a rebuild (a growth run makes 70-190 of them); a run with
 # fewer writes is not killed
-_KILLER = """
-import os, signal, sys, zarr
-import gridflux.pipeline.store as store_mod
-from gridflux.pipeline.runner import run
-n = [0]
-def hook(f):
-    def g(*a, **k):
-        n[0] += 1
-        if n[0] == {at}:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return f(*a, **k)
-    return g
-zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
-zarr.Array.resize = hook(zarr.Array.resize)
-store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
-store_mod.Store.write_manifest = hook(store_mod.Store.write_manifest)
-os.link = hook(os.link)
-os.replace = hook(os.replace)
-run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
-"""
+KILL_WRITES = (*STORE_WRITES, "os.link", "os.replace")
 
 
 def _apply(state: dict, regions: tuple, step: str, k: int) -> tuple[dict, tuple]:
@@ -111,7 +100,7 @@ def test_grown_equals_built_once(tmp_path_factory, steps):
         cat, mask = write_release(root, f"r{i + 1}", state), write_mask(root, regions)
         if kill_at and not killed:  # at most one kill per sequence (each costs a process start)
             killed = True
-            code = _KILLER.format(at=kill_at, cat=cat, mask=mask, store=str(grown), target=TARGET)
+            code = killer_script(kill_at, run_call(cat, mask, str(grown), TARGET), KILL_WRITES)
             proc = subprocess.run([sys.executable, "-c", code], timeout=120)
             assert proc.returncode in (0, -signal.SIGKILL)
             # the lock of a killed driver is stale (its process is gone): the re-run takes it

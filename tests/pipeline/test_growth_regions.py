@@ -21,7 +21,14 @@ from gridflux.pipeline import runner as runner_mod
 from gridflux.pipeline.runner import run
 from gridflux.pipeline.store import Store, open_store
 
-from .growth_archive import TARGET, assert_same_store, write_mask, write_release
+from .growth_archive import (
+    TARGET,
+    assert_same_store,
+    killer_script,
+    run_call,
+    write_mask,
+    write_release,
+)
 from .test_growth_chunks import labelled_chunks
 
 STATE = {("A", "npp"): (2000, 2, "v1"), ("B", "npp"): (2000, 2, "v1"), ("B", "rh"): (2001, 1, "v1")}
@@ -139,27 +146,7 @@ def test_the_drivers_write_of_a_region_only_series_keeps_its_stored_regions(tmp_
 
 # the driver kills itself (SIGKILL) at the n-th zarr or direct chunk write, resize, or manifest
 # write, of a growth by a region (in-process workers: their totals writes count too; a merge into
-# a stored chunk counts twice: the direct writer declines it, then zarr writes it)
-_KILLER = """
-import os, signal, zarr
-import gridflux.pipeline.store as store_mod
-from gridflux.pipeline.runner import run
-n = [0]
-def hook(f):
-    def g(*a, **k):
-        n[0] += 1
-        if n[0] == {at}:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return f(*a, **k)
-    return g
-zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
-zarr.Array.resize = hook(zarr.Array.resize)
-store_mod.DirectChunks.write = hook(store_mod.DirectChunks.write)
-store_mod.Store.write_manifest = hook(store_mod.Store.write_manifest)
-run({cat!r}, {mask!r}, {store!r}, target={target!r}, progress=False)
-"""
-
-
+# a stored chunk counts twice: the direct writer declines it, then zarr writes it): killer_script
 @pytest.mark.parametrize(
     "added,at",
     # a growth by a region makes ~32 writes: the store's growth (1-28: resizes, coordinates, the
@@ -177,7 +164,7 @@ def test_a_region_only_growth_killed_at_a_write_is_finished_by_the_next_run(tmp_
     regions = ("north", "box", "east") + (("west",) if added == "west" else ())
     before = labelled_chunks(grown)
     mask = write_mask(tmp_path, regions)
-    code = _KILLER.format(at=at, cat=cat, mask=mask, store=str(grown), target=TARGET)
+    code = killer_script(at, run_call(cat, mask, str(grown), TARGET))
     proc = subprocess.run([sys.executable, "-c", code], timeout=300)
     assert proc.returncode == -signal.SIGKILL
     s = _run(cat, mask, grown)
