@@ -288,11 +288,16 @@ def test_the_group_records_each_regions_geometry(release, tmp_path):
         assert hashes[name] == h.hexdigest()[:16]
 
 
-@pytest.mark.parametrize("at", [1, 2, 3, 4, 5, 6, 10_000])
-def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(release, tmp_path, at):
+@pytest.mark.parametrize(
+    "added,at", [("east", n) for n in (1, 2, 3, 4, 5, 6, 10_000)] + [("west", n) for n in (3, 5)]
+)
+def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(
+    release, tmp_path, added, at
+):
     """SIGKILL at the ``at``-th write (array write or resize, attribute update) of a growth by
-    "east" (10 000: not killed); the next run computes "east" only, leaves the stored chunks as
-    they were and gives the group built once."""
+    "east" (a new region chunk; 10 000: not killed), or by "west" (merged into the chunk of
+    "east"); the next run computes the added region only, leaves the stored chunks as they were
+    (but the one "west" is merged into) and gives the group built once."""
     import signal
     import subprocess
     import sys
@@ -303,8 +308,12 @@ def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(release
     grown = str(tmp_path / "k.zarr")
     m2 = _mask_of(root / "m2.nc", ("north", "box"))
     assert _run(release["a"], m2, grown, query=DAILY_ONLY).ok
-    before = _chunks(grown)
     m3 = _mask_of(root / "m3.nc", ("east", "north", "box"))
+    if added == "west":
+        assert _run(release["a"], m3, grown, query=DAILY_ONLY).ok
+        east = _region_bits(grown, "east")
+        m3 = _mask_of(root / "m4.nc", ("east", "west", "north", "box"))
+    before = {k: v for k, v in _chunks(grown).items() if k[2] != "east"}
     code = _KILLER.format(at=at, cat=release["a"], mask=m3, store=grown, query=DAILY_ONLY)
     env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], timeout=300, env=env,
@@ -318,6 +327,82 @@ def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(release
         assert s.ok and sorted(s.regions_only) == sorted(s.done) == DAILY_KEYS
     after = _chunks(grown)
     assert {k: after.get(k) for k in before} == before, "a stored chunk was rewritten"
+    if added == "west":
+        now = _region_bits(grown, "east")
+        assert all(np.array_equal(now[k], b) for k, b in east.items())
     once = str(tmp_path / "once.zarr")
     assert _run(release["a"], m3, once, query=DAILY_ONLY).ok
     assert_same_daily(grown, once)
+
+
+def test_months_before_the_start_and_a_region_in_one_run(release, spy, tmp_path):
+    """A rebuild of the group (a member before its first month) that also adds a region: the
+    done series are copied by value and computed for the region only."""
+    from gridflux.ingest.catalog import write_catalog
+
+    from .test_daily_growth import _series
+
+    root = release["root"]
+    grown = str(tmp_path / "e.zarr")
+    q = {"source_id": ["D1", "D0"]}
+    assert _run(release["a"], _mask_of(root / "m2.nc", ("north", "box")), grown, query=q).ok
+    _dates, _x, row = _series(root, "D0", "noleap", (1999, 12, 1), 2, 91, "tas")
+    cat = str(write_catalog(release["rows_a"] + [row], root / "early.json"))
+    spy.clear()
+    m3 = _mask_of(root / "m3.nc", ("east", "box", "north"))
+    s = _run(cat, m3, grown, query=q)
+    assert s.ok, s.failed
+    assert sorted(spy) == [
+        ("T.D0.hist.r1/tas (daily)", None),
+        ("T.D1.hist.r1/nbp (daily)", ["east"]),
+        ("T.D1.hist.r1/tas (daily)", ["east"]),
+    ]
+    assert str(open_store(grown, group="daily")["time"].values[0]) == "1999-01-01"
+    _check_truths(grown, release["data"], "east")
+    once = str(tmp_path / "once.zarr")
+    assert _run(cat, m3, once, query=q).ok
+    assert_same_daily(grown, once)
+
+
+def test_a_group_written_before_region_growth_is_computed_once_and_then_grows(
+    release, spy, tmp_path
+):
+    """A group whose entries' configuration hash held the mask (and whose labels hold no region
+    geometry): its series are computed once more, whole, with a region added; the group then
+    records every region's geometry and grows by regions as any other."""
+    import json
+
+    import zarr
+
+    root = release["root"]
+    store = str(tmp_path / "old.zarr")
+    q = {"source_id": ["D1"]}
+    assert _run(release["a"], _mask_of(root / "m2.nc", ("north", "box")), store, query=q).ok
+    g = zarr.open_group(store, path="daily", mode="r+", use_consolidated=False)
+    layout = json.loads(g.attrs["gridflux_layout"])
+    del layout["region_hashes"]
+    info = json.loads(g.attrs["gridflux_series"])
+    for e in info.values():
+        e["config_hash"] = "0123456789abcdef"  # a hash of before, with the mask in it
+        del e["regions"]
+    g.attrs.update(
+        {
+            "gridflux_layout": json.dumps(layout, sort_keys=True),
+            "gridflux_series": json.dumps(info, sort_keys=True),
+        }
+    )
+    spy.clear()
+    m3 = _mask_of(root / "m3.nc", ("north", "box", "east"))
+    assert _run(release["a"], m3, store, query=q).ok
+    assert sorted(spy) == [("T.D1.hist.r1/nbp (daily)", None), ("T.D1.hist.r1/tas (daily)", None)]
+    assert set(daily_mod.read_state(Store(store)).region_hashes) == {"north", "box", "east"}
+    once = str(tmp_path / "once.zarr")
+    assert _run(release["a"], m3, once, query=q).ok
+    assert_same_daily(store, once)
+    spy.clear()
+    m4 = _mask_of(root / "m4.nc", ("north", "box", "east", "west"))
+    assert _run(release["a"], m4, store, query=q).ok
+    assert sorted(spy) == [
+        ("T.D1.hist.r1/nbp (daily)", ["west"]),
+        ("T.D1.hist.r1/tas (daily)", ["west"]),
+    ]
