@@ -15,16 +15,30 @@ the member traits, ``calendar`` and ``protocol`` per member, ``variable_kind``,
 ``variable_units``, ``variable_statistic`` per variable (variable-length strings); ``time`` holds
 31 day slots per month (labels ``YYYY-MM-DD``; a slot its member's calendar lacks stays NaN), its
 months from a chunk boundary (as the root's, ``chunk-months``) to the last month of a daily
-series. Chunks: one member, one variable, every region, ``chunk-months`` months of 31 slots
-(:data:`DAILY_LAYOUT` 2). The group's attribute ``gridflux_series`` (JSON) describes each series
-(status, unit, calendar, days, missing days, history, error, and its ``fingerprint``,
-``config_hash`` and ``version``), read by ``store info``; ``gridflux_layout`` (JSON) holds its
-labels (what runs plan from; written last, with ``gridflux_series``).
+series. Chunks: one member, one variable, the regions the group was created with,
+``chunk-months`` months of 31 slots (:data:`DAILY_LAYOUT` 2). The group's attribute
+``gridflux_series`` (JSON) describes each series (status, unit, calendar, days, missing days,
+history, error, and its ``fingerprint``, ``config_hash``, ``version`` and the ``regions`` it
+holds), read by ``store info``; ``gridflux_layout`` (JSON) holds its labels and each region's
+geometry hash (``region_hashes``): what runs plan from, written last, with ``gridflux_series``.
 
 Resume: a series recorded ``done`` with the same fingerprint
 (:func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes under ``verify``) and
-configuration (:func:`daily_config_hash`) is skipped without being opened; when nothing is
-computed, failed or pruned the group is not written at all.
+configuration (:func:`daily_config_hash`: not the regions), holding every region of the run's
+mask, is skipped without being opened; when nothing is computed, failed or pruned the group is
+not written at all. (Entries written before the regions left the configuration hash had the mask
+in it: such a group's series are computed once more, whole, by the first run that writes.)
+
+Regions (as the root's, :mod:`gridflux.pipeline.growth`): the run's mask may add regions (in any
+order; matched by label), appended after the group's. A done series with unchanged inputs whose
+entry lacks some is computed for those regions only (:func:`compute_series` with ``regions``:
+each region summed over its own cells, the bits a run of every region gets) and only their rows
+are written, region by region: the chunks of its stored regions are not touched, and a region
+written into a region chunk that already holds an added region is merged into it (zarr reads
+the chunk back: the stored rows are kept). A mask without one of the group's regions, or with
+another geometry for one (``region_hashes``), is refused (:func:`check_regions`) before
+anything is computed. A series in none of the run's catalogs lacks the added regions until a run
+holds it again (named in the run's notes).
 
 Growth (:func:`write_group`): new members and variables (appended after the stored ones) and
 months at the end are written in place: ``totals`` and the coordinates resized, the new or
@@ -37,10 +51,10 @@ killed midway leaves what it was writing undone; a group whose creation was kill
 ``gridflux_series``) is removed by the next run, and one whose arrays differ from its labels
 (a growth killed while resizing) is put back to them by the next run. A failed series' values
 are cleared; with ``prune`` the series of the group in none of the catalogs are cleared and
-forgotten (else named in ``not_in_catalogs``). Regions and ``chunk-months`` must be those of
-the group. Daily series are computed on the driver, one series at a time (their data are read
-in blocks of a year). Cubes of daily series are not written: a run with cubes names them in its
-summary's notes.
+forgotten (else named in ``not_in_catalogs``). ``chunk-months`` must be the group's. Daily
+series are computed on the driver, one series at a time (their data are read in blocks of a
+year). Cubes of daily series are not written: a run with cubes names them in its summary's
+notes.
 """
 
 from __future__ import annotations
@@ -66,7 +80,14 @@ from gridflux.fields.totals import (
     protocol_weights,
 )
 from gridflux.pipeline.fingerprint import series_fingerprint, unchanged
-from gridflux.pipeline.plan import axis_start, config_hash, error_text, member_trait
+from gridflux.pipeline.growth import region_hashes
+from gridflux.pipeline.plan import (
+    axis_start,
+    config_hash,
+    error_text,
+    member_trait,
+    regions_lacking,
+)
 from gridflux.pipeline.store import (
     BOOL_TRAITS,
     DAILY_GROUP,
@@ -203,6 +224,11 @@ class DailySeries:
     missing_days: list[str] = field(default_factory=list)
     history: str = ""
     land_weighted: bool = False
+    #: the regions of ``values``' columns (by label; the run's mask order)
+    regions: list[str] = field(default_factory=list)
+    #: computed for these regions only (added to the group; the series was done before with
+    #: the same inputs): only their rows are written, the stored ones stay as they are
+    only: bool = False
 
     @property
     def first_key(self) -> int:
@@ -227,8 +253,14 @@ def compute_series(
     radius: float,
     storage_options: dict | None = None,
     mean_units: str | None = None,
+    regions: list[str] | None = None,
 ) -> DailySeries:
     """Open a daily series on its daily axis and compute its region statistic per day.
+
+    ``regions`` (names of ``mask``'s regions): compute only these (regions added to the group
+    for a series done before); None: every region of ``mask``. Each region is summed over its
+    own cells (:class:`~gridflux.fields.totals.RegionCells`), so its values are the same bits
+    whichever other regions are computed with it.
 
     Returns
     -------
@@ -253,9 +285,12 @@ def compute_series(
     if kind == "mean" and lf is not None:
         w = w * np.asarray(lf.values, dtype=np.float64)[None]
     cells = RegionCells.from_weights(w)  # each region summed over its own cells
+    names = list(mask.names) if regions is None else list(regions)
+    if regions is not None:
+        cells = cells.select([list(mask.names).index(r) for r in names])
     secs = np.asarray(ds["seconds_in_month"].values, dtype=np.float64)  # 86400 s per day
     nt = da.sizes["time"]
-    values = np.full((nt, len(mask.names)), np.nan)
+    values = np.full((nt, len(names)), np.nan)
     empty_all = np.zeros(nt, dtype=bool)
     for i0 in range(0, nt, BLOCK_DAYS):
         i1 = min(i0 + BLOCK_DAYS, nt)
@@ -287,6 +322,8 @@ def compute_series(
         missing_days=sorted(missing),
         history=str(da.attrs.get("gridflux_history", "")),
         land_weighted=bool(int(da.attrs.get("gridflux_land_weighted", 0) or 0)),
+        regions=names,
+        only=regions is not None,
     )
 
 
@@ -341,6 +378,9 @@ class GroupState:
     #: the arrays agree with the labels (False: a growth killed while it resized or rewrote
     #: them, which the next write redoes)
     consistent: bool = True
+    #: region -> hash of its geometry (:func:`~gridflux.pipeline.growth.region_hashes`); empty
+    #: for a group written before regions could be added (it then takes the run's)
+    region_hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def slots(self) -> int:
@@ -358,6 +398,7 @@ class GroupState:
             "first": self.first,
             "nmonths": self.nmonths,
             "time_chunk": self.time_chunk,
+            "region_hashes": self.region_hashes,
         }
 
 
@@ -464,12 +505,19 @@ def series_info(st: Store) -> dict[str, dict]:
 
 
 def grown_layout(
-    state: GroupState | None, computed: list[DailySeries], regions: list[str], time_chunk: int
+    state: GroupState | None,
+    computed: list[DailySeries],
+    regions: list[str],
+    time_chunk: int,
+    hashes: dict[str, str] | None = None,
 ) -> GroupState:
-    """The group's labels after writing ``computed``: the stored members and variables keep their
-    places, new ones are appended in the order computed (a member's traits, calendar and
-    protocol, a variable's kind and unit from its first series); the axis is the union of the
-    stored months and the series', its first month on a ``time_chunk`` boundary."""
+    """The group's labels after writing ``computed``: the stored members, variables and regions
+    keep their places, new ones are appended (members and variables in the order computed, a
+    member's traits, calendar and protocol, a variable's kind and unit from its first series;
+    regions in the order of ``regions``, the run's mask, by label); the axis is the union of the
+    stored months and the series', its first month on a ``time_chunk`` boundary. ``hashes``:
+    the run's region geometry hashes (a stored region keeps its own: the run's is the same,
+    or the run was refused)."""
     members = [] if state is None else list(state.members)
     variables = [] if state is None else list(state.variables)
     traits = {t: ([] if state is None else list(state.traits[t])) for t in MEMBER_COORDS}
@@ -491,10 +539,19 @@ def grown_layout(
     if state is not None:
         keys += [state.first, state.first + state.nmonths - 1]
     first = axis_start(Month.from_key(min(keys)), time_chunk).key
+    held = [] if state is None else list(state.regions)
+    layout_regions = held + [r for r in regions if r not in held]
+    stored_hashes = {} if state is None else dict(state.region_hashes)
+    run_hashes = dict(hashes or {})
     return GroupState(
         members=members,
         variables=variables,
-        regions=list(regions),
+        regions=layout_regions,
+        region_hashes={
+            r: stored_hashes.get(r) or run_hashes.get(r, "")
+            for r in layout_regions
+            if stored_hashes.get(r) or run_hashes.get(r)
+        },
         traits=traits,
         kinds=kinds,
         units=units,
@@ -595,9 +652,11 @@ def grow_in_place(g: Any, layout: GroupState) -> None:
 
 
 def series_row(s: DailySeries, layout: GroupState) -> np.ndarray:
-    """A computed series' values on the group's axis, ``(region, slot)`` (NaN where it has none)."""
+    """A computed series' values on the group's axis, ``(region, slot)``, each region in its row
+    of the group (by label; NaN where it has none, and in the rows of regions not computed)."""
     row = np.full((len(layout.regions), layout.slots), np.nan)
-    row[:, day_slots(s.dates, layout.first)] = s.values.T
+    rows = np.asarray([layout.regions.index(r) for r in s.regions], dtype=np.intp)
+    row[np.ix_(rows, day_slots(s.dates, layout.first))] = s.values.T
     return row
 
 
@@ -611,24 +670,35 @@ def write_series(
     """Write the computed series' rows (every chunk of the series: a replaced series leaves no
     values of before), NaN over the ``cleared`` (member, variable) rows (failed or pruned
     series), and with ``kept = (old totals array, old state, keys to leave out)`` copy every
-    other stored series by value (a rebuild)."""
+    other stored series by value (a rebuild).
+
+    A series computed for added regions only (``only``) writes the rows of those regions alone
+    (region by region: zarr merges a row into a chunk that holds other regions' rows, keeping
+    their values; the chunks of the regions it held before are not touched)."""
     totals = g["totals"]
     if kept is not None:
         old, state, skip = kept
         shift = (state.first - layout.first) * DAY_SLOTS
+        nr = len(state.regions)  # the layout's first regions are the stored ones, in order
         for mi, member in enumerate(state.members):
             for vi, variable in enumerate(state.variables):
                 if (member, variable) in skip:
                     continue
-                vals = np.asarray(old[mi, vi])
+                vals = np.asarray(old[mi, vi, :nr, : state.slots])
                 if np.isnan(vals).all():
                     continue
                 row = np.full((len(layout.regions), layout.slots), np.nan)
-                row[:, shift : shift + vals.shape[1]] = vals
+                row[: vals.shape[0], shift : shift + vals.shape[1]] = vals
                 totals[layout.members.index(member), layout.variables.index(variable)] = row
     for s in computed:
         m, v = layout.members.index(s.record.member), layout.variables.index(s.record.variable)
-        totals[m, v] = series_row(s, layout)
+        row = series_row(s, layout)
+        if not s.only:
+            totals[m, v] = row
+            continue
+        for r in s.regions:
+            k = layout.regions.index(r)
+            totals[m, v, k] = row[k]
     for member, variable in cleared:
         if member in layout.members and variable in layout.variables:
             m, v = layout.members.index(member), layout.variables.index(variable)
@@ -670,7 +740,10 @@ def write_group(
         return "created"
     old: Any = zarr.open_group(st.zarr_store(), path=DAILY_GROUP, mode="r+", use_consolidated=False)
     if state.layout == DAILY_LAYOUT and layout.first == state.first:
-        writing = {(s.record.member, s.record.variable) for s in computed} | set(cleared)
+        # a series computed for added regions only is not rewritten (its stored rows stay): it
+        # keeps its entry, which names the regions it holds, until the end
+        writing = {(s.record.member, s.record.variable) for s in computed if not s.only}
+        writing |= set(cleared)
         pending = {
             k: ({"status": "pending", "frequency": "day"} if key_pair(k) in writing else e)
             for k, e in state.info.items()
@@ -691,7 +764,8 @@ def write_group(
         shutil.rmtree(nxt)
     create_group(nxt, None, layout, zarr_format)
     g = zarr.open_group(zarr.storage.LocalStore(nxt), mode="r+", use_consolidated=False)
-    skip = {(s.record.member, s.record.variable) for s in computed} | set(cleared)
+    skip = {(s.record.member, s.record.variable) for s in computed if not s.only}
+    skip |= set(cleared)
     write_series(g, layout, computed, cleared, kept=(old["totals"], state, skip))
     g.attrs.update(series)
     if os.path.exists(final + OLD):
@@ -721,18 +795,47 @@ def rewrite_refusal(st: Store, state: GroupState) -> str:
     )
 
 
-def daily_config_hash(mask: RegionMask, target: Any, protocol: str, radius: float) -> str:
-    """Hash of what besides the inputs changes a daily series' values: the mask (regions and
-    fractions), its protocol, the target grid (regrid-data) and the earth's radius (the
-    monthly series' :func:`~gridflux.pipeline.plan.config_hash` without cubes, which a daily
-    series never has; the mask is in it: the daily group holds its regions' values together)."""
+def daily_config_hash(target: Any, protocol: str, radius: float) -> str:
+    """Hash of what besides the inputs and the regions changes a daily series' values: its
+    protocol, the target grid (regrid-data) and the earth's radius (the monthly series'
+    :func:`~gridflux.pipeline.plan.config_hash` without cubes, which a daily series never has).
+
+    The regions are not in it, as in the root's: a region's values depend on its own geometry
+    only (:class:`~gridflux.fields.totals.RegionCells`), the group refuses another geometry for
+    a region it holds (its ``gridflux_layout``'s ``region_hashes``), and each series' entry
+    names the regions it holds (``regions``), so a group that gains a region computes only that
+    region for its done series. (Entries written before held the mask in their hash: such a
+    group's series are computed once more, by the first run that writes to it.)"""
     import hashlib
 
     h = hashlib.sha1(config_hash(target, protocol, False, radius).encode())
-    h.update(json.dumps(list(mask.names)).encode())
-    h.update(mask.grid.fingerprint().encode())
-    h.update(np.ascontiguousarray(mask.fractions).tobytes())
+    h.update(b"daily: regions by entry")
     return h.hexdigest()[:16]
+
+
+def check_regions(st: Store, state: GroupState | None, mask: RegionMask) -> dict[str, str]:
+    """Refuse a mask the group cannot take (one of the group's regions missing, or another
+    geometry for a region it holds), as the root does
+    (:func:`~gridflux.pipeline.growth.plan_growth`); returns the mask's region hashes."""
+    hashes = region_hashes(mask)
+    if state is None:
+        return hashes
+    where = f"store {st.url}"
+    missing = [r for r in state.regions if r not in hashes]
+    if missing:
+        raise StoreError(
+            f"{where}: its daily group holds region(s) {missing} that this run's mask lacks "
+            "(setting --mask / --regions); give the mask with every region of the store "
+            "(regions are never dropped)"
+        )
+    for r in state.regions:
+        if r in state.region_hashes and state.region_hashes[r] != hashes[r]:
+            raise StoreError(
+                f"{where}: region {r!r} of this run's mask has another geometry (fractions or "
+                "grid) than the store's daily group (setting --mask); a store keeps its regions' "
+                "masks: rename the region or write a new store"
+            )
+    return hashes
 
 
 @dataclass
@@ -747,9 +850,12 @@ class DailyResult:
     pruned: list[str] = field(default_factory=list)
     not_in_catalogs: list[str] = field(default_factory=list)
     group: str = ""  # "", "created", "grown", "rebuilt": what was written
+    #: done series computed for the regions added to the group only (also in ``done``)
+    regions_only: list[str] = field(default_factory=list)
     #: for the manifest's history: series ``added`` (with versions), ``replaced`` (inputs or
     #: version changed: ``from`` and ``to`` versions), ``recomputed`` (same inputs, another
-    #: configuration, or retried), ``failed`` (version and error), ``pruned``
+    #: configuration, or retried), ``failed`` (version and error), ``pruned``,
+    #: ``regions_added`` (a done series computed for the regions added only: its regions)
     history: dict[str, list] = field(
         default_factory=lambda: {
             "added": [],
@@ -757,6 +863,7 @@ class DailyResult:
             "recomputed": [],
             "failed": [],
             "pruned": [],
+            "regions_added": [],
         }
     )
 
@@ -783,7 +890,12 @@ def run_daily(
     :func:`~gridflux.pipeline.fingerprint.series_fingerprint`, content hashes with ``verify``)
     and configuration (:func:`daily_config_hash`) is skipped, not even opened. When nothing is
     computed, failed or pruned, the group is not written at all. With ``prune``, the group's
-    series that are not among ``records`` are removed (their values cleared)."""
+    series that are not among ``records`` are removed (their values cleared).
+
+    Regions of ``mask`` new to the group are appended to it (by label); a done, unchanged series
+    whose entry lacks some of them is computed for those regions only and only their rows are
+    written. A mask without one of the group's regions, or with another geometry for one, is
+    refused (:func:`check_regions`) before anything is computed."""
     from gridflux.fields.statistics import MEAN_UNITS
     from gridflux.ingest.remote import scrub_tree
 
@@ -792,11 +904,7 @@ def run_daily(
     state = read_state(st, repair=True)
     if not records and (state is None or not prune):
         return out
-    if state is not None and state.regions != regions:
-        raise StoreError(
-            f"store {st.url}: its daily group holds the regions {state.regions}, this run's "
-            f"mask {regions}; write the daily series to a new store"
-        )
+    hashes = check_regions(st, state, mask)
     if state is not None and state.layout == DAILY_LAYOUT and state.time_chunk != time_chunk:
         raise StoreError(
             f"store {st.url}: its daily group was created with chunk-months "
@@ -810,17 +918,18 @@ def run_daily(
             if k == "mean":
                 stored_units[v] = u
     chashes: dict[str, str] = {}
-    todo: list[tuple[Any, str, dict | None, str]] = []
+    todo: list[tuple[Any, str, dict | None, str, list[str] | None]] = []
     for rec in records:
         key = series_key(rec)
         proto = protocol_of(rec)
         if proto not in chashes:
-            chashes[proto] = daily_config_hash(mask, target, proto, radius)
+            chashes[proto] = daily_config_hash(target, proto, radius)
         try:
             fp: dict | None = series_fingerprint(rec, storage_options, verify)
         except Exception:  # noqa: BLE001 - unreadable now: computing it names the error
             fp = None
         entry = info.get(key, {})
+        only: list[str] | None = None
         if (
             state is not None
             and state.layout == DAILY_LAYOUT
@@ -828,16 +937,18 @@ def run_daily(
             and entry.get("config_hash") == chashes[proto]
             and unchanged(fp, entry.get("fingerprint"), verify)
         ):
-            out.skipped.append(key)
-            if entry.get("missing_days"):  # named on every run, as a monthly series' months
-                out.missing[key] = list(entry["missing_days"])
-            continue
-        todo.append((rec, proto, fp, chashes[proto]))
+            only = regions_lacking(entry, regions)  # None: the entry does not say: whole
+            if only == []:
+                out.skipped.append(key)
+                if entry.get("missing_days"):  # named on every run, as a monthly series' months
+                    out.missing[key] = list(entry["missing_days"])
+                continue
+        todo.append((rec, proto, fp, chashes[proto], only))
     if todo and state is not None and state.layout != DAILY_LAYOUT and not st.is_local:
         raise StoreError(rewrite_refusal(st, state))  # before any series is computed
     computed: list[DailySeries] = []
     cleared: list[tuple[str, str]] = []
-    for rec, proto, fp, chash in todo:
+    for rec, proto, fp, chash, only in todo:
         key = series_key(rec)
         try:
             s = compute_series(
@@ -850,6 +961,7 @@ def run_daily(
                 mean_units=stored_units.get(rec.variable)
                 if rec.variable not in MEAN_UNITS
                 else None,
+                regions=only,
             )
         except Exception as exc:  # noqa: BLE001 - a series fails alone, named with its error
             out.failed[key] = error_text(exc)
@@ -866,9 +978,14 @@ def run_daily(
             stored_units.setdefault(rec.variable, s.units)
         computed.append(s)
         out.done.append(key)
-        note_history(out.history, key, rec, fp, info.get(key))
         if s.missing_days:
             out.missing[key] = s.missing_days
+        if only is not None:  # its entry stays, now naming the added regions too
+            out.regions_only.append(key)
+            out.history["regions_added"].append({"series": key, "regions": list(only)})
+            info[key] = {**info[key], "regions": sorted({*info[key]["regions"], *only})}
+            continue
+        note_history(out.history, key, rec, fp, info.get(key))
         info[key] = scrub_tree(
             {
                 "status": "done",
@@ -888,6 +1005,7 @@ def run_daily(
                 "version": getattr(rec, "version", "") or "",
                 "fingerprint": fp,
                 "config_hash": chash,
+                "regions": sorted(regions),
             },
             st.storage_options,
         )
@@ -921,7 +1039,13 @@ def run_daily(
         and state.consistent
     ):
         return out  # nothing new or changed: the group is not touched
-    layout = grown_layout(state, computed, regions, time_chunk)
+    layout = grown_layout(state, computed, regions, time_chunk, hashes)
+    lacking = [k for k in out.not_in_catalogs if regions_lacking(info[k], layout.regions)]
+    if lacking:
+        out.notes.append(
+            f"daily series not in this run's catalogs lack the regions added to the daily "
+            f"group (NaN there until a run's catalogs hold them): {', '.join(lacking)}"
+        )
     out.group = write_group(st, state, layout, computed, cleared, info, zarr_format)
     return out
 
@@ -976,6 +1100,7 @@ def add_daily(summary: Any, result: DailyResult) -> None:
     """Merge the daily pass' result into a run's summary (``done``, ``failed``, ``missing``:
     missing *days* of daily series, ``notes``)."""
     summary.done.extend(result.done)
+    summary.regions_only.extend(result.regions_only)
     summary.skipped.extend(result.skipped)
     summary.failed.update(result.failed)
     summary.pruned.extend(result.pruned)

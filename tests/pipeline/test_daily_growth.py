@@ -69,6 +69,11 @@ def _series(root: Path, source: str, cal: str, start, months: int, seed: int, va
 @pytest.fixture()
 def release(tmp_path):
     """Files and rows of the first catalog (A), and of what the second adds (B = A + new)."""
+    return make_release(tmp_path)
+
+
+def make_release(tmp_path):
+    """The files and catalogs of :func:`release`."""
     root = tmp_path / "archive"
     root.mkdir()
     data, rows_a, rows_new = {}, [], []
@@ -169,7 +174,8 @@ def _bits(a: np.ndarray) -> np.ndarray:
 def assert_same_daily(grown, once) -> None:
     """The daily groups of two stores equal: every array bit for bit by label (member, variable,
     region, time), every coordinate, the group's attributes (its series' descriptions with their
-    fingerprints), and the consolidated metadata of the grown store up to date."""
+    fingerprints; its labels with the regions by label, their geometry hashes), and the
+    consolidated metadata of the grown store up to date."""
     import zarr
 
     a, b = open_store(grown, group="daily"), open_store(once, group="daily")
@@ -185,6 +191,10 @@ def assert_same_daily(grown, once) -> None:
     for key in a.attrs:
         if key == "gridflux_series":
             assert json.loads(a.attrs[key]) == json.loads(b.attrs[key])
+        elif key == "gridflux_layout":  # the regions by label: a grown group appends them
+            la, lb = json.loads(a.attrs[key]), json.loads(b.attrs[key])
+            assert sorted(la.pop("regions")) == sorted(lb.pop("regions"))
+            assert la == lb
         else:
             assert a.attrs[key] == b.attrs[key], key
     # every array of the grown group has the shape the root's consolidated metadata says (what

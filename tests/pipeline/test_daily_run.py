@@ -244,9 +244,10 @@ def test_a_daily_series_grows_the_store_and_keeps_what_it_held(archive, mixed_st
     assert list(gridflux.open_store(store)["member"].values) == ["T.M.hist.r1"]
 
 
-def test_other_regions_for_the_daily_group_are_refused_with_one_line(
+def test_a_mask_without_a_region_of_the_store_is_refused_with_one_line(
     archive, mixed_store, tmp_path
 ):
+    """Regions are never dropped (a mask may add regions: test_daily_regions.py)."""
     import shutil
 
     store0, _ = mixed_store
@@ -255,7 +256,7 @@ def test_other_regions_for_the_daily_group_are_refused_with_one_line(
     g = global_grid(1.0)
     other = tmp_path / "other.nc"
     RegionMask(("north",), box_mask_fractions(g)[:1], g).to_netcdf(other)
-    with pytest.raises(StoreError, match=r"daily group holds the regions .*new store"):
+    with pytest.raises(StoreError, match=r"holds region\(s\) \['box'\] that this run's mask lacks"):
         gridflux.run(archive["catalog"], str(other), store, cubes=False)
 
 
