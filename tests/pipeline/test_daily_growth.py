@@ -29,6 +29,7 @@ from gridflux.ingest.catalog import write_catalog
 from gridflux.pipeline.store import open_store
 
 from .conftest import BOXES, region_cell_weights
+from .growth_archive import killer_script
 from .test_statistics_run import (
     GRID,
     _daily_dates,
@@ -565,24 +566,18 @@ def test_a_rebuild_of_the_root_leaves_the_daily_group_files_as_they_are(release,
 
 # the driver kills itself (SIGKILL) at the n-th write of a daily growth: a zarr array write or
 # resize, or an attribute update (the group's gridflux_series)
-_KILLER = """
-import os, signal, zarr
-from zarr.core.attributes import Attributes
-import gridflux
-n = [0]
-def hook(f):
-    def g(*a, **k):
-        n[0] += 1
-        if n[0] == {at}:
-            os.kill(os.getpid(), signal.SIGKILL)
-        return f(*a, **k)
-    return g
-zarr.Array.__setitem__ = hook(zarr.Array.__setitem__)
-zarr.Array.resize = hook(zarr.Array.resize)
-Attributes.update = hook(Attributes.update)
-s = gridflux.run({cat!r}, {mask!r}, {store!r}, cubes=False, progress=False, query={query!r})
-print("WRITES", n[0])
-"""
+#: the writes a daily growth can be killed at
+DAILY_WRITES = ("zarr.Array.__setitem__", "zarr.Array.resize", "Attributes.update")
+
+
+def daily_killer(at: int, cat: str, mask: str, store: str, query: dict) -> str:
+    """:func:`~.growth_archive.killer_script` of a daily run (it prints how many writes it made)."""
+    call = (
+        f"gridflux.run({cat!r}, {mask!r}, {store!r}, cubes=False, progress=False, query={query!r})"
+    )
+    return killer_script(at, call, DAILY_WRITES, report=True)
+
+
 DAILY_ONLY = {"source_id": ["D1", "D2", "D3"]}
 
 
@@ -606,9 +601,7 @@ def test_a_daily_growth_killed_at_any_write_is_redone_by_the_next_run(release, t
         dates, x = release["data"][("D1", "tas")]
         _write(release["root"] / "tas_D1.nc", x * 1.01, dates, "noleap",
                attrs={"standard_name": "air_temperature"})  # fmt: skip
-    code = _KILLER.format(
-        at=at, cat=release["b"], mask=release["mask"], store=grown, query=DAILY_ONLY
-    )
+    code = daily_killer(at, release["b"], release["mask"], grown, DAILY_ONLY)
     env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], timeout=300, env=env,
                           capture_output=True, text=True)  # fmt: skip

@@ -302,7 +302,7 @@ def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(
     import subprocess
     import sys
 
-    from .test_daily_growth import _KILLER, DAILY_ONLY
+    from .test_daily_growth import DAILY_ONLY, daily_killer
 
     root = release["root"]
     grown = str(tmp_path / "k.zarr")
@@ -314,7 +314,7 @@ def test_a_region_growth_killed_at_any_write_is_finished_by_the_next_run(
         east = _region_bits(grown, "east")
         m3 = _mask_of(root / "m4.nc", ("east", "west", "north", "box"))
     before = {k: v for k, v in _chunks(grown).items() if k[2] != "east"}
-    code = _KILLER.format(at=at, cat=release["a"], mask=m3, store=grown, query=DAILY_ONLY)
+    code = daily_killer(at, release["a"], m3, grown, DAILY_ONLY)
     env = dict(os.environ, PYTHONPATH=os.environ.get("PYTHONPATH", ""))
     proc = subprocess.run([sys.executable, "-c", code], timeout=300, env=env,
                           capture_output=True, text=True)  # fmt: skip
