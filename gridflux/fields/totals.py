@@ -82,14 +82,6 @@ def sparse_native_weights(
     return np.asarray(w).reshape((len(mask.names),) + tuple(weights.src_shape))
 
 
-def nonzero_rows(weights: np.ndarray) -> slice:
-    """The smallest row slice outside which every region's weight is zero."""
-    rows = np.flatnonzero(np.any(weights != 0, axis=(0, 2)))
-    if rows.size == 0:
-        return slice(0, 0)
-    return slice(int(rows[0]), int(rows[-1]) + 1)
-
-
 def no_data_months(block: np.ndarray) -> np.ndarray:
     """``(t,)`` bool: True where a month's field holds no value at all (every cell NaN).
 
@@ -189,11 +181,9 @@ class RegionCells:
     @property
     def rows(self) -> slice:
         """The smallest row slice holding every region's cells (``slice(0, 0)``: none)."""
-        starts = [int(i[0]) for i in self.index if i.size]
-        if not starts:
+        if self.last_cell < 0:
             return slice(0, 0)
-        stop = max(int(i[-1]) for i in self.index if i.size) // self.shape[1] + 1
-        return slice(min(starts) // self.shape[1], stop)
+        return slice(self.first_cell // self.shape[1], self.last_cell // self.shape[1] + 1)
 
     def select(self, regions: Sequence[int]) -> RegionCells:
         """These regions only (indices into this object's regions), in the order given."""

@@ -43,6 +43,9 @@ from gridflux.pipeline.store import (
 )
 
 _NATIVE_WEIGHTS: OrderedDict[tuple, RegionCells] = OrderedDict()
+#: cells derived from native ones (regions selected, weights times a land fraction), by the ids
+#: of what they come from, with those objects (compared by identity: an id may be reused)
+_DERIVED_CELLS: OrderedDict[tuple, tuple[RegionCells, Any, RegionCells]] = OrderedDict()
 #: source grids x protocols whose weights (each region's cells) a worker process keeps (least
 #: recently used dropped; a 0.5 deg grid's cells for a partition of the land are a few MB)
 NATIVE_WEIGHTS_MAX = 16
@@ -103,10 +106,26 @@ def native_weights(job: BlockJob, mask: RegionMask) -> RegionCells:
     return hit
 
 
-def job_cells(job: BlockJob, mask: RegionMask) -> RegionCells:
-    """The cells of the regions ``job`` computes (:func:`native_weights`, selected)."""
+def job_cells(
+    job: BlockJob, mask: RegionMask, land_fraction: np.ndarray | None = None
+) -> RegionCells:
+    """The cells of the regions ``job`` computes (:func:`native_weights`, selected), their
+    weights times ``land_fraction`` when given; memoised per process (the derived cells, their
+    gather index and weight sums, are built once per series, not once per block)."""
     cells = native_weights(job, mask)
-    return cells if job.regions is None else cells.select(job.regions)
+    if job.regions is None and land_fraction is None:
+        return cells
+    key = (id(cells), job.regions, id(land_fraction))
+    hit = _DERIVED_CELLS.get(key)
+    if hit is not None and hit[0] is cells and hit[1] is land_fraction:  # ids not reused
+        return hit[2]
+    derived = cells if job.regions is None else cells.select(job.regions)
+    if land_fraction is not None:
+        derived = derived.scaled(land_fraction)
+    _DERIVED_CELLS[key] = (cells, land_fraction, derived)
+    while len(_DERIVED_CELLS) > NATIVE_WEIGHTS_MAX:
+        _DERIVED_CELLS.popitem(last=False)
+    return derived
 
 
 def mask_on_target(
@@ -189,11 +208,10 @@ def process_block(
     -------
     positions, totals (t, region) float64
     """
-    cells = job_cells(job, mask)
+    land = job.land_fraction if job.kind == "mean" else None  # land-weighted: area x fraction
+    cells = job_cells(job, mask, land)
     row0 = 0 if rows_read is None else rows_read.indices(cells.shape[0])[0]
     if job.kind == "mean":  # intensive: exact area-weighted means in the field's own unit
-        if job.land_fraction is not None:  # land-weighted: area x land fraction
-            cells = cells.scaled(job.land_fraction)
         totals = cell_means(block, cells, row0)[0]
     else:
         sums = cell_sums(block, cells, row0)  # kg s-1 (flux) or kg (stock)

@@ -14,7 +14,7 @@ import pytest
 
 from gridflux.errors import MaskError
 from gridflux.fields.masks import RegionMask
-from gridflux.fields.totals import nonzero_rows, protocol_weights, weighted_sums
+from gridflux.fields.totals import RegionCells, protocol_weights, weighted_sums
 from gridflux.kernels.conservative import apply_separable, conservative_weights, native_weight_field
 from gridflux.kernels.grids import CellBounds, gaussian_grid, global_grid
 
@@ -228,7 +228,8 @@ def test_nonzero_rows():
     w = np.zeros((2, 10, 4))
     w[0, 3, 1] = 1.0
     w[1, 7, 0] = 2.0
-    assert nonzero_rows(w) == slice(3, 8)
+    assert RegionCells.from_weights(w).rows == slice(3, 8)
+    assert RegionCells.from_weights(np.zeros((2, 10, 4))).rows == slice(0, 0)
     assert weighted_sums(np.ones((1, 10, 4)), np.zeros((2, 10, 4))).tolist() == [[0.0, 0.0]]
 
 
