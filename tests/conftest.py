@@ -73,3 +73,16 @@ def _forget_loaded_secrets():
     remote.LOADED_SECRETS.clear()
     yield
     remote.LOADED_SECRETS.clear()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    """moto's S3 server in a thread on 127.0.0.1:<free port>; stopped after the module (modules
+    that use it skip themselves when moto[server] is not installed)."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -21,7 +21,7 @@ from .growth_archive import TARGET, assert_same_store, write_mask, write_release
 
 try:  # moto's server needs flask (both in the dev extra)
     import boto3
-    from moto.server import ThreadedMotoServer
+    import moto.server  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     pytest.skip(
         f"moto[server]/flask/boto3 are not installed ({exc}); pip install -e '.[dev]'",
@@ -31,17 +31,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 KEY, SECRET = "AKIAGRIDFLUXGROWTH01", "growth-secret"
 
 
-@pytest.fixture(scope="module")
-def endpoint():
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def s3(endpoint, monkeypatch, request):
+def s3(s3_endpoint, monkeypatch, request):
     """A fresh bucket and the store options to reach it (no machine credentials leak in)."""
     for k in list(os.environ):
         if k.startswith("AWS_"):
@@ -52,7 +43,7 @@ def s3(endpoint, monkeypatch, request):
     bucket = "grow-" + hashlib.sha1(request.node.name.encode()).hexdigest()[:12]
     client = boto3.client(
         "s3",
-        endpoint_url=endpoint,
+        endpoint_url=s3_endpoint,
         aws_access_key_id=KEY,
         aws_secret_access_key=SECRET,
         region_name="us-east-1",
@@ -61,7 +52,7 @@ def s3(endpoint, monkeypatch, request):
     so = {
         "key": KEY,
         "secret": SECRET,
-        "endpoint_url": endpoint,
+        "endpoint_url": s3_endpoint,
         "client_kwargs": {"region_name": "us-east-1"},
     }
     return client, bucket, so

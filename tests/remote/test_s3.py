@@ -21,7 +21,7 @@ from .conftest import selected, stage, truth_subset
 
 try:  # moto's server needs flask (both in the dev extra)
     import boto3
-    from moto.server import ThreadedMotoServer
+    import moto.server  # noqa: F401
 except ImportError as exc:  # pragma: no cover - depends on the environment
     pytest.skip(
         f"moto[server]/flask/boto3 are not installed ({exc}); pip install -e '.[dev]'",
@@ -32,16 +32,6 @@ KEY = "AKIAGRIDFLUXTESTKEY77"
 SECRET = "SECRET-do-not-store-123"
 QUERY = {"ensemble": ["LS3MIP", "GCB"], "source_id": ["CESM2", "CAMS"]}
 ZARR_SOURCE = ("GCB", "MIROC4-ACTM")  # this series goes to S3 as a zarr store
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server in a thread on 127.0.0.1:<free port>; stopped after the module."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.fixture
