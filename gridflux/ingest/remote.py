@@ -155,6 +155,8 @@ class RemotePolicy:
     metadata_block_size : bytes per request and cached block of the HDF5 metadata reads of a
         netCDF file read by chunk (its header, coordinates and chunk index; the field's bytes
         are fetched as exact ranges)
+    read_ahead : time blocks of a remote series a task reads while it computes the current one
+        (:mod:`gridflux.pipeline.readahead`: their requests' round trips overlap); 0: none
     """
 
     retries: int = 5
@@ -167,6 +169,7 @@ class RemotePolicy:
     cache_dir: str | None = None
     concurrency: int = 16
     metadata_block_size: int = 256 * 2**10
+    read_ahead: int = 2
 
     @classmethod
     def from_config(cls, **overrides: Any) -> RemotePolicy:
@@ -183,6 +186,7 @@ class RemotePolicy:
             cache_dir=c.get("cache-dir") or None,
             concurrency=max(1, int(c.get("concurrency", cls.concurrency))),
             metadata_block_size=int(c.get("metadata-block-size", cls.metadata_block_size)),
+            read_ahead=max(0, int(c.get("read-ahead", cls.read_ahead))),
         )
         return replace(pol, **overrides) if overrides else pol
 

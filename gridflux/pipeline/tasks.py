@@ -17,6 +17,7 @@ from __future__ import annotations
 import errno
 import time
 from collections import OrderedDict
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ from gridflux.fields.totals import (
 )
 from gridflux.kernels.conservative import SeparableWeights, apply_separable
 from gridflux.kernels.grids import CellBounds
+from gridflux.pipeline.readahead import read_blocks
 from gridflux.pipeline.store import (
     TG_PER_KG,
     TotalsTarget,
@@ -392,33 +394,46 @@ def process_span(
     rows_read = rows_to_read(bjob, mask)
     bytes_per_month = int(ds.value_dtype.itemsize * np.prod(ds.shape[1:]))
     fixes = list(getattr(ds, "fixes", ()))
+    whole_fields = rows_read is None or rows_read.indices(ds.shape[1])[:2] == (0, ds.shape[1])
+    read = ds.read
     out = []
-    for i0, i1 in blocks:
-        block = ds.read(i0, i1, rows_read)
-        empty = no_data_months(block)
-        whole_fields = rows_read is None or rows_read.indices(ds.shape[1])[:2] == (0, ds.shape[1])
-        if empty.any() and not whole_fields:
-            # no value in the rows read: a missing month only if the whole field has none (rare,
-            # so those months alone are read again whole)
-            for k in np.flatnonzero(empty):
-                whole = ds.read(i0 + k, i0 + k + 1, None)
-                empty[k] = bool(no_data_months(whole)[0])
-        pos, tot = process_block(
-            block,
-            seconds[i0:i1],
-            job.positions[i0:i1],
-            bjob,
-            mask,
-            store_options,
-            rows_read=rows_read,
-            empty=empty,
-        )
-        out.append((pos, tot, bytes_per_month * (i1 - i0), fixes))
+    with closing(
+        read_blocks(lambda i0, i1: read(i0, i1, rows_read), blocks, blocks_ahead(job))
+    ) as it:
+        for (i0, i1), block in it:
+            empty = no_data_months(block)
+            if empty.any() and not whole_fields:
+                # no value in the rows read: a missing month only if the whole field has none
+                # (rare, so those months alone are read again whole)
+                for k in np.flatnonzero(empty):
+                    whole = read(i0 + k, i0 + k + 1, None)
+                    empty[k] = bool(no_data_months(whole)[0])
+            pos, tot = process_block(
+                block,
+                seconds[i0:i1],
+                job.positions[i0:i1],
+                bjob,
+                mask,
+                store_options,
+                rows_read=rows_read,
+                empty=empty,
+            )
+            out.append((pos, tot, bytes_per_month * (i1 - i0), fixes))
     if job.totals is not None:  # the span's chunks, all blocks in one write (layout 2)
         write_totals_blocks(
             job.totals, store_options or {}, job.member_index, [(p, t) for p, t, *_ in out]
         )
     return out
+
+
+def blocks_ahead(job: SeriesJob) -> int:
+    """Blocks of the series read ahead of the one being computed (:mod:`readahead`):
+    ``remote.read-ahead`` for a series on object storage or a web server, 0 for local files."""
+    from gridflux.ingest import remote
+
+    if not any(remote.is_remote(p) for p in job.record.paths):
+        return 0
+    return remote.RemotePolicy.from_config().read_ahead
 
 
 # -- batches of spans: one task for many short series -------------------------------------------

@@ -166,6 +166,41 @@ def test_remote_and_local_runs_are_bit_identical(s3, clean, tmp_path):
     )
 
 
+@pytest.mark.parametrize("ahead", [0, 2])
+def test_a_remote_series_is_read_ahead_as_configured(s3, clean, tmp_path, monkeypatch, ahead):
+    """The task reads a remote series' blocks ``remote.read-ahead`` blocks ahead (0: none), with
+    the same totals as the independent truth either way."""
+    from gridflux import config
+    from gridflux.pipeline import tasks
+    from gridflux.pipeline.runner import run
+
+    srv, local, cat, mask = s3
+    so = srv.storage_options
+    seen: list[tuple[int, int]] = []
+    orig = tasks.read_blocks
+
+    def spy(read, blocks, n):
+        seen.append((len(blocks), n))
+        return orig(read, blocks, n)
+
+    monkeypatch.setattr(tasks, "read_blocks", spy)
+    store = str(tmp_path / f"ahead{ahead}.zarr")
+    with config.set_options(**{"remote.read-ahead": ahead}):
+        s = run(cat, mask, store, cubes=False, storage_options=so, progress=False)
+    assert not s.failed
+    assert seen == [(MONTHS // 12, ahead)]  # one span of ten 12-month blocks
+    np.testing.assert_allclose(_totals(store), _truth(local), rtol=1e-12, atol=0)
+
+
+def test_local_series_are_not_read_ahead(tmp_path, monkeypatch):
+    from gridflux.pipeline import tasks
+
+    job = type("Job", (), {"record": type("R", (), {"paths": [str(tmp_path / "a.nc")]})()})()
+    assert tasks.blocks_ahead(job) == 0
+    job.record.paths = [str(tmp_path / "a.nc"), "s3://bucket/b.nc"]
+    assert tasks.blocks_ahead(job) == remote.RemotePolicy.from_config().read_ahead
+
+
 def test_a_run_of_local_files_still_closes_them(tmp_path):
     """The purpose of Run.release's collection: the chunk readers of a series opened on the
     driver sit in reference cycles; with automatic collection off, the input must still be
