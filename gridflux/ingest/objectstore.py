@@ -252,11 +252,24 @@ def head(store, bucket: str, key: str) -> dict[str, Any]:
 
 
 def get_whole(store, key: str) -> tuple[bytes, int]:
-    """``(body, declared size)`` of object ``key`` in one GET (no HEAD first)."""
-    import obstore
+    """``(body, declared size)`` of object ``key`` in one GET (no HEAD first).
 
-    got = obstore.get(store, key)
-    return bytes(got.bytes()), int(got.meta["size"])
+    The GET asks for the range ``bytes=0-``, so that the server declares the object's size in
+    ``Content-Range`` apart from the body's ``Content-Length``: a body cut short then differs
+    from the declared size (a plain GET declares only the body's own length). An empty object
+    (S3 answers such a range with 416) is ``(b"", 0)``.
+    """
+    import obstore
+    import obstore.exceptions as oe
+
+    try:
+        got = obstore.get(store, key, options={"range": {"offset": 0}})
+        return bytes(got.bytes()), int(got.meta["size"])
+    except oe.GenericError as exc:
+        m = _STATUS.search(str(exc))
+        if m is not None and (m.group(1) or m.group(2)) == "416":
+            return b"", 0
+        raise
 
 
 def is_obstore_error(exc: BaseException) -> bool:
