@@ -69,6 +69,21 @@ ENDPOINT_ENV = ("AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT")
 
 _STORES: dict[tuple, Any] = {}
 _STORES_LOCK = threading.Lock()
+#: whether this process made an obstore store (its tokio runtime may be running), and whether it
+#: is a fork of a process that had: obstore is not fork-safe (a forked child inherits a runtime
+#: without its threads, and its requests hang), so such a child keeps s3fs
+_USED = False
+_FORKED_AFTER_USE = False
+
+
+def _after_fork_in_child() -> None:
+    global _FORKED_AFTER_USE, _USED
+    _FORKED_AFTER_USE = _FORKED_AFTER_USE or _USED
+    _USED = False
+    _STORES.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def available() -> bool:
@@ -175,10 +190,13 @@ def s3_store(url: str, options: Mapping[str, Any], *, connect_timeout: float, ti
     timeout : s a request may wait for its data (``config_kwargs.read_timeout`` wins); a request's
         whole time is bounded by ``connect_timeout + timeout``
 
-    Stores are cached per process, bucket, options and timeouts (keyed by a digest).
+    Stores are cached per process, bucket, options and timeouts (keyed by a digest). A process
+    forked from one that used obstore gets None: obstore's runtime does not survive a fork
+    (gridflux's own workers are spawned or forked from a fork server that never sent a request).
     """
+    global _USED
     where = s3_location(url)
-    if where is None:
+    if where is None or _FORKED_AFTER_USE:
         return None
     settings = store_settings(options)
     if settings is None or not available():
@@ -209,6 +227,7 @@ def s3_store(url: str, options: Mapping[str, Any], *, connect_timeout: float, ti
                 },
             )
             _STORES[cache_key] = store
+            _USED = True
     return store
 
 

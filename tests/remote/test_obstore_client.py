@@ -462,3 +462,24 @@ def test_obstore_path_never_shows_secrets(s3, client, caplog):
     assert len(texts) > 10
     for t in texts:
         assert KEY not in t and SECRET not in t
+
+
+def _read_in_child(so: dict) -> tuple[str, bytes]:
+    f = remote.RemoteFile(_url(), so)
+    return f.client, f.fetch(100, 5000)
+
+
+def test_a_process_forked_after_obstore_was_used_keeps_s3fs(s3, monkeypatch):
+    """obstore's runtime does not survive a fork (its requests would hang): a forked child of a
+    process that used it reads through s3fs, the same bytes."""
+    import multiprocessing
+
+    for k in list(os.environ):
+        if k.startswith("AWS_"):
+            monkeypatch.delenv(k, raising=False)
+    srv, data = s3
+    srv.reset()  # no fault left by an earlier test
+    assert _read_in_child(srv.storage_options) == ("obstore", data[100:5000])  # the parent
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        got = pool.map_async(_read_in_child, [srv.storage_options] * 2).get(timeout=120)
+    assert got == [("fsspec", data[100:5000])] * 2
