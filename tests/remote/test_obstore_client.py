@@ -483,3 +483,30 @@ def test_a_process_forked_after_obstore_was_used_keeps_s3fs(s3, monkeypatch):
     with multiprocessing.get_context("fork").Pool(1) as pool:
         got = pool.map_async(_read_in_child, [srv.storage_options] * 2).get(timeout=120)
     assert got == [("fsspec", data[100:5000])] * 2
+
+
+def test_a_stalled_server_times_out_and_is_retried(client):
+    """A server that accepts the connection and never answers: each attempt ends at the timeout
+    (a transient error), and the retries end in a RemoteReadError naming the URL."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(16)  # connections complete in the backlog; nothing ever answers
+        endpoint = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        so = {
+            "key": KEY,
+            "secret": SECRET,
+            "endpoint_url": endpoint,
+            "client_kwargs": {"region_name": "us-east-1"},
+            "config_kwargs": {"retries": {"max_attempts": 0}},
+        }
+        settings = {"remote.timeout": 0.5, "remote.connect-timeout": 0.5, "remote.retries": 1}
+        with config.set_options(**settings):
+            f = remote.RemoteFile(_url(), so, size=SIZE)
+            assert f.client == ("obstore" if client == "auto" else "fsspec")
+            with pytest.raises(remote.RemoteReadError) as err:
+                f.fetch(0, 100)
+    msg = str(err.value)
+    assert _url() in msg and "2 attempts" in msg
+    assert isinstance(err.value.__cause__, Exception) and remote.is_transient(err.value.__cause__)
