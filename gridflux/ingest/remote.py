@@ -99,6 +99,8 @@ DECODE_KWARGS = (
 #: The largest byte range one request of :func:`fetch_ranges` asks for (longer ranges are split so
 #: that they run concurrently).
 MAX_REQUEST = 8 * 2**20
+#: Values of ``remote.client``: how requests of ``s3://`` objects are sent.
+CLIENTS = ("auto", "fsspec")
 _POOL: Any = None
 _POOL_KEY: tuple[int, int] | None = None
 _POOL_LOCK = threading.Lock()
@@ -157,6 +159,9 @@ class RemotePolicy:
         are fetched as exact ranges)
     read_ahead : time blocks of a remote series a task reads while it computes the current one
         (:mod:`gridflux.pipeline.readahead`: their requests' round trips overlap); 0: none
+    client : ``auto`` (requests of ``s3://`` objects through obstore where
+        :func:`gridflux.ingest.objectstore.s3_store` maps the storage options, else s3fs) or
+        ``fsspec`` (always s3fs); see :data:`CLIENTS`
     """
 
     retries: int = 5
@@ -170,6 +175,13 @@ class RemotePolicy:
     concurrency: int = 16
     metadata_block_size: int = 256 * 2**10
     read_ahead: int = 2
+    client: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.client not in CLIENTS:
+            raise ValueError(
+                f"remote.client={self.client!r} is not a client; expected one of {list(CLIENTS)}"
+            )
 
     @classmethod
     def from_config(cls, **overrides: Any) -> RemotePolicy:
@@ -187,6 +199,7 @@ class RemotePolicy:
             concurrency=max(1, int(c.get("concurrency", cls.concurrency))),
             metadata_block_size=int(c.get("metadata-block-size", cls.metadata_block_size)),
             read_ahead=max(0, int(c.get("read-ahead", cls.read_ahead))),
+            client=str(c.get("client", cls.client)),
         )
         return replace(pol, **overrides) if overrides else pol
 
@@ -528,6 +541,26 @@ def filesystem(
     return fsspec.core.url_to_fs(target, **opts)
 
 
+def object_store(
+    url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
+):
+    """The obstore store that requests of the unchained ``url`` go through, or None (s3fs or
+    another fsspec filesystem): obstore only for ``remote.client: auto`` and ``s3://`` URLs whose
+    storage options :func:`gridflux.ingest.objectstore.s3_store` maps faithfully, with the
+    policy's timeouts and without obstore's own retries (cached per process)."""
+    policy = policy or RemotePolicy.from_config()
+    if policy.client == "fsspec" or protocol_of(url) not in _S3_PROTOCOLS:
+        return None
+    from gridflux.ingest import objectstore
+
+    return objectstore.s3_store(
+        url,
+        options_for(url, storage_options),
+        connect_timeout=policy.connect_timeout,
+        timeout=policy.timeout,
+    )
+
+
 # -- retries ----------------------------------------------------------------------------------
 class ShortReadError(IOError):
     """A response carried fewer bytes than requested within the object's declared size."""
@@ -562,6 +595,12 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(e, OSError) and e.errno in _RETRY_ERRNO:
             return True
+        if type(e).__module__.split(".", 1)[0] == "obstore":
+            from gridflux.ingest import objectstore
+
+            return objectstore.is_transient(
+                e, _RETRY_HTTP_STATUS, frozenset(c for c in _RETRY_S3_CODES if not c.isdigit())
+            )
         try:
             import aiohttp
         except ImportError:  # pragma: no cover - aiohttp comes with fsspec[http]/s3fs
@@ -607,6 +646,17 @@ def is_transient(exc: BaseException) -> bool:
                     bex.ResponseStreamingError,
                 ),
             ):
+                return True
+    return False
+
+
+def _range_not_satisfiable(exc: BaseException) -> bool:
+    """Whether an s3fs error is S3's ``InvalidRange`` (HTTP 416: the object ends before the range
+    starts)."""
+    for e in _chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, Mapping):
+            if str((response.get("Error") or {}).get("Code", "")) == "InvalidRange":
                 return True
     return False
 
@@ -689,6 +739,10 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None:
         exc = exc.__cause__
+    if type(exc).__module__.split(".", 1)[0] == "obstore":
+        from gridflux.ingest import objectstore
+
+        return f"{type(exc).__name__}: {objectstore.describe(exc)}"
     text = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {text}"
 
@@ -752,10 +806,18 @@ def info(
     if memo is not None and key in memo:
         return dict(memo[key])
     policy = policy or RemotePolicy.from_config()
-    fs, path = filesystem(url, storage_options, policy)
+    store = object_store(url, storage_options, policy)
+    if store is not None:
+        from gridflux.ingest import objectstore
+
+        bucket, okey = objectstore.s3_location(url) or ("", "")
+        ask: Callable[[], dict] = lambda: objectstore.head(store, bucket, okey)  # noqa: E731
+    else:
+        fs, path = filesystem(url, storage_options, policy)
+        ask = lambda: fs.info(path)  # noqa: E731
     try:
         got = call_with_retries(
-            lambda: fs.info(path),
+            ask,
             url=url,
             what="metadata request",
             policy=policy,
@@ -774,9 +836,36 @@ def read_bytes(
     url: str, storage_options: Mapping[str, Any] | None = None, policy: RemotePolicy | None = None
 ) -> bytes:
     """The whole content of a (small) remote object, e.g. a catalog, read with retries and checked
-    against the object's declared size."""
+    against the object's declared size (through obstore: one GET, whose body must have the size
+    its response declares; else a metadata request, then range requests).
+
+    Raises
+    ------
+    InputError
+        If the object does not exist (naming the URL), or the retries are exhausted.
+    """
     policy = policy or RemotePolicy.from_config()
     _, target = split_chain(url)
+    store = object_store(target, storage_options, policy)
+    if store is not None:
+        from gridflux.ingest import objectstore
+
+        _, okey = objectstore.s3_location(target) or ("", "")
+
+        def once() -> bytes:
+            data, size = objectstore.get_whole(store, okey)
+            if len(data) != size:
+                raise ShortReadError(f"got {len(data)} of a declared {size}-byte object")
+            return data
+
+        try:
+            return call_with_retries(
+                once, url=target, what="download", policy=policy, storage_options=storage_options
+            )
+        except FileNotFoundError as exc:
+            raise InputError(
+                "file not found", path=scrub(target, storage_options), attribute="path"
+            ) from exc
     f = RemoteFile(target, storage_options, policy)
     try:
         return f.read()
@@ -818,7 +907,14 @@ class RemoteFile(io.RawIOBase):
         self.url = url
         self._so = dict(storage_options or {})
         self.policy = policy or RemotePolicy.from_config()
-        self.fs, self.path = filesystem(url, self._so, self.policy)
+        self._fs: Any = None
+        self._store = object_store(url, self._so, self.policy)
+        if self._store is not None:
+            from gridflux.ingest import objectstore
+
+            self.path = (objectstore.s3_location(url) or ("", ""))[1]  # the key in the bucket
+        else:
+            self._fs, self.path = filesystem(url, self._so, self.policy)
         self.requests = 0  # range requests this object sent (retries included)
         self.bytes_fetched = 0  # bytes those requests returned
         self._count_lock = threading.Lock()
@@ -837,6 +933,19 @@ class RemoteFile(io.RawIOBase):
             size = len(self._whole)
         self.size = int(size)
         self.pos = 0
+
+    @property
+    def fs(self):
+        """The fsspec filesystem of the URL (built on first use when requests go through
+        obstore)."""
+        if self._fs is None:
+            self._fs, _ = filesystem(self.url, self._so, self.policy)
+        return self._fs
+
+    @property
+    def client(self) -> str:
+        """``obstore`` or ``fsspec``: what sends this file's requests."""
+        return "fsspec" if self._store is None else "obstore"
 
     def _block(self, i: int) -> bytes:
         """Block ``i`` of the object, from the process-wide cache or one (retried) request."""
@@ -888,7 +997,17 @@ class RemoteFile(io.RawIOBase):
         want = end - start
 
         def once() -> bytes:
-            data = self.fs.cat_file(self.path, start=start, end=end)
+            if self._store is not None:
+                from gridflux.ingest import objectstore
+
+                data = objectstore.get_range(self._store, self.path, start, end)
+            else:
+                try:
+                    data = self.fs.cat_file(self.path, start=start, end=end)
+                except OSError as exc:
+                    if not _range_not_satisfiable(exc):
+                        raise
+                    data = b""  # the object ends before ``start``: shorter than declared
             with self._count_lock:
                 self.requests += 1
                 self.bytes_fetched += len(data)
