@@ -111,7 +111,8 @@ def profile(kind: str, **overrides: Any) -> dict[str, Any]:
     if kind not in KINDS:
         raise ClusterError(_unknown_kind_message(kind))
     base = _config.get(f"cluster.{kind}", default=None)
-    merged: dict[str, Any] = dict(base or {})
+    # hyphenated keys: a DASK_GRIDFLUX__CLUSTER__SLURM__N_WORKERS variable arrives as n_workers
+    merged: dict[str, Any] = {str(k).replace("_", "-"): v for k, v in (base or {}).items()}
     for key, value in overrides.items():
         if value is not None:
             merged[key.replace("_", "-")] = value

@@ -186,20 +186,24 @@ class RemotePolicy:
     @classmethod
     def from_config(cls, **overrides: Any) -> RemotePolicy:
         """The policy of the current configuration (``gridflux.remote.*``), with overrides."""
-        c = config.get("remote", {}) or {}
+        def c(key: str, default: Any) -> Any:
+            # one key at a time: dask.config.get takes ``read-ahead`` and ``read_ahead`` alike (a
+            # DASK_GRIDFLUX__REMOTE__READ_AHEAD variable arrives as ``read_ahead``)
+            return config.get(f"remote.{key}", default)
+
         pol = cls(
-            retries=int(c.get("retries", cls.retries)),
-            backoff=float(c.get("backoff", cls.backoff)),
-            backoff_max=float(c.get("backoff-max", cls.backoff_max)),
-            timeout=float(c.get("timeout", cls.timeout)),
-            connect_timeout=float(c.get("connect-timeout", cls.connect_timeout)),
-            block_size=int(c.get("block-size", cls.block_size)),
-            cache=bool(c.get("cache", cls.cache)),
-            cache_dir=c.get("cache-dir") or None,
-            concurrency=max(1, int(c.get("concurrency", cls.concurrency))),
-            metadata_block_size=int(c.get("metadata-block-size", cls.metadata_block_size)),
-            read_ahead=max(0, int(c.get("read-ahead", cls.read_ahead))),
-            client=str(c.get("client", cls.client)),
+            retries=int(c("retries", cls.retries)),
+            backoff=float(c("backoff", cls.backoff)),
+            backoff_max=float(c("backoff-max", cls.backoff_max)),
+            timeout=float(c("timeout", cls.timeout)),
+            connect_timeout=float(c("connect-timeout", cls.connect_timeout)),
+            block_size=int(c("block-size", cls.block_size)),
+            cache=bool(c("cache", cls.cache)),
+            cache_dir=c("cache-dir", None) or None,
+            concurrency=max(1, int(c("concurrency", cls.concurrency))),
+            metadata_block_size=int(c("metadata-block-size", cls.metadata_block_size)),
+            read_ahead=max(0, int(c("read-ahead", cls.read_ahead))),
+            client=str(c("client", cls.client)),
         )
         return replace(pol, **overrides) if overrides else pol
 

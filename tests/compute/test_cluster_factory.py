@@ -55,6 +55,18 @@ def test_user_config_file_and_env_reach_the_profile(tmp_path):
     assert got == ["fromfile", "11:00:00", 1]
 
 
+def test_an_environment_variable_of_a_hyphenated_key_reaches_the_profile():
+    """DASK_GRIDFLUX__CLUSTER__SLURM__MAXIMUM_JOBS arrives in dask's config as ``maximum_jobs``
+    (replacing the packaged ``maximum-jobs``); the profile must hold it as ``maximum-jobs`` (it
+    kept the underscore key, so the setting was read as absent)."""
+    code = (
+        "import json, gridflux.compute.clusters as c; p = c.profile('slurm'); "
+        "print(json.dumps([p.get('maximum-jobs'), 'maximum_jobs' in p, p.get('minimum-jobs')]))"
+    )
+    got = _json_from_fresh_interpreter(code, {"DASK_GRIDFLUX__CLUSTER__SLURM__MAXIMUM_JOBS": "5"})
+    assert got == [5, False, 0]
+
+
 def test_every_kind_has_a_packaged_profile():
     for kind in gc.KINDS:
         assert isinstance(gc.profile(kind), dict) and gc.profile(kind), kind

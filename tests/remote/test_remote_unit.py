@@ -212,6 +212,31 @@ def test_policy_from_packaged_defaults_and_overrides():
     assert (pol.retries, pol.timeout) == (1, 2.5)
 
 
+def test_policy_keys_with_a_hyphen_come_from_environment_variables_too():
+    """``DASK_GRIDFLUX__REMOTE__READ_AHEAD`` arrives in dask's config as ``read_ahead``: the
+    policy must see it as ``read-ahead`` (it read the hyphenated key of a dict and kept its
+    default)."""
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "DASK_GRIDFLUX__REMOTE__READ_AHEAD": "0",
+        "DASK_GRIDFLUX__REMOTE__METADATA_BLOCK_SIZE": "4096",
+        "DASK_GRIDFLUX__REMOTE__BACKOFF_MAX": "7.5",
+    }
+    code = (
+        "from gridflux.ingest import remote; p = remote.RemotePolicy.from_config(); "
+        "print(p.read_ahead, p.metadata_block_size, p.backoff_max)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == ["0", "4096", "7.5"]
+    with config.set_options(**{"remote.read_ahead": 3}):
+        assert remote.RemotePolicy.from_config().read_ahead == 3
+
+
 def test_unsupported_chain_is_refused():
     with pytest.raises(InputError, match="zip"):
         remote.split_chain("zip::https://h/a.zip")
