@@ -186,6 +186,7 @@ class RemotePolicy:
     @classmethod
     def from_config(cls, **overrides: Any) -> RemotePolicy:
         """The policy of the current configuration (``gridflux.remote.*``), with overrides."""
+
         def c(key: str, default: Any) -> Any:
             # one key at a time: dask.config.get takes ``read-ahead`` and ``read_ahead`` alike (a
             # DASK_GRIDFLUX__REMOTE__READ_AHEAD variable arrives as ``read_ahead``)
