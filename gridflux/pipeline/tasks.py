@@ -395,10 +395,9 @@ def process_span(
     bytes_per_month = int(ds.value_dtype.itemsize * np.prod(ds.shape[1:]))
     fixes = list(getattr(ds, "fixes", ()))
     whole_fields = rows_read is None or rows_read.indices(ds.shape[1])[:2] == (0, ds.shape[1])
-    read = ds.read
     out = []
     with closing(
-        read_blocks(lambda i0, i1: read(i0, i1, rows_read), blocks, blocks_ahead(job))
+        read_blocks(lambda i0, i1: ds.read(i0, i1, rows_read), blocks, blocks_ahead(job))
     ) as it:
         for (i0, i1), block in it:
             empty = no_data_months(block)
@@ -406,7 +405,7 @@ def process_span(
                 # no value in the rows read: a missing month only if the whole field has none
                 # (rare, so those months alone are read again whole)
                 for k in np.flatnonzero(empty):
-                    whole = read(i0 + k, i0 + k + 1, None)
+                    whole = ds.read(i0 + k, i0 + k + 1, None)
                     empty[k] = bool(no_data_months(whole)[0])
             pos, tot = process_block(
                 block,
