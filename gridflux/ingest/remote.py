@@ -53,6 +53,7 @@ from typing import Any, TypeVar
 
 from gridflux import config
 from gridflux.errors import InputError
+from gridflux.ingest import objectstore
 
 log = logging.getLogger(__name__)
 
@@ -556,8 +557,6 @@ def object_store(
     policy = policy or RemotePolicy.from_config()
     if policy.client == "fsspec" or protocol_of(url) not in _S3_PROTOCOLS:
         return None
-    from gridflux.ingest import objectstore
-
     return objectstore.s3_store(
         url,
         options_for(url, storage_options),
@@ -600,9 +599,7 @@ def is_transient(exc: BaseException) -> bool:
             return True
         if isinstance(e, OSError) and e.errno in _RETRY_ERRNO:
             return True
-        if type(e).__module__.split(".", 1)[0] == "obstore":
-            from gridflux.ingest import objectstore
-
+        if objectstore.is_obstore_error(e):
             return objectstore.is_transient(
                 e, _RETRY_HTTP_STATUS, frozenset(c for c in _RETRY_S3_CODES if not c.isdigit())
             )
@@ -744,9 +741,7 @@ def _describe(exc: BaseException | None) -> str:
         return "unknown error"
     if isinstance(exc, FileNotFoundError) and exc.__cause__ is not None:
         exc = exc.__cause__
-    if type(exc).__module__.split(".", 1)[0] == "obstore":
-        from gridflux.ingest import objectstore
-
+    if objectstore.is_obstore_error(exc):
         return f"{type(exc).__name__}: {objectstore.describe(exc)}"
     text = str(exc) or repr(exc)
     return f"{type(exc).__name__}: {text}"
@@ -813,8 +808,6 @@ def info(
     policy = policy or RemotePolicy.from_config()
     store = object_store(url, storage_options, policy)
     if store is not None:
-        from gridflux.ingest import objectstore
-
         bucket, okey = objectstore.s3_location(url) or ("", "")
         ask: Callable[[], dict] = lambda: objectstore.head(store, bucket, okey)  # noqa: E731
     else:
@@ -853,8 +846,6 @@ def read_bytes(
     _, target = split_chain(url)
     store = object_store(target, storage_options, policy)
     if store is not None:
-        from gridflux.ingest import objectstore
-
         _, okey = objectstore.s3_location(target) or ("", "")
 
         def once() -> bytes:
@@ -915,8 +906,6 @@ class RemoteFile(io.RawIOBase):
         self._fs: Any = None
         self._store = object_store(url, self._so, self.policy)
         if self._store is not None:
-            from gridflux.ingest import objectstore
-
             self.path = (objectstore.s3_location(url) or ("", ""))[1]  # the key in the bucket
         else:
             self._fs, self.path = filesystem(url, self._so, self.policy)
@@ -1003,8 +992,6 @@ class RemoteFile(io.RawIOBase):
 
         def once() -> bytes:
             if self._store is not None:
-                from gridflux.ingest import objectstore
-
                 data = objectstore.get_range(self._store, self.path, start, end)
             else:
                 try:
