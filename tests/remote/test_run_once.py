@@ -192,13 +192,16 @@ def test_a_remote_series_is_read_ahead_as_configured(s3, clean, tmp_path, monkey
     np.testing.assert_allclose(_totals(store), _truth(local), rtol=1e-12, atol=0)
 
 
-def test_local_series_are_not_read_ahead(tmp_path, monkeypatch):
+def test_local_series_are_not_read_ahead(tmp_path):
+    from gridflux import config
     from gridflux.pipeline import tasks
 
     job = type("Job", (), {"record": type("R", (), {"paths": [str(tmp_path / "a.nc")]})()})()
-    assert tasks.blocks_ahead(job) == 0
-    job.record.paths = [str(tmp_path / "a.nc"), "s3://bucket/b.nc"]
-    assert tasks.blocks_ahead(job) == remote.RemotePolicy.from_config().read_ahead
+    with config.set_options(**{"remote.read-ahead": 3}):
+        assert tasks.blocks_ahead(job) == 0
+        job.record.paths = [str(tmp_path / "a.nc"), "s3://bucket/b.nc"]
+        assert tasks.blocks_ahead(job) == 3
+    assert tasks.blocks_ahead(job) == 2  # the packaged default (gridflux.yaml)
 
 
 def test_a_run_of_local_files_still_closes_them(tmp_path):
